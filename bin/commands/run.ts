@@ -1,0 +1,81 @@
+import {Command, Option} from 'commander';
+import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
+import {createLogger} from '../../src/log.js';
+import {checkInput} from '../../src/jobs/check.js';
+import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
+import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
+import {runJob} from '../../src/jobs/run.js';
+import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
+import {setExitCode} from '../exit.js';
+
+interface RunFlags extends JobOverrides {
+  readonly dryRun?: boolean;
+  readonly json?: boolean;
+  readonly progress?: boolean;
+}
+
+export const run = new Command('run')
+  .description('run a job once: one call per input record, many in flight, then a summary')
+  .argument('<job>', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob)')
+  .option('-i, --input <file>', 'JSONL input file, or - for standard input (overrides input)')
+  .option('-t, --target <address>', 'server address, host:port (overrides target)')
+  .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
+  .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
+  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s (overrides deadline)', parseDurationFlag)
+  .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
+  .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
+  .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
+  .option('--dry-run', 'load and check the job and every input record; send nothing')
+  .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
+  .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
+  .action(async (jobFile: string, flags: RunFlags) => {
+    const log = createLogger();
+    const job = await loadJob(jobFile, flags);
+    for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
+
+    if (flags.dryRun) {
+      const check = await checkInput(job);
+      for (const issue of check.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
+      if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
+      if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
+      return;
+    }
+
+    const stop = new AbortController();
+    const cancel = new AbortController();
+    let signalled: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!signalled) {
+        signalled = signal;
+        log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
+        stop.abort(signal);
+      } else {
+        cancel.abort(signal);
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+
+    const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
+    const interval = process.stderr.isTTY ? 200 : 5000;
+    try {
+      const summary = await runJob(job, {
+        signal: stop.signal,
+        cancelSignal: cancel.signal,
+        logger: log,
+        progressIntervalMs: interval,
+        ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+      });
+      progress?.stop();
+      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      else process.stdout.write(`${formatSummary(summary)}\n`);
+      if (signalled) throw new InterruptedError(signalled);
+      if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+    } finally {
+      progress?.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  });

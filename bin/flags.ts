@@ -1,0 +1,27 @@
+import {InvalidArgumentError} from 'commander';
+import {DURATION_HINT, parseDuration} from '../src/duration.js';
+
+/** Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected. */
+
+export function parseIntFlag(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer from ${min} and up, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+export function parseNumberFlag(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min) throw new InvalidArgumentError(`expected a number from ${min} and up, got "${value}"`);
+    return n;
+  };
+}
+
+export function parseDurationFlag(value: string): string {
+  if (parseDuration(value) === undefined) throw new InvalidArgumentError(`expected ${DURATION_HINT}, got "${value}"`);
+  return value;
+}

@@ -1,0 +1,163 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import {DEMO_PROTO} from '../paths.js';
+
+/**
+ * The demo server: `demo.v1.DemoService/Process` with latency and failure knobs in the request.
+ * Used by `grpc-batch demo`, by the tests (which assert on what it measured) and by the benchmarks.
+ * It binds loopback only.
+ */
+
+export interface DemoServerOptions {
+  /** Address to bind. @default '127.0.0.1:0' (a free loopback port) */
+  readonly address?: string;
+  /** TLS: PEM key and certificate, and a CA to require client certificates. Omitted = plaintext. */
+  readonly tls?: {readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer};
+  /** Extra server options passed to grpc-js. */
+  readonly serverOptions?: grpc.ServerOptions;
+  /** Latency added to every call, in ms, on top of the request's `latency_ms`. @default 0 */
+  readonly latencyMs?: number;
+  /** Fail this fraction (0..1) of calls with UNAVAILABLE, drawn at random. @default 0 */
+  readonly unavailableRate?: number;
+}
+
+/** What the server saw: the tests assert on these, never on wall time. */
+export interface DemoServerStats {
+  /** Calls received (every attempt counts). */
+  calls: number;
+  /** Calls being handled right now. */
+  inFlight: number;
+  /** The most calls ever in flight at once. */
+  maxInFlight: number;
+  /** Calls answered per status name. */
+  byStatus: Record<string, number>;
+  /** Attempts seen per request id (only for requests with `fail_first_attempts`). */
+  attemptsById: Map<string, number>;
+  /** Every request id received, in order (bounded: the first 1,000,000). */
+  ids: string[];
+  /** Metadata of the last call. */
+  lastMetadata: Record<string, unknown> | undefined;
+  /** Whether the last call came over TLS with a client certificate. */
+  lastPeerHadCert: boolean;
+}
+
+export interface DemoServer {
+  readonly port: number;
+  readonly address: string;
+  readonly stats: DemoServerStats;
+  /** Clears the counters. */
+  reset(): void;
+  /** Stops the server; in-flight calls are cancelled after `graceMs`. Idempotent. @default 1000 */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const MAX_IDS = 1_000_000;
+
+interface ProcessRequest {
+  id?: string;
+  payload?: string;
+  latency_ms?: number;
+  fail_code?: number;
+  fail_first_attempts?: number;
+}
+
+export async function startDemoServer(options: DemoServerOptions = {}): Promise<DemoServer> {
+  const definition = protoLoader.loadSync(DEMO_PROTO, {keepCase: true, longs: String, enums: String, defaults: true});
+  const proto = grpc.loadPackageDefinition(definition) as unknown as {
+    demo: {v1: {DemoService: grpc.ServiceClientConstructor}};
+  };
+  const stats = freshStats();
+  const server = new grpc.Server(options.serverOptions);
+  const extraLatency = options.latencyMs ?? 0;
+  const unavailableRate = options.unavailableRate ?? 0;
+
+  server.addService(proto.demo.v1.DemoService.service, {
+    Process(call: grpc.ServerUnaryCall<ProcessRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const request = call.request;
+      const id = request.id ?? '';
+      stats.calls++;
+      stats.inFlight++;
+      if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
+      if (stats.ids.length < MAX_IDS) stats.ids.push(id);
+      stats.lastMetadata = call.metadata.getMap();
+      stats.lastPeerHadCert = Boolean(call.getAuthContext().sslPeerCertificate);
+      const echoed = call.metadata.get('x-demo-echo')[0];
+      let attempt = 1;
+      if (request.fail_first_attempts) {
+        attempt = (stats.attemptsById.get(id) ?? 0) + 1;
+        stats.attemptsById.set(id, attempt);
+      }
+      let done = false;
+      const finish = (error: grpc.ServiceError | null, value?: unknown) => {
+        if (done) return;
+        done = true;
+        stats.inFlight--;
+        const name = error ? grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' : 'OK';
+        stats.byStatus[name] = (stats.byStatus[name] ?? 0) + 1;
+        callback(error, value);
+      };
+      call.on('cancelled', () => {
+        if (!done) {
+          done = true;
+          stats.inFlight--;
+          stats.byStatus['CANCELLED'] = (stats.byStatus['CANCELLED'] ?? 0) + 1;
+        }
+      });
+      const answer = () => {
+        if (request.fail_code) {
+          return finish(serviceError(request.fail_code, `demo: asked to fail with code ${request.fail_code}`));
+        }
+        if (request.fail_first_attempts && attempt <= request.fail_first_attempts) {
+          return finish(serviceError(grpc.status.UNAVAILABLE, `demo: attempt ${attempt} of ${id} fails on purpose`));
+        }
+        if (unavailableRate > 0 && Math.random() < unavailableRate) {
+          return finish(serviceError(grpc.status.UNAVAILABLE, 'demo: random UNAVAILABLE'));
+        }
+        finish(null, {
+          id,
+          attempt,
+          payload_length: Buffer.byteLength(request.payload ?? ''),
+          echoed_metadata: typeof echoed === 'string' ? echoed : '',
+        });
+      };
+      const latency = (request.latency_ms ?? 0) + extraLatency;
+      if (latency > 0) setTimeout(answer, latency);
+      else answer();
+    },
+  });
+
+  const credentials = options.tls
+    ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], Boolean(options.tls.ca))
+    : grpc.ServerCredentials.createInsecure();
+  const address = options.address ?? '127.0.0.1:0';
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, credentials, (error, boundPort) => (error ? reject(error) : resolve(boundPort))),
+  );
+  const host = address.slice(0, address.lastIndexOf(':'));
+  let stopping: Promise<void> | undefined;
+  return {
+    port,
+    address: `${host}:${port}`,
+    stats,
+    reset() {
+      Object.assign(stats, freshStats());
+    },
+    stop(graceMs = 1000) {
+      return (stopping ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }));
+    },
+  };
+}
+
+function serviceError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), {code, details, metadata: new grpc.Metadata()});
+}
+
+function freshStats(): DemoServerStats {
+  return {calls: 0, inFlight: 0, maxInFlight: 0, byStatus: {}, attemptsById: new Map(), ids: [], lastMetadata: undefined, lastPeerHadCert: false};
+}

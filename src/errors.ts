@@ -1,0 +1,83 @@
+/**
+ * The error model. Only bad input, I/O and bugs throw; a gRPC status is data (see `CallOutcome`).
+ * Each class carries the process exit code the CLI maps it to, so the entry point is the one place
+ * that turns errors into exits.
+ */
+
+/** Process exit codes. 1 is never thrown: it means "the run finished with failed records". */
+export const EXIT = {
+  OK: 0,
+  RECORDS_FAILED: 1,
+  USAGE: 2,
+  INTERNAL: 3,
+  SIGINT: 130,
+  SIGTERM: 143,
+} as const;
+
+/** One problem found in a job file, a flag or an input record, printed on one line. */
+export interface Issue {
+  /** File the problem is in (job file, input file), or `<flags>`. */
+  readonly file: string;
+  /** Key path inside the job (`retry.maxAttempts`), or `line 12` for an input record. */
+  readonly path: string;
+  /** What was expected and what came in. */
+  readonly message: string;
+  /** `warning` issues are printed but do not stop the run. @default 'error' */
+  readonly severity?: 'error' | 'warning';
+}
+
+export function formatIssue(issue: Issue): string {
+  const where = issue.path ? `${issue.file}: ${issue.path}` : issue.file;
+  return `${where}: ${issue.message}`;
+}
+
+export class GbError extends Error {
+  readonly exitCode: number = EXIT.INTERNAL;
+  readonly code: string = 'gb.error';
+  constructor(message: string, options?: {cause?: unknown}) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A flag or argument is wrong. Nothing was sent. */
+export class UsageError extends GbError {
+  override readonly exitCode = EXIT.USAGE;
+  override readonly code = 'gb.usage';
+}
+
+/** The job (file, flags, proto, environment) is invalid. Carries every issue found. Nothing was sent. */
+export class ValidationError extends GbError {
+  override readonly exitCode = EXIT.USAGE;
+  override readonly code = 'gb.validation';
+  readonly issues: readonly Issue[];
+  constructor(issues: readonly Issue[], options?: {cause?: unknown}) {
+    const errors = issues.filter((i) => i.severity !== 'warning');
+    super(errors.map(formatIssue).join('\n'), options);
+    this.issues = errors;
+  }
+}
+
+/** An I/O failure or a bug: the run could not go on. */
+export class InternalError extends GbError {
+  override readonly exitCode = EXIT.INTERNAL;
+  override readonly code = 'gb.internal';
+}
+
+/** The run was stopped by a signal; the summary was still written. */
+export class InterruptedError extends GbError {
+  override readonly code = 'gb.interrupted';
+  override readonly exitCode: number;
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+    this.signal = signal;
+    this.exitCode = signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM;
+  }
+}
+
+/** The message of anything thrown, for logs. */
+export function getErrorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,119 @@
+import {createReadStream} from 'node:fs';
+import type {Readable} from 'node:stream';
+
+/**
+ * Streaming input. Records are read one at a time, only as fast as the run asks for them, so memory
+ * stays flat whatever the input size. Each record keeps its 1-based line number and its exact text,
+ * so the failures file holds failed records exactly as they were input.
+ */
+export interface InputRecord {
+  /** 1-based line number in the input (or index in a module's `requests()`). */
+  readonly line: number;
+  /** The record's text exactly as input (for a module: its JSON). */
+  readonly text: string;
+  /** Already-parsed value (module input); undefined for JSONL, parsed by the run. */
+  readonly value?: unknown;
+  /** Why the line could not even be read as text (UTF-8 error, too long). */
+  readonly error?: string;
+}
+
+export interface JsonlOptions {
+  /** Longest line accepted, in bytes; a longer one is reported invalid. @default 4 MiB */
+  readonly maxLineBytes?: number;
+}
+
+export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024;
+const NEWLINE = 0x0a;
+const decoder = new TextDecoder('utf-8', {fatal: true});
+
+/** Reads JSONL from a file path or a stream ('-' = stdin), skipping blank lines. */
+export async function* readJsonl(source: string | Readable, options: JsonlOptions = {}): AsyncGenerator<InputRecord> {
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source, {highWaterMark: 256 * 1024})) : source;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let tooLong = false;
+  let line = 0;
+
+  const finishLine = (last: Buffer): InputRecord | undefined => {
+    line++;
+    if (tooLong) {
+      tooLong = false;
+      pending = [];
+      pendingBytes = 0;
+      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`};
+    }
+    let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
+    pending = [];
+    pendingBytes = 0;
+    if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1); // CRLF
+    if (bytes.length > maxLineBytes) return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`};
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      return {line, text: bytes.toString('latin1'), error: 'not valid UTF-8 text'};
+    }
+    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1); // BOM
+    if (text.trim() === '') return undefined;
+    return {line, text};
+  };
+
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let start = 0;
+    let newline = buffer.indexOf(NEWLINE, start);
+    while (newline !== -1) {
+      const record = finishLine(buffer.subarray(start, newline));
+      if (record) yield record;
+      start = newline + 1;
+      newline = buffer.indexOf(NEWLINE, start);
+    }
+    if (start < buffer.length) {
+      const rest = buffer.subarray(start);
+      if (tooLong || pendingBytes + rest.length > maxLineBytes) {
+        tooLong = true; // drop the bytes of an over-long line instead of buffering them
+      } else {
+        // Copy: the stream may reuse its chunk.
+        pending.push(Buffer.from(rest));
+        pendingBytes += rest.length;
+      }
+    }
+  }
+  if (pendingBytes > 0 || tooLong) {
+    const record = finishLine(Buffer.alloc(0));
+    if (record) yield record;
+  }
+}
+
+/** Wraps a job module's `requests()` as input records. */
+export async function* readRequests(requests: () => AsyncIterable<unknown> | Iterable<unknown>): AsyncGenerator<InputRecord> {
+  let line = 0;
+  for await (const value of requests()) {
+    line++;
+    let text: string;
+    try {
+      text = JSON.stringify(value) ?? 'undefined';
+    } catch (error) {
+      yield {line, text: String(value), error: `request ${line} is not JSON-serialisable: ${(error as Error).message}`};
+      continue;
+    }
+    yield {line, text, value};
+  }
+}
+
+/** Counts non-blank lines of a file, for progress totals; cheap next to the run itself. */
+export async function countLines(file: string): Promise<number> {
+  let count = 0;
+  let lineHasText = false;
+  for await (const chunk of createReadStream(file, {highWaterMark: 1024 * 1024}) as AsyncIterable<Buffer>) {
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]!;
+      if (byte === NEWLINE) {
+        if (lineHasText) count++;
+        lineHasText = false;
+      } else if (byte !== 0x20 && byte !== 0x0d && byte !== 0x09) lineHasText = true;
+    }
+  }
+  return lineHasText ? count + 1 : count;
+}

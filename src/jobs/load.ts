@@ -1,0 +1,131 @@
+import {readFile} from 'node:fs/promises';
+import path from 'node:path';
+import {pathToFileURL} from 'node:url';
+import {parseDocument} from 'yaml';
+import {ValidationError, type Issue} from '../errors.js';
+import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
+import type {JobSpec} from './spec.js';
+import {validateJob} from './validate.js';
+
+/** Values from flags that override the job file; paths are relative to the working folder. */
+export interface JobOverrides {
+  readonly input?: string;
+  readonly target?: string;
+  readonly concurrency?: number;
+  readonly rps?: number;
+  readonly deadline?: string | number;
+  readonly maxAttempts?: number;
+  readonly output?: string;
+  readonly failures?: string;
+}
+
+/** A job ready to run: its spec, its method, and the warnings found while loading it. */
+export interface LoadedJob {
+  readonly spec: JobSpec;
+  readonly method: MethodHandle;
+  readonly warnings: readonly Issue[];
+}
+
+const MODULE_EXTENSIONS = /\.(m?js|cjs|[cm]?ts)$/i;
+
+/**
+ * Loads, interpolates, overrides and validates a job file (YAML, JSON or a module exporting
+ * `defineJob({...})`), and loads its method. Throws `ValidationError` with every issue found.
+ */
+export async function loadJob(file: string, overrides: JobOverrides = {}, env: NodeJS.ProcessEnv = process.env): Promise<LoadedJob> {
+  const jobFile = path.resolve(file);
+  const label = path.relative(process.cwd(), jobFile) || jobFile;
+  const raw = await readJobFile(jobFile, label);
+  const issues: Issue[] = [];
+  const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
+  if (issues.length > 0) throw new ValidationError(issues);
+  const merged = applyOverrides(job, overrides, path.dirname(jobFile));
+  const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile));
+  if (!spec) throw new ValidationError(found);
+  let method: MethodHandle;
+  try {
+    method = loadMethod({proto: spec.proto, method: spec.method, importPaths: spec.importPaths});
+  } catch (error) {
+    if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
+    throw error;
+  }
+  return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
+}
+
+async function readJobFile(file: string, label: string): Promise<unknown> {
+  if (MODULE_EXTENSIONS.test(file)) return importJobModule(file, label);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ValidationError([{file: label, path: '', message: code === 'ENOENT' ? 'job file not found' : `cannot read the job file: ${(error as Error).message}`}]);
+  }
+  if (text.trim() === '') throw new ValidationError([{file: label, path: '', message: 'the job file is empty; it needs at least target, proto, method and input'}]);
+  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true});
+  if (doc.errors.length > 0) {
+    throw new ValidationError(doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${/\.json$/i.test(file) ? 'JSON' : 'YAML'} syntax error: ${e.message.split('\n')[0]}`};
+    }));
+  }
+  return doc.toJS({maxAliasCount: 100});
+}
+
+async function importJobModule(file: string, label: string): Promise<unknown> {
+  let module: {default?: unknown};
+  try {
+    if (/\.[cm]?ts$/i.test(file)) {
+      const {tsImport} = await import('tsx/esm/api');
+      module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as {default?: unknown};
+    } else {
+      module = (await import(pathToFileURL(file).href)) as {default?: unknown};
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(file) ? 'job file not found' : `the job module failed to load: ${(error as Error).message}`;
+    throw new ValidationError([{file: label, path: '', message}], {cause: error});
+  }
+  const job = (module.default as {default?: unknown} | undefined)?.default ?? module.default;
+  if (job === undefined) throw new ValidationError([{file: label, path: '', message: 'the module has no default export; write `export default defineJob({...})`'}]);
+  return job;
+}
+
+const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string; `$$` is a literal `$`. */
+function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.ProcessEnv, issues: Issue[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === '$$') return '$';
+      const found = env[name!];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      issues.push({file, path: keyPath, message: `environment variable ${name} is not set (write \${${name}:-default} for a default)`});
+      return match;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${keyPath}[${i}]`, file, env, issues));
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, keyPath ? `${keyPath}.${k}` : k, file, env, issues);
+    return out;
+  }
+  return value;
+}
+
+function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, jobDir: string): Record<string, unknown> {
+  const out = {...job};
+  // Paths given as flags are relative to the working folder; make them absolute before the job
+  // folder becomes the base.
+  const fromCwd = (p: string) => (p === '-' ? p : path.relative(jobDir, path.resolve(p)) || '.');
+  if (overrides.input !== undefined) out['input'] = fromCwd(overrides.input);
+  if (overrides.output !== undefined) out['output'] = fromCwd(overrides.output);
+  if (overrides.failures !== undefined) out['failures'] = fromCwd(overrides.failures);
+  if (overrides.target !== undefined) out['target'] = overrides.target;
+  if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
+  if (overrides.rps !== undefined) out['rps'] = overrides.rps;
+  if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
+  if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
+  return out;
+}

@@ -1,0 +1,189 @@
+import {randomBytes} from 'node:crypto';
+import type {Readable} from 'node:stream';
+import type * as grpc from '@grpc/grpc-js';
+import pLimit from 'p-limit';
+import {getErrorMessage, InternalError} from '../errors.js';
+import type {Logger} from '../log.js';
+import {callUnary, type CallOutcome} from '../rpc/call.js';
+import {ChannelPool} from '../rpc/channel.js';
+import {buildMetadata} from '../rpc/metadata.js';
+import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
+import {Status, statusName} from '../rpc/status.js';
+import {countLines, readJsonl, readRequests, type InputRecord} from './input.js';
+import type {LoadedJob} from './load.js';
+import {prepareRecord} from './prepare.js';
+import {RateLimiter} from './rate.js';
+import {expandTemplate, LineWriter, type RecordResult} from './results.js';
+import {RunStats, type RunSummary} from './summary.js';
+
+/** What the progress callback gets, about every `progressIntervalMs`. */
+export interface ProgressSnapshot {
+  readonly done: number;
+  /** Records in the input, once counted (files only). */
+  readonly total: number | undefined;
+  readonly ok: number;
+  readonly failed: number;
+  readonly invalid: number;
+  readonly inFlight: number;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+}
+
+export interface RunOptions {
+  /** @default a new id: UTC time plus 6 random hex digits */
+  readonly runId?: string;
+  /** Abort to stop gracefully: no new calls start, calls in flight finish. Its reason is the stop reason. */
+  readonly signal?: AbortSignal;
+  /** Abort to cancel the calls in flight too (a second Ctrl-C). */
+  readonly cancelSignal?: AbortSignal;
+  readonly onProgress?: (progress: ProgressSnapshot) => void;
+  /** @default 1000 */
+  readonly progressIntervalMs?: number;
+  readonly logger?: Logger;
+  /** Stream read when the input is '-'. @default process.stdin */
+  readonly stdin?: Readable;
+}
+
+/** How many invalid records are logged one by one before the rest are only counted. */
+const MAX_LOGGED_INVALID = 20;
+
+/** A run id that sorts by time: 20261125T214500Z-3f9a1c. */
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Runs a job: streams its input, fans one unary call per record out through a bounded pool over
+ * one shared channel, retries as its policy says, writes one result line per record and the failed
+ * records (exactly as input) to the failures file, and resolves with the summary. gRPC failures
+ * are counted, not thrown; it rejects only on I/O errors and bugs.
+ */
+export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<RunSummary> {
+  const {spec, method} = job;
+  const runId = options.runId ?? newRunId();
+  const log = options.logger;
+  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}));
+  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}));
+  output.open();
+  const stats = new RunStats();
+  const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
+  const callOptions = {
+    deadlineMs: spec.deadlineMs,
+    metadata: buildMetadata(spec.metadata),
+    waitForReady: spec.waitForReady,
+    inFlight: new Set<grpc.ClientUnaryCall>(),
+  };
+  const limiter = spec.rps > 0 ? new RateLimiter(spec.rps) : undefined;
+  const limit = pLimit(spec.concurrency);
+  const {signal, cancelSignal} = options;
+  const inputLabel = spec.input === '-' ? '<stdin>' : spec.input ?? `${spec.file} requests()`;
+
+  let total: number | undefined;
+  if (spec.input && spec.input !== '-') countLines(spec.input).then((n) => (total = n), () => undefined);
+
+  const cancelInFlight = () => {
+    log?.warn({job: spec.name, runId, event: 'run:cancelling', inFlight: callOptions.inFlight.size}, 'cancelling calls in flight');
+    for (const call of callOptions.inFlight) call.cancel();
+  };
+  cancelSignal?.addEventListener('abort', cancelInFlight, {once: true});
+
+  const progressTimer = options.onProgress
+    ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000)
+    : undefined;
+  progressTimer?.unref();
+  const snapshot = (): ProgressSnapshot => ({
+    done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
+    inFlight: stats.inFlight, attempts: stats.attempts, elapsedMs: performance.now() - stats.startedAt,
+  });
+
+  let fatal: unknown;
+  let wake: (() => void) | undefined;
+  let idle: (() => void) | undefined;
+
+  const finish = async (record: InputRecord, result: RecordResult) => {
+    output.write(JSON.stringify(result));
+    if (result.status !== 'OK') failures.write(record.text);
+    if (spec.onResult) await spec.onResult(result);
+  };
+
+  const callRecord = async (record: InputRecord, request: Buffer) => {
+    const started = performance.now();
+    let attempts = 0;
+    let outcome: CallOutcome;
+    for (;;) {
+      attempts++;
+      if (limiter) await limiter.take();
+      stats.attempts++;
+      outcome = await callUnary(pool.pick(), method, request, callOptions);
+      stats.recordLatency(outcome.latencyMs);
+      if (outcome.ok || attempts >= spec.retry.maxAttempts || !isRetryable(spec.retry, outcome.code) || cancelSignal?.aborted) break;
+      if (!(await waitBackoff(backoffMs(spec.retry, attempts), cancelSignal))) break;
+    }
+    const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+    const code = outcome.ok ? Status.OK : outcome.code;
+    stats.recordFinal(code, attempts);
+    await finish(
+      record,
+      outcome.ok
+        ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response}
+        : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs},
+    );
+  };
+
+  const settle = () => {
+    stats.inFlight--;
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+    if (stats.inFlight === 0) idle?.();
+  };
+
+  const source = spec.requests ? readRequests(spec.requests) : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!);
+  log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: inputLabel}, 'run started');
+  try {
+    for await (const record of source) {
+      if (signal?.aborted || fatal) break;
+      const prepared = prepareRecord(record, method);
+      if (typeof prepared === 'string') {
+        stats.total++;
+        stats.lastLine = record.line;
+        stats.invalid++;
+        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${inputLabel}:${record.line}: ${prepared}`);
+        await finish(record, {line: record.line, status: 'INVALID', error: prepared, attempts: 0});
+        continue;
+      }
+      while (stats.inFlight >= spec.concurrency) await new Promise<void>((resolve) => (wake = resolve));
+      if (signal?.aborted || fatal) break;
+      await output.ready();
+      await failures.ready();
+      stats.total++;
+      stats.lastLine = record.line;
+      stats.inFlight++;
+      limit(callRecord, record, prepared).catch((error: unknown) => (fatal ??= error)).finally(settle);
+    }
+  } catch (error) {
+    fatal ??= error;
+  } finally {
+    if (stats.inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
+    if (progressTimer) clearInterval(progressTimer);
+    cancelSignal?.removeEventListener('abort', cancelInFlight);
+    pool.close();
+    const closing = await Promise.allSettled([output.close(), failures.close()]);
+    for (const result of closing) if (result.status === 'rejected') fatal ??= result.reason;
+  }
+  if (fatal) {
+    throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+  }
+  if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${failures.path}`);
+  options.onProgress?.({...snapshot(), total: total ?? stats.total});
+  const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
+  const summary = stats.summarize({
+    job: spec.name,
+    runId,
+    output: output.path,
+    ...(stopReason ? {stopReason} : {}),
+    ...(failures.isOpen ? {failures: failures.path} : {}),
+  });
+  log?.info({job: spec.name, runId, event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  return summary;
+}

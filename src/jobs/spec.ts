@@ -1,0 +1,107 @@
+import type {RetryPolicy} from '../rpc/retry.js';
+import type {TlsSpec} from '../rpc/credentials.js';
+import type {RecordResult} from './results.js';
+
+/** A duration at the edge: "500ms", "10s", "1m", "1h", or a number of ms. */
+export type DurationInput = string | number;
+
+/**
+ * A job as written in a job file (YAML/JSON) or passed to `defineJob`. Every key is documented in
+ * schema/job.schema.json and the README.
+ */
+export interface JobInput {
+  /** Job name, used in file names and logs. @default the job file's name without extension */
+  readonly name?: string;
+  /** `host:port`, `dns:///host:port` or `unix:/path`. */
+  readonly target: string;
+  /** The .proto file of the method; relative to the job file. */
+  readonly proto: string;
+  /** Folders searched for imports after the proto's own. @default [] */
+  readonly importPaths?: readonly string[];
+  /** `package.Service/Method`, unary. */
+  readonly method: string;
+  /** JSONL file of request messages, or '-' for stdin. A job module may give `requests` instead. */
+  readonly input?: string;
+  /** Most calls in flight. Minimum: 1. @default 100 */
+  readonly concurrency?: number;
+  /** Most calls started per second, retries included; 0 = no limit. @default 0 */
+  readonly rps?: number;
+  /** Per-attempt deadline; 0 = none. @default '30s' */
+  readonly deadline?: DurationInput;
+  /** Wait for the connection instead of failing fast while it is down. @default false */
+  readonly waitForReady?: boolean;
+  /** Connections to spread calls over. Minimum: 1. @default 1 */
+  readonly channels?: number;
+  readonly retry?: {
+    /** Attempts in all; 1 = no retry. @default 1 */
+    readonly maxAttempts?: number;
+    /** @default '100ms' */
+    readonly initialBackoff?: DurationInput;
+    /** @default '10s' */
+    readonly maxBackoff?: DurationInput;
+    /** @default 2 */
+    readonly backoffMultiplier?: number;
+    /** @default ['UNAVAILABLE'] */
+    readonly retryableStatusCodes?: readonly (string | number)[];
+  };
+  /** Metadata sent with every call. @default {} */
+  readonly metadata?: Readonly<Record<string, string | number | boolean>>;
+  /** TLS files; omitted = plaintext. */
+  readonly tls?: TlsSpec;
+  /** grpc-js channel options. @default {} */
+  readonly channelOptions?: Readonly<Record<string, unknown>>;
+  /** Results file template ({name}, {runId}). @default 'out/{name}-{runId}.jsonl' */
+  readonly output?: string;
+  /** Failures file template ({name}, {runId}). @default 'out/{name}-{runId}.failed.jsonl' */
+  readonly failures?: string;
+}
+
+/** The programmatic form: a job module's default export. */
+export interface JobModule extends JobInput {
+  /** Produces the request messages (instead of `input`). */
+  readonly requests?: () => AsyncIterable<unknown> | Iterable<unknown>;
+  /** Called once per finished record, in completion order; a throw aborts the run. */
+  readonly onResult?: (result: RecordResult) => void | Promise<void>;
+}
+
+/** A job after loading and validation: every default applied, durations in ms, paths absolute. */
+export interface JobSpec {
+  readonly name: string;
+  /** The job file it came from, for messages. */
+  readonly file: string;
+  readonly target: string;
+  readonly proto: string;
+  readonly importPaths: readonly string[];
+  readonly method: string;
+  /** Absolute path, '-' for stdin, or undefined when `requests` is given. */
+  readonly input: string | undefined;
+  readonly requests: (() => AsyncIterable<unknown> | Iterable<unknown>) | undefined;
+  readonly onResult: ((result: RecordResult) => void | Promise<void>) | undefined;
+  readonly concurrency: number;
+  readonly rps: number;
+  readonly deadlineMs: number;
+  readonly waitForReady: boolean;
+  readonly channels: number;
+  readonly retry: RetryPolicy;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly tls: TlsSpec | undefined;
+  readonly channelOptions: Readonly<Record<string, unknown>>;
+  /** Template, absolute. */
+  readonly output: string;
+  /** Template, absolute. */
+  readonly failures: string;
+}
+
+export const DEFAULTS = {
+  concurrency: 100,
+  rps: 0,
+  deadline: '30s',
+  channels: 1,
+  output: 'out/{name}-{runId}.jsonl',
+  failures: 'out/{name}-{runId}.failed.jsonl',
+} as const;
+
+/** Identity with types: the way a job module declares its job. */
+export function defineJob<T extends JobModule>(job: T): T {
+  return job;
+}

@@ -1,0 +1,218 @@
+import {existsSync, readFileSync, statSync} from 'node:fs';
+import path from 'node:path';
+import {Ajv, type ErrorObject} from 'ajv';
+import type {Issue} from '../errors.js';
+import {DURATION_HINT, parseDuration} from '../duration.js';
+import {PACKAGE_ROOT} from '../paths.js';
+import {parseStatus, STATUS_NAMES} from '../rpc/status.js';
+import {checkChannelOptions} from '../rpc/channel-options.js';
+import {checkMetadataEntry} from '../rpc/metadata.js';
+import {didYouMean} from '../suggest.js';
+import {DEFAULT_RETRY} from '../rpc/retry.js';
+import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
+
+const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
+  properties: Record<string, {properties?: Record<string, unknown>}>;
+};
+const ajv = new Ajv({allErrors: true, strict: false});
+const checkSchema = ajv.compile(SCHEMA);
+const FUNCTION_KEYS = ['requests', 'onResult'] as const;
+
+/**
+ * Checks a raw job (parsed file or module export, `${VAR}`s already replaced) and resolves it into a
+ * `JobSpec`. Returns every issue found (errors and warnings); `spec` is set only when there is no
+ * error. Paths are resolved from `baseDir`. The method itself is checked by the loader.
+ */
+export function validateJob(raw: unknown, file: string, baseDir: string): {spec?: JobSpec; issues: Issue[]} {
+  const issues: Issue[] = [];
+  const error = (keyPath: string, message: string) => issues.push({file, path: keyPath, message});
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    error('', `expected a job (a map of keys like target, proto, method, input), got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
+    return {issues};
+  }
+  const job = {...(raw as Record<string, unknown>)};
+  const functions: Record<string, unknown> = {};
+  for (const key of FUNCTION_KEYS) {
+    if (key in job) {
+      functions[key] = job[key];
+      delete job[key];
+      if (typeof functions[key] !== 'function') error(key, `expected a function, got ${typeof functions[key]}`);
+    }
+  }
+
+  if (!checkSchema(job)) {
+    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job)});
+  }
+
+  // Semantics the schema cannot say.
+  const durations: Record<string, number> = {};
+  const duration = (keyPath: string, value: unknown, fallback: string | number) => {
+    if (issues.some((i) => i.path === keyPath)) return void (durations[keyPath] = 0);
+    const ms = parseDuration(value ?? fallback);
+    if (ms === undefined) error(keyPath, `expected ${DURATION_HINT}; got ${JSON.stringify(value)}`);
+    durations[keyPath] = ms ?? 0;
+  };
+  const retry = (job['retry'] ?? {}) as Record<string, unknown>;
+  duration('deadline', job['deadline'], DEFAULTS.deadline);
+  duration('retry.initialBackoff', retry['initialBackoff'], DEFAULT_RETRY.initialBackoffMs);
+  duration('retry.maxBackoff', retry['maxBackoff'], DEFAULT_RETRY.maxBackoffMs);
+  const codes = new Set<number>();
+  const rawCodes = Array.isArray(retry['retryableStatusCodes']) ? retry['retryableStatusCodes'] : ['UNAVAILABLE'];
+  rawCodes.forEach((value: unknown, index: number) => {
+    const code = parseStatus(value);
+    if (code === undefined) {
+      error(`retry.retryableStatusCodes[${index}]`, `expected a status name like UNAVAILABLE or a number 0-16, got ${JSON.stringify(value)}${didYouMean(String(value).toUpperCase(), STATUS_NAMES)}`);
+    } else if (code === 0) {
+      error(`retry.retryableStatusCodes[${index}]`, 'OK is not a failure and cannot be retried');
+    } else codes.add(code);
+  });
+  if (durations['retry.maxBackoff']! < durations['retry.initialBackoff']! && retry['maxBackoff'] !== undefined) {
+    error('retry.maxBackoff', `must be at least retry.initialBackoff (${String(retry['initialBackoff'] ?? '100ms')}), got ${String(retry['maxBackoff'])}`);
+  }
+
+  const resolvePath = (value: unknown) => (typeof value === 'string' && value !== '-' ? path.resolve(baseDir, value) : value);
+  const mustExist = (keyPath: string, value: unknown) => {
+    if (typeof value !== 'string' || value === '-') return;
+    const full = path.resolve(baseDir, value);
+    if (!existsSync(full)) error(keyPath, `file not found: ${full}`);
+    else if (statSync(full).isDirectory()) error(keyPath, `expected a file, got a folder: ${full}`);
+  };
+  mustExist('proto', job['proto']);
+  mustExist('input', job['input']);
+  const tls = job['tls'] as Record<string, unknown> | undefined;
+  if (tls && typeof tls === 'object') {
+    for (const key of ['ca', 'cert', 'key']) mustExist(`tls.${key}`, tls[key]);
+    if (Boolean(tls['cert']) !== Boolean(tls['key'])) error(tls['cert'] ? 'tls.key' : 'tls.cert', 'mutual TLS needs both tls.cert and tls.key');
+  }
+  if (job['input'] === undefined && functions['requests'] === undefined) {
+    error('input', 'missing: give a JSONL file (input: ./requests.jsonl), --input FILE, or --input - for stdin');
+  }
+  if (job['metadata'] && typeof job['metadata'] === 'object') {
+    for (const [key, value] of Object.entries(job['metadata'] as Record<string, unknown>)) {
+      const problem = checkMetadataEntry(key, String(value));
+      if (problem) error(`metadata.${key}`, problem);
+    }
+  }
+  if (job['channelOptions'] !== undefined) issues.push(...checkChannelOptions(job['channelOptions'], file));
+
+  if (issues.some((i) => i.severity !== 'warning')) return {issues};
+
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries((job['metadata'] ?? {}) as Record<string, unknown>)) metadata[key.toLowerCase()] = String(value);
+  const tlsSpec = tls
+    ? {
+        ...(tls['ca'] ? {ca: resolvePath(tls['ca']) as string} : {}),
+        ...(tls['cert'] ? {cert: resolvePath(tls['cert']) as string} : {}),
+        ...(tls['key'] ? {key: resolvePath(tls['key']) as string} : {}),
+        ...(tls['serverName'] ? {serverName: tls['serverName'] as string} : {}),
+      }
+    : undefined;
+  const channelOptions = {...((job['channelOptions'] ?? {}) as Record<string, unknown>)};
+  if (tlsSpec?.serverName) channelOptions['grpc.ssl_target_name_override'] = tlsSpec.serverName;
+
+  const spec: JobSpec = {
+    name: (job['name'] as string | undefined) ?? path.basename(file).replace(/\.(ya?ml|json|[cm]?[jt]s)$/i, ''),
+    file,
+    target: job['target'] as string,
+    proto: resolvePath(job['proto']) as string,
+    importPaths: ((job['importPaths'] ?? []) as string[]).map((p) => path.resolve(baseDir, p)),
+    method: job['method'] as string,
+    input: resolvePath(job['input']) as string | undefined,
+    requests: functions['requests'] as JobModule['requests'],
+    onResult: functions['onResult'] as JobModule['onResult'],
+    concurrency: (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency,
+    rps: (job['rps'] as number | undefined) ?? DEFAULTS.rps,
+    deadlineMs: durations['deadline']!,
+    waitForReady: (job['waitForReady'] as boolean | undefined) ?? false,
+    channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    retry: {
+      maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,
+      initialBackoffMs: durations['retry.initialBackoff']!,
+      maxBackoffMs: durations['retry.maxBackoff']!,
+      backoffMultiplier: (retry['backoffMultiplier'] as number | undefined) ?? DEFAULT_RETRY.backoffMultiplier,
+      retryableStatusCodes: codes,
+    },
+    metadata,
+    tls: tlsSpec,
+    channelOptions,
+    output: path.resolve(baseDir, (job['output'] as string | undefined) ?? DEFAULTS.output),
+    failures: path.resolve(baseDir, (job['failures'] as string | undefined) ?? DEFAULTS.failures),
+  };
+  return {spec, issues};
+}
+
+/** Top-level keys of the job file, for did-you-mean. */
+export const JOB_KEYS: readonly string[] = Object.keys(SCHEMA.properties).filter((k) => k !== '$schema');
+
+function keyPathOf(e: ErrorObject): string {
+  const base = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params as {additionalProperty: string}).additionalProperty;
+    return base ? `${base}.${extra}` : extra;
+  }
+  if (e.keyword === 'required') {
+    const missing = (e.params as {missingProperty: string}).missingProperty;
+    return base ? `${base}.${missing}` : missing;
+  }
+  return base;
+}
+
+function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): string {
+  const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
+  const got = `got ${JSON.stringify(value)} (${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value})`;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const extra = (e.params as {additionalProperty: string}).additionalProperty;
+      const parent = e.schemaPath.replace(/^#\//, '').replace(/\/additionalProperties$/, '').split('/').filter((p) => p !== 'properties');
+      const known = parent.length === 0 ? JOB_KEYS : Object.keys(SCHEMA.properties[parent[0]!]?.properties ?? {});
+      return `unknown key${didYouMean(extra, known)}; known keys: ${known.join(', ')}`;
+    }
+    case 'required':
+      return `missing required key${hintFor((e.params as {missingProperty: string}).missingProperty)}`;
+    case 'type':
+      return `expected ${article((e.params as {type: string}).type)}, ${got}`;
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+      return `expected a number ${e.message ?? ''}, ${got}`;
+    case 'minLength':
+      return 'must not be empty';
+    case 'minItems':
+      return `must list at least ${(e.params as {limit: number}).limit} item`;
+    case 'pattern':
+      return e.instancePath === '/name' ? `expected letters, digits, '.', '_' or '-' (used in file names), ${got}` : `${e.message}, ${got}`;
+    case 'anyOf':
+      return `expected ${DURATION_HINT}; ${got}`;
+    default:
+      return `${e.message ?? 'is invalid'}, ${got}`;
+  }
+}
+
+function hintFor(key: string): string {
+  const hints: Record<string, string> = {
+    target: ' (the server address, e.g. target: 127.0.0.1:50051)',
+    proto: ' (the .proto file, e.g. proto: ./service.proto)',
+    method: ' (e.g. method: package.Service/Method)',
+  };
+  return hints[key] ?? '';
+}
+
+function article(type: string): string {
+  const words: Record<string, string> = {integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', object: 'a map', array: 'a list'};
+  return type.split(',').map((t) => words[t] ?? t).join(' or ');
+}
+
+/** anyOf reports each branch too; keep one line per key path. */
+function dedupe(errors: ErrorObject[]): ErrorObject[] {
+  const byPath = new Map<string, ErrorObject>();
+  for (const e of errors) {
+    const key = keyPathOf(e);
+    const existing = byPath.get(key);
+    if (!existing || e.keyword === 'anyOf' || e.keyword === 'additionalProperties' || e.keyword === 'required') byPath.set(key, e);
+  }
+  return [...byPath.values()];
+}

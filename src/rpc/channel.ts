@@ -1,0 +1,74 @@
+import * as grpc from '@grpc/grpc-js';
+import {createCredentials, type TlsSpec} from './credentials.js';
+
+/** Options for `createChannelPool`. */
+export interface ChannelPoolOptions {
+  /** `host:port`, `dns:///host:port`, `unix:/path`: anything grpc-js accepts. */
+  readonly target: string;
+  readonly tls?: TlsSpec;
+  /** grpc-js channel options, checked beforehand by `checkChannelOptions`. @default {} */
+  readonly channelOptions?: Readonly<Record<string, unknown>>;
+  /**
+   * How many channels (HTTP/2 connections) to spread calls over, for servers that cap concurrent
+   * streams per connection. Minimum: 1. @default 1
+   */
+  readonly channels?: number;
+}
+
+/**
+ * The run's channels: one grpc-js client (one channel) by default, shared by every call.
+ * With `channels: N`, N clients each with their own subchannel pool, so N real connections
+ * (grpc-js otherwise shares one connection between clients with the same target and options).
+ */
+export class ChannelPool {
+  readonly #clients: grpc.Client[];
+  #next = 0;
+  #closed = false;
+
+  constructor(options: ChannelPoolOptions) {
+    const count = options.channels ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new TypeError(`Expected \`channels\` to be an integer from 1 and up, got \`${count}\` (${typeof count})`);
+    }
+    const credentials = createCredentials(options.tls);
+    const channelOptions = normaliseOptions(options.channelOptions ?? {});
+    this.#clients = Array.from({length: count}, (_, index) => new grpc.Client(options.target, credentials, {
+      ...channelOptions,
+      ...(count > 1 ? {'grpc.use_local_subchannel_pool': 1, 'grpc-batch.channel_index': index} : {}),
+    }));
+  }
+
+  /** The next client, round robin. */
+  pick(): grpc.Client {
+    const client = this.#clients[this.#next]!;
+    this.#next = (this.#next + 1) % this.#clients.length;
+    return client;
+  }
+
+  get size(): number {
+    return this.#clients.length;
+  }
+
+  /** Waits until every channel is connected, or the deadline passes. */
+  async waitForReady(deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    await Promise.all(this.#clients.map((client) => new Promise<void>((resolve, reject) =>
+      client.waitForReady(deadline, (error) => (error ? reject(error) : resolve())))));
+  }
+
+  /** Closes every channel. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const client of this.#clients) client.close();
+  }
+}
+
+function normaliseOptions(options: Readonly<Record<string, unknown>>): grpc.ChannelOptions {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    // A service config may be written as a YAML/JSON object; grpc-js wants a JSON string.
+    out[key] = key === 'grpc.service_config' && value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
+  }
+  return out as grpc.ChannelOptions;
+}
