@@ -47,8 +47,9 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
   let definition: protoLoader.PackageDefinition;
   let root: protobuf.Root;
   try {
+    // Responses come out in proto3 JSON form: lowerCamelCase names, int64 as strings, enums by name.
     const loaderOptions: protoLoader.Options = {
-      keepCase: true,
+      keepCase: false,
       longs: String,
       enums: String,
       bytes: String,

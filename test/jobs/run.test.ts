@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
+import {Readable} from 'node:stream';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
 import {startServer} from '../helpers/server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
+
+type Line = {line: number; status: string; attempts: number; code?: number; error?: string; response?: {id: string; attempt: number}};
 
 test('sends every record once and reports them all OK', async (t) => {
   const server = await startServer(t);
@@ -16,11 +20,14 @@ test('sends every record once and reports them all OK', async (t) => {
   assert.equal(summary.total, 500);
   assert.equal(summary.ok, 500);
   assert.deepEqual(summary.byStatus, {OK: 500});
+  assert.equal(summary.attempts, 500);
   assert.equal(server.stats.calls, 500);
   assert.deepEqual(new Set(server.stats.ids), new Set(Array.from({length: 500}, (_, i) => `r${i}`)));
-  const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number; status: string}[];
+  const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
   assert.equal(results.length, 500);
   assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: 500}, (_, i) => i + 1));
+  const first = results.find((r) => r.line === 1)!;
+  assert.equal(first.response?.id, 'r0');
   assert.equal(summary.failures, undefined);
 });
 
@@ -31,4 +38,196 @@ test('never has more calls in flight at the server than the concurrency limit', 
   const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 7})));
   assert.equal(summary.ok, 300);
   assert.equal(server.stats.maxInFlight, 7);
+});
+
+test('counts final statuses by name when the server fails some records', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const records = Array.from({length: 60}, (_, i) => ({id: `r${i}`, failCode: i % 3 === 0 ? 5 : i % 5 === 0 ? 7 : 0}));
+  writeJsonl(path.join(dir, 'input.jsonl'), records);
+  const summary = await runJob(await loadJob(writeJob(dir, server.address)));
+  const notFound = records.filter((r) => r.failCode === 5).length;
+  const denied = records.filter((r) => r.failCode === 7).length;
+  assert.equal(summary.status, 'failed');
+  assert.deepEqual(summary.byStatus, {OK: 60 - notFound - denied, NOT_FOUND: notFound, PERMISSION_DENIED: denied});
+  assert.equal(summary.failed, notFound + denied);
+  const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
+  const failedLine = results.find((r) => r.line === 1)!;
+  assert.equal(failedLine.status, 'NOT_FOUND');
+  assert.equal(failedLine.code, 5);
+  assert.match(failedLine.error!, /asked to fail with code 5/);
+});
+
+test('retries transient UNAVAILABLE until OK and records the attempts per record', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [
+    {id: 'once', failFirstAttempts: 1},
+    {id: 'twice', failFirstAttempts: 2},
+    {id: 'never'},
+  ]);
+  const retry = {maxAttempts: 4, initialBackoff: '1ms', maxBackoff: '5ms'};
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry})));
+  assert.equal(summary.status, 'succeeded');
+  assert.equal(summary.attempts, 2 + 3 + 1);
+  assert.equal(summary.retried, 2);
+  assert.equal(server.stats.attemptsById.get('twice'), 3);
+  const byId = new Map((readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]).map((r) => [r.response!.id, r]));
+  assert.equal(byId.get('once')!.attempts, 2);
+  assert.equal(byId.get('twice')!.attempts, 3);
+  assert.equal(byId.get('twice')!.response!.attempt, 3);
+  assert.equal(byId.get('never')!.attempts, 1);
+});
+
+test('gives up after maxAttempts and does not retry codes outside retryableStatusCodes', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'stubborn', failFirstAttempts: 10}, {id: 'bad', failCode: 3}]);
+  const retry = {maxAttempts: 3, initialBackoff: '1ms', maxBackoff: '2ms'};
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry})));
+  assert.deepEqual(summary.byStatus, {INVALID_ARGUMENT: 1, UNAVAILABLE: 1});
+  assert.equal(server.stats.attemptsById.get('stubborn'), 3);
+  assert.equal(server.stats.calls, 3 + 1);
+  const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
+  assert.deepEqual(results.map((r) => [r.line, r.status, r.attempts]).sort(), [[1, 'UNAVAILABLE', 3], [2, 'INVALID_ARGUMENT', 1]]);
+});
+
+test('ends a call on a slow server with DEADLINE_EXCEEDED', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'slow', latencyMs: 2000}, {id: 'fast'}]);
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {deadline: '100ms'})));
+  assert.deepEqual(summary.byStatus, {OK: 1, DEADLINE_EXCEEDED: 1});
+  assert.ok(summary.durationMs < 2000, `the run waited for the slow call: ${summary.durationMs}ms`);
+});
+
+test('reports invalid records with their line numbers and still sends the rest', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), ['{"id":"a"}', '{"id":', '{"id":"b","count":"many"}', '{"id":"c","colour":"red"}', '{"id":"d"}']);
+  const summary = await runJob(await loadJob(writeJob(dir, server.address)));
+  assert.equal(summary.status, 'failed');
+  assert.equal(summary.total, 5);
+  assert.equal(summary.ok, 2);
+  assert.equal(summary.invalid, 3);
+  assert.equal(server.stats.calls, 2);
+  const results = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]).filter((r) => r.status === 'INVALID');
+  assert.deepEqual(results.map((r) => r.line).sort(), [2, 3, 4]);
+  assert.match(results.find((r) => r.line === 2)!.error!, /not JSON/);
+  assert.match(results.find((r) => r.line === 3)!.error!, /count: expected an integer/);
+  assert.match(results.find((r) => r.line === 4)!.error!, /colour: unknown field/);
+  assert.deepEqual(readFileSync(path.join(dir, 'out/failed.jsonl'), 'utf8').split('\n').filter(Boolean).sort(),
+    ['{"id":', '{"id":"b","count":"many"}', '{"id":"c","colour":"red"}'].sort());
+});
+
+test('a failures file fed back as input completes the job', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const records = Array.from({length: 40}, (_, i) => ({id: `r${i}`, ...(i % 4 === 0 ? {failFirstAttempts: 1} : {})}));
+  writeJsonl(path.join(dir, 'input.jsonl'), records);
+  const jobFile = writeJob(dir, server.address);
+  const first = await runJob(await loadJob(jobFile));
+  assert.equal(first.failed, 10);
+  assert.ok(first.failures);
+  const second = await runJob(await loadJob(jobFile, {input: first.failures, output: path.join(dir, 'out/second.jsonl'), failures: path.join(dir, 'out/second.failed.jsonl')}));
+  assert.equal(second.status, 'succeeded');
+  assert.equal(second.total, 10);
+  assert.equal(second.ok, 10);
+  const okIds = new Set([...(readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]), ...(readJsonlFile(path.join(dir, 'out/second.jsonl')) as Line[])]
+    .filter((r) => r.status === 'OK').map((r) => r.response!.id));
+  assert.equal(okIds.size, 40);
+});
+
+test('sends the job metadata with every call', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const metadata = {authorization: 'Bearer ${TEST_TOKEN}', 'x-demo-echo': 'hello', 'trace-bin': Buffer.from([1, 2, 3]).toString('base64')};
+  const job = await loadJob(writeJob(dir, server.address, {metadata}), {}, {...process.env, TEST_TOKEN: 's3cret'});
+  const summary = await runJob(job);
+  assert.equal(summary.ok, 1);
+  assert.equal(server.stats.lastMetadata?.['authorization'], 'Bearer s3cret');
+  assert.deepEqual(server.stats.lastMetadata?.['trace-bin'], Buffer.from([1, 2, 3]));
+  const [result] = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {response: {echoedMetadata: string}}[];
+  assert.equal(result!.response.echoedMetadata, 'hello');
+});
+
+test('reads input from standard input when input is -', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const job = await loadJob(writeJob(dir, server.address, {input: '-'}));
+  const stdin = Readable.from(['{"id":"a"}\n{"id":', '"b"}\n']);
+  const summary = await runJob(job, {stdin});
+  assert.equal(summary.ok, 2);
+  assert.deepEqual(server.stats.ids.sort(), ['a', 'b']);
+});
+
+test('a graceful stop lets calls in flight finish and leaves a summary that matches the files', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 2000}, (_, i) => ({id: `r${i}`, latencyMs: 2})));
+  const loaded = await loadJob(writeJob(dir, server.address, {concurrency: 10}));
+  const stop = new AbortController();
+  let seen = 0;
+  const job = {...loaded, spec: {...loaded.spec, onResult: () => void (++seen === 100 && stop.abort('SIGINT'))}};
+  const summary = await runJob(job, {signal: stop.signal});
+  assert.equal(summary.status, 'cancelled');
+  assert.equal(summary.stopReason, 'SIGINT');
+  assert.ok(summary.total >= 100 && summary.total <= 110, `dispatched ${summary.total}`);
+  assert.equal(summary.ok, summary.total, 'every call in flight finished OK');
+  assert.equal(server.stats.calls, summary.total);
+  assert.equal(summary.lastLine, summary.total);
+  const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
+  assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: summary.total}, (_, i) => i + 1));
+});
+
+test('a cancel after the stop ends calls in flight as CANCELLED and keeps them in the failures file', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, latencyMs: i < 5 ? 0 : 10_000})));
+  const loaded = await loadJob(writeJob(dir, server.address, {concurrency: 10}));
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  let seen = 0;
+  const job = {...loaded, spec: {...loaded.spec, onResult: () => void (++seen === 5 && (stop.abort('SIGTERM'), setTimeout(() => cancel.abort('SIGTERM'), 50)))}};
+  const summary = await runJob(job, {signal: stop.signal, cancelSignal: cancel.signal});
+  assert.equal(summary.status, 'cancelled');
+  assert.equal(summary.ok, 5);
+  assert.equal(summary.byStatus['CANCELLED'], summary.total - 5);
+  assert.equal(readJsonlFile(summary.failures!).length, summary.total - 5);
+});
+
+test('holds the rps limit over the run', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 30}, (_, i) => ({id: `r${i}`})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {rps: 50})));
+  assert.equal(summary.ok, 30);
+  // At 50/s with a burst of 5, 30 calls cannot start in less than (30 - 5) / 50 s. A lower bound
+  // only: a loaded machine makes the run slower, never faster.
+  assert.ok(summary.durationMs >= 480, `30 calls at rps 50 took ${summary.durationMs}ms`);
+});
+
+test('runs a job module with requests() and calls onResult once per record', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const file = path.join(dir, 'job.mjs');
+  writeFileSync(file, `
+    const {DEMO_PROTO} = await import(${JSON.stringify(new URL('../../src/paths.ts', import.meta.url).href)});
+    export const seen = [];
+    export default {
+      name: 'module-job',
+      target: ${JSON.stringify(server.address)},
+      proto: DEMO_PROTO,
+      method: 'demo.v1.DemoService/Process',
+      output: 'out/results.jsonl',
+      async *requests() { for (let i = 0; i < 25; i++) yield {id: 'm' + i, count: i}; },
+      onResult(result) { seen.push(result.line); },
+    };`);
+  const job = await loadJob(file);
+  const summary = await runJob(job);
+  assert.equal(summary.job, 'module-job');
+  assert.equal(summary.ok, 25);
+  const {seen} = (await import(new URL(`file://${file}`).href)) as {seen: number[]};
+  assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({length: 25}, (_, i) => i + 1));
 });

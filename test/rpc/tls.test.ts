@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import {readFileSync} from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {fileURLToPath} from 'node:url';
+import {loadJob} from '../../src/jobs/load.js';
+import {runJob} from '../../src/jobs/run.js';
+import {startServer} from '../helpers/server.js';
+import {tempDir, writeJob, writeJsonl} from '../helpers/job.js';
+
+const TLS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tls');
+const pem = (name: string) => readFileSync(path.join(TLS, name));
+
+test('calls a TLS server that the job trusts through tls.ca', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem')}});
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}]);
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}})));
+  assert.equal(summary.ok, 2);
+  assert.equal(server.stats.calls, 2);
+});
+
+test('a plaintext job cannot talk to a TLS server: UNAVAILABLE, nothing handled', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem')}});
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {deadline: '2s'})));
+  assert.equal(summary.failed, 1);
+  assert.equal(server.stats.calls, 0);
+});
+
+test('mutual TLS: the client certificate reaches the server, and a job without one is refused', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem'), ca: pem('ca.pem')}});
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const withCert = await runJob(await loadJob(writeJob(dir, server.address, {
+    tls: {ca: path.join(TLS, 'ca.pem'), cert: path.join(TLS, 'client.pem'), key: path.join(TLS, 'client.key')},
+  })));
+  assert.equal(withCert.ok, 1);
+  assert.equal(server.stats.lastPeerHadCert, true);
+  const calls = server.stats.calls;
+  const withoutCert = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '2s'})));
+  assert.equal(withoutCert.failed, 1);
+  assert.equal(server.stats.calls, calls);
+});
+
+test('tls.serverName checks the certificate against another name than the target host', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem')}});
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const good = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'localhost'}})));
+  assert.equal(good.ok, 1);
+  const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s'})));
+  assert.equal(wrong.failed, 1);
+  assert.equal(server.stats.calls, 1);
+});
