@@ -1,0 +1,15 @@
+/** grpc-batch's public API: what `grpc-batch run` does, from code. */
+export {defineJob, DEFAULTS} from './jobs/spec.js';
+export type {JobInput, JobModule, JobSpec, DurationInput} from './jobs/spec.js';
+export {loadJob} from './jobs/load.js';
+export type {JobOverrides, LoadedJob} from './jobs/load.js';
+export {runJob, newRunId} from './jobs/run.js';
+export type {RunOptions, ProgressSnapshot} from './jobs/run.js';
+export {checkInput} from './jobs/check.js';
+export type {RunSummary} from './jobs/summary.js';
+export type {RecordResult} from './jobs/results.js';
+export {formatSummary} from './jobs/print.js';
+export {startDemoServer} from './demo/server.js';
+export type {DemoServer, DemoServerOptions, DemoServerStats} from './demo/server.js';
+export {EXIT, GbError, UsageError, ValidationError, InternalError, InterruptedError, formatIssue} from './errors.js';
+export type {Issue} from './errors.js';
