@@ -1,7 +1,7 @@
 import {readFile} from 'node:fs/promises';
 import path from 'node:path';
 import {pathToFileURL} from 'node:url';
-import {parseDocument} from 'yaml';
+import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
 import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
 import type {JobSpec} from './spec.js';
@@ -62,14 +62,21 @@ async function readJobFile(file: string, label: string): Promise<unknown> {
     throw new ValidationError([{file: label, path: '', message: code === 'ENOENT' ? 'job file not found' : `cannot read the job file: ${(error as Error).message}`}]);
   }
   if (text.trim() === '') throw new ValidationError([{file: label, path: '', message: 'the job file is empty; it needs at least target, proto, method and input'}]);
-  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true});
+  const format = /\.json$/i.test(file) ? 'JSON' : 'YAML';
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter});
   if (doc.errors.length > 0) {
     throw new ValidationError(doc.errors.map((e) => {
-      const pos = e.linePos?.[0];
-      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${/\.json$/i.test(file) ? 'JSON' : 'YAML'} syntax error: ${e.message.split('\n')[0]}`};
+      const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
+      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${format} syntax error: ${e.message.split('\n')[0]}`};
     }));
   }
-  return doc.toJS({maxAliasCount: 100});
+  try {
+    return doc.toJS({maxAliasCount: 100});
+  } catch (error) {
+    // Aliases past maxAliasCount (a "billion laughs" file), an alias to nothing, a bad tag value.
+    throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${(error as Error).message}`}], {cause: error});
+  }
 }
 
 async function importJobModule(file: string, label: string): Promise<unknown> {

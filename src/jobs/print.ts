@@ -17,6 +17,8 @@ export function formatSummary(summary: RunSummary): string {
   lines.push(`  results   ${summary.output}`);
   if (summary.failures) lines.push(`  failures  ${summary.failures}  (re-run with --input ${summary.failures})`);
   if (summary.stopReason) lines.push(`  stopped   by ${summary.stopReason} after input line ${summary.lastLine}; later records were not sent`);
+  if (summary.abortReason) lines.push(`  aborted   ${summary.abortReason}; records after input line ${summary.lastLine} were not sent`);
+  if (summary.retriesThrottled > 0) lines.push(`  throttled ${summary.retriesThrottled} records were not retried: too many calls were failing (retry.throttle)`);
   return lines.join('\n');
 }
 

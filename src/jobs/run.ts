@@ -8,6 +8,7 @@ import {callUnary, type CallOutcome} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
 import {buildMetadata} from '../rpc/metadata.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
+import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
 import {countLines, readJsonl, readRequests, type InputRecord} from './input.js';
 import type {LoadedJob} from './load.js';
@@ -74,6 +75,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     inFlight: new Set<grpc.ClientUnaryCall>(),
   };
   const limiter = spec.rps > 0 ? new RateLimiter(spec.rps) : undefined;
+  const throttle = new RetryThrottle(spec.retry.throttle ?? {maxTokens: defaultMaxTokens(spec.concurrency), tokenRatio: 1});
   const limit = pLimit(spec.concurrency);
   const {signal, cancelSignal} = options;
   const inputLabel = spec.input === '-' ? '<stdin>' : spec.input ?? `${spec.file} requests()`;
@@ -116,7 +118,17 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stats.attempts++;
       outcome = await callUnary(pool.pick(), method, request, callOptions);
       stats.recordLatency(outcome.latencyMs);
-      if (outcome.ok || attempts >= spec.retry.maxAttempts || !isRetryable(spec.retry, outcome.code) || cancelSignal?.aborted) break;
+      if (outcome.ok) {
+        throttle.onSuccess();
+        break;
+      }
+      if (!isRetryable(spec.retry, outcome.code)) break;
+      throttle.onRetryableFailure();
+      if (attempts >= spec.retry.maxAttempts || cancelSignal?.aborted) break;
+      if (!throttle.isRetryAllowed()) {
+        stats.throttled++;
+        break;
+      }
       if (!(await waitBackoff(backoffMs(spec.retry, attempts), cancelSignal))) break;
     }
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
@@ -130,7 +142,22 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     );
   };
 
+  let thresholdReason: string | undefined;
+  const checkThresholds = () => {
+    if (thresholdReason) return;
+    if (spec.maxInvalid !== undefined && stats.invalid > spec.maxInvalid) {
+      thresholdReason = `maxInvalid: ${stats.invalid} invalid records, more than the job allows (${spec.maxInvalid})`;
+    } else if (spec.maxFailures !== undefined && stats.failed > spec.maxFailures) {
+      thresholdReason = `maxFailures: ${stats.failed} failed records, more than the job allows (${spec.maxFailures})`;
+    }
+    if (thresholdReason) {
+      log?.error({job: spec.name, runId, event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
+      wake?.();
+    }
+  };
+
   const settle = () => {
+    checkThresholds();
     stats.inFlight--;
     const resume = wake;
     wake = undefined;
@@ -140,9 +167,25 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   const source = spec.requests ? readRequests(spec.requests) : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!);
   log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: inputLabel}, 'run started');
+  // Stop waiting for input (a slow stdin, a module's generator) as soon as the run is stopped.
+  const iterator = source[Symbol.asyncIterator]();
+  const STOPPED = Symbol('stopped');
+  let abortStop: (() => void) | undefined;
+  const stopped = new Promise<typeof STOPPED>((resolve) => {
+    abortStop = () => {
+      resolve(STOPPED);
+      wake?.();
+    };
+    if (signal?.aborted) abortStop();
+    else signal?.addEventListener('abort', abortStop, {once: true});
+  });
+  const isStopping = () => Boolean(signal?.aborted || fatal || thresholdReason);
   try {
-    for await (const record of source) {
-      if (signal?.aborted || fatal) break;
+    for (;;) {
+      if (isStopping()) break;
+      const next = await Promise.race([iterator.next(), stopped]);
+      if (next === STOPPED || next.done || isStopping()) break;
+      const record = next.value;
       const prepared = prepareRecord(record, method);
       if (typeof prepared === 'string') {
         stats.total++;
@@ -150,10 +193,11 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         stats.invalid++;
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${inputLabel}:${record.line}: ${prepared}`);
         await finish(record, {line: record.line, status: 'INVALID', error: prepared, attempts: 0});
+        checkThresholds();
         continue;
       }
-      while (stats.inFlight >= spec.concurrency) await new Promise<void>((resolve) => (wake = resolve));
-      if (signal?.aborted || fatal) break;
+      while (stats.inFlight >= spec.concurrency && !isStopping()) await new Promise<void>((resolve) => (wake = resolve));
+      if (isStopping()) break;
       await output.ready();
       await failures.ready();
       stats.total++;
@@ -164,6 +208,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   } catch (error) {
     fatal ??= error;
   } finally {
+    // Not awaited: a generator blocked on input cannot return until its pending read resolves.
+    iterator.return?.(undefined).catch(() => undefined);
+    if (abortStop) signal?.removeEventListener('abort', abortStop);
     if (stats.inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
     if (progressTimer) clearInterval(progressTimer);
     cancelSignal?.removeEventListener('abort', cancelInFlight);
@@ -182,6 +229,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     runId,
     output: output.path,
     ...(stopReason ? {stopReason} : {}),
+    ...(thresholdReason && !stopReason ? {abortReason: thresholdReason} : {}),
     ...(failures.isOpen ? {failures: failures.path} : {}),
   });
   log?.info({job: spec.name, runId, event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');

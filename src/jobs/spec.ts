@@ -43,7 +43,13 @@ export interface JobInput {
     readonly backoffMultiplier?: number;
     /** @default ['UNAVAILABLE'] */
     readonly retryableStatusCodes?: readonly (string | number)[];
+    /** Retry throttling (gRPC A6). @default {maxTokens: max(100, 2 × concurrency), tokenRatio: 1} */
+    readonly throttle?: {readonly maxTokens?: number; readonly tokenRatio?: number};
   };
+  /** Stop the run once more records than this are invalid. @default no limit */
+  readonly maxInvalid?: number;
+  /** Stop the run once more records than this have failed. @default no limit */
+  readonly maxFailures?: number;
   /** Metadata sent with every call. @default {} */
   readonly metadata?: Readonly<Record<string, string | number | boolean>>;
   /** TLS files; omitted = plaintext. */
@@ -83,6 +89,8 @@ export interface JobSpec {
   readonly waitForReady: boolean;
   readonly channels: number;
   readonly retry: RetryPolicy;
+  readonly maxInvalid: number | undefined;
+  readonly maxFailures: number | undefined;
   readonly metadata: Readonly<Record<string, string>>;
   readonly tls: TlsSpec | undefined;
   readonly channelOptions: Readonly<Record<string, unknown>>;

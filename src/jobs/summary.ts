@@ -25,8 +25,12 @@ export interface RunSummary {
   readonly callsPerSec: number;
   /** Latency of single calls (attempts), in ms. */
   readonly latencyMs: {readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number};
-  /** Why the run stopped early, when it did (`SIGINT`, `SIGTERM`, ...). */
+  /** Records whose retries were refused by the retry throttle (too many calls failing). */
+  readonly retriesThrottled: number;
+  /** Why the run was stopped from outside, when it was (`SIGINT`, `SIGTERM`, ...): status `cancelled`. */
   readonly stopReason?: string;
+  /** Why the run gave up by itself (`maxFailures`, `maxInvalid` passed): status `failed`. */
+  readonly abortReason?: string;
   /** The last input line read: a stopped run's records after it were never read. */
   readonly lastLine: number;
   readonly output: string;
@@ -42,6 +46,7 @@ export class RunStats {
   invalid = 0;
   attempts = 0;
   retried = 0;
+  throttled = 0;
   inFlight = 0;
   lastLine = 0;
   readonly byStatus = new Map<number, number>();
@@ -64,7 +69,7 @@ export class RunStats {
     if (attempts > 1) this.retried++;
   }
 
-  summarize(fields: {job: string; runId: string; stopReason?: string; output: string; failures?: string}): RunSummary {
+  summarize(fields: {job: string; runId: string; stopReason?: string; abortReason?: string; output: string; failures?: string}): RunSummary {
     const durationMs = performance.now() - this.startedAt;
     const byStatus: Record<string, number> = {};
     for (const [code, count] of [...this.byStatus].sort((a, b) => a[0] - b[0])) byStatus[statusName(code)] = count;
@@ -73,7 +78,7 @@ export class RunStats {
     return {
       job: fields.job,
       runId: fields.runId,
-      status: fields.stopReason ? 'cancelled' : this.failed + this.invalid > 0 ? 'failed' : 'succeeded',
+      status: fields.stopReason ? 'cancelled' : this.failed + this.invalid > 0 || fields.abortReason ? 'failed' : 'succeeded',
       total: this.total,
       ok: this.ok,
       failed: this.failed,
@@ -81,10 +86,12 @@ export class RunStats {
       byStatus,
       attempts: this.attempts,
       retried: this.retried,
+      retriesThrottled: this.throttled,
       durationMs: Math.round(durationMs),
       callsPerSec: durationMs > 0 ? round((this.attempts * 1000) / durationMs) : 0,
       latencyMs: {p50: at(50), p90: at(90), p99: at(99), max: empty ? 0 : round(this.#histogram.maxValue / 1000)},
       ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
+      ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       lastLine: this.lastLine,
       output: fields.output,
       ...(fields.failures ? {failures: fields.failures} : {}),

@@ -9,12 +9,13 @@ import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
+import {defaultMaxTokens} from '../rpc/retry-throttle.js';
 import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 
 const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
   properties: Record<string, {properties?: Record<string, unknown>}>;
 };
-const ajv = new Ajv({allErrors: true, strict: false});
+const ajv = new Ajv({allErrors: true, strict: false, verbose: true});
 const checkSchema = ajv.compile(SCHEMA);
 const FUNCTION_KEYS = ['requests', 'onResult'] as const;
 
@@ -131,7 +132,10 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
       maxBackoffMs: durations['retry.maxBackoff']!,
       backoffMultiplier: (retry['backoffMultiplier'] as number | undefined) ?? DEFAULT_RETRY.backoffMultiplier,
       retryableStatusCodes: codes,
+      ...(retry['throttle'] ? {throttle: resolveThrottle(retry['throttle'] as Record<string, number>, (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency)} : {}),
     },
+    maxInvalid: job['maxInvalid'] as number | undefined,
+    maxFailures: job['maxFailures'] as number | undefined,
     metadata,
     tls: tlsSpec,
     channelOptions,
@@ -139,6 +143,10 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     failures: path.resolve(baseDir, (job['failures'] as string | undefined) ?? DEFAULTS.failures),
   };
   return {spec, issues};
+}
+
+function resolveThrottle(raw: Record<string, number>, concurrency: number): {maxTokens: number; tokenRatio: number} {
+  return {maxTokens: raw['maxTokens'] ?? defaultMaxTokens(concurrency), tokenRatio: raw['tokenRatio'] ?? 1};
 }
 
 /** Top-level keys of the job file, for did-you-mean. */
@@ -163,12 +171,11 @@ function keyPathOf(e: ErrorObject): string {
 
 function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): string {
   const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
-  const got = `got ${JSON.stringify(value)} (${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value})`;
+  const got = `got ${JSON.stringify(value)} (${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value === 'object' ? 'map' : typeof value})`;
   switch (e.keyword) {
     case 'additionalProperties': {
       const extra = (e.params as {additionalProperty: string}).additionalProperty;
-      const parent = e.schemaPath.replace(/^#\//, '').replace(/\/additionalProperties$/, '').split('/').filter((p) => p !== 'properties');
-      const known = parent.length === 0 ? JOB_KEYS : Object.keys(SCHEMA.properties[parent[0]!]?.properties ?? {});
+      const known = Object.keys((e.parentSchema as {properties?: object} | undefined)?.properties ?? {}).filter((k) => k !== '$schema');
       return `unknown key${didYouMean(extra, known)}; known keys: ${known.join(', ')}`;
     }
     case 'required':
@@ -178,11 +185,11 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): stri
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
-      return `expected a number ${e.message ?? ''}, ${got}`;
+      return `expected ${range(e.parentSchema as NumberSchema)}, ${got}`;
     case 'minLength':
-      return 'must not be empty';
+      return `expected a non-empty string, ${got}`;
     case 'minItems':
-      return `must list at least ${(e.params as {limit: number}).limit} item`;
+      return `expected a list of at least ${(e.params as {limit: number}).limit} item(s), ${got}`;
     case 'pattern':
       return e.instancePath === '/name' ? `expected letters, digits, '.', '_' or '-' (used in file names), ${got}` : `${e.message}, ${got}`;
     case 'anyOf':
@@ -201,9 +208,28 @@ function hintFor(key: string): string {
   return hints[key] ?? '';
 }
 
-function article(type: string): string {
-  const words: Record<string, string> = {integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', object: 'a map', array: 'a list'};
-  return type.split(',').map((t) => words[t] ?? t).join(' or ');
+function article(type: string | readonly string[]): string {
+  const words: Record<string, string> = {integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', object: 'a map', array: 'a list', null: 'null'};
+  return (Array.isArray(type) ? type : String(type).split(',')).map((t) => words[t] ?? t).join(' or ');
+}
+
+interface NumberSchema {
+  type?: string;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+}
+
+/** `an integer from 1 to 64`, `a number from 0 and up`. */
+function range(schema: NumberSchema | undefined): string {
+  const kind = article(schema?.type ?? 'number');
+  const min = schema?.minimum;
+  const max = schema?.maximum;
+  if (schema?.exclusiveMinimum !== undefined) return `${kind} above ${schema.exclusiveMinimum}`;
+  if (min !== undefined && max !== undefined) return `${kind} from ${min} to ${max}`;
+  if (min !== undefined) return `${kind} from ${min} and up`;
+  if (max !== undefined) return `${kind} up to ${max}`;
+  return kind;
 }
 
 /** anyOf reports each branch too; keep one line per key path. */

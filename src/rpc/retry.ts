@@ -13,6 +13,8 @@ export interface RetryPolicy {
   readonly backoffMultiplier: number;
   /** Status codes worth another attempt. @default [UNAVAILABLE] */
   readonly retryableStatusCodes: ReadonlySet<number>;
+  /** Retry throttling; undefined = the default bucket (see `RetryThrottle`). */
+  readonly throttle?: {readonly maxTokens: number; readonly tokenRatio: number};
 }
 
 export const DEFAULT_RETRY: RetryPolicy = {
