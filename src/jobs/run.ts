@@ -45,6 +45,9 @@ export interface RunOptions {
   readonly stdin?: Readable;
 }
 
+/** Buffered result bytes that make the files flush before the end of the event-loop turn. */
+const FLUSH_BYTES = 256 * 1024;
+
 /** How many invalid records are logged one by one before the rest are only counted. */
 const MAX_LOGGED_INVALID = 20;
 
@@ -63,8 +66,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const {spec, method} = job;
   const runId = options.runId ?? newRunId();
   const log = options.logger;
-  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}));
-  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}));
+  // The two files are flushed together, failures first: after a crash, a record whose result line
+  // made it to disk has its failure line on disk too.
+  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}), {autoFlush: false});
+  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}), {autoFlush: false});
+  let flushScheduled = false;
+  const flushFiles = () => {
+    flushScheduled = false;
+    failures.flush();
+    output.flush();
+  };
   output.open();
   const stats = new RunStats();
   const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
@@ -103,8 +114,13 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let idle: (() => void) | undefined;
 
   const finish = async (record: InputRecord, result: RecordResult) => {
-    output.write(JSON.stringify(result));
     if (result.status !== 'OK') failures.write(record.text);
+    output.write(JSON.stringify(result));
+    if (output.bufferedBytes >= FLUSH_BYTES) flushFiles();
+    else if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushFiles);
+    }
     if (spec.onResult) await spec.onResult(result);
   };
 
@@ -198,8 +214,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       }
       while (stats.inFlight >= spec.concurrency && !isStopping()) await new Promise<void>((resolve) => (wake = resolve));
       if (isStopping()) break;
-      await output.ready();
-      await failures.ready();
       stats.total++;
       stats.lastLine = record.line;
       stats.inFlight++;
