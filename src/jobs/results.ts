@@ -47,11 +47,16 @@ export class LineWriter {
   #lines = 0;
   #closed = false;
   readonly #autoFlush: boolean;
+  readonly #append: boolean;
 
-  /** With `autoFlush: false` the owner calls `flush()` itself (to order the writes of two files). */
-  constructor(file: string, options: {autoFlush?: boolean} = {}) {
+  /**
+   * With `autoFlush: false` the owner calls `flush()` itself (to order the writes of two files).
+   * With `append: true` the file is appended to (after repair), not truncated.
+   */
+  constructor(file: string, options: {autoFlush?: boolean; append?: boolean} = {}) {
     this.path = file;
     this.#autoFlush = options.autoFlush ?? true;
+    this.#append = options.append ?? false;
   }
 
   get lines(): number {
@@ -67,7 +72,7 @@ export class LineWriter {
    * Opens the file (and makes its folder). `append` keeps what is there, after cutting off a
    * half-written last line left by a crash; otherwise the file is truncated.
    */
-  open(mode: 'truncate' | 'append' = 'truncate'): void {
+  open(mode: 'truncate' | 'append' = this.#append ? 'append' : 'truncate'): void {
     if (this.#fd !== undefined) return;
     mkdirSync(path.dirname(this.path), {recursive: true});
     if (mode === 'append') repairTail(this.path);

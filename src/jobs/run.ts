@@ -2,7 +2,8 @@ import {randomBytes} from 'node:crypto';
 import type {Readable} from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
-import {getErrorMessage, InternalError} from '../errors.js';
+import {existsSync} from 'node:fs';
+import {getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
 import {callUnary, type CallOutcome} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
@@ -12,7 +13,9 @@ import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
 import {countLines, readJsonl, readRequests, type InputRecord} from './input.js';
 import type {LoadedJob} from './load.js';
+import {ProgressTracker, type Checkpoint} from './checkpoint.js';
 import {prepareRecord} from './prepare.js';
+import {hasLine, readPriorResults} from './resume.js';
 import {RateLimiter} from './rate.js';
 import {expandTemplate, LineWriter, type RecordResult} from './results.js';
 import {RunStats, type RunSummary} from './summary.js';
@@ -43,6 +46,16 @@ export interface RunOptions {
   readonly logger?: Logger;
   /** Stream read when the input is '-'. @default process.stdin */
   readonly stdin?: Readable;
+  /**
+   * Continue run `runId`: records that already have a line in its results file are not sent again,
+   * both files are appended (a half-written last line from a crash is cut off first), and the
+   * summary counts the whole run. Needs the same input. @default false
+   */
+  readonly resume?: boolean;
+  /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
+  /** @default 1000 */
+  readonly checkpointIntervalMs?: number;
 }
 
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
@@ -68,16 +81,20 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const log = options.logger;
   // The two files are flushed together, failures first: after a crash, a record whose result line
   // made it to disk has its failure line on disk too.
-  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}), {autoFlush: false});
-  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}), {autoFlush: false});
+  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}), {autoFlush: false, append: options.resume});
+  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}), {autoFlush: false, append: options.resume});
   let flushScheduled = false;
   const flushFiles = () => {
     flushScheduled = false;
     failures.flush();
     output.flush();
   };
+  if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   output.open();
+  if (options.resume && existsSync(failures.path)) failures.open();
   const stats = new RunStats();
+  const prior = options.resume ? await readPriorResults(output.path, stats) : undefined;
+  const tracker = new ProgressTracker();
   const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
   const callOptions = {
     deadlineMs: spec.deadlineMs,
@@ -100,6 +117,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   };
   cancelSignal?.addEventListener('abort', cancelInFlight, {once: true});
 
+  const checkpoint = () => {
+    flushFiles();
+    options.onCheckpoint?.(tracker.snapshot());
+  };
+  const checkpointTimer = options.onCheckpoint ? setInterval(checkpoint, options.checkpointIntervalMs ?? 1000) : undefined;
+  checkpointTimer?.unref();
+  if (prior && prior.finished.length > 0) {
+    log?.info({job: spec.name, runId, event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again`);
+  }
+
   const progressTimer = options.onProgress
     ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000)
     : undefined;
@@ -116,6 +143,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const finish = async (record: InputRecord, result: RecordResult) => {
     if (result.status !== 'OK') failures.write(record.text);
     output.write(JSON.stringify(result));
+    tracker.finish(record.line);
     if (output.bufferedBytes >= FLUSH_BYTES) flushFiles();
     else if (!flushScheduled) {
       flushScheduled = true;
@@ -202,11 +230,17 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       const next = await Promise.race([iterator.next(), stopped]);
       if (next === STOPPED || next.done || isStopping()) break;
       const record = next.value;
+      if (prior && hasLine(prior.finished, record.line)) {
+        tracker.read(record.line);
+        tracker.finish(record.line);
+        continue;
+      }
       const prepared = prepareRecord(record, method);
       if (typeof prepared === 'string') {
         stats.total++;
         stats.lastLine = record.line;
         stats.invalid++;
+        tracker.read(record.line);
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${inputLabel}:${record.line}: ${prepared}`);
         await finish(record, {line: record.line, status: 'INVALID', error: prepared, attempts: 0});
         checkThresholds();
@@ -217,6 +251,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stats.total++;
       stats.lastLine = record.line;
       stats.inFlight++;
+      tracker.read(record.line);
       limit(callRecord, record, prepared).catch((error: unknown) => (fatal ??= error)).finally(settle);
     }
   } catch (error) {
@@ -227,9 +262,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (abortStop) signal?.removeEventListener('abort', abortStop);
     if (stats.inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
     if (progressTimer) clearInterval(progressTimer);
+    if (checkpointTimer) clearInterval(checkpointTimer);
     cancelSignal?.removeEventListener('abort', cancelInFlight);
     pool.close();
-    const closing = await Promise.allSettled([output.close(), failures.close()]);
+    try {
+      flushFiles();
+      if (options.onCheckpoint) options.onCheckpoint(tracker.snapshot());
+    } catch (error) {
+      fatal ??= error;
+    }
+    const closing = await Promise.allSettled([failures.close(), output.close()]);
     for (const result of closing) if (result.status === 'rejected') fatal ??= result.reason;
   }
   if (fatal) {

@@ -1,0 +1,67 @@
+import {createReadStream, existsSync} from 'node:fs';
+import {createInterface} from 'node:readline';
+import {parseStatus} from '../rpc/status.js';
+import type {RunStats} from './summary.js';
+
+/**
+ * What an earlier attempt at a run already finished, read back from its results file: the results
+ * file is the record of truth (it is flushed before any checkpoint is taken), so a record with a
+ * result line is never sent again, and one without is.
+ */
+export interface PriorResults {
+  /** Input lines with a result, ascending (an Int32Array: 4 bytes a record, even at millions). */
+  readonly finished: Int32Array;
+  /** Lines that could not be parsed (none unless the file was edited by hand). */
+  readonly unreadable: number;
+}
+
+/** Reads a results file, adding its counts to `stats`. A missing file means nothing was finished. */
+export async function readPriorResults(file: string, stats: RunStats): Promise<PriorResults> {
+  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0};
+  let lines = new Int32Array(1024);
+  let count = 0;
+  let unreadable = 0;
+  const reader = createInterface({input: createReadStream(file), crlfDelay: Infinity});
+  for await (const text of reader) {
+    if (text.trim() === '') continue;
+    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown};
+    try {
+      result = JSON.parse(text) as typeof result;
+    } catch {
+      unreadable++;
+      continue;
+    }
+    if (typeof result.line !== 'number' || typeof result.status !== 'string') {
+      unreadable++;
+      continue;
+    }
+    if (count === lines.length) {
+      const grown = new Int32Array(lines.length * 2);
+      grown.set(lines);
+      lines = grown;
+    }
+    lines[count++] = result.line;
+    stats.total++;
+    stats.lastLine = Math.max(stats.lastLine, result.line);
+    const attempts = typeof result.attempts === 'number' ? result.attempts : 1;
+    stats.attempts += attempts;
+    if (result.status === 'INVALID') stats.invalid++;
+    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts);
+  }
+  const finished = lines.subarray(0, count).sort();
+  return {finished, unreadable};
+}
+
+/** Binary search in an ascending Int32Array. */
+export function hasLine(sorted: Int32Array, line: number): boolean {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const value = sorted[mid]!;
+    if (value === line) return true;
+    if (value < line) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
