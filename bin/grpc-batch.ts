@@ -4,7 +4,10 @@ import path from 'node:path';
 import {Command, CommanderError} from 'commander';
 import {EXIT, GbError, InterruptedError, ValidationError} from '../src/errors.js';
 import {PACKAGE_ROOT} from '../src/paths.js';
+import {daemon} from './commands/daemon.js';
 import {demo} from './commands/demo.js';
+import {history} from './commands/history.js';
+import {list} from './commands/list.js';
 import {run} from './commands/run.js';
 import {validate} from './commands/validate.js';
 import {requestedExitCode} from './exit.js';
@@ -17,7 +20,10 @@ const program = new Command('grpc-batch')
   .showHelpAfterError('(run with --help for usage)')
   .addCommand(run)
   .addCommand(validate)
-  .addCommand(demo);
+  .addCommand(demo)
+  .addCommand(daemon)
+  .addCommand(list)
+  .addCommand(history);
 for (const command of [program, ...program.commands]) command.exitOverride();
 
 let code: number;

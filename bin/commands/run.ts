@@ -4,7 +4,8 @@ import {createLogger} from '../../src/log.js';
 import {checkInput} from '../../src/jobs/check.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
-import {runJob} from '../../src/jobs/run.js';
+import {newRunId, runJob} from '../../src/jobs/run.js';
+import {RunRecorder} from '../../src/state/run-recorder.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
@@ -12,6 +13,7 @@ interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
+  readonly state?: string;
 }
 
 export const run = new Command('run')
@@ -28,6 +30,7 @@ export const run = new Command('run')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
+  .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
     const log = createLogger();
     const job = await loadJob(jobFile, flags);
@@ -43,6 +46,8 @@ export const run = new Command('run')
       return;
     }
 
+    const recorder = RunRecorder.open(flags.state, log);
+    const runId = newRunId();
     const stop = new AbortController();
     const cancel = new AbortController();
     let signalled: NodeJS.Signals | undefined;
@@ -61,13 +66,19 @@ export const run = new Command('run')
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
     const interval = process.stderr.isTTY ? 200 : 5000;
     try {
+      recorder.started(runId, job.spec.name);
       const summary = await runJob(job, {
+        runId,
         signal: stop.signal,
         cancelSignal: cancel.signal,
         logger: log,
         progressIntervalMs: interval,
         ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+      }).catch((error: unknown) => {
+        recorder.failed(runId, error);
+        throw error;
       });
+      recorder.finished(runId, summary);
       progress?.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else process.stdout.write(`${formatSummary(summary)}\n`);
@@ -75,6 +86,7 @@ export const run = new Command('run')
       if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
     } finally {
       progress?.stop();
+      recorder.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

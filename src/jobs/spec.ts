@@ -1,6 +1,7 @@
 import type {RetryPolicy} from '../rpc/retry.js';
 import type {TlsSpec} from '../rpc/credentials.js';
 import type {RecordResult} from './results.js';
+import type {OverlapPolicy, ScheduleSpec} from './schedule-spec.js';
 
 /** A duration at the edge: "500ms", "10s", "1m", "1h", or a number of ms. */
 export type DurationInput = string | number;
@@ -60,6 +61,18 @@ export interface JobInput {
   readonly output?: string;
   /** Failures file template ({name}, {runId}). @default 'out/{name}-{runId}.failed.jsonl' */
   readonly failures?: string;
+  /** Cron expression for the daemon: 5 fields, or 6 with seconds first. Ignored by `run`. */
+  readonly schedule?: string;
+  /** IANA zone the schedule is read in. @default the machine's zone */
+  readonly timezone?: string;
+  /** When a run fires while the previous one still runs. @default 'skip' */
+  readonly overlap?: OverlapPolicy;
+  /** A tick missed within this window before start-up runs once; 0 = never. @default 0 */
+  readonly catchUp?: DurationInput;
+  /** Most random delay before a fired run starts. @default 0 */
+  readonly jitter?: DurationInput;
+  /** false: loaded, never fired on schedule. @default true */
+  readonly enabled?: boolean;
 }
 
 /** The programmatic form: a job module's default export. */
@@ -98,6 +111,8 @@ export interface JobSpec {
   readonly output: string;
   /** Template, absolute. */
   readonly failures: string;
+  /** The schedule keys, resolved; undefined when the job has no `schedule`. */
+  readonly schedule?: ScheduleSpec | undefined;
 }
 
 export const DEFAULTS = {

@@ -11,6 +11,7 @@ import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
 import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
+import {checkSchedule} from './schedule-spec.js';
 
 const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
   properties: Record<string, {properties?: Record<string, unknown>}>;
@@ -50,7 +51,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   const duration = (keyPath: string, value: unknown, fallback: string | number) => {
     if (issues.some((i) => i.path === keyPath)) return void (durations[keyPath] = 0);
     const ms = parseDuration(value ?? fallback);
-    if (ms === undefined) error(keyPath, `expected ${DURATION_HINT}; got ${JSON.stringify(value)}`);
+    if (ms === undefined) error(keyPath, `expected ${DURATION_HINT}; got ${show(value)}`);
     durations[keyPath] = ms ?? 0;
   };
   const retry = (job['retry'] ?? {}) as Record<string, unknown>;
@@ -62,13 +63,14 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   rawCodes.forEach((value: unknown, index: number) => {
     const code = parseStatus(value);
     if (code === undefined) {
-      error(`retry.retryableStatusCodes[${index}]`, `expected a status name like UNAVAILABLE or a number 0-16, got ${JSON.stringify(value)}${didYouMean(String(value).toUpperCase(), STATUS_NAMES)}`);
+      error(`retry.retryableStatusCodes[${index}]`, `expected a status name like UNAVAILABLE or a number 0-16, got ${show(value)}${typeof value === 'string' ? didYouMean(value.toUpperCase(), STATUS_NAMES) : ''}`);
     } else if (code === 0) {
       error(`retry.retryableStatusCodes[${index}]`, 'OK is not a failure and cannot be retried');
     } else codes.add(code);
   });
-  if (durations['retry.maxBackoff']! < durations['retry.initialBackoff']! && retry['maxBackoff'] !== undefined) {
-    error('retry.maxBackoff', `must be at least retry.initialBackoff (${String(retry['initialBackoff'] ?? '100ms')}), got ${String(retry['maxBackoff'])}`);
+  const hasIssue = (keyPath: string) => issues.some((i) => i.path === keyPath);
+  if (retry['maxBackoff'] !== undefined && !hasIssue('retry.maxBackoff') && !hasIssue('retry.initialBackoff') && durations['retry.maxBackoff']! < durations['retry.initialBackoff']!) {
+    error('retry.maxBackoff', `expected a duration no shorter than retry.initialBackoff (${durations['retry.initialBackoff']}ms), got ${show(retry['maxBackoff'])}`);
   }
 
   const resolvePath = (value: unknown) => (typeof value === 'string' && value !== '-' ? path.resolve(baseDir, value) : value);
@@ -90,11 +92,14 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   }
   if (job['metadata'] && typeof job['metadata'] === 'object') {
     for (const [key, value] of Object.entries(job['metadata'] as Record<string, unknown>)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) continue; // the schema has said it
       const problem = checkMetadataEntry(key, String(value));
       if (problem) error(`metadata.${key}`, problem);
     }
   }
   if (job['channelOptions'] !== undefined) issues.push(...checkChannelOptions(job['channelOptions'], file));
+  const {schedule, issues: scheduleIssues} = checkSchedule(job, file, new Set(issues.map((i) => i.path)));
+  issues.push(...scheduleIssues);
 
   if (issues.some((i) => i.severity !== 'warning')) return {issues};
 
@@ -141,6 +146,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     channelOptions,
     output: path.resolve(baseDir, (job['output'] as string | undefined) ?? DEFAULTS.output),
     failures: path.resolve(baseDir, (job['failures'] as string | undefined) ?? DEFAULTS.failures),
+    schedule,
   };
   return {spec, issues};
 }
@@ -171,7 +177,7 @@ function keyPathOf(e: ErrorObject): string {
 
 function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): string {
   const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
-  const got = `got ${JSON.stringify(value)} (${Array.isArray(value) ? 'list' : value === null ? 'null' : typeof value === 'object' ? 'map' : typeof value})`;
+  const got = `got ${show(value)}`;
   switch (e.keyword) {
     case 'additionalProperties': {
       const extra = (e.params as {additionalProperty: string}).additionalProperty;
@@ -192,11 +198,26 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): stri
       return `expected a list of at least ${(e.params as {limit: number}).limit} item(s), ${got}`;
     case 'pattern':
       return e.instancePath === '/name' ? `expected letters, digits, '.', '_' or '-' (used in file names), ${got}` : `${e.message}, ${got}`;
+    case 'enum':
+      return `expected one of ${((e.params as {allowedValues: unknown[]}).allowedValues).join(', ')}, ${got}`;
     case 'anyOf':
       return `expected ${DURATION_HINT}; ${got}`;
     default:
       return `${e.message ?? 'is invalid'}, ${got}`;
   }
+}
+
+/** `"ten seconds" (string)`, `[1,2] (list)`, `null`: the value as written, cut at 60 characters. */
+export function show(value: unknown): string {
+  if (value === null) return 'null';
+  const type = Array.isArray(value) ? 'list' : typeof value === 'object' ? 'map' : typeof value;
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = type;
+  }
+  return `${text.length > 60 ? `${text.slice(0, 60)}…` : text} (${type})`;
 }
 
 function hintFor(key: string): string {

@@ -1,0 +1,98 @@
+import {Command, Option} from 'commander';
+import {parseDuration} from '../../src/duration.js';
+import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
+import {createLogger, type Logger} from '../../src/log.js';
+import {createPrettyLogger} from '../../src/log-pretty.js';
+import {OpsMetrics} from '../../src/ops-metrics.js';
+import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
+import {loadJobs} from '../../src/scheduler/job-files.js';
+import {Scheduler} from '../../src/scheduler/scheduler.js';
+import {resolveStatePath, StateStore} from '../../src/state/store.js';
+import {parseDurationFlag} from '../flags.js';
+
+interface DaemonFlags {
+  readonly state?: string;
+  readonly http?: string | true;
+  readonly grace: string;
+  readonly pretty?: boolean;
+}
+
+export const daemon = new Command('daemon')
+  .description('run jobs on their cron schedules until SIGTERM/SIGINT (SIGHUP reloads the job files)')
+  .argument('<jobs...>', 'job files, or folders of *.yaml/*.yml/*.json job files')
+  .option('--state <path>', 'state database (runs, last fired ticks); env GRPC_BATCH_STATE', undefined)
+  .addOption(new Option('--http [address]', `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`).preset(DEFAULT_OPS_ADDRESS))
+  .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are cancelled', parseDurationFlag, '30s')
+  .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
+  .action(async (paths: string[], flags: DaemonFlags) => {
+    const log = flags.pretty ? createPrettyLogger() : createLogger();
+    const graceMs = parseDuration(flags.grace)!;
+    // Every job is loaded and validated before anything starts: one bad file and nothing runs.
+    const {jobs, warnings} = await loadJobs(paths);
+    for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
+    const state = resolveStatePath(flags.state);
+    const store = StateStore.open(state.path);
+    const scheduler = new Scheduler(jobs, {store, logger: log});
+    const metrics = new OpsMetrics(scheduler);
+    let ops: OpsServer | undefined;
+    // Signals are wired before anything listens, so an early SIGHUP or SIGTERM is never fatal.
+    const stopped = waitForStop(scheduler, paths, graceMs, log);
+    try {
+      if (flags.http) {
+        ops = await startOpsServer({address: flags.http === true ? DEFAULT_OPS_ADDRESS : flags.http, scheduler, metrics, logger: log});
+        log.info({event: 'http:listening', address: ops.address}, `operations endpoint on http://${ops.address} (/healthz, /metrics, POST /jobs/NAME/run)`);
+      }
+      log.info({event: 'daemon:started', pid: process.pid, state: store.path, jobs: jobs.map((j) => j.spec.name)}, `daemon started: ${jobs.length} jobs, state in ${store.path}`);
+      scheduler.start();
+      await stopped;
+    } finally {
+      scheduler.close(0).catch(() => undefined); // no-op after a signal; stops the loop when listening failed
+      await ops?.close();
+      store.close();
+    }
+    log.info({event: 'daemon:stopped'}, 'daemon stopped; every run is recorded');
+  });
+
+/** Wires the signals: the first SIGTERM/SIGINT closes gracefully, a second cancels, SIGHUP reloads. */
+function waitForStop(scheduler: Scheduler, paths: readonly string[], graceMs: number, log: Logger): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let stopping: NodeJS.Signals | undefined;
+    let reloading = false;
+    const onStop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({event: 'daemon:cancelling', signal}, `${signal} again: cancelling running jobs now`);
+        scheduler.cancelRunning(`${signal} received twice`);
+        return;
+      }
+      stopping = signal;
+      log.info({event: 'daemon:stopping', signal, graceMs}, `${signal}: no new runs; running jobs have ${graceMs} ms to finish (send ${signal} again to cancel them now)`);
+      scheduler.close(graceMs).then(() => {
+        cleanup();
+        resolve();
+      }, (error: unknown) => {
+        cleanup();
+        reject(error);
+      });
+    };
+    const onReload = () => {
+      if (reloading || stopping) return;
+      reloading = true;
+      log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
+      loadJobs(paths).then(({jobs, warnings}) => {
+        for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
+        if (!stopping) scheduler.reload(jobs);
+      }, (error: unknown) => {
+        const issues = error instanceof ValidationError ? error.issues.map(formatIssue) : [getErrorMessage(error)];
+        log.error({event: 'daemon:reload-failed', issues}, `reload failed; the jobs loaded before keep running:\n  ${issues.join('\n  ')}`);
+      }).finally(() => (reloading = false));
+    };
+    const cleanup = () => {
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+      process.off('SIGHUP', onReload);
+    };
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    process.on('SIGHUP', onReload);
+  });
+}

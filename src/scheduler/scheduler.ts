@@ -1,0 +1,405 @@
+import {EventEmitter} from 'node:events';
+import {formatDuration} from '../duration.js';
+import {getErrorMessage} from '../errors.js';
+import type {LoadedJob} from '../jobs/load.js';
+import {newRunId, runJob} from '../jobs/run.js';
+import type {RunSummary} from '../jobs/summary.js';
+import type {RunTrigger} from '../state/store.js';
+import {systemClock} from './clock.js';
+import {CronSchedule} from './cron.js';
+import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
+import {formatInZone} from './zone.js';
+
+export const DEFAULT_GRACE_MS = 30_000;
+const DEFAULT_MAX_TIMER_MS = 30_000;
+/** Most ticks walked when counting missed ones (an every-second job down for days). */
+const MAX_TICK_SCAN = 100_000;
+
+interface ActiveRun {
+  readonly job: string;
+  readonly runId: string;
+  readonly trigger: RunTrigger;
+  readonly scheduledAt: number | undefined;
+  readonly stop: AbortController;
+  readonly cancel: AbortController;
+  /** Set when the scheduler cancelled the run (replace, end of grace): recorded as its reason. */
+  cancelReason?: string;
+  done: Promise<void>;
+}
+
+interface JobEntry {
+  loaded: LoadedJob;
+  cron: CronSchedule | undefined;
+  nextFireAt: number | undefined;
+  readonly runs: Map<string, ActiveRun>;
+  /** The one run `overlap: queue` keeps waiting. */
+  pending: {trigger: RunTrigger; scheduledAt: number | undefined} | undefined;
+}
+
+/**
+ * Fires jobs on their cron schedules from one timer on an injectable clock, applies each job's
+ * overlap policy, catches up a missed tick after a restart, records every run in the state store,
+ * and closes gracefully. Events are typed (`SchedulerEvents`) and each is logged as one JSON line.
+ */
+export class Scheduler extends EventEmitter {
+  readonly #clock;
+  readonly #store;
+  readonly #log;
+  readonly #runner: JobRunner;
+  readonly #random;
+  readonly #maxTimerMs;
+  readonly #progressIntervalMs;
+  readonly #entries = new Map<string, JobEntry>();
+  /** Runs waiting out their jitter: cleared on close. */
+  readonly #jittered = new Map<unknown, {entry: JobEntry; trigger: RunTrigger; scheduledAt: number | undefined}>();
+  readonly #active = new Set<ActiveRun>();
+  #timer: unknown;
+  #started = false;
+  #isClosing = false;
+  #closing: Promise<void> | undefined;
+  #lastWakeAt = 0;
+
+  constructor(jobs: readonly LoadedJob[], options: SchedulerOptions = {}) {
+    super();
+    this.#clock = options.clock ?? systemClock;
+    this.#store = options.store;
+    this.#log = options.logger;
+    this.#runner = options.runner ?? runJob;
+    this.#random = options.random ?? Math.random;
+    this.#maxTimerMs = Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS);
+    this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
+    for (const job of jobs) this.#entries.set(job.spec.name, {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined});
+  }
+
+  override on<E extends SchedulerEventName>(event: E, listener: (payload: SchedulerEvents[E]) => void): this {
+    return super.on(event, listener);
+  }
+
+  override once<E extends SchedulerEventName>(event: E, listener: (payload: SchedulerEvents[E]) => void): this {
+    return super.once(event, listener);
+  }
+
+  override off<E extends SchedulerEventName>(event: E, listener: (payload: SchedulerEvents[E]) => void): this {
+    return super.off(event, listener);
+  }
+
+  /** Whether the loop is alive: started, not closing, and its timer fired when it should have. */
+  get isAlive(): boolean {
+    return this.#started && !this.#isClosing && this.#clock.now() - this.#lastWakeAt <= this.#maxTimerMs * 2 + 5000;
+  }
+
+  /** Runs in progress, over every job. */
+  get runningCount(): number {
+    return this.#active.size;
+  }
+
+  jobs(): ScheduledJobInfo[] {
+    return [...this.#entries.values()].map((e) => ({
+      name: e.loaded.spec.name, file: e.loaded.spec.file, schedule: e.loaded.spec.schedule, nextFireAt: e.nextFireAt, running: e.runs.size, queued: e.pending !== undefined,
+    }));
+  }
+
+  /** Starts firing: records runs a crash left `running` as interrupted, catches up, arms the timer. */
+  start(): ScheduledJobInfo[] {
+    if (this.#started || this.#isClosing) return this.jobs();
+    this.#started = true;
+    this.#lastWakeAt = this.#clock.now();
+    this.#try('state:recover', () => {
+      const count = this.#store?.markInterrupted(this.#clock.now()) ?? 0;
+      if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
+    });
+    for (const entry of this.#entries.values()) this.#plan(entry, true);
+    this.#emit('scheduler:started', {jobs: this.jobs()}, 'info', `scheduler started with ${this.#entries.size} jobs`);
+    this.#arm();
+    return this.jobs();
+  }
+
+  /** Runs a job now (a manual run), respecting its overlap policy. */
+  trigger(name: string, trigger: RunTrigger = 'manual'): TriggerResult {
+    const entry = this.#entries.get(name);
+    if (!entry) return {outcome: 'unknown-job', reason: `no job named ${JSON.stringify(name)}; jobs: ${[...this.#entries.keys()].join(', ')}`};
+    if (this.#isClosing) return {outcome: 'closing', reason: 'the scheduler is stopping'};
+    return this.#dispatch(entry, trigger, undefined);
+  }
+
+  /**
+   * Replaces the job set (SIGHUP): removed jobs stop firing, new ones are planned (with catch-up),
+   * kept ones take their new definition for future runs. Runs in progress go on as they were.
+   */
+  reload(jobs: readonly LoadedJob[]): void {
+    const names = new Set(jobs.map((j) => j.spec.name));
+    const removed: string[] = [];
+    const added: string[] = [];
+    const kept: string[] = [];
+    for (const [name, entry] of this.#entries) {
+      if (names.has(name)) continue;
+      removed.push(name);
+      this.#entries.delete(name);
+      if (entry.pending) this.#skip(entry, entry.pending.trigger, entry.pending.scheduledAt, 'its job was removed on reload');
+      entry.pending = undefined;
+    }
+    for (const job of jobs) {
+      const entry = this.#entries.get(job.spec.name);
+      if (entry) {
+        kept.push(job.spec.name);
+        entry.loaded = job;
+        if (this.#started) this.#plan(entry, false);
+      } else {
+        added.push(job.spec.name);
+        const fresh: JobEntry = {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined};
+        this.#entries.set(job.spec.name, fresh);
+        if (this.#started) this.#plan(fresh, true);
+      }
+    }
+    this.#emit('jobs:reloaded', {added, removed, kept}, 'info', `jobs reloaded: ${added.length} added, ${removed.length} removed, ${kept.length} kept`);
+    this.#arm();
+  }
+
+  /**
+   * Stops firing, lets running runs finish for up to `graceMs`, then cancels what is left (calls in
+   * flight included), and resolves once every run is recorded. Idempotent.
+   */
+  close(graceMs = DEFAULT_GRACE_MS): Promise<void> {
+    return (this.#closing ??= this.#drainThenCancel(graceMs));
+  }
+
+  /** Cancels every running run now (a second SIGTERM during the grace period). */
+  cancelRunning(reason: string): void {
+    for (const run of this.#active) this.#cancelRun(run, reason);
+  }
+
+  async #drainThenCancel(graceMs: number): Promise<void> {
+    this.#isClosing = true;
+    this.#try('timer', () => this.#disarm());
+    this.#try('jitter', () => {
+      for (const [handle, fired] of this.#jittered) {
+        this.#clock.clearTimer(handle);
+        this.#skip(fired.entry, fired.trigger, fired.scheduledAt, 'the scheduler stopped during its jitter delay');
+      }
+      this.#jittered.clear();
+    });
+    this.#try('queue', () => {
+      for (const entry of this.#entries.values()) {
+        if (entry.pending) this.#skip(entry, entry.pending.trigger, entry.pending.scheduledAt, 'the scheduler stopped while it was queued');
+        entry.pending = undefined;
+      }
+    });
+    const runs = [...this.#active];
+    this.#emit('scheduler:closing', {graceMs, running: runs.length}, 'info', `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`);
+    if (runs.length > 0 && graceMs <= 0) this.cancelRunning('the scheduler stopped with no grace period');
+    if (runs.length > 0) {
+      let timer: unknown;
+      const expired = await Promise.race([
+        Promise.all(runs.map((r) => r.done)).then(() => false),
+        new Promise<boolean>((resolve) => (timer = this.#clock.setTimer(() => resolve(true), graceMs))),
+      ]);
+      this.#clock.clearTimer(timer);
+      if (expired) this.cancelRunning(`still running after the ${formatDuration(graceMs)} grace period`);
+      await Promise.all(runs.map((r) => r.done));
+    }
+    this.#emit('scheduler:closed', {}, 'info', 'scheduler stopped');
+  }
+
+  /** Plans a job's next tick; at start-up (or when a reload adds it) it first catches up. */
+  #plan(entry: JobEntry, catchUp: boolean): void {
+    const spec = entry.loaded.spec;
+    const schedule = spec.schedule;
+    entry.cron = schedule ? new CronSchedule(schedule.expression, schedule.timezone) : undefined;
+    entry.nextFireAt = undefined;
+    if (!schedule || !entry.cron) {
+      this.#log?.info({job: spec.name, event: 'job:manual'}, `${spec.name} has no schedule: it runs only when triggered`);
+    } else if (!schedule.enabled) {
+      this.#log?.info({job: spec.name, event: 'job:disabled'}, `${spec.name} is disabled (enabled: false): it runs only when triggered`);
+    } else {
+      const now = this.#clock.now();
+      if (catchUp) this.#catchUp(entry, entry.cron, now);
+      entry.nextFireAt = entry.cron.next(now);
+    }
+    const next = entry.nextFireAt;
+    this.#emit('job:scheduled', {job: spec.name, nextFireAt: next}, 'info',
+      next === undefined ? `${spec.name}: not scheduled` : `${spec.name}: next run ${formatInZone(next, schedule!.timezone)} (${new Date(next).toISOString()})`);
+  }
+
+  /** Runs once the latest tick missed within the job's catchUp window since its last stored tick. */
+  #catchUp(entry: JobEntry, cron: CronSchedule, now: number): void {
+    const store = this.#store;
+    const name = entry.loaded.spec.name;
+    const windowMs = entry.loaded.spec.schedule?.catchUpMs ?? 0;
+    const last = this.#try('state:read', () => store?.getLastTick(name));
+    if (!store || last === undefined) {
+      // Nothing stored: ticks from now on are the ones that count.
+      this.#try('state:write', () => store?.setLastTick(name, now, now));
+      return;
+    }
+    const first = cron.next(last);
+    if (first === undefined || first > now) return;
+    const windowStart = now - windowMs;
+    let latest: number | undefined;
+    if (windowMs > 0) {
+      for (let tick = cron.next(Math.max(last, windowStart - 1)), i = 0; tick !== undefined && tick <= now && i < MAX_TICK_SCAN; tick = cron.next(tick), i++) {
+        if (tick >= windowStart) latest = tick;
+      }
+    }
+    let missed = 0;
+    for (let tick: number | undefined = first; tick !== undefined && tick <= now && missed < MAX_TICK_SCAN; tick = cron.next(tick)) if (tick !== latest) missed++;
+    if (missed > 0) {
+      const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
+      this.#emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
+    }
+    this.#try('state:write', () => store.setLastTick(name, latest ?? now, now));
+    if (latest !== undefined) this.#fire(entry, 'catch-up', latest);
+  }
+
+  #arm(): void {
+    this.#disarm();
+    if (!this.#started || this.#isClosing) return;
+    let next: number | undefined;
+    for (const entry of this.#entries.values()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
+    const delay = next === undefined ? this.#maxTimerMs : Math.min(Math.max(0, next - this.#clock.now()), this.#maxTimerMs);
+    this.#timer = this.#clock.setTimer(() => this.#wake(), delay);
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #wake(): void {
+    this.#timer = undefined;
+    const now = this.#clock.now();
+    this.#lastWakeAt = now;
+    for (const entry of this.#entries.values()) {
+      if (entry.nextFireAt === undefined || entry.nextFireAt > now || !entry.cron) continue;
+      const name = entry.loaded.spec.name;
+      // Woken late (machine sleep, a blocked loop): run the latest due tick once, report the others.
+      let tick = entry.nextFireAt;
+      let missed = 0;
+      let next = entry.cron.next(tick);
+      while (next !== undefined && next <= now && missed < MAX_TICK_SCAN) {
+        tick = next;
+        missed++;
+        next = entry.cron.next(next);
+      }
+      if (missed > 0) this.#emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
+      entry.nextFireAt = next;
+      this.#try('state:write', () => this.#store?.setLastTick(name, tick, now));
+      this.#fire(entry, 'schedule', tick);
+      this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, entry.cron.timezone)}`);
+    }
+    this.#arm();
+  }
+
+  /** A tick came: wait out the job's jitter, then dispatch. */
+  #fire(entry: JobEntry, trigger: RunTrigger, scheduledAt: number): void {
+    const jitterMs = entry.loaded.spec.schedule?.jitterMs ?? 0;
+    if (jitterMs <= 0) return void this.#dispatch(entry, trigger, scheduledAt);
+    const delay = Math.floor(this.#random() * jitterMs);
+    const handle: unknown = this.#clock.setTimer(() => {
+      this.#jittered.delete(handle);
+      this.#dispatch(this.#entries.get(entry.loaded.spec.name) ?? entry, trigger, scheduledAt);
+    }, delay);
+    this.#jittered.set(handle, {entry, trigger, scheduledAt});
+  }
+
+  /** Applies the overlap policy and starts, queues or skips. */
+  #dispatch(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined): TriggerResult {
+    if (this.#isClosing) return this.#skip(entry, trigger, scheduledAt, 'the scheduler is stopping');
+    if (entry.runs.size > 0) {
+      const policy = entry.loaded.spec.schedule?.overlap ?? 'skip';
+      const running = [...entry.runs.keys()].join(', ');
+      if (policy === 'skip') return this.#skip(entry, trigger, scheduledAt, `run ${running} is still running (overlap: skip)`);
+      if (policy === 'queue') {
+        if (entry.pending) return this.#skip(entry, trigger, scheduledAt, `run ${running} is still running and another run is already queued (overlap: queue keeps one)`);
+        entry.pending = {trigger, scheduledAt};
+        this.#emit('run:queued', {job: entry.loaded.spec.name, trigger, scheduledAt}, 'info', `queued: run ${running} is still running (overlap: queue)`);
+        return {outcome: 'queued'};
+      }
+      if (policy === 'replace') for (const run of entry.runs.values()) this.#cancelRun(run, `replaced by a newer ${trigger} run (overlap: replace)`);
+    }
+    return this.#start(entry, trigger, scheduledAt);
+  }
+
+  #skip(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): TriggerResult {
+    const job = entry.loaded.spec.name;
+    const runId = newRunId(new Date(this.#clock.now()));
+    this.#try('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
+    this.#emit('run:skipped', {job, runId, trigger, scheduledAt, reason}, 'warn', `skipped: ${reason}`);
+    return {outcome: 'skipped', runId, reason};
+  }
+
+  #start(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined): TriggerResult {
+    const loaded = entry.loaded;
+    const job = loaded.spec.name;
+    const runId = newRunId(new Date(this.#clock.now()));
+    const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
+    const ref = {job, runId, trigger, scheduledAt};
+    entry.runs.set(runId, run);
+    this.#active.add(run);
+    this.#try('state:write', () => this.#store?.startRun({runId, job, trigger, scheduledAt, startedAt: this.#clock.now()}));
+    this.#emit('run:started', ref, 'info', `${trigger} run started`);
+    const original = loaded.spec.onResult;
+    const observed: LoadedJob = {
+      ...loaded,
+      spec: {...loaded.spec, onResult: (result) => (this.#emit('run:result', {...ref, result}), original?.(result))},
+    };
+    run.done = Promise.resolve()
+      .then(() => this.#runner(observed, {
+        runId, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+        ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
+        onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
+      }))
+      .then((summary) => this.#finish(entry, run, summary, undefined), (error: unknown) => this.#finish(entry, run, undefined, error));
+    return {outcome: 'started', runId};
+  }
+
+  #finish(entry: JobEntry, run: ActiveRun, summary: RunSummary | undefined, error: unknown): void {
+    entry.runs.delete(run.runId);
+    this.#active.delete(run);
+    const status = summary ? summary.status : 'error';
+    const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason;
+    this.#try('state:write', () => this.#store?.finishRun(run.runId, {
+      status, endedAt: this.#clock.now(), reason,
+      ...(summary ? {total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures} : {}),
+    }));
+    const counts = summary ? `: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid of ${summary.total}` : '';
+    this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
+      status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
+    const current = this.#entries.get(run.job);
+    if (current === entry && entry.pending && entry.runs.size === 0 && !this.#isClosing) {
+      const next = entry.pending;
+      entry.pending = undefined;
+      this.#start(entry, next.trigger, next.scheduledAt);
+    }
+  }
+
+  #cancelRun(run: ActiveRun, reason: string): void {
+    if (run.cancelReason) return;
+    run.cancelReason = reason;
+    this.#emit('run:cancelling', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, reason}, 'warn', `cancelling: ${reason}`);
+    run.stop.abort(reason);
+    run.cancel.abort(reason);
+  }
+
+  /** Emits an event (a throwing listener is logged, never thrown into the loop) and logs it. */
+  #emit<E extends SchedulerEventName>(event: E, payload: SchedulerEvents[E], level?: 'debug' | 'info' | 'warn' | 'error', message?: string): void {
+    if (level && this.#log) {
+      const {summary: _summary, progress: _progress, result: _result, jobs: _jobs, ...fields} = payload as Record<string, unknown>;
+      this.#log[level]({...fields, event}, message ?? event);
+    }
+    try {
+      this.emit(event, payload);
+    } catch (error) {
+      this.#log?.error({event: 'listener:failed', for: event, error: getErrorMessage(error)}, `a listener of ${event} threw: ${getErrorMessage(error)}`);
+    }
+  }
+
+  /** Runs one step so that its failure (a locked or broken state file) is logged and the loop goes on. */
+  #try<T>(what: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (error) {
+      this.#log?.error({event: 'scheduler:error', step: what, error: getErrorMessage(error)}, `${what}: ${getErrorMessage(error)}`);
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * The state database's schema, as an ordered list of migrations. `PRAGMA user_version` holds the
+ * number of migrations applied; opening a database applies the missing ones in one transaction.
+ * Append only: never edit a migration that has shipped (a later issue adds run checkpoints as
+ * migration 2).
+ */
+export interface Migration {
+  /** 1-based; equals the user_version after it ran. */
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'runs and per-job last fired tick',
+    sql: `
+      CREATE TABLE runs (
+        run_id       TEXT PRIMARY KEY,
+        job          TEXT NOT NULL,
+        trigger      TEXT NOT NULL CHECK (trigger IN ('schedule', 'catch-up', 'manual')),
+        scheduled_at INTEGER,            -- ms since epoch: the tick the run was for; NULL for manual runs
+        created_at   INTEGER NOT NULL,   -- ms: when the row was written (orders history)
+        started_at   INTEGER,            -- ms; NULL for skipped runs
+        ended_at     INTEGER,            -- ms; NULL while running
+        status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled', 'skipped', 'error', 'interrupted')),
+        reason       TEXT,               -- why skipped / cancelled / error
+        total        INTEGER,
+        ok           INTEGER,
+        failed       INTEGER,
+        invalid      INTEGER,
+        by_status    TEXT,               -- JSON: {"OK": 10, "UNAVAILABLE": 2}
+        output       TEXT,               -- results file
+        failures     TEXT,               -- failures file
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL
+      );
+      CREATE INDEX runs_by_job ON runs (job, created_at DESC);
+      CREATE INDEX runs_by_created ON runs (created_at DESC);
+      CREATE TABLE job_ticks (
+        job          TEXT PRIMARY KEY,
+        last_tick_at INTEGER NOT NULL,   -- ms: the latest tick fired or deliberately passed over
+        updated_at   INTEGER NOT NULL
+      );
+    `,
+  },
+];

@@ -1,0 +1,231 @@
+import {mkdirSync} from 'node:fs';
+import {hostname} from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import {getErrorMessage, UsageError} from '../errors.js';
+import {MIGRATIONS, type Migration} from './migrations.js';
+
+/**
+ * The state database: every run (scheduled, caught up or manual, from the daemon and from
+ * `grpc-batch run`) and each job's last fired tick, in one SQLite file (WAL, busy timeout, every
+ * write in a transaction), so several processes can share it. The API is small on purpose:
+ * `open`, four writes, three reads, `close`.
+ */
+
+/** Where the state lives unless `--state` or `GRPC_BATCH_STATE` say otherwise. */
+export const DEFAULT_STATE_PATH = '.grpc-batch/state.db';
+/** How long a write waits for another process's lock before failing. */
+export const BUSY_TIMEOUT_MS = 10_000;
+
+export type RunTrigger = 'schedule' | 'catch-up' | 'manual';
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'error' | 'interrupted';
+
+/** One run as stored. Times are ms since epoch. */
+export interface RunRecord {
+  readonly runId: string;
+  readonly job: string;
+  readonly trigger: RunTrigger;
+  readonly scheduledAt: number | undefined;
+  readonly createdAt: number;
+  readonly startedAt: number | undefined;
+  readonly endedAt: number | undefined;
+  readonly status: RunStatus;
+  readonly reason: string | undefined;
+  readonly total: number | undefined;
+  readonly ok: number | undefined;
+  readonly failed: number | undefined;
+  readonly invalid: number | undefined;
+  readonly byStatus: Readonly<Record<string, number>> | undefined;
+  readonly output: string | undefined;
+  readonly failures: string | undefined;
+  readonly host: string;
+  readonly pid: number;
+}
+
+/** What `finishRun` records. */
+export interface RunOutcome {
+  readonly status: Exclude<RunStatus, 'running' | 'skipped'>;
+  readonly endedAt: number;
+  readonly reason?: string | undefined;
+  readonly total?: number;
+  readonly ok?: number;
+  readonly failed?: number;
+  readonly invalid?: number;
+  readonly byStatus?: Readonly<Record<string, number>>;
+  readonly output?: string;
+  readonly failures?: string | undefined;
+}
+
+interface RunRow {
+  run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
+  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; ok: number | null; failed: number | null;
+  invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
+}
+
+/** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
+export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
+  const given = flag ?? (env['GRPC_BATCH_STATE'] || undefined);
+  return {path: path.resolve(given ?? DEFAULT_STATE_PATH), explicit: given !== undefined};
+}
+
+export class StateStore {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #host = hostname();
+  #closed = false;
+
+  private constructor(file: string, db: Database.Database) {
+    this.path = file;
+    this.#db = db;
+  }
+
+  /**
+   * Opens (creating the folder and file if needed) and migrates the database. Throws `UsageError`
+   * when the file cannot be opened or was written by a newer grpc-batch.
+   * `readonly` opens an existing file without migrating or writing (for `history` and `list`).
+   */
+  static open(file: string, options: {readonly?: boolean; migrations?: readonly Migration[]} = {}): StateStore {
+    const full = path.resolve(file);
+    let db: Database.Database;
+    try {
+      if (!options.readonly) mkdirSync(path.dirname(full), {recursive: true});
+      db = new Database(full, {readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: BUSY_TIMEOUT_MS});
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+      }
+    } catch (error) {
+      throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error)}`, {cause: error});
+    }
+    const store = new StateStore(full, db);
+    try {
+      store.#migrate(options.migrations ?? MIGRATIONS, options.readonly ?? false);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return store;
+  }
+
+  /** The schema version (`PRAGMA user_version`). */
+  get schemaVersion(): number {
+    return this.#db.pragma('user_version', {simple: true}) as number;
+  }
+
+  #migrate(migrations: readonly Migration[], readonly: boolean): void {
+    const latest = migrations.at(-1)?.version ?? 0;
+    const current = this.schemaVersion;
+    if (current > latest) throw new UsageError(`state database ${this.path}: schema version ${current} is newer than this grpc-batch knows (${latest}); upgrade grpc-batch or use another --state`);
+    if (current === latest) return;
+    if (readonly) throw new UsageError(`state database ${this.path}: schema version ${current}, expected ${latest}; run the daemon or grpc-batch run once to upgrade it`);
+    // IMMEDIATE: two processes opening a new file at once must not both migrate it.
+    this.#db.transaction(() => {
+      const now = this.schemaVersion;
+      for (const migration of migrations) {
+        if (migration.version <= now) continue;
+        this.#db.exec(migration.sql);
+        this.#db.pragma(`user_version = ${migration.version}`);
+      }
+    }).immediate();
+  }
+
+  /** Records a run that starts now (status `running`). */
+  startRun(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; startedAt: number}): void {
+    this.#write(() => this.#db.prepare(
+      `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, started_at, status, host, pid)
+       VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+    ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.startedAt, run.startedAt, this.#host, process.pid));
+  }
+
+  /** Records how a running run ended. */
+  finishRun(runId: string, outcome: RunOutcome): void {
+    this.#write(() => this.#db.prepare(
+      `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+       WHERE run_id = ?`,
+    ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.ok ?? null, outcome.failed ?? null,
+      outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null, runId));
+  }
+
+  /** Records a run that was not started (overlap policy, shutdown), with why. */
+  recordSkipped(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; at: number; reason: string}): void {
+    this.#write(() => this.#db.prepare(
+      `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, ended_at, status, reason, host, pid)
+       VALUES (?, ?, ?, ?, ?, ?, 'skipped', ?, ?, ?)`,
+    ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.at, run.at, run.reason, this.#host, process.pid));
+  }
+
+  /** Stores a job's last fired (or deliberately passed) tick; catch-up looks for ticks after it. */
+  setLastTick(job: string, tickAt: number, now = Date.now()): void {
+    this.#write(() => this.#db.prepare(
+      `INSERT INTO job_ticks (job, last_tick_at, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (job) DO UPDATE SET last_tick_at = excluded.last_tick_at, updated_at = excluded.updated_at`,
+    ).run(job, tickAt, now));
+  }
+
+  getLastTick(job: string): number | undefined {
+    const row = this.#db.prepare('SELECT last_tick_at FROM job_ticks WHERE job = ?').get(job) as {last_tick_at: number} | undefined;
+    return row?.last_tick_at;
+  }
+
+  /** Runs, newest first. */
+  listRuns(filter: {job?: string | undefined; limit?: number | undefined; status?: RunStatus | undefined} = {}): RunRecord[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.job !== undefined) (where.push('job = ?'), params.push(filter.job));
+    if (filter.status !== undefined) (where.push('status = ?'), params.push(filter.status));
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
+    return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as RunRow[]).map(toRecord);
+  }
+
+  getRun(runId: string): RunRecord | undefined {
+    const row = this.#db.prepare('SELECT * FROM runs WHERE run_id = ?').get(runId) as RunRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  /**
+   * Marks `running` rows left by a process of this host that no longer exists (a crash or kill -9)
+   * as `interrupted`. Returns how many.
+   */
+  markInterrupted(now = Date.now()): number {
+    const rows = this.#db.prepare(`SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?`).all(this.#host) as {run_id: string; pid: number}[];
+    const dead = rows.filter((r) => r.pid !== process.pid && !isAlive(r.pid));
+    if (dead.length === 0) return 0;
+    this.#write(() => {
+      const update = this.#db.prepare(`UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process ended without recording the run' WHERE run_id = ? AND status = 'running'`);
+      for (const row of dead) update.run(now, row.run_id);
+    });
+    return dead.length;
+  }
+
+  /** Closes the database. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #write(fn: () => unknown): void {
+    this.#db.transaction(fn).immediate();
+  }
+}
+
+function toRecord(row: RunRow): RunRecord {
+  const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+  return {
+    runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
+    startedAt: opt(row.started_at), endedAt: opt(row.ended_at), status: row.status, reason: opt(row.reason), total: opt(row.total),
+    ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
+    byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
+    output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid,
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {mkdirSync, writeFileSync} from 'node:fs';
+import path from 'node:path';
+import {test, type TestContext} from 'node:test';
+import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
+import {CLI_ENTRY, runCli} from './helpers/cli.js';
+import {tempDir, writeJsonl} from './helpers/job.js';
+import {startServer} from './helpers/server.js';
+
+const TSX_ESM = import.meta.resolve('tsx/esm');
+
+type LogLine = {event?: string; job?: string; runId?: string; component?: string; [key: string]: unknown};
+
+interface Daemon {
+  readonly lines: LogLine[];
+  /** Resolves with the first log line (seen or to come) that matches. */
+  waitFor(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  signal(signal: NodeJS.Signals): void;
+  readonly exited: Promise<{code: number | null; signal: NodeJS.Signals | null}>;
+}
+
+/** Spawns `grpc-batch daemon ...args` and parses its JSON log lines; SIGKILLed at the end of the test if still up. */
+function startDaemon(t: TestContext, args: readonly string[], cwd: string): Daemon {
+  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info'} as NodeJS.ProcessEnv;
+  const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args], {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
+  const lines: LogLine[] = [];
+  const waiters = new Set<{match: (line: LogLine) => boolean; resolve: (line: LogLine) => void}>();
+  let buffer = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    const parts = buffer.split('\n');
+    buffer = parts.pop()!;
+    for (const text of parts) {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = {event: 'text', text};
+      }
+      lines.push(line);
+      for (const waiter of waiters) if (waiter.match(line)) (waiters.delete(waiter), waiter.resolve(line));
+    }
+  });
+  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.on('close', (code, signal) => resolve({code, signal})));
+  t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
+  return {
+    lines,
+    exited,
+    signal: (signal) => void child.kill(signal),
+    waitFor(match, timeoutMs = 15_000) {
+      const seen = lines.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching log line in ${timeoutMs} ms; got:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
+        waiters.add({match, resolve: (line) => (clearTimeout(timer), resolve(line))});
+        void exited.then(() => setTimeout(() => reject(new Error(`the daemon exited; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)), 50));
+      });
+    },
+  };
+}
+
+/** A demo-service job file in `dir`. */
+function writeDaemonJob(dir: string, name: string, target: string, extra: Record<string, unknown> = {}): string {
+  const file = path.join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({name, target, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl', timezone: 'UTC', ...extra}, null, 2));
+  return file;
+}
+
+const event = (name: string, job?: string) => (line: LogLine) => line.event === name && line.component === undefined && (job === undefined || line.job === job);
+
+/** The operations endpoint's base URL, once the scheduler is running. */
+async function httpAddress(daemon: Daemon): Promise<string> {
+  await daemon.waitFor(event('scheduler:started'));
+  return `http://${(await daemon.waitFor(event('http:listening'))).address as string}`;
+}
+
+test('a bad cron expression, time zone or policy is a load error naming file, key and what was expected; nothing starts', async (t) => {
+  const server = await startServer(t);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{schedule: '61 * * * *'}, /bad\.json: schedule: expected a cron expression like "\*\/15 \* \* \* \*" \(5 fields, or 6 with seconds first\), got "61 \* \* \* \*": minute field "61" is not valid: expected 0-59/],
+    [{schedule: '* * *'}, /bad\.json: schedule: expected a cron expression .*got "\* \* \*": expected a cron expression of 5 or 6 fields but got 3/],
+    [{schedule: '0 3 * * *', timezone: 'America/New_Yrok'}, /bad\.json: timezone: expected an IANA time zone name like America\/New_York, Europe\/Paris or UTC, got "America\/New_Yrok" \(did you mean "America\/New_York"\?\)/],
+    [{schedule: '0 3 * * *', overlap: 'sometimes'}, /bad\.json: overlap: expected one of skip, queue, replace, allow, got "sometimes"/],
+    [{schedule: '0 3 * * *', catchUp: 'soon'}, /bad\.json: catchUp: expected a duration like 500ms, 10s, 1m or 1h/],
+  ];
+  await Promise.all(cases.map(async ([extra, expected]) => {
+    const dir = tempDir(t);
+    writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+    writeDaemonJob(dir, 'good', server.address, {schedule: '* * * * * *'});
+    writeDaemonJob(dir, 'bad', server.address, extra);
+    const result = await runCli(['daemon', dir, '--state', path.join(dir, 'state.db')], {cwd: dir});
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, expected);
+  }));
+  assert.equal(server.stats.calls, 0, 'nothing was sent');
+});
+
+test('SIGTERM with a run in flight lets its calls finish, records the run and exits 0', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [1, 2, 3].map((i) => ({id: `r${i}`, latencyMs: 1500})));
+  writeDaemonJob(dir, 'every-second', server.address, {schedule: '* * * * * *'});
+  const state = path.join(dir, 'state.db');
+  const daemon = startDaemon(t, [dir, '--state', state, '--grace', '20s'], dir);
+  const started = await daemon.waitFor(event('run:started'));
+  await until(() => server.stats.inFlight === 3);
+  daemon.signal('SIGTERM');
+  assert.deepEqual(await daemon.exited, {code: 0, signal: null});
+  assert.equal(server.stats.byStatus['OK'], 3);
+  assert.equal(server.stats.byStatus['CANCELLED'], undefined);
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; ok?: number}[];
+  const run = history.find((r) => r.runId === started.runId)!;
+  assert.equal(run.status, 'succeeded');
+  assert.equal(run.ok, 3);
+  assert.ok(history.every((r) => r.status !== 'running'), 'every run has its final state');
+});
+
+test('SIGTERM cancels the calls still in flight once --grace is over and records the run as cancelled', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [1, 2].map((i) => ({id: `r${i}`, latencyMs: 4000})));
+  writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *'});
+  const state = path.join(dir, 'state.db');
+  const daemon = startDaemon(t, [dir, '--state', state, '--grace', '200ms'], dir);
+  const started = await daemon.waitFor(event('run:started'));
+  await until(() => server.stats.inFlight === 2);
+  daemon.signal('SIGTERM');
+  assert.deepEqual(await daemon.exited, {code: 0, signal: null});
+  await until(() => server.stats.byStatus['CANCELLED'] === 2);
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; reason?: string}[];
+  const run = history.find((r) => r.runId === started.runId)!;
+  assert.equal(run.status, 'cancelled');
+  assert.match(run.reason!, /grace period/);
+});
+
+test('SIGHUP with a bad job file keeps the old jobs running and logs why; a good one is then loaded', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  writeDaemonJob(dir, 'yearly', server.address, {schedule: '0 0 1 1 *'});
+  const daemon = startDaemon(t, [dir, '--state', path.join(dir, 'state.db'), '--http', '127.0.0.1:0'], dir);
+  const base = await httpAddress(daemon);
+  writeDaemonJob(dir, 'broken', server.address, {schedule: 'every day'});
+  daemon.signal('SIGHUP');
+  const failed = await daemon.waitFor(event('daemon:reload-failed'));
+  assert.match((failed.issues as string[]).join('\n'), /broken\.json: schedule: expected a cron expression/);
+  const manual = await fetch(`${base}/jobs/yearly/run`, {method: 'POST'});
+  assert.equal(manual.status, 202, 'the old job is still there');
+  await daemon.waitFor(event('run:finished', 'yearly'));
+  assert.equal((await fetch(`${base}/jobs/broken/run`, {method: 'POST'})).status, 404);
+
+  writeDaemonJob(dir, 'broken', server.address, {schedule: '0 0 1 1 *'});
+  daemon.signal('SIGHUP');
+  const reloaded = await daemon.waitFor(event('jobs:reloaded'));
+  assert.deepEqual(reloaded.added, ['broken']);
+  assert.equal((await fetch(`${base}/jobs/broken/run`, {method: 'POST'})).status, 202);
+  await daemon.waitFor(event('run:finished', 'broken'));
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
+  assert.equal(server.stats.calls, 2);
+});
+
+test('/metrics shows the counts of a finished run and /healthz answers 200', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}, {id: 'c', failCode: 5}, '{"id": 1']);
+  writeDaemonJob(dir, 'hourly', server.address, {schedule: '0 * * * *'});
+  const daemon = startDaemon(t, [dir, '--state', path.join(dir, 'state.db'), '--http', '127.0.0.1:0'], dir);
+  const base = await httpAddress(daemon);
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  const response = await fetch(`${base}/jobs/hourly/run`, {method: 'POST'});
+  assert.equal(response.status, 202);
+  const body = (await response.json()) as {outcome: string; runId: string};
+  assert.equal(body.outcome, 'started');
+  await daemon.waitFor(event('run:finished', 'hourly'));
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /^grpc_batch_runs_total\{job="hourly",outcome="failed"\} 1$/m);
+  assert.match(metrics, /^grpc_batch_calls_total\{job="hourly",code="OK"\} 2$/m);
+  assert.match(metrics, /^grpc_batch_calls_total\{job="hourly",code="NOT_FOUND"\} 1$/m);
+  assert.match(metrics, /^grpc_batch_calls_total\{job="hourly",code="INVALID"\} 1$/m);
+  assert.match(metrics, /^grpc_batch_call_duration_seconds_count\{job="hourly"\} 3$/m);
+  assert.match(metrics, /^grpc_batch_calls_in_flight\{job="hourly"\} 0$/m);
+  assert.match(metrics, /^grpc_batch_next_fire_timestamp_seconds\{job="hourly"\} \d+$/m);
+  assert.equal((await fetch(`${base}/jobs/nope/run`, {method: 'POST'})).status, 404);
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
+});
+
+test('history survives a restart and lists the runs of the daemon and of grpc-batch run, newest first', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const jobFile = writeDaemonJob(dir, 'report', server.address, {schedule: '* * * * * *'});
+  const state = path.join(dir, 'state.db');
+  const daemon = startDaemon(t, [jobFile, '--state', state], dir);
+  const finished = await daemon.waitFor(event('run:finished', 'report'));
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
+  const oneOff = await runCli(['run', jobFile, '--state', state, '--json', '--no-progress'], {cwd: dir});
+  assert.equal(oneOff.code, 0, oneOff.stderr);
+  const runId = (JSON.parse(oneOff.stdout) as {runId: string}).runId;
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; trigger: string; status: string}[];
+  assert.deepEqual(history[0], {...history[0], runId, trigger: 'manual', status: 'succeeded'});
+  assert.ok(history.some((r) => r.runId === finished.runId && r.trigger === 'schedule' && r.status === 'succeeded'));
+  const table = await runCli(['history', '--job', 'report', '--limit', '1', '--state', state], {cwd: dir});
+  assert.match(table.stdout, new RegExp(`^RUN .*\\n${runId}\\s+report\\s+manual\\s+`));
+  assert.equal(table.stdout.trim().split('\n').length, 2);
+});
+
+test('list shows each job\'s schedule in words, its next three fire times in its zone, and its last run', async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(path.join(dir, 'jobs'));
+  writeJsonl(path.join(dir, 'jobs', 'input.jsonl'), [{id: 'a'}]);
+  writeDaemonJob(path.join(dir, 'jobs'), 'nightly', '127.0.0.1:1', {schedule: '30 2 * * *', timezone: 'America/New_York', overlap: 'queue'});
+  writeDaemonJob(path.join(dir, 'jobs'), 'adhoc', '127.0.0.1:1');
+  const result = await runCli(['list', 'jobs', '--state', path.join(dir, 'none.db')], {cwd: dir});
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^nightly .*\n {2}schedule: 30 2 \* \* \* {2}at 02:30 every day, America\/New_York\n {2}overlap: queue, catch-up: never, jitter: none\n {2}next: (\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T, ){2}\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T\n {2}last run: none recorded/m);
+  assert.match(result.stdout, /^adhoc .*\n {2}schedule: none/m);
+});
+
+async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

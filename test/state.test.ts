@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {writeFileSync} from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {fileURLToPath} from 'node:url';
+import Database from 'better-sqlite3';
+import {MIGRATIONS} from '../src/state/migrations.js';
+import {resolveStatePath, StateStore} from '../src/state/store.js';
+import {tempDir} from './helpers/job.js';
+
+const STORE_MODULE = fileURLToPath(new URL('../src/state/store.ts', import.meta.url));
+const TSX_ESM = import.meta.resolve('tsx/esm');
+
+test('creates and migrates a new database in WAL mode to the latest schema version', (t) => {
+  const file = path.join(tempDir(t), 'nested', 'state.db');
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  assert.equal(store.schemaVersion, MIGRATIONS.at(-1)!.version);
+  const raw = new Database(file, {readonly: true});
+  t.after(() => raw.close());
+  assert.equal(raw.pragma('journal_mode', {simple: true}), 'wal');
+});
+
+test('applies only the migrations a database lacks, and refuses one newer than it knows', (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  StateStore.open(file).close();
+  const next = [...MIGRATIONS, {version: MIGRATIONS.length + 1, description: 'test', sql: 'CREATE TABLE checkpoints (run_id TEXT PRIMARY KEY)'}];
+  const upgraded = StateStore.open(file, {migrations: next});
+  assert.equal(upgraded.schemaVersion, next.length);
+  upgraded.close();
+  assert.throws(() => StateStore.open(file), /schema version 2 is newer than this grpc-batch knows \(1\)/);
+});
+
+test('records started, finished and skipped runs and lists them newest first', (t) => {
+  const store = StateStore.open(path.join(tempDir(t), 'state.db'));
+  t.after(() => store.close());
+  store.startRun({runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, startedAt: 1001});
+  store.finishRun('r1', {status: 'failed', endedAt: 2000, total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl'});
+  store.recordSkipped({runId: 'r2', job: 'a', trigger: 'schedule', scheduledAt: 3000, at: 3000, reason: 'still running'});
+  store.startRun({runId: 'r3', job: 'b', trigger: 'manual', startedAt: 4000});
+  assert.deepEqual(store.listRuns().map((r) => r.runId), ['r3', 'r2', 'r1']);
+  assert.deepEqual(store.listRuns({job: 'a', limit: 1}).map((r) => r.runId), ['r2']);
+  const r1 = store.getRun('r1')!;
+  assert.deepEqual({...r1, host: undefined, pid: undefined}, {
+    runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, createdAt: 1001, startedAt: 1001, endedAt: 2000, status: 'failed', reason: undefined,
+    total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl', host: undefined, pid: undefined,
+  });
+  assert.equal(store.getRun('r2')!.reason, 'still running');
+  assert.equal(store.getRun('r3')!.status, 'running');
+});
+
+test('history and last fired ticks survive closing and reopening the database', (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const first = StateStore.open(file);
+  first.startRun({runId: 'r1', job: 'a', trigger: 'manual', startedAt: 1});
+  first.finishRun('r1', {status: 'succeeded', endedAt: 2});
+  first.setLastTick('a', 12345);
+  first.close();
+  const second = StateStore.open(file, {readonly: true});
+  t.after(() => second.close());
+  assert.equal(second.listRuns()[0]!.status, 'succeeded');
+  assert.equal(second.getLastTick('a'), 12345);
+  assert.equal(second.getLastTick('unknown'), undefined);
+});
+
+test('marks runs left running by a process that no longer exists as interrupted', async (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const script = path.join(path.dirname(file), 'crash.mts');
+  writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+const store = StateStore.open(${JSON.stringify(file)});
+store.startRun({runId: 'crashed', job: 'a', trigger: 'schedule', startedAt: 1});
+process.exit(0);`);
+  await runNode(script);
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  store.startRun({runId: 'mine', job: 'a', trigger: 'manual', startedAt: 2});
+  assert.equal(store.markInterrupted(), 1);
+  assert.equal(store.getRun('crashed')!.status, 'interrupted');
+  assert.equal(store.getRun('mine')!.status, 'running', 'this process is alive');
+});
+
+test('two processes writing the same database at once lose nothing and leave it intact', async (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  StateStore.open(file).close();
+  const script = path.join(path.dirname(file), 'writer.mts');
+  writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+const store = StateStore.open(${JSON.stringify(file)});
+const who = process.argv[2];
+for (let i = 0; i < 300; i++) {
+  store.startRun({runId: who + i, job: who, trigger: 'manual', startedAt: i});
+  store.finishRun(who + i, {status: 'succeeded', endedAt: i + 1, total: 1, ok: 1, failed: 0, invalid: 0});
+  store.setLastTick('shared', i);
+}
+store.close();`);
+  await Promise.all([runNode(script, 'one'), runNode(script, 'two')]);
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  assert.equal(store.listRuns({job: 'one'}).length, 300);
+  assert.equal(store.listRuns({job: 'two'}).length, 300);
+  assert.ok(store.listRuns().every((r) => r.status === 'succeeded'));
+  const raw = new Database(file, {readonly: true});
+  t.after(() => raw.close());
+  assert.equal(raw.pragma('integrity_check', {simple: true}), 'ok');
+});
+
+test('the state path comes from the flag, then GRPC_BATCH_STATE, then the default', () => {
+  assert.deepEqual(resolveStatePath('/x/s.db', {GRPC_BATCH_STATE: '/y/s.db'}), {path: '/x/s.db', explicit: true});
+  assert.deepEqual(resolveStatePath(undefined, {GRPC_BATCH_STATE: '/y/s.db'}), {path: '/y/s.db', explicit: true});
+  assert.deepEqual(resolveStatePath(undefined, {}), {path: path.resolve('.grpc-batch/state.db'), explicit: false});
+});
+
+function runNode(script: string, ...args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`--import=${TSX_ESM}`, script, ...args], {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined} as NodeJS.ProcessEnv});
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}: ${stderr}`))));
+  });
+}
