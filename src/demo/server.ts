@@ -96,7 +96,9 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
         stats.byStatus[name] = (stats.byStatus[name] ?? 0) + 1;
         callback(error, value);
       };
+      let timer: NodeJS.Timeout | undefined;
       call.on('cancelled', () => {
+        if (timer) clearTimeout(timer);
         if (!done) {
           done = true;
           stats.inFlight--;
@@ -121,7 +123,7 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
         });
       };
       const latency = (request.latency_ms ?? 0) + extraLatency;
-      if (latency > 0) setTimeout(answer, latency);
+      if (latency > 0) timer = setTimeout(answer, latency);
       else answer();
     },
   });
