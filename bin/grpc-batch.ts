@@ -24,7 +24,7 @@ const program = new Command('grpc-batch')
   .addCommand(daemon)
   .addCommand(list)
   .addCommand(history);
-for (const command of [program, ...program.commands]) command.exitOverride();
+for (const command of [program, ...program.commands]) command.exitOverride().showHelpAfterError('(run with --help for usage)');
 
 let code: number;
 try {

@@ -6,6 +6,8 @@ import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
+import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
+import {expandTemplate} from '../../src/jobs/results.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
@@ -14,6 +16,7 @@ interface RunFlags extends JobOverrides {
   readonly json?: boolean;
   readonly progress?: boolean;
   readonly state?: string;
+  readonly resume?: boolean | string;
 }
 
 export const run = new Command('run')
@@ -30,10 +33,11 @@ export const run = new Command('run')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
+  .option('--resume [runId]', 'continue an interrupted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
     const log = createLogger();
-    const job = await loadJob(jobFile, flags);
+    let job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
 
     if (flags.dryRun) {
@@ -46,8 +50,16 @@ export const run = new Command('run')
       return;
     }
 
-    const recorder = RunRecorder.open(flags.state, log);
-    const runId = newRunId();
+    const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
+    let runId = newRunId();
+    if (flags.resume) {
+      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
+      runId = found.runId;
+      job = await loadJob(jobFile, {...flags, ...found.overrides});
+      recorder.restarted(runId);
+    } else {
+      recorder.started(runId, job.spec.name, resumeInfoFor(job, jobFile, expandTemplate(job.spec.output, {name: job.spec.name, runId}), expandTemplate(job.spec.failures, {name: job.spec.name, runId})));
+    }
     const stop = new AbortController();
     const cancel = new AbortController();
     let signalled: NodeJS.Signals | undefined;
@@ -66,9 +78,10 @@ export const run = new Command('run')
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
     const interval = process.stderr.isTTY ? 200 : 5000;
     try {
-      recorder.started(runId, job.spec.name);
       const summary = await runJob(job, {
         runId,
+        resume: Boolean(flags.resume),
+        onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
         signal: stop.signal,
         cancelSignal: cancel.signal,
         logger: log,

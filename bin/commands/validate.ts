@@ -11,9 +11,10 @@ export const validate = new Command('validate')
     const job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
     const check = await checkInput(job);
+    for (const warning of check.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
     if (check.invalid > 0) {
       const more = check.invalid - check.issues.length;
-      throw new ValidationError(more > 0 ? [...check.issues, {file: job.spec.input ?? job.spec.file, path: '', message: `${more} more invalid records`}] : check.issues);
+      throw new ValidationError(more > 0 ? [...check.issues, {file: check.label, path: '', message: `${more} more invalid records`}] : check.issues);
     }
     process.stdout.write(`${job.spec.file}: ok: ${job.method.name} on ${job.spec.target}, ${check.total} records valid\n`);
   });

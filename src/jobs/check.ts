@@ -1,21 +1,44 @@
+import path from 'node:path';
 import type {Readable} from 'node:stream';
 import type {Issue} from '../errors.js';
-import {readJsonl, readRequests} from './input.js';
+import {readJsonl, readRequests, type JsonlOptions} from './input.js';
 import type {LoadedJob} from './load.js';
 import {prepareRecord} from './prepare.js';
 
 export interface InputCheck {
+  /** Records read (blank lines not counted). */
   readonly total: number;
   readonly invalid: number;
-  /** One issue per invalid record, up to `maxIssues`. */
+  /** One issue per invalid record, up to `maxIssues`; `file` is `input:line`. */
   readonly issues: readonly Issue[];
+  /** Problems that do not make the input invalid, such as an input with no records. */
+  readonly warnings: readonly Issue[];
+  /** The input as named in messages: relative to the working folder, `<stdin>`, or the module's `requests()`. */
+  readonly label: string;
+}
+
+export interface CheckInputOptions extends JsonlOptions {
+  /** Stream read when the input is '-'. @default process.stdin */
+  readonly stdin?: Readable;
+  /** Invalid records listed one by one; the rest are only counted. @default 100 */
+  readonly maxIssues?: number;
+}
+
+/** The input as named in messages. */
+export function inputLabel(job: LoadedJob): string {
+  const {spec} = job;
+  if (spec.input === '-') return '<stdin>';
+  if (spec.input === undefined) return `${spec.file} requests()`;
+  return path.relative(process.cwd(), spec.input) || spec.input;
 }
 
 /** Checks every input record against the request type; sends nothing. */
-export async function checkInput(job: LoadedJob, options: {stdin?: Readable; maxIssues?: number} = {}): Promise<InputCheck> {
+export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}): Promise<InputCheck> {
   const {spec, method} = job;
-  const label = spec.input === '-' ? '<stdin>' : spec.input ?? `${spec.file} requests()`;
-  const source = spec.requests ? readRequests(spec.requests) : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!);
+  const label = inputLabel(job);
+  const source = spec.requests
+    ? readRequests(spec.requests)
+    : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!, options.maxLineBytes !== undefined ? {maxLineBytes: options.maxLineBytes} : {});
   const maxIssues = options.maxIssues ?? 100;
   const issues: Issue[] = [];
   let total = 0;
@@ -28,5 +51,6 @@ export async function checkInput(job: LoadedJob, options: {stdin?: Readable; max
       if (issues.length < maxIssues) issues.push({file: `${label}:${record.line}`, path: '', message: prepared});
     }
   }
-  return {total, invalid, issues};
+  const warnings: Issue[] = total === 0 ? [{file: label, path: '', message: 'the input has no records (empty or only blank lines); a run would send nothing', severity: 'warning'}] : [];
+  return {total, invalid, issues, warnings, label};
 }

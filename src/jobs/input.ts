@@ -71,7 +71,8 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     }
     if (start < buffer.length) {
       const rest = buffer.subarray(start);
-      if (tooLong || pendingBytes + rest.length > maxLineBytes) {
+      // +1: the line may end in a CR (CRLF) that is not counted; finishLine checks the exact length.
+      if (tooLong || pendingBytes + rest.length > maxLineBytes + 1) {
         tooLong = true; // drop the bytes of an over-long line instead of buffering them
       } else {
         // Copy: the stream may reuse its chunk.

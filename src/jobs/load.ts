@@ -39,6 +39,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const issues: Issue[] = [];
   const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
   if (issues.length > 0) throw new ValidationError(issues);
+  // A list, a string or null is not a job, and spreading it into one below would hide that.
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError(validateJob(job, label, path.dirname(jobFile)).issues);
   const merged = applyOverrides(job, overrides, path.dirname(jobFile));
   const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile));
   if (!spec) throw new ValidationError(found);
@@ -66,17 +68,37 @@ async function readJobFile(file: string, label: string): Promise<unknown> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter});
   if (doc.errors.length > 0) {
-    throw new ValidationError(doc.errors.map((e) => {
+    // A broken file can make the parser report one error per character; the first few say it all.
+    const shown = doc.errors.slice(0, MAX_SYNTAX_ERRORS);
+    const more = doc.errors.length - shown.length;
+    throw new ValidationError([...shown.map((e) => {
       const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
-      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${format} syntax error: ${e.message.split('\n')[0]}`};
-    }));
+      const first = e.message.split('\n')[0]!;
+      const text = /Maximum call stack/.test(first) ? `nested too deeply to parse (${first})` : clip(first);
+      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${format} syntax error: ${text}${e.message.includes('block-seq-ind') ? LONE_DASH_HINT : ''}`};
+    }), ...(more > 0 ? [{file: label, path: '', message: `${more} more ${format} syntax errors`}] : [])]);
   }
   try {
     return doc.toJS({maxAliasCount: 100});
   } catch (error) {
     // Aliases past maxAliasCount (a "billion laughs" file), an alias to nothing, a bad tag value.
-    throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${(error as Error).message}`}], {cause: error});
+    throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${clip((error as Error).message)}`}], {cause: error});
   }
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+const MAX_SYNTAX_ERRORS = 5;
+
+/** `input: -` reads as the start of a list in YAML. */
+const LONE_DASH_HINT = ' (a lone "-" starts a list; for standard input write input: "-")';
+
+/** A parser's message can quote a whole token of the file: keep the line readable. */
+function clip(text: string, max = 160): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 async function importJobModule(file: string, label: string): Promise<unknown> {
@@ -99,9 +121,26 @@ async function importJobModule(file: string, label: string): Promise<unknown> {
 }
 
 const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** Far deeper than any job (a service config is about 6 levels); past it, a file is hostile or broken. */
+const MAX_DEPTH = 64;
 
-/** Replaces `${VAR}` and `${VAR:-default}` in every string; `$$` is a literal `$`. */
-function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.ProcessEnv, issues: Issue[]): unknown {
+/**
+ * Replaces `${VAR}` and `${VAR:-default}` in every string; `$$` is a literal `$`. Also the one walk
+ * over the whole parsed file, so it refuses cycles (`&a [*a]`) and absurd nesting before anything
+ * else recurses into them.
+ */
+function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.ProcessEnv, issues: Issue[], ancestors: object[] = []): unknown {
+  if (value !== null && typeof value === 'object') {
+    if (ancestors.includes(value)) {
+      issues.push({file, path: keyPath, message: 'expected a value, got a YAML alias to one of its own parents (a cycle)'});
+      return undefined;
+    }
+    if (ancestors.length >= MAX_DEPTH) {
+      issues.push({file, path: keyPath, message: `expected at most ${MAX_DEPTH} levels of nesting, got more`});
+      return undefined;
+    }
+  }
+  const inner = (v: unknown, p: string) => interpolate(v, p, file, env, issues, [...ancestors, value as object]);
   if (typeof value === 'string') {
     return value.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$$') return '$';
@@ -112,10 +151,21 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
       return match;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${keyPath}[${i}]`, file, env, issues));
-  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+  if (Array.isArray(value)) return value.map((v, i) => inner(v, `${keyPath}[${i}]`));
+  if (value !== null && typeof value === 'object' && !isPlainObject(value)) {
+    // YAML tags make these: !!binary a Buffer, !!set a Set, !!omap a Map, !!timestamp a Date. The
+    // checks below see only plain maps, so a Map would pass as an empty one and be silently ignored.
+    const tagged = value instanceof Uint8Array ? 'binary data (!!binary)' : value instanceof Set ? 'a set (!!set)' : value instanceof Map ? 'an ordered map (!!omap or !!pairs)' : value instanceof Date ? 'a date (!!timestamp)' : undefined;
+    const got = tagged ? `${tagged}; drop the YAML tag` : `a ${(value as {constructor?: {name?: string}}).constructor?.name ?? 'class'} instance`;
+    issues.push({file, path: keyPath, message: `expected a string, number, true/false, list or map, got ${got}`});
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, keyPath ? `${keyPath}.${k}` : k, file, env, issues);
+    for (const [k, v] of Object.entries(value)) {
+      // defineProperty: a `__proto__` key stays a key instead of replacing the prototype.
+      Object.defineProperty(out, k, {value: inner(v, keyPath ? `${keyPath}.${k}` : k), enumerable: true, writable: true, configurable: true});
+    }
     return out;
   }
   return value;

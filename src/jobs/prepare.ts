@@ -10,7 +10,7 @@ export function prepareRecord(record: InputRecord, method: MethodHandle): Buffer
     try {
       value = JSON.parse(record.text);
     } catch (error) {
-      return `not JSON: ${(error as Error).message}`;
+      return `expected a JSON object, got text that is not JSON: ${(error as Error).message}`;
     }
   }
   try {

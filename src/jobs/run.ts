@@ -1,11 +1,10 @@
 import {randomBytes} from 'node:crypto';
 import type {Readable} from 'node:stream';
-import type * as grpc from '@grpc/grpc-js';
 import pLimit from 'p-limit';
 import {existsSync} from 'node:fs';
 import {getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
-import {callUnary, type CallOutcome} from '../rpc/call.js';
+import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
 import {buildMetadata} from '../rpc/metadata.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
@@ -100,7 +99,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     deadlineMs: spec.deadlineMs,
     metadata: buildMetadata(spec.metadata),
     waitForReady: spec.waitForReady,
-    inFlight: new Set<grpc.ClientUnaryCall>(),
+    inFlight: new Set<CancellableCall>(),
   };
   const limiter = spec.rps > 0 ? new RateLimiter(spec.rps) : undefined;
   const throttle = new RetryThrottle(spec.retry.throttle ?? {maxTokens: defaultMaxTokens(spec.concurrency), tokenRatio: 1});
@@ -214,20 +213,24 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   // Stop waiting for input (a slow stdin, a module's generator) as soon as the run is stopped.
   const iterator = source[Symbol.asyncIterator]();
   const STOPPED = Symbol('stopped');
-  let abortStop: (() => void) | undefined;
-  const stopped = new Promise<typeof STOPPED>((resolve) => {
-    abortStop = () => {
-      resolve(STOPPED);
-      wake?.();
-    };
-    if (signal?.aborted) abortStop();
-    else signal?.addEventListener('abort', abortStop, {once: true});
+  // A fresh promise per read that the stop can settle, not `Promise.race` against one long-lived
+  // `stopped` promise: each race adds a reaction to it, which keeps every record read (the race's
+  // result) in memory until the run ends, so memory grew with the input.
+  let stopRead: ((value: typeof STOPPED) => void) | undefined;
+  const abortStop = () => {
+    stopRead?.(STOPPED);
+    wake?.();
+  };
+  if (!signal?.aborted) signal?.addEventListener('abort', abortStop, {once: true});
+  const nextRecord = () => new Promise<IteratorResult<InputRecord> | typeof STOPPED>((resolve, reject) => {
+    stopRead = resolve;
+    iterator.next().then(resolve, reject);
   });
   const isStopping = () => Boolean(signal?.aborted || fatal || thresholdReason);
   try {
     for (;;) {
       if (isStopping()) break;
-      const next = await Promise.race([iterator.next(), stopped]);
+      const next = await nextRecord();
       if (next === STOPPED || next.done || isStopping()) break;
       const record = next.value;
       if (prior && hasLine(prior.finished, record.line)) {
@@ -248,6 +251,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       }
       while (stats.inFlight >= spec.concurrency && !isStopping()) await new Promise<void>((resolve) => (wake = resolve));
       if (isStopping()) break;
+      // A slot is reused only once the results of the calls that freed it are on disk: so after a
+      // crash, the records without a result line are at most the `concurrency` last ones sent.
+      if (output.bufferedBytes > 0) flushFiles();
       stats.total++;
       stats.lastLine = record.line;
       stats.inFlight++;
@@ -259,7 +265,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   } finally {
     // Not awaited: a generator blocked on input cannot return until its pending read resolves.
     iterator.return?.(undefined).catch(() => undefined);
-    if (abortStop) signal?.removeEventListener('abort', abortStop);
+    signal?.removeEventListener('abort', abortStop);
     if (stats.inFlight > 0) await new Promise<void>((resolve) => (idle = resolve));
     if (progressTimer) clearInterval(progressTimer);
     if (checkpointTimer) clearInterval(checkpointTimer);

@@ -26,7 +26,11 @@ const UINT32 = [0, 2 ** 32 - 1] as const;
 const INT64 = [-(2n ** 63n), 2n ** 63n - 1n] as const;
 const UINT64 = [0n, 2n ** 64n - 1n] as const;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
-const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
+const BASE64URL = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2,3})?$/;
+/** Largest finite float32; beyond it a float field would silently become Infinity. */
+const FLOAT_MAX = 3.4028234663852886e38;
+/** A UTF-16 surrogate without its pair: not encodable as UTF-8, which proto strings must be. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const DURATION = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 
@@ -57,6 +61,8 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
   }
   const out: Record<string, unknown> = {};
   const seenOneofs = new Map<string, string>();
+  // `latencyMs` and `latency_ms` name one field: both in one object is a mistake, not "last wins".
+  const seenFields = new Map<protobuf.Field, string>();
   for (const [key, raw] of Object.entries(value)) {
     const field = fieldByJsonKey(type, key);
     const fieldPath = path ? `${path}.${key}` : key;
@@ -64,6 +70,9 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
       const names = type.fieldsArray.map((f) => jsonName(f));
       throw new MessageError(fieldPath, `unknown field of ${type.name}${didYouMean(key, [...names, ...type.fieldsArray.map((f) => f.name)])}; fields: ${names.join(', ')}`);
     }
+    const twice = seenFields.get(field);
+    if (twice !== undefined) throw new MessageError(fieldPath, `field ${field.name} is already set as "${twice}"; set it once`);
+    seenFields.set(field, key);
     if (raw === null) continue; // proto3 JSON: null means the default value
     if (field.partOf) {
       const other = seenOneofs.get(field.partOf.name);
@@ -74,7 +83,7 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
   }
   for (const field of type.fieldsArray) {
     if (field.required && out[field.name] === undefined) {
-      throw new MessageError(path ? `${path}.${jsonName(field)}` : jsonName(field), `missing required field of ${type.name}`);
+      throw new MessageError(path ? `${path}.${jsonName(field)}` : jsonName(field), `missing required field of ${type.name} (expected ${field.repeated ? 'a list of ' : ''}${field.type})`);
     }
   }
   return out;
@@ -131,18 +140,27 @@ function checkEnum(type: protobuf.Enum, raw: unknown, path: string): unknown {
 
 function checkScalar(kind: string, raw: unknown, path: string): unknown {
   switch (kind) {
-    case 'string':
+    case 'string': {
       if (typeof raw !== 'string') throw new MessageError(path, `expected a string, got ${describe(raw)}`);
+      const bad = LONE_SURROGATE.exec(raw);
+      if (bad) throw new MessageError(path, `expected valid Unicode text, got a lone surrogate \\u${bad[0].charCodeAt(0).toString(16)} at index ${bad.index}`);
       return raw;
+    }
     case 'bool':
       if (typeof raw !== 'boolean') throw new MessageError(path, `expected true or false, got ${describe(raw)}`);
       return raw;
     case 'double':
-    case 'float':
-      if (typeof raw === 'number') return raw;
-      if (raw === 'NaN' || raw === 'Infinity' || raw === '-Infinity') return Number(raw);
-      if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw))) return Number(raw);
-      throw new MessageError(path, `expected a number, got ${describe(raw)}`);
+    case 'float': {
+      let n: number;
+      if (typeof raw === 'number') n = raw;
+      else if (raw === 'NaN' || raw === 'Infinity' || raw === '-Infinity') return Number(raw);
+      else if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw))) n = Number(raw);
+      else throw new MessageError(path, `expected a number (${kind}), or "NaN", "Infinity", "-Infinity" as strings, got ${describe(raw)}`);
+      if (kind === 'float' && Number.isFinite(n) && Math.abs(n) > FLOAT_MAX) {
+        throw new MessageError(path, `${n} is out of range for float (at most ${FLOAT_MAX} either way; write "Infinity" if that is meant)`);
+      }
+      return n;
+    }
     case 'int32':
     case 'sint32':
     case 'sfixed32':
@@ -161,7 +179,7 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
       if (typeof raw !== 'string') throw new MessageError(path, `expected base64 bytes as a string, got ${describe(raw)}`);
       if (BASE64.test(raw)) return raw;
       if (BASE64URL.test(raw)) return Buffer.from(raw, 'base64url');
-      throw new MessageError(path, `expected base64 bytes, got ${describe(raw)}: not valid base64`);
+      throw new MessageError(path, `expected base64 bytes (standard or URL-safe alphabet, length not 1 more than a multiple of 4), got ${describe(raw)}`);
     default:
       throw new MessageError(path, `unsupported field type ${kind}`);
   }
@@ -178,20 +196,25 @@ function checkInt(raw: unknown, path: string, kind: string, [min, max]: readonly
 
 function checkLong(raw: unknown, path: string, kind: string, [min, max]: readonly [bigint, bigint]): string {
   let n: bigint;
+  if (typeof raw === 'number' && Number.isInteger(raw) && !Number.isSafeInteger(raw)) {
+    // JSON.parse has already rounded it: 9007199254740993 arrives as 9007199254740992.
+    throw new MessageError(path, `expected an integer (${kind}) beyond ±${Number.MAX_SAFE_INTEGER} as a decimal string, got the number ${raw}, which JSON cannot hold exactly; quote it`);
+  }
   if (typeof raw === 'number' && Number.isInteger(raw)) n = BigInt(raw);
   else if (typeof raw === 'string' && /^-?\d+$/.test(raw.trim())) n = BigInt(raw.trim());
   else throw new MessageError(path, `expected an integer (${kind}) as a number or a decimal string, got ${describe(raw)}`);
-  if (n < min || n > max) throw new MessageError(path, `${n} is out of range for ${kind}`);
+  if (n < min || n > max) throw new MessageError(path, `${n} is out of range for ${kind} (${min} to ${max})`);
   return n.toString();
 }
 
 function checkMapKey(keyType: string, key: string, path: string): void {
   if (keyType === 'string') return;
   if (keyType === 'bool') {
-    if (key !== 'true' && key !== 'false') throw new MessageError(path, `map key must be "true" or "false"`);
+    if (key !== 'true' && key !== 'false') throw new MessageError(path, `expected a map key "true" or "false" (bool), got ${describe(key)}`);
     return;
   }
-  if (!/^-?\d+$/.test(key)) throw new MessageError(path, `map key must be an integer (${keyType})`);
+  if (!/^-?\d+$/.test(key)) throw new MessageError(path, `expected a map key that is an integer (${keyType}), got ${describe(key)}`);
+  checkScalar(keyType, key, path);
 }
 
 function checkTimestamp(raw: unknown, path: string): {seconds: string; nanos: number} {

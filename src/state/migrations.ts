@@ -45,4 +45,22 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'run checkpoints, for --resume',
+    sql: `
+      CREATE TABLE checkpoints (
+        run_id       TEXT PRIMARY KEY,
+        job_file     TEXT NOT NULL,      -- absolute path of the job file
+        input        TEXT,               -- absolute input path; NULL for a module's requests()
+        input_size   INTEGER,            -- bytes, when the run started: a changed input cannot be resumed
+        input_mtime  INTEGER,            -- ms
+        output       TEXT NOT NULL,      -- results file (absolute)
+        failures     TEXT NOT NULL,      -- failures file (absolute)
+        low_water    INTEGER NOT NULL DEFAULT 0,   -- every record at or below this line is finished
+        done_above   TEXT NOT NULL DEFAULT '[]',   -- JSON: finished lines above low_water
+        updated_at   INTEGER NOT NULL
+      );
+    `,
+  },
 ];

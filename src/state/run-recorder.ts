@@ -1,7 +1,8 @@
 import {getErrorMessage} from '../errors.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {Logger} from '../log.js';
-import {resolveStatePath, StateStore} from './store.js';
+import type {Checkpoint} from '../jobs/checkpoint.js';
+import {resolveStatePath, StateStore, type ResumeInfo} from './store.js';
 
 /**
  * Records the runs of `grpc-batch run` in the state database, as manual runs. With `--state` or
@@ -17,24 +18,42 @@ export class RunRecorder {
     this.#log = log;
   }
 
-  static open(flag: string | undefined, log?: Logger): RunRecorder {
+  /** `required`: fail (exit 2) when the database cannot be opened, even at the default path. */
+  static open(flag: string | undefined, log?: Logger, options: {required?: boolean} = {}): RunRecorder {
     const state = resolveStatePath(flag);
     try {
       return new RunRecorder(StateStore.open(state.path), log);
     } catch (error) {
-      if (state.explicit) throw error;
+      if (state.explicit || options.required) throw error;
       log?.warn({event: 'state:unavailable', state: state.path}, `the run is not recorded in history: ${getErrorMessage(error)}`);
       return new RunRecorder(undefined, log);
     }
   }
 
-  started(runId: string, job: string, at = Date.now()): void {
-    this.#write(() => this.#store?.startRun({runId, job, trigger: 'manual', startedAt: at}));
+  /** The store, when one could be opened (`--resume` needs it). */
+  get store(): StateStore | undefined {
+    return this.#store;
+  }
+
+  started(runId: string, job: string, resume?: ResumeInfo, at = Date.now()): void {
+    this.#write(() => {
+      this.#store?.startRun({runId, job, trigger: 'manual', startedAt: at});
+      if (resume) this.#store?.saveResumeInfo(runId, resume, at);
+    });
+  }
+
+  /** A stored run is running again (a resume). */
+  restarted(runId: string, at = Date.now()): void {
+    this.#write(() => this.#store?.restartRun(runId, at));
+  }
+
+  checkpoint(runId: string, checkpoint: Checkpoint): void {
+    this.#write(() => this.#store?.saveCheckpoint(runId, checkpoint));
   }
 
   finished(runId: string, summary: RunSummary, at = Date.now()): void {
     this.#write(() => this.#store?.finishRun(runId, {
-      status: summary.status, endedAt: at, reason: summary.stopReason, total: summary.total, ok: summary.ok, failed: summary.failed,
+      status: summary.status, endedAt: at, reason: summary.stopReason ?? summary.abortReason, total: summary.total, ok: summary.ok, failed: summary.failed,
       invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
     }));
   }

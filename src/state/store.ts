@@ -3,6 +3,7 @@ import {hostname} from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
+import type {Checkpoint} from '../jobs/checkpoint.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
 
 /**
@@ -54,6 +55,21 @@ export interface RunOutcome {
   readonly byStatus?: Readonly<Record<string, number>>;
   readonly output?: string;
   readonly failures?: string | undefined;
+}
+
+/** Where a run reads and writes, stored when it starts, for `--resume`. */
+export interface ResumeInfo {
+  readonly jobFile: string;
+  readonly input?: string | undefined;
+  readonly inputSize?: number | undefined;
+  readonly inputMtimeMs?: number | undefined;
+  readonly output: string;
+  readonly failures: string;
+}
+
+interface CheckpointRow {
+  run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
+  output: string; failures: string; low_water: number; done_above: string; updated_at: number;
 }
 
 interface RunRow {
@@ -196,6 +212,48 @@ export class StateStore {
       for (const row of dead) update.run(now, row.run_id);
     });
     return dead.length;
+  }
+
+  /** Records where a run reads and writes, so `--resume` can continue it. */
+  saveResumeInfo(runId: string, info: ResumeInfo, now = Date.now()): void {
+    this.#write(() => this.#db.prepare(
+      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (run_id) DO UPDATE SET updated_at = excluded.updated_at`,
+    ).run(runId, info.jobFile, info.input ?? null, info.inputSize ?? null, info.inputMtimeMs ?? null, info.output, info.failures, now));
+  }
+
+  /** Stores a run's progress (called about every second while it runs, and at its end). */
+  saveCheckpoint(runId: string, checkpoint: Checkpoint, now = Date.now()): void {
+    this.#write(() => this.#db.prepare('UPDATE checkpoints SET low_water = ?, done_above = ?, updated_at = ? WHERE run_id = ?')
+      .run(checkpoint.lowWater, JSON.stringify(checkpoint.doneAbove), now, runId));
+  }
+
+  getResumeInfo(runId: string): (ResumeInfo & {checkpoint: Checkpoint; updatedAt: number}) | undefined {
+    const row = this.#db.prepare('SELECT * FROM checkpoints WHERE run_id = ?').get(runId) as CheckpointRow | undefined;
+    if (!row) return undefined;
+    return {
+      jobFile: row.job_file, input: row.input ?? undefined, inputSize: row.input_size ?? undefined, inputMtimeMs: row.input_mtime ?? undefined,
+      output: row.output, failures: row.failures, updatedAt: row.updated_at,
+      checkpoint: {lowWater: row.low_water, doneAbove: JSON.parse(row.done_above) as number[]},
+    };
+  }
+
+  /** The job's newest run that did not finish (interrupted, cancelled or ended by an error) and can be resumed. */
+  findResumableRun(job: string): RunRecord | undefined {
+    const row = this.#db.prepare(
+      `SELECT runs.* FROM runs JOIN checkpoints USING (run_id)
+       WHERE runs.job = ? AND runs.status IN ('interrupted', 'cancelled', 'error')
+       ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT 1`,
+    ).get(job) as RunRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** Marks a stored run as running again, in this process (a resume). */
+  restartRun(runId: string, at = Date.now()): void {
+    this.#write(() => this.#db.prepare(
+      `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ? WHERE run_id = ?`,
+    ).run(at, this.#host, process.pid, runId));
   }
 
   /** Closes the database. Idempotent. */

@@ -1,0 +1,46 @@
+import {statSync} from 'node:fs';
+import path from 'node:path';
+import {UsageError} from '../errors.js';
+import type {JobOverrides, LoadedJob} from '../jobs/load.js';
+import type {ResumeInfo, StateStore} from './store.js';
+
+/** What a run records when it starts so that `--resume` can continue it. */
+export function resumeInfoFor(job: LoadedJob, jobFile: string, output: string, failures: string): ResumeInfo {
+  const input = job.spec.input && job.spec.input !== '-' ? job.spec.input : undefined;
+  const stat = input ? statSync(input, {throwIfNoEntry: false}) : undefined;
+  return {jobFile: path.resolve(jobFile), input, inputSize: stat?.size, inputMtimeMs: stat ? Math.round(stat.mtimeMs) : undefined, output, failures};
+}
+
+/**
+ * Finds the run to resume (`runId`, or the job's newest unfinished run), checks it can be resumed
+ * (finished runs, runs still going and changed input are refused, with what to do instead), and
+ * returns the overrides that point the job at that run's input and files.
+ */
+export function findRunToResume(store: StateStore, job: LoadedJob, runId: string | undefined): {runId: string; overrides: JobOverrides} {
+  store.markInterrupted();
+  const name = job.spec.name;
+  const run = runId ? store.getRun(runId) : store.findResumableRun(name);
+  if (!run) {
+    throw new UsageError(runId
+      ? `run ${runId} is not in the state database ${store.path} (see grpc-batch history --state ${store.path})`
+      : `no unfinished run of job "${name}" to resume in ${store.path}; grpc-batch history --job ${name} lists its runs`);
+  }
+  if (run.job !== name) throw new UsageError(`run ${run.runId} belongs to job "${run.job}", not "${name}"`);
+  if (run.status === 'running') throw new UsageError(`run ${run.runId} is still running (pid ${run.pid} on ${run.host}); stop it first`);
+  if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'skipped') {
+    const hint = run.status === 'failed' && run.failures ? `; to re-send its failed records: grpc-batch run ... --input ${run.failures}` : '';
+    throw new UsageError(`run ${run.runId} is finished (${run.status}); there is nothing to resume${hint}`);
+  }
+  const info = store.getResumeInfo(run.runId);
+  if (!info) throw new UsageError(`run ${run.runId} has no checkpoint (it was recorded by an older grpc-batch) and cannot be resumed`);
+  const overrides: {input?: string; output: string; failures: string} = {output: info.output, failures: info.failures};
+  if (info.input) {
+    const now = statSync(info.input, {throwIfNoEntry: false});
+    if (!now) throw new UsageError(`run ${run.runId} read ${info.input}, which is gone; it cannot be resumed`);
+    if (now.size !== info.inputSize || Math.round(now.mtimeMs) !== info.inputMtimeMs) {
+      throw new UsageError(`the input ${info.input} changed since run ${run.runId} started (size ${info.inputSize} -> ${now.size} bytes); resuming would skip the wrong records. Start a new run instead`);
+    }
+    overrides.input = info.input;
+  }
+  return {runId: run.runId, overrides};
+}
