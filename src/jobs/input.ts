@@ -15,6 +15,10 @@ export interface InputRecord {
   readonly value?: unknown;
   /** Why the line could not even be read as text (UTF-8 error, too long). */
   readonly error?: string;
+  /** The line's bytes, when they are not valid UTF-8 (so the failures file can hold them as they were). */
+  readonly raw?: Buffer;
+  /** Where an over-long line is in its file (it is not held in memory; the failures file copies it from there). */
+  readonly span?: {readonly file: string; readonly offset: number; readonly length: number};
 }
 
 export interface JsonlOptions {
@@ -30,29 +34,39 @@ const decoder = new TextDecoder('utf-8', {fatal: true});
 export async function* readJsonl(source: string | Readable, options: JsonlOptions = {}): AsyncGenerator<InputRecord> {
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source, {highWaterMark: 256 * 1024})) : source;
+  const file = typeof source === 'string' && source !== '-' ? source : undefined;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let tooLong = false;
   let line = 0;
+  /** Byte offset in the input of the chunk being split, and of the line being read. */
+  let chunkOffset = 0;
+  let lineStart = 0;
 
-  const finishLine = (last: Buffer): InputRecord | undefined => {
+  const finishLine = (last: Buffer, lineEnd: number): InputRecord | undefined => {
     line++;
     if (tooLong) {
       tooLong = false;
       pending = [];
       pendingBytes = 0;
-      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`};
+      const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {};
+      const note = file ? '' : '; it is not in the failures file (standard input cannot be read twice)';
+      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)${note}`, ...where};
     }
     let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
     pending = [];
     pendingBytes = 0;
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1); // CRLF
-    if (bytes.length > maxLineBytes) return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`};
+    if (bytes.length > maxLineBytes) {
+      // Already in memory (it fit in the chunks read): keep it, or point at it in its file.
+      const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {raw: Buffer.from(bytes)};
+      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`, ...where};
+    }
     let text: string;
     try {
       text = decoder.decode(bytes);
     } catch {
-      return {line, text: bytes.toString('latin1'), error: 'not valid UTF-8 text'};
+      return {line, text: bytes.toString('latin1'), error: 'not valid UTF-8 text', raw: Buffer.from(bytes)};
     }
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1); // BOM
     if (text.trim() === '') return undefined;
@@ -64,7 +78,8 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     let start = 0;
     let newline = buffer.indexOf(NEWLINE, start);
     while (newline !== -1) {
-      const record = finishLine(buffer.subarray(start, newline));
+      const record = finishLine(buffer.subarray(start, newline), chunkOffset + newline);
+      lineStart = chunkOffset + newline + 1;
       if (record) yield record;
       start = newline + 1;
       newline = buffer.indexOf(NEWLINE, start);
@@ -80,9 +95,10 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
         pendingBytes += rest.length;
       }
     }
+    chunkOffset += buffer.length;
   }
   if (pendingBytes > 0 || tooLong) {
-    const record = finishLine(Buffer.alloc(0));
+    const record = finishLine(Buffer.alloc(0), chunkOffset);
     if (record) yield record;
   }
 }

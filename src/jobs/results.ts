@@ -41,7 +41,8 @@ export function expandTemplate(template: string, values: {name: string; runId: s
 export class LineWriter {
   readonly path: string;
   #fd: number | undefined;
-  #buffer: string[] = [];
+  #buffer: (string | Buffer)[] = [];
+  #hasBytes = false;
   #bufferBytes = 0;
   #scheduled = false;
   #lines = 0;
@@ -79,11 +80,13 @@ export class LineWriter {
     this.#fd = openSync(this.path, mode === 'append' ? 'a' : 'w');
   }
 
-  write(line: string): void {
+  /** Adds a line (a Buffer is written as it is: bytes that are not UTF-8 stay as they were). */
+  write(line: string | Buffer): void {
     if (this.#closed) throw new Error(`${this.path} is closed`);
     this.open();
     this.#lines++;
     this.#buffer.push(line);
+    if (typeof line !== 'string') this.#hasBytes = true;
     this.#bufferBytes += line.length + 1;
     if (!this.#autoFlush) return;
     if (this.#bufferBytes >= FLUSH_BYTES) this.flush();
@@ -101,10 +104,34 @@ export class LineWriter {
   flush(): void {
     this.#scheduled = false;
     if (this.#buffer.length === 0 || this.#fd === undefined) return;
-    const text = this.#buffer.join('\n') + '\n';
+    const bytes = this.#hasBytes
+      ? Buffer.concat(this.#buffer.flatMap((part) => [typeof part === 'string' ? Buffer.from(part) : part, NEWLINE]))
+      : Buffer.from(this.#buffer.join('\n') + '\n');
     this.#buffer = [];
     this.#bufferBytes = 0;
-    writeAll(this.#fd, text);
+    this.#hasBytes = false;
+    writeAll(this.#fd, bytes);
+  }
+
+  /** Adds a line copied from a byte range of another file, without holding it in memory. */
+  copyLine(file: string, offset: number, length: number): void {
+    this.open();
+    this.flush();
+    this.#lines++;
+    const source = openSync(file, 'r');
+    try {
+      const chunk = Buffer.alloc(Math.min(length, 1024 * 1024));
+      let done = 0;
+      while (done < length) {
+        const read = readSync(source, chunk, 0, Math.min(chunk.length, length - done), offset + done);
+        if (read === 0) break;
+        writeAll(this.#fd!, chunk.subarray(0, read));
+        done += read;
+      }
+      writeAll(this.#fd!, NEWLINE);
+    } finally {
+      closeSync(source);
+    }
   }
 
   /** Kept for callers that pace themselves on the writer; writes are synchronous, so it resolves at once. */
@@ -125,8 +152,9 @@ export class LineWriter {
 
 const FLUSH_BYTES = 256 * 1024;
 
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text);
+const NEWLINE = Buffer.from('\n');
+
+function writeAll(fd: number, bytes: Buffer): void {
   let offset = 0;
   while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
 }

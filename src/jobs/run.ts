@@ -140,7 +140,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let idle: (() => void) | undefined;
 
   const finish = async (record: InputRecord, result: RecordResult) => {
-    if (result.status !== 'OK') failures.write(record.text);
+    if (result.status !== 'OK') {
+      if (record.span) failures.copyLine(record.span.file, record.span.offset, record.span.length);
+      else failures.write(record.raw ?? record.text);
+    }
     output.write(JSON.stringify(result));
     tracker.finish(record.line);
     if (output.bufferedBytes >= FLUSH_BYTES) flushFiles();
