@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
-import {mkdirSync, writeFileSync} from 'node:fs';
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
@@ -116,7 +116,7 @@ test('SIGTERM with a run in flight lets its calls finish, records the run and ex
   assert.ok(history.every((r) => r.status !== 'running'), 'every run has its final state');
 });
 
-test('SIGTERM cancels the calls still in flight once --grace is over and records the run as cancelled', async (t) => {
+test('SIGTERM cancels the calls still in flight once --grace is over and records the run as interrupted', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [1, 2].map((i) => ({id: `r${i}`, latencyMs: 4000})));
@@ -130,7 +130,7 @@ test('SIGTERM cancels the calls still in flight once --grace is over and records
   await until(() => server.stats.byStatus['CANCELLED'] === 2);
   const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; reason?: string}[];
   const run = history.find((r) => r.runId === started.runId)!;
-  assert.equal(run.status, 'cancelled');
+  assert.equal(run.status, 'interrupted');
   assert.match(run.reason!, /grace period/);
 });
 
@@ -218,6 +218,39 @@ test('list shows each job\'s schedule in words, its next three fire times in its
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^nightly .*\n {2}schedule: 30 2 \* \* \* {2}at 02:30 every day, America\/New_York\n {2}overlap: queue, catch-up: never, jitter: none\n {2}next: (\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T, ){2}\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T\n {2}last run: none recorded/m);
   assert.match(result.stdout, /^adhoc .*\n {2}schedule: none/m);
+});
+
+test('a daemon killed with -9 mid-run resumes that run at its next start: every record ends with one result', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const RECORDS = 400;
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})));
+  writeDaemonJob(dir, 'nightly', server.address, {schedule: '* * * * * *', concurrency: 4});
+  const state = path.join(dir, 'state.db');
+  const first = startDaemon(t, [dir, '--state', state], dir);
+  const started = await first.waitFor(event('run:started', 'nightly'));
+  await until(() => server.stats.calls >= 60);
+  first.signal('SIGKILL');
+  await first.exited;
+  // No new runs from now on: only the resume may send anything.
+  writeDaemonJob(dir, 'nightly', server.address, {schedule: '* * * * * *', concurrency: 4, enabled: false});
+  const second = startDaemon(t, [dir, '--state', state], dir);
+  const resuming = await second.waitFor(event('run:resuming', 'nightly'));
+  assert.equal(resuming.runId, started.runId);
+  const finished = await second.waitFor((l) => event('run:finished', 'nightly')(l) && l.runId === started.runId, 30_000);
+  assert.equal(finished['status'], 'succeeded');
+  second.signal('SIGTERM');
+  await second.exited;
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; total?: number; ok?: number; output?: string}[];
+  const run = history.find((r) => r.runId === started.runId)!;
+  assert.deepEqual([run.status, run.total, run.ok], ['succeeded', RECORDS, RECORDS]);
+  const lines = readFileSync(run.output!, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as {line: number}).line);
+  assert.equal(lines.length, RECORDS);
+  assert.equal(new Set(lines).size, RECORDS);
+  const sent = new Map<string, number>();
+  for (const id of server.stats.ids) sent.set(id, (sent.get(id) ?? 0) + 1);
+  assert.equal(sent.size, RECORDS);
+  assert.ok([...sent.values()].filter((n) => n > 1).length <= 4, 'at most the calls in flight were sent twice');
 });
 
 async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {

@@ -166,7 +166,7 @@ test('overlap replace cancels the running run, its calls in flight included, and
   assert.equal(store.getRun(started[0]!.runId)!.status, 'cancelled');
   assert.equal(store.getRun(started[1]!.runId)!.status, 'running');
   await scheduler.close(0);
-  assert.equal(store.getRun(started[1]!.runId)!.status, 'cancelled');
+  assert.equal(store.getRun(started[1]!.runId)!.status, 'interrupted', 'cut short by the shutdown: resumed at the next start');
 });
 
 test('a manual trigger starts a run and respects the overlap policy', async (t) => {
@@ -284,7 +284,7 @@ test('close lets a running run finish within the grace period and fires nothing 
   assert.deepEqual(store.listRuns().map((r) => r.status), ['succeeded']);
 });
 
-test('close cancels runs still going after the grace period and records them cancelled', async (t) => {
+test('close cancels runs still going after the grace period and records them interrupted (resumed at the next start)', async (t) => {
   const clock = new ManualClock(T0);
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));
   t.after(() => store.close());
@@ -297,7 +297,7 @@ test('close cancels runs still going after the grace period and records them can
   await closing;
   assert.equal(runs[0]!.options.cancelSignal!.aborted, true);
   const [run] = store.listRuns();
-  assert.equal(run!.status, 'cancelled');
+  assert.equal(run!.status, 'interrupted');
   assert.match(run!.reason!, /grace period/);
 });
 

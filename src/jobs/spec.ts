@@ -47,6 +47,8 @@ export interface JobInput {
     /** Retry throttling (gRPC A6). @default {maxTokens: max(100, 2 × concurrency), tokenRatio: 1} */
     readonly throttle?: {readonly maxTokens?: number; readonly tokenRatio?: number};
   };
+  /** What the daemon does at start-up with a run of this job that was interrupted (crash, kill, grace ended). @default 'resume' */
+  readonly onInterrupted?: 'resume' | 'abandon';
   /** Stop the run once more records than this are invalid. @default no limit */
   readonly maxInvalid?: number;
   /** Stop the run once more records than this have failed. @default no limit */
@@ -104,6 +106,7 @@ export interface JobSpec {
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
   readonly maxFailures: number | undefined;
+  readonly onInterrupted: 'resume' | 'abandon';
   readonly metadata: Readonly<Record<string, string>>;
   readonly tls: TlsSpec | undefined;
   readonly channelOptions: Readonly<Record<string, unknown>>;

@@ -140,6 +140,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
       ...(retry['throttle'] ? {throttle: resolveThrottle(retry['throttle'] as Record<string, number>, (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency)} : {}),
     },
     maxInvalid: job['maxInvalid'] as number | undefined,
+    onInterrupted: (job['onInterrupted'] as 'resume' | 'abandon' | undefined) ?? 'resume',
     maxFailures: job['maxFailures'] as number | undefined,
     metadata,
     tls: tlsSpec,

@@ -2,7 +2,10 @@ import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
 import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
+import {statSync} from 'node:fs';
+import {expandTemplate} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
+import {resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {RunTrigger} from '../state/store.js';
 import {systemClock} from './clock.js';
@@ -24,6 +27,8 @@ interface ActiveRun {
   readonly cancel: AbortController;
   /** Set when the scheduler cancelled the run (replace, end of grace): recorded as its reason. */
   cancelReason?: string;
+  /** Cancelled because the scheduler stopped: recorded `interrupted`, so the next start resumes it. */
+  cutByShutdown?: boolean;
   done: Promise<void>;
 }
 
@@ -108,6 +113,7 @@ export class Scheduler extends EventEmitter {
       const count = this.#store?.markInterrupted(this.#clock.now()) ?? 0;
       if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
     });
+    for (const entry of this.#entries.values()) this.#resumeInterrupted(entry);
     for (const entry of this.#entries.values()) this.#plan(entry, true);
     this.#emit('scheduler:started', {jobs: this.jobs()}, 'info', `scheduler started with ${this.#entries.size} jobs`);
     this.#arm();
@@ -186,7 +192,10 @@ export class Scheduler extends EventEmitter {
     });
     const runs = [...this.#active];
     this.#emit('scheduler:closing', {graceMs, running: runs.length}, 'info', `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`);
-    if (runs.length > 0 && graceMs <= 0) this.cancelRunning('the scheduler stopped with no grace period');
+    if (runs.length > 0 && graceMs <= 0) {
+      for (const run of runs) run.cutByShutdown = true;
+      this.cancelRunning('the scheduler stopped with no grace period');
+    }
     if (runs.length > 0) {
       let timer: unknown;
       const expired = await Promise.race([
@@ -194,7 +203,10 @@ export class Scheduler extends EventEmitter {
         new Promise<boolean>((resolve) => (timer = this.#clock.setTimer(() => resolve(true), graceMs))),
       ]);
       this.#clock.clearTimer(timer);
-      if (expired) this.cancelRunning(`still running after the ${formatDuration(graceMs)} grace period`);
+      if (expired) {
+        for (const run of runs) run.cutByShutdown = true;
+        this.cancelRunning(`still running after the ${formatDuration(graceMs)} grace period`);
+      }
       await Promise.all(runs.map((r) => r.done));
     }
     this.#emit('scheduler:closed', {}, 'info', 'scheduler stopped');
@@ -327,15 +339,49 @@ export class Scheduler extends EventEmitter {
     return {outcome: 'skipped', runId, reason};
   }
 
-  #start(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined): TriggerResult {
-    const loaded = entry.loaded;
+  /**
+   * At start-up: a run of this job that a crash, a kill or the end of a grace period cut short is
+   * resumed (records with a result are not sent again), unless the job says `onInterrupted: abandon`.
+   */
+  #resumeInterrupted(entry: JobEntry): void {
+    const store = this.#store;
+    if (!store) return;
+    const job = entry.loaded.spec.name;
+    const found = this.#try('state:read', () => store.findResumableRun(job, ['interrupted']));
+    if (!found) return;
+    if (entry.loaded.spec.onInterrupted === 'abandon') {
+      this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted; not resumed (onInterrupted: abandon)`);
+      return;
+    }
+    const info = this.#try('state:read', () => store.getResumeInfo(found.runId));
+    if (!info) return;
+    if (info.input) {
+      const now = statSync(info.input, {throwIfNoEntry: false});
+      if (!now || now.size !== info.inputSize || Math.round(now.mtimeMs) !== info.inputMtimeMs) {
+        this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted, but its input ${info.input} changed or is gone; not resumed`);
+        return;
+      }
+    }
+    this.#log?.info({job, runId: found.runId, event: 'run:resuming'}, `resuming run ${found.runId}, interrupted at ${found.endedAt ? new Date(found.endedAt).toISOString() : 'an unknown time'}`);
+    this.#start(entry, found.trigger, found.scheduledAt, {runId: found.runId, output: info.output, failures: info.failures, input: info.input});
+  }
+
+  #start(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, resume?: {runId: string; output: string; failures: string; input: string | undefined}): TriggerResult {
+    const loaded = resume
+      ? {...entry.loaded, spec: {...entry.loaded.spec, output: resume.output, failures: resume.failures, ...(resume.input ? {input: resume.input} : {})}}
+      : entry.loaded;
     const job = loaded.spec.name;
-    const runId = newRunId(new Date(this.#clock.now()));
+    const runId = resume?.runId ?? newRunId(new Date(this.#clock.now()));
     const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
     const ref = {job, runId, trigger, scheduledAt};
     entry.runs.set(runId, run);
     this.#active.add(run);
-    this.#try('state:write', () => this.#store?.startRun({runId, job, trigger, scheduledAt, startedAt: this.#clock.now()}));
+    this.#try('state:write', () => {
+      if (resume) return this.#store?.restartRun(runId, this.#clock.now());
+      this.#store?.startRun({runId, job, trigger, scheduledAt, startedAt: this.#clock.now()});
+      const expand = (template: string) => expandTemplate(template, {name: job, runId});
+      this.#store?.saveResumeInfo(runId, resumeInfoFor(loaded, loaded.spec.file, expand(loaded.spec.output), expand(loaded.spec.failures)), this.#clock.now());
+    });
     this.#emit('run:started', ref, 'info', `${trigger} run started`);
     const original = loaded.spec.onResult;
     const observed: LoadedJob = {
@@ -345,6 +391,8 @@ export class Scheduler extends EventEmitter {
     run.done = Promise.resolve()
       .then(() => this.#runner(observed, {
         runId, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+        resume: resume !== undefined,
+        onCheckpoint: (checkpoint) => this.#try('state:write', () => this.#store?.saveCheckpoint(runId, checkpoint)),
         ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
         onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
       }))
@@ -355,7 +403,7 @@ export class Scheduler extends EventEmitter {
   #finish(entry: JobEntry, run: ActiveRun, summary: RunSummary | undefined, error: unknown): void {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
-    const status = summary ? summary.status : 'error';
+    const status = summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
     const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason;
     this.#try('state:write', () => this.#store?.finishRun(run.runId, {
       status, endedAt: this.#clock.now(), reason,

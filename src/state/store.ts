@@ -240,12 +240,12 @@ export class StateStore {
   }
 
   /** The job's newest run that did not finish (interrupted, cancelled or ended by an error) and can be resumed. */
-  findResumableRun(job: string): RunRecord | undefined {
+  findResumableRun(job: string, statuses: readonly RunStatus[] = ['interrupted', 'cancelled', 'error']): RunRecord | undefined {
     const row = this.#db.prepare(
       `SELECT runs.* FROM runs JOIN checkpoints USING (run_id)
-       WHERE runs.job = ? AND runs.status IN ('interrupted', 'cancelled', 'error')
+       WHERE runs.job = ? AND runs.status IN (${statuses.map(() => '?').join(', ')})
        ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT 1`,
-    ).get(job) as RunRow | undefined;
+    ).get(job, ...statuses) as RunRow | undefined;
     return row ? toRecord(row) : undefined;
   }
 
