@@ -1,7 +1,7 @@
 import {Command, Option} from 'commander';
 import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
 import {createLogger} from '../../src/log.js';
-import {checkInput} from '../../src/jobs/check.js';
+import {checkInput, inputLabel} from '../../src/jobs/check.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
@@ -92,6 +92,7 @@ export const run = new Command('run')
         throw error;
       });
       recorder.finished(runId, summary);
+      if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job)}: the input has no records (empty, or only blank lines); nothing was sent`);
       progress?.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else process.stdout.write(`${formatSummary(summary)}\n`);
