@@ -8,7 +8,7 @@ import {didYouMean} from '../suggest.js';
 export type OverlapPolicy = 'skip' | 'queue' | 'replace' | 'allow';
 export const OVERLAP_POLICIES: readonly OverlapPolicy[] = ['skip', 'queue', 'replace', 'allow'];
 
-/** The schedule keys of a job file, resolved (see docs/daemon.md). */
+/** The schedule keys of a job file, resolved (see the README, "Schedules"). */
 export interface ScheduleSpec {
   /** Cron expression, 5 fields or 6 with seconds first. */
   readonly expression: string;
