@@ -3,7 +3,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {startServer} from './helpers/server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from './helpers/job.js';
-import {spawnCli, waitFor} from './helpers/cli-process.js';
+import {spawnCli, waitFor} from './helpers/cli.js';
 
 test('SIGINT stops the run: calls in flight finish, the summary is printed, exit 130', async (t) => {
   const server = await startServer(t);

@@ -4,8 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {startServer} from './helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
-import {runCli} from './helpers/cli.js';
-import {spawnCli, waitFor} from './helpers/cli-process.js';
+import {runCli, spawnCli, waitFor} from './helpers/cli.js';
 
 test('--resume refuses when there is nothing to resume, a finished run, and an unknown run', async (t) => {
   const server = await startServer(t);

@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process';
+import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
 import path from 'node:path';
 import {PACKAGE_ROOT} from '../../src/paths.js';
 
@@ -32,20 +32,7 @@ export interface CliResult {
  * resolves when it exits (never rejects on a non-zero exit: the code is data).
  */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    // The child must not inherit the parent's test-runner wiring.
-    NODE_TEST_CONTEXT: undefined,
-    NODE_OPTIONS: undefined,
-    GRPC_BATCH_LOG: 'warn',
-    ...options.env,
-  };
-  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-  const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, ...args], {
-    cwd: options.cwd ?? PACKAGE_ROOT,
-    env: env as NodeJS.ProcessEnv,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawnChild(args, options);
   let stdout = '';
   let stderr = '';
   let timedOut = false;
@@ -67,4 +54,61 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
       resolve({code, signal, stdout, stderr, timedOut});
     });
   });
+}
+
+/** `node --import=tsx/esm bin/grpc-batch.ts ...args`, with the test runner's wiring removed from the environment. */
+function spawnChild(args: readonly string[], options: {cwd?: string; env?: Readonly<Record<string, string | undefined>>}): ChildProcessWithoutNullStreams {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    // The child must not inherit the parent's test-runner wiring.
+    NODE_TEST_CONTEXT: undefined,
+    NODE_OPTIONS: undefined,
+    GRPC_BATCH_LOG: 'warn',
+    ...options.env,
+  };
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  return spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, ...args], {
+    cwd: options.cwd ?? PACKAGE_ROOT,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+/** A CLI process started by `spawnCli`, to be signalled mid-run. */
+export interface CliProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Resolves when the process exits, with what it printed. */
+  readonly done: Promise<CliResult>;
+}
+
+/** Starts the CLI and returns at once, so a test can signal it mid-run. Killed after `timeoutMs`. */
+export function spawnCli(args: readonly string[], options: Omit<CliOptions, 'stdin'> = {}): CliProcess {
+  const child = spawnChild(args, options);
+  child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  let timedOut = false;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 60_000);
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({code, signal, stdout, stderr, timedOut});
+    });
+  });
+  return {child, done};
+}
+
+/** Polls `condition` every 10 ms until it holds, or throws after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
