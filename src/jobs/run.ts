@@ -60,6 +60,17 @@ export interface RunOptions {
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
 const FLUSH_BYTES = 256 * 1024;
 
+/**
+ * Most calls started per event-loop turn. Node's HTTP/2 sends a session's frames once per turn, so
+ * calls started in one turn reach the server together, are answered together, and come back as
+ * one wave that the client handles in one turn again: client and server take turns instead of
+ * working at once. Starting at most this many per turn and yielding (`setImmediate`, which runs
+ * after HTTP/2's write) lets the first requests leave while the client is still busy with the
+ * rest of the wave. Measured in bench/ (100 in flight): +40% calls/s at 0 ms, +25% at 20 ms;
+ * 8 beat 4, 16 and 32.
+ */
+const CALLS_PER_TURN = 8;
+
 /** How many invalid records are logged one by one before the rest are only counted. */
 const MAX_LOGGED_INVALID = 20;
 
@@ -229,6 +240,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     stopRead = resolve;
     iterator.next().then(resolve, reject);
   });
+  // Calls started in this event-loop turn (see CALLS_PER_TURN).
+  let startedThisTurn = 0;
+  const endTurn = () => (startedThisTurn = 0);
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
   const isStopping = () => Boolean(signal?.aborted || fatal || thresholdReason);
   try {
     for (;;) {
@@ -253,7 +268,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         continue;
       }
       while (stats.inFlight >= spec.concurrency && !isStopping()) await new Promise<void>((resolve) => (wake = resolve));
+      if (startedThisTurn >= CALLS_PER_TURN) await nextTurn();
       if (isStopping()) break;
+      if (startedThisTurn++ === 0) setImmediate(endTurn);
       // A slot is reused only once the results of the calls that freed it are on disk: so after a
       // crash, the records without a result line are at most the `concurrency` last ones sent.
       if (output.bufferedBytes > 0) flushFiles();

@@ -1,0 +1,139 @@
+/**
+ * One bench client run, in its own process (bench/run.ts pins it to a core). Prints one JSON line:
+ * `{calls, ok, ms, rate, cpuUsPerCall, maxRssMb}`. The modes:
+ *
+ * - `sequential`: one awaited grpc-js call after another (the one-at-a-time script).
+ * - `pump`: a hand-written grpc-js pump, `makeUnaryRequest` with `concurrency` calls in flight
+ *   over one client, the request encoded once: the ceiling a library over grpc-js can reach.
+ * - `pump-call`: the same pump over grpc-batch's call path (`callUnary`, one `ChannelPool`): what the
+ *   call path costs without the per-record work (parse, check, encode, decode, results file).
+ * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
+ *
+ * Usage: client.ts <mode> <address> <latencyMs> <calls> <concurrency> [inputFile] [channelOptionsJson]
+ */
+import {rmSync, writeFileSync} from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import {loadJob} from '../src/jobs/load.js';
+import {runJob} from '../src/jobs/run.js';
+import {callUnary} from '../src/rpc/call.js';
+import {ChannelPool} from '../src/rpc/channel.js';
+import {loadMethod} from '../src/rpc/method.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
+
+const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg] = process.argv.slice(2);
+/** Extra grpc-js channel options for `pump-call` and `batch` (JSON), to compare settings. */
+const channelOptions = JSON.parse(channelOptionsArg || '{}') as Record<string, unknown>;
+const latencyMs = Number(latencyArg);
+const calls = Number(callsArg);
+const concurrency = Number(concurrencyArg);
+const DEADLINE_MS = 60_000;
+
+interface Result {
+  calls: number;
+  ok: number;
+  ms: number;
+}
+
+const identity = (value: Buffer): Buffer => value;
+
+/** The request every raw call sends, encoded once. */
+function rawSetup() {
+  const method = loadMethod({proto: DEMO_PROTO, method: DEMO_METHOD});
+  const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
+  const client = new grpc.Client(address!, grpc.credentials.createInsecure());
+  const call = (done: (error: grpc.ServiceError | null) => void) =>
+    client.makeUnaryRequest(method.path, identity, identity, request, new grpc.Metadata(), {deadline: Date.now() + DEADLINE_MS}, (error) => done(error));
+  return {client, call};
+}
+
+async function sequential(): Promise<Result> {
+  const {client, call} = rawSetup();
+  let ok = 0;
+  const started = performance.now();
+  for (let i = 0; i < calls; i++) {
+    const error = await new Promise<grpc.ServiceError | null>((resolve) => call(resolve));
+    if (!error) ok++;
+  }
+  const ms = performance.now() - started;
+  client.close();
+  return {calls, ok, ms};
+}
+
+async function pump(): Promise<Result> {
+  const {client, call} = rawSetup();
+  let started = 0;
+  let finished = 0;
+  let ok = 0;
+  const startedAt = performance.now();
+  await new Promise<void>((resolve) => {
+    const next = () => {
+      started++;
+      call((error) => {
+        finished++;
+        if (!error) ok++;
+        if (started < calls) next();
+        else if (finished === calls) resolve();
+      });
+    };
+    for (let i = 0; i < concurrency && i < calls; i++) next();
+  });
+  const ms = performance.now() - startedAt;
+  client.close();
+  return {calls, ok, ms};
+}
+
+async function pumpCall(): Promise<Result> {
+  const method = loadMethod({proto: DEMO_PROTO, method: DEMO_METHOD});
+  const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
+  const pool = new ChannelPool({target: address!, channelOptions});
+  const options = {deadlineMs: DEADLINE_MS};
+  let next = 0;
+  let ok = 0;
+  const startedAt = performance.now();
+  const worker = async () => {
+    while (next < calls) {
+      next++;
+      if ((await callUnary(pool.pick(), method, request, options)).ok) ok++;
+    }
+  };
+  await Promise.all(Array.from({length: Math.min(concurrency, calls)}, worker));
+  const ms = performance.now() - startedAt;
+  pool.close();
+  return {calls, ok, ms};
+}
+
+async function batch(): Promise<Result> {
+  const inputFile = path.resolve(input!);
+  const dir = path.dirname(inputFile);
+  const out = path.join(dir, `out-${process.pid}`);
+  const jobFile = path.join(dir, `job-${process.pid}.json`);
+  writeFileSync(jobFile, JSON.stringify({
+    name: 'bench', target: address, proto: DEMO_PROTO, method: DEMO_METHOD, input: path.basename(inputFile), concurrency,
+    deadline: DEADLINE_MS, channelOptions, output: `${out}/results.jsonl`, failures: `${out}/failed.jsonl`,
+  }));
+  try {
+    const job = await loadJob(jobFile);
+    const startedAt = performance.now();
+    const summary = await runJob(job);
+    const ms = performance.now() - startedAt;
+    return {calls: summary.total, ok: summary.ok, ms};
+  } finally {
+    rmSync(jobFile, {force: true});
+    rmSync(out, {recursive: true, force: true});
+  }
+}
+
+const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, batch};
+const run = runs[mode!];
+if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
+const cpuBefore = process.cpuUsage();
+const result = await run();
+const cpu = process.cpuUsage(cpuBefore);
+process.stdout.write(`${JSON.stringify({
+  ...result,
+  ms: Math.round(result.ms),
+  rate: Math.round((result.calls * 1000) / result.ms),
+  cpuUsPerCall: Math.round((cpu.user + cpu.system) / Math.max(1, result.calls)),
+  maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+})}\n`);

@@ -1,0 +1,158 @@
+/**
+ * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
+ * side by side in one run, over one demo server in its own process. See bench/README.md.
+ *
+ * Flags: --quick (small sizes, one repeat), --only a,b,c, --repeat N, --no-python.
+ */
+import {parseArgs} from 'node:util';
+import {ensureInput} from './data.js';
+import {compileChildren, HAS_TASKSET, hasPython, runClient, startServer, type ClientResult} from './procs.js';
+
+const {values: flags} = parseArgs({
+  options: {
+    quick: {type: 'boolean', default: false},
+    only: {type: 'string', default: 'a,b,c'},
+    repeat: {type: 'string'},
+    'no-python': {type: 'boolean', default: false},
+  },
+});
+const quick = flags.quick!;
+const only = new Set(flags.only!.split(',').map((s) => s.trim()));
+for (const key of only) if (!['a', 'b', 'c'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b or c, got \`${key}\``);
+const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
+if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
+
+const SIZES = quick
+  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000]}
+  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000]};
+const LATENCY_MS = 20;
+const TARGET = 0.9;
+
+const python = !flags['no-python'] && hasPython();
+const out = (text = '') => process.stdout.write(`${text}\n`);
+const note = (text: string) => process.stderr.write(`${text}\n`);
+
+interface Row {
+  readonly label: string;
+  readonly run: () => Promise<ClientResult>;
+}
+
+interface Measured {
+  readonly label: string;
+  readonly rates: number[];
+  /** Client CPU per call, in µs: less sensitive to a busy machine than calls/s. */
+  readonly cpu: number[];
+  readonly ok: boolean;
+  readonly skipped?: string;
+  readonly last?: ClientResult;
+}
+
+/** Runs every row `repeat` times, interleaved (row 1, row 2, ..., row 1, ...), so drift hits all rows alike. */
+async function measure(rows: readonly Row[], times: number): Promise<Measured[]> {
+  const results: Measured[] = rows.map((row) => ({label: row.label, rates: [], cpu: [], ok: true}));
+  for (let round = 0; round < times; round++) {
+    for (const [index, row] of rows.entries()) {
+      const current = results[index]!;
+      if (current.skipped) continue;
+      note(`  ${row.label} (${round + 1}/${times})`);
+      const result = await row.run();
+      if (result.skipped) {
+        results[index] = {...current, skipped: result.skipped};
+        continue;
+      }
+      results[index] = {...current, rates: [...current.rates, result.rate], cpu: result.cpuUsPerCall === undefined ? current.cpu : [...current.cpu, result.cpuUsPerCall], ok: current.ok && result.ok === result.calls, last: result};
+    }
+  }
+  return results;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+}
+
+const cpuOf = (m: Measured) => (m.cpu.length > 0 ? fmt(median(m.cpu)) : 'n/a');
+const rateOf = (m: Measured | undefined) => (m && m.rates.length > 0 ? median(m.rates) : undefined);
+const fmt = (n: number | undefined, digits = 0) => (n === undefined ? 'n/a' : n.toLocaleString('en-US', {maximumFractionDigits: digits, minimumFractionDigits: digits}));
+const spread = (m: Measured) => (m.rates.length > 1 ? `${fmt(Math.min(...m.rates))}-${fmt(Math.max(...m.rates))}` : '');
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  out(line(header));
+  out(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) out(line(row));
+}
+
+note(compileChildren());
+const server = await startServer();
+const stopServer = () => void server.stop();
+process.once('SIGINT', stopServer);
+process.once('SIGTERM', stopServer);
+note(`bench server ${server.address} (pid ${server.pid})${HAS_TASKSET ? ', server on core 0, clients on core 1' : ', taskset not found: not pinned'}`);
+const node = (...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String));
+const aio = (latency: number, calls: number, concurrency: number) => () =>
+  python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: `${'/usr/bin/python3'} not found`});
+
+let ceiling: number | undefined;
+try {
+  out(`grpc-batch bench: Node ${process.version}, ${repeat} interleaved run(s) per row, median calls/s (min-max)`);
+  if (only.has('b')) {
+    const records = SIZES.cpuRecords;
+    const input = await ensureInput(records, 0);
+    note(`(b) CPU-bound, ${records} calls at 0 ms`);
+    const [pump, pumpCall, py, batch] = await measure([
+      {label: 'grpc-js pump, 100 in flight, one client', run: node('pump', 0, records, 100)},
+      {label: 'same pump over grpc-batch callUnary', run: node('pump-call', 0, records, 100)},
+      {label: 'python grpc.aio, 100 in flight', run: aio(0, records, 100)},
+      {label: 'grpc-batch, concurrency 100', run: node('batch', 0, records, 100, input)},
+    ], repeat);
+    ceiling = rateOf(pump);
+    out();
+    out(`(b) CPU-bound: ${records} calls, 0 ms server latency; ratio = calls/s over the grpc-js pump's (the ceiling); target: grpc-batch >= ${TARGET}`);
+    table(['row', 'calls/s', 'min-max', 'x pump', 'CPU µs/call', 'all OK'], [pump!, pumpCall!, py!, batch!].map((m) => m.skipped
+      ? [m.label, 'skipped', m.skipped, '', '', '']
+      : [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / ceiling!, 2), cpuOf(m), m.ok ? 'yes' : 'NO']));
+  }
+  if (only.has('a')) {
+    const records = SIZES.latencyRecords;
+    const input = await ensureInput(records, LATENCY_MS);
+    note(`(a) latency-bound, ${records} calls at ${LATENCY_MS} ms`);
+    const measured = await measure([
+      {label: `sequential awaited calls (${SIZES.sequentialCalls}-call sample)`, run: node('sequential', LATENCY_MS, SIZES.sequentialCalls, 1)},
+      {label: 'grpc-js pump, 100 in flight', run: node('pump', LATENCY_MS, records, 100)},
+      {label: 'python grpc.aio, 100 in flight', run: aio(LATENCY_MS, records, 100)},
+      {label: 'grpc-batch, concurrency 100', run: node('batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 1000', run: node('batch', LATENCY_MS, records, 1000, input)},
+    ], repeat);
+    const concurrencyOf = [1, 100, 100, 100, 1000];
+    out();
+    out(`(a) latency-bound: ${records} calls, ${LATENCY_MS} ms server latency; bound = concurrency / ${LATENCY_MS} ms; ` +
+      `ceiling = (b) pump = ${fmt(ceiling)}; target: grpc-batch >= ${TARGET} x min(bound, ceiling)`);
+    table(['row', 'calls/s', 'min-max', 'bound', 'x bound', 'x min(bound, ceiling)', 'CPU µs/call', 'all OK'], measured.map((m, i) => {
+      const bound = (concurrencyOf[i]! * 1000) / LATENCY_MS;
+      const rate = rateOf(m);
+      if (m.skipped) return [m.label, 'skipped', m.skipped, '', '', '', '', ''];
+      return [m.label, fmt(rate), spread(m), fmt(bound), fmt(rate! / bound, 2), ceiling ? fmt(rate! / Math.min(bound, ceiling), 2) : 'n/a (run b)', cpuOf(m), m.ok ? 'yes' : 'NO'];
+    }));
+  }
+  if (only.has('c')) {
+    const rows: string[][] = [];
+    const peaks: number[] = [];
+    for (const records of SIZES.rssRecords) {
+      const input = await ensureInput(records, 0);
+      note(`(c) peak RSS, grpc-batch over ${records} records`);
+      const result = await node('batch', 0, records, 100, input)();
+      peaks.push(result.maxRssMb!);
+      rows.push([`grpc-batch, ${records.toLocaleString('en-US')} records, concurrency 100`, fmt(result.maxRssMb), fmt(result.rate), `${fmt(result.ok)}/${fmt(result.calls)}`, result.ok === result.calls ? 'yes' : 'NO']);
+    }
+    out();
+    out(`(c) memory: peak RSS (maxRSS of the child process) over a JSONL input, results file written; target: < 200 MB at 1M, flat with size`);
+    table(['row', 'peak RSS MB', 'calls/s', 'OK', 'all OK'], rows);
+    out(`growth from ${SIZES.rssRecords[0]!.toLocaleString('en-US')} to ${SIZES.rssRecords[1]!.toLocaleString('en-US')} records: x${fmt(peaks[1]! / peaks[0]!, 2)} RSS for x${SIZES.rssRecords[1]! / SIZES.rssRecords[0]!} records`);
+  }
+} finally {
+  const stats = await server.stop();
+  note(`server stats: ${JSON.stringify(stats)}`);
+}
