@@ -231,3 +231,28 @@ test('runs a job module with requests() and calls onResult once per record', asy
   const {seen} = (await import(new URL(`file://${file}`).href)) as {seen: number[]};
   assert.deepEqual([...seen].sort((a, b) => a - b), Array.from({length: 25}, (_, i) => i + 1));
 });
+
+test('loads a TypeScript job module written with defineJob', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const file = path.join(dir, 'job.ts');
+  const index = new URL('../../src/index.ts', import.meta.url).href;
+  const paths = new URL('../../src/paths.ts', import.meta.url).href;
+  writeFileSync(file, `
+    import {defineJob, type RecordResult} from ${JSON.stringify(index)};
+    import {DEMO_PROTO} from ${JSON.stringify(paths)};
+    const ids: string[] = ['x', 'y', 'z'];
+    export default defineJob({
+      name: 'typed-job',
+      target: ${JSON.stringify(server.address)},
+      proto: DEMO_PROTO,
+      method: 'demo.v1.DemoService/Process',
+      output: 'out/results.jsonl',
+      *requests() { for (const id of ids) yield {id}; },
+      onResult(result: RecordResult) { if (result.status !== 'OK') throw new Error('unexpected'); },
+    });`);
+  const summary = await runJob(await loadJob(file));
+  assert.equal(summary.job, 'typed-job');
+  assert.equal(summary.ok, 3);
+  assert.deepEqual(server.stats.ids.sort(), ['x', 'y', 'z']);
+});
