@@ -30,3 +30,37 @@ test('run --dry-run checks every record and sends nothing; exit 1 when a record 
   assert.match(good.stdout, /dry run, nothing sent: 2 records, 0 invalid/);
   assert.equal(server.stats.calls, 0);
 });
+
+test('progress: JSON progress lines on stderr when not on a terminal, at --progress-interval', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 60}, (_, i) => ({id: `r${i}`, latencyMs: 20})));
+  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 2}), '--progress-interval', '100ms'], {cwd: dir, env: {GRPC_BATCH_LOG: 'info'}});
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stderr.split('\n').filter((l) => l.includes('"run:progress"')).map((l) => JSON.parse(l) as {msg: string});
+  assert.ok(lines.length >= 3, `progress lines: ${lines.length}`);
+  assert.match(lines.at(-1)!.msg, /^progress: 60\/60 done, 60 ok, 0 failed, 0 invalid, 0 in flight, \d+\/s$/);
+});
+
+test('progress: a bar on a terminal', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => ({id: `r${i}`, latencyMs: 20})));
+  const job = writeJob(dir, server.address, {concurrency: 2});
+  // `script` gives the CLI a pseudo-terminal, so stderr is a TTY as in a shell.
+  const cli = `${JSON.stringify(process.execPath)} --import=${JSON.stringify(import.meta.resolve('tsx/esm'))} ${JSON.stringify(path.resolve('bin/grpc-batch.ts'))} run ${JSON.stringify(job)}`;
+  const {spawn} = await import('node:child_process');
+  const env = {...process.env, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv;
+  delete env['NODE_TEST_CONTEXT'];
+  delete env['NODE_OPTIONS'];
+  // Not spawnSync: the server runs in this process and must go on answering.
+  const child = spawn('script', ['-qec', cli, '/dev/null'], {cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe']});
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const result = {status, stdout};
+  assert.equal(result.status, 0, result.stdout);
+  assert.match(result.stdout, /100% \| 40\/40 \| \d+\/s \| ETA 0s \| failed 0 \| in flight 0/);
+  assert.match(result.stdout, /✔ test succeeded/);
+});

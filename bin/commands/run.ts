@@ -1,6 +1,7 @@
 import {Command, Option} from 'commander';
 import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
 import {createLogger} from '../../src/log.js';
+import {parseDuration} from '../../src/duration.js';
 import {checkInput, inputLabel} from '../../src/jobs/check.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
@@ -15,6 +16,7 @@ interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
+  readonly progressInterval?: string;
   readonly state?: string;
   readonly resume?: boolean | string;
 }
@@ -33,6 +35,7 @@ export const run = new Command('run')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
+  .option('--progress-interval <duration>', 'how often progress is shown (default 200ms on a terminal, 5s otherwise)', parseDurationFlag)
   .option('--resume [runId]', 'continue an interrupted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
@@ -76,7 +79,7 @@ export const run = new Command('run')
     process.on('SIGTERM', onSignal);
 
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
-    const interval = process.stderr.isTTY ? 200 : 5000;
+    const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
     try {
       const summary = await runJob(job, {
         runId,
