@@ -2,10 +2,9 @@ import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
 import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
-import {statSync} from 'node:fs';
 import {expandTemplate} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
-import {resumeInfoFor} from '../state/resumable.js';
+import {inputChange, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {RunTrigger} from '../state/store.js';
 import {systemClock} from './clock.js';
@@ -355,12 +354,10 @@ export class Scheduler extends EventEmitter {
     }
     const info = this.#try('state:read', () => store.getResumeInfo(found.runId));
     if (!info) return;
-    if (info.input) {
-      const now = statSync(info.input, {throwIfNoEntry: false});
-      if (!now || now.size !== info.inputSize || Math.round(now.mtimeMs) !== info.inputMtimeMs) {
-        this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted, but its input ${info.input} changed or is gone; not resumed`);
-        return;
-      }
+    const changed = inputChange(found.runId, info);
+    if (changed) {
+      this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted but is not resumed: ${changed}`);
+      return;
     }
     this.#log?.info({job, runId: found.runId, event: 'run:resuming'}, `resuming run ${found.runId}, interrupted at ${found.endedAt ? new Date(found.endedAt).toISOString() : 'an unknown time'}`);
     this.#start(entry, found.trigger, found.scheduledAt, {runId: found.runId, output: info.output, failures: info.failures, input: info.input});

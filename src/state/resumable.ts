@@ -33,14 +33,18 @@ export function findRunToResume(store: StateStore, job: LoadedJob, runId: string
   }
   const info = store.getResumeInfo(run.runId);
   if (!info) throw new UsageError(`run ${run.runId} has no checkpoint (it was recorded by an older grpc-batch) and cannot be resumed`);
-  const overrides: {input?: string; output: string; failures: string} = {output: info.output, failures: info.failures};
-  if (info.input) {
-    const now = statSync(info.input, {throwIfNoEntry: false});
-    if (!now) throw new UsageError(`run ${run.runId} read ${info.input}, which is gone; it cannot be resumed`);
-    if (now.size !== info.inputSize || Math.round(now.mtimeMs) !== info.inputMtimeMs) {
-      throw new UsageError(`the input ${info.input} changed since run ${run.runId} started (size ${info.inputSize} -> ${now.size} bytes); resuming would skip the wrong records. Start a new run instead`);
-    }
-    overrides.input = info.input;
+  const changed = inputChange(run.runId, info);
+  if (changed) throw new UsageError(`${changed}. Start a new run instead`);
+  return {runId: run.runId, overrides: {output: info.output, failures: info.failures, ...(info.input ? {input: info.input} : {})}};
+}
+
+/** Why a run's input can no longer be resumed from (gone, or changed since the run started), or undefined when it can. */
+export function inputChange(runId: string, info: ResumeInfo): string | undefined {
+  if (!info.input) return undefined;
+  const now = statSync(info.input, {throwIfNoEntry: false});
+  if (!now) return `run ${runId} read ${info.input}, which is gone; it cannot be resumed`;
+  if (now.size !== info.inputSize || Math.round(now.mtimeMs) !== info.inputMtimeMs) {
+    return `the input ${info.input} changed since run ${runId} started (size ${info.inputSize} -> ${now.size} bytes); resuming would skip the wrong records`;
   }
-  return {runId: run.runId, overrides};
+  return undefined;
 }
