@@ -2,13 +2,13 @@ import {Command, Option} from 'commander';
 import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
 import {createLogger} from '../../src/log.js';
 import {parseDuration} from '../../src/duration.js';
-import {checkInput, inputLabel} from '../../src/jobs/check.js';
+import {checkInput} from '../../src/jobs/check.js';
+import {inputLabel} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
-import {expandTemplate} from '../../src/jobs/results.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
@@ -61,7 +61,7 @@ export const run = new Command('run')
       job = await loadJob(jobFile, {...flags, ...found.overrides});
       recorder.restarted(runId);
     } else {
-      recorder.started(runId, job.spec.name, resumeInfoFor(job, jobFile, expandTemplate(job.spec.output, {name: job.spec.name, runId}), expandTemplate(job.spec.failures, {name: job.spec.name, runId})));
+      recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
     }
     const stop = new AbortController();
     const cancel = new AbortController();
@@ -95,7 +95,7 @@ export const run = new Command('run')
         throw error;
       });
       recorder.finished(runId, summary);
-      if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job)}: the input has no records (empty, or only blank lines); nothing was sent`);
+      if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
       progress?.stop();
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else process.stdout.write(`${formatSummary(summary)}\n`);

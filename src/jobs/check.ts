@@ -1,7 +1,6 @@
-import path from 'node:path';
 import type {Readable} from 'node:stream';
 import type {Issue} from '../errors.js';
-import {readJsonl, readRequests, type JsonlOptions} from './input.js';
+import {inputLabel, openInput, type JsonlOptions} from './input.js';
 import type {LoadedJob} from './load.js';
 import {prepareRecord} from './prepare.js';
 
@@ -24,21 +23,11 @@ export interface CheckInputOptions extends JsonlOptions {
   readonly maxIssues?: number;
 }
 
-/** The input as named in messages. */
-export function inputLabel(job: LoadedJob): string {
-  const {spec} = job;
-  if (spec.input === '-') return '<stdin>';
-  if (spec.input === undefined) return `${spec.file} requests()`;
-  return path.relative(process.cwd(), spec.input) || spec.input;
-}
-
 /** Checks every input record against the request type; sends nothing. */
 export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}): Promise<InputCheck> {
   const {spec, method} = job;
-  const label = inputLabel(job);
-  const source = spec.requests
-    ? readRequests(spec.requests)
-    : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!, options.maxLineBytes !== undefined ? {maxLineBytes: options.maxLineBytes} : {});
+  const label = inputLabel(spec);
+  const source = openInput(spec, options);
   const maxIssues = options.maxIssues ?? 100;
   const issues: Issue[] = [];
   let total = 0;

@@ -1,5 +1,7 @@
 import {createReadStream} from 'node:fs';
+import path from 'node:path';
 import type {Readable} from 'node:stream';
+import type {JobSpec} from './spec.js';
 
 /**
  * Streaming input. Records are read one at a time, only as fast as the run asks for them, so memory
@@ -101,6 +103,20 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     const record = finishLine(Buffer.alloc(0), chunkOffset);
     if (record) yield record;
   }
+}
+
+/** A job's records: its module's `requests()`, its JSONL file, or standard input for '-'. */
+export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined} = {}): AsyncGenerator<InputRecord> {
+  if (spec.requests) return readRequests(spec.requests);
+  const jsonl = options.maxLineBytes !== undefined ? {maxLineBytes: options.maxLineBytes} : {};
+  return readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!, jsonl);
+}
+
+/** The input as named in messages: relative to the working folder, `<stdin>`, or the module's `requests()`. */
+export function inputLabel(spec: JobSpec): string {
+  if (spec.input === '-') return '<stdin>';
+  if (spec.input === undefined) return `${spec.file} requests()`;
+  return path.relative(process.cwd(), spec.input) || spec.input;
 }
 
 /** Wraps a job module's `requests()` as input records. */

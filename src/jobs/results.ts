@@ -33,10 +33,16 @@ export function expandTemplate(template: string, values: {name: string; runId: s
   return template.replace(/\{(name|runId)\}/g, (_, key: 'name' | 'runId') => values[key]);
 }
 
+/** The results and failures files of one run of a job. */
+export function runFiles(spec: {readonly name: string; readonly output: string; readonly failures: string}, runId: string): {output: string; failures: string} {
+  const values = {name: spec.name, runId};
+  return {output: expandTemplate(spec.output, values), failures: expandTemplate(spec.failures, values)};
+}
+
 /**
- * An append-only JSONL file. Lines are gathered and written with one synchronous write per event-loop
- * turn (or per 256 KiB), so a crash or a SIGKILL loses at most the lines of the current turn, and
- * the files are never left far behind the calls. Created on first write.
+ * An append-only JSONL file. `write` only buffers; the owner calls `flush()` (one synchronous write
+ * of everything buffered), so it decides when lines reach the disk and in which order two files are
+ * written. Created on first write.
  */
 export class LineWriter {
   readonly path: string;
@@ -44,24 +50,13 @@ export class LineWriter {
   #buffer: (string | Buffer)[] = [];
   #hasBytes = false;
   #bufferBytes = 0;
-  #scheduled = false;
-  #lines = 0;
   #closed = false;
-  readonly #autoFlush: boolean;
   readonly #append: boolean;
 
-  /**
-   * With `autoFlush: false` the owner calls `flush()` itself (to order the writes of two files).
-   * With `append: true` the file is appended to (after repair), not truncated.
-   */
-  constructor(file: string, options: {autoFlush?: boolean; append?: boolean} = {}) {
+  /** With `append: true` the file is appended to (after repair), not truncated. */
+  constructor(file: string, options: {append?: boolean | undefined} = {}) {
     this.path = file;
-    this.#autoFlush = options.autoFlush ?? true;
     this.#append = options.append ?? false;
-  }
-
-  get lines(): number {
-    return this.#lines;
   }
 
   /** Whether the file was opened (it exists). */
@@ -69,40 +64,33 @@ export class LineWriter {
     return this.#fd !== undefined;
   }
 
+  /** Bytes written but not flushed yet. */
+  get bufferedBytes(): number {
+    return this.#bufferBytes;
+  }
+
   /**
-   * Opens the file (and makes its folder). `append` keeps what is there, after cutting off a
-   * half-written last line left by a crash; otherwise the file is truncated.
+   * Opens the file (and makes its folder). In append mode what is there is kept, after cutting off
+   * a half-written last line left by a crash; otherwise the file is truncated.
    */
-  open(mode: 'truncate' | 'append' = this.#append ? 'append' : 'truncate'): void {
+  open(): void {
     if (this.#fd !== undefined) return;
     mkdirSync(path.dirname(this.path), {recursive: true});
-    if (mode === 'append') repairTail(this.path);
-    this.#fd = openSync(this.path, mode === 'append' ? 'a' : 'w');
+    if (this.#append) repairTail(this.path);
+    this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
   }
 
   /** Adds a line (a Buffer is written as it is: bytes that are not UTF-8 stay as they were). */
   write(line: string | Buffer): void {
     if (this.#closed) throw new Error(`${this.path} is closed`);
     this.open();
-    this.#lines++;
     this.#buffer.push(line);
     if (typeof line !== 'string') this.#hasBytes = true;
     this.#bufferBytes += line.length + 1;
-    if (!this.#autoFlush) return;
-    if (this.#bufferBytes >= FLUSH_BYTES) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  get bufferedBytes(): number {
-    return this.#bufferBytes;
   }
 
   /** Writes out what is buffered, now. */
   flush(): void {
-    this.#scheduled = false;
     if (this.#buffer.length === 0 || this.#fd === undefined) return;
     const bytes = this.#hasBytes
       ? Buffer.concat(this.#buffer.flatMap((part) => [typeof part === 'string' ? Buffer.from(part) : part, NEWLINE]))
@@ -117,7 +105,6 @@ export class LineWriter {
   copyLine(file: string, offset: number, length: number): void {
     this.open();
     this.flush();
-    this.#lines++;
     const source = openSync(file, 'r');
     try {
       const chunk = Buffer.alloc(Math.min(length, 1024 * 1024));
@@ -134,9 +121,6 @@ export class LineWriter {
     }
   }
 
-  /** Kept for callers that pace themselves on the writer; writes are synchronous, so it resolves at once. */
-  async ready(): Promise<void> {}
-
   /** Flushes and closes. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -149,8 +133,6 @@ export class LineWriter {
     }
   }
 }
-
-const FLUSH_BYTES = 256 * 1024;
 
 const NEWLINE = Buffer.from('\n');
 

@@ -10,13 +10,13 @@ import {buildMetadata} from '../rpc/metadata.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
-import {countLines, readJsonl, readRequests, type InputRecord} from './input.js';
+import {countLines, inputLabel, openInput, type InputRecord} from './input.js';
 import type {LoadedJob} from './load.js';
 import {ProgressTracker, type Checkpoint} from './checkpoint.js';
 import {prepareRecord} from './prepare.js';
 import {hasLine, readPriorResults} from './resume.js';
 import {RateLimiter} from './rate.js';
-import {expandTemplate, LineWriter, type RecordResult} from './results.js';
+import {LineWriter, runFiles, type RecordResult} from './results.js';
 import {RunStats, type RunSummary} from './summary.js';
 
 /** What the progress callback gets, about every `progressIntervalMs`. */
@@ -91,8 +91,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const log = options.logger;
   // The two files are flushed together, failures first: after a crash, a record whose result line
   // made it to disk has its failure line on disk too.
-  const output = new LineWriter(expandTemplate(spec.output, {name: spec.name, runId}), {autoFlush: false, append: options.resume});
-  const failures = new LineWriter(expandTemplate(spec.failures, {name: spec.name, runId}), {autoFlush: false, append: options.resume});
+  const files = runFiles(spec, runId);
+  const output = new LineWriter(files.output, {append: options.resume});
+  const failures = new LineWriter(files.failures, {append: options.resume});
   let flushScheduled = false;
   const flushFiles = () => {
     flushScheduled = false;
@@ -116,7 +117,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const throttle = new RetryThrottle(spec.retry.throttle ?? {maxTokens: defaultMaxTokens(spec.concurrency), tokenRatio: 1});
   const limit = pLimit(spec.concurrency);
   const {signal, cancelSignal} = options;
-  const inputLabel = spec.input === '-' ? '<stdin>' : spec.input ?? `${spec.file} requests()`;
+  const label = inputLabel(spec);
 
   let total: number | undefined;
   if (spec.input && spec.input !== '-') countLines(spec.input).then((n) => (total = n), () => undefined);
@@ -222,8 +223,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (stats.inFlight === 0) idle?.();
   };
 
-  const source = spec.requests ? readRequests(spec.requests) : readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!);
-  log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: inputLabel}, 'run started');
+  const source = openInput(spec, {stdin: options.stdin});
+  log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
   // Stop waiting for input (a slow stdin, a module's generator) as soon as the run is stopped.
   const iterator = source[Symbol.asyncIterator]();
   const STOPPED = Symbol('stopped');
@@ -262,7 +263,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         stats.lastLine = record.line;
         stats.invalid++;
         tracker.read(record.line);
-        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${inputLabel}:${record.line}: ${prepared}`);
+        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${prepared}`);
         await finish(record, {line: record.line, status: 'INVALID', error: prepared, attempts: 0});
         checkThresholds();
         continue;

@@ -156,9 +156,6 @@ function resolveThrottle(raw: Record<string, number>, concurrency: number): {max
   return {maxTokens: raw['maxTokens'] ?? defaultMaxTokens(concurrency), tokenRatio: raw['tokenRatio'] ?? 1};
 }
 
-/** Top-level keys of the job file, for did-you-mean. */
-export const JOB_KEYS: readonly string[] = Object.keys(SCHEMA.properties).filter((k) => k !== '$schema');
-
 function keyPathOf(e: ErrorObject): string {
   const base = e.instancePath
     .split('/')

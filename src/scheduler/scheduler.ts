@@ -2,7 +2,6 @@ import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
 import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
-import {expandTemplate} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
 import {inputChange, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
@@ -376,8 +375,7 @@ export class Scheduler extends EventEmitter {
     this.#try('state:write', () => {
       if (resume) return this.#store?.restartRun(runId, this.#clock.now());
       this.#store?.startRun({runId, job, trigger, scheduledAt, startedAt: this.#clock.now()});
-      const expand = (template: string) => expandTemplate(template, {name: job, runId});
-      this.#store?.saveResumeInfo(runId, resumeInfoFor(loaded, loaded.spec.file, expand(loaded.spec.output), expand(loaded.spec.failures)), this.#clock.now());
+      this.#store?.saveResumeInfo(runId, resumeInfoFor(loaded, runId), this.#clock.now());
     });
     this.#emit('run:started', ref, 'info', `${trigger} run started`);
     const original = loaded.spec.onResult;

@@ -2,13 +2,14 @@ import {statSync} from 'node:fs';
 import path from 'node:path';
 import {UsageError} from '../errors.js';
 import type {JobOverrides, LoadedJob} from '../jobs/load.js';
+import {runFiles} from '../jobs/results.js';
 import type {ResumeInfo, StateStore} from './store.js';
 
-/** What a run records when it starts so that `--resume` can continue it. */
-export function resumeInfoFor(job: LoadedJob, jobFile: string, output: string, failures: string): ResumeInfo {
+/** What run `runId` of a job records when it starts so that `--resume` can continue it. */
+export function resumeInfoFor(job: LoadedJob, runId: string): ResumeInfo {
   const input = job.spec.input && job.spec.input !== '-' ? job.spec.input : undefined;
   const stat = input ? statSync(input, {throwIfNoEntry: false}) : undefined;
-  return {jobFile: path.resolve(jobFile), input, inputSize: stat?.size, inputMtimeMs: stat ? Math.round(stat.mtimeMs) : undefined, output, failures};
+  return {jobFile: path.resolve(job.spec.file), input, inputSize: stat?.size, inputMtimeMs: stat ? Math.round(stat.mtimeMs) : undefined, ...runFiles(job.spec, runId)};
 }
 
 /**
