@@ -320,6 +320,25 @@ test('reload drops removed jobs, adds new ones and keeps the running run going',
   runs.forEach((r) => r.finish());
 });
 
+test('a daemon run stopped by maxFailures is recorded failed with the reason', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, failCode: 13})));
+  const job = await loadJob(writeJob(dir, server.address, {name: 'strict', schedule: '* * * * *', timezone: 'UTC', concurrency: 1, maxFailures: 2, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'}));
+  const clock = new ManualClock(T0);
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  const scheduler = newScheduler(t, [job], {clock, store, runner: runJob});
+  const finished = collect(scheduler, 'run:finished');
+  scheduler.start();
+  await clock.advance(60_000);
+  await until(() => finished.length === 1);
+  const run = store.getRun(finished[0]!.runId)!;
+  assert.equal(run.status, 'failed');
+  assert.match(run.reason!, /maxFailures: 3 failed records, more than the job allows \(2\)/);
+  assert.ok(server.stats.calls < 50);
+});
+
 async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

@@ -5,7 +5,7 @@ import type {LoadedJob} from '../jobs/load.js';
 import {newRunId, runJob} from '../jobs/run.js';
 import {inputChange, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
-import type {RunTrigger} from '../state/store.js';
+import {summaryOutcome, type RunTrigger} from '../state/store.js';
 import {systemClock} from './clock.js';
 import {CronSchedule} from './cron.js';
 import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
@@ -399,11 +399,8 @@ export class Scheduler extends EventEmitter {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
     const status = summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
-    const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason;
-    this.#try('state:write', () => this.#store?.finishRun(run.runId, {
-      status, endedAt: this.#clock.now(), reason,
-      ...(summary ? {total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures} : {}),
-    }));
+    const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
+    this.#try('state:write', () => this.#store?.finishRun(run.runId, {...(summary ? summaryOutcome(summary) : {}), status, endedAt: this.#clock.now(), reason}));
     const counts = summary ? `: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid of ${summary.total}` : '';
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);

@@ -2,7 +2,7 @@ import {getErrorMessage} from '../errors.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {Logger} from '../log.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
-import {resolveStatePath, StateStore, type ResumeInfo} from './store.js';
+import {resolveStatePath, StateStore, summaryOutcome, type ResumeInfo} from './store.js';
 
 /**
  * Records the runs of `grpc-batch run` in the state database, as manual runs. With `--state` or
@@ -52,10 +52,7 @@ export class RunRecorder {
   }
 
   finished(runId: string, summary: RunSummary, at = Date.now()): void {
-    this.#write(() => this.#store?.finishRun(runId, {
-      status: summary.status, endedAt: at, reason: summary.stopReason ?? summary.abortReason, total: summary.total, ok: summary.ok, failed: summary.failed,
-      invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
-    }));
+    this.#write(() => this.#store?.finishRun(runId, {status: summary.status, endedAt: at, ...summaryOutcome(summary)}));
   }
 
   failed(runId: string, error: unknown, at = Date.now()): void {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
+import type {RunSummary} from '../jobs/summary.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
 
 /**
@@ -55,6 +56,14 @@ export interface RunOutcome {
   readonly byStatus?: Readonly<Record<string, number>>;
   readonly output?: string;
   readonly failures?: string | undefined;
+}
+
+/** The counts, files and reason of a finished run, as `finishRun` records them. */
+export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' | 'endedAt'> {
+  return {
+    reason: summary.stopReason ?? summary.abortReason, total: summary.total, ok: summary.ok, failed: summary.failed,
+    invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
+  };
 }
 
 /** Where a run reads and writes, stored when it starts, for `--resume`. */
