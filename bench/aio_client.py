@@ -1,7 +1,7 @@
 """Python grpc.aio client for the bench: `concurrency` calls in flight over one channel.
 
 Usage: aio_client.py <address> <latency_ms> <calls> <concurrency>
-Prints one JSON line {calls, ok, ms, rate, cpuUsPerCall}, or {"skipped": why} when grpcio is missing.
+Prints one JSON line {calls, ok, ms, rate, cpuUsPerCall, secondHalfRate}, or {"skipped": why} when grpcio is missing.
 The request is hand-encoded protobuf (demo.v1.ProcessRequest), so no generated stubs are needed.
 """
 import asyncio
@@ -42,7 +42,8 @@ def encode_request(record_id, payload, latency_ms):
 
 async def main(address, latency_ms, calls, concurrency):
     request = encode_request("bench", "record 1", latency_ms)
-    counts = {"started": 0, "ok": 0}
+    counts = {"started": 0, "ok": 0, "done": 0}
+    half = {}
     async with aio.insecure_channel(address) as channel:
         process = channel.unary_unary("/demo.v1.DemoService/Process")  # bytes in, bytes out
 
@@ -54,13 +55,19 @@ async def main(address, latency_ms, calls, concurrency):
                     counts["ok"] += 1
                 except grpc.RpcError:
                     pass
+                counts["done"] += 1
+                if not half and counts["done"] * 2 >= calls:
+                    half.update(ms=(time.perf_counter() - started) * 1000, done=counts["done"])
 
         started = time.perf_counter()
         cpu_started = time.process_time()
         await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(min(concurrency, calls)))), timeout=600)
         ms = (time.perf_counter() - started) * 1000
         cpu_us = (time.process_time() - cpu_started) * 1e6
-    print(json.dumps({"calls": calls, "ok": counts["ok"], "ms": round(ms), "rate": round(calls * 1000 / ms), "cpuUsPerCall": round(cpu_us / calls)}))
+    result = {"calls": calls, "ok": counts["ok"], "ms": round(ms), "rate": round(calls * 1000 / ms), "cpuUsPerCall": round(cpu_us / calls)}
+    if half and half["ms"] < ms:
+        result["secondHalfRate"] = round((calls - half["done"]) * 1000 / (ms - half["ms"]))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@
  *   call path costs without the per-record work (parse, check, encode, decode, results file).
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
  *
+ * Every mode also reports `secondHalfRate`, the calls/s over the second half of its calls: the first
+ * half includes V8's warm-up (see bench/README.md).
+ *
  * Usage: client.ts <mode> <address> <latencyMs> <calls> <concurrency> [inputFile] [channelOptionsJson]
  */
 import {rmSync, writeFileSync} from 'node:fs';
@@ -33,6 +36,21 @@ interface Result {
   calls: number;
   ok: number;
   ms: number;
+  /** When at least half the calls had finished: ms since the start, and how many had. */
+  half?: {ms: number; done: number};
+}
+
+/** Notes the first time `done` reaches half of `calls`. */
+function halfway(startedAt: number) {
+  let half: {ms: number; done: number} | undefined;
+  return {
+    check(done: number) {
+      if (half === undefined && done * 2 >= calls) half = {ms: performance.now() - startedAt, done};
+    },
+    get value() {
+      return half;
+    },
+  };
 }
 
 const identity = (value: Buffer): Buffer => value;
@@ -51,13 +69,15 @@ async function sequential(): Promise<Result> {
   const {client, call} = rawSetup();
   let ok = 0;
   const started = performance.now();
+  const half = halfway(started);
   for (let i = 0; i < calls; i++) {
     const error = await new Promise<grpc.ServiceError | null>((resolve) => call(resolve));
     if (!error) ok++;
+    half.check(i + 1);
   }
   const ms = performance.now() - started;
   client.close();
-  return {calls, ok, ms};
+  return {calls, ok, ms, half: half.value};
 }
 
 async function pump(): Promise<Result> {
@@ -66,11 +86,13 @@ async function pump(): Promise<Result> {
   let finished = 0;
   let ok = 0;
   const startedAt = performance.now();
+  const half = halfway(startedAt);
   await new Promise<void>((resolve) => {
     const next = () => {
       started++;
       call((error) => {
         finished++;
+        half.check(finished);
         if (!error) ok++;
         if (started < calls) next();
         else if (finished === calls) resolve();
@@ -80,7 +102,7 @@ async function pump(): Promise<Result> {
   });
   const ms = performance.now() - startedAt;
   client.close();
-  return {calls, ok, ms};
+  return {calls, ok, ms, half: half.value};
 }
 
 async function pumpCall(): Promise<Result> {
@@ -90,17 +112,20 @@ async function pumpCall(): Promise<Result> {
   const options = {deadlineMs: DEADLINE_MS};
   let next = 0;
   let ok = 0;
+  let done = 0;
   const startedAt = performance.now();
+  const half = halfway(startedAt);
   const worker = async () => {
     while (next < calls) {
       next++;
       if ((await callUnary(pool.pick(), method, request, options)).ok) ok++;
+      half.check(++done);
     }
   };
   await Promise.all(Array.from({length: Math.min(concurrency, calls)}, worker));
   const ms = performance.now() - startedAt;
   pool.close();
-  return {calls, ok, ms};
+  return {calls, ok, ms, half: half.value};
 }
 
 async function batch(): Promise<Result> {
@@ -115,9 +140,11 @@ async function batch(): Promise<Result> {
   try {
     const job = await loadJob(jobFile);
     const startedAt = performance.now();
-    const summary = await runJob(job);
+    const half = halfway(startedAt);
+    // Progress every 10 ms, as the CLI's (every 1 s) but finer: the half-way point is off by at most 10 ms.
+    const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10});
     const ms = performance.now() - startedAt;
-    return {calls: summary.total, ok: summary.ok, ms};
+    return {calls: summary.total, ok: summary.ok, ms, half: half.value};
   } finally {
     rmSync(jobFile, {force: true});
     rmSync(out, {recursive: true, force: true});
@@ -130,10 +157,12 @@ if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')
 const cpuBefore = process.cpuUsage();
 const result = await run();
 const cpu = process.cpuUsage(cpuBefore);
+const {half, ...counts} = result;
 process.stdout.write(`${JSON.stringify({
-  ...result,
+  ...counts,
   ms: Math.round(result.ms),
   rate: Math.round((result.calls * 1000) / result.ms),
+  ...(half && half.ms < result.ms ? {secondHalfRate: Math.round(((result.calls - half.done) * 1000) / (result.ms - half.ms))} : {}),
   cpuUsPerCall: Math.round((cpu.user + cpu.system) / Math.max(1, result.calls)),
   maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
 })}\n`);

@@ -83,15 +83,20 @@ export interface ClientResult {
   readonly ok: number;
   readonly ms: number;
   readonly rate: number;
+  /** Calls/s over the second half of the calls, after most of V8's warm-up. */
+  readonly secondHalfRate?: number;
   readonly cpuUsPerCall?: number;
   readonly maxRssMb?: number;
   readonly skipped?: string;
 }
 
-/** Runs one client on the client core and parses its one JSON line; rejects on a non-zero exit or timeout. */
-export async function runClient(kind: 'node' | 'python', args: readonly string[]): Promise<ClientResult> {
+/**
+ * Runs one client on the client core and parses its one JSON line; rejects on a non-zero exit or
+ * timeout. `nodeFlags` go to node before the script (e.g. `--max-semi-space-size=2`).
+ */
+export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = []): Promise<ClientResult> {
   const [command, argv] = kind === 'node'
-    ? pinned(CLIENT_CORE, process.execPath, nodeArgs('client.ts', args))
+    ? pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
     : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
   const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe']});
   let stdout = '';

@@ -40,6 +40,8 @@ interface Row {
 interface Measured {
   readonly label: string;
   readonly rates: number[];
+  /** Calls/s over the second half of each run's calls. */
+  readonly halves: number[];
   /** Client CPU per call, in µs: less sensitive to a busy machine than calls/s. */
   readonly cpu: number[];
   readonly ok: boolean;
@@ -49,7 +51,7 @@ interface Measured {
 
 /** Runs every row `repeat` times, interleaved (row 1, row 2, ..., row 1, ...), so drift hits all rows alike. */
 async function measure(rows: readonly Row[], times: number): Promise<Measured[]> {
-  const results: Measured[] = rows.map((row) => ({label: row.label, rates: [], cpu: [], ok: true}));
+  const results: Measured[] = rows.map((row) => ({label: row.label, rates: [], halves: [], cpu: [], ok: true}));
   for (let round = 0; round < times; round++) {
     for (const [index, row] of rows.entries()) {
       const current = results[index]!;
@@ -60,7 +62,7 @@ async function measure(rows: readonly Row[], times: number): Promise<Measured[]>
         results[index] = {...current, skipped: result.skipped};
         continue;
       }
-      results[index] = {...current, rates: [...current.rates, result.rate], cpu: result.cpuUsPerCall === undefined ? current.cpu : [...current.cpu, result.cpuUsPerCall], ok: current.ok && result.ok === result.calls, last: result};
+      results[index] = {...current, rates: [...current.rates, result.rate], halves: result.secondHalfRate === undefined ? current.halves : [...current.halves, result.secondHalfRate], cpu: result.cpuUsPerCall === undefined ? current.cpu : [...current.cpu, result.cpuUsPerCall], ok: current.ok && result.ok === result.calls, last: result};
     }
   }
   return results;
@@ -74,6 +76,7 @@ function median(values: readonly number[]): number {
 
 const cpuOf = (m: Measured) => (m.cpu.length > 0 ? fmt(median(m.cpu)) : 'n/a');
 const rateOf = (m: Measured | undefined) => (m && m.rates.length > 0 ? median(m.rates) : undefined);
+const halfRateOf = (m: Measured) => (m.halves.length > 0 ? median(m.halves) : undefined);
 const fmt = (n: number | undefined, digits = 0) => (n === undefined ? 'n/a' : n.toLocaleString('en-US', {maximumFractionDigits: digits, minimumFractionDigits: digits}));
 const spread = (m: Measured) => (m.rates.length > 1 ? `${fmt(Math.min(...m.rates))}-${fmt(Math.max(...m.rates))}` : '');
 
@@ -92,6 +95,8 @@ process.once('SIGINT', stopServer);
 process.once('SIGTERM', stopServer);
 note(`bench server ${server.address} (pid ${server.pid})${HAS_TASKSET ? ', server on core 0, clients on core 1' : ', taskset not found: not pinned'}`);
 const node = (...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String));
+/** A node client started with V8 flags. */
+const nodeWith = (flags: readonly string[], ...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String), flags);
 const aio = (latency: number, calls: number, concurrency: number) => () =>
   python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: `${'/usr/bin/python3'} not found`});
 
@@ -124,18 +129,25 @@ try {
       {label: 'grpc-js pump, 100 in flight', run: node('pump', LATENCY_MS, records, 100)},
       {label: 'python grpc.aio, 100 in flight', run: aio(LATENCY_MS, records, 100)},
       {label: 'grpc-batch, concurrency 100', run: node('batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, --max-semi-space-size=2', run: nodeWith(['--max-semi-space-size=2'], 'batch', LATENCY_MS, records, 100, input)},
       {label: 'grpc-batch, concurrency 1000', run: node('batch', LATENCY_MS, records, 1000, input)},
     ], repeat);
-    const concurrencyOf = [1, 100, 100, 100, 1000];
+    const concurrencyOf = [1, 100, 100, 100, 100, 1000];
     out();
     out(`(a) latency-bound: ${records} calls, ${LATENCY_MS} ms server latency; bound = concurrency / ${LATENCY_MS} ms; ` +
       `ceiling = (b) pump = ${fmt(ceiling)}; target: grpc-batch >= ${TARGET} x min(bound, ceiling)`);
-    table(['row', 'calls/s', 'min-max', 'bound', 'x bound', 'x min(bound, ceiling)', 'CPU µs/call', 'all OK'], measured.map((m, i) => {
+    table(['row', 'calls/s', 'min-max', 'bound', 'x bound', 'x min(bound, ceiling)', '2nd half calls/s', '2nd half x min', 'CPU µs/call', 'all OK'], measured.map((m, i) => {
       const bound = (concurrencyOf[i]! * 1000) / LATENCY_MS;
       const rate = rateOf(m);
-      if (m.skipped) return [m.label, 'skipped', m.skipped, '', '', '', '', ''];
-      return [m.label, fmt(rate), spread(m), fmt(bound), fmt(rate! / bound, 2), ceiling ? fmt(rate! / Math.min(bound, ceiling), 2) : 'n/a (run b)', cpuOf(m), m.ok ? 'yes' : 'NO'];
+      const halfRate = halfRateOf(m);
+      const against = ceiling ? Math.min(bound, ceiling) : undefined;
+      if (m.skipped) return [m.label, 'skipped', m.skipped, '', '', '', '', '', '', ''];
+      return [
+        m.label, fmt(rate), spread(m), fmt(bound), fmt(rate! / bound, 2), against ? fmt(rate! / against, 2) : 'n/a (run b)',
+        fmt(halfRate), against && halfRate ? fmt(halfRate / against, 2) : 'n/a', cpuOf(m), m.ok ? 'yes' : 'NO',
+      ];
     }));
+    out('2nd half: calls/s over the second half of each run\'s calls, after most of V8\'s warm-up (JIT compilation shares the client\'s core)');
   }
   if (only.has('c')) {
     const rows: string[][] = [];
