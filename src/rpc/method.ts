@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
 import {createMessageEncoder, type MessageEncoder} from './message.js';
+import {createResponseMapper} from './response-json.js';
 
 /** Options for `loadMethod`. */
 export interface LoadMethodOptions {
@@ -25,7 +26,11 @@ export interface MethodHandle {
   readonly responseType: string;
   /** Checks a request (proto3 JSON mapping) and encodes it; throws `MessageError` naming the field. */
   readonly encodeRequest: MessageEncoder;
-  /** Decodes a response into proto3 JSON (int64 as strings, enums by name, bytes as base64). */
+  /**
+   * Decodes a response into proto3 JSON: lowerCamelCase names, int64 as strings, enums by name,
+   * bytes as base64, NaN and Infinity as strings, and the well-known types in their JSON forms
+   * (Timestamp, Duration, wrappers, FieldMask, Struct, Value, ListValue; see response-json.ts).
+   */
   readonly decodeResponse: (bytes: Buffer) => unknown;
 }
 
@@ -91,13 +96,15 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
   rpc.resolve();
   const reqType = rpc.resolvedRequestType!;
   const resType = rpc.resolvedResponseType!;
+  const deserialize = method.responseDeserialize as (bytes: Buffer) => unknown;
+  const mapResponse = createResponseMapper(resType);
   return {
     name: `${serviceName}/${methodName}`,
     path: method.path,
     requestType: reqType.fullName.replace(/^\./, ''),
     responseType: resType.fullName.replace(/^\./, ''),
     encodeRequest: createMessageEncoder(reqType),
-    decodeResponse: method.responseDeserialize as (bytes: Buffer) => unknown,
+    decodeResponse: mapResponse ? (bytes) => mapResponse(deserialize(bytes)) : deserialize,
   };
 }
 
