@@ -73,7 +73,7 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
     const twice = seenFields.get(field);
     if (twice !== undefined) throw new MessageError(fieldPath, `field ${field.name} is already set as "${twice}"; set it once`);
     seenFields.set(field, key);
-    if (raw === null) continue; // proto3 JSON: null means the default value
+    if (raw === null && !takesNull(field)) continue; // proto3 JSON: null means the default value (but for a Value)
     if (field.partOf) {
       const other = seenOneofs.get(field.partOf.name);
       if (other) throw new MessageError(fieldPath, `oneof "${field.partOf.name}" already has field "${other}"; set only one`);
@@ -122,11 +122,87 @@ function checkNested(type: protobuf.Type, raw: unknown, path: string): unknown {
   if (wrapped) return {value: checkScalar(wrapped, raw, path)};
   if (full === '.google.protobuf.Timestamp') return checkTimestamp(raw, path);
   if (full === '.google.protobuf.Duration') return checkDurationValue(raw, path);
-  if (full === '.google.protobuf.Struct' || full === '.google.protobuf.Value' || full === '.google.protobuf.ListValue') {
-    throw new MessageError(path, `${full.slice(1)} fields are not supported yet; use a typed message`);
-  }
+  if (full === '.google.protobuf.Struct') return checkStruct(raw, path);
+  if (full === '.google.protobuf.Value') return checkValue(raw, path);
+  if (full === '.google.protobuf.ListValue') return checkList(raw, path);
+  if (full === '.google.protobuf.FieldMask' && typeof raw === 'string') return checkFieldMask(raw, path);
+  if (full === '.google.protobuf.Any') return checkAny(type.root, raw, path);
   return checkMessage(type, raw, path);
 }
+
+/** Whether a JSON null in this field is a value (`Value`'s NULL_VALUE) rather than "the default". */
+function takesNull(field: protobuf.Field): boolean {
+  field.resolve();
+  return !field.repeated && !(field instanceof protobuf.MapField) && field.resolvedType?.fullName === '.google.protobuf.Value';
+}
+
+function checkStruct(raw: unknown, path: string): {fields: Record<string, unknown>} {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MessageError(path, `expected a JSON object (google.protobuf.Struct), got ${describe(raw)}`);
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) fields[key] = checkValue(value, `${path}.${key}`);
+  return {fields};
+}
+
+function checkList(raw: unknown, path: string): {values: unknown[]} {
+  if (!Array.isArray(raw)) throw new MessageError(path, `expected a JSON array (google.protobuf.ListValue), got ${describe(raw)}`);
+  return {values: raw.map((value, i) => checkValue(value, `${path}[${i}]`))};
+}
+
+/** Any JSON value, as a `google.protobuf.Value`. */
+function checkValue(raw: unknown, path: string): Record<string, unknown> {
+  if (raw === null) return {nullValue: 'NULL_VALUE'};
+  if (typeof raw === 'number') return {numberValue: raw};
+  if (typeof raw === 'string') return {stringValue: checkScalar('string', raw, path)};
+  if (typeof raw === 'boolean') return {boolValue: raw};
+  if (Array.isArray(raw)) return {listValue: checkList(raw, path)};
+  return {structValue: checkStruct(raw, path)};
+}
+
+/** `"user.displayName,createdAt"` -> paths `user.display_name`, `created_at`. */
+function checkFieldMask(raw: string, path: string): {paths: string[]} {
+  const paths = raw === '' ? [] : raw.split(',');
+  for (const fieldPath of paths) {
+    if (!/^[a-z][a-zA-Z0-9]*(?:\.[a-z][a-zA-Z0-9]*)*$/.test(fieldPath)) {
+      throw new MessageError(path, `expected a field mask of lowerCamelCase field paths separated by commas, like "user.displayName,createdAt", got ${describe(raw)}`);
+    }
+  }
+  return {paths: paths.map((fieldPath) => fieldPath.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))};
+}
+
+/**
+ * `{"@type": "type.googleapis.com/pkg.Msg", ...fields}` (or `"value"` for a well-known type with a
+ * JSON form of its own): the type must be in the proto's imports; its fields are checked like any
+ * message's and packed.
+ */
+function checkAny(root: protobuf.Root, raw: unknown, path: string): {type_url: string; value: Uint8Array} {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || typeof (raw as Record<string, unknown>)['@type'] !== 'string') {
+    throw new MessageError(path, `expected a JSON object with an "@type" (google.protobuf.Any), like {"@type": "type.googleapis.com/pkg.v1.Msg", ...its fields}, got ${describe(raw)}`);
+  }
+  const {'@type': typeUrl, ...fields} = raw as Record<string, unknown> & {'@type': string};
+  const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+  const inner = root.lookup(name);
+  if (!(inner instanceof protobuf.Type)) {
+    throw new MessageError(`${path}.@type`, `unknown message type "${name}"; the proto (or one it imports) must define it`);
+  }
+  const special = WELL_KNOWN_JSON.has(inner.fullName);
+  if (special && Object.keys(fields).some((key) => key !== 'value')) {
+    throw new MessageError(path, `expected {"@type": "${typeUrl}", "value": ...} for a packed ${inner.fullName.slice(1)}, got the fields ${Object.keys(fields).join(', ')}`);
+  }
+  const plain = special ? checkNested(inner, fields['value'], `${path}.value`) : checkMessage(inner, fields, path);
+  return {type_url: typeUrl, value: inner.encode(inner.fromObject(plain as Record<string, unknown>)).finish()};
+}
+
+/** Well-known types whose proto3 JSON form is not an object of their fields. */
+const WELL_KNOWN_JSON = new Set([
+  ...Object.keys(WRAPPERS),
+  '.google.protobuf.Timestamp',
+  '.google.protobuf.Duration',
+  '.google.protobuf.Struct',
+  '.google.protobuf.Value',
+  '.google.protobuf.ListValue',
+  '.google.protobuf.FieldMask',
+  '.google.protobuf.Any',
+]);
 
 function checkEnum(type: protobuf.Enum, raw: unknown, path: string): unknown {
   if (typeof raw === 'string') {

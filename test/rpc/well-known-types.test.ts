@@ -99,6 +99,41 @@ test('only response types that hold a well-known type, however deep, get a mappi
   assert.equal(typeof createResponseMapper(root.lookupType('wkt.v1.Inner')), 'function'); // recursive, Timestamp inside
 });
 
+test('a request with every well-known type in its proto3 JSON form round-trips to the same JSON', () => {
+  const echo = loadMethod({proto: PROTO, method: 'wkt.v1.S/Echo'});
+  const json = {
+    at: '2024-01-31T12:00:00.123456Z',
+    ttl: '-2.500s',
+    big: '9007199254740993',
+    flag: true,
+    blob: 'aGk=',
+    count: 7,
+    attrs: {name: 'x', n: 1.5, ok: false, none: null, list: [1, 'a', {deep: true}], empty: {}},
+    anyValue: null,
+    list: [2, [3], null],
+    updateMask: 'user.displayName,createdAt',
+    history: ['1970-01-01T00:00:00Z'],
+    timeouts: {fast: '0.250s'},
+    inner: {createdAt: '1970-01-02T00:00:00Z', name: 'a'},
+    packed: {'@type': 'type.googleapis.com/wkt.v1.Inner', createdAt: '1970-01-01T00:01:00Z', name: 'b'},
+  };
+  assert.deepEqual(echo.decodeResponse(echo.encodeRequest(json)), json);
+  const packedDuration = {packed: {'@type': 'type.googleapis.com/google.protobuf.Duration', value: '3s'}};
+  assert.deepEqual(echo.decodeResponse(echo.encodeRequest(packedDuration)), packedDuration);
+});
+
+test('refuses malformed Struct, FieldMask and Any values, naming the field', () => {
+  const echo = loadMethod({proto: PROTO, method: 'wkt.v1.S/Echo'});
+  assert.throws(() => echo.encodeRequest({attrs: [1]}), /^Error: attrs: expected a JSON object \(google.protobuf.Struct\), got an array/);
+  assert.throws(() => echo.encodeRequest({list: {a: 1}}), /^Error: list: expected a JSON array \(google.protobuf.ListValue\)/);
+  assert.throws(() => echo.encodeRequest({attrs: {s: '\ud800'}}), /^Error: attrs.s: expected valid Unicode text/);
+  assert.throws(() => echo.encodeRequest({updateMask: 'user.display_name'}), /^Error: updateMask: expected a field mask of lowerCamelCase field paths/);
+  assert.throws(() => echo.encodeRequest({packed: {name: 'b'}}), /^Error: packed: expected a JSON object with an "@type"/);
+  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/other.v1.Nope'}}), /^Error: packed.@type: unknown message type "other.v1.Nope"/);
+  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/wkt.v1.Inner', nmae: 'b'}}), /^Error: packed.nmae: unknown field of Inner \(did you mean "name"\?\)/);
+  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/google.protobuf.Duration', seconds: 3}}), /^Error: packed: expected \{"@type": "type.googleapis.com\/google.protobuf.Duration", "value": \.\.\.\}/);
+});
+
 test('refuses malformed Timestamp, Duration and wrapper values, naming the field', () => {
   assert.throws(() => method.encodeRequest({at: 'yesterday'}), /^Error: at: expected an RFC 3339 timestamp/);
   assert.throws(() => method.encodeRequest({ttl: '10'}), /^Error: ttl: expected a duration like "1.5s"/);
