@@ -7,6 +7,11 @@
  *   over one client, the request encoded once: the ceiling a library over grpc-js can reach.
  * - `pump-call`: the same pump over grpc-batch's call path (`callUnary`, one `ChannelPool`): what the
  *   call path costs without the per-record work (parse, check, encode, decode, results file).
+ * - `h2-pump`: no grpc-js at all: gRPC unary calls written by hand on Node's `http2` (one session,
+ *   5-byte framing, `grpc-status` from the trailers), `concurrency` in flight, at most 8 started per
+ *   event-loop turn as grpc-batch does. What Node's HTTP/2 allows without grpc-js's call layers:
+ *   a yardstick for the (a) target, not a client anyone should ship (no resolver, TLS, keepalive,
+ *   reconnection, deadlines or status details).
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
  *
  * Every mode also reports `secondHalfRate`, the calls/s over the second half of its calls: the first
@@ -15,6 +20,7 @@
  * Usage: client.ts <mode> <address> <latencyMs> <calls> <concurrency> [inputFile] [channelOptionsJson]
  */
 import {rmSync, writeFileSync} from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {loadJob} from '../src/jobs/load.js';
@@ -151,7 +157,78 @@ async function batch(): Promise<Result> {
   }
 }
 
-const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, batch};
+/** Calls started per event-loop turn by `h2-pump`, as `CALLS_PER_TURN` in src/jobs/run.ts. */
+const H2_CALLS_PER_TURN = 8;
+
+async function h2Pump(): Promise<Result> {
+  const method = loadMethod({proto: DEMO_PROTO, method: DEMO_METHOD});
+  const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
+  const framed = Buffer.alloc(5 + request.length); // flag 0 (not compressed), then the length
+  framed.writeUInt32BE(request.length, 1);
+  request.copy(framed, 5);
+  const session = http2.connect(`http://${address}`);
+  await new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject));
+  const headers = {':method': 'POST', ':path': method.path, 'content-type': 'application/grpc', te: 'trailers'};
+  const call = (done: (ok: boolean) => void) => {
+    const stream = session.request(headers);
+    let status: unknown;
+    stream.on('data', () => {});
+    stream.on('trailers', (trailers) => (status = trailers['grpc-status']));
+    stream.on('close', () => done(status === '0'));
+    stream.end(framed);
+  };
+  let started = 0;
+  let finished = 0;
+  let ok = 0;
+  // Pacing: at most H2_CALLS_PER_TURN starts per turn; the rest wait for the next turn.
+  let startedThisTurn = 0;
+  let turnScheduled = false;
+  const waiting: (() => void)[] = [];
+  const newTurn = () => {
+    turnScheduled = false;
+    startedThisTurn = 0;
+    while (waiting.length > 0 && startedThisTurn < H2_CALLS_PER_TURN) {
+      startedThisTurn++;
+      waiting.shift()!();
+    }
+    if (startedThisTurn > 0) scheduleTurn();
+  };
+  const scheduleTurn = () => {
+    if (!turnScheduled) {
+      turnScheduled = true;
+      setImmediate(newTurn);
+    }
+  };
+  const startedAt = performance.now();
+  const half = halfway(startedAt);
+  await new Promise<void>((resolve) => {
+    const next = () => {
+      call((good) => {
+        finished++;
+        half.check(finished);
+        if (good) ok++;
+        if (started < calls) start();
+        else if (finished === calls) resolve();
+      });
+    };
+    const start = () => {
+      started++;
+      scheduleTurn();
+      if (startedThisTurn < H2_CALLS_PER_TURN) {
+        startedThisTurn++;
+        next();
+      } else {
+        waiting.push(next);
+      }
+    };
+    for (let i = 0; i < concurrency && i < calls; i++) start();
+  });
+  const ms = performance.now() - startedAt;
+  session.close();
+  return {calls, ok, ms, half: half.value};
+}
+
+const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'h2-pump': h2Pump, batch};
 const run = runs[mode!];
 if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
 const cpuBefore = process.cpuUsage();

@@ -98,7 +98,7 @@ const node = (...args: (string | number)[]) => () => runClient('node', [args[0]!
 /** A node client started with V8 flags. */
 const nodeWith = (flags: readonly string[], ...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String), flags);
 const aio = (latency: number, calls: number, concurrency: number) => () =>
-  python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: `${'/usr/bin/python3'} not found`});
+  python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: flags['no-python'] ? 'left out (--no-python)' : '/usr/bin/python3 not found'});
 
 let ceiling: number | undefined;
 try {
@@ -107,16 +107,17 @@ try {
     const records = SIZES.cpuRecords;
     const input = await ensureInput(records, 0);
     note(`(b) CPU-bound, ${records} calls at 0 ms`);
-    const [pump, pumpCall, py, batch] = await measure([
+    const [pump, pumpCall, py, h2, batch] = await measure([
       {label: 'grpc-js pump, 100 in flight, one client', run: node('pump', 0, records, 100)},
       {label: 'same pump over grpc-batch callUnary', run: node('pump-call', 0, records, 100)},
       {label: 'python grpc.aio, 100 in flight', run: aio(0, records, 100)},
+      {label: 'Node http2 by hand (no grpc-js), 100 in flight', run: node('h2-pump', 0, records, 100)},
       {label: 'grpc-batch, concurrency 100', run: node('batch', 0, records, 100, input)},
     ], repeat);
     ceiling = rateOf(pump);
     out();
     out(`(b) CPU-bound: ${records} calls, 0 ms server latency; ratio = calls/s over the grpc-js pump's (the ceiling); target: grpc-batch >= ${TARGET}`);
-    table(['row', 'calls/s', 'min-max', 'x pump', 'CPU µs/call', 'all OK'], [pump!, pumpCall!, py!, batch!].map((m) => m.skipped
+    table(['row', 'calls/s', 'min-max', 'x pump', 'CPU µs/call', 'all OK'], [pump!, pumpCall!, py!, h2!, batch!].map((m) => m.skipped
       ? [m.label, 'skipped', m.skipped, '', '', '']
       : [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / ceiling!, 2), cpuOf(m), m.ok ? 'yes' : 'NO']));
   }
@@ -128,11 +129,12 @@ try {
       {label: `sequential awaited calls (${SIZES.sequentialCalls}-call sample)`, run: node('sequential', LATENCY_MS, SIZES.sequentialCalls, 1)},
       {label: 'grpc-js pump, 100 in flight', run: node('pump', LATENCY_MS, records, 100)},
       {label: 'python grpc.aio, 100 in flight', run: aio(LATENCY_MS, records, 100)},
+      {label: 'Node http2 by hand (no grpc-js), 100 in flight', run: node('h2-pump', LATENCY_MS, records, 100)},
       {label: 'grpc-batch, concurrency 100', run: node('batch', LATENCY_MS, records, 100, input)},
       {label: 'grpc-batch, concurrency 100, --max-semi-space-size=2', run: nodeWith(['--max-semi-space-size=2'], 'batch', LATENCY_MS, records, 100, input)},
       {label: 'grpc-batch, concurrency 1000', run: node('batch', LATENCY_MS, records, 1000, input)},
     ], repeat);
-    const concurrencyOf = [1, 100, 100, 100, 100, 1000];
+    const concurrencyOf = [1, 100, 100, 100, 100, 100, 1000];
     out();
     out(`(a) latency-bound: ${records} calls, ${LATENCY_MS} ms server latency; bound = concurrency / ${LATENCY_MS} ms; ` +
       `ceiling = (b) pump = ${fmt(ceiling)}; target: grpc-batch >= ${TARGET} x min(bound, ceiling)`);
