@@ -34,7 +34,8 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const DURATION = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 
-const WRAPPERS: Record<string, string> = {
+/** The wrapper types, by full name, and the scalar type each wraps. */
+export const WRAPPERS: Readonly<Record<string, string>> = {
   '.google.protobuf.DoubleValue': 'double',
   '.google.protobuf.FloatValue': 'float',
   '.google.protobuf.Int64Value': 'int64',

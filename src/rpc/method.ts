@@ -29,7 +29,7 @@ export interface MethodHandle {
   /**
    * Decodes a response into proto3 JSON: lowerCamelCase names, int64 as strings, enums by name,
    * bytes as base64, NaN and Infinity as strings, and the well-known types in their JSON forms
-   * (Timestamp, Duration, wrappers, FieldMask, Struct, Value, ListValue; see response-json.ts).
+   * (Timestamp, Duration, wrappers, FieldMask, Struct, Value, ListValue, Any; see response-json.ts).
    */
   readonly decodeResponse: (bytes: Buffer) => unknown;
 }

@@ -1,28 +1,25 @@
 import protobuf from 'protobufjs';
+import {WRAPPERS} from './message.js';
 
 /**
  * Turns a decoded response (proto-loader's object: lowerCamelCase names, int64 as strings, enums by
  * name, bytes as base64) into its proto3 JSON form for the well-known types, which proto-loader
  * leaves as plain messages: a Timestamp becomes `"2024-01-31T12:00:00.500Z"` instead of
- * `{seconds, nanos}`, a Duration `"1.5s"`, a wrapper its value, a FieldMask `"a.b,c"`, and
- * Struct, Value and ListValue plain JSON, and an Any `{"@type", ...}`. So the results file holds what `grpcurl` or any proto3
- * JSON reader would print.
+ * `{seconds, nanos}`, a Duration `"1.5s"`, a wrapper its value, a FieldMask `"a.b,c"`, Struct,
+ * Value and ListValue plain JSON, and an Any `{"@type", ...}`. So the results file holds what
+ * `grpcurl` or any proto3 JSON reader would print.
  */
 export type ResponseMapper = (message: unknown) => unknown;
 
 type Mapper = (value: unknown) => unknown;
 
-const WRAPPER_DEFAULTS: Readonly<Record<string, unknown>> = {
-  '.google.protobuf.DoubleValue': 0,
-  '.google.protobuf.FloatValue': 0,
-  '.google.protobuf.Int64Value': '0',
-  '.google.protobuf.UInt64Value': '0',
-  '.google.protobuf.Int32Value': 0,
-  '.google.protobuf.UInt32Value': 0,
-  '.google.protobuf.BoolValue': false,
-  '.google.protobuf.StringValue': '',
-  '.google.protobuf.BytesValue': '',
-};
+/** What an empty wrapper stands for: the default of the scalar it wraps. */
+function wrapperDefault(scalar: string): unknown {
+  if (scalar === 'int64' || scalar === 'uint64') return '0';
+  if (scalar === 'bool') return false;
+  if (scalar === 'string' || scalar === 'bytes') return '';
+  return 0;
+}
 
 /** The mapper for `type`, or `undefined` when no field of it (however deep) is a well-known type: nothing to do. */
 export function createResponseMapper(type: protobuf.Type): ResponseMapper | undefined {
@@ -57,8 +54,9 @@ function anyMapper(root: protobuf.Root, building: Map<string, Mapper | undefined
 }
 
 function wellKnown(fullName: string, root: protobuf.Root, building: Map<string, Mapper | undefined | 'pending'>): Mapper | undefined {
-  if (fullName in WRAPPER_DEFAULTS) {
-    const fallback = WRAPPER_DEFAULTS[fullName];
+  const wrapped = WRAPPERS[fullName];
+  if (wrapped) {
+    const fallback = wrapperDefault(wrapped);
     return (value) => (isObject(value) && value['value'] !== undefined ? value['value'] : fallback);
   }
   switch (fullName) {
