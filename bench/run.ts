@@ -94,9 +94,9 @@ const stopServer = () => void server.stop();
 process.once('SIGINT', stopServer);
 process.once('SIGTERM', stopServer);
 note(`bench server ${server.address} (pid ${server.pid})${HAS_TASKSET ? ', server on core 0, clients on core 1' : ', taskset not found: not pinned'}`);
-const node = (...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String));
-/** A node client started with V8 flags. */
+/** A node client (mode, then its arguments after the address), started with `flags` for node. */
 const nodeWith = (flags: readonly string[], ...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String), flags);
+const node = (...args: (string | number)[]) => nodeWith([], ...args);
 const aio = (latency: number, calls: number, concurrency: number) => () =>
   python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: flags['no-python'] ? 'left out (--no-python)' : '/usr/bin/python3 not found'});
 
@@ -125,21 +125,21 @@ try {
     const records = SIZES.latencyRecords;
     const input = await ensureInput(records, LATENCY_MS);
     note(`(a) latency-bound, ${records} calls at ${LATENCY_MS} ms`);
-    const measured = await measure([
-      {label: `sequential awaited calls (${SIZES.sequentialCalls}-call sample)`, run: node('sequential', LATENCY_MS, SIZES.sequentialCalls, 1)},
-      {label: 'grpc-js pump, 100 in flight', run: node('pump', LATENCY_MS, records, 100)},
-      {label: 'python grpc.aio, 100 in flight', run: aio(LATENCY_MS, records, 100)},
-      {label: 'Node http2 by hand (no grpc-js), 100 in flight', run: node('h2-pump', LATENCY_MS, records, 100)},
-      {label: 'grpc-batch, concurrency 100', run: node('batch', LATENCY_MS, records, 100, input)},
-      {label: 'grpc-batch, concurrency 100, --max-semi-space-size=2', run: nodeWith(['--max-semi-space-size=2'], 'batch', LATENCY_MS, records, 100, input)},
-      {label: 'grpc-batch, concurrency 1000', run: node('batch', LATENCY_MS, records, 1000, input)},
-    ], repeat);
-    const concurrencyOf = [1, 100, 100, 100, 100, 100, 1000];
+    const rows = [
+      {label: `sequential awaited calls (${SIZES.sequentialCalls}-call sample)`, concurrency: 1, run: node('sequential', LATENCY_MS, SIZES.sequentialCalls, 1)},
+      {label: 'grpc-js pump, 100 in flight', concurrency: 100, run: node('pump', LATENCY_MS, records, 100)},
+      {label: 'python grpc.aio, 100 in flight', concurrency: 100, run: aio(LATENCY_MS, records, 100)},
+      {label: 'Node http2 by hand (no grpc-js), 100 in flight', concurrency: 100, run: node('h2-pump', LATENCY_MS, records, 100)},
+      {label: 'grpc-batch, concurrency 100', concurrency: 100, run: node('batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, --max-semi-space-size=2', concurrency: 100, run: nodeWith(['--max-semi-space-size=2'], 'batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 1000', concurrency: 1000, run: node('batch', LATENCY_MS, records, 1000, input)},
+    ];
+    const measured = await measure(rows, repeat);
     out();
     out(`(a) latency-bound: ${records} calls, ${LATENCY_MS} ms server latency; bound = concurrency / ${LATENCY_MS} ms; ` +
       `ceiling = (b) pump = ${fmt(ceiling)}; target: grpc-batch >= ${TARGET} x min(bound, ceiling)`);
     table(['row', 'calls/s', 'min-max', 'bound', 'x bound', 'x min(bound, ceiling)', '2nd half calls/s', '2nd half x min', 'CPU µs/call', 'all OK'], measured.map((m, i) => {
-      const bound = (concurrencyOf[i]! * 1000) / LATENCY_MS;
+      const bound = (rows[i]!.concurrency * 1000) / LATENCY_MS;
       const rate = rateOf(m);
       const halfRate = halfRateOf(m);
       const against = ceiling ? Math.min(bound, ceiling) : undefined;
