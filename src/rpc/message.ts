@@ -229,6 +229,10 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
     case 'double':
     case 'float': {
       let n: number;
+      if (typeof raw === 'number' && !Number.isFinite(raw)) {
+        // JSON has no Infinity: only a number too large for a double (1e400) parses as one.
+        throw new MessageError(path, `expected a number (${kind}) within ±${Number.MAX_VALUE}, got a JSON number too large for a double; write "Infinity" as a string if that is meant`);
+      }
       if (typeof raw === 'number') n = raw;
       else if (raw === 'NaN' || raw === 'Infinity' || raw === '-Infinity') return Number(raw);
       else if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw))) n = Number(raw);

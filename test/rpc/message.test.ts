@@ -61,6 +61,7 @@ const REJECTED: readonly [string, string, string, readonly string[]][] = [
   ['a map that is not an object', '{"labels":["a"]}', 'labels', ['expected a JSON object (map<string, string>)', 'an array']],
   ['a double spelled in lower case', '{"score":"nan"}', 'score', ['expected a number (double)', '"NaN", "Infinity", "-Infinity"']],
   ['a double string that overflows', '{"score":"1e400"}', 'score', ['expected a number (double)']],
+  ['a double number that overflows', '{"score":1e400}', 'score', ['too large for a double', 'write "Infinity" as a string']],
   ['one field under both its names', '{"latencyMs":1,"latency_ms":2}', 'latency_ms', ['already set as "latencyMs"']],
   ['a __proto__ key', '{"__proto__":{"id":"x"}}', '__proto__', ['unknown field of ProcessRequest']],
   ['a constructor key', '{"constructor":1}', 'constructor', ['unknown field of ProcessRequest']],
