@@ -208,6 +208,24 @@ test('history survives a restart and lists the runs of the daemon and of grpc-ba
   assert.equal(table.stdout.trim().split('\n').length, 2);
 });
 
+test('--keep-runs keeps only the newest runs of each job in the history; a bad value is a usage error', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const jobFile = writeDaemonJob(dir, 'report', server.address, {schedule: '* * * * * *'});
+  const state = path.join(dir, 'state.db');
+  const bad = await runCli(['daemon', jobFile, '--state', state, '--keep-runs', '-1'], {cwd: dir});
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--keep-runs.*expected an integer from 0 and up, got "-1"/);
+  const daemon = startDaemon(t, [jobFile, '--state', state, '--keep-runs', '2'], dir);
+  let finished = 0;
+  await daemon.waitFor((line) => line.event === 'run:finished' && ++finished === 4);
+  daemon.signal('SIGTERM');
+  assert.equal((await daemon.exited).code, 0);
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {status: string}[];
+  assert.deepEqual(history.map((r) => r.status), ['succeeded', 'succeeded'], 'at least 4 runs ended; the 2 newest are kept');
+});
+
 test('list shows each job\'s schedule in words, its next three fire times in its zone, and its last run', async (t) => {
   const dir = tempDir(t);
   mkdirSync(path.join(dir, 'jobs'));

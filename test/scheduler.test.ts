@@ -75,6 +75,22 @@ test('fires a job on its schedule, once per tick, and records each run', async (
   assert.equal(store.getLastTick('nightly'), at('2026-01-05T10:00:30Z'));
 });
 
+test('keepRuns keeps each job\'s newest runs in the store and deletes older finished ones', async (t) => {
+  const clock = new ManualClock(T0);
+  const store = StateStore.open(path.join(tempDir(t), 'state.db'));
+  t.after(() => store.close());
+  const {runs, runner} = heldRunner();
+  const scheduler = newScheduler(t, [await scheduledJob(t, {schedule: '*/10 * * * * *'})], {clock, store, runner, keepRuns: 2});
+  scheduler.start();
+  for (let i = 0; i < 50; i++) {
+    await clock.advance(1000);
+    for (const run of runs.splice(0)) run.finish();
+  }
+  await scheduler.close(0);
+  assert.deepEqual(store.listRuns().map((r) => r.scheduledAt), [at('2026-01-05T10:00:50Z'), at('2026-01-05T10:00:40Z')]);
+  assert.throws(() => newScheduler(t, [], {keepRuns: -1}), /Expected `keepRuns` to be an integer from 0 and up, got `-1`/);
+});
+
 test('overlap skip records a skipped run while the previous run is still going', async (t) => {
   const clock = new ManualClock(T0);
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));

@@ -51,6 +51,31 @@ test('records started, finished and skipped runs and lists them newest first', (
   assert.equal(store.getRun('r3')!.status, 'running');
 });
 
+test('pruneRuns keeps the newest runs of a job and never deletes one that is running or may be resumed', (t) => {
+  const store = StateStore.open(path.join(tempDir(t), 'state.db'));
+  t.after(() => store.close());
+  const info = {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'};
+  // Oldest first: r1 interrupted (resumable), r2 failed, r3 cancelled (resumable), r4 skipped, r5 succeeded, r6 running.
+  const statuses = ['interrupted', 'failed', 'cancelled', 'skipped', 'succeeded', 'running'] as const;
+  statuses.forEach((status, i) => {
+    const runId = `r${i + 1}`;
+    if (status === 'skipped') return store.recordSkipped({runId, job: 'a', trigger: 'schedule', at: i, reason: 'busy'});
+    store.startRun({runId, job: 'a', trigger: 'schedule', startedAt: i});
+    store.saveResumeInfo(runId, info, i);
+    if (status !== 'running') store.finishRun(runId, {status, endedAt: i});
+  });
+  store.startRun({runId: 'other', job: 'b', trigger: 'manual', startedAt: 0});
+  store.finishRun('other', {status: 'succeeded', endedAt: 0});
+
+  assert.equal(store.pruneRuns('a', 2), 2, 'r2 (failed) and r4 (skipped) go; r1 and r3 may be resumed');
+  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['r6', 'r5', 'r3', 'r1']);
+  assert.equal(store.getResumeInfo('r2'), undefined, 'the checkpoint of a deleted run goes with it');
+  assert.ok(store.getResumeInfo('r1'), 'a resumable run keeps its checkpoint');
+  assert.equal(store.findResumableRun('a')?.runId, 'r3');
+  assert.equal(store.listRuns({job: 'b'}).length, 1, 'other jobs are untouched');
+  assert.equal(store.pruneRuns('a', 2), 0, 'nothing more to delete');
+});
+
 test('history and last fired ticks survive closing and reopening the database', (t) => {
   const file = path.join(tempDir(t), 'state.db');
   const first = StateStore.open(file);

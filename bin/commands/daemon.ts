@@ -6,15 +6,16 @@ import {createPrettyLogger} from '../../src/log-pretty.js';
 import {OpsMetrics} from '../../src/ops-metrics.js';
 import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
 import {loadJobs} from '../../src/scheduler/job-files.js';
-import {Scheduler} from '../../src/scheduler/scheduler.js';
+import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
-import {parseDurationFlag} from '../flags.js';
+import {parseDurationFlag, parseIntFlag} from '../flags.js';
 
 interface DaemonFlags {
   readonly state?: string;
   readonly http?: string | true;
   readonly grace: string;
   readonly pretty?: boolean;
+  readonly keepRuns: number;
 }
 
 export const daemon = new Command('daemon')
@@ -24,6 +25,7 @@ export const daemon = new Command('daemon')
   .addOption(new Option('--http [address]', `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`).preset(DEFAULT_OPS_ADDRESS))
   .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are cancelled', parseDurationFlag, '30s')
   .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
+  .option('--keep-runs <n>', 'newest runs kept per job in the state database; older finished ones are deleted (0 keeps all)', parseIntFlag(0), DEFAULT_KEEP_RUNS)
   .action(async (paths: string[], flags: DaemonFlags) => {
     const log = flags.pretty ? createPrettyLogger() : createLogger();
     const graceMs = parseDuration(flags.grace)!;
@@ -32,7 +34,7 @@ export const daemon = new Command('daemon')
     for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
     const state = resolveStatePath(flags.state);
     const store = StateStore.open(state.path);
-    const scheduler = new Scheduler(jobs, {store, logger: log});
+    const scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns});
     const metrics = new OpsMetrics(scheduler);
     let ops: OpsServer | undefined;
     // Signals are wired before anything listens, so an early SIGHUP or SIGTERM is never fatal.

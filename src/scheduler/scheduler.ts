@@ -13,6 +13,8 @@ import {formatInZone} from './zone.js';
 
 export const DEFAULT_GRACE_MS = 30_000;
 const DEFAULT_MAX_TIMER_MS = 30_000;
+/** Runs kept per job in the state database: a job that runs every minute keeps about 16 hours. */
+export const DEFAULT_KEEP_RUNS = 1000;
 /** Most ticks walked when counting missed ones (an every-second job down for days). */
 const MAX_TICK_SCAN = 100_000;
 
@@ -52,6 +54,7 @@ export class Scheduler extends EventEmitter {
   readonly #random;
   readonly #maxTimerMs;
   readonly #progressIntervalMs;
+  readonly #keepRuns;
   readonly #entries = new Map<string, JobEntry>();
   /** Runs waiting out their jitter: cleared on close. */
   readonly #jittered = new Map<unknown, {entry: JobEntry; trigger: RunTrigger; scheduledAt: number | undefined}>();
@@ -71,6 +74,10 @@ export class Scheduler extends EventEmitter {
     this.#random = options.random ?? Math.random;
     this.#maxTimerMs = Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS);
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
+    this.#keepRuns = options.keepRuns ?? DEFAULT_KEEP_RUNS;
+    if (!Number.isSafeInteger(this.#keepRuns) || this.#keepRuns < 0) {
+      throw new TypeError(`Expected \`keepRuns\` to be an integer from 0 and up, got \`${this.#keepRuns}\` (${typeof this.#keepRuns})`);
+    }
     for (const job of jobs) this.#entries.set(job.spec.name, {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined});
   }
 
@@ -333,6 +340,7 @@ export class Scheduler extends EventEmitter {
     const job = entry.loaded.spec.name;
     const runId = newRunId(new Date(this.#clock.now()));
     this.#try('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
+    this.#pruneHistory(job);
     this.#emit('run:skipped', {job, runId, trigger, scheduledAt, reason}, 'warn', `skipped: ${reason}`);
     return {outcome: 'skipped', runId, reason};
   }
@@ -395,12 +403,18 @@ export class Scheduler extends EventEmitter {
     return {outcome: 'started', runId};
   }
 
+  /** Keeps the job's history to its newest `keepRuns` runs (see StateStore#pruneRuns). */
+  #pruneHistory(job: string): void {
+    if (this.#keepRuns > 0) this.#try('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
+  }
+
   #finish(entry: JobEntry, run: ActiveRun, summary: RunSummary | undefined, error: unknown): void {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
     const status = summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
     const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
     this.#try('state:write', () => this.#store?.finishRun(run.runId, {...(summary ? summaryOutcome(summary) : {}), status, endedAt: this.#clock.now(), reason}));
+    this.#pruneHistory(run.job);
     const counts = summary ? `: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid of ${summary.total}` : '';
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);

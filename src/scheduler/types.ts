@@ -25,6 +25,11 @@ export interface SchedulerOptions {
   readonly maxTimerMs?: number;
   /** How often running runs report progress (`run:progress`). @default 1000 */
   readonly progressIntervalMs?: number;
+  /**
+   * Newest runs kept per job in the store. After each run, older runs that ended for good are
+   * deleted; runs that may still be resumed never are. 0 keeps every run. @default 1000
+   */
+  readonly keepRuns?: number;
 }
 
 /** A job as the scheduler sees it. */

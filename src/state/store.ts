@@ -258,6 +258,23 @@ export class StateStore {
     return row ? toRecord(row) : undefined;
   }
 
+  /**
+   * Keeps the newest `keep` runs of `job` and deletes the older ones that ended for good
+   * (succeeded, failed, skipped), with their checkpoints. Runs that may still be resumed
+   * (interrupted, cancelled, error) and running ones are never deleted. Returns how many went.
+   */
+  pruneRuns(job: string, keep: number): number {
+    let deleted = 0;
+    this.#write(() => {
+      deleted = this.#db.prepare(
+        `DELETE FROM runs WHERE job = ? AND status IN ('succeeded', 'failed', 'skipped')
+         AND rowid NOT IN (SELECT rowid FROM runs WHERE job = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
+      ).run(job, job, keep).changes;
+      if (deleted > 0) this.#db.prepare('DELETE FROM checkpoints WHERE run_id NOT IN (SELECT run_id FROM runs)').run();
+    });
+    return deleted;
+  }
+
   /** Marks a stored run as running again, in this process (a resume). */
   restartRun(runId: string, at = Date.now()): void {
     this.#write(() => this.#db.prepare(
