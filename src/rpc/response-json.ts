@@ -117,12 +117,21 @@ function mapperFor(type: protobuf.Type, building: Map<string, Mapper | undefined
   return mapper;
 }
 
-/** RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as proto3 JSON prints it. */
-function formatTimestamp(value: unknown): string {
+/**
+ * RFC 3339 in UTC with 0, 3, 6 or 9 fractional digits, as proto3 JSON prints it. A value outside
+ * years 1-9999 has no such form: it is kept as `{seconds, nanos}` rather than failing the record,
+ * whose call did succeed.
+ */
+function formatTimestamp(value: unknown): unknown {
   const {seconds, nanos} = secondsAndNanos(value);
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) return value;
   const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
   return `${whole}${fraction(nanos)}Z`;
 }
+
+/** 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of a Timestamp in proto3 JSON. */
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
 
 /** Seconds with 0, 3, 6 or 9 fractional digits and an `s`: `"1.5s"`, `"-0.250s"`. */
 function formatDuration(value: unknown): string {

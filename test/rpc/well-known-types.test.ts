@@ -74,6 +74,9 @@ test('a response with every well-known type decodes to proto3 JSON', () => {
 test('well-known types at their proto3 limits', () => {
   const bytes = richResponse({at: {seconds: '-62135596800'}, history: [{seconds: '253402300799', nanos: 999_999_999}], ttl: {seconds: '315576000000'}});
   assert.deepEqual(rich.decodeResponse(bytes), {at: '0001-01-01T00:00:00Z', history: ['9999-12-31T23:59:59.999999999Z'], ttl: '315576000000s'});
+  // Beyond them a Timestamp has no RFC 3339 form: the answer keeps the message form instead of failing.
+  const beyond = richResponse({at: {seconds: '-62135596801'}, history: [{seconds: '253402300800'}]});
+  assert.deepEqual(rich.decodeResponse(beyond), {at: {seconds: '-62135596801'}, history: [{seconds: '253402300800'}]});
 });
 
 test('an Any is unpacked when the proto imports its type, and stays packed, losslessly, when not', () => {
