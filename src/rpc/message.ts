@@ -152,7 +152,7 @@ function checkList(raw: unknown, path: string): {values: unknown[]} {
 /** Any JSON value, as a `google.protobuf.Value`. */
 function checkValue(raw: unknown, path: string): Record<string, unknown> {
   if (raw === null) return {nullValue: 'NULL_VALUE'};
-  if (typeof raw === 'number') return {numberValue: raw};
+  if (typeof raw === 'number') return {numberValue: checkScalar('double', raw, path)};
   if (typeof raw === 'string') return {stringValue: checkScalar('string', raw, path)};
   if (typeof raw === 'boolean') return {boolValue: raw};
   if (Array.isArray(raw)) return {listValue: checkList(raw, path)};

@@ -130,6 +130,7 @@ test('refuses malformed Struct, FieldMask and Any values, naming the field', () 
   assert.throws(() => echo.encodeRequest({attrs: [1]}), /^Error: attrs: expected a JSON object \(google.protobuf.Struct\), got an array/);
   assert.throws(() => echo.encodeRequest({list: {a: 1}}), /^Error: list: expected a JSON array \(google.protobuf.ListValue\)/);
   assert.throws(() => echo.encodeRequest({attrs: {s: '\ud800'}}), /^Error: attrs.s: expected valid Unicode text/);
+  assert.throws(() => echo.encodeRequest(JSON.parse('{"attrs": {"n": [1e400]}}')), /^Error: attrs.n\[0\]: expected a number \(double\).*too large for a double/);
   assert.throws(() => echo.encodeRequest({updateMask: 'user.display_name'}), /^Error: updateMask: expected a field mask of lowerCamelCase field paths/);
   assert.throws(() => echo.encodeRequest({packed: {name: 'b'}}), /^Error: packed: expected a JSON object with an "@type"/);
   assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/other.v1.Nope'}}), /^Error: packed.@type: unknown message type "other.v1.Nope"/);
