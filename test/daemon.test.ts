@@ -224,6 +224,10 @@ test('--keep-runs keeps only the newest runs of each job in the history; a bad v
   assert.equal((await daemon.exited).code, 0);
   const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {status: string}[];
   assert.deepEqual(history.map((r) => r.status), ['succeeded', 'succeeded'], 'at least 4 runs ended; the 2 newest are kept');
+  const oneOff = await runCli(['run', jobFile, '--state', state, '--json', '--no-progress'], {cwd: dir});
+  assert.equal(oneOff.code, 0, oneOff.stderr);
+  const after = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {trigger: string}[];
+  assert.deepEqual(after.map((r) => r.trigger), ['manual', 'schedule', 'schedule'], 'grpc-batch run --state deletes nothing');
 });
 
 test('list shows each job\'s schedule in words, its next three fire times in its zone, and its last run', async (t) => {
