@@ -3,7 +3,10 @@ import path from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
-import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../rpc/method.js';
+import {loadJobSchema} from '../schema/load-schema.js';
+import {createMethodHandle} from '../schema/method-handle.js';
+import {SchemaError} from '../schema/schema.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -17,6 +20,8 @@ export interface JobOverrides {
   readonly maxAttempts?: number;
   readonly output?: string;
   readonly failures?: string;
+  /** Longest input line (bytes, or a size like 16MiB). */
+  readonly maxLineBytes?: string | number;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -46,9 +51,9 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   if (!spec) throw new ValidationError(found);
   let method: MethodHandle;
   try {
-    method = loadMethod({proto: spec.proto, method: spec.method, importPaths: spec.importPaths});
+    method = createMethodHandle(await loadJobSchema(spec), spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});
   } catch (error) {
-    if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
+    if (error instanceof SchemaError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
@@ -183,6 +188,7 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
+  if (overrides.maxLineBytes !== undefined) out['maxLineBytes'] = overrides.maxLineBytes;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

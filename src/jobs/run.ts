@@ -8,15 +8,16 @@ import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js'
 import {ChannelPool} from '../rpc/channel.js';
 import {buildMetadata} from '../rpc/metadata.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
+import {retryDelayFromStatus} from '../rpc/rich-status.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
 import {countLines, inputLabel, openInput, type InputRecord} from './input.js';
 import type {LoadedJob} from './load.js';
 import {ProgressTracker, type Checkpoint} from './checkpoint.js';
-import {prepareRecord} from './prepare.js';
+import {prepareRecord, recordPlan, type PreparedRecord} from './prepare.js';
 import {hasLine, readPriorResults} from './resume.js';
 import {RateLimiter} from './rate.js';
-import {LineWriter, runFiles, type RecordResult} from './results.js';
+import {LineWriter, outcomeExtras, runFiles, type RecordResult} from './results.js';
 import {RunStats, type RunSummary} from './summary.js';
 
 /** What the progress callback gets, about every `progressIntervalMs`. */
@@ -112,7 +113,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     metadata: buildMetadata(spec.metadata),
     waitForReady: spec.waitForReady,
     inFlight: new Set<CancellableCall>(),
+    recordMetadata: spec.recordMetadata,
   };
+  const plan = recordPlan(spec);
   const limiter = spec.rps > 0 ? new RateLimiter(spec.rps) : undefined;
   const throttle = new RetryThrottle(spec.retry.throttle ?? {maxTokens: defaultMaxTokens(spec.concurrency), tokenRatio: 1});
   const limit = pLimit(spec.concurrency);
@@ -166,7 +169,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (spec.onResult) await spec.onResult(result);
   };
 
-  const callRecord = async (record: InputRecord, request: Buffer) => {
+  const callRecord = async (record: InputRecord, prepared: PreparedRecord) => {
     const started = performance.now();
     let attempts = 0;
     let outcome: CallOutcome;
@@ -174,7 +177,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       attempts++;
       if (limiter) await limiter.take();
       stats.attempts++;
-      outcome = await callUnary(pool.pick(), method, request, callOptions);
+      outcome = await callUnary(pool.pick(), method, prepared.request, callOptions, prepared);
       stats.recordLatency(outcome.latencyMs);
       if (outcome.ok) {
         throttle.onSuccess();
@@ -187,7 +190,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         stats.throttled++;
         break;
       }
-      if (!(await waitBackoff(backoffMs(spec.retry, attempts), cancelSignal))) break;
+      if (!(await waitBackoff(retryDelayFromStatus(outcome) ?? backoffMs(spec.retry, attempts), cancelSignal))) break;
     }
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const code = outcome.ok ? Status.OK : outcome.code;
@@ -195,8 +198,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     await finish(
       record,
       outcome.ok
-        ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response}
-        : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs},
+        ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response, ...outcomeExtras(outcome)}
+        : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs, ...outcomeExtras(outcome)},
     );
   };
 
@@ -257,7 +260,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         tracker.finish(record.line);
         continue;
       }
-      const prepared = prepareRecord(record, method);
+      const prepared = prepareRecord(record, method, plan);
       if (typeof prepared === 'string') {
         stats.total++;
         stats.lastLine = record.line;
