@@ -16,5 +16,5 @@ export const validate = new Command('validate')
       const more = check.invalid - check.issues.length;
       throw new ValidationError(more > 0 ? [...check.issues, {file: check.label, path: '', message: `${more} more invalid records`}] : check.issues);
     }
-    process.stdout.write(`${job.spec.file}: ok: ${job.method.name} on ${job.spec.target}, ${check.total} records valid\n`);
+    process.stdout.write(`${job.spec.file}: ok: ${job.method.name} on ${job.spec.target} (schema: ${job.method.origin}), ${check.total} records valid\n`);
   });
