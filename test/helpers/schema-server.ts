@@ -33,6 +33,8 @@ export interface Answer {
   readonly error?: {readonly code: grpc.status; readonly details: string; readonly trailers?: grpc.Metadata};
   /** Response headers sent before the answer. */
   readonly headers?: grpc.Metadata;
+  /** Answer this long after the call arrived. @default 0 */
+  readonly delayMs?: number;
 }
 
 export interface SchemaServerOptions {
@@ -75,9 +77,16 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
     };
     calls.push(seen);
     const answer = options.answer?.(seen, call.request) ?? {response: call.request};
-    if (answer.headers) call.sendMetadata(answer.headers);
-    if (answer.error) callback({code: answer.error.code, details: answer.error.details, metadata: answer.error.trailers ?? new grpc.Metadata()} as grpc.ServiceError);
-    else callback(null, answer.response ?? Buffer.alloc(0));
+    const reply = () => {
+      if (call.cancelled) return;
+      if (answer.headers) call.sendMetadata(answer.headers);
+      if (answer.error) callback({code: answer.error.code, details: answer.error.details, metadata: answer.error.trailers ?? new grpc.Metadata()} as grpc.ServiceError);
+      else callback(null, answer.response ?? Buffer.alloc(0));
+    };
+    if (answer.delayMs) {
+      const timer = setTimeout(reply, answer.delayMs);
+      call.on('cancelled', () => clearTimeout(timer));
+    } else reply();
   };
   server.addService({Echo: raw('jsonfx.v1.JsonService/Echo')} as unknown as grpc.ServiceDefinition, {Echo: handle('jsonfx.v1.JsonService/Echo')});
   server.addService({Process: raw('demo.v1.DemoService/Process')} as unknown as grpc.ServiceDefinition, {Process: handle('demo.v1.DemoService/Process')});
