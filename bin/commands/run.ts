@@ -9,7 +9,7 @@ import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
+import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
 interface RunFlags extends JobOverrides {
@@ -32,6 +32,7 @@ export const run = new Command('run')
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
+  .option('--max-line-bytes <size>', 'longest input line, e.g. 16MiB (overrides maxLineBytes)', parseSizeFlag)
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
