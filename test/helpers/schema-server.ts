@@ -92,7 +92,7 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
   server.addService({Process: raw('demo.v1.DemoService/Process')} as unknown as grpc.ServiceDefinition, {Process: handle('demo.v1.DemoService/Process')});
 
   if (options.reflection !== 'none') {
-    const definition = protoLoader.loadSync([JSON_PROTO, path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')], {includeDirs: [path.dirname(JSON_PROTO)]});
+    const definition = protoLoader.loadSync([JSON_PROTO, path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')], {keepCase: true, includeDirs: [path.dirname(JSON_PROTO)]});
     // Records the metadata of each reflection stream, then hands it to @grpc/reflection.
     const recording: Pick<grpc.Server, 'addService'> = {
       addService(service, implementation) {
