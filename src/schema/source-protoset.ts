@@ -3,6 +3,9 @@ import path from 'node:path';
 import {decodeDescriptorSet, rootFromDescriptors, type FileDescriptor} from './descriptor-root.js';
 import {SchemaError, servicesOf, type Schema} from './schema.js';
 
+/** The start of a .proto source: comments, then a first statement. */
+const PROTO_SOURCE = /^(?:\s|\/\/[^\n]*\n|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:syntax|edition|package|import|option|message|enum|service)\b/;
+
 /**
  * FileDescriptorSet files (`protoc --include_imports --descriptor_set_out=x.protoset`,
  * `buf build -o x.binpb`) -> a Schema. Several sets may be given; a file in more than one is read once.
@@ -21,7 +24,7 @@ export function loadProtosets(files: readonly string[]): Schema {
     try {
       descriptors.push(...decodeDescriptorSet(bytes));
     } catch (error) {
-      const hint = /^\s*(syntax|package|import|message|service)\b/.test(bytes.subarray(0, 200).toString('latin1')) ? ' (it looks like a .proto source: give it as proto:)' : '';
+      const hint = PROTO_SOURCE.test(bytes.subarray(0, 4096).toString('latin1')) ? ' (it looks like a .proto source: give it as proto:)' : '';
       throw new SchemaError('protoset', `${file} is not a FileDescriptorSet (protoc --descriptor_set_out, buf build -o)${hint}: ${(error as Error).message}`);
     }
   }
