@@ -62,3 +62,19 @@ test('describe without a target or files, or against a server without reflection
   assert.equal(badHeader.code, 2);
   assert.match(badHeader.stderr, /expected "name: value", got "no-colon"/);
 });
+
+test('describe over TLS: --ca and --server-name, with a deadline', async (t) => {
+  const {readFileSync} = await import('node:fs');
+  const path = await import('node:path');
+  const {PACKAGE_ROOT} = await import('../src/paths.js');
+  const tls = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'tls');
+  const server = await startSchemaServer(t, {tls: {key: readFileSync(path.join(tls, 'server.key')), cert: readFileSync(path.join(tls, 'server.pem'))}});
+  const result = await runCli(['describe', server.address, '--ca', path.join(tls, 'ca.pem'), '--server-name', 'localhost', '-d', '5s']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, 'demo.v1.DemoService\njsonfx.v1.JsonService\n');
+  const plaintext = await runCli(['describe', server.address, '-d', '5s']);
+  assert.equal(plaintext.code, 2);
+  assert.match(plaintext.stderr, /server reflection at 127\.0\.0\.1:\d+ failed: 14 UNAVAILABLE/);
+  const untrusted = await runCli(['describe', server.address, '--tls', '-d', '5s']);
+  assert.equal(untrusted.code, 2, 'the test CA is not among the system roots');
+});

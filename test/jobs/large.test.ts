@@ -38,6 +38,8 @@ test('a 6 MiB request: refused as a line over maxLineBytes by default, sent with
   assert.match(invalid!.error, /line is longer than 4194304 bytes \(raise maxLineBytes in the job, or --max-line-bytes/);
   assert.equal(server.calls.length, 0);
 
+  const checked = await runCli(['validate', job, '--max-line-bytes', '16MiB']);
+  assert.equal(checked.code, 0, checked.stderr);
   const sent = await runCli(['run', job, '--no-progress', '--max-line-bytes', '16MiB']);
   assert.equal(sent.code, 0, sent.stderr);
   assert.equal(server.calls.length, 1);
