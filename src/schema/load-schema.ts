@@ -6,6 +6,9 @@ import {loadProtoFiles} from './source-proto.js';
 import {loadProtosets} from './source-protoset.js';
 import {loadByReflection} from './source-reflection.js';
 
+/** The longest the reflection exchange may take: the job's `deadline`, up to this. */
+const REFLECTION_DEADLINE_MS = 10_000;
+
 /** A job's schema source: its `proto` files, else its `protoset` files, else the server's reflection. */
 export function schemaSourceOf(spec: JobSpec): SchemaSource {
   if (spec.proto.length > 0) return {kind: 'proto', files: spec.proto, importPaths: spec.importPaths};
@@ -16,7 +19,7 @@ export function schemaSourceOf(spec: JobSpec): SchemaSource {
     tls: spec.tls,
     channelOptions: spec.channelOptions,
     metadata: spec.reflectionMetadata ?? staticMetadata(spec.metadata),
-    deadlineMs: spec.deadlineMs,
+    deadlineMs: spec.deadlineMs > 0 ? Math.min(spec.deadlineMs, REFLECTION_DEADLINE_MS) : REFLECTION_DEADLINE_MS,
   };
 }
 
