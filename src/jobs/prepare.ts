@@ -66,8 +66,10 @@ export function prepareRecord(record: InputRecord, method: MethodHandle, plan: R
   try {
     request = method.encodeRequest(value);
   } catch (error) {
-    const where = plan.inputFormat === 'envelope' ? 'request.' : '';
-    if (error instanceof MessageError) return error.path ? `${where}${error.message}` : error.message;
+    if (error instanceof MessageError) {
+      if (plan.inputFormat !== 'envelope') return error.message;
+      return error.path ? `request.${error.message}` : `request: ${error.message}`;
+    }
     return `does not encode as ${method.requestType}: ${(error as Error).message}`;
   }
   let rendered: Record<string, string> | undefined;

@@ -72,6 +72,7 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
     {request: {tagz: []}},
     {request: {}, deadline: 'soon'},
     {request: {}, metadata: {'grpc-x': '1'}},
+    {request: null},
   ]);
   const job = await loadJob(writeJob(dir, {
     target: server.address,
@@ -80,7 +81,7 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
   }));
   const summary = await runJob(job);
   const results = byLine(path.join(dir, 'out', 'results.jsonl'));
-  assert.deepEqual(results.map((r) => r.status), ['OK', 'OK', 'DEADLINE_EXCEEDED', 'INVALID', 'INVALID', 'INVALID', 'INVALID']);
+  assert.deepEqual(results.map((r) => r.status), ['OK', 'OK', 'DEADLINE_EXCEEDED', 'INVALID', 'INVALID', 'INVALID', 'INVALID', 'INVALID']);
   assert.deepEqual(results[0]!.response, {tags: ['a']});
   const first = server.calls.find((c) => c.metadata['x-request-id'] === 'r1')!;
   assert.equal(first.metadata['x-job'], 'overridden', 'the envelope wins over the job, key by key');
@@ -91,7 +92,8 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
   assert.match(results[4]!.error!, /^request\.tagz: unknown field of Sample \(did you mean "tags"\?\)/);
   assert.match(results[5]!.error!, /^deadline: expected a duration like 500ms, 10s, 1m or 1h; got "soon"$/);
   assert.match(results[6]!.error!, /^metadata\.grpc-x: metadata key "grpc-x" is reserved/);
-  assert.equal(summary.invalid, 4);
+  assert.match(results[7]!.error!, /^request: expected a JSON object for Sample, got null$/);
+  assert.equal(summary.invalid, 5);
   // The failures file holds the records exactly as input: envelopes, re-runnable.
   const failed = readJsonlFile(path.join(dir, 'out', 'failed.jsonl')) as Record<string, unknown>[];
   assert.ok(failed.every((f) => 'request' in f || 'tags' in f));
