@@ -22,6 +22,9 @@ export interface JobOverrides {
   readonly failures?: string;
   /** Longest input line (bytes, or a size like 16MiB). */
   readonly maxLineBytes?: string | number;
+  readonly maxOutage?: string | number;
+  readonly adaptive?: boolean;
+  readonly rampUp?: string | number;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -189,6 +192,9 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
   if (overrides.maxLineBytes !== undefined) out['maxLineBytes'] = overrides.maxLineBytes;
+  if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
+  if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
+  if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

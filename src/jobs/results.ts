@@ -17,8 +17,7 @@ export interface CallExtras {
 export function outcomeExtras(outcome: CallOutcome): CallExtras {
   return {
     ...(!outcome.ok && outcome.statusDetails !== undefined ? {statusDetails: outcome.statusDetails} : {}),
-    ...(outcome.headers ? {headers: outcome.headers} : {}),
-    ...(outcome.trailers ? {trailers: outcome.trailers} : {}),
+    ...(outcome.recorded ? {headers: outcome.recorded.headers, trailers: outcome.recorded.trailers} : {}),
   };
 }
 

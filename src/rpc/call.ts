@@ -3,27 +3,30 @@ import type {MethodHandle} from './method.js';
 import {metadataToJson, type MetadataJson} from './metadata.js';
 import {STATUS_DETAILS_KEY, statusDetailsOf} from './rich-status.js';
 
-/** Response headers and trailers, when the job records them (`recordMetadata: true`). */
-export interface CallMetadata {
-  readonly headers?: MetadataJson;
-  readonly trailers?: MetadataJson;
+/** Response headers and trailers as a results line records them (`recordMetadata: true`). */
+export interface RecordedMetadata {
+  readonly headers: MetadataJson;
+  readonly trailers: MetadataJson;
 }
 
 /**
  * One unary call. A gRPC status is an outcome, not a throw (as grpc-js `StatusOr`): only bugs throw.
  */
 export type CallOutcome =
-  | ({readonly ok: true; readonly response: unknown; readonly latencyMs: number} & CallMetadata)
-  | ({
+  | {readonly ok: true; readonly response: unknown; readonly latencyMs: number; readonly recorded?: RecordedMetadata}
+  | {
       readonly ok: false;
       readonly code: grpc.status;
       readonly details: string;
       readonly latencyMs: number;
+      /** The status's trailers as received (server pushback reads them). */
+      readonly trailers?: grpc.Metadata;
       /** The google.rpc.Status of `grpc-status-details-bin`, in proto3 JSON. */
       readonly statusDetails?: unknown;
       /** What a RetryInfo detail asked the client to wait before retrying, in ms. */
       readonly retryDelayMs?: number;
-    } & CallMetadata);
+      readonly recorded?: RecordedMetadata;
+    };
 
 /** What one record may set for its own calls (templated metadata, an envelope's metadata and deadline). */
 export interface PerCallOptions {
@@ -91,12 +94,12 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
         inFlight?.delete(handle);
         const latencyMs = performance.now() - started;
         const rich = status.code !== grpc.status.OK ? statusDetailsOf(status.metadata, method.root) : undefined;
-        const recorded: CallMetadata = options.recordMetadata
-          ? {headers: metadataToJson(headers), trailers: metadataToJson(status.metadata, rich ? [STATUS_DETAILS_KEY] : [])}
+        const recorded: {recorded?: RecordedMetadata} = options.recordMetadata
+          ? {recorded: {headers: metadataToJson(headers), trailers: metadataToJson(status.metadata, rich ? [STATUS_DETAILS_KEY] : [])}}
           : {};
         if (status.code !== grpc.status.OK) {
           resolve({
-            ok: false, code: status.code, details: status.details, latencyMs,
+            ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
             ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
             ...recorded,
           });
