@@ -33,3 +33,10 @@ export function parseSizeFlag(value: string): number {
   if (bytes > MAX_LINE_BYTES) throw new InvalidArgumentError(`expected at most 512MiB, got "${value}"`);
   return bytes;
 }
+
+export function parseWorkersFlag(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 256) throw new InvalidArgumentError(`expected an integer from 1 to 256 or "auto", got "${value}"`);
+  return n;
+}

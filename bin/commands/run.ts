@@ -9,7 +9,7 @@ import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag} from '../flags.js';
+import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
 interface RunFlags extends JobOverrides {
@@ -32,6 +32,7 @@ export const run = new Command('run')
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
   .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
   .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
+  .option('--workers <n|auto>', 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', parseWorkersFlag)
   .option('--ramp-up <duration>', 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', parseDurationFlag)
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')

@@ -52,6 +52,11 @@ export interface JobInput {
   readonly rampUp?: DurationInput;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
+  /**
+   * Worker threads that send the calls, each with its own channel and a share of `concurrency` and
+   * `rps`; `auto` picks one per core for each ~100 calls in flight; 1 = the main thread only. @default 1
+   */
+  readonly workers?: number | 'auto';
   readonly retry?: {
     /** Attempts in all; 1 = no retry. @default 5 */
     readonly maxAttempts?: number;
@@ -141,6 +146,8 @@ export interface JobSpec {
   readonly adaptive: boolean;
   readonly rampUpMs: number;
   readonly channels: number;
+  /** Worker threads, resolved (`auto` made a number); 1 = the main thread only. */
+  readonly workers: number;
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
   readonly maxFailures: number | undefined;
@@ -162,6 +169,7 @@ export const DEFAULTS = {
   deadline: '30s',
   maxOutage: '5m',
   channels: 1,
+  workers: 1,
   output: 'out/{name}-{runId}.jsonl',
   failures: 'out/{name}-{runId}.failed.jsonl',
 } as const;

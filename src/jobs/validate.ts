@@ -10,6 +10,7 @@ import {checkMetadataEntry} from '../rpc/metadata.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
+import {autoWorkers} from '../run/executor-threads.js';
 import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 import {DEFAULT_MAX_LINE_BYTES} from './input.js';
@@ -179,6 +180,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     adaptive: (job['adaptive'] as boolean | undefined) ?? false,
     rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency),
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,
       initialBackoffMs: durations['retry.initialBackoff']!,
@@ -204,6 +206,11 @@ function lowerKeys(entries: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(entries)) out[key.toLowerCase()] = String(value);
   return out;
+}
+
+function resolveWorkers(raw: unknown, concurrency: number): number {
+  if (raw === 'auto') return autoWorkers(concurrency);
+  return Math.min(typeof raw === 'number' ? raw : DEFAULTS.workers, concurrency);
 }
 
 function resolveThrottle(raw: Record<string, number>, concurrency: number): {maxTokens: number; tokenRatio: number} {
@@ -255,6 +262,7 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): stri
     case 'anyOf':
       if (e.instancePath === '/maxLineBytes') return `expected ${SIZE_HINT}, ${got}`;
       if (e.instancePath === '/proto' || e.instancePath === '/protoset') return `expected a file or a non-empty list of files, ${got}`;
+      if (e.instancePath === '/workers') return `expected an integer from 1 to 256 or "auto", ${got}`;
       return `expected ${DURATION_HINT}; ${got}`;
     default:
       return `${e.message ?? 'is invalid'}, ${got}`;

@@ -3,17 +3,16 @@ import {statSync} from 'node:fs';
 import type {Readable} from 'node:stream';
 import {getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
-import {ChannelPool} from '../rpc/channel.js';
-import {buildMetadata} from '../rpc/metadata.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
-import {Status, statusName} from '../rpc/status.js';
 import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
 import {countLines, inputLabel, openInput, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
 import {recordPlan} from '../jobs/prepare.js';
-import {outcomeExtras, runFiles, type RecordResult} from '../jobs/results.js';
-import {Pipeline, type CallReport} from './pipeline.js';
+import {runFiles, type RecordResult} from '../jobs/results.js';
+import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
+import {InlineExecutor} from './executor-inline.js';
+import {ThreadExecutor} from './executor-threads.js';
 import {Plan} from './plan.js';
 import {Sink} from './sink.js';
 import {RunStats, type RunSummary} from './stats.js';
@@ -65,6 +64,9 @@ export interface RunOptions {
   readonly checkpointIntervalMs?: number;
 }
 
+/** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
+const INVALID_CODE = -1;
+
 /** How many invalid records are logged one by one before the rest are only counted. */
 const MAX_LOGGED_INVALID = 20;
 
@@ -72,9 +74,6 @@ const MAX_LOGGED_INVALID = 20;
 export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
-
-/** A call's record, kept beside it so the sink can copy a failed record exactly as input. */
-type RecordCall = CallReport['call'] & {readonly record: InputRecord};
 
 /**
  * Runs a job: the plan reads and encodes its input, the pipeline fans the records out through one
@@ -93,7 +92,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
   const tracker = new ProgressTracker();
-  const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
   const {signal, cancelSignal} = options;
 
   let fatal: unknown;
@@ -101,14 +99,15 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let interruptReason: string | undefined;
   const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
     plan.stop();
-    if (why === 'fatal') pipeline.cancel();
-    else pipeline.stop();
+    if (why === 'fatal') executor.cancel();
+    else executor.stop();
   };
 
-  const finish = async (record: InputRecord, result: RecordResult) => {
-    sink.write(record, result);
+  /** Writes a record's result (an object, or the JSON line a worker thread made of it). */
+  const finish = async (record: InputRecord, result: RecordResult | string, code: number) => {
+    sink.write(record, result, code);
     tracker.finish(record.line);
-    if (spec.onResult) await spec.onResult(result);
+    if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
   };
   const checkThresholds = () => {
     if (thresholdReason) return;
@@ -121,16 +120,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
     stopWith('threshold');
   };
-  const onReport = (report: CallReport): void | Promise<void> => {
-    const {record} = report.call as RecordCall;
-    if (report.kind === 'unsent') return; // no result: a resume sends it again
-    const {outcome, attempts, latencyMs} = report;
-    const code = outcome.ok ? Status.OK : outcome.code;
+  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordResult | string): Promise<void> => {
     stats.recordFinal(code, attempts);
-    const done = finish(record, outcome.ok
-      ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response, ...outcomeExtras(outcome)}
-      : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs, ...outcomeExtras(outcome)});
-    if (!outcome.ok) checkThresholds();
+    const done = finish(call.record, result, code);
+    if (code !== 0) checkThresholds();
     return done;
   };
   const onOutage = (event: OutageEvent) => {
@@ -142,35 +135,19 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stopWith('interrupt');
     }
   };
-  const pipeline = new Pipeline({
-    pool,
-    method,
-    concurrency: spec.concurrency,
-    rps: spec.rps,
-    rampUpMs: spec.rampUpMs,
-    adaptive: spec.adaptive,
-    retry: spec.retry,
-    deadlineMs: spec.deadlineMs,
-    metadata: buildMetadata(spec.metadata),
-    waitForReady: spec.waitForReady,
-    recordMetadata: spec.recordMetadata,
-    maxOutageMs: spec.maxOutageMs,
-    beforeSend: () => sink.flushIfDirty(),
-    onReport,
-    onAttempt: (latencyMs) => {
-      stats.attempts++;
-      stats.recordLatency(latencyMs);
-    },
+  const events: ExecutorEvents = {
+    onFinal,
+    onUnsent: () => undefined, // no result: a resume sends it again
     onOutage,
     onFatal: (error) => {
       fatal ??= error;
       stopWith('fatal');
     },
-  });
-  sink.onError((error) => {
-    fatal ??= error;
-    stopWith('fatal');
-  });
+  };
+  const executor: Executor = spec.workers > 1
+    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
+    : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
+  sink.onError(events.onFatal);
   const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished, recordPlan(spec));
 
   let total: number | undefined;
@@ -180,8 +157,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   }
   const onStop = () => stopWith('signal');
   const onCancel = () => {
-    log?.warn({event: 'run:cancelling', inFlight: pipeline.status().calls}, 'cancelling calls in flight');
-    pipeline.cancel();
+    log?.warn({event: 'run:cancelling', inFlight: executor.status().calls}, 'cancelling calls in flight');
+    executor.cancel();
   };
   if (signal?.aborted) onStop();
   else signal?.addEventListener('abort', onStop, {once: true});
@@ -189,10 +166,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   else cancelSignal?.addEventListener('abort', onCancel, {once: true});
 
   const snapshot = (): ProgressSnapshot => {
-    const now = pipeline.status();
+    const now = executor.status();
     return {
       done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
-      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts, elapsedMs: performance.now() - stats.startedAt,
+      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts + executor.attempts, elapsedMs: performance.now() - stats.startedAt,
       ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
     };
   };
@@ -219,7 +196,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   try {
     for (;;) {
-      if (!pipeline.hasRoom) await pipeline.room();
+      if (!executor.hasRoom) await executor.room();
       if (signal?.aborted || fatal || thresholdReason || interruptReason) break;
       const item = await plan.next();
       if (!item) break;
@@ -234,23 +211,23 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       if (item.kind === 'invalid') {
         stats.invalid++;
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
-        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0});
+        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0}, INVALID_CODE);
         checkThresholds();
         continue;
       }
-      pipeline.submit({...item.call, record} as RecordCall);
+      executor.submit({...item.call, record});
     }
   } catch (error) {
     fatal ??= error;
-    pipeline.cancel();
+    executor.cancel();
   } finally {
     plan.close();
     signal?.removeEventListener('abort', onStop);
-    await pipeline.idle();
-    pipeline.close();
+    await executor.idle();
+    await executor.close();
+    executor.collectLatencies(stats);
     for (const timer of timers) if (timer) clearInterval(timer);
     cancelSignal?.removeEventListener('abort', onCancel);
-    pool.close();
     try {
       sink.flush();
       options.onCheckpoint?.(tracker.snapshot());
@@ -263,11 +240,11 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
   }
   if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
-  options.onProgress?.({...snapshot(), total: total ?? stats.total});
+  options.onProgress?.({...snapshot(), attempts: stats.attempts, total: total ?? stats.total});
   const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
-  const outage = pipeline.status().outage;
-  const limitRange = pipeline.limitRange();
-  stats.throttled = pipeline.throttled;
+  const outage = executor.status().outage;
+  const limitRange = executor.limitRange();
+  stats.throttled = executor.throttled;
   const summary = stats.summarize({
     job: spec.name,
     runId,

@@ -43,13 +43,16 @@ export class Sink {
     if (append && existsSync(this.#failures.path)) this.#failures.open();
   }
 
-  /** Writes a record's result (and, unless OK, its input line to the failures file). */
-  write(record: InputRecord, result: RecordResult): void {
-    if (result.status !== 'OK') {
+  /**
+   * Writes a record's result, an object or its JSON line, and unless it is OK (`code` 0) its input
+   * line to the failures file.
+   */
+  write(record: InputRecord, result: RecordResult | string, code: number): void {
+    if (code !== 0) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else this.#failures.write(record.raw ?? record.text);
     }
-    this.#output.write(JSON.stringify(result));
+    this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
     if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;

@@ -98,3 +98,25 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
   const failed = readJsonlFile(path.join(dir, 'out', 'failed.jsonl')) as Record<string, unknown>[];
   assert.ok(failed.every((f) => 'request' in f || 'tags' in f));
 });
+
+test('on worker threads too: templated and envelope metadata reach the server, and a reflection schema is not asked for again', async (t) => {
+  const server = await startSchemaServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 20}, (_, i) => ({request: {snakeCaseName: `u${i}`, i64: String(-i)}, metadata: {'x-env': `e${i}`}})));
+  const file = path.join(dir, 'job.json');
+  writeFileSync(file, JSON.stringify({
+    name: 'threads', target: server.address, method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl',
+    workers: 2, concurrency: 4, inputFormat: 'envelope', recordMetadata: true, metadata: {'x-request-id': 'req-{{snakeCaseName}}'},
+  }));
+  const job = await loadJob(file);
+  const streams = server.reflectionMetadata.length;
+  assert.ok(streams > 0, 'the job was loaded by reflection');
+  const summary = await runJob(job);
+  assert.equal(summary.ok, 20);
+  const ids = server.calls.map((c) => `${c.metadata['x-request-id']}/${c.metadata['x-env']}`).sort();
+  assert.deepEqual(ids, Array.from({length: 20}, (_, i) => `req-u${i}/e${i}`).sort());
+  const results = byLine(path.join(dir, 'out', 'results.jsonl')) as (Result & {headers?: Record<string, string>})[];
+  assert.deepEqual(results[3]!.response, {snakeCaseName: 'u3', i64: '-3'});
+  assert.equal(typeof results[3]!.headers?.['content-type'], 'string');
+  assert.equal(server.reflectionMetadata.length, streams, 'the workers use the schema the run loaded');
+});
