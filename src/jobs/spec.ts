@@ -19,7 +19,7 @@ export interface JobInput {
   readonly proto: string;
   /** Folders searched for imports after the proto's own. @default [] */
   readonly importPaths?: readonly string[];
-  /** `package.Service/Method`, unary. */
+  /** `package.Service/Method`: unary, client-streaming or bidi-streaming. */
   readonly method: string;
   /** JSONL file of request messages, or '-' for stdin. A job module may give `requests` instead. */
   readonly input?: string;
@@ -33,6 +33,13 @@ export interface JobInput {
   readonly waitForReady?: boolean;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
+  /**
+   * Bidi-streaming methods only: streams the records go over, each carrying its share of
+   * `concurrency`. Minimum: 1. @default concurrency (one record in flight per stream; see stream-bidi.ts)
+   */
+  readonly streams?: number;
+  /** Client-streaming methods only: records per call, at most `concurrency`. Minimum: 1. @default min(100, concurrency) */
+  readonly batchSize?: number;
   readonly retry?: {
     /** Attempts in all; 1 = no retry. @default 1 */
     readonly maxAttempts?: number;
@@ -103,6 +110,10 @@ export interface JobSpec {
   readonly deadlineMs: number;
   readonly waitForReady: boolean;
   readonly channels: number;
+  /** As written; undefined = the default for the method (`defaultStreams`). */
+  readonly streams: number | undefined;
+  /** As written; undefined = the default for the method (`defaultBatchSize`). */
+  readonly batchSize: number | undefined;
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
   readonly maxFailures: number | undefined;

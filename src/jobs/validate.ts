@@ -131,6 +131,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     deadlineMs: durations['deadline']!,
     waitForReady: (job['waitForReady'] as boolean | undefined) ?? false,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    streams: job['streams'] as number | undefined,
+    batchSize: job['batchSize'] as number | undefined,
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,
       initialBackoffMs: durations['retry.initialBackoff']!,
