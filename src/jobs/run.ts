@@ -4,9 +4,10 @@ import pLimit from 'p-limit';
 import {existsSync} from 'node:fs';
 import {getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
-import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
+import type {CallOutcome, CancellableCall} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
 import {buildMetadata} from '../rpc/metadata.js';
+import {createSender} from '../rpc/sender.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
@@ -113,6 +114,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     waitForReady: spec.waitForReady,
     inFlight: new Set<CancellableCall>(),
   };
+  // One unary call per record, or the records as messages of a streaming method (rpc/sender.ts).
+  const sender = createSender(pool, method, {...callOptions, concurrency: spec.concurrency, streams: spec.streams, batchSize: spec.batchSize});
   const limiter = spec.rps > 0 ? new RateLimiter(spec.rps) : undefined;
   const throttle = new RetryThrottle(spec.retry.throttle ?? {maxTokens: defaultMaxTokens(spec.concurrency), tokenRatio: 1});
   const limit = pLimit(spec.concurrency);
@@ -174,7 +177,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       attempts++;
       if (limiter) await limiter.take();
       stats.attempts++;
-      outcome = await callUnary(pool.pick(), method, request, callOptions);
+      outcome = await sender.send(request);
       stats.recordLatency(outcome.latencyMs);
       if (outcome.ok) {
         throttle.onSuccess();
@@ -291,6 +294,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (progressTimer) clearInterval(progressTimer);
     if (checkpointTimer) clearInterval(checkpointTimer);
     cancelSignal?.removeEventListener('abort', cancelInFlight);
+    await sender.close();
     pool.close();
     try {
       flushFiles();
