@@ -48,8 +48,31 @@ export interface BenchServer {
 }
 
 /** Starts bench/server.ts in its own process on the server core; resolves once it is bound. */
-export async function startServer(): Promise<BenchServer> {
-  const [command, args] = pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', []));
+export function startServer(): Promise<BenchServer> {
+  return startServerProcess(...pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', [])));
+}
+
+const GO_BUILD_DIR = path.join(BENCH_DIR, '.data', 'go-server');
+
+/**
+ * Builds bench/go-server (offline, Debian's golang-go and golang-google-grpc-dev) once per bench
+ * run. Returns the binary, or why there is none: the Go rows are then skipped with that note.
+ */
+export function buildGoServer(): {binary: string} | {skipped: string} {
+  const result = spawnSync('sh', [path.join(BENCH_DIR, 'go-server', 'build.sh'), GO_BUILD_DIR], {encoding: 'utf8', timeout: 600_000});
+  const binary = result.stdout.trim().split('\n').pop() ?? '';
+  if (result.status === 0 && existsSync(binary)) return {binary};
+  const why = result.stderr.trim().split('\n').pop() || `build.sh exited ${result.status ?? result.signal}`;
+  return {skipped: result.status === 3 ? why : `the Go server did not build: ${why}`};
+}
+
+/** Starts the Go peer server (built by `buildGoServer`) on the server core. */
+export function startGoServer(binary: string): Promise<BenchServer> {
+  return startServerProcess(...pinned(SERVER_CORE, binary, []));
+}
+
+/** A server process that prints its address as its first line and its stats after `stop` on stdin. */
+async function startServerProcess(command: string, args: string[]): Promise<BenchServer> {
   const child = spawn(command, args, {stdio: ['pipe', 'pipe', 'inherit']});
   const lines = createInterface({input: child.stdout!})[Symbol.asyncIterator]();
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
