@@ -61,7 +61,9 @@ export async function startH2StreamServer(t: TestContext, options: H2StreamServe
         const attempt = (seen.get(id) ?? 0) + 1;
         seen.set(id, attempt);
         read++;
-        if (read === options.breakAfter && counts.broken < options.breaks) {
+        const extra = options.how === 'extra-response' && read === options.breakAfter && counts.broken < options.breaks;
+        if (extra) counts.broken++;
+        if (!extra && read === options.breakAfter && counts.broken < options.breaks) {
           counts.broken++;
           broken = true;
           if (options.how === 'reset') stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
@@ -75,6 +77,7 @@ export async function startH2StreamServer(t: TestContext, options: H2StreamServe
         frame.set(body, 5);
         counts.answered++;
         stream.write(frame);
+        if (extra) stream.write(frame);
       }
     });
     stream.on('end', () => {

@@ -87,6 +87,20 @@ for (const [how, code] of [['reset', grpc.status.INTERNAL], ['drop-connection', 
   });
 }
 
+test('a response with no record waiting for it cancels the stream; the next record goes on a fresh one', async (t) => {
+  const server = await startH2StreamServer(t, {how: 'extra-response', breakAfter: 3, breaks: 1});
+  const sender = new BidiSender(poolFor(t, server.address), method, {deadlineMs: 10_000, streams: 1});
+  const outcomes: CallOutcome[] = [];
+  // One at a time, so the extra answer arrives with no record waiting.
+  for (let i = 0; i < 3; i++) outcomes.push(await sender.send(request({id: `r${i}`})));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  outcomes.push(await sender.send(request({id: 'next'})));
+  await sender.close();
+  assert.deepEqual(outcomes.slice(0, 3).map(idOf), ['r0', 'r1', 'r2']);
+  assert.equal(idOf(outcomes[3]!), 'next', 'the next record went on a fresh stream');
+  assert.equal(server.counts.streams, 2, 'the out-of-step stream was cancelled');
+});
+
 test('a record with no answer within the deadline ends DEADLINE_EXCEEDED, with the records behind it on its stream; the next record goes on a fresh stream', async (t) => {
   const server = await startServer(t);
   const sender = new BidiSender(poolFor(t, server.address), method, {deadlineMs: 200, streams: 1});
