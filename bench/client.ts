@@ -13,15 +13,15 @@
  *   a yardstick for the (a) target, not a client anyone should ship (no resolver, TLS, keepalive,
  *   reconnection, deadlines or status details).
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
- *   Extra job keys (JSON, e.g. `{"method": "demo.v1.DemoService/ProcessStream", "streams": 4}`)
- *   pick a streaming method.
+ *   `BENCH_JOB` (JSON) adds job keys (`{"adaptive": true, "retry": {...}}`, or a streaming method:
+ *   `{"method": "demo.v1.DemoService/ProcessStream", "streams": 4}`); it also reports `attempts`.
  * - `pump-sender`: the `pump-call` pump over `createSender` (src/rpc/sender.ts) for the method of
- *   the extra job keys: what a streaming primitive costs without the per-record work.
+ *   `BENCH_JOB`: what a streaming primitive costs without the per-record work.
  *
  * Every mode also reports `secondHalfRate`, the calls/s over the second half of its calls: the first
  * half includes V8's warm-up (see bench/README.md).
  *
- * Usage: client.ts <mode> <address> <latencyMs> <calls> <concurrency> [inputFile] [channelOptionsJson] [jobKeysJson]
+ * Usage: client.ts <mode> <address> <latencyMs> <calls> <concurrency> [inputFile] [channelOptionsJson]
  */
 import {rmSync, writeFileSync} from 'node:fs';
 import http2 from 'node:http2';
@@ -35,11 +35,11 @@ import {ChannelPool} from '../src/rpc/channel.js';
 import {loadMethod} from '../src/rpc/method.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
 
-const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg, jobKeysArg] = process.argv.slice(2);
+const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg] = process.argv.slice(2);
 /** Extra grpc-js channel options for `pump-call` and `batch` (JSON), to compare settings. */
 const channelOptions = JSON.parse(channelOptionsArg || '{}') as Record<string, unknown>;
-/** Extra job keys for `batch` and `pump-sender` (JSON): `method`, `streams`, `batchSize`. */
-const jobKeys = JSON.parse(jobKeysArg || '{}') as {method?: string; streams?: number; batchSize?: number};
+/** Extra job keys for `batch` and `pump-sender` (`BENCH_JOB`, JSON). */
+const jobKeys = JSON.parse(process.env['BENCH_JOB'] || '{}') as {method?: string; streams?: number; batchSize?: number};
 const latencyMs = Number(latencyArg);
 const calls = Number(callsArg);
 const concurrency = Number(concurrencyArg);
@@ -49,6 +49,8 @@ interface Result {
   calls: number;
   ok: number;
   ms: number;
+  /** Calls made, retries included (`batch` only). */
+  attempts?: number;
   /** When at least half the calls had finished: ms since the start, and how many had. */
   half?: {ms: number; done: number};
 }
@@ -181,7 +183,7 @@ async function batch(): Promise<Result> {
     // Progress every 10 ms, as the CLI's (every 1 s) but finer: the half-way point is off by at most 10 ms.
     const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10});
     const ms = performance.now() - startedAt;
-    return {calls: summary.total, ok: summary.ok, ms, half: half.value};
+    return {calls: summary.total, ok: summary.ok, ms, attempts: summary.attempts, half: half.value};
   } finally {
     rmSync(jobFile, {force: true});
     rmSync(out, {recursive: true, force: true});

@@ -99,3 +99,16 @@ test('grpc-batch run on a client-streaming method: records go in batches of batc
   assert.ok(server.stats.streams >= 10, `at least ceil(95 / 10) calls, got ${server.stats.streams}`);
   assert.ok(results.every((line) => line.response!.count! <= 10));
 });
+
+test('a bidi run on 2 worker threads: each thread has its share of the streams, every record answered once', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 400}, (_, i) => ({id: `r${i + 1}`})));
+  const {result, summary, results, byLine} = await run(dir, writeJob(dir, server.address, {method: BIDI, concurrency: 40, streams: 4, workers: 2}));
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(summary?.ok, 400);
+  assert.equal(results.length, 400);
+  for (let line = 1; line <= 400; line++) assert.equal(byLine.get(line)?.response?.id, `r${line}`);
+  assert.equal(server.stats.streams, 4, 'two streams per worker thread');
+  assert.equal(server.stats.calls, 400);
+});

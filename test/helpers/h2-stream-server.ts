@@ -10,8 +10,8 @@ import {DEMO_PROTO} from '../../src/paths.js';
  * streams mid-way at the HTTP/2 level. Real HTTP/2 on 127.0.0.1:0, gRPC's 5-byte framing.
  */
 export interface H2StreamServerOptions {
-  /** How a stream is broken: RST_STREAM INTERNAL_ERROR, the connection reset (TCP RST, as when a server process dies), or trailers with grpc-status 0. */
-  readonly how: 'reset' | 'drop-connection' | 'end-ok';
+  /** How a stream is broken: RST_STREAM INTERNAL_ERROR, the connection reset (TCP RST, as when a server process dies), trailers with grpc-status 0, or two answers to one request. */
+  readonly how: 'reset' | 'drop-connection' | 'end-ok' | 'extra-response';
   /** A stream to break is broken when it reads this many requests (the last one unanswered). */
   readonly breakAfter: number;
   /** How many streams are broken, the first ones to reach `breakAfter`. */
