@@ -7,6 +7,8 @@ import type {MethodHandle} from '../rpc/method.js';
 import {loadJobSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
+import {checkMethodKind} from '../rpc/method-kind.js';
+import {checkPerRecordKeys} from './prepare.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -60,6 +62,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     if (error instanceof SchemaError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
+  const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec)];
+  if (kindIssues.length > 0) throw new ValidationError([...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...found]);
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
 }
 

@@ -42,6 +42,20 @@ export function recordPlan(spec: {readonly inputFormat?: InputFormat; readonly m
   return {inputFormat: spec.inputFormat ?? 'message', metadata, templates};
 }
 
+/**
+ * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
+ * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
+ */
+export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: {readonly inputFormat?: InputFormat; readonly metadata: Readonly<Record<string, string>>}): [key: string, message: string][] {
+  if (method.kind === 'unary') return [];
+  const issues: [string, string][] = [];
+  if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  for (const [key, value] of Object.entries(spec.metadata)) {
+    if (isTemplate(value)) issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  }
+  return issues;
+}
+
 const MESSAGE_PLAN: RecordPlan = {inputFormat: 'message', metadata: {}, templates: []};
 
 /** Parses and encodes one record; returns it ready to send, or why the record is invalid. */

@@ -1,13 +1,16 @@
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
 import {createMessageEncoder, type MessageEncoder} from '../rpc/message.js';
+import {methodKind, type MethodKind} from '../rpc/method-kind.js';
 import {createJsonDecoder, type JsonOptions} from '../rpc/response-json.js';
 import {SchemaError, type Schema} from './schema.js';
 
-/** A unary method, ready to call, whatever the schema came from: its path, a strict request encoder and a response decoder. */
+/** A method, ready to call, whatever the schema came from: its path, its kind, a strict request encoder and a response decoder. */
 export interface MethodHandle {
   /** `package.Service/Method`, as the user wrote it (normalised). */
   readonly name: string;
+  /** Whether requests and responses are streams (which kinds a job may run: `checkMethodKind`). */
+  readonly kind: MethodKind;
   /** The HTTP/2 path, `/package.Service/Method`. */
   readonly path: string;
   readonly requestType: string;
@@ -31,7 +34,7 @@ export function splitMethod(method: string): [string, string] {
   throw new SchemaError('method', `expected "package.Service/Method", got "${method}"`);
 }
 
-/** Finds one unary method in a schema; a `SchemaError` on `method` says what is there instead. */
+/** Finds one method in a schema (any kind); a `SchemaError` on `method` says what is there instead. */
 export function createMethodHandle(schema: Schema, method: string, json: JsonOptions = {}): MethodHandle {
   const [serviceName, methodName] = splitMethod(method);
   let service: protobuf.ReflectionObject | null = null;
@@ -49,9 +52,6 @@ export function createMethodHandle(schema: Schema, method: string, json: JsonOpt
   if (!rpc) {
     throw new SchemaError('method', `service "${serviceName}" has no method "${methodName}"${didYouMean(methodName, methods)}; methods: ${methods.join(', ')}`);
   }
-  if (rpc.requestStream || rpc.responseStream) {
-    throw new SchemaError('method', `"${method}" is a streaming method; grpc-batch calls unary methods only`);
-  }
   rpc.resolve();
   const request = rpc.resolvedRequestType!;
   const response = rpc.resolvedResponseType!;
@@ -59,6 +59,7 @@ export function createMethodHandle(schema: Schema, method: string, json: JsonOpt
   return {
     name: `${serviceName}/${methodName}`,
     path: `/${serviceName}/${methodName}`,
+    kind: methodKind(Boolean(rpc.requestStream), Boolean(rpc.responseStream)),
     requestType: request.fullName.slice(1),
     responseType: response.fullName.slice(1),
     encodeRequest: createMessageEncoder(request),

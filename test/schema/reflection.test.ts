@@ -49,7 +49,7 @@ test('a misspelled method or service, with reflection, stops before anything is 
   assert.match(service.stderr, /method: unknown service "jsonfx\.v1\.JsonServise" \(did you mean "jsonfx\.v1\.JsonService"\?\); services of 127\.0\.0\.1:\d+ \(server reflection\): demo\.v1\.DemoService, jsonfx\.v1\.JsonService/);
   const streaming = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Watch'}), '--no-progress']);
   assert.equal(streaming.code, 2);
-  assert.match(streaming.stderr, /is a streaming method/);
+  assert.match(streaming.stderr, /method: "jsonfx\.v1\.JsonService\/Watch" is a server-streaming method/);
   assert.equal(server.calls.length, 0);
 });
 

@@ -37,6 +37,8 @@ const CASES: readonly [string, string, readonly string[]][] = [
   ['emitDefaults as a string', `${BASE}proto: ${JSON_PROTO}\nemitDefaults: "yes"\n`, ['emitDefaults: expected true or false, got "yes" (string)']],
   ['recordMetadata as a number', `${BASE}proto: ${JSON_PROTO}\nrecordMetadata: 1\n`, ['recordMetadata: expected true or false, got 1 (number)']],
   ['a reserved reflectionMetadata key', `${BASE}reflectionMetadata: {grpc-timeout: 1}\n`, ['reflectionMetadata.grpc-timeout: metadata key "grpc-timeout" is reserved']],
+  ['an envelope for a bidi method', `target: 127.0.0.1:1\nproto: ${path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')}\nmethod: demo.v1.DemoService/ProcessStream\ninput: "-"\ninputFormat: envelope\n`, ['inputFormat: envelopes (metadata and deadline per record) apply to unary methods only; "demo.v1.DemoService/ProcessStream" is a bidi method']],
+  ['a placeholder for a client-streaming method', `target: 127.0.0.1:1\nproto: ${path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')}\nmethod: demo.v1.DemoService/ProcessBatch\ninput: "-"\nmetadata: {x-id: "{{id}}"}\n`, ['metadata.x-id: {{field}} placeholders apply to unary methods only']],
   ['a misspelled new key', `${BASE}proto: ${JSON_PROTO}\nprotosets: x\n`, ['protosets: unknown key (did you mean "protoset"?)']],
 ];
 
