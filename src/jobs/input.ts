@@ -1,4 +1,4 @@
-import {createReadStream} from 'node:fs';
+import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import type {JobSpec} from './spec.js';
@@ -149,4 +149,15 @@ export async function countLines(file: string): Promise<number> {
     }
   }
   return lineHasText ? count + 1 : count;
+}
+
+/**
+ * Counts a job's records for progress, only when its input is a regular file (read a second time,
+ * which takes nothing from the run). Undefined for a pipe, a FIFO, a device, standard input or
+ * a module: those can be read only once.
+ */
+export function countRegularFileLines(spec: JobSpec): Promise<number> | undefined {
+  if (!spec.input || spec.input === '-' || spec.requests) return undefined;
+  const stat = statSync(spec.input, {throwIfNoEntry: false});
+  return stat?.isFile() ? countLines(spec.input) : undefined;
 }

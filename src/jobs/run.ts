@@ -2,7 +2,7 @@ import {randomBytes} from 'node:crypto';
 import type {Readable} from 'node:stream';
 import pLimit from 'p-limit';
 import {existsSync} from 'node:fs';
-import {getErrorMessage, InternalError, UsageError} from '../errors.js';
+import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
 import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
@@ -10,7 +10,9 @@ import {buildMetadata} from '../rpc/metadata.js';
 import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
-import {countLines, inputLabel, openInput, type InputRecord} from './input.js';
+import {countRegularFileLines, inputLabel, openInput, type InputRecord} from './input.js';
+import {RunFilesLock} from './file-lock.js';
+import {removeIfEmpty} from './durable.js';
 import type {LoadedJob} from './load.js';
 import {ProgressTracker, type Checkpoint} from './checkpoint.js';
 import {prepareRecord} from './prepare.js';
@@ -55,6 +57,11 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /**
+   * The lock on the run's files, when the caller took it (to hold it until the run's end is
+   * recorded). @default the run takes it itself, and refuses files another run holds
+   */
+  readonly filesLock?: RunFilesLock;
 }
 
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
@@ -94,14 +101,32 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const files = runFiles(spec, runId);
   const output = new LineWriter(files.output, {append: options.resume});
   const failures = new LineWriter(files.failures, {append: options.resume});
+  let fatal: unknown;
+  let wake: (() => void) | undefined;
   let flushScheduled = false;
+  // A write error (ENOSPC, EIO...) stops the run; the next flush throws nothing new.
   const flushFiles = () => {
     flushScheduled = false;
-    failures.flush();
-    output.flush();
+    try {
+      failures.flush();
+      output.flush();
+    } catch (error) {
+      stopOnError(error);
+    }
+  };
+  const stopOnError = (error: unknown) => {
+    fatal ??= error;
+    stopRead?.(STOPPED);
+    wake?.();
   };
   if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
-  output.open();
+  const ownLock = options.filesLock ? undefined : RunFilesLock.acquire(files);
+  try {
+    output.open();
+  } catch (error) {
+    ownLock?.release();
+    throw error;
+  }
   if (options.resume && existsSync(failures.path)) failures.open();
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(output.path, stats) : undefined;
@@ -120,7 +145,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const label = inputLabel(spec);
 
   let total: number | undefined;
-  if (spec.input && spec.input !== '-') countLines(spec.input).then((n) => (total = n), () => undefined);
+  // Counted only for a regular file: a second reader of a pipe would take half its lines.
+  countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
 
   const cancelInFlight = () => {
     log?.warn({job: spec.name, runId, event: 'run:cancelling', inFlight: callOptions.inFlight.size}, 'cancelling calls in flight');
@@ -128,9 +154,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   };
   cancelSignal?.addEventListener('abort', cancelInFlight, {once: true});
 
+  // Flushed, then fsynced (failures first), then recorded: a checkpoint never points past the disk.
+  let checkpointing: Promise<void> | undefined;
   const checkpoint = () => {
+    if (checkpointing || fatal) return;
     flushFiles();
-    options.onCheckpoint?.(tracker.snapshot());
+    if (fatal) return;
+    const taken = tracker.snapshot();
+    checkpointing = failures.sync().then(() => output.sync()).then(() => {
+      if (!fatal) options.onCheckpoint?.(taken);
+    }).catch(stopOnError).finally(() => (checkpointing = undefined));
   };
   const checkpointTimer = options.onCheckpoint ? setInterval(checkpoint, options.checkpointIntervalMs ?? 1000) : undefined;
   checkpointTimer?.unref();
@@ -147,8 +180,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     inFlight: stats.inFlight, attempts: stats.attempts, elapsedMs: performance.now() - stats.startedAt,
   });
 
-  let fatal: unknown;
-  let wake: (() => void) | undefined;
   let idle: (() => void) | undefined;
 
   const finish = async (record: InputRecord, result: RecordResult) => {
@@ -188,6 +219,12 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         break;
       }
       if (!(await waitBackoff(backoffMs(spec.retry, attempts), cancelSignal))) break;
+    }
+    // Cut short by a cancel (a second signal, the end of --grace): not final. No result line, so
+    // a resume sends the record again.
+    if (cancelSignal?.aborted && (outcome.ok === false && (outcome.code === Status.CANCELLED || (isRetryable(spec.retry, outcome.code) && attempts < spec.retry.maxAttempts)))) {
+      stats.unfinished++;
+      return;
     }
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const code = outcome.ok ? Status.OK : outcome.code;
@@ -292,14 +329,21 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (checkpointTimer) clearInterval(checkpointTimer);
     cancelSignal?.removeEventListener('abort', cancelInFlight);
     pool.close();
+    await checkpointing;
+    flushFiles();
+    // Closing fsyncs, failures first; the last checkpoint is recorded only once both are on disk.
+    for (const writer of [failures, output]) await writer.close().catch((error: unknown) => (fatal ??= error));
     try {
-      flushFiles();
-      if (options.onCheckpoint) options.onCheckpoint(tracker.snapshot());
+      if (options.onCheckpoint && !fatal) options.onCheckpoint(tracker.snapshot());
     } catch (error) {
       fatal ??= error;
     }
-    const closing = await Promise.allSettled([failures.close(), output.close()]);
-    for (const result of closing) if (result.status === 'rejected') fatal ??= result.reason;
+    if (stats.failed + stats.invalid === 0) removeIfEmpty(failures.path); // made by the lock, never written
+    ownLock?.release();
+  }
+  if (fatal instanceof IoError) {
+    fatal.summary = stats.summarize({job: spec.name, runId, output: output.path, stopReason: fatal.message, ...(failures.isOpen ? {failures: failures.path} : {})});
+    throw fatal;
   }
   if (fatal) {
     throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});

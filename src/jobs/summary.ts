@@ -14,6 +14,11 @@ export interface RunSummary {
   readonly failed: number;
   /** Records not sent because they do not fit the request type. */
   readonly invalid: number;
+  /**
+   * Records whose calls a cancel cut short (a second signal, the end of the daemon's `--grace`):
+   * they have no result line, and `--resume` sends them again. Not in `failed` or `byStatus`.
+   */
+  readonly unfinished: number;
   /** Final status of each sent record, by name. */
   readonly byStatus: Readonly<Record<string, number>>;
   /** Calls made, retries included. */
@@ -48,6 +53,7 @@ export class RunStats {
   retried = 0;
   throttled = 0;
   inFlight = 0;
+  unfinished = 0;
   lastLine = 0;
   readonly byStatus = new Map<number, number>();
   readonly #histogram = hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3});
@@ -83,6 +89,7 @@ export class RunStats {
       ok: this.ok,
       failed: this.failed,
       invalid: this.invalid,
+      unfinished: this.unfinished,
       byStatus,
       attempts: this.attempts,
       retried: this.retried,
