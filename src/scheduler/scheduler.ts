@@ -428,7 +428,7 @@ export class Scheduler extends EventEmitter {
     const claim = resume
       ? recorder.claimed(runId)
       : recorder.started(runId, job, resumeInfoFor(loaded, runId), this.#clock.now(), {trigger, scheduledAt}).then(() => true);
-    run.done = claim
+    const ran: Promise<RunSummary> = claim
       .then((claimed) => {
         if (!claimed) throw new UsageError(`run ${runId} was claimed by another process`);
         return this.#runner(observed, {
@@ -438,12 +438,14 @@ export class Scheduler extends EventEmitter {
           ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
           onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
         });
-      })
-      .then((summary) => this.#finish(entry, run, recorder, summary, undefined), (error: unknown) => this.#finish(entry, run, recorder, undefined, error))
-      .finally(() => {
-        recorder.close();
-        lock.release();
       });
+    const release = () => {
+      recorder.close();
+      lock.release();
+    };
+    run.done = ran
+      .then((summary) => this.#finish(entry, run, recorder, summary, undefined, release), (error: unknown) => this.#finish(entry, run, recorder, undefined, error, release))
+      .finally(release);
     return {outcome: 'started', runId};
   }
 
@@ -452,7 +454,8 @@ export class Scheduler extends EventEmitter {
     if (this.#keepRuns > 0) this.#write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
   }
 
-  async #finish(entry: JobEntry, run: ActiveRun, recorder: RunRecorder, summary: RunSummary | undefined, error: unknown): Promise<void> {
+  /** Records how a run ended, then lets go of its files (`release`) and starts what waited for it. */
+  async #finish(entry: JobEntry, run: ActiveRun, recorder: RunRecorder, summary: RunSummary | undefined, error: unknown, release: () => void): Promise<void> {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
     // An I/O error (full disk...) interrupts the run: resumable, with what it did so far.
@@ -460,6 +463,7 @@ export class Scheduler extends EventEmitter {
     const status = error instanceof IoError ? 'interrupted' : summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
     const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
     await recorder.ended(run.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#clock.now(), reason});
+    release();
     this.#pruneHistory(run.job);
     const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},

@@ -181,7 +181,7 @@ test('a graceful stop lets calls in flight finish and leaves a summary that matc
   assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: summary.total}, (_, i) => i + 1));
 });
 
-test('a cancel after the stop ends calls in flight as CANCELLED and keeps them in the failures file', async (t) => {
+test('a cancel after the stop cuts the calls in flight short without a result line, and a resume sends them again', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, latencyMs: i < 5 ? 0 : 10_000})));
@@ -190,11 +190,23 @@ test('a cancel after the stop ends calls in flight as CANCELLED and keeps them i
   const cancel = new AbortController();
   let seen = 0;
   const job = {...loaded, spec: {...loaded.spec, onResult: () => void (++seen === 5 && (stop.abort('SIGTERM'), setTimeout(() => cancel.abort('SIGTERM'), 50)))}};
-  const summary = await runJob(job, {signal: stop.signal, cancelSignal: cancel.signal});
+  const summary = await runJob(job, {runId: 'cut', signal: stop.signal, cancelSignal: cancel.signal});
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.ok, 5);
-  assert.equal(summary.byStatus['CANCELLED'], summary.total - 5);
-  assert.equal(readJsonlFile(summary.failures!).length, summary.total - 5);
+  assert.equal(summary.unfinished, summary.total - 5);
+  assert.ok(summary.unfinished > 0);
+  assert.deepEqual(summary.byStatus, {OK: 5}, 'a cancelled call is not a final status');
+  assert.equal(summary.failures, undefined);
+  assert.equal(readJsonlFile(summary.output).length, 5, 'no result line for the calls cut short');
+
+  // The same records, answered at once now: the resume sends every record without a result line.
+  server.reset();
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`})));
+  const resumed = await runJob(loaded, {runId: 'cut', resume: true});
+  assert.equal(resumed.status, 'succeeded');
+  assert.deepEqual([...server.stats.ids].sort(), Array.from({length: 45}, (_, i) => `r${i + 5}`).sort());
+  const lines = (readJsonlFile(resumed.output) as {line: number}[]).map((r) => r.line);
+  assert.deepEqual(lines.sort((a, b) => a - b), Array.from({length: 50}, (_, i) => i + 1));
 });
 
 test('holds the rps limit over the run', async (t) => {
