@@ -47,7 +47,8 @@ export function asRecorded(job: LoadedJob, info: ResumeInfo, given: ReadonlySet<
 export function findRunToResume(store: StateStore, job: LoadedJob, runId: string | undefined): {runId: string; info: ResumeInfo; overrides: JobOverrides} {
   reclaimDeadRuns(store);
   const name = job.spec.name;
-  const run = runId ? store.getRun(runId) : store.findResumableRun(name);
+  // Without a run id, a run of the job that is going now is the one meant: refuse it by name.
+  const run = runId ? store.getRun(runId) : store.findResumableRun(name) ?? store.listRuns({job: name, status: 'running', limit: 1})[0];
   if (!run) {
     throw new UsageError(runId
       ? `run ${runId} is not in the state database ${store.path} (see grpc-batch history --state ${store.path})`
