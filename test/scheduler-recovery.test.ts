@@ -76,3 +76,21 @@ test('at start-up every interrupted run of a job is resumed, oldest first, one a
   await clock.advance(0);
   assert.deepEqual(['old', 'new'].map((id) => store.getRun(id)!.status), ['succeeded', 'succeeded']);
 });
+
+test('overlap allow with a fixed results path: the second run finds the files locked and is skipped, naming the file', async (t) => {
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const {runs, runner} = heldRunner();
+  const scheduler = new Scheduler([await job(tempDir(t), {schedule: '* * * * *', overlap: 'allow', output: 'out/fixed.jsonl', failures: 'out/fixed.failed.jsonl'})], {clock, runner});
+  t.after(() => scheduler.close(0));
+  const skipped: SchedulerEvents['run:skipped'][] = [];
+  scheduler.on('run:skipped', (e) => void skipped.push(e));
+  scheduler.start();
+  await clock.advance(120_000);
+  assert.equal(runs.length, 1, 'one run writes the files');
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]!.reason, /out\/fixed\.jsonl is being written by another run/);
+  for (const run of runs.splice(0)) run.finish();
+  await clock.advance(60_000);
+  assert.equal(runs.length, 1, 'once the first ended, the next run gets the files');
+  for (const run of runs.splice(0)) run.finish();
+});
