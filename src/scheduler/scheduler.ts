@@ -5,12 +5,13 @@ import {RunFilesLock} from '../jobs/file-lock.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {runFiles} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
-import {asRecorded, inputChange, resumeInfoFor} from '../state/resumable.js';
+import {asRecorded, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
 import {isBusy, reclaimDeadRuns, retryBusy} from '../state/lease.js';
 import {RunRecorder} from '../state/run-recorder.js';
 import {summaryOutcome, type ResumeInfo, type RunTrigger} from '../state/store.js';
 import {detectClockStep} from './clock-step.js';
+import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
 import {systemClock} from './clock.js';
 import {CronSchedule} from './cron.js';
 import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
@@ -45,7 +46,7 @@ interface JobEntry {
   /** The one run `overlap: queue` keeps waiting. */
   pending: {trigger: RunTrigger; scheduledAt: number | undefined} | undefined;
   /** Interrupted runs still to resume, oldest first, one after the other. */
-  resumes?: {runId: string; trigger: RunTrigger; scheduledAt: number | undefined; info: ResumeInfo}[];
+  resumes?: RunToResume[];
 }
 
 /**
@@ -368,26 +369,8 @@ export class Scheduler extends EventEmitter {
    * unless the job says `onInterrupted: abandon`. Each resumes as it started (target, concurrency...).
    */
   #resumeInterrupted(entry: JobEntry): void {
-    const store = this.#store;
-    if (!store) return;
-    const job = entry.loaded.spec.name;
-    const found = this.#try('state:read', () => store.findResumableRuns(job, ['interrupted'], 'oldest')) ?? [];
-    const resumes: NonNullable<JobEntry['resumes']> = [];
-    for (const run of found) {
-      if (entry.loaded.spec.onInterrupted === 'abandon') {
-        this.#log?.warn({job, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted; not resumed (onInterrupted: abandon)`);
-        continue;
-      }
-      const info = this.#try('state:read', () => store.getResumeInfo(run.runId));
-      if (!info) continue;
-      const changed = info.inputIsStream ? `it read ${info.input}, a pipe or device, whose records are gone` : inputChange(run.runId, info);
-      if (changed) {
-        this.#log?.warn({job, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed: ${changed}`);
-        continue;
-      }
-      resumes.push({runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, info});
-    }
-    entry.resumes = resumes;
+    if (!this.#store) return;
+    entry.resumes = this.#try('state:read', () => interruptedRunsToResume(this.#store!, entry.loaded, this.#log)) ?? [];
     this.#resumeNext(entry);
   }
 
