@@ -26,7 +26,7 @@ test('SIGINT stops the run: calls in flight finish, the summary is printed, exit
   assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, summary.total);
 });
 
-test('a second SIGTERM cancels the calls in flight, which get no result line (--resume sends them again); exit 143', async (t) => {
+test('a second SIGTERM cancels the calls in flight: no result, not failed, left for --resume; exit 143', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 100}, (_, i) => ({id: `r${i}`, latencyMs: 60_000})));
@@ -43,8 +43,10 @@ test('a second SIGTERM cancels the calls in flight, which get no result line (--
   const summary = JSON.parse(stdout) as {status: string; total: number; failed: number; unfinished: number; byStatus: Record<string, number>};
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.total, 10);
+  assert.equal(summary.failed, 0);
   assert.equal(summary.unfinished, 10);
-  assert.deepEqual(summary.byStatus, {}, 'a call cut short by the cancel is not final');
-  assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, 0);
+  assert.deepEqual(summary.byStatus, {});
+  assert.equal(server.stats.byStatus['CANCELLED'], 10, 'the server saw the calls cancelled');
+  assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, 0, 'no result: a resume sends them');
   assert.equal(readJsonlFile(path.join(dir, 'out/failed.jsonl')).length, 0);
 });

@@ -12,7 +12,7 @@ import {runFiles} from '../../src/jobs/results.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
+import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
 interface RunFlags extends JobOverrides {
@@ -33,6 +33,10 @@ export const run = new Command('run')
   .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
   .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s (overrides deadline)', parseDurationFlag)
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
+  .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
+  .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
+  .option('--workers <n|auto>', 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', parseWorkersFlag)
+  .option('--ramp-up <duration>', 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', parseDurationFlag)
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
@@ -97,7 +101,10 @@ export const run = new Command('run')
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
     const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
     try {
-      const print = (summary: RunSummary) => process.stdout.write(`${flags.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+      const print = (summary: RunSummary) => {
+        process.stdout.write(`${flags.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+        if (summary.status === 'interrupted' && !flags.json) process.stdout.write(`${resumeHint(jobFile, runId, flags.state)}\n`);
+      };
       const summary = await runJob(job, {
         runId,
         filesLock,
@@ -113,7 +120,7 @@ export const run = new Command('run')
           progress?.stop();
           if (error.summary) print(error.summary as RunSummary);
           await recorder.interrupted(runId, error);
-          log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then grpc-batch run ${jobFile} --resume ${runId}`);
+          log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
         } else {
           await recorder.failed(runId, error);
         }
@@ -124,7 +131,8 @@ export const run = new Command('run')
       progress?.stop();
       print(summary);
       if (signalled) throw new InterruptedError(signalled);
-      if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+      if (summary.status === 'interrupted') setExitCode(EXIT.INTERRUPTED);
+      else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
     } finally {
       progress?.stop();
       filesLock.release();
@@ -133,3 +141,9 @@ export const run = new Command('run')
       process.off('SIGTERM', onSignal);
     }
   });
+
+/** The command that continues a run, as the user would type it. */
+function resumeHint(jobFile: string, runId: string, state: string | undefined): string {
+  const quote = (value: string) => (/^[\w./:@=+-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`);
+  return `  resume    grpc-batch run ${quote(jobFile)} --resume ${runId}${state ? ` --state ${quote(state)}` : ''}`;
+}

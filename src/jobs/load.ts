@@ -17,6 +17,10 @@ export interface JobOverrides {
   readonly maxAttempts?: number;
   readonly output?: string;
   readonly failures?: string;
+  readonly maxOutage?: string | number;
+  readonly adaptive?: boolean;
+  readonly rampUp?: string | number;
+  readonly workers?: number | 'auto';
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -183,6 +187,10 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
+  if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
+  if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
+  if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
+  if (overrides.workers !== undefined) out['workers'] = overrides.workers;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

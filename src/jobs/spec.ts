@@ -31,10 +31,24 @@ export interface JobInput {
   readonly deadline?: DurationInput;
   /** Wait for the connection instead of failing fast while it is down. @default false */
   readonly waitForReady?: boolean;
+  /**
+   * How long to wait for an unreachable backend before the run stops, interrupted and resumable
+   * (exit 4); 0 = forever. Nothing is sent and nothing fails while it waits. @default '5m'
+   */
+  readonly maxOutage?: DurationInput;
+  /** Adapt the calls in flight (under `concurrency`) to the backend's latency and shedding. @default false */
+  readonly adaptive?: boolean;
+  /** Concurrency and rps rise from 1 to their caps over this long; 0 = at once. @default 0 */
+  readonly rampUp?: DurationInput;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
+  /**
+   * Worker threads that send the calls, each with its own channel and a share of `concurrency` and
+   * `rps`; `auto` picks one per core for each ~100 calls in flight; 1 = the main thread only. @default 1
+   */
+  readonly workers?: number | 'auto';
   readonly retry?: {
-    /** Attempts in all; 1 = no retry. @default 1 */
+    /** Attempts in all; 1 = no retry. @default 5 */
     readonly maxAttempts?: number;
     /** @default '100ms' */
     readonly initialBackoff?: DurationInput;
@@ -102,7 +116,12 @@ export interface JobSpec {
   readonly rps: number;
   readonly deadlineMs: number;
   readonly waitForReady: boolean;
+  readonly maxOutageMs: number;
+  readonly adaptive: boolean;
+  readonly rampUpMs: number;
   readonly channels: number;
+  /** Worker threads, resolved (`auto` made a number); 1 = the main thread only. */
+  readonly workers: number;
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
   readonly maxFailures: number | undefined;
@@ -122,7 +141,9 @@ export const DEFAULTS = {
   concurrency: 100,
   rps: 0,
   deadline: '30s',
+  maxOutage: '5m',
   channels: 1,
+  workers: 1,
   output: 'out/{name}-{runId}.jsonl',
   failures: 'out/{name}-{runId}.failed.jsonl',
 } as const;

@@ -10,6 +10,7 @@ import {checkMetadataEntry} from '../rpc/metadata.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
+import {autoWorkers} from '../run/executor-threads.js';
 import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 
@@ -56,6 +57,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   };
   const retry = (job['retry'] ?? {}) as Record<string, unknown>;
   duration('deadline', job['deadline'], DEFAULTS.deadline);
+  duration('maxOutage', job['maxOutage'], DEFAULTS.maxOutage);
+  duration('rampUp', job['rampUp'], 0);
   duration('retry.initialBackoff', retry['initialBackoff'], DEFAULT_RETRY.initialBackoffMs);
   duration('retry.maxBackoff', retry['maxBackoff'], DEFAULT_RETRY.maxBackoffMs);
   const codes = new Set<number>();
@@ -130,7 +133,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     rps: (job['rps'] as number | undefined) ?? DEFAULTS.rps,
     deadlineMs: durations['deadline']!,
     waitForReady: (job['waitForReady'] as boolean | undefined) ?? false,
+    maxOutageMs: durations['maxOutage']!,
+    adaptive: (job['adaptive'] as boolean | undefined) ?? false,
+    rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency),
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,
       initialBackoffMs: durations['retry.initialBackoff']!,
@@ -150,6 +157,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     schedule,
   };
   return {spec, issues};
+}
+
+function resolveWorkers(raw: unknown, concurrency: number): number {
+  if (raw === 'auto') return autoWorkers(concurrency);
+  return Math.min(typeof raw === 'number' ? raw : DEFAULTS.workers, concurrency);
 }
 
 function resolveThrottle(raw: Record<string, number>, concurrency: number): {maxTokens: number; tokenRatio: number} {
@@ -199,6 +211,7 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): stri
     case 'enum':
       return `expected one of ${((e.params as {allowedValues: unknown[]}).allowedValues).join(', ')}, ${got}`;
     case 'anyOf':
+      if (e.instancePath === '/workers') return `expected an integer from 1 to 256 or "auto", ${got}`;
       return `expected ${DURATION_HINT}; ${got}`;
     default:
       return `${e.message ?? 'is invalid'}, ${got}`;

@@ -125,7 +125,7 @@ test('a failures file fed back as input completes the job', async (t) => {
   const dir = tempDir(t);
   const records = Array.from({length: 40}, (_, i) => ({id: `r${i}`, ...(i % 4 === 0 ? {failFirstAttempts: 1} : {})}));
   writeJsonl(path.join(dir, 'input.jsonl'), records);
-  const jobFile = writeJob(dir, server.address);
+  const jobFile = writeJob(dir, server.address, {retry: {maxAttempts: 1}});
   const first = await runJob(await loadJob(jobFile));
   assert.equal(first.failed, 10);
   assert.ok(first.failures);
@@ -181,10 +181,10 @@ test('a graceful stop lets calls in flight finish and leaves a summary that matc
   assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: summary.total}, (_, i) => i + 1));
 });
 
-test('a cancel after the stop cuts the calls in flight short without a result line, and a resume sends them again', async (t) => {
+test('a cancel after the stop cuts the calls in flight: no result line, not in the failures file, sent again by a resume', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, latencyMs: i < 5 ? 0 : 10_000})));
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, latencyMs: i < 5 ? 0 : 300})));
   const loaded = await loadJob(writeJob(dir, server.address, {concurrency: 10}));
   const stop = new AbortController();
   const cancel = new AbortController();
@@ -193,20 +193,16 @@ test('a cancel after the stop cuts the calls in flight short without a result li
   const summary = await runJob(job, {runId: 'cut', signal: stop.signal, cancelSignal: cancel.signal});
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.ok, 5);
-  assert.equal(summary.unfinished, summary.total - 5);
-  assert.ok(summary.unfinished > 0);
-  assert.deepEqual(summary.byStatus, {OK: 5}, 'a cancelled call is not a final status');
-  assert.equal(summary.failures, undefined);
-  assert.equal(readJsonlFile(summary.output).length, 5, 'no result line for the calls cut short');
-
-  // The same records, answered at once now: the resume sends every record without a result line.
-  server.reset();
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`})));
+  assert.equal(summary.failed, 0);
+  assert.ok(summary.unfinished > 0, JSON.stringify(summary));
+  assert.equal(summary.byStatus['CANCELLED'], undefined);
+  assert.equal(summary.failures, undefined, 'nothing was failed');
+  assert.equal(readJsonlFile(summary.output).length, 5);
   const resumed = await runJob(loaded, {runId: 'cut', resume: true});
   assert.equal(resumed.status, 'succeeded');
-  assert.deepEqual([...server.stats.ids].sort(), Array.from({length: 45}, (_, i) => `r${i + 5}`).sort());
-  const lines = (readJsonlFile(resumed.output) as {line: number}[]).map((r) => r.line);
-  assert.deepEqual(lines.sort((a, b) => a - b), Array.from({length: 50}, (_, i) => i + 1));
+  assert.equal(resumed.ok, 50);
+  const lines = (readJsonlFile(summary.output) as Line[]).map((r) => r.line).sort((a, b) => a - b);
+  assert.deepEqual(lines, Array.from({length: 50}, (_, i) => i + 1));
 });
 
 test('holds the rps limit over the run', async (t) => {

@@ -1,0 +1,284 @@
+import {randomBytes} from 'node:crypto';
+import type {Readable} from 'node:stream';
+import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
+import {removeIfEmpty} from '../jobs/durable.js';
+import {RunFilesLock} from '../jobs/file-lock.js';
+import type {Logger} from '../log.js';
+import type {OutageEvent} from '../rpc/outage-gate.js';
+import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
+import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
+import type {LoadedJob} from '../jobs/load.js';
+import {readPriorResults} from '../jobs/resume.js';
+import {runFiles, type RecordResult} from '../jobs/results.js';
+import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
+import {InlineExecutor} from './executor-inline.js';
+import {ThreadExecutor} from './executor-threads.js';
+import {Plan} from './plan.js';
+import {Sink} from './sink.js';
+import {RunStats, type RunSummary} from './stats.js';
+
+/** What the progress callback gets, about every `progressIntervalMs`. */
+export interface ProgressSnapshot {
+  readonly done: number;
+  /** Records in the input, once counted (regular files only). */
+  readonly total: number | undefined;
+  readonly ok: number;
+  readonly failed: number;
+  readonly invalid: number;
+  /** Records in the pool: sending, waiting for a retry, or held at the outage gate. */
+  readonly inFlight: number;
+  /** Calls on the wire now. */
+  readonly calls: number;
+  /** Records allowed in the pool now (the cap, or less under `adaptive` and `rampUp`). */
+  readonly limit: number;
+  /** The job's `concurrency`: the cap of `limit`. */
+  readonly cap: number;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  /** Set while the run waits for an unreachable backend: for how long, and the last error. */
+  readonly waiting?: {readonly forMs: number; readonly reason: string};
+}
+
+export interface RunOptions {
+  /** @default a new id: UTC time plus 6 random hex digits */
+  readonly runId?: string;
+  /** Abort to stop gracefully: no new calls start, calls in flight finish. Its reason is the stop reason. */
+  readonly signal?: AbortSignal;
+  /** Abort to cancel the calls in flight too (a second Ctrl-C): they get no result, a resume sends them. */
+  readonly cancelSignal?: AbortSignal;
+  readonly onProgress?: (progress: ProgressSnapshot) => void;
+  /** @default 1000 */
+  readonly progressIntervalMs?: number;
+  readonly logger?: Logger;
+  /** Stream read when the input is '-'. @default process.stdin */
+  readonly stdin?: Readable;
+  /**
+   * Continue run `runId`: records that already have a line in its results file are not sent again,
+   * both files are appended (a half-written last line from a crash is cut off first), and the
+   * summary counts the whole run. Needs the same input. @default false
+   */
+  readonly resume?: boolean;
+  /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
+  /** @default 1000 */
+  readonly checkpointIntervalMs?: number;
+  /**
+   * The lock on the run's files, when the caller took it (to hold it until the run's end is
+   * recorded). @default the run takes it itself, and refuses files another run holds
+   */
+  readonly filesLock?: RunFilesLock;
+}
+
+/** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
+const INVALID_CODE = -1;
+
+/** How many invalid records are logged one by one before the rest are only counted. */
+const MAX_LOGGED_INVALID = 20;
+
+/** A run id that sorts by time: 20261125T214500Z-3f9a1c. */
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Runs a job: the plan reads and encodes its input, the pipeline fans the records out through one
+ * bounded pool over one shared channel (retries, flow control), the sink writes one result line per
+ * record and the failed records (exactly as input) to the failures file, and the stats make the
+ * summary. gRPC failures are counted, not thrown; it rejects only on I/O errors and bugs.
+ */
+export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<RunSummary> {
+  const {spec, method} = job;
+  const runId = options.runId ?? newRunId();
+  const log = options.logger?.child({job: spec.name, runId});
+  if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  const label = inputLabel(spec);
+  const files = runFiles(spec, runId);
+  const ownLock = options.filesLock ? undefined : RunFilesLock.acquire(files);
+  const sink = new Sink(files, {append: options.resume});
+  try {
+    sink.open(Boolean(options.resume));
+  } catch (error) {
+    ownLock?.release();
+    throw error;
+  }
+  const stats = new RunStats();
+  const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
+  const tracker = new ProgressTracker();
+  const {signal, cancelSignal} = options;
+
+  let fatal: unknown;
+  let thresholdReason: string | undefined;
+  let interruptReason: string | undefined;
+  const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
+    plan.stop();
+    if (why === 'fatal') executor.cancel();
+    else executor.stop();
+  };
+
+  /** Writes a record's result (an object, or the JSON line a worker thread made of it). */
+  const finish = async (record: InputRecord, result: RecordResult | string, code: number) => {
+    sink.write(record, result, code);
+    tracker.finish(record.line);
+    if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
+  };
+  const checkThresholds = () => {
+    if (thresholdReason) return;
+    if (spec.maxInvalid !== undefined && stats.invalid > spec.maxInvalid) {
+      thresholdReason = `maxInvalid: ${stats.invalid} invalid records, more than the job allows (${spec.maxInvalid})`;
+    } else if (spec.maxFailures !== undefined && stats.failed > spec.maxFailures) {
+      thresholdReason = `maxFailures: ${stats.failed} failed records, more than the job allows (${spec.maxFailures})`;
+    }
+    if (!thresholdReason) return;
+    log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
+    stopWith('threshold');
+  };
+  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordResult | string): Promise<void> => {
+    stats.recordFinal(code, attempts);
+    const done = finish(call.record, result, code);
+    if (code !== 0) checkThresholds();
+    return done;
+  };
+  const onOutage = (event: OutageEvent) => {
+    if (event.type === 'down') log?.warn({event: 'backend:down', reason: event.reason}, `waiting for the backend: ${event.reason}`);
+    else if (event.type === 'up') log?.info({event: 'backend:up', pausedMs: Math.round(event.pausedMs)}, `the backend is back after ${(event.pausedMs / 1000).toFixed(1)}s; the run goes on`);
+    else {
+      interruptReason = event.reason;
+      log?.error({event: 'run:interrupted', reason: event.reason}, `stopping the run: ${event.reason}`);
+      stopWith('interrupt');
+    }
+  };
+  const events: ExecutorEvents = {
+    onFinal,
+    onUnsent: () => undefined, // no result: a resume sends it again
+    onOutage,
+    onFatal: (error) => {
+      fatal ??= error;
+      stopWith('fatal');
+    },
+  };
+  const executor: Executor = spec.workers > 1
+    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush())
+    : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
+  sink.onError(events.onFatal);
+  const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished);
+
+  let total: number | undefined;
+  // A regular file only: a pipe or a FIFO can be read once, by the plan.
+  countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
+  const onStop = () => stopWith('signal');
+  const onCancel = () => {
+    log?.warn({event: 'run:cancelling', inFlight: executor.status().calls}, 'cancelling calls in flight');
+    executor.cancel();
+  };
+  if (signal?.aborted) onStop();
+  else signal?.addEventListener('abort', onStop, {once: true});
+  if (cancelSignal?.aborted) onCancel();
+  else cancelSignal?.addEventListener('abort', onCancel, {once: true});
+
+  const snapshot = (): ProgressSnapshot => {
+    const now = executor.status();
+    return {
+      done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
+      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts + executor.attempts, elapsedMs: performance.now() - stats.startedAt,
+      ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
+    };
+  };
+  // Flushed, then fsynced (failures first, off the event loop), then recorded: a checkpoint never
+  // points past what is on disk, so a power cut keeps every record older than the last checkpoint.
+  let checkpointing: Promise<void> | undefined;
+  const checkpoint = () => {
+    if (checkpointing || fatal) return;
+    try {
+      sink.flush();
+    } catch (error) {
+      return events.onFatal(error);
+    }
+    const taken = tracker.snapshot();
+    checkpointing = sink.sync().then(() => {
+      if (!fatal) options.onCheckpoint?.(taken);
+    }).catch(events.onFatal).finally(() => (checkpointing = undefined));
+  };
+  const timers = [
+    options.onProgress ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000) : undefined,
+    options.onCheckpoint ? setInterval(checkpoint, options.checkpointIntervalMs ?? 1000) : undefined,
+  ];
+  for (const timer of timers) timer?.unref();
+  if (prior && prior.finished.length > 0) {
+    log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again`);
+  }
+  log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
+
+  try {
+    for (;;) {
+      if (!executor.hasRoom) await executor.room();
+      if (signal?.aborted || fatal || thresholdReason || interruptReason) break;
+      const item = await plan.next();
+      if (!item) break;
+      const {record} = item;
+      tracker.read(record.line);
+      if (item.kind === 'done') {
+        tracker.finish(record.line);
+        continue;
+      }
+      stats.total++;
+      stats.lastLine = record.line;
+      if (item.kind === 'invalid') {
+        stats.invalid++;
+        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
+        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0}, INVALID_CODE);
+        checkThresholds();
+        continue;
+      }
+      executor.submit({...item.call, record});
+    }
+  } catch (error) {
+    fatal ??= error;
+    executor.cancel();
+  } finally {
+    plan.close();
+    signal?.removeEventListener('abort', onStop);
+    await executor.idle();
+    await executor.close();
+    executor.collectLatencies(stats);
+    for (const timer of timers) if (timer) clearInterval(timer);
+    cancelSignal?.removeEventListener('abort', onCancel);
+    await checkpointing;
+    // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
+    await sink.close().catch((error: unknown) => (fatal ??= error));
+    try {
+      if (!fatal) options.onCheckpoint?.(tracker.snapshot());
+    } catch (error) {
+      fatal ??= error;
+    }
+    if (stats.failed + stats.invalid === 0) removeIfEmpty(sink.failuresPath); // made by the lock, never written
+    ownLock?.release();
+  }
+  if (fatal instanceof IoError) {
+    // A disk or state fault: the run is interrupted (resumable once fixed), with what it did.
+    stats.throttled = executor.throttled;
+    fatal.summary = stats.summarize({job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined});
+    throw fatal;
+  }
+  if (fatal) {
+    throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+  }
+  if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
+  options.onProgress?.({...snapshot(), attempts: stats.attempts, total: total ?? stats.total});
+  const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
+  const outage = executor.status().outage;
+  const limitRange = executor.limitRange();
+  stats.throttled = executor.throttled;
+  const summary = stats.summarize({
+    job: spec.name,
+    runId,
+    output: sink.outputPath,
+    stopReason,
+    abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
+    interruptReason: !stopReason ? interruptReason : undefined,
+    failures: sink.hasFailures ? sink.failuresPath : undefined,
+    outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
+    concurrencyLimit: limitRange,
+  });
+  log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  return summary;
+}

@@ -1,0 +1,111 @@
+import {existsSync} from 'node:fs';
+import type {InputRecord} from '../jobs/input.js';
+import {LineWriter, type RecordResult} from '../jobs/results.js';
+
+/** Buffered result bytes that make the files flush before the end of the event-loop turn. */
+const FLUSH_BYTES = 256 * 1024;
+
+/**
+ * The one writer of a run's results and failures files: the record of truth. Every finished record
+ * gets one result line; a failed or invalid one also gets its input line, exactly as input, in the
+ * failures file. The two files are flushed together, failures first, so after a crash a record whose
+ * result line is on disk has its failure line there too. Writes are buffered and flushed at the end
+ * of the event-loop turn (or sooner past `FLUSH_BYTES`), and before a slot of the pool is reused
+ * (`flushIfDirty`), so the records without a result line after a crash are at most those in flight.
+ */
+export class Sink {
+  readonly #output: LineWriter;
+  readonly #failures: LineWriter;
+  #flushScheduled = false;
+
+  /** `append`: a resume: both files are kept and appended to (a half-written last line is cut off). */
+  constructor(files: {readonly output: string; readonly failures: string}, options: {readonly append?: boolean} = {}) {
+    this.#output = new LineWriter(files.output, {append: options.append});
+    this.#failures = new LineWriter(files.failures, {append: options.append});
+  }
+
+  get outputPath(): string {
+    return this.#output.path;
+  }
+
+  get failuresPath(): string {
+    return this.#failures.path;
+  }
+
+  /** Whether the failures file exists (some record failed, now or before a resume). */
+  get hasFailures(): boolean {
+    return this.#failures.isOpen;
+  }
+
+  /** Creates the results file (and repairs both files' tails on a resume). */
+  open(append: boolean): void {
+    this.#output.open();
+    if (append && existsSync(this.#failures.path)) this.#failures.open();
+  }
+
+  /**
+   * Writes a record's result, an object or its JSON line, and unless it is OK (`code` 0) its input
+   * line to the failures file.
+   */
+  write(record: InputRecord, result: RecordResult | string, code: number): void {
+    if (code !== 0) {
+      if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
+      else this.#failures.write(record.raw ?? record.text);
+    }
+    this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
+    if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#scheduledFlush);
+    }
+  }
+
+  /** Flushes if anything is buffered: call before a freed slot takes a new record. A write error goes to `onError`. */
+  flushIfDirty(): void {
+    if (this.#output.bufferedBytes === 0) return;
+    try {
+      this.flush();
+    } catch (error) {
+      this.#onError?.(error);
+    }
+  }
+
+  /**
+   * fsyncs what was flushed, failures first (off the event loop): after it, a power cut keeps every
+   * line written so far. Rejects with an `IoError`.
+   */
+  async sync(): Promise<void> {
+    await this.#failures.sync();
+    await this.#output.sync();
+  }
+
+  /** Writes out what is buffered, failures first. */
+  flush(): void {
+    this.#flushScheduled = false;
+    this.#failures.flush();
+    this.#output.flush();
+  }
+
+  /** Flushes, fsyncs and closes both files, failures first; rejects with the first error. */
+  async close(): Promise<void> {
+    const closing = [await this.#failures.close().then(() => undefined, (error: unknown) => error)];
+    closing.push(await this.#output.close().then(() => undefined, (error: unknown) => error));
+    for (const error of closing) if (error !== undefined) throw error;
+  }
+
+  readonly #scheduledFlush = (): void => {
+    if (!this.#flushScheduled) return;
+    try {
+      this.flush();
+    } catch (error) {
+      this.#onError?.(error);
+    }
+  };
+
+  #onError: ((error: unknown) => void) | undefined;
+
+  /** Called when a flush at the end of a turn fails (ENOSPC, EIO): the run stops. */
+  onError(listener: (error: unknown) => void): void {
+    this.#onError = listener;
+  }
+}
