@@ -10,6 +10,7 @@ import {LEASE_MS, resolveStatePath, StateStore} from '../src/state/store.js';
 import {reclaimDeadRuns} from '../src/state/lease.js';
 import {RunFilesLock} from '../src/jobs/file-lock.js';
 import {tempDir} from './helpers/job.js';
+import {runCli} from './helpers/cli.js';
 
 const STORE_MODULE = fileURLToPath(new URL('../src/state/store.ts', import.meta.url));
 const LEASE_MODULE = fileURLToPath(new URL('../src/state/lease.ts', import.meta.url));
@@ -180,3 +181,15 @@ function runNode(script: string, ...args: string[]): Promise<void> {
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}: ${stderr}`))));
   });
 }
+
+test('grpc-batch history shows a run whose owner stopped renewing its lease as interrupted, with why', async (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const store = StateStore.open(file);
+  store.startRun({runId: 'gone', job: 'a', trigger: 'manual', startedAt: Date.now() - LEASE_MS - 5000, owner: 'pod-a/1/aa'});
+  store.close();
+  const result = await runCli(['history', '--json', '--state', file]);
+  assert.equal(result.code, 0, result.stderr);
+  const [run] = JSON.parse(result.stdout) as {runId: string; status: string; reason: string}[];
+  assert.deepEqual([run!.runId, run!.status], ['gone', 'interrupted']);
+  assert.match(run!.reason, /stopped renewing its lease/);
+});
