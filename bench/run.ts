@@ -2,29 +2,31 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c,d,flow, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,durability, --repeat N, --no-python.
  */
 import {parseArgs} from 'node:util';
 import {ensureInput} from './data.js';
-import {compileChildren, HAS_TASKSET, hasPython, runClient, startServer, type ClientResult} from './procs.js';
+import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, startGoServer, startServer, type BenchServer, type ClientResult} from './procs.js';
 
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c,d,flow'},
+    only: {type: 'string', default: 'a,b,c,flow,stream,durability'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c', 'd', 'flow'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, d or flow, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'durability'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream or durability, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
 const SIZES = quick
-  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000}
-  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000};
+  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000, streamRecords: 5_000}
+  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000, streamRecords: 30_000};
+/** The issue's target for (stream): a bidi method's records/s over the unary method's, both through grpc-batch. */
+const BIDI_TARGET = 2.5;
 const LATENCY_MS = 20;
 const TARGET = 0.9;
 
@@ -171,13 +173,13 @@ try {
     table(['row', 'peak RSS MB', 'calls/s', 'OK', 'all OK'], rows);
     out(`growth from ${SIZES.rssRecords[0]!.toLocaleString('en-US')} to ${SIZES.rssRecords[1]!.toLocaleString('en-US')} records: x${fmt(peaks[1]! / peaks[0]!, 2)} RSS for x${SIZES.rssRecords[1]! / SIZES.rssRecords[0]!} records`);
   }
-  if (only.has('d')) {
+  if (only.has('durability')) {
     // Durability: the same run with no checkpoints (one fsync at the end), with a checkpoint every
     // second as `grpc-batch run --state` takes (fsync of failures and results before each), and
     // every 100 ms (ten times the fsyncs) to make the cost visible.
     const records = SIZES.latencyRecords;
     const input = await ensureInput(records, LATENCY_MS);
-    note(`(d) durability, ${records} calls at ${LATENCY_MS} ms`);
+    note(`(durability), ${records} calls at ${LATENCY_MS} ms`);
     const [none, everySecond, every100] = await measure([
       {label: 'grpc-batch, concurrency 100, no checkpoints (fsync at the end)', run: node('batch', LATENCY_MS, records, 100, input)},
       {label: 'grpc-batch, concurrency 100, checkpoint + fsync every 1 s (the default)', run: node('batch-checkpoint-1000', LATENCY_MS, records, 100, input)},
@@ -185,12 +187,13 @@ try {
     ], repeat);
     const base = rateOf(none);
     out();
-    out(`(d) durability: ${records} calls, ${LATENCY_MS} ms server latency; ratio = calls/s over no checkpoints`);
+    out(`(durability): ${records} calls, ${LATENCY_MS} ms server latency; ratio = calls/s over no checkpoints`);
     table(['row', 'calls/s', 'min-max', 'x none', 'CPU µs/call', 'all OK'], [none!, everySecond!, every100!].map((m) => m.skipped
       ? [m.label, 'skipped', m.skipped, '', '', '']
       : [m.label, fmt(rateOf(m)), spread(m), base ? fmt(rateOf(m)! / base, 2) : 'n/a', cpuOf(m), m.ok ? 'yes' : 'NO']));
   }
   if (only.has('flow')) await flowRows();
+  if (only.has('stream')) await streamingSection();
 } finally {
   const stats = await server.stop();
   note(`server stats: ${JSON.stringify(stats)}`);
@@ -228,5 +231,49 @@ async function flowRows(): Promise<void> {
     out('CPU µs/call: client CPU per record here, its shed calls and retries included');
   } finally {
     await shedding.stop();
+  }
+}
+
+/**
+ * (stream) streaming methods: grpc-batch over the unary Process, the bidi ProcessStream and the
+ * client-streaming ProcessBatch of the same service, against the Go peer server (cheap, so the
+ * client is the limit) and the grpc-js demo server. Ratio = records/s over grpc-batch's unary row
+ * against the same server.
+ */
+async function streamingSection(): Promise<void> {
+  const records = SIZES.streamRecords;
+  const input = await ensureInput(records, 0);
+  const go = buildGoServer();
+  const goServer: BenchServer | undefined = 'binary' in go ? await startGoServer(go.binary) : undefined;
+  if (goServer) note(`Go peer server ${goServer.address} (pid ${goServer.pid})`);
+  else note(`(stream) Go rows skipped: ${"skipped" in go ? go.skipped : ""}`);
+  const BIDI = 'demo.v1.DemoService/ProcessStream';
+  const BATCH = 'demo.v1.DemoService/ProcessBatch';
+  const rowsFor = (label: string, address: string | undefined, skipped: string | undefined) => {
+    const client = (args: (string | number)[], keys: object = {}) => () => address
+      ? runClient('node', [args[0]!, address, ...args.slice(1), input].map(String), [], {BENCH_JOB: JSON.stringify(keys)})
+      : Promise.resolve({calls: records, ok: 0, ms: 0, rate: 0, skipped: skipped ?? 'no server'});
+    return [
+      {label: `${label}: grpc-batch, unary Process, concurrency 100`, run: client(['batch', 0, records, 100])},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 100 (streams: default = 100)`, run: client(['batch', 0, records, 100], {method: BIDI})},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 100, streams 4`, run: client(['batch', 0, records, 100], {method: BIDI, streams: 4})},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 1000, streams 4`, run: client(['batch', 0, records, 1000], {method: BIDI, streams: 4})},
+      {label: `${label}: grpc-batch, client-streaming ProcessBatch, concurrency 200, batchSize 100`, run: client(['batch', 0, records, 200], {method: BATCH, batchSize: 100})},
+      {label: `${label}: BidiSender pump (no per-record work), 100 in flight, streams 4`, run: client(['pump-sender', 0, records, 100], {method: BIDI, streams: 4})},
+    ];
+  };
+  const goRows = rowsFor('Go', goServer?.address, 'skipped' in go ? go.skipped : undefined);
+  const nodeRows = rowsFor('grpc-js', server.address, undefined);
+  try {
+    note(`(stream) streaming methods, ${records} records at 0 ms`);
+    const measured = await measure([...goRows, ...nodeRows], repeat);
+    out();
+    out(`(stream) streaming methods: ${records} records at 0 ms; ratio = records/s over grpc-batch's unary row against the same server; target: a bidi row >= ${BIDI_TARGET} x unary`);
+    const unaryOf = (index: number) => rateOf(measured[index < goRows.length ? 0 : goRows.length]);
+    table(['row', 'records/s', 'min-max', 'x unary', 'CPU µs/record', 'all OK'], measured.map((m, i) => m.skipped
+      ? [m.label, 'skipped', m.skipped, '', '', '']
+      : [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / unaryOf(i)!, 2), cpuOf(m), m.ok ? 'yes' : 'NO']));
+  } finally {
+    if (goServer) note(`Go server stats: ${JSON.stringify(await goServer.stop())}`);
   }
 }

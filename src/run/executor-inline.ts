@@ -24,6 +24,9 @@ export function pipelineSettings(spec: JobSpec, share: Share) {
     metadata: buildMetadata(spec.metadata),
     waitForReady: spec.waitForReady,
     maxOutageMs: spec.maxOutageMs,
+    // A worker's share of the job's streams; a batch is at most the share's records in flight.
+    streams: spec.streams === undefined ? undefined : Math.max(1, Math.round((spec.streams * share.concurrency) / spec.concurrency)),
+    batchSize: spec.batchSize === undefined ? undefined : Math.min(spec.batchSize, share.concurrency),
   };
 }
 
@@ -85,7 +88,7 @@ export class InlineExecutor implements Executor {
   }
 
   async close(): Promise<void> {
-    this.#pipeline.close();
+    await this.#pipeline.close();
     this.#pool.close();
   }
 

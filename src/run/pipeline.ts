@@ -1,12 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import pLimit, {type LimitFunction} from 'p-limit';
-import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
+import type {CallOutcome, CancellableCall} from '../rpc/call.js';
 import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
 import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status} from '../rpc/status.js';
+import {createSender, type RecordSender} from '../rpc/sender.js';
 import {RateLimiter} from '../jobs/rate.js';
 import {AdaptiveLimit, rampConcurrency, rampShare} from './adaptive-limit.js';
 import {TurnPacer} from './turn-pacer.js';
@@ -41,6 +42,10 @@ export interface PipelineOptions {
   readonly deadlineMs: number;
   readonly metadata?: grpc.Metadata;
   readonly waitForReady: boolean;
+  /** Bidi methods: streams (undefined = the default for `concurrency`). */
+  readonly streams?: number | undefined;
+  /** Client-streaming methods: records per call (undefined = the default for `concurrency`). */
+  readonly batchSize?: number | undefined;
   /** Give up (the run is interrupted) after the backend was unreachable this long; 0 = never. */
   readonly maxOutageMs: number;
   /** Called before a record's first attempt, so the results of the records that freed slots reach the disk first. */
@@ -91,7 +96,8 @@ export class Pipeline {
   readonly #timers = new BackoffTimers();
   readonly #pacer = new TurnPacer();
   readonly #calls = new Set<CancellableCall>();
-  readonly #callOptions;
+  /** One unary call per record, or records as messages of a streaming method (rpc/sender.ts). */
+  readonly #sender: RecordSender;
   readonly #startedAt = performance.now();
   #rampTimer: NodeJS.Timeout | undefined;
   #records = 0;
@@ -112,7 +118,10 @@ export class Pipeline {
       maxOutageMs: options.maxOutageMs,
       onChange: (event) => options.onOutage?.(event),
     });
-    this.#callOptions = {deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls};
+    this.#sender = createSender(options.pool, options.method, {
+      deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
+      concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize,
+    });
     if (options.rampUpMs > 0) {
       this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);
       this.#rampTimer.unref();
@@ -178,13 +187,14 @@ export class Pipeline {
     return {records: this.#records, calls: this.#calls.size, limit: this.#limit.concurrency, outage: this.#gate.status()};
   }
 
-  /** Ends the timers. Call once idle. */
-  close(): void {
+  /** Ends the timers and the sender's streams. Call once idle. */
+  close(): Promise<void> {
     if (this.#rampTimer) clearInterval(this.#rampTimer);
     this.#rampTimer = undefined;
     this.#gate.stop();
     this.#timers.stop();
     this.#throttle.releaseAll();
+    return this.#sender.close();
   }
 
   #settle(): void {
@@ -227,7 +237,7 @@ export class Pipeline {
       if (this.#cancelled) return {kind: 'unsent', call, attempts};
       attempts++;
       counted++;
-      outcome = await callUnary(this.#o.pool.pick(), this.#o.method, call.request, this.#callOptions);
+      outcome = await this.#sender.send(call.request);
       this.#o.onAttempt?.(outcome.latencyMs);
       if (outcome.ok) {
         this.#gate.onOk();
