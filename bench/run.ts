@@ -2,7 +2,7 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,stream, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability, --repeat N, --no-python.
  */
 import {parseArgs} from 'node:util';
 import {ensureInput} from './data.js';
@@ -11,14 +11,14 @@ import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, start
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c,flow,stream,threads'},
+    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream or threads, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads or durability, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
@@ -172,6 +172,25 @@ try {
     out(`(c) memory: peak RSS (maxRSS of the child process) over a JSONL input, results file written; target: < 200 MB at 1M, flat with size`);
     table(['row', 'peak RSS MB', 'calls/s', 'OK', 'all OK'], rows);
     out(`growth from ${SIZES.rssRecords[0]!.toLocaleString('en-US')} to ${SIZES.rssRecords[1]!.toLocaleString('en-US')} records: x${fmt(peaks[1]! / peaks[0]!, 2)} RSS for x${SIZES.rssRecords[1]! / SIZES.rssRecords[0]!} records`);
+  }
+  if (only.has('durability')) {
+    // Durability: the same run with no checkpoints (one fsync at the end), with a checkpoint every
+    // second as `grpc-batch run --state` takes (fsync of failures and results before each), and
+    // every 100 ms (ten times the fsyncs) to make the cost visible.
+    const records = SIZES.latencyRecords;
+    const input = await ensureInput(records, LATENCY_MS);
+    note(`(durability), ${records} calls at ${LATENCY_MS} ms`);
+    const [none, everySecond, every100] = await measure([
+      {label: 'grpc-batch, concurrency 100, no checkpoints (fsync at the end)', run: node('batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, checkpoint + fsync every 1 s (the default)', run: node('batch-checkpoint-1000', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, checkpoint + fsync every 100 ms', run: node('batch-checkpoint-100', LATENCY_MS, records, 100, input)},
+    ], repeat);
+    const base = rateOf(none);
+    out();
+    out(`(durability): ${records} calls, ${LATENCY_MS} ms server latency; ratio = calls/s over no checkpoints`);
+    table(['row', 'calls/s', 'min-max', 'x none', 'CPU µs/call', 'all OK'], [none!, everySecond!, every100!].map((m) => m.skipped
+      ? [m.label, 'skipped', m.skipped, '', '', '']
+      : [m.label, fmt(rateOf(m)), spread(m), base ? fmt(rateOf(m)! / base, 2) : 'n/a', cpuOf(m), m.ok ? 'yes' : 'NO']));
   }
   if (only.has('flow')) await flowRows();
   if (only.has('stream')) await streamingSection();
