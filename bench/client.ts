@@ -143,6 +143,13 @@ async function pumpCall(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
+/**
+ * `batch-checkpoint-N`: `batch` with a checkpoint every N ms, as `grpc-batch run --state` records
+ * (every 1000 ms): both files flushed and fsynced before each. Against `batch` (fsync at the end
+ * only), it is the cost of durability at checkpoints.
+ */
+const CHECKPOINT_MS = /^batch-checkpoint-(\d+)$/.exec(mode ?? '')?.[1];
+
 async function pumpSender(): Promise<Result> {
   const method = loadMethod({proto: DEMO_PROTO, method: jobKeys.method ?? DEMO_METHOD});
   const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
@@ -181,7 +188,8 @@ async function batch(): Promise<Result> {
     const startedAt = performance.now();
     const half = halfway(startedAt);
     // Progress every 10 ms, as the CLI's (every 1 s) but finer: the half-way point is off by at most 10 ms.
-    const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10});
+    const checkpoints = CHECKPOINT_MS ? {onCheckpoint: () => undefined, checkpointIntervalMs: Number(CHECKPOINT_MS)} : {};
+    const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10, ...checkpoints});
     const ms = performance.now() - startedAt;
     return {calls: summary.total, ok: summary.ok, ms, attempts: summary.attempts, half: half.value};
   } finally {
@@ -261,7 +269,7 @@ async function h2Pump(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
-const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch};
+const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch, ...(CHECKPOINT_MS ? {[mode!]: batch} : {})};
 const run = runs[mode!];
 if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
 const cpuBefore = process.cpuUsage();

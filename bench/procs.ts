@@ -116,12 +116,12 @@ export interface ClientResult {
 }
 
 /**
- * Runs one client on the client core and parses its one JSON line; rejects on a non-zero exit or
+ * Runs one client on the client core (any core with `anyCore`: worker threads) and parses its one JSON line; rejects on a non-zero exit or
  * timeout. `nodeFlags` go to node before the script (e.g. `--max-semi-space-size=2`).
  */
-export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<ClientResult> {
-  const [command, argv] = kind === 'node'
-    ? pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
+export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}, options: {readonly anyCore?: boolean} = {}): Promise<ClientResult> {
+  const [command, argv]: [string, string[]] = kind === 'node'
+    ? options.anyCore ? [process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)]] : pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
     : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
   const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}});
   let stdout = '';

@@ -81,12 +81,16 @@ export interface PipelineStatus {
 /** How often a ramp-up raises the limits. */
 const RAMP_TICK_MS = 100;
 /** A connection that broke under a call shows up as one of these (the server did not answer). */
-const CONNECTION_ERROR = /Connection dropped|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|GOAWAY|Connection closed|socket hang up|Name resolution failed/;
+/** A connection that broke under a call (the server did not answer it). */
+const CONNECTION_LOST = /Connection dropped|ECONNRESET|EPIPE|GOAWAY|Connection closed|socket hang up/;
 /**
- * A connection that cannot be made for a reason of the job's own (TLS against plaintext or back, a
- * certificate that does not match): waiting would not help, so these fail as the records' own.
+ * Why a connection could not be made (grpc-js: "No connection established. Last error: ..."): these
+ * mean the server is not there (yet): refused, unreachable, timed out, not in DNS. Anything else in
+ * that message (a TLS error, a reset right after connecting as a TLS server does to a plaintext
+ * client, "Failed to connect") comes from the job's own settings: waiting would not help, so those
+ * fail as the records' own.
  */
-const CONFIG_ERROR = /SSL routines|certificate|ERR_TLS|wrong version number|Failed to connect/i;
+const NOT_THERE = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|timed out|Name resolution failed/;
 
 /**
  * Runs records: the one bound (a p-limit pool), calls per turn, one call with retries per record,
@@ -274,8 +278,8 @@ export class Pipeline {
   #isConnectionLost(outcome: Extract<CallOutcome, {ok: false}>): boolean {
     const code = outcome.code;
     if (code !== Status.UNAVAILABLE && code !== Status.CANCELLED && !(code === Status.INTERNAL && outcome.details.includes('RST_STREAM'))) return false;
-    if (CONFIG_ERROR.test(outcome.details)) return false;
-    if (CONNECTION_ERROR.test(outcome.details)) return true;
+    if (outcome.details.startsWith('No connection established')) return NOT_THERE.test(outcome.details);
+    if (NOT_THERE.test(outcome.details) || CONNECTION_LOST.test(outcome.details)) return true;
     return this.#o.pool.connectivity(false) !== 2; // not READY: the answer came from the broken connection
   }
 
