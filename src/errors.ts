@@ -31,9 +31,17 @@ export function formatIssue(issue: Issue): string {
   return `${where}: ${issue.message}`;
 }
 
+/** A command to run next, and what it does: printed under an error or a summary. */
+export interface NextStep {
+  readonly command: string;
+  readonly why: string;
+}
+
 export class GbError extends Error {
   readonly exitCode: number = EXIT.INTERNAL;
   readonly code: string = 'gb.error';
+  /** What the user can run next (`--resume` after a crash), printed under the message. */
+  next: readonly NextStep[] = [];
   constructor(message: string, options?: {cause?: unknown}) {
     super(message, options);
     this.name = new.target.name;
@@ -51,17 +59,25 @@ export class ValidationError extends GbError {
   override readonly exitCode = EXIT.USAGE;
   override readonly code = 'gb.validation';
   readonly issues: readonly Issue[];
-  constructor(issues: readonly Issue[], options?: {cause?: unknown}) {
+  /** The line printed above the issues. @default 'the job is not valid; nothing was sent' */
+  readonly title: string;
+  constructor(issues: readonly Issue[], options?: {cause?: unknown; title?: string}) {
     const errors = issues.filter((i) => i.severity !== 'warning');
     super(errors.map(formatIssue).join('\n'), options);
     this.issues = errors;
+    this.title = options?.title ?? 'the job is not valid; nothing was sent';
   }
 }
 
 /** An I/O failure or a bug: the run could not go on. */
 export class InternalError extends GbError {
   override readonly exitCode = EXIT.INTERNAL;
-  override readonly code = 'gb.internal';
+  override readonly code: string = 'gb.internal';
+}
+
+/** A file could not be read or written: the message names the job key and the path. Exit 3. */
+export class IoError extends InternalError {
+  override readonly code = 'gb.io';
 }
 
 /** The run was stopped by a signal; the summary was still written. */

@@ -1,16 +1,18 @@
 import {Command, Option} from 'commander';
-import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
-import {createLogger} from '../../src/log.js';
-import {parseDuration} from '../../src/duration.js';
+import {formatIssue, GbError, InterruptedError, EXIT} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
 import {inputLabel} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
-import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
+import {checkRunFiles} from '../../src/jobs/outputs.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
+import type {LogFormat} from '../../src/log.js';
+import {preflight} from '../../src/rpc/preflight.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
+import {nextSteps, resumeStep} from '../next-step.js';
+import {logFormatOption, openRunConsole} from '../run-console.js';
 
 interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
@@ -19,6 +21,8 @@ interface RunFlags extends JobOverrides {
   readonly progressInterval?: string;
   readonly state?: string;
   readonly resume?: boolean | string;
+  readonly logFormat?: LogFormat;
+  readonly preflight?: boolean;
 }
 
 export const run = new Command('run')
@@ -28,83 +32,94 @@ export const run = new Command('run')
   .option('-t, --target <address>', 'server address, host:port (overrides target)')
   .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
   .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
-  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s (overrides deadline)', parseDurationFlag)
+  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', parseDurationFlag)
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
+  .option('--max-failures <n>', 'stop the run once more records than this have failed (overrides maxFailures)', parseIntFlag(0))
+  .option('--max-invalid <n>', 'stop the run once more records than this are invalid (overrides maxInvalid)', parseIntFlag(0))
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
+  .option('--out-dir <folder>', 'folder of the default results and failures files (default ./out)')
+  .option('--preflight', 'before reading the input, check that the target answers (one health-check call); exit 2 if not')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
   .option('--progress-interval <duration>', 'how often progress is shown (default 200ms on a terminal, 5s otherwise)', parseDurationFlag)
-  .option('--resume [runId]', 'continue an interrupted run (default: the job\'s newest unfinished one): records with a result are not sent again')
+  .addOption(logFormatOption())
+  .option('--resume [runId]', 'continue an interrupted or aborted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
-    const log = createLogger();
-    let job = await loadJob(jobFile, flags);
-    for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
-
-    if (flags.dryRun) {
-      const check = await checkInput(job);
-      for (const issue of check.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-      const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
-      if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-      else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
-      if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
-      return;
-    }
-
-    const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
-    let runId = newRunId();
-    if (flags.resume) {
-      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
-      runId = found.runId;
-      job = await loadJob(jobFile, {...flags, ...found.overrides});
-      recorder.restarted(runId);
-    } else {
-      recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
-    }
-    const stop = new AbortController();
-    const cancel = new AbortController();
-    let signalled: NodeJS.Signals | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (!signalled) {
-        signalled = signal;
-        log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
-        stop.abort(signal);
-      } else {
-        cancel.abort(signal);
-      }
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-
-    const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
-    const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
+    const {log, progress, progressIntervalMs, printSummary, close} = openRunConsole(flags);
     try {
-      const summary = await runJob(job, {
-        runId,
-        resume: Boolean(flags.resume),
-        onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
-        signal: stop.signal,
-        cancelSignal: cancel.signal,
-        logger: log,
-        progressIntervalMs: interval,
-        ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-      }).catch((error: unknown) => {
-        recorder.failed(runId, error);
-        throw error;
-      });
-      recorder.finished(runId, summary);
-      if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
-      progress?.stop();
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-      else process.stdout.write(`${formatSummary(summary)}\n`);
-      if (signalled) throw new InterruptedError(signalled);
-      if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+      let job = await loadJob(jobFile, flags);
+      for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
+
+      if (flags.dryRun) {
+        const check = await checkInput(job);
+        for (const issue of [...check.issues, ...check.hints]) process.stderr.write(`${formatIssue(issue)}\n`);
+        const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
+        if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
+        if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
+        return;
+      }
+
+      const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
+      try {
+      let runId = newRunId();
+      if (flags.resume) {
+        const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
+        runId = found.runId;
+        job = await loadJob(jobFile, {...flags, ...found.overrides});
+      }
+      checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
+      if (flags.preflight) await preflight(job, log);
+      if (flags.resume) recorder.restarted(runId);
+      else recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
+      const invocation = {jobFile, flags, resumable: recorder.store !== undefined && job.spec.input !== '-', maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid};
+
+      const stop = new AbortController();
+      const cancel = new AbortController();
+      let signalled: NodeJS.Signals | undefined;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (!signalled) {
+          signalled = signal;
+          log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
+          stop.abort(signal);
+        } else {
+          cancel.abort(signal);
+        }
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const summary = await runJob(job, {
+          runId,
+          resume: Boolean(flags.resume),
+          onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
+          signal: stop.signal,
+          cancelSignal: cancel.signal,
+          logger: log,
+          progressIntervalMs,
+          ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+        }).catch((error: unknown) => {
+          recorder.failed(runId, error);
+          // A crash leaves every record with a result; the rest can be sent by resuming the run.
+          if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+          throw error;
+        });
+        recorder.finished(runId, summary);
+        if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
+        printSummary(summary, nextSteps(summary, invocation));
+        if (signalled) throw new InterruptedError(signalled);
+        if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      } finally {
+        recorder.close();
+      }
     } finally {
-      progress?.stop();
-      recorder.close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      close();
     }
   });

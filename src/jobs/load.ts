@@ -17,6 +17,12 @@ export interface JobOverrides {
   readonly maxAttempts?: number;
   readonly output?: string;
   readonly failures?: string;
+  /** Overrides `maxFailures`. */
+  readonly maxFailures?: number;
+  /** Overrides `maxInvalid`. */
+  readonly maxInvalid?: number;
+  /** Folder of the default results and failures files (when the job sets no `output`/`failures`). @default ./out */
+  readonly outDir?: string;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -42,7 +48,7 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   // A list, a string or null is not a job, and spreading it into one below would hide that.
   if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError(validateJob(job, label, path.dirname(jobFile)).issues);
   const merged = applyOverrides(job, overrides, path.dirname(jobFile));
-  const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile));
+  const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile), overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {});
   if (!spec) throw new ValidationError(found);
   let method: MethodHandle;
   try {
@@ -183,6 +189,8 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
+  if (overrides.maxFailures !== undefined) out['maxFailures'] = overrides.maxFailures;
+  if (overrides.maxInvalid !== undefined) out['maxInvalid'] = overrides.maxInvalid;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

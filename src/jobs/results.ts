@@ -1,5 +1,6 @@
 import {closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
 import path from 'node:path';
+import {IoError} from '../errors.js';
 
 /** The final result of one input record, as written to the results file (one JSON line). */
 export type RecordResult =
@@ -52,11 +53,26 @@ export class LineWriter {
   #bufferBytes = 0;
   #closed = false;
   readonly #append: boolean;
+  readonly #key: string;
 
-  /** With `append: true` the file is appended to (after repair), not truncated. */
-  constructor(file: string, options: {append?: boolean | undefined} = {}) {
+  /**
+   * With `append: true` the file is appended to (after repair), not truncated. `key` is the job key
+   * the file comes from, named in I/O errors. @default 'output'
+   */
+  constructor(file: string, options: {append?: boolean | undefined; key?: string} = {}) {
     this.path = file;
     this.#append = options.append ?? false;
+    this.#key = options.key ?? 'output';
+  }
+
+  /** Runs a file operation; an error names the key and the path: `failures: cannot write /x: ENOSPC ...`. */
+  #io<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof IoError) throw error;
+      throw new IoError(`${this.#key}: cannot ${what} ${this.path}: ${(error as Error).message}`, {cause: error});
+    }
   }
 
   /** Whether the file was opened (it exists). */
@@ -75,9 +91,11 @@ export class LineWriter {
    */
   open(): void {
     if (this.#fd !== undefined) return;
-    mkdirSync(path.dirname(this.path), {recursive: true});
-    if (this.#append) repairTail(this.path);
-    this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
+    this.#fd = this.#io('create', () => {
+      mkdirSync(path.dirname(this.path), {recursive: true});
+      if (this.#append) repairTail(this.path);
+      return openSync(this.path, this.#append ? 'a' : 'w');
+    });
   }
 
   /** Adds a line (a Buffer is written as it is: bytes that are not UTF-8 stay as they were). */
@@ -98,13 +116,18 @@ export class LineWriter {
     this.#buffer = [];
     this.#bufferBytes = 0;
     this.#hasBytes = false;
-    writeAll(this.#fd, bytes);
+    const fd = this.#fd;
+    this.#io('write', () => writeAll(fd, bytes));
   }
 
   /** Adds a line copied from a byte range of another file, without holding it in memory. */
   copyLine(file: string, offset: number, length: number): void {
     this.open();
     this.flush();
+    this.#io('write', () => this.#copy(file, offset, length));
+  }
+
+  #copy(file: string, offset: number, length: number): void {
     const source = openSync(file, 'r');
     try {
       const chunk = Buffer.alloc(Math.min(length, 1024 * 1024));

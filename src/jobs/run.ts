@@ -13,6 +13,8 @@ import {Status, statusName} from '../rpc/status.js';
 import {countLines, inputLabel, openInput, type InputRecord} from './input.js';
 import type {LoadedJob} from './load.js';
 import {ProgressTracker, type Checkpoint} from './checkpoint.js';
+import {InputShapeHints} from './input-hints.js';
+import {checkRunFiles} from './outputs.js';
 import {prepareRecord} from './prepare.js';
 import {hasLine, readPriorResults} from './resume.js';
 import {RateLimiter} from './rate.js';
@@ -91,9 +93,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const log = options.logger;
   // The two files are flushed together, failures first: after a crash, a record whose result line
   // made it to disk has its failure line on disk too.
+  checkRunFiles(spec, runId, {resume: options.resume});
   const files = runFiles(spec, runId);
   const output = new LineWriter(files.output, {append: options.resume});
-  const failures = new LineWriter(files.failures, {append: options.resume});
+  const failures = new LineWriter(files.failures, {append: options.resume, key: 'failures'});
   let flushScheduled = false;
   const flushFiles = () => {
     flushScheduled = false;
@@ -118,6 +121,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const limit = pLimit(spec.concurrency);
   const {signal, cancelSignal} = options;
   const label = inputLabel(spec);
+  const shapes = new InputShapeHints();
 
   let total: number | undefined;
   if (spec.input && spec.input !== '-') countLines(spec.input).then((n) => (total = n), () => undefined);
@@ -191,7 +195,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     }
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const code = outcome.ok ? Status.OK : outcome.code;
-    stats.recordFinal(code, attempts);
+    stats.recordFinal(code, attempts, outcome.ok ? undefined : outcome.details);
     await finish(
       record,
       outcome.ok
@@ -261,9 +265,11 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       if (typeof prepared === 'string') {
         stats.total++;
         stats.lastLine = record.line;
-        stats.invalid++;
+        stats.recordInvalid(prepared);
         tracker.read(record.line);
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({job: spec.name, runId, event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${prepared}`);
+        const hint = shapes.observe(record, label);
+        if (hint) log?.warn({job: spec.name, runId, event: 'input:hint'}, hint);
         await finish(record, {line: record.line, status: 'INVALID', error: prepared, attempts: 0});
         checkThresholds();
         continue;
@@ -314,6 +320,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ...(stopReason ? {stopReason} : {}),
     ...(thresholdReason && !stopReason ? {abortReason: thresholdReason} : {}),
     ...(failures.isOpen ? {failures: failures.path} : {}),
+    explain: {target: spec.target, tls: spec.tls !== undefined, deadlineMs: spec.deadlineMs},
+    inputRecords: total,
   });
   log?.info({job: spec.name, runId, event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
   return summary;

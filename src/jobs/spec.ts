@@ -59,9 +59,9 @@ export interface JobInput {
   readonly tls?: TlsSpec;
   /** grpc-js channel options. @default {} */
   readonly channelOptions?: Readonly<Record<string, unknown>>;
-  /** Results file template ({name}, {runId}). @default 'out/{name}-{runId}.jsonl' */
+  /** Results file template ({name}, {runId}); relative to the job file. @default '{name}-{runId}.jsonl' in ./out (or --out-dir) */
   readonly output?: string;
-  /** Failures file template ({name}, {runId}). @default 'out/{name}-{runId}.failed.jsonl' */
+  /** Failures file template ({name}, {runId}); relative to the job file. @default '{name}-{runId}.failed.jsonl' in ./out (or --out-dir) */
   readonly failures?: string;
   /** Cron expression for the daemon: 5 fields, or 6 with seconds first. Ignored by `run`. */
   readonly schedule?: string;
@@ -123,9 +123,12 @@ export const DEFAULTS = {
   rps: 0,
   deadline: '30s',
   channels: 1,
-  output: 'out/{name}-{runId}.jsonl',
-  failures: 'out/{name}-{runId}.failed.jsonl',
+  output: '{name}-{runId}.jsonl',
+  failures: '{name}-{runId}.failed.jsonl',
 } as const;
+
+/** Where the default results and failures files go: `out/` in the working folder (`--out-dir` changes it). */
+export const DEFAULT_OUT_DIR = 'out';
 
 /** Identity with types: the way a job module declares its job. */
 export function defineJob<T extends JobModule>(job: T): T {

@@ -10,7 +10,7 @@ import {checkMetadataEntry} from '../rpc/metadata.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
-import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
+import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 
 const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
@@ -25,7 +25,7 @@ const FUNCTION_KEYS = ['requests', 'onResult'] as const;
  * `JobSpec`. Returns every issue found (errors and warnings); `spec` is set only when there is no
  * error. Paths are resolved from `baseDir`. The method itself is checked by the loader.
  */
-export function validateJob(raw: unknown, file: string, baseDir: string): {spec?: JobSpec; issues: Issue[]} {
+export function validateJob(raw: unknown, file: string, baseDir: string, options: {outDir?: string} = {}): {spec?: JobSpec; issues: Issue[]} {
   const issues: Issue[] = [];
   const error = (keyPath: string, message: string) => issues.push({file, path: keyPath, message});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -145,8 +145,10 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     metadata,
     tls: tlsSpec,
     channelOptions,
-    output: path.resolve(baseDir, (job['output'] as string | undefined) ?? DEFAULTS.output),
-    failures: path.resolve(baseDir, (job['failures'] as string | undefined) ?? DEFAULTS.failures),
+    // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to
+    // the job file, which may be read-only (a ConfigMap); paths the job gives are the job's own.
+    output: job['output'] !== undefined ? path.resolve(baseDir, job['output'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
+    failures: job['failures'] !== undefined ? path.resolve(baseDir, job['failures'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
     schedule,
   };
   return {spec, issues};
