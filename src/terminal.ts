@@ -2,7 +2,7 @@ import {createLogUpdate} from 'log-update';
 
 /**
  * stderr as one writer, shared by the log lines and the progress bar. While the bar is shown, a
- * log line is written above it and the bar is drawn again below it (log-update's `persist`), so
+ * log line is written above it and the bar is drawn again below it (log-update draws the bar), so
  * the two never mix on one line; `clear()` removes the bar before the summary is printed. Off a
  * terminal there is no bar and lines are written as they come.
  */
@@ -36,7 +36,9 @@ export class Terminal {
   /** Writes text (one or more whole lines, ending in a newline) above the status line. */
   write(text: string): void {
     if (this.#update && this.#status !== undefined) {
-      this.#update.persist(text.endsWith('\n') ? text.slice(0, -1) : text);
+      // Erase the bar, write the line as it is (the terminal wraps it, so it copies as one line), draw the bar again.
+      this.#update.clear();
+      this.stream.write(text);
       this.#update(this.#status);
     } else {
       this.stream.write(text);
