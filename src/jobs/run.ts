@@ -7,7 +7,7 @@ import type {Logger} from '../log.js';
 import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
 import {ChannelPool} from '../rpc/channel.js';
 import {buildMetadata} from '../rpc/metadata.js';
-import {backoffMs, isRetryable, waitBackoff} from '../rpc/retry.js';
+import {BackoffWaits, backoffMs, cancelledRetry, isRetryable} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status, statusName} from '../rpc/status.js';
 import {countLines, inputLabel, openInput, type InputRecord} from './input.js';
@@ -131,6 +131,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     for (const call of callOptions.inFlight) call.cancel();
   };
   cancelSignal?.addEventListener('abort', cancelInFlight, {once: true});
+  const backoffs = new BackoffWaits(cancelSignal);
 
   const checkpoint = () => {
     flushFiles();
@@ -186,12 +187,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       }
       if (!isRetryable(spec.retry, outcome.code)) break;
       throttle.onRetryableFailure();
-      if (attempts >= spec.retry.maxAttempts || cancelSignal?.aborted) break;
+      if (attempts >= spec.retry.maxAttempts) break;
       if (!throttle.isRetryAllowed()) {
         stats.throttled++;
         break;
       }
-      if (!(await waitBackoff(backoffMs(spec.retry, attempts), cancelSignal))) break;
+      // A cancel (second Ctrl-C) ends a record that would be retried as CANCELLED, waiting or not.
+      if (!(await backoffs.wait(backoffMs(spec.retry, attempts)))) {
+        outcome = cancelledRetry(outcome, attempts);
+        break;
+      }
     }
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
     const code = outcome.ok ? Status.OK : outcome.code;
@@ -297,6 +302,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (progressTimer) clearInterval(progressTimer);
     if (checkpointTimer) clearInterval(checkpointTimer);
     cancelSignal?.removeEventListener('abort', cancelInFlight);
+    backoffs.close();
     pool.close();
     try {
       flushFiles();

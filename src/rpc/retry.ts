@@ -1,5 +1,4 @@
-import {setTimeout as sleep} from 'node:timers/promises';
-import {Status} from './status.js';
+import {Status, statusName} from './status.js';
 
 /** Retry policy of a job (`retry:` key). Durations are ms here. */
 export interface RetryPolicy {
@@ -39,13 +38,47 @@ export function isRetryable(policy: RetryPolicy, code: number): boolean {
   return policy.retryableStatusCodes.has(code);
 }
 
-/** Waits `ms`, or less when the signal aborts (then resolves false). */
-export async function waitBackoff(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return false;
-  try {
-    await sleep(ms, undefined, signal ? {signal} : undefined);
-    return true;
-  } catch {
-    return false;
+/**
+ * The backoff waits of a run, which a cancel ends at once. One abort listener for all of them: a
+ * listener per waiting record (`timers/promises` with the signal) passed Node's limit of 10 as soon
+ * as 11 records were waiting, and printed a MaxListenersExceededWarning that reads like a leak.
+ */
+export class BackoffWaits {
+  readonly #signal: AbortSignal | undefined;
+  readonly #waiting = new Set<() => void>();
+  readonly #onAbort = () => {
+    for (const wake of this.#waiting) wake();
+    this.#waiting.clear();
+  };
+
+  constructor(signal?: AbortSignal) {
+    this.#signal = signal;
+    signal?.addEventListener('abort', this.#onAbort, {once: true});
   }
+
+  /** Waits `ms`; resolves false at once if the signal aborts (or has), true when the time is up. */
+  wait(ms: number): Promise<boolean> {
+    if (this.#signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const cancel = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.delete(cancel);
+        resolve(true);
+      }, ms);
+      this.#waiting.add(cancel);
+    });
+  }
+
+  /** Removes the abort listener. Idempotent. */
+  close(): void {
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
+/** The outcome of a record whose retry a cancel stopped: CANCELLED, with what its last attempt said. */
+export function cancelledRetry<T extends {readonly code: number; readonly details: string; readonly latencyMs: number}>(last: T, attempts: number): {ok: false; code: number; details: string; latencyMs: number} {
+  return {ok: false, code: Status.CANCELLED, details: `cancelled before retrying (attempt ${attempts} ended ${statusName(last.code)}: ${last.details})`, latencyMs: last.latencyMs};
 }

@@ -197,6 +197,40 @@ test('a cancel after the stop ends calls in flight as CANCELLED and keeps them i
   assert.equal(readJsonlFile(summary.failures!).length, summary.total - 5);
 });
 
+test('many records waiting in backoff at once give no MaxListenersExceededWarning', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => ({id: `r${i}`, failFirstAttempts: 1})));
+  const job = await loadJob(writeJob(dir, server.address, {concurrency: 40, retry: {maxAttempts: 2, initialBackoff: '300ms', maxBackoff: '300ms', backoffMultiplier: 1}}));
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const summary = await runJob(job, {cancelSignal: new AbortController().signal, signal: new AbortController().signal});
+  await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+  assert.equal(summary.ok, 40);
+  assert.equal(server.stats.calls, 80, 'every record waited in backoff once');
+  assert.deepEqual(warnings.map((w) => w.name), []);
+});
+
+test('a cancel ends records waiting in backoff as CANCELLED after their one attempt', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 12}, (_, i) => ({id: `r${i}`, failCode: 14})));
+  const job = await loadJob(writeJob(dir, server.address, {concurrency: 12, retry: {maxAttempts: 5, initialBackoff: '1m', maxBackoff: '1m', backoffMultiplier: 1}}));
+  const cancel = new AbortController();
+  const running = runJob({...job, spec: {...job.spec, retry: {...job.spec.retry, throttle: {maxTokens: 1000, tokenRatio: 1}}}}, {cancelSignal: cancel.signal, signal: cancel.signal});
+  while ((server.stats.byStatus['UNAVAILABLE'] ?? 0) < 12) await new Promise((resolve) => setTimeout(resolve, 10));
+  // The answers are sent; let them reach the client, which then waits its 1-minute backoff.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  cancel.abort('SIGINT');
+  const summary = await running;
+  assert.deepEqual(summary.byStatus, {CANCELLED: 12});
+  assert.equal(server.stats.calls, 12, 'no record was retried');
+  const results = readJsonlFile(summary.output) as {status: string; attempts: number; error: string}[];
+  assert.ok(results.every((r) => r.status === 'CANCELLED' && r.attempts === 1 && r.error.includes('attempt 1 ended UNAVAILABLE')), JSON.stringify(results[0]));
+});
+
 test('holds the rps limit over the run', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
