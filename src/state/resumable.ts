@@ -3,7 +3,20 @@ import path from 'node:path';
 import {UsageError} from '../errors.js';
 import type {JobOverrides, LoadedJob} from '../jobs/load.js';
 import {runFiles} from '../jobs/results.js';
-import type {ResumeInfo, StateStore} from './store.js';
+import type {ResumeInfo, RunRecord, StateStore} from './store.js';
+
+/** A run that `maxFailures` or `maxInvalid` stopped: recorded `failed`, with its records after the stop never sent. */
+export function isThresholdAbort(run: Pick<RunRecord, 'status' | 'reason'>): boolean {
+  return run.status === 'failed' && /^max(Failures|Invalid): /.test(run.reason ?? '');
+}
+
+/** The job's newest run that can be continued: interrupted, cancelled, ended by an error, or stopped by a threshold. */
+function newestResumable(store: StateStore, job: string): RunRecord | undefined {
+  const unfinished = store.findResumableRun(job);
+  const aborted = store.listRuns({job, status: 'failed', limit: 50}).find((run) => isThresholdAbort(run) && store.getResumeInfo(run.runId));
+  if (!unfinished || !aborted) return unfinished ?? aborted;
+  return aborted.createdAt > unfinished.createdAt ? aborted : unfinished;
+}
 
 /** What run `runId` of a job records when it starts so that `--resume` can continue it. */
 export function resumeInfoFor(job: LoadedJob, runId: string): ResumeInfo {
@@ -20,7 +33,7 @@ export function resumeInfoFor(job: LoadedJob, runId: string): ResumeInfo {
 export function findRunToResume(store: StateStore, job: LoadedJob, runId: string | undefined): {runId: string; overrides: JobOverrides} {
   store.markInterrupted();
   const name = job.spec.name;
-  const run = runId ? store.getRun(runId) : store.findResumableRun(name);
+  const run = runId ? store.getRun(runId) : newestResumable(store, name);
   if (!run) {
     throw new UsageError(runId
       ? `run ${runId} is not in the state database ${store.path} (see grpc-batch history --state ${store.path})`
@@ -28,15 +41,25 @@ export function findRunToResume(store: StateStore, job: LoadedJob, runId: string
   }
   if (run.job !== name) throw new UsageError(`run ${run.runId} belongs to job "${run.job}", not "${name}"`);
   if (run.status === 'running') throw new UsageError(`run ${run.runId} is still running (pid ${run.pid} on ${run.host}); stop it first`);
-  if (run.status === 'succeeded' || run.status === 'failed' || run.status === 'skipped') {
+  if ((run.status === 'succeeded' || run.status === 'failed' || run.status === 'skipped') && !isThresholdAbort(run)) {
     const hint = run.status === 'failed' && run.failures ? `; to re-send its failed records: grpc-batch run ... --input ${run.failures}` : '';
     throw new UsageError(`run ${run.runId} is finished (${run.status}); there is nothing to resume${hint}`);
   }
+  const limits = overLimits(run, job);
+  if (limits) throw new UsageError(`run ${run.runId} already has ${limits}; resuming it would stop again at once: raise the limit for this run with ${limits.includes('failed') ? `--max-failures ${Math.max(2 * (run.failed ?? 0), 10)}` : `--max-invalid ${Math.max(2 * (run.invalid ?? 0), 10)}`}`);
   const info = store.getResumeInfo(run.runId);
   if (!info) throw new UsageError(`run ${run.runId} has no checkpoint (it was recorded by an older grpc-batch) and cannot be resumed`);
   const changed = inputChange(run.runId, info);
   if (changed) throw new UsageError(`${changed}. Start a new run instead`);
   return {runId: run.runId, overrides: {output: info.output, failures: info.failures, ...(info.input ? {input: info.input} : {})}};
+}
+
+/** The threshold a stored run is already past under the job's limits (flags included), or undefined. */
+function overLimits(run: RunRecord, job: LoadedJob): string | undefined {
+  const {maxFailures, maxInvalid} = job.spec;
+  if (maxFailures !== undefined && (run.failed ?? 0) > maxFailures) return `${run.failed} failed records, more than maxFailures (${maxFailures})`;
+  if (maxInvalid !== undefined && (run.invalid ?? 0) > maxInvalid) return `${run.invalid} invalid records, more than maxInvalid (${maxInvalid})`;
+  return undefined;
 }
 
 /** Why a run's input can no longer be resumed from (gone, or changed since the run started), or undefined when it can. */
