@@ -3,16 +3,17 @@ import type {InputRecord} from './input.js';
 
 /**
  * What the whole input probably is, told from an invalid record: a JSON array, pretty-printed JSON
- * or UTF-16 text each make every line invalid, and each has a one-line fix. Each hint is given once.
+ * or UTF-16 text each make every line invalid, and each has a one-line fix. One hint is given per input.
  */
 export class InputShapeHints {
-  readonly #given = new Set<string>();
+  #given = false;
 
-  /** The hint this invalid record shows, the first time its kind is seen; else undefined. */
+  /** The hint this invalid record shows, if no hint was given yet (one is enough: a JSON array is often pretty-printed too). */
   observe(record: InputRecord, label: string): string | undefined {
+    if (this.#given) return undefined;
     const kind = shapeOf(record);
-    if (!kind || this.#given.has(kind)) return undefined;
-    this.#given.add(kind);
+    if (!kind) return undefined;
+    this.#given = true;
     return hintText(kind, label);
   }
 }

@@ -41,7 +41,7 @@ export function checkFilesWritable(spec: JobSpec): Issue[] {
 
 /** Why `file` cannot be created or written, or undefined when it can. */
 export function writeProblem(file: string): string | undefined {
-  const stat = statSync(file, {throwIfNoEntry: false});
+  const stat = statOf(file);
   if (stat) {
     if (stat.isDirectory()) return `${file} is a folder, not a file`;
     return access(file, `cannot write ${file}`);
@@ -52,9 +52,20 @@ export function writeProblem(file: string): string | undefined {
     if (parent === dir) break;
     dir = parent;
   }
-  const found = statSync(dir, {throwIfNoEntry: false});
+  const found = statOf(dir);
   if (found && !found.isDirectory()) return `cannot create ${file}: ${dir} is a file, not a folder`;
   return access(dir, `cannot create ${file} in ${dir}`);
+}
+
+/** The file's stat, or undefined when it is not there (ENOENT, or a file where a folder should be: ENOTDIR). */
+function statOf(file: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
 }
 
 function access(target: string, what: string): string | undefined {
@@ -73,5 +84,5 @@ function fixFor(key: string): string {
 }
 
 function hasLines(file: string): boolean {
-  return (statSync(file, {throwIfNoEntry: false})?.size ?? 0) > 0;
+  return (statOf(file)?.size ?? 0) > 0;
 }

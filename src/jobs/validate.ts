@@ -7,6 +7,8 @@ import {PACKAGE_ROOT} from '../paths.js';
 import {parseStatus, STATUS_NAMES} from '../rpc/status.js';
 import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
+import {checkKeyPair, checkPem} from '../rpc/pem.js';
+import {checkTarget} from '../rpc/target.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
@@ -82,10 +84,24 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   };
   mustExist('proto', job['proto']);
   mustExist('input', job['input']);
+  if (typeof job['target'] === 'string' && !hasIssue('target')) {
+    const problem = checkTarget(job['target']);
+    if (problem) error('target', problem);
+  }
   const tls = job['tls'] as Record<string, unknown> | undefined;
   if (tls && typeof tls === 'object') {
-    for (const key of ['ca', 'cert', 'key']) mustExist(`tls.${key}`, tls[key]);
+    for (const key of ['ca', 'cert', 'key'] as const) {
+      mustExist(`tls.${key}`, tls[key]);
+      if (typeof tls[key] === 'string' && !hasIssue(`tls.${key}`)) {
+        const problem = checkPem(path.resolve(baseDir, tls[key] as string), key);
+        if (problem) error(`tls.${key}`, problem);
+      }
+    }
     if (Boolean(tls['cert']) !== Boolean(tls['key'])) error(tls['cert'] ? 'tls.key' : 'tls.cert', 'mutual TLS needs both tls.cert and tls.key');
+    else if (typeof tls['cert'] === 'string' && typeof tls['key'] === 'string' && !hasIssue('tls.cert') && !hasIssue('tls.key')) {
+      const problem = checkKeyPair(path.resolve(baseDir, tls['cert']), path.resolve(baseDir, tls['key']));
+      if (problem) error('tls.key', problem);
+    }
   }
   if (job['input'] === undefined && functions['requests'] === undefined) {
     error('input', 'missing: give a JSONL file (input: ./requests.jsonl), --input FILE, or --input - for stdin');
