@@ -4,6 +4,7 @@ import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
 import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
+import {resolveResultFields} from './record-key.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -57,6 +58,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
+  const fields = resolveResultFields(spec.resultFields, method, label);
+  if (fields.issues.length > 0) throw new ValidationError(fields.issues);
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
 }
 

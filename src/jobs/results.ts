@@ -1,9 +1,16 @@
 import {closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
 import path from 'node:path';
 import {IoError} from '../errors.js';
+import type {RecordKey} from './record-key.js';
 
 /** The final result of one input record, as written to the results file (one JSON line). */
-export type RecordResult =
+export type RecordResult = RecordOutcome & {
+  /** The record's key: its line in the original input (through re-runs of failures files) and the `resultFields`. */
+  readonly key: RecordKey;
+};
+
+/** How a record ended, before its key is added. */
+export type RecordOutcome =
   | {
       readonly line: number;
       readonly status: 'OK';

@@ -18,7 +18,8 @@ import {checkRunFiles} from './outputs.js';
 import {prepareRecord} from './prepare.js';
 import {hasLine, readPriorResults} from './resume.js';
 import {RateLimiter} from './rate.js';
-import {LineWriter, runFiles, type RecordResult} from './results.js';
+import {recordKey, resolveResultFields, ORIGIN_SUFFIX} from './record-key.js';
+import {LineWriter, runFiles, type RecordOutcome, type RecordResult} from './results.js';
 import {RunStats, type RunSummary} from './summary.js';
 
 /** What the progress callback gets, about every `progressIntervalMs`. */
@@ -97,15 +98,20 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const files = runFiles(spec, runId);
   const output = new LineWriter(files.output, {append: options.resume});
   const failures = new LineWriter(files.failures, {append: options.resume, key: 'failures'});
+  // Each failures line's line in the original input, so a re-run of the failures file keeps the keys.
+  const origins = new LineWriter(`${files.failures}${ORIGIN_SUFFIX}`, {append: options.resume, key: 'failures'});
+  const resultFields = resolveResultFields(spec.resultFields, method, spec.file).fields;
   let flushScheduled = false;
   const flushFiles = () => {
     flushScheduled = false;
     failures.flush();
+    origins.flush();
     output.flush();
   };
   if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   output.open();
   if (options.resume && existsSync(failures.path)) failures.open();
+  if (options.resume && existsSync(origins.path)) origins.open();
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(output.path, stats) : undefined;
   const tracker = new ProgressTracker();
@@ -156,10 +162,14 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let wake: (() => void) | undefined;
   let idle: (() => void) | undefined;
 
-  const finish = async (record: InputRecord, result: RecordResult) => {
+  const finish = async (record: InputRecord, outcome: RecordOutcome) => {
+    // `line` first, then `key`: the order a reader of the results file sees.
+    const {line, ...rest} = outcome;
+    const result = {line, key: recordKey(record, resultFields), ...rest} as RecordResult;
     if (result.status !== 'OK') {
       if (record.span) failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else failures.write(record.raw ?? record.text);
+      origins.write(String(result.key.line));
     }
     output.write(JSON.stringify(result));
     tracker.finish(record.line);
@@ -232,7 +242,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (stats.inFlight === 0) idle?.();
   };
 
-  const source = openInput(spec, {stdin: options.stdin});
+  const source = openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({job: spec.name, runId, event: 'input:origins'}, message)});
   log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
   // Stop waiting for input (a slow stdin, a module's generator) as soon as the run is stopped.
   const iterator = source[Symbol.asyncIterator]();
@@ -310,7 +320,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     } catch (error) {
       fatal ??= error;
     }
-    const closing = await Promise.allSettled([failures.close(), output.close()]);
+    const closing = await Promise.allSettled([failures.close(), origins.close(), output.close()]);
     for (const result of closing) if (result.status === 'rejected') fatal ??= result.reason;
   }
   if (fatal) {

@@ -63,6 +63,8 @@ export interface JobInput {
   readonly output?: string;
   /** Failures file template ({name}, {runId}); relative to the job file. @default '{name}-{runId}.failed.jsonl' in ./out (or --out-dir) */
   readonly failures?: string;
+  /** Request fields copied into each results line's `key`, beside the input line (`[user_id, order.id]`). @default [] */
+  readonly resultFields?: readonly string[];
   /** Cron expression for the daemon: 5 fields, or 6 with seconds first. Ignored by `run`. */
   readonly schedule?: string;
   /** IANA zone the schedule is read in. @default the machine's zone */
@@ -114,6 +116,8 @@ export interface JobSpec {
   readonly output: string;
   /** Template, absolute. */
   readonly failures: string;
+  /** Request field paths copied into each result's key. */
+  readonly resultFields: readonly string[];
   /** The schedule keys, resolved; undefined when the job has no `schedule`. */
   readonly schedule?: ScheduleSpec | undefined;
 }

@@ -164,6 +164,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to
     // the job file, which may be read-only (a ConfigMap); paths the job gives are the job's own.
     output: job['output'] !== undefined ? path.resolve(baseDir, job['output'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
+    resultFields: (job['resultFields'] as string[] | undefined) ?? [],
     failures: job['failures'] !== undefined ? path.resolve(baseDir, job['failures'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
     schedule,
   };

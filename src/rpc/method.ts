@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
-import {createMessageEncoder, type MessageEncoder} from './message.js';
+import {createMessageEncoder, resolveFieldPath, type MessageEncoder} from './message.js';
 import {createResponseMapper} from './response-json.js';
 
 /** Options for `loadMethod`. */
@@ -32,6 +32,8 @@ export interface MethodHandle {
    * (Timestamp, Duration, wrappers, FieldMask, Struct, Value, ListValue, Any; see response-json.ts).
    */
   readonly decodeResponse: (bytes: Buffer) => unknown;
+  /** A dotted request field path (`user_id`, `order.id`): per step the keys a record may use, or why it is no field. */
+  readonly requestFieldPath?: (fieldPath: string) => (readonly string[])[] | string;
 }
 
 /** Why a method could not be loaded; `key` is the job key to blame (`proto` or `method`). */
@@ -105,6 +107,7 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
     responseType: resType.fullName.replace(/^\./, ''),
     encodeRequest: createMessageEncoder(reqType),
     decodeResponse: mapResponse ? (bytes) => mapResponse(deserialize(bytes)) : deserialize,
+    requestFieldPath: (fieldPath) => resolveFieldPath(reqType, fieldPath),
   };
 }
 

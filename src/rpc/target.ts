@@ -54,7 +54,7 @@ function checkHostPort(address: string, target: string, isAddress?: (host: strin
   if (bracketed) {
     host = bracketed[1]!;
     port = bracketed[2];
-    if (!isIPv6(host)) return `expected an IPv6 address in [ ], got "[${host}]"`;
+    if (!isIPv6(host)) return `expected an IPv6 address between [ and ], like [::1]:50051`;
   } else if (isIPv6(address)) {
     return `an IPv6 address needs brackets and a port: write [${address}]:PORT`;
   } else {

@@ -213,7 +213,7 @@ test('many records waiting in backoff at once give no MaxListenersExceededWarnin
   assert.deepEqual(warnings.map((w) => w.name), []);
 });
 
-test('a cancel ends records waiting in backoff as CANCELLED after their one attempt', async (t) => {
+test('a cancel ends records waiting in backoff as CANCELLED, not with their last attempt\'s status', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 12}, (_, i) => ({id: `r${i}`, failCode: 14})));
@@ -226,9 +226,12 @@ test('a cancel ends records waiting in backoff as CANCELLED after their one atte
   cancel.abort('SIGINT');
   const summary = await running;
   assert.deepEqual(summary.byStatus, {CANCELLED: 12});
-  assert.equal(server.stats.calls, 12, 'no record was retried');
   const results = readJsonlFile(summary.output) as {status: string; attempts: number; error: string}[];
-  assert.ok(results.every((r) => r.status === 'CANCELLED' && r.attempts === 1 && r.error.includes('attempt 1 ended UNAVAILABLE')), JSON.stringify(results[0]));
+  // Backoffs are drawn at random from 0 to 1 minute (full jitter): a record may have retried before the cancel.
+  const waiting = results.filter((r) => r.error.startsWith('cancelled before retrying'));
+  assert.ok(waiting.length > 0, JSON.stringify(results));
+  for (const r of waiting) assert.match(r.error, new RegExp(`^cancelled before retrying \\(attempt ${r.attempts} ended UNAVAILABLE: demo: asked to fail with code 14\\)$`));
+  assert.equal(server.stats.calls, results.reduce((n, r) => n + r.attempts, 0));
 });
 
 test('holds the rps limit over the run', async (t) => {

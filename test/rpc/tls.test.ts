@@ -39,7 +39,7 @@ test('mutual TLS: the client certificate reaches the server, and a job without o
   assert.equal(withCert.ok, 1);
   assert.equal(server.stats.lastPeerHadCert, true);
   const calls = server.stats.calls;
-  const withoutCert = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '2s'})));
+  const withoutCert = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '2s', output: 'out/again.jsonl', failures: 'out/again.failed.jsonl'})));
   assert.equal(withoutCert.failed, 1);
   assert.equal(server.stats.calls, calls);
 });
@@ -50,7 +50,7 @@ test('tls.serverName checks the certificate against another name than the target
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const good = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'localhost'}})));
   assert.equal(good.ok, 1);
-  const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s'})));
+  const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s', output: 'out/again.jsonl', failures: 'out/again.failed.jsonl'})));
   assert.equal(wrong.failed, 1);
   assert.equal(server.stats.calls, 1);
 });
