@@ -27,7 +27,7 @@ export interface RunConsole {
 export interface RunConsoleFlags {
   readonly logFormat?: LogFormat;
   readonly progress?: boolean;
-  readonly progressInterval?: string;
+  readonly progressInterval?: string | number;
   readonly json?: boolean;
   /** Log level instead of `GRPC_BATCH_LOG`. */
   readonly level?: string;

@@ -13,7 +13,7 @@ import {parseDurationFlag, parseIntFlag} from '../flags.js';
 interface DaemonFlags {
   readonly state?: string;
   readonly http?: string | true;
-  readonly grace: string;
+  readonly grace: string | number;
   readonly pretty?: boolean;
   readonly keepRuns: number;
 }

@@ -26,7 +26,7 @@ export const demo = new Command('demo')
   .option('-c, --concurrency <n>', 'most calls in flight', parseIntFlag(1), 200)
   .option('--json', 'print the summary as one JSON object on stdout')
   .addOption(logFormatOption())
-  .action(async (flags: {records: number; latency: string; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
+  .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
     const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;
     const server = await startDemoServer();

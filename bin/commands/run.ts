@@ -18,7 +18,7 @@ interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
-  readonly progressInterval?: string;
+  readonly progressInterval?: string | number;
   readonly state?: string;
   readonly resume?: boolean | string;
   readonly logFormat?: LogFormat;

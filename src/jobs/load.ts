@@ -45,12 +45,18 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const raw = await readJobFile(jobFile, label);
   const issues: Issue[] = [];
   const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
-  if (issues.length > 0) throw new ValidationError(issues);
+  const structural = issues.some((i) => i.severity !== 'warning' && !i.message.startsWith('environment variable'));
+  if (structural) throw new ValidationError(issues);
   // A list, a string or null is not a job, and spreading it into one below would hide that.
-  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError(validateJob(job, label, path.dirname(jobFile)).issues);
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, path.dirname(jobFile)).issues]);
   const merged = applyOverrides(job, overrides, path.dirname(jobFile));
-  const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile), overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {});
-  if (!spec) throw new ValidationError(found);
+  const validated = validateJob(merged, label, path.dirname(jobFile), overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {});
+  // A missing ${VAR} is one problem among the others, not a stop: every problem is listed at once.
+  // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
+  const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
+  const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
+  const {spec} = validated;
+  if (!spec || envKeys.size > 0) throw new ValidationError(found);
   let method: MethodHandle;
   try {
     method = loadMethod({proto: spec.proto, method: spec.method, importPaths: spec.importPaths});
@@ -130,6 +136,8 @@ async function importJobModule(file: string, label: string): Promise<unknown> {
 }
 
 const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `$$`, `${`, or a `$NAME` without braces (group 1), which is not replaced. */
+const BARE_VARIABLE = /\$\$|\$\{|\$([A-Za-z_][A-Za-z0-9_]*)/g;
 /** Far deeper than any job (a service config is about 6 levels); past it, a file is hostile or broken. */
 const MAX_DEPTH = 64;
 
@@ -151,12 +159,19 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   }
   const inner = (v: unknown, p: string) => interpolate(v, p, file, env, issues, [...ancestors, value as object]);
   if (typeof value === 'string') {
+    for (const bare of value.matchAll(BARE_VARIABLE)) {
+      if (!bare[1]) continue;
+      issues.push({file, path: keyPath, severity: 'warning', message: `"$${bare[1]}" is sent as written: write \${${bare[1]}} for the environment variable, or $$${bare[1]} for a literal $`});
+    }
     return value.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$$') return '$';
       const found = env[name!];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      issues.push({file, path: keyPath, message: `environment variable ${name} is not set (write \${${name}:-default} for a default)`});
+      const message = found === ''
+        ? `environment variable ${name} is set but empty (write \${${name}:-} if empty is meant, or \${${name}:-default} for a default)`
+        : `environment variable ${name} is not set (write \${${name}:-default} for a default)`;
+      issues.push({file, path: keyPath, message});
       return match;
     });
   }

@@ -45,7 +45,9 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   }
 
   if (!checkSchema(job)) {
-    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job)});
+    // The known keys of a map are listed once, on its first unknown key that has no did-you-mean.
+    const listed = new Set<string>();
+    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job, listed)});
   }
 
   // Semantics the schema cannot say.
@@ -192,14 +194,17 @@ function keyPathOf(e: ErrorObject): string {
   return base;
 }
 
-function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): string {
+function describeSchemaError(e: ErrorObject, job: Record<string, unknown>, listed: Set<string>): string {
   const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
   const got = `got ${show(value)}`;
   switch (e.keyword) {
     case 'additionalProperties': {
       const extra = (e.params as {additionalProperty: string}).additionalProperty;
       const known = Object.keys((e.parentSchema as {properties?: object} | undefined)?.properties ?? {}).filter((k) => k !== '$schema');
-      return `unknown key${didYouMean(extra, known)}; known keys: ${known.join(', ')}`;
+      const hint = didYouMean(extra, known);
+      if (hint || listed.has(e.instancePath)) return `unknown key${hint}`;
+      listed.add(e.instancePath);
+      return `unknown key; known keys${e.instancePath ? ` here` : ''}: ${known.join(', ')}`;
     }
     case 'required':
       return `missing required key${hintFor((e.params as {missingProperty: string}).missingProperty)}`;

@@ -73,6 +73,11 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
     root.loadSync(protoFile, {keepCase: true});
     root.resolveAll();
   } catch (error) {
+    const missing = /ENOENT: no such file or directory, open '([^']+)'/.exec((error as Error).message);
+    if (missing) {
+      const wanted = importedAs(protoFile, missing[1]!, includeDirs);
+      throw new MethodLoadError('proto', `imports "${wanted}", which is not in ${includeDirs.join(' or ')}: add the folder that holds ${wanted} to importPaths (e.g. importPaths: [./vendor])`);
+    }
     throw new MethodLoadError('proto', `does not parse: ${(error as Error).message}`);
   }
 
@@ -109,6 +114,15 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
     decodeResponse: mapResponse ? (bytes) => mapResponse(deserialize(bytes)) : deserialize,
     requestFieldPath: (fieldPath) => resolveFieldPath(reqType, fieldPath),
   };
+}
+
+/** The import path as the proto wrote it (`common/types.proto`), from the file path a loader could not open. */
+function importedAs(protoFile: string, opened: string, includeDirs: readonly string[]): string {
+  for (const dir of [...includeDirs, path.dirname(protoFile)]) {
+    const relative = path.relative(dir, opened);
+    if (!relative.startsWith('..') && !path.isAbsolute(relative)) return relative.split(path.sep).join('/');
+  }
+  return opened;
 }
 
 function splitMethod(method: string): [string, string] {
