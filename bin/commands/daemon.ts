@@ -1,20 +1,22 @@
 import {Command, Option} from 'commander';
 import {parseDuration} from '../../src/duration.js';
 import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
-import {createLogger, type Logger} from '../../src/log.js';
-import {createPrettyLogger} from '../../src/log-pretty.js';
+import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../../src/log.js';
 import {OpsMetrics} from '../../src/ops-metrics.js';
 import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
 import {loadJobs} from '../../src/scheduler/job-files.js';
 import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
+import {logFormatOption} from '../run-console.js';
 
 interface DaemonFlags {
   readonly state?: string;
   readonly http?: string | true;
   readonly grace: string | number;
   readonly pretty?: boolean;
+  readonly logFormat?: LogFormat;
+  readonly outDir?: string;
   readonly keepRuns: number;
 }
 
@@ -24,13 +26,17 @@ export const daemon = new Command('daemon')
   .option('--state <path>', 'state database (runs, last fired ticks); env GRPC_BATCH_STATE', undefined)
   .addOption(new Option('--http [address]', `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`).preset(DEFAULT_OPS_ADDRESS))
   .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are cancelled', parseDurationFlag, '30s')
-  .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
+  .addOption(logFormatOption())
+  .option('--pretty', 'the same as --log-format pretty')
+  .option('--out-dir <folder>', 'folder of the jobs\' default results and failures files (default ./out)')
   .option('--keep-runs <n>', 'newest runs kept per job in the state database; older finished ones are deleted (0 keeps all)', parseIntFlag(0), DEFAULT_KEEP_RUNS)
   .action(async (paths: string[], flags: DaemonFlags) => {
-    const log = flags.pretty ? createPrettyLogger() : createLogger();
+    const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});
     const graceMs = parseDuration(flags.grace)!;
-    // Every job is loaded and validated before anything starts: one bad file and nothing runs.
-    const {jobs, warnings} = await loadJobs(paths);
+    // Every job is loaded and validated before anything starts, its files checked writable: one bad
+    // file and nothing runs.
+    const loadOptions = {forDaemon: true, ...(flags.outDir !== undefined ? {outDir: flags.outDir} : {})};
+    const {jobs, warnings} = await loadJobs(paths, loadOptions);
     for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
     const state = resolveStatePath(flags.state);
     const store = StateStore.open(state.path);
@@ -38,7 +44,7 @@ export const daemon = new Command('daemon')
     const metrics = new OpsMetrics(scheduler);
     let ops: OpsServer | undefined;
     // Signals are wired before anything listens, so an early SIGHUP or SIGTERM is never fatal.
-    const stopped = waitForStop(scheduler, paths, graceMs, log);
+    const stopped = waitForStop(scheduler, () => loadJobs(paths, loadOptions), graceMs, log);
     try {
       if (flags.http) {
         ops = await startOpsServer({address: flags.http === true ? DEFAULT_OPS_ADDRESS : flags.http, scheduler, metrics, logger: log});
@@ -56,7 +62,7 @@ export const daemon = new Command('daemon')
   });
 
 /** Wires the signals: the first SIGTERM/SIGINT closes gracefully, a second cancels, SIGHUP reloads. */
-function waitForStop(scheduler: Scheduler, paths: readonly string[], graceMs: number, log: Logger): Promise<void> {
+function waitForStop(scheduler: Scheduler, reloadJobs: () => ReturnType<typeof loadJobs>, graceMs: number, log: Logger): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let stopping: NodeJS.Signals | undefined;
     let reloading = false;
@@ -80,7 +86,7 @@ function waitForStop(scheduler: Scheduler, paths: readonly string[], graceMs: nu
       if (reloading || stopping) return;
       reloading = true;
       log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
-      loadJobs(paths).then(({jobs, warnings}) => {
+      reloadJobs().then(({jobs, warnings}) => {
         for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
         if (!stopping) scheduler.reload(jobs);
       }, (error: unknown) => {

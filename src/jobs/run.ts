@@ -58,6 +58,8 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /** Log `run:started` and `run:finished` (the daemon's scheduler logs its own, once per run). @default true */
+  readonly logLifecycle?: boolean;
 }
 
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
@@ -243,7 +245,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   };
 
   const source = openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({job: spec.name, runId, event: 'input:origins'}, message)});
-  log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
+  if (options.logLifecycle !== false) log?.info({job: spec.name, runId, event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
   // Stop waiting for input (a slow stdin, a module's generator) as soon as the run is stopped.
   const iterator = source[Symbol.asyncIterator]();
   const STOPPED = Symbol('stopped');
@@ -339,6 +341,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     explain: {target: spec.target, tls: spec.tls !== undefined, deadlineMs: spec.deadlineMs},
     inputRecords: total,
   });
-  log?.info({job: spec.name, runId, event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  if (options.logLifecycle !== false) log?.info({job: spec.name, runId, event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
   return summary;
 }

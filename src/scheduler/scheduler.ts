@@ -395,6 +395,7 @@ export class Scheduler extends EventEmitter {
       .then(() => this.#runner(observed, {
         runId, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
         resume: resume !== undefined,
+        logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
         onCheckpoint: (checkpoint) => this.#try('state:write', () => this.#store?.saveCheckpoint(runId, checkpoint)),
         ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
         onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),

@@ -63,4 +63,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'the number of records in a run\'s input, for history',
+    sql: `
+      ALTER TABLE runs ADD COLUMN input_records INTEGER;  -- records in the input when it was counted (a file); total is records read
+    `,
+  },
 ];

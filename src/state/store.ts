@@ -34,6 +34,8 @@ export interface RunRecord {
   readonly status: RunStatus;
   readonly reason: string | undefined;
   readonly total: number | undefined;
+  /** Records in the input, when it was counted (a file); `total` is the records read. */
+  readonly inputRecords: number | undefined;
   readonly ok: number | undefined;
   readonly failed: number | undefined;
   readonly invalid: number | undefined;
@@ -50,6 +52,7 @@ export interface RunOutcome {
   readonly endedAt: number;
   readonly reason?: string | undefined;
   readonly total?: number;
+  readonly inputRecords?: number | undefined;
   readonly ok?: number;
   readonly failed?: number;
   readonly invalid?: number;
@@ -61,7 +64,7 @@ export interface RunOutcome {
 /** The counts, files and reason of a finished run, as `finishRun` records them. */
 export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' | 'endedAt'> {
   return {
-    reason: summary.stopReason ?? summary.abortReason, total: summary.total, ok: summary.ok, failed: summary.failed,
+    reason: summary.stopReason ?? summary.abortReason, total: summary.total, inputRecords: summary.inputRecords, ok: summary.ok, failed: summary.failed,
     invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
   };
 }
@@ -83,7 +86,7 @@ interface CheckpointRow {
 
 interface RunRow {
   run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
-  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; ok: number | null; failed: number | null;
+  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
   invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
 }
 
@@ -166,9 +169,9 @@ export class StateStore {
   /** Records how a running run ended. */
   finishRun(runId: string, outcome: RunOutcome): void {
     this.#write(() => this.#db.prepare(
-      `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+      `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
        WHERE run_id = ?`,
-    ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.ok ?? null, outcome.failed ?? null,
+    ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
       outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null, runId));
   }
 
@@ -299,6 +302,7 @@ function toRecord(row: RunRow): RunRecord {
   return {
     runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
     startedAt: opt(row.started_at), endedAt: opt(row.ended_at), status: row.status, reason: opt(row.reason), total: opt(row.total),
+    inputRecords: opt(row.input_records ?? null),
     ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
     output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid,
