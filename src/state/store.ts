@@ -124,7 +124,11 @@ export class StateStore {
         db.pragma('synchronous = NORMAL');
       }
     } catch (error) {
-      throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error)}`, {cause: error});
+      // npm 11 runs no install script it was not allowed to: better-sqlite3 is then left unbuilt.
+      const unbuilt = /Could not locate the bindings file|better_sqlite3\.node/.test(getErrorMessage(error))
+        ? '; better-sqlite3\'s native module is not built (its install script did not run): npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3'
+        : '';
+      throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error).split('\n')[0]}${unbuilt}`, {cause: error});
     }
     const store = new StateStore(full, db);
     try {
