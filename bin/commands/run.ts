@@ -12,7 +12,7 @@ import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 import {nextSteps, resumeStep} from '../next-step.js';
-import {logFormatOption, openRunConsole} from '../run-console.js';
+import {logFormatOption, openRunConsole, type RunConsole} from '../run-console.js';
 
 interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
@@ -48,78 +48,80 @@ export const run = new Command('run')
   .option('--resume [runId]', 'continue an interrupted or aborted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
-    const {log, progress, progressIntervalMs, printSummary, close} = openRunConsole(flags);
+    const console = openRunConsole(flags);
     try {
-      let job = await loadJob(jobFile, flags);
-      for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
-
-      if (flags.dryRun) {
-        const check = await checkInput(job);
-        for (const issue of [...check.issues, ...check.hints]) process.stderr.write(`${formatIssue(issue)}\n`);
-        const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
-        if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-        else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
-        if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
-        return;
-      }
-
-      const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
-      try {
-      let runId = newRunId();
-      if (flags.resume) {
-        const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
-        runId = found.runId;
-        job = await loadJob(jobFile, {...flags, ...found.overrides});
-      }
-      checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
-      if (flags.preflight) await preflight(job, log);
-      if (flags.resume) recorder.restarted(runId);
-      else recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
-      const invocation = {jobFile, flags, resumable: recorder.store !== undefined && job.spec.input !== '-', maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid};
-
-      const stop = new AbortController();
-      const cancel = new AbortController();
-      let signalled: NodeJS.Signals | undefined;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (!signalled) {
-          signalled = signal;
-          log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
-          stop.abort(signal);
-        } else {
-          cancel.abort(signal);
-        }
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const summary = await runJob(job, {
-          runId,
-          resume: Boolean(flags.resume),
-          onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
-          signal: stop.signal,
-          cancelSignal: cancel.signal,
-          logger: log,
-          progressIntervalMs,
-          ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-        }).catch((error: unknown) => {
-          recorder.failed(runId, error);
-          // A crash leaves every record with a result; the rest can be sent by resuming the run.
-          if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
-          throw error;
-        });
-        recorder.finished(runId, summary);
-        if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
-        printSummary(summary, nextSteps(summary, invocation));
-        if (signalled) throw new InterruptedError(signalled);
-        if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-      } finally {
-        recorder.close();
-      }
+      await runCommand(jobFile, flags, console);
     } finally {
-      close();
+      console.close();
     }
   });
+
+async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+  let job = await loadJob(jobFile, flags);
+  for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
+
+  if (flags.dryRun) {
+    const check = await checkInput(job);
+    for (const issue of [...check.issues, ...check.hints]) process.stderr.write(`${formatIssue(issue)}\n`);
+    const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
+    if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
+    if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
+    return;
+  }
+
+  const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
+  let runId = newRunId();
+  if (flags.resume) {
+    const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
+    runId = found.runId;
+    job = await loadJob(jobFile, {...flags, ...found.overrides});
+  }
+  checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
+  if (flags.preflight) await preflight(job, log);
+  if (flags.resume) recorder.restarted(runId);
+  else recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
+  const invocation = {jobFile, flags, resumable: recorder.store !== undefined && job.spec.input !== '-', maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid};
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!signalled) {
+      signalled = signal;
+      log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
+      stop.abort(signal);
+    } else {
+      cancel.abort(signal);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const summary = await runJob(job, {
+      runId,
+      resume: Boolean(flags.resume),
+      onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
+      signal: stop.signal,
+      cancelSignal: cancel.signal,
+      logger: log,
+      progressIntervalMs,
+      ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+    }).catch((error: unknown) => {
+      recorder.failed(runId, error);
+      // A crash leaves every record with a result; the rest can be sent by resuming the run.
+      if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+      throw error;
+    });
+    recorder.finished(runId, summary);
+    if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
+    printSummary(summary, nextSteps(summary, invocation));
+    if (signalled) throw new InterruptedError(signalled);
+    if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+  } finally {
+    progress?.stop();
+    recorder.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
