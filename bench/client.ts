@@ -13,6 +13,7 @@
  *   a yardstick for the (a) target, not a client anyone should ship (no resolver, TLS, keepalive,
  *   reconnection, deadlines or status details).
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
+ *   `BENCH_JOB` (JSON) adds job keys (`{"adaptive": true, "retry": {...}}`); it also reports `attempts`.
  *
  * Every mode also reports `secondHalfRate`, the calls/s over the second half of its calls: the first
  * half includes V8's warm-up (see bench/README.md).
@@ -42,6 +43,8 @@ interface Result {
   calls: number;
   ok: number;
   ms: number;
+  /** Calls made, retries included (`batch` only). */
+  attempts?: number;
   /** When at least half the calls had finished: ms since the start, and how many had. */
   half?: {ms: number; done: number};
 }
@@ -142,6 +145,7 @@ async function batch(): Promise<Result> {
   writeFileSync(jobFile, JSON.stringify({
     name: 'bench', target: address, proto: DEMO_PROTO, method: DEMO_METHOD, input: path.basename(inputFile), concurrency,
     deadline: DEADLINE_MS, channelOptions, output: `${out}/results.jsonl`, failures: `${out}/failed.jsonl`,
+    ...(JSON.parse(process.env['BENCH_JOB'] || '{}') as Record<string, unknown>),
   }));
   try {
     const job = await loadJob(jobFile);
@@ -150,7 +154,7 @@ async function batch(): Promise<Result> {
     // Progress every 10 ms, as the CLI's (every 1 s) but finer: the half-way point is off by at most 10 ms.
     const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10});
     const ms = performance.now() - startedAt;
-    return {calls: summary.total, ok: summary.ok, ms, half: half.value};
+    return {calls: summary.total, ok: summary.ok, ms, attempts: summary.attempts, half: half.value};
   } finally {
     rmSync(jobFile, {force: true});
     rmSync(out, {recursive: true, force: true});

@@ -48,8 +48,8 @@ export interface BenchServer {
 }
 
 /** Starts bench/server.ts in its own process on the server core; resolves once it is bound. */
-export async function startServer(): Promise<BenchServer> {
-  const [command, args] = pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', []));
+export async function startServer(options: Readonly<Record<string, unknown>> = {}): Promise<BenchServer> {
+  const [command, args] = pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', [JSON.stringify(options)]));
   const child = spawn(command, args, {stdio: ['pipe', 'pipe', 'inherit']});
   const lines = createInterface({input: child.stdout!})[Symbol.asyncIterator]();
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -83,6 +83,8 @@ export interface ClientResult {
   readonly ok: number;
   readonly ms: number;
   readonly rate: number;
+  /** Calls made, retries included (`batch`). */
+  readonly attempts?: number;
   /** Calls/s over the second half of the calls, after most of V8's warm-up. */
   readonly secondHalfRate?: number;
   readonly cpuUsPerCall?: number;
@@ -94,11 +96,11 @@ export interface ClientResult {
  * Runs one client on the client core and parses its one JSON line; rejects on a non-zero exit or
  * timeout. `nodeFlags` go to node before the script (e.g. `--max-semi-space-size=2`).
  */
-export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = []): Promise<ClientResult> {
+export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<ClientResult> {
   const [command, argv] = kind === 'node'
     ? pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
     : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
-  const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe']});
+  const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}});
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

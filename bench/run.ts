@@ -2,7 +2,7 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow, --repeat N, --no-python.
  */
 import {parseArgs} from 'node:util';
 import {ensureInput} from './data.js';
@@ -11,20 +11,20 @@ import {compileChildren, HAS_TASKSET, hasPython, runClient, startServer, type Cl
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c'},
+    only: {type: 'string', default: 'a,b,c,flow'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b or c, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c or flow, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
 const SIZES = quick
-  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000]}
-  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000]};
+  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000}
+  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000};
 const LATENCY_MS = 20;
 const TARGET = 0.9;
 
@@ -171,7 +171,43 @@ try {
     table(['row', 'peak RSS MB', 'calls/s', 'OK', 'all OK'], rows);
     out(`growth from ${SIZES.rssRecords[0]!.toLocaleString('en-US')} to ${SIZES.rssRecords[1]!.toLocaleString('en-US')} records: x${fmt(peaks[1]! / peaks[0]!, 2)} RSS for x${SIZES.rssRecords[1]! / SIZES.rssRecords[0]!} records`);
   }
+  if (only.has('flow')) await flowRows();
 } finally {
   const stats = await server.stop();
   note(`server stats: ${JSON.stringify(stats)}`);
+}
+
+/**
+ * Flow control: a backend that sheds with RESOURCE_EXHAUSTED above 40 calls in flight, 20 ms a call
+ * (capacity 2,000 calls/s). grpc-batch with RESOURCE_EXHAUSTED retryable: a fixed concurrency at the
+ * cap (400), a fixed concurrency at the backend's capacity (40, which a user would have to know),
+ * and `adaptive: true` under the cap of 400. Shed calls = attempts - records.
+ */
+async function flowRows(): Promise<void> {
+  const records = SIZES.flowRecords;
+  const capacity = 40;
+  const latency = 20;
+  const input = await ensureInput(records, 0);
+  const shedding = await startServer({shedAbove: capacity, latencyMs: latency});
+  const retry = {maxAttempts: 50, initialBackoff: '20ms', maxBackoff: '500ms', retryableStatusCodes: ['UNAVAILABLE', 'RESOURCE_EXHAUSTED']};
+  const batchWith = (concurrency: number, extra: Record<string, unknown>) => () =>
+    runClient('node', ['batch', shedding.address, 0, records, concurrency, input].map(String), [], {BENCH_JOB: JSON.stringify({retry, ...extra})});
+  try {
+    note(`(flow) shedding backend: ${records} records, shed above ${capacity} in flight, ${latency} ms a call`);
+    const measured = await measure([
+      {label: 'grpc-batch, concurrency 400 (the cap), fixed', run: batchWith(400, {})},
+      {label: `grpc-batch, concurrency ${capacity} (the backend's capacity), fixed`, run: batchWith(capacity, {})},
+      {label: 'grpc-batch, concurrency 400, adaptive', run: batchWith(400, {adaptive: true})},
+    ], repeat);
+    const bound = (capacity * 1000) / latency;
+    out();
+    out(`(flow) shedding backend: ${records} records; capacity ${capacity} in flight x ${latency} ms = ${fmt(bound)} records/s; shed = calls beyond one per record (RESOURCE_EXHAUSTED)`);
+    table(['row', 'records/s', 'min-max', 'x capacity', 'shed calls', 'shed per record', 'CPU µs/call', 'all OK'], measured.map((m) => {
+      const shed = m.last?.attempts !== undefined ? m.last.attempts - m.last.calls : undefined;
+      return [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / bound, 2), fmt(shed), fmt(shed === undefined ? undefined : shed / records, 2), cpuOf(m), m.ok ? 'yes' : 'NO'];
+    }));
+    out('CPU µs/call: client CPU per record here, its shed calls and retries included');
+  } finally {
+    await shedding.stop();
+  }
 }

@@ -11,6 +11,9 @@ const CARRIED: readonly (readonly [key: string, flag: string])[] = [
   ['maxAttempts', '--max-attempts'],
   ['maxFailures', '--max-failures'],
   ['maxInvalid', '--max-invalid'],
+  ['maxOutage', '--max-outage'],
+  ['adaptive', '--adaptive'],
+  ['rampUp', '--ramp-up'],
   ['outDir', '--out-dir'],
   ['state', '--state'],
 ];
@@ -37,8 +40,9 @@ function command(invocation: RunInvocation, extra: readonly string[], drop: read
   const words = ['grpc-batch', 'run', invocation.jobFile];
   for (const [key, flag] of CARRIED) {
     const value = (invocation.flags as Record<string, unknown>)[key];
-    if (value === undefined || drop.includes(key)) continue;
-    words.push(flag, String(value));
+    if (value === undefined || value === false || drop.includes(key)) continue;
+    if (value === true) words.push(flag);
+    else words.push(flag, String(value));
   }
   return [...words, ...extra].map(shellQuote).join(' ');
 }
@@ -59,9 +63,11 @@ function raisedLimit(limit: number, count: number): number {
  * records that were sent and failed, once the run has read its whole input.
  */
 export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextStep[] {
-  const left = summary.inputRecords !== undefined ? summary.inputRecords - summary.total : undefined;
-  const notSent = left !== undefined ? `the ${left} records not sent yet` : `the records after input line ${summary.lastLine}`;
-  if (summary.stopReason || summary.abortReason) {
+  const done = summary.ok + summary.failed + summary.invalid;
+  const left = summary.inputRecords !== undefined ? summary.inputRecords - done : undefined;
+  const cut = summary.unfinished > 0 ? ` and the ${summary.unfinished} cut short` : '';
+  const notSent = left !== undefined ? `the ${left} records without a result yet` : `the records after input line ${summary.lastLine}${cut}`;
+  if (summary.stopReason || summary.abortReason || summary.interruptReason) {
     if (!invocation.resumable) {
       return [{command: command(invocation, []), why: `the run cannot be resumed (it read standard input, or has no state database): ${notSent} are lost to it; run again with the input saved to a file`}];
     }

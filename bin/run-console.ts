@@ -45,7 +45,7 @@ export function openRunConsole(flags: RunConsoleFlags): RunConsole {
     format,
     write: (line) => terminal.write(line),
     // On a terminal a run's lines are about the one run the summary names.
-    ...(format === 'pretty' ? {hide: ['job', 'runId', 'line']} : {}),
+    ...(format === 'pretty' ? {hide: ['job', 'runId', 'line', 'reason', 'hint']} : {}),
     ...(flags.level !== undefined ? {level: flags.level} : {}),
   });
   const nodeWarnings = process.listeners('warning');

@@ -10,6 +10,8 @@ export const EXIT = {
   RECORDS_FAILED: 1,
   USAGE: 2,
   INTERNAL: 3,
+  /** Stopped before the end for no record's fault (the backend unreachable for maxOutage); nothing failed for it; `--resume` continues. */
+  INTERRUPTED: 4,
   SIGINT: 130,
   SIGTERM: 143,
 } as const;

@@ -11,7 +11,7 @@ const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
  */
 export class OpsMetrics {
   readonly registry = new Registry();
-  readonly #inFlight = new Map<string, {job: string; inFlight: number}>();
+  readonly #inFlight = new Map<string, {job: string; inFlight: number; limit: number; paused: boolean}>();
 
   constructor(scheduler: Scheduler, options: {processMetrics?: boolean} = {}) {
     const registers = [this.registry];
@@ -21,6 +21,8 @@ export class OpsMetrics {
     const attempts = new Counter({name: 'grpc_batch_call_attempts_total', help: 'Call attempts, retries included, by job (added when a run ends).', labelNames: ['job'], registers});
     const latency = new Histogram({name: 'grpc_batch_call_duration_seconds', help: 'Time per record, retries and backoff included, by job.', labelNames: ['job'], buckets: LATENCY_BUCKETS_S, registers});
     const inFlight = new Gauge({name: 'grpc_batch_calls_in_flight', help: 'Calls in flight by job (sampled every progress interval).', labelNames: ['job'], registers});
+    const limit = new Gauge({name: 'grpc_batch_concurrency_limit', help: 'Calls allowed in flight by job now: the concurrency cap, or less under adaptive or rampUp (sampled every progress interval).', labelNames: ['job'], registers});
+    const waiting = new Gauge({name: 'grpc_batch_backend_waiting', help: '1 while a run of the job waits for an unreachable backend (no record is sent or failed meanwhile).', labelNames: ['job'], registers});
     const lastSuccess = new Gauge({name: 'grpc_batch_last_success_timestamp_seconds', help: 'When the last run of the job that succeeded ended.', labelNames: ['job'], registers});
     const running = new Gauge({
       name: 'grpc_batch_runs_running', help: 'Runs in progress by job.', labelNames: ['job'], registers,
@@ -38,14 +40,19 @@ export class OpsMetrics {
     });
     void running;
     void nextFire;
-    const setInFlight = (job: string) => inFlight.set({job}, [...this.#inFlight.values()].filter((r) => r.job === job).reduce((n, r) => n + r.inFlight, 0));
+    const setInFlight = (job: string) => {
+      const runs = [...this.#inFlight.values()].filter((r) => r.job === job);
+      inFlight.set({job}, runs.reduce((n, r) => n + r.inFlight, 0));
+      limit.set({job}, runs.reduce((n, r) => n + r.limit, 0));
+      waiting.set({job}, runs.some((r) => r.paused) ? 1 : 0);
+    };
 
     scheduler.on('run:result', ({job, result}) => {
       calls.inc({job, code: result.status});
       if ('latencyMs' in result) latency.observe({job}, result.latencyMs / 1000);
     });
     scheduler.on('run:progress', ({job, runId, progress}) => {
-      this.#inFlight.set(runId, {job, inFlight: progress.inFlight});
+      this.#inFlight.set(runId, {job, inFlight: progress.inFlight, limit: progress.limit, paused: progress.waiting !== undefined});
       setInFlight(job);
     });
     scheduler.on('run:skipped', ({job}) => runs.inc({job, outcome: 'skipped'}));

@@ -28,7 +28,7 @@ test('SIGINT stops the run: calls in flight finish, the summary is printed, exit
   assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, summary.total);
 });
 
-test('a second SIGTERM cancels the calls in flight, which go to the failures file; exit 143', async (t) => {
+test('a second SIGTERM cancels the calls in flight: no result, not failed, left for --resume; exit 143', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 100}, (_, i) => ({id: `r${i}`, latencyMs: 60_000})));
@@ -42,11 +42,15 @@ test('a second SIGTERM cancels the calls in flight, which go to the failures fil
   cli.child.kill('SIGTERM');
   const {code, stdout} = await cli.done;
   assert.equal(code, 143);
-  const summary = JSON.parse(stdout) as {status: string; total: number; failed: number; byStatus: Record<string, number>};
+  const summary = JSON.parse(stdout) as {status: string; total: number; failed: number; unfinished: number; byStatus: Record<string, number>};
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.total, 10);
-  assert.deepEqual(summary.byStatus, {CANCELLED: 10});
-  assert.equal(readJsonlFile(path.join(dir, 'out/failed.jsonl')).length, 10);
+  assert.equal(summary.failed, 0);
+  assert.equal(summary.unfinished, 10);
+  assert.deepEqual(summary.byStatus, {});
+  assert.equal(server.stats.byStatus['CANCELLED'], 10, 'the server saw the calls cancelled');
+  assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, 0, 'no result: a resume sends them');
+  assert.equal(readJsonlFile(path.join(dir, 'out/failed.jsonl')).length, 0);
 });
 
 test('after Ctrl-C the summary prints the --resume command for the records not sent, and running it completes the run', async (t) => {
@@ -66,7 +70,7 @@ test('after Ctrl-C the summary prints the --resume command for the records not s
   const runId = /\(run (\S+)\)/.exec(stdout)![1]!;
   const next = /^ {2}next {6}(grpc-batch run .*)$/m.exec(stdout)?.[1];
   assert.equal(next, `grpc-batch run ${job} --state ${state} --resume ${runId}`);
-  assert.match(stdout, new RegExp(`continues run ${runId} with the ${2000 - total} records not sent yet`));
+  assert.match(stdout, new RegExp(`continues run ${runId} with the ${2000 - total} records without a result yet`));
   assert.doesNotMatch(stdout, /--input/, 'no failures file to re-run: nothing failed');
   const resumed = await runCli([...next!.split(' ').slice(1), '--json'], {cwd: dir});
   assert.equal(resumed.code, 0, resumed.stderr);

@@ -21,18 +21,22 @@ async function deadPort(t: import('node:test').TestContext): Promise<number> {
   return server.port;
 }
 
-test('the summary names the cause of a failure and what to do: nothing listening', async (t) => {
+test('the summary names the cause and what to do: nothing listening (the run waits, then stops resumable)', async (t) => {
   const port = await deadPort(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 5}, (_, i) => ({id: `r${i}`})));
-  const job = writeJob(dir, `127.0.0.1:${port}`);
-  const result = await runCli(['run', job, '--no-progress'], {cwd: dir});
-  assert.equal(result.code, 1);
-  assert.match(result.stdout, new RegExp(`^ {2}errors {4}UNAVAILABLE 5: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`, 'm'));
+  const job = writeJob(dir, `127.0.0.1:${port}`, {output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const result = await runCli(['run', job, '--no-progress', '--max-outage', '300ms'], {cwd: dir, env: {GRPC_BATCH_LOG: 'warn'}});
+  assert.equal(result.code, 4, result.stderr);
+  assert.match(result.stdout, new RegExp(`^ {2}interrupted the backend was unreachable for \\S+ \\(maxOutage\\): connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; nothing failed for it$`, 'm'));
   assert.match(result.stdout, new RegExp(`^ {14}hint: nothing is listening at 127\\.0\\.0\\.1:${port}: is the server up, and is the port right\\?$`, 'm'));
-  const json = await runCli(['run', job, '--json', '-o', 'out/again.jsonl', '--failures', 'out/again.failed.jsonl'], {cwd: dir});
-  const summary = JSON.parse(json.stdout) as {errors: Record<string, {message: string; count: number; hint?: string}[]>};
-  assert.deepEqual(summary.errors['UNAVAILABLE']!.map((e) => [e.message, e.count]), [[`connect ECONNREFUSED 127.0.0.1:${port}`, 5]]);
+  const down = result.stderr.split('\n').map((l) => (l.startsWith('{') ? JSON.parse(l) as {event?: string; msg?: string; hint?: string} : {})).find((l) => l.event === 'backend:down');
+  assert.match(down?.msg ?? '', new RegExp(`^waiting for the backend: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(hint: nothing is listening`), result.stderr);
+  const json = await runCli(['run', job, '--json', '--max-outage', '300ms'], {cwd: dir});
+  const summary = JSON.parse(json.stdout) as {status: string; interruptHint?: string; next: string[]};
+  assert.equal(summary.status, 'interrupted');
+  assert.match(summary.interruptHint ?? '', /nothing is listening/);
+  assert.match(summary.next[0]!, /--resume \S+$/);
 });
 
 /** [what, server TLS, job TLS (paths in fixtures/tls), target host, hint words]. */
@@ -53,7 +57,8 @@ test('the summary explains TLS mistakes, each with its fix', {concurrency: 2}, a
       writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}]);
       const jobTlsPaths = jobTls ? Object.fromEntries(Object.entries(jobTls).map(([k, v]) => [k, k === 'serverName' ? v : path.join(TLS, v)])) : undefined;
       const summary = await runJob(await loadJob(writeJob(dir, `${host}:${server.port}`, {deadline: '5s', ...(jobTlsPaths ? {tls: jobTlsPaths} : {})})));
-      assert.equal(summary.failed, 2);
+      // Not an outage: a TLS mistake fails the records at once, with the cause and its fix.
+      assert.deepEqual([summary.status, summary.failed], ['failed', 2], JSON.stringify(summary));
       const errors = summary.errors['UNAVAILABLE'] ?? [];
       assert.equal(errors.length, 1, JSON.stringify(summary.errors));
       assert.match(errors[0]!.hint ?? '', hint, JSON.stringify(errors[0]));
@@ -68,13 +73,13 @@ test('a host name that does not resolve is explained (in a network namespace wit
   if (probe.status !== 0) return t.skip(`unshare -n is not permitted here (${probe.stderr?.toString().trim() || probe.error?.message}): needs root or user namespaces`);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
-  const job = writeJob(dir, 'no-such-host.invalid:50051');
+  const job = writeJob(dir, 'no-such-host.invalid:50051', {maxOutage: '300ms'});
   const {PACKAGE_ROOT} = await import('../src/paths.js');
   const result = spawnSync('unshare', ['-n', process.execPath, `--import=${import.meta.resolve('tsx/esm')}`, path.join(PACKAGE_ROOT, 'bin', 'grpc-batch.ts'), 'run', job, '--no-progress'], {
     cwd: dir, encoding: 'utf8', env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv, timeout: 30_000,
   });
-  assert.equal(result.status, 1, result.stderr);
-  assert.match(result.stdout, /UNAVAILABLE 1: Name resolution failed for target dns:no-such-host\.invalid:50051/);
+  assert.equal(result.status, 4, result.stderr);
+  assert.match(result.stdout, /interrupted the backend was unreachable for \S+ \(maxOutage\): Name resolution failed for target dns:no-such-host\.invalid:50051/);
   assert.match(result.stdout, /hint: the host name in target no-such-host\.invalid:50051 does not resolve/);
 });
 

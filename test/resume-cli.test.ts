@@ -61,7 +61,7 @@ test('a run stopped by maxFailures is resumed with the printed command, which ra
   const runId = /\(run (\S+)\)/.exec(first.stdout)![1]!;
   const next = /^ {2}next {6}(grpc-batch run .*)$/m.exec(first.stdout)?.[1];
   assert.equal(next, `grpc-batch run ${job} --state ${state} --resume ${runId} --max-failures 10`);
-  assert.match(first.stdout, /continues run \S+ with the 60 records not sent yet, allowing up to 10 failed records/);
+  assert.match(first.stdout, /continues run \S+ with the 60 records without a result yet, allowing up to 10 failed records/);
 
   const refused = await runCli(['run', job, '--state', state, '--resume'], {cwd: dir});
   assert.equal(refused.code, 2);

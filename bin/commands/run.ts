@@ -36,6 +36,9 @@ export const run = new Command('run')
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
   .option('--max-failures <n>', 'stop the run once more records than this have failed (overrides maxFailures)', parseIntFlag(0))
   .option('--max-invalid <n>', 'stop the run once more records than this are invalid (overrides maxInvalid)', parseIntFlag(0))
+  .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
+  .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
+  .option('--ramp-up <duration>', 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', parseDurationFlag)
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
   .option('--out-dir <folder>', 'folder of the default results and failures files (default ./out)')
@@ -117,7 +120,8 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
     printSummary(summary, nextSteps(summary, invocation));
     if (signalled) throw new InterruptedError(signalled);
-    if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+    if (summary.status === 'interrupted') setExitCode(EXIT.INTERRUPTED);
+    else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
   } finally {
     progress?.stop();
     recorder.close();

@@ -19,6 +19,10 @@ export interface DemoServerOptions {
   readonly latencyMs?: number;
   /** Fail this fraction (0..1) of calls with UNAVAILABLE, drawn at random. @default 0 */
   readonly unavailableRate?: number;
+  /** Shed load: a call that arrives while this many are being handled fails at once with RESOURCE_EXHAUSTED. @default no limit */
+  readonly shedAbove?: number;
+  /** The failures asked by `fail_first_attempts` carry server pushback (`grpc-retry-pushback-ms`) of this many ms. */
+  readonly pushbackMs?: number;
 }
 
 /** What the server saw: the tests assert on these, never on wall time. */
@@ -33,6 +37,10 @@ export interface DemoServerStats {
   byStatus: Record<string, number>;
   /** Attempts seen per request id (only for requests with `fail_first_attempts`). */
   attemptsById: Map<string, number>;
+  /** When each attempt of those ids arrived (performance.now() ms). */
+  attemptTimesById: Map<string, number[]>;
+  /** Calls shed with RESOURCE_EXHAUSTED (`shedAbove`). */
+  shed: number;
   /** Every request id received, in order (bounded: the first 1,000,000). */
   ids: string[];
   /** Metadata of the last call. */
@@ -47,6 +55,8 @@ export interface DemoServer {
   readonly stats: DemoServerStats;
   /** Clears the counters. */
   reset(): void;
+  /** Changes the latency added to every call from now on (`latencyMs`). */
+  setLatency(ms: number): void;
   /** Stops the server; in-flight calls are cancelled after `graceMs`. Idempotent. @default 1000 */
   stop(graceMs?: number): Promise<void>;
 }
@@ -68,7 +78,7 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
   };
   const stats = freshStats();
   const server = new grpc.Server(options.serverOptions);
-  const extraLatency = options.latencyMs ?? 0;
+  let extraLatency = options.latencyMs ?? 0;
   const unavailableRate = options.unavailableRate ?? 0;
 
   server.addService(proto.demo.v1.DemoService.service, {
@@ -76,6 +86,11 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
       const request = call.request;
       const id = request.id ?? '';
       stats.calls++;
+      if (options.shedAbove !== undefined && stats.inFlight >= options.shedAbove) {
+        stats.shed++;
+        stats.byStatus['RESOURCE_EXHAUSTED'] = (stats.byStatus['RESOURCE_EXHAUSTED'] ?? 0) + 1;
+        return callback(serviceError(grpc.status.RESOURCE_EXHAUSTED, `demo: shedding above ${options.shedAbove} calls in flight`));
+      }
       stats.inFlight++;
       if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
       if (stats.ids.length < MAX_IDS) stats.ids.push(id);
@@ -86,6 +101,9 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
       if (request.fail_first_attempts) {
         attempt = (stats.attemptsById.get(id) ?? 0) + 1;
         stats.attemptsById.set(id, attempt);
+        const times = stats.attemptTimesById.get(id) ?? [];
+        times.push(performance.now());
+        stats.attemptTimesById.set(id, times);
       }
       let done = false;
       const finish = (error: grpc.ServiceError | null, value?: unknown) => {
@@ -110,7 +128,9 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
           return finish(serviceError(request.fail_code, `demo: asked to fail with code ${request.fail_code}`));
         }
         if (request.fail_first_attempts && attempt <= request.fail_first_attempts) {
-          return finish(serviceError(grpc.status.UNAVAILABLE, `demo: attempt ${attempt} of ${id} fails on purpose`));
+          const error = serviceError(grpc.status.UNAVAILABLE, `demo: attempt ${attempt} of ${id} fails on purpose`);
+          if (options.pushbackMs !== undefined) error.metadata.set('grpc-retry-pushback-ms', String(options.pushbackMs));
+          return finish(error);
         }
         if (unavailableRate > 0 && Math.random() < unavailableRate) {
           return finish(serviceError(grpc.status.UNAVAILABLE, 'demo: random UNAVAILABLE'));
@@ -144,6 +164,9 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
     reset() {
       Object.assign(stats, freshStats());
     },
+    setLatency(ms) {
+      extraLatency = ms;
+    },
     stop(graceMs = 1000) {
       return (stopping ??= new Promise<void>((resolve) => {
         // forceShutdown does not always call tryShutdown's callback (a client that sent TLS to this
@@ -166,5 +189,5 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
 }
 
 function freshStats(): DemoServerStats {
-  return {calls: 0, inFlight: 0, maxInFlight: 0, byStatus: {}, attemptsById: new Map(), ids: [], lastMetadata: undefined, lastPeerHadCert: false};
+  return {calls: 0, inFlight: 0, maxInFlight: 0, byStatus: {}, attemptsById: new Map(), attemptTimesById: new Map(), shed: 0, ids: [], lastMetadata: undefined, lastPeerHadCert: false};
 }

@@ -24,6 +24,9 @@ export interface JobOverrides {
   readonly maxInvalid?: number;
   /** Folder of the default results and failures files (when the job sets no `output`/`failures`). @default ./out */
   readonly outDir?: string;
+  readonly maxOutage?: string | number;
+  readonly adaptive?: boolean;
+  readonly rampUp?: string | number;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -209,6 +212,9 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
   if (overrides.maxFailures !== undefined) out['maxFailures'] = overrides.maxFailures;
   if (overrides.maxInvalid !== undefined) out['maxInvalid'] = overrides.maxInvalid;
+  if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
+  if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
+  if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

@@ -1,20 +1,21 @@
 import path from 'node:path';
 import {formatDuration} from '../duration.js';
-import type {ProgressSnapshot} from './run.js';
+import {cleanDetails} from '../rpc/explain.js';
+import type {ProgressSnapshot} from '../run/run.js';
 import type {RunSummary} from './summary.js';
 import type {Terminal} from '../terminal.js';
 import type {NextStep} from '../errors.js';
 
 export type {NextStep} from '../errors.js';
 
-
 /** The human summary printed at the end of a run, with the commands to run next. */
 export function formatSummary(summary: RunSummary, next: readonly NextStep[] = []): string {
   const lines: string[] = [];
   const icon = summary.status === 'succeeded' ? '✔' : summary.status === 'failed' ? '✖' : '■';
+  const unfinished = summary.unfinished > 0 ? `, ${summary.unfinished} unfinished (no result yet; --resume sends them)` : '';
   lines.push(`${icon} ${summary.job} ${summary.status} (run ${summary.runId}) in ${formatDuration(summary.durationMs)}`);
   const of = summary.inputRecords !== undefined && summary.inputRecords !== summary.total ? ` of ${summary.inputRecords}` : '';
-  lines.push(`  records   ${summary.total}${of} read: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid`);
+  lines.push(`  records   ${summary.total}${of} read: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid${unfinished}`);
   const statuses = Object.entries(summary.byStatus).map(([name, n]) => `${name} ${n}`).join(', ');
   if (statuses) lines.push(`  statuses  ${statuses}`);
   const errors = Object.entries(summary.errors ?? {});
@@ -29,12 +30,16 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   lines.push(`  latency   p50 ${l.p50}ms  p90 ${l.p90}ms  p99 ${l.p99}ms  max ${l.max}ms`);
   lines.push(`  results   ${displayPath(summary.output)}`);
   if (summary.failures) {
-    const stopped = summary.stopReason !== undefined || summary.abortReason !== undefined;
+    const stopped = summary.stopReason !== undefined || summary.abortReason !== undefined || summary.interruptReason !== undefined;
     lines.push(`  failures  ${displayPath(summary.failures)}  (${summary.failed} failed, ${summary.invalid} invalid${stopped ? ' so far' : ''})`);
   }
   if (summary.stopReason) lines.push(`  stopped   by ${summary.stopReason} after input line ${summary.lastLine}; later records were not sent`);
   if (summary.abortReason) lines.push(`  aborted   ${summary.abortReason}; records after input line ${summary.lastLine} were not sent`);
-  if (summary.retriesThrottled > 0) lines.push(`  throttled ${summary.retriesThrottled} records were not retried: too many calls were failing (retry.throttle)`);
+  if (summary.interruptReason) lines.push(`  interrupted ${cleanDetails(summary.interruptReason)}; nothing failed for it`);
+  if (summary.interruptHint) lines.push(`              hint: ${summary.interruptHint}`);
+  if (summary.outages.pauses > 0) lines.push(`  paused    ${summary.outages.pauses} time(s), ${formatDuration(summary.outages.pausedMs)} in all, waiting for the backend (no record failed for it)`);
+  if (summary.concurrencyLimit) lines.push(`  limit     calls in flight min ${summary.concurrencyLimit.min}, mean ${summary.concurrencyLimit.mean}, max ${summary.concurrencyLimit.max} (adaptive)`);
+  if (summary.retriesThrottled > 0) lines.push(`  throttled ${summary.retriesThrottled} retries waited for the retry throttle: many calls were failing (retry.throttle)`);
   next.forEach((step, index) => {
     lines.push(`  ${index === 0 ? 'next     ' : '         '} ${step.command}`);
     lines.push(`              ${step.why}`);
@@ -65,7 +70,7 @@ export function createProgressReporter(terminal: Terminal, write: (line: string)
   return {
     update(p) {
       const of = p.total !== undefined ? `/${p.total}` : '';
-      write(`progress: ${p.done}${of} done, ${p.ok} ok, ${p.failed} failed, ${p.invalid} invalid, ${p.inFlight} in flight, ${rate(p)}/s${p.total !== undefined ? `, ETA ${eta(p)}` : ''}`);
+      write(`progress: ${p.done}${of} done, ${p.ok} ok, ${p.failed} failed, ${p.invalid} invalid, ${p.inFlight} in flight, ${rate(p)}/s${p.total !== undefined ? `, ETA ${eta(p)}` : ''}${stateOf(p)}`);
     },
     stop() {},
   };
@@ -84,7 +89,7 @@ export function formatProgressLine(p: ProgressSnapshot, columns: number): string
   const parts = p.total !== undefined
     ? [`${percent(p)}%`, `${p.done}/${p.total}`, `${rate(p)}/s`, `ETA ${eta(p)}`, `failed ${failed}`, `in flight ${p.inFlight}`]
     : [`${p.done} done`, `${rate(p)}/s`, `failed ${failed}`, `in flight ${p.inFlight}`];
-  const text = parts.join(' | ');
+  const text = parts.join(' | ') + stateOf(p);
   const room = columns - 1 - text.length - 1;
   if (p.total === undefined || room < 10) return text.slice(0, Math.max(0, columns - 1));
   const width = Math.min(BAR_WIDTH, room);
@@ -109,4 +114,10 @@ function eta(p: ProgressSnapshot): string {
 
 function rate(p: ProgressSnapshot): number {
   return p.elapsedMs > 0 ? Math.round((p.done * 1000) / p.elapsedMs) : 0;
+}
+
+/** What the run is waiting for, or its adaptive limit, as a tail for the progress line. */
+function stateOf(p: ProgressSnapshot): string {
+  if (p.waiting) return ` | waiting for the backend: ${(p.waiting.forMs / 1000).toFixed(1)}s, ${p.waiting.reason}`;
+  return p.limit < p.cap ? ` | limit ${p.limit}` : '';
 }

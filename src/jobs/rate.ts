@@ -5,8 +5,8 @@ import {setTimeout as sleep} from 'node:timers/promises';
  * that holds at most a tenth of a second of tokens, so a stall is not followed by a burst.
  */
 export class RateLimiter {
-  readonly #intervalMs: number;
-  readonly #burst: number;
+  #intervalMs: number;
+  #burst: number;
   #tokens: number;
   #last = performance.now();
   /** The tail of the waiters, so tokens are handed out in order. */
@@ -17,6 +17,13 @@ export class RateLimiter {
     this.#intervalMs = 1000 / rps;
     this.#burst = Math.max(1, Math.floor(rps / 10));
     this.#tokens = 1;
+  }
+
+  /** Changes the rate from now on (`rampUp`). Minimum: above 0. */
+  setRate(rps: number): void {
+    if (!(rps > 0)) throw new TypeError(`Expected \`rps\` to be a number above 0, got \`${rps}\` (${typeof rps})`);
+    this.#intervalMs = 1000 / rps;
+    this.#burst = Math.max(1, Math.floor(rps / 10));
   }
 
   /** Resolves when the next call may start. */

@@ -31,10 +31,19 @@ export interface JobInput {
   readonly deadline?: DurationInput;
   /** Wait for the connection instead of failing fast while it is down. @default false */
   readonly waitForReady?: boolean;
+  /**
+   * How long to wait for an unreachable backend before the run stops, interrupted and resumable
+   * (exit 4); 0 = forever. Nothing is sent and nothing fails while it waits. @default '5m'
+   */
+  readonly maxOutage?: DurationInput;
+  /** Adapt the calls in flight (under `concurrency`) to the backend's latency and shedding. @default false */
+  readonly adaptive?: boolean;
+  /** Concurrency and rps rise from 1 to their caps over this long; 0 = at once. @default 0 */
+  readonly rampUp?: DurationInput;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
   readonly retry?: {
-    /** Attempts in all; 1 = no retry. @default 1 */
+    /** Attempts in all; 1 = no retry. @default 5 */
     readonly maxAttempts?: number;
     /** @default '100ms' */
     readonly initialBackoff?: DurationInput;
@@ -104,6 +113,9 @@ export interface JobSpec {
   readonly rps: number;
   readonly deadlineMs: number;
   readonly waitForReady: boolean;
+  readonly maxOutageMs: number;
+  readonly adaptive: boolean;
+  readonly rampUpMs: number;
   readonly channels: number;
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
@@ -126,6 +138,7 @@ export const DEFAULTS = {
   concurrency: 100,
   rps: 0,
   deadline: '30s',
+  maxOutage: '5m',
   channels: 1,
   output: '{name}-{runId}.jsonl',
   failures: '{name}-{runId}.failed.jsonl',

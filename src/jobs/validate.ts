@@ -60,6 +60,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   };
   const retry = (job['retry'] ?? {}) as Record<string, unknown>;
   duration('deadline', job['deadline'], DEFAULTS.deadline);
+  duration('maxOutage', job['maxOutage'], DEFAULTS.maxOutage);
+  duration('rampUp', job['rampUp'], 0);
   duration('retry.initialBackoff', retry['initialBackoff'], DEFAULT_RETRY.initialBackoffMs);
   duration('retry.maxBackoff', retry['maxBackoff'], DEFAULT_RETRY.maxBackoffMs);
   const codes = new Set<number>();
@@ -148,6 +150,9 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     rps: (job['rps'] as number | undefined) ?? DEFAULTS.rps,
     deadlineMs: durations['deadline']!,
     waitForReady: (job['waitForReady'] as boolean | undefined) ?? false,
+    maxOutageMs: durations['maxOutage']!,
+    adaptive: (job['adaptive'] as boolean | undefined) ?? false,
+    rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,

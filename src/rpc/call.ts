@@ -6,7 +6,7 @@ import type {MethodHandle} from './method.js';
  */
 export type CallOutcome =
   | {readonly ok: true; readonly response: unknown; readonly latencyMs: number}
-  | {readonly ok: false; readonly code: grpc.status; readonly details: string; readonly latencyMs: number};
+  | {readonly ok: false; readonly code: grpc.status; readonly details: string; readonly latencyMs: number; readonly trailers?: grpc.Metadata};
 
 /** A call in flight, as the cancel registry holds it. */
 export interface CancellableCall {
@@ -59,7 +59,7 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
         inFlight?.delete(handle);
         const latencyMs = performance.now() - started;
         if (status.code !== grpc.status.OK) {
-          resolve({ok: false, code: status.code, details: status.details, latencyMs});
+          resolve({ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata});
           return;
         }
         if (response === undefined) {

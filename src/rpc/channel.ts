@@ -49,6 +49,39 @@ export class ChannelPool {
     return this.#clients.length;
   }
 
+  /**
+   * The best connectivity of the channels (READY if any is), for the outage gate. `tryToConnect`
+   * starts connecting an IDLE channel.
+   */
+  connectivity(tryToConnect: boolean): grpc.connectivityState {
+    let best = grpc.connectivityState.SHUTDOWN;
+    for (const client of this.#clients) {
+      const state = client.getChannel().getConnectivityState(tryToConnect);
+      if (state === grpc.connectivityState.READY) return state;
+      if (rank(state) > rank(best)) best = state;
+    }
+    return best;
+  }
+
+  /** Calls back once any channel leaves the state it has now, or at `deadline` (ms since the epoch). */
+  watchConnectivity(deadline: number, callback: () => void): void {
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      callback();
+    };
+    for (const client of this.#clients) {
+      const channel = client.getChannel();
+      const state = channel.getConnectivityState(false);
+      if (state === grpc.connectivityState.SHUTDOWN) {
+        once();
+        return;
+      }
+      channel.watchConnectivityState(state, deadline, once);
+    }
+  }
+
   /** Waits until every channel is connected, or the deadline passes. */
   async waitForReady(deadlineMs: number): Promise<void> {
     const deadline = Date.now() + deadlineMs;
@@ -64,11 +97,26 @@ export class ChannelPool {
   }
 }
 
+/** How close a state is to READY. */
+function rank(state: grpc.connectivityState): number {
+  return [1, 2, 3, 0, -1][state] ?? -1; // IDLE, CONNECTING, READY, TRANSIENT_FAILURE, SHUTDOWN
+}
+
+/**
+ * Reconnection backoff unless the job sets its own: grpc-js waits up to 120s between connection
+ * attempts, so after a long outage a run would notice the backend is back up to two minutes late.
+ */
+export const DEFAULT_MAX_RECONNECT_BACKOFF_MS = 5000;
+
 function normaliseOptions(options: Readonly<Record<string, unknown>>): grpc.ChannelOptions {
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = {'grpc.max_reconnect_backoff_ms': DEFAULT_MAX_RECONNECT_BACKOFF_MS};
   for (const [key, value] of Object.entries(options)) {
     // A service config may be written as a YAML/JSON object; grpc-js wants a JSON string.
     out[key] = key === 'grpc.service_config' && value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
+  }
+  const initial = out['grpc.initial_reconnect_backoff_ms'];
+  if (!('grpc.max_reconnect_backoff_ms' in options) && typeof initial === 'number' && initial > DEFAULT_MAX_RECONNECT_BACKOFF_MS) {
+    out['grpc.max_reconnect_backoff_ms'] = initial;
   }
   return out as grpc.ChannelOptions;
 }

@@ -24,13 +24,16 @@ export interface ExplainContext {
  */
 export function cleanDetails(details: string): string {
   let text = details
-    .replace(/^No connection established\. Last error: /, '')
+    .replace(/No connection established\. Last error: /g, '')
     .replace(/\.? ?Resolution note: .*$/s, '')
     .replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
-    .replace(/^(Error( \[[A-Z_]+\])?: )+/, '');
+    .replace(/(^|: )(Error( \[[A-Z_]+\])?: )+/g, '$1');
   // 805C0B99F07F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/...:350:
-  const ssl = /(?:^|\s)[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:([^:]+)(?::\S*)?/.exec(text);
-  if (ssl) text = `TLS: ${ssl[1]!.trim()}${/SSL alert number (\d+)/.test(text) ? ` (alert ${/SSL alert number (\d+)/.exec(text)![1]})` : ''}`;
+  const ssl = /(^|\s)[0-9A-F]+:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:([^:]+)(?::\S*)?/.exec(text);
+  if (ssl) {
+    const alert = /SSL alert number (\d+)/.exec(text);
+    text = `${text.slice(0, ssl.index)}${ssl[1]}TLS: ${ssl[2]!.trim()}${alert ? ` (alert ${alert[1]})` : ''}`;
+  }
   text = text.replace(/\s+/g, ' ').trim();
   return text === '' ? details.trim() : text;
 }

@@ -1,8 +1,9 @@
-import {Status, statusName} from './status.js';
+import type {Metadata} from '@grpc/grpc-js';
+import {Status} from './status.js';
 
 /** Retry policy of a job (`retry:` key). Durations are ms here. */
 export interface RetryPolicy {
-  /** Attempts in all, the first included; 1 = no retry. Minimum: 1. @default 1 */
+  /** Attempts in all, the first included; 1 = no retry. Minimum: 1. @default 5 */
   readonly maxAttempts: number;
   /** Backoff before the first retry, in ms. @default 100 */
   readonly initialBackoffMs: number;
@@ -16,8 +17,13 @@ export interface RetryPolicy {
   readonly throttle?: {readonly maxTokens: number; readonly tokenRatio: number};
 }
 
+/**
+ * The policy of a job with no `retry` key: UNAVAILABLE (the backend could not take the call, it did
+ * not run it) is retried up to 5 attempts in all with exponential backoff from 100ms to 10s. Other
+ * codes are not retried: the call may have run.
+ */
 export const DEFAULT_RETRY: RetryPolicy = {
-  maxAttempts: 1,
+  maxAttempts: 5,
   initialBackoffMs: 100,
   maxBackoffMs: 10_000,
   backoffMultiplier: 2,
@@ -39,46 +45,49 @@ export function isRetryable(policy: RetryPolicy, code: number): boolean {
 }
 
 /**
- * The backoff waits of a run, which a cancel ends at once. One abort listener for all of them: a
- * listener per waiting record (`timers/promises` with the signal) passed Node's limit of 10 as soon
- * as 11 records were waiting, and printed a MaxListenersExceededWarning that reads like a leak.
+ * Server pushback (gRFC A6): the `grpc-retry-pushback-ms` trailer of a failed attempt. A number of ms
+ * is how long to wait before the next attempt; a negative or malformed value means "do not retry";
+ * undefined when the server sent none.
  */
-export class BackoffWaits {
-  readonly #signal: AbortSignal | undefined;
-  readonly #waiting = new Set<() => void>();
-  readonly #onAbort = () => {
-    for (const wake of this.#waiting) wake();
-    this.#waiting.clear();
-  };
+export function pushbackMs(trailers: Metadata | undefined): number | 'stop' | undefined {
+  const values = trailers?.get('grpc-retry-pushback-ms');
+  if (!values || values.length === 0) return undefined;
+  const text = String(values[0]);
+  return /^\d+$/.test(text) ? Number(text) : 'stop';
+}
+
+/**
+ * Backoff sleeps that one stop signal ends early. One listener on the signal for all of them (a
+ * listener per sleep on a shared signal makes Node warn about a leak past 10 waiting records).
+ */
+export class BackoffTimers {
+  readonly #waiting = new Map<NodeJS.Timeout, (done: boolean) => void>();
+  #stopped = false;
 
   constructor(signal?: AbortSignal) {
-    this.#signal = signal;
-    signal?.addEventListener('abort', this.#onAbort, {once: true});
+    if (signal?.aborted) this.#stopped = true;
+    else signal?.addEventListener('abort', () => this.stop(), {once: true});
   }
 
-  /** Waits `ms`; resolves false at once if the signal aborts (or has), true when the time is up. */
+  /** Resolves `true` after `ms`, or `false` at once when stopped. */
   wait(ms: number): Promise<boolean> {
-    if (this.#signal?.aborted) return Promise.resolve(false);
+    if (this.#stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const cancel = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
       const timer = setTimeout(() => {
-        this.#waiting.delete(cancel);
+        this.#waiting.delete(timer);
         resolve(true);
       }, ms);
-      this.#waiting.add(cancel);
+      this.#waiting.set(timer, resolve);
     });
   }
 
-  /** Removes the abort listener. Idempotent. */
-  close(): void {
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+  /** Ends every sleep now (they resolve `false`), and any later one at once. Idempotent. */
+  stop(): void {
+    this.#stopped = true;
+    for (const [timer, resolve] of this.#waiting) {
+      clearTimeout(timer);
+      resolve(false);
+    }
+    this.#waiting.clear();
   }
-}
-
-/** The outcome of a record whose retry a cancel stopped: CANCELLED, with what its last attempt said. */
-export function cancelledRetry<T extends {readonly code: number; readonly details: string; readonly latencyMs: number}>(last: T, attempts: number): {ok: false; code: number; details: string; latencyMs: number} {
-  return {ok: false, code: Status.CANCELLED, details: `cancelled before retrying (attempt ${attempts} ended ${statusName(last.code)}: ${last.details})`, latencyMs: last.latencyMs};
 }

@@ -49,23 +49,6 @@ test('completes every record against a server that fails 30% of calls with UNAVA
   assert.equal(server.stats.byStatus['UNAVAILABLE'], summary.attempts - 500);
 });
 
-test('the retry throttle caps the attempts against a dead server, and the summary says so', async (t) => {
-  const server = await startServer(t);
-  const port = server.port;
-  await server.stop(0); // nothing listens on the port any more
-  const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 300}, (_, i) => ({id: `r${i}`})));
-  const summary = await runJob(await loadJob(writeJob(dir, `127.0.0.1:${port}`, {
-    concurrency: 10,
-    retry: {maxAttempts: 5, initialBackoff: '1ms', maxBackoff: '2ms', throttle: {maxTokens: 20}},
-  })));
-  assert.equal(summary.failed, 300);
-  assert.deepEqual(summary.byStatus, {UNAVAILABLE: 300});
-  // Without the throttle: 300 × 5 = 1500 attempts. With it, retries stop once half the 20 tokens are gone.
-  assert.ok(summary.attempts <= 300 + 10 + 10, `attempts: ${summary.attempts}`);
-  assert.ok(summary.retriesThrottled > 0);
-});
-
 test('maxFailures stops the run with a reason once passed', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);

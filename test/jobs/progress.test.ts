@@ -5,7 +5,7 @@ import {formatProgressLine} from '../../src/jobs/print.js';
 import type {ProgressSnapshot} from '../../src/jobs/run.js';
 import {LineWriter} from '../../src/jobs/results.js';
 
-const at = (done: number, total: number | undefined, elapsedMs: number): ProgressSnapshot => ({done, total, ok: done, failed: 0, invalid: 0, inFlight: 3, attempts: done, elapsedMs});
+const at = (done: number, total: number | undefined, elapsedMs: number): ProgressSnapshot => ({done, total, ok: done, failed: 0, invalid: 0, inFlight: 3, calls: 3, limit: 10, cap: 10, attempts: done, elapsedMs});
 
 test('the progress line never wraps: it fits in columns - 1 at any width, the bar shrinking first', () => {
   for (const columns of [20, 40, 60, 80, 120, 200]) {

@@ -25,7 +25,7 @@ test('re-running a failures file keeps each record\'s original line in its key, 
   const dir = tempDir(t);
   // Line 3 fails twice then succeeds, line 7 fails once; the server counts attempts per id across runs.
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 8}, (_, i) => ({id: `r${i + 1}`, ...(i + 1 === 3 ? {failFirstAttempts: 2} : i + 1 === 7 ? {failFirstAttempts: 1} : {})})));
-  const runOnce = async (input: string, n: number) => runJob(await loadJob(writeJob(dir, server.address, {input, output: `out/run${n}.jsonl`, failures: `out/run${n}.failed.jsonl`}, `job${n}.yaml`)));
+  const runOnce = async (input: string, n: number) => runJob(await loadJob(writeJob(dir, server.address, {input, retry: {maxAttempts: 1}, output: `out/run${n}.jsonl`, failures: `out/run${n}.failed.jsonl`}, `job${n}.yaml`)));
   const first = await runOnce('input.jsonl', 1);
   assert.equal(first.failed, 2);
   assert.equal(readFileSync(`${first.failures}.lines`, 'utf8'), (readJsonlFile(first.output) as Line[]).filter((r) => r.status !== 'OK').map((r) => `${r.key.line}\n`).join(''));

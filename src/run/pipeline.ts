@@ -1,0 +1,290 @@
+import type * as grpc from '@grpc/grpc-js';
+import pLimit, {type LimitFunction} from 'p-limit';
+import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
+import type {ChannelPool} from '../rpc/channel.js';
+import type {MethodHandle} from '../rpc/method.js';
+import {OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
+import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';
+import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
+import {Status} from '../rpc/status.js';
+import {RateLimiter} from '../jobs/rate.js';
+import {AdaptiveLimit, rampConcurrency, rampShare} from './adaptive-limit.js';
+import {TurnPacer} from './turn-pacer.js';
+
+/** One record ready to send: plain data. */
+export interface PlannedCall {
+  /** 1-based input line (or index in a module's `requests()`). */
+  readonly line: number;
+  /** The encoded request. */
+  readonly request: Buffer;
+}
+
+/** How a record left the pipeline. */
+export type CallReport =
+  /** It has a final outcome: the last attempt's. */
+  | {readonly kind: 'final'; readonly call: PlannedCall; readonly outcome: CallOutcome; readonly attempts: number; readonly latencyMs: number}
+  /** The run stopped before the record got a final outcome: it has no result, and a resume sends it again. */
+  | {readonly kind: 'unsent'; readonly call: PlannedCall; readonly attempts: number};
+
+export interface PipelineOptions {
+  readonly pool: ChannelPool;
+  readonly method: MethodHandle;
+  /** The one bound: records in the pipeline at once (calls in flight, backoffs included). */
+  readonly concurrency: number;
+  /** Calls (attempts) started per second; 0 = no limit. */
+  readonly rps: number;
+  /** Concurrency and rps rise from 1 to their caps over this long; 0 = at once. */
+  readonly rampUpMs: number;
+  /** Learn the concurrency under the cap from the backend's answers (`AdaptiveLimit`). */
+  readonly adaptive: boolean;
+  readonly retry: RetryPolicy;
+  readonly deadlineMs: number;
+  readonly metadata?: grpc.Metadata;
+  readonly waitForReady: boolean;
+  /** Give up (the run is interrupted) after the backend was unreachable this long; 0 = never. */
+  readonly maxOutageMs: number;
+  /** Called before a record's first attempt, so the results of the records that freed slots reach the disk first. */
+  readonly beforeSend?: () => void;
+  /** Every record's end, in completion order. A rejection aborts the run. */
+  readonly onReport: (report: CallReport) => void | Promise<void>;
+  /** Every attempt's answer (for the latency histogram). */
+  readonly onAttempt?: (latencyMs: number) => void;
+  /** The backend went down, came back, or the wait was given up. */
+  readonly onOutage?: (event: OutageEvent) => void;
+  /** A report threw (an I/O error): the caller stops the run. */
+  readonly onFatal: (error: unknown) => void;
+}
+
+/** What the pipeline holds now, for progress. */
+export interface PipelineStatus {
+  /** Records in the pipeline (sending, waiting for a retry, or at the outage gate). */
+  readonly records: number;
+  /** Calls on the wire. */
+  readonly calls: number;
+  /** Records allowed in at once now (the cap, or less under `adaptive` and `rampUp`). */
+  readonly limit: number;
+  readonly outage: OutageStatus;
+}
+
+/** How often a ramp-up raises the limits. */
+const RAMP_TICK_MS = 100;
+/** A connection that broke under a call shows up as one of these (the server did not answer). */
+const CONNECTION_ERROR = /Connection dropped|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|GOAWAY|Connection closed|socket hang up|Name resolution failed/;
+/**
+ * A connection that cannot be made for a reason of the job's own (TLS against plaintext or back, a
+ * certificate that does not match): waiting would not help, so these fail as the records' own.
+ */
+const CONFIG_ERROR = /SSL routines|certificate|ERR_TLS|wrong version number|Failed to connect/i;
+
+/**
+ * Runs records: the one bound (a p-limit pool), calls per turn, one call with retries per record,
+ * and the flow control around them: the outage gate (pause, don't fail), the retry throttle (wait,
+ * don't fail), server pushback, adaptive concurrency and ramp-up. Outcomes go to `onReport`.
+ */
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #limit: LimitFunction;
+  readonly #gate: OutageGate;
+  readonly #throttle: RetryThrottle;
+  readonly #adaptive: AdaptiveLimit | undefined;
+  readonly #rate: RateLimiter | undefined;
+  readonly #timers = new BackoffTimers();
+  readonly #pacer = new TurnPacer();
+  readonly #calls = new Set<CancellableCall>();
+  readonly #callOptions;
+  readonly #startedAt = performance.now();
+  #rampTimer: NodeJS.Timeout | undefined;
+  #records = 0;
+  #stopping = false;
+  #cancelled = false;
+  #roomWaiter: (() => void) | undefined;
+  #idleWaiter: (() => void) | undefined;
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    this.#adaptive = options.adaptive ? new AdaptiveLimit({maxLimit: options.concurrency}) : undefined;
+    this.#limit = pLimit(this.#currentLimit());
+    this.#rate = options.rps > 0 ? new RateLimiter(options.rampUpMs > 0 ? Math.max(1, options.rps / 1000) : options.rps) : undefined;
+    this.#throttle = new RetryThrottle(options.retry.throttle ?? {maxTokens: defaultMaxTokens(options.concurrency), tokenRatio: 1});
+    this.#gate = new OutageGate({
+      state: (tryToConnect) => options.pool.connectivity(tryToConnect),
+      watch: (_current, deadline, callback) => options.pool.watchConnectivity(deadline, callback),
+      maxOutageMs: options.maxOutageMs,
+      onChange: (event) => options.onOutage?.(event),
+    });
+    this.#callOptions = {deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls};
+    if (options.rampUpMs > 0) {
+      this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);
+      this.#rampTimer.unref();
+    }
+  }
+
+  /** Whether another record may come in now. */
+  get hasRoom(): boolean {
+    return this.#records < this.#limit.concurrency && !this.#stopping;
+  }
+
+  /** Resolves when another record may come in, or the pipeline is stopping. */
+  room(): Promise<void> {
+    if (this.hasRoom || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => (this.#roomWaiter = resolve));
+  }
+
+  /** Resolves when no record is left in the pipeline. */
+  idle(): Promise<void> {
+    if (this.#records === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#idleWaiter = resolve));
+  }
+
+  /** Takes a record in. Call only when `hasRoom`. */
+  submit(call: PlannedCall): void {
+    this.#records++;
+    this.#limit(() => this.#run(call)).catch(this.#o.onFatal).finally(() => this.#settle());
+  }
+
+  /** No new records and no first attempts; records being retried finish; those at the gate leave unsent. */
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#gate.stop();
+    this.#wakeRoom();
+  }
+
+  /** Stops, and cuts the calls in flight and the backoffs: those records leave unsent. */
+  cancel(): void {
+    this.stop();
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#timers.stop();
+    this.#throttle.releaseAll();
+    for (const call of this.#calls) call.cancel();
+  }
+
+  /** Whether the outage gate gave up (maxOutage). */
+  get gaveUp(): boolean {
+    return this.#gate.gaveUp;
+  }
+
+  get throttled(): number {
+    return this.#throttle.waited;
+  }
+
+  /** min / mean / max of the limit under `adaptive` (undefined otherwise). */
+  limitRange(): {min: number; mean: number; max: number} | undefined {
+    return this.#adaptive?.range();
+  }
+
+  status(): PipelineStatus {
+    return {records: this.#records, calls: this.#calls.size, limit: this.#limit.concurrency, outage: this.#gate.status()};
+  }
+
+  /** Ends the timers. Call once idle. */
+  close(): void {
+    if (this.#rampTimer) clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+    this.#gate.stop();
+    this.#timers.stop();
+    this.#throttle.releaseAll();
+  }
+
+  #settle(): void {
+    this.#records--;
+    this.#wakeRoom();
+    if (this.#records === 0) {
+      const idle = this.#idleWaiter;
+      this.#idleWaiter = undefined;
+      idle?.();
+    }
+  }
+
+  #wakeRoom(): void {
+    if (!this.#roomWaiter || !(this.hasRoom || this.#stopping)) return;
+    const wake = this.#roomWaiter;
+    this.#roomWaiter = undefined;
+    wake();
+  }
+
+  async #run(call: PlannedCall): Promise<void> {
+    await this.#o.onReport(await this.#attempts(call));
+  }
+
+  async #attempts(call: PlannedCall): Promise<CallReport> {
+    if (this.#stopping) return {kind: 'unsent', call, attempts: 0};
+    const turn = this.#pacer.take();
+    if (turn) await turn;
+    if (this.#stopping) return {kind: 'unsent', call, attempts: 0};
+    this.#o.beforeSend?.();
+    const started = performance.now();
+    const policy = this.#o.retry;
+    let attempts = 0;
+    /** Attempts that count against maxAttempts (not those lost to an outage). */
+    let counted = 0;
+    let outcome: CallOutcome;
+    for (;;) {
+      const gate = this.#gate.pass();
+      if (gate && !(await gate)) return {kind: 'unsent', call, attempts};
+      if (this.#rate) await this.#rate.take();
+      if (this.#cancelled) return {kind: 'unsent', call, attempts};
+      attempts++;
+      counted++;
+      outcome = await callUnary(this.#o.pool.pick(), this.#o.method, call.request, this.#callOptions);
+      this.#o.onAttempt?.(outcome.latencyMs);
+      if (outcome.ok) {
+        this.#gate.onOk();
+        this.#throttle.onSuccess();
+        this.#sample(outcome.latencyMs, false);
+        break;
+      }
+      if (this.#cancelled && outcome.code === Status.CANCELLED) return {kind: 'unsent', call, attempts};
+      const pushback = pushbackMs(outcome.trailers);
+      // A TLS or certificate mistake is the job's own, not an outage: it must not count in the gate's
+      // UNAVAILABLE streak either, or a record retrying it for over a second pauses the whole run.
+      if (!CONFIG_ERROR.test(outcome.details) && this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome))) {
+        counted--; // lost to the outage: back to the gate, sent again when the backend is back
+        continue;
+      }
+      this.#sample(outcome.latencyMs, outcome.code === Status.RESOURCE_EXHAUSTED || pushback !== undefined);
+      if (!isRetryable(policy, outcome.code) || pushback === 'stop') break;
+      this.#throttle.onRetryableFailure();
+      if (counted >= policy.maxAttempts) break;
+      const token = this.#throttle.acquire();
+      if (token && !(await token)) return {kind: 'unsent', call, attempts};
+      if (!(await this.#timers.wait(pushback ?? backoffMs(policy, counted)))) return {kind: 'unsent', call, attempts};
+    }
+    return {kind: 'final', call, outcome, attempts, latencyMs: Math.round((performance.now() - started) * 100) / 100};
+  }
+
+  /** The attempt failed because the connection is gone (refused, reset, dropped), not because the server said no. */
+  #isConnectionLost(outcome: Extract<CallOutcome, {ok: false}>): boolean {
+    const code = outcome.code;
+    if (code !== Status.UNAVAILABLE && code !== Status.CANCELLED && !(code === Status.INTERNAL && outcome.details.includes('RST_STREAM'))) return false;
+    if (CONFIG_ERROR.test(outcome.details)) return false;
+    if (CONNECTION_ERROR.test(outcome.details)) return true;
+    return this.#o.pool.connectivity(false) !== 2; // not READY: the answer came from the broken connection
+  }
+
+  #sample(latencyMs: number, dropped: boolean): void {
+    if (this.#adaptive?.onSample(latencyMs, this.#calls.size + 1, dropped)) this.#applyLimit();
+  }
+
+  #currentLimit(): number {
+    const cap = this.#adaptive?.limit ?? this.#o.concurrency;
+    return this.#o.rampUpMs > 0 ? Math.min(cap, rampConcurrency(this.#o.concurrency, performance.now() - this.#startedAt, this.#o.rampUpMs)) : cap;
+  }
+
+  #applyLimit(): void {
+    const next = this.#currentLimit();
+    if (next !== this.#limit.concurrency) this.#limit.concurrency = next;
+    this.#wakeRoom();
+  }
+
+  #ramp(): void {
+    const share = rampShare(performance.now() - this.#startedAt, this.#o.rampUpMs);
+    if (this.#rate) this.#rate.setRate(Math.max(1, this.#o.rps * share));
+    this.#applyLimit();
+    if (share >= 1 && this.#rampTimer) {
+      clearInterval(this.#rampTimer);
+      this.#rampTimer = undefined;
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import type {InputRecord} from '../jobs/input.js';
+import {prepareRecord} from '../jobs/prepare.js';
+import {hasLine} from '../jobs/resume.js';
+import type {MethodHandle} from '../rpc/method.js';
+import type {PlannedCall} from './pipeline.js';
+
+/** What the plan makes of one input record. */
+export type PlanItem =
+  /** Ready to send. */
+  | {readonly kind: 'call'; readonly record: InputRecord; readonly call: PlannedCall}
+  /** Not valid for the request type: never sent; `error` says why. */
+  | {readonly kind: 'invalid'; readonly record: InputRecord; readonly error: string}
+  /** Finished by an earlier attempt at this run (it has a result line): not sent again. */
+  | {readonly kind: 'done'; readonly record: InputRecord};
+
+/**
+ * The input turned into records to send, in input order, one at a time and only as fast as the run
+ * asks (memory stays flat whatever the input size). A record is parsed and encoded here, once;
+ * invalid ones are told apart before anything is sent, and on a resume the records that already
+ * have a result are skipped.
+ */
+export class Plan {
+  readonly #iterator: AsyncIterator<InputRecord>;
+  readonly #method: MethodHandle;
+  readonly #finished: Int32Array | undefined;
+  /** Settles the read in progress with `undefined` when the run stops (a slow stdin, a module's generator). */
+  #stopRead: ((value: undefined) => void) | undefined;
+  #stopped = false;
+
+  /** `finished`: input lines that already have a result (ascending), on a resume. */
+  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array) {
+    this.#iterator = source[Symbol.asyncIterator]();
+    this.#method = method;
+    this.#finished = finished && finished.length > 0 ? finished : undefined;
+  }
+
+  /** The next item, or `undefined` at the end of the input or once stopped. */
+  async next(): Promise<PlanItem | undefined> {
+    if (this.#stopped) return undefined;
+    // A fresh promise per read that the stop can settle, not `Promise.race` against one long-lived
+    // `stopped` promise: each race adds a reaction to it, which keeps every record read (the race's
+    // result) in memory until the run ends.
+    const next = await new Promise<IteratorResult<InputRecord> | undefined>((resolve, reject) => {
+      this.#stopRead = resolve;
+      this.#iterator.next().then(resolve, reject);
+    });
+    this.#stopRead = undefined;
+    if (!next || next.done || this.#stopped) return undefined;
+    const record = next.value;
+    if (this.#finished && hasLine(this.#finished, record.line)) return {kind: 'done', record};
+    const prepared = prepareRecord(record, this.#method);
+    if (typeof prepared === 'string') return {kind: 'invalid', record, error: prepared};
+    return {kind: 'call', record, call: {line: record.line, request: prepared}};
+  }
+
+  /** Ends the plan: a read in progress settles with `undefined`, and so does every later one. */
+  stop(): void {
+    this.#stopped = true;
+    this.#stopRead?.(undefined);
+  }
+
+  /** Releases the input. Not awaited by callers: a generator blocked on input cannot return until its read resolves. */
+  close(): void {
+    this.stop();
+    this.#iterator.return?.(undefined).catch(() => undefined);
+  }
+}

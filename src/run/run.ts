@@ -1,0 +1,302 @@
+import {randomBytes} from 'node:crypto';
+import {statSync} from 'node:fs';
+import type {Readable} from 'node:stream';
+import {getErrorMessage, InternalError, UsageError} from '../errors.js';
+import type {Logger} from '../log.js';
+import {ChannelPool} from '../rpc/channel.js';
+import {buildMetadata} from '../rpc/metadata.js';
+import type {OutageEvent} from '../rpc/outage-gate.js';
+import {Status, statusName} from '../rpc/status.js';
+import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
+import {countLines, inputLabel, openInput, type InputRecord} from '../jobs/input.js';
+import type {LoadedJob} from '../jobs/load.js';
+import {readPriorResults} from '../jobs/resume.js';
+import {InputShapeHints} from '../jobs/input-hints.js';
+import {checkRunFiles} from '../jobs/outputs.js';
+import {recordKey, resolveResultFields} from '../jobs/record-key.js';
+import {runFiles, type RecordOutcome, type RecordResult} from '../jobs/results.js';
+import {cleanDetails, hintFor} from '../rpc/explain.js';
+import {Pipeline, type CallReport} from './pipeline.js';
+import {Plan} from './plan.js';
+import {Sink} from './sink.js';
+import {RunStats, type RunSummary} from './stats.js';
+
+/** What the progress callback gets, about every `progressIntervalMs`. */
+export interface ProgressSnapshot {
+  readonly done: number;
+  /** Records in the input, once counted (regular files only). */
+  readonly total: number | undefined;
+  readonly ok: number;
+  readonly failed: number;
+  readonly invalid: number;
+  /** Records in the pool: sending, waiting for a retry, or held at the outage gate. */
+  readonly inFlight: number;
+  /** Calls on the wire now. */
+  readonly calls: number;
+  /** Records allowed in the pool now (the cap, or less under `adaptive` and `rampUp`). */
+  readonly limit: number;
+  /** The job's `concurrency`: the cap of `limit`. */
+  readonly cap: number;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  /** Set while the run waits for an unreachable backend: for how long, and the last error. */
+  readonly waiting?: {readonly forMs: number; readonly reason: string};
+}
+
+export interface RunOptions {
+  /** @default a new id: UTC time plus 6 random hex digits */
+  readonly runId?: string;
+  /** Abort to stop gracefully: no new calls start, calls in flight finish. Its reason is the stop reason. */
+  readonly signal?: AbortSignal;
+  /** Abort to cancel the calls in flight too (a second Ctrl-C): they get no result, a resume sends them. */
+  readonly cancelSignal?: AbortSignal;
+  readonly onProgress?: (progress: ProgressSnapshot) => void;
+  /** @default 1000 */
+  readonly progressIntervalMs?: number;
+  readonly logger?: Logger;
+  /** Stream read when the input is '-'. @default process.stdin */
+  readonly stdin?: Readable;
+  /**
+   * Continue run `runId`: records that already have a line in its results file are not sent again,
+   * both files are appended (a half-written last line from a crash is cut off first), and the
+   * summary counts the whole run. Needs the same input. @default false
+   */
+  readonly resume?: boolean;
+  /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
+  /** @default 1000 */
+  readonly checkpointIntervalMs?: number;
+  /** Log `run:started` and `run:finished` (the daemon's scheduler logs its own, once per run). @default true */
+  readonly logLifecycle?: boolean;
+}
+
+/** How many invalid records are logged one by one before the rest are only counted. */
+const MAX_LOGGED_INVALID = 20;
+
+/** A run id that sorts by time: 20261125T214500Z-3f9a1c. */
+export function newRunId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** A call's record, kept beside it so the sink can copy a failed record exactly as input. */
+type RecordCall = CallReport['call'] & {readonly record: InputRecord};
+
+/**
+ * Runs a job: the plan reads and encodes its input, the pipeline fans the records out through one
+ * bounded pool over one shared channel (retries, flow control), the sink writes one result line per
+ * record and the failed records (exactly as input) to the failures file, and the stats make the
+ * summary. gRPC failures are counted, not thrown; it rejects only on I/O errors and bugs.
+ */
+export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<RunSummary> {
+  const {spec, method} = job;
+  const runId = options.runId ?? newRunId();
+  const log = options.logger?.child({job: spec.name, runId});
+  if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  const label = inputLabel(spec);
+  checkRunFiles(spec, runId, {resume: options.resume});
+  const shapes = new InputShapeHints();
+  const resultFields = resolveResultFields(spec.resultFields, method, spec.file).fields;
+  const explain = {target: spec.target, tls: spec.tls !== undefined, deadlineMs: spec.deadlineMs};
+  const sink = new Sink(runFiles(spec, runId), {append: options.resume});
+  sink.open(Boolean(options.resume));
+  const stats = new RunStats();
+  const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
+  const tracker = new ProgressTracker();
+  const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
+  const {signal, cancelSignal} = options;
+
+  let fatal: unknown;
+  let thresholdReason: string | undefined;
+  let interruptReason: string | undefined;
+  const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
+    plan.stop();
+    if (why === 'fatal') pipeline.cancel();
+    else pipeline.stop();
+  };
+
+  const finish = async (record: InputRecord, outcome: RecordOutcome) => {
+    // `line` first, then `key`: the order a reader of the results file sees.
+    const {line, ...rest} = outcome;
+    const result = {line, key: recordKey(record, resultFields), ...rest} as RecordResult;
+    sink.write(record, result);
+    tracker.finish(record.line);
+    if (spec.onResult) await spec.onResult(result);
+  };
+  const checkThresholds = () => {
+    if (thresholdReason) return;
+    if (spec.maxInvalid !== undefined && stats.invalid > spec.maxInvalid) {
+      thresholdReason = `maxInvalid: ${stats.invalid} invalid records, more than the job allows (${spec.maxInvalid})`;
+    } else if (spec.maxFailures !== undefined && stats.failed > spec.maxFailures) {
+      thresholdReason = `maxFailures: ${stats.failed} failed records, more than the job allows (${spec.maxFailures})`;
+    }
+    if (!thresholdReason) return;
+    log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
+    stopWith('threshold');
+  };
+  const onReport = (report: CallReport): void | Promise<void> => {
+    const {record} = report.call as RecordCall;
+    if (report.kind === 'unsent') return; // no result: a resume sends it again
+    const {outcome, attempts, latencyMs} = report;
+    const code = outcome.ok ? Status.OK : outcome.code;
+    stats.recordFinal(code, attempts, outcome.ok ? undefined : outcome.details);
+    const done = finish(record, outcome.ok
+      ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response}
+      : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs});
+    if (!outcome.ok) checkThresholds();
+    return done;
+  };
+  const onOutage = (event: OutageEvent) => {
+    if (event.type === 'down') {
+      const hint = hintFor(Status.UNAVAILABLE, event.reason, explain);
+      log?.warn({event: 'backend:down', reason: event.reason, ...(hint ? {hint} : {})}, `waiting for the backend: ${cleanDetails(event.reason)}${hint ? ` (hint: ${hint})` : ''}`);
+    }
+    else if (event.type === 'up') log?.info({event: 'backend:up', pausedMs: Math.round(event.pausedMs)}, `the backend is back after ${(event.pausedMs / 1000).toFixed(1)}s; the run goes on`);
+    else {
+      interruptReason = event.reason;
+      log?.error({event: 'run:interrupted', reason: event.reason}, `stopping the run: ${cleanDetails(event.reason)}`);
+      stopWith('interrupt');
+    }
+  };
+  const pipeline = new Pipeline({
+    pool,
+    method,
+    concurrency: spec.concurrency,
+    rps: spec.rps,
+    rampUpMs: spec.rampUpMs,
+    adaptive: spec.adaptive,
+    retry: spec.retry,
+    deadlineMs: spec.deadlineMs,
+    metadata: buildMetadata(spec.metadata),
+    waitForReady: spec.waitForReady,
+    maxOutageMs: spec.maxOutageMs,
+    beforeSend: () => sink.flushIfDirty(),
+    onReport,
+    onAttempt: (latencyMs) => {
+      stats.attempts++;
+      stats.recordLatency(latencyMs);
+    },
+    onOutage,
+    onFatal: (error) => {
+      fatal ??= error;
+      stopWith('fatal');
+    },
+  });
+  sink.onError((error) => {
+    fatal ??= error;
+    stopWith('fatal');
+  });
+  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished);
+
+  let total: number | undefined;
+  if (spec.input && spec.input !== '-' && statSync(spec.input, {throwIfNoEntry: false})?.isFile()) {
+    // A regular file only: a pipe or a FIFO can be read once, by the plan.
+    countLines(spec.input).then((n) => (total = n), () => undefined);
+  }
+  const onStop = () => stopWith('signal');
+  const onCancel = () => {
+    log?.warn({event: 'run:cancelling', inFlight: pipeline.status().calls}, 'cancelling calls in flight');
+    pipeline.cancel();
+  };
+  if (signal?.aborted) onStop();
+  else signal?.addEventListener('abort', onStop, {once: true});
+  if (cancelSignal?.aborted) onCancel();
+  else cancelSignal?.addEventListener('abort', onCancel, {once: true});
+
+  const snapshot = (): ProgressSnapshot => {
+    const now = pipeline.status();
+    return {
+      done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
+      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts, elapsedMs: performance.now() - stats.startedAt,
+      ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
+    };
+  };
+  const checkpoint = () => {
+    sink.flush();
+    options.onCheckpoint?.(tracker.snapshot());
+  };
+  const timers = [
+    options.onProgress ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000) : undefined,
+    options.onCheckpoint ? setInterval(() => {
+      try {
+        checkpoint();
+      } catch (error) {
+        fatal ??= error;
+        stopWith('fatal');
+      }
+    }, options.checkpointIntervalMs ?? 1000) : undefined,
+  ];
+  for (const timer of timers) timer?.unref();
+  if (prior && prior.finished.length > 0) {
+    log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again`);
+  }
+  if (options.logLifecycle !== false) log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
+
+  try {
+    for (;;) {
+      if (!pipeline.hasRoom) await pipeline.room();
+      if (signal?.aborted || fatal || thresholdReason || interruptReason) break;
+      const item = await plan.next();
+      if (!item) break;
+      const {record} = item;
+      tracker.read(record.line);
+      if (item.kind === 'done') {
+        tracker.finish(record.line);
+        continue;
+      }
+      stats.total++;
+      stats.lastLine = record.line;
+      if (item.kind === 'invalid') {
+        stats.recordInvalid(item.error);
+        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
+        const hint = shapes.observe(record, label);
+        if (hint) log?.warn({event: 'input:hint'}, hint);
+        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0});
+        checkThresholds();
+        continue;
+      }
+      pipeline.submit({...item.call, record} as RecordCall);
+    }
+  } catch (error) {
+    fatal ??= error;
+    pipeline.cancel();
+  } finally {
+    plan.close();
+    signal?.removeEventListener('abort', onStop);
+    await pipeline.idle();
+    pipeline.close();
+    for (const timer of timers) if (timer) clearInterval(timer);
+    cancelSignal?.removeEventListener('abort', onCancel);
+    pool.close();
+    try {
+      sink.flush();
+      options.onCheckpoint?.(tracker.snapshot());
+    } catch (error) {
+      fatal ??= error;
+    }
+    await sink.close().catch((error: unknown) => (fatal ??= error));
+  }
+  if (fatal) {
+    throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+  }
+  if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
+  options.onProgress?.({...snapshot(), total: total ?? stats.total});
+  const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
+  const outage = pipeline.status().outage;
+  const limitRange = pipeline.limitRange();
+  stats.throttled = pipeline.throttled;
+  const summary = stats.summarize({
+    job: spec.name,
+    runId,
+    output: sink.outputPath,
+    stopReason,
+    abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
+    interruptReason: !stopReason ? interruptReason : undefined,
+    failures: sink.hasFailures ? sink.failuresPath : undefined,
+    outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
+    concurrencyLimit: limitRange,
+    explain,
+    inputRecords: total,
+  });
+  if (options.logLifecycle !== false) log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  return summary;
+}

@@ -1,0 +1,100 @@
+import {existsSync} from 'node:fs';
+import type {InputRecord} from '../jobs/input.js';
+import {ORIGIN_SUFFIX} from '../jobs/record-key.js';
+import {LineWriter, type RecordResult} from '../jobs/results.js';
+
+/** Buffered result bytes that make the files flush before the end of the event-loop turn. */
+const FLUSH_BYTES = 256 * 1024;
+
+/**
+ * The one writer of a run's results and failures files: the record of truth. Every finished record
+ * gets one result line; a failed or invalid one also gets its input line, exactly as input, in the
+ * failures file. The two files are flushed together, failures first, so after a crash a record whose
+ * result line is on disk has its failure line there too. Writes are buffered and flushed at the end
+ * of the event-loop turn (or sooner past `FLUSH_BYTES`), and before a slot of the pool is reused
+ * (`flushIfDirty`), so the records without a result line after a crash are at most those in flight.
+ */
+export class Sink {
+  readonly #output: LineWriter;
+  readonly #failures: LineWriter;
+  /** Each failures line's line in the original input (`<failures>.lines`), so a re-run of the failures file keeps the keys. */
+  readonly #origins: LineWriter;
+  #flushScheduled = false;
+
+  /** `append`: a resume: both files are kept and appended to (a half-written last line is cut off). */
+  constructor(files: {readonly output: string; readonly failures: string}, options: {readonly append?: boolean} = {}) {
+    this.#output = new LineWriter(files.output, {append: options.append, key: 'output'});
+    this.#failures = new LineWriter(files.failures, {append: options.append, key: 'failures'});
+    this.#origins = new LineWriter(`${files.failures}${ORIGIN_SUFFIX}`, {append: options.append, key: 'failures'});
+  }
+
+  get outputPath(): string {
+    return this.#output.path;
+  }
+
+  get failuresPath(): string {
+    return this.#failures.path;
+  }
+
+  /** Whether the failures file exists (some record failed, now or before a resume). */
+  get hasFailures(): boolean {
+    return this.#failures.isOpen;
+  }
+
+  /** Creates the results file (and repairs both files' tails on a resume). */
+  open(append: boolean): void {
+    this.#output.open();
+    if (append && existsSync(this.#failures.path)) this.#failures.open();
+    if (append && existsSync(this.#origins.path)) this.#origins.open();
+  }
+
+  /** Writes a record's result (and, unless OK, its input line to the failures file). */
+  write(record: InputRecord, result: RecordResult): void {
+    if (result.status !== 'OK') {
+      if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
+      else this.#failures.write(record.raw ?? record.text);
+      this.#origins.write(String(result.key.line));
+    }
+    this.#output.write(JSON.stringify(result));
+    if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#scheduledFlush);
+    }
+  }
+
+  /** Flushes if anything is buffered: call before a freed slot takes a new record. */
+  flushIfDirty(): void {
+    if (this.#output.bufferedBytes > 0) this.flush();
+  }
+
+  /** Writes out what is buffered, failures first. */
+  flush(): void {
+    this.#flushScheduled = false;
+    this.#failures.flush();
+    this.#origins.flush();
+    this.#output.flush();
+  }
+
+  /** Flushes and closes both files; rejects with the first error. */
+  async close(): Promise<void> {
+    const closing = await Promise.allSettled([this.#failures.close(), this.#origins.close(), this.#output.close()]);
+    for (const result of closing) if (result.status === 'rejected') throw result.reason;
+  }
+
+  readonly #scheduledFlush = (): void => {
+    if (!this.#flushScheduled) return;
+    try {
+      this.flush();
+    } catch (error) {
+      this.#onError?.(error);
+    }
+  };
+
+  #onError: ((error: unknown) => void) | undefined;
+
+  /** Called when a flush at the end of a turn fails (ENOSPC, EIO): the run stops. */
+  onError(listener: (error: unknown) => void): void {
+    this.#onError = listener;
+  }
+}

@@ -1,0 +1,215 @@
+import * as hdr from 'hdr-histogram-js';
+import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
+import {statusName} from '../rpc/status.js';
+
+/** One error message of a status, with how many records ended with it. */
+export interface ErrorCount {
+  /** The message, cleaned up (`connect ECONNREFUSED 127.0.0.1:50999`); the results file has it in full. */
+  readonly message: string;
+  readonly count: number;
+  /** What to change, for the causes a user can fix (TLS, names, nothing listening). */
+  readonly hint?: string;
+}
+
+/** Distinct messages counted per status; further ones are counted together as "other messages". */
+const MAX_MESSAGES_PER_STATUS = 50;
+/** Messages kept per status in the summary. */
+const TOP_MESSAGES = 3;
+export const OTHER_MESSAGES = '(other messages)';
+
+/** The end of a run, as printed and as `--json` prints it (one object on stdout). */
+export interface RunSummary {
+  readonly job: string;
+  readonly runId: string;
+  /**
+   * succeeded: every record OK; failed: some failed or were invalid (or a threshold stopped the
+   * run); cancelled: stopped from outside (a signal); interrupted: stopped before the end for a
+   * reason that is no record's fault (the backend unreachable for `maxOutage`): `--resume` continues.
+   */
+  readonly status: 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+  /** Records read from the input. */
+  readonly total: number;
+  /** Records read that have no result: never sent, or cut short by the stop. A resume sends them. */
+  readonly unfinished: number;
+  readonly ok: number;
+  /** Records whose last attempt ended with a non-OK status (cancelled ones included). */
+  readonly failed: number;
+  /** Records not sent because they do not fit the request type. */
+  readonly invalid: number;
+  /** Final status of each sent record, by name. */
+  readonly byStatus: Readonly<Record<string, number>>;
+  /** The most frequent messages of each failed status (and of `INVALID` records), most frequent first. */
+  readonly errors: Readonly<Record<string, readonly ErrorCount[]>>;
+  /** Records in the input, when it was counted (a regular file); `total` is the records read. */
+  readonly inputRecords?: number;
+  /** Calls made, retries included. */
+  readonly attempts: number;
+  /** Records that needed more than one attempt. */
+  readonly retried: number;
+  readonly durationMs: number;
+  /** Calls (attempts) per second over the run. */
+  readonly callsPerSec: number;
+  /** Latency of single calls (attempts), in ms. */
+  readonly latencyMs: {readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number};
+  /** Retries that waited for the retry throttle (too many calls were failing): slowed, not dropped. */
+  readonly retriesThrottled: number;
+  /** Times the run paused because the backend was unreachable, and the time paused, ms. */
+  readonly outages: {readonly pauses: number; readonly pausedMs: number};
+  /** The calls-in-flight limit over the run, under `adaptive`. */
+  readonly concurrencyLimit?: {readonly min: number; readonly mean: number; readonly max: number};
+  /** Why the run was interrupted (status `interrupted`). */
+  readonly interruptReason?: string;
+  /** What to change when the interruption has a cause the user can fix (see `hintFor`). */
+  readonly interruptHint?: string;
+  /** Why the run was stopped from outside, when it was (`SIGINT`, `SIGTERM`, ...): status `cancelled`. */
+  readonly stopReason?: string;
+  /** Why the run gave up by itself (`maxFailures`, `maxInvalid` passed): status `failed`. */
+  readonly abortReason?: string;
+  /** The last input line read: a stopped run's records after it were never read. */
+  readonly lastLine: number;
+  readonly output: string;
+  /** Present when some record failed or was invalid. */
+  readonly failures?: string;
+}
+
+/** The summary's fields that are not counts. */
+export interface SummaryFields {
+  readonly job: string;
+  readonly runId: string;
+  readonly stopReason?: string | undefined;
+  readonly abortReason?: string | undefined;
+  readonly interruptReason?: string | undefined;
+  readonly output: string;
+  readonly failures?: string | undefined;
+  readonly outages?: {readonly pauses: number; readonly pausedMs: number};
+  readonly concurrencyLimit?: {readonly min: number; readonly mean: number; readonly max: number} | undefined;
+  /** The job's target and TLS, for the hints of `errors`. */
+  readonly explain?: ExplainContext | undefined;
+  /** Records in the input, when counted. */
+  readonly inputRecords?: number | undefined;
+}
+
+/**
+ * Counts of a run in progress, for the progress bar and the final summary. Stats of parts of a run
+ * (chunks run elsewhere) merge with `add`.
+ */
+export class RunStats {
+  total = 0;
+  ok = 0;
+  failed = 0;
+  invalid = 0;
+  attempts = 0;
+  retried = 0;
+  throttled = 0;
+  inFlight = 0;
+  lastLine = 0;
+  readonly byStatus = new Map<number, number>();
+  readonly #messages = new Map<string, Map<string, number>>();
+  readonly #histogram = hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3});
+  readonly startedAt = performance.now();
+
+  get done(): number {
+    return this.ok + this.failed + this.invalid;
+  }
+
+  /** Records the latency of one call (attempt). */
+  recordLatency(ms: number): void {
+    this.#histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+
+  /** Adds another part's counts and latencies (a worker's, a chunk's). */
+  add(other: RunStats): void {
+    this.total += other.total;
+    this.ok += other.ok;
+    this.failed += other.failed;
+    this.invalid += other.invalid;
+    this.attempts += other.attempts;
+    this.retried += other.retried;
+    this.throttled += other.throttled;
+    this.lastLine = Math.max(this.lastLine, other.lastLine);
+    for (const [code, count] of other.byStatus) this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + count);
+    for (const [status, messages] of other.#messages) for (const [message, count] of messages) this.#count(status, message, count);
+    this.#histogram.add(other.#histogram);
+  }
+
+  /** A sent record ended with `code` after `attempts`; `details` is its error message, if it failed. */
+  recordFinal(code: number, attempts: number, details?: string): void {
+    this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + 1);
+    if (code === 0) this.ok++;
+    else {
+      this.failed++;
+      this.#count(statusName(code), cleanDetails(details ?? ''));
+    }
+    if (attempts > 1) this.retried++;
+  }
+
+  /** A record was not sent: it does not fit the request type (`reason`). */
+  recordInvalid(reason: string): void {
+    this.invalid++;
+    this.#count('INVALID', cleanDetails(reason));
+  }
+
+  #count(status: string, message: string, count = 1): void {
+    let messages = this.#messages.get(status);
+    if (!messages) this.#messages.set(status, (messages = new Map()));
+    const key = !messages.has(message) && messages.size >= MAX_MESSAGES_PER_STATUS ? OTHER_MESSAGES : message;
+    messages.set(key, (messages.get(key) ?? 0) + count);
+  }
+
+  #topErrors(explain: ExplainContext | undefined): Record<string, ErrorCount[]> {
+    const errors: Record<string, ErrorCount[]> = {};
+    const codes = [...this.byStatus.keys()].sort((a, b) => a - b);
+    for (const [name, code] of [...codes.map((c) => [statusName(c), c] as const), ['INVALID', -1] as const]) {
+      const messages = this.#messages.get(name);
+      if (!messages) continue;
+      errors[name] = [...messages].sort((a, b) => b[1] - a[1]).slice(0, TOP_MESSAGES).map(([message, count]) => {
+        const hint = explain && message !== OTHER_MESSAGES && code >= 0 ? hintFor(code, message, explain) : undefined;
+        return hint ? {message, count, hint} : {message, count};
+      });
+    }
+    return errors;
+  }
+
+  summarize(fields: SummaryFields): RunSummary {
+    const durationMs = performance.now() - this.startedAt;
+    const byStatus: Record<string, number> = {};
+    for (const [code, count] of [...this.byStatus].sort((a, b) => a[0] - b[0])) byStatus[statusName(code)] = count;
+    const empty = this.#histogram.totalCount === 0;
+    const at = (p: number) => (empty ? 0 : round(this.#histogram.getValueAtPercentile(p) / 1000));
+    const status = fields.interruptReason ? 'interrupted'
+      : fields.stopReason ? 'cancelled'
+      : this.failed + this.invalid > 0 || fields.abortReason ? 'failed' : 'succeeded';
+    return {
+      job: fields.job,
+      runId: fields.runId,
+      status,
+      total: this.total,
+      unfinished: Math.max(0, this.total - this.done),
+      ok: this.ok,
+      failed: this.failed,
+      invalid: this.invalid,
+      byStatus,
+      errors: this.#topErrors(fields.explain),
+      ...(fields.inputRecords !== undefined ? {inputRecords: fields.inputRecords} : {}),
+      attempts: this.attempts,
+      retried: this.retried,
+      retriesThrottled: this.throttled,
+      outages: {pauses: fields.outages?.pauses ?? 0, pausedMs: Math.round(fields.outages?.pausedMs ?? 0)},
+      ...(fields.concurrencyLimit ? {concurrencyLimit: fields.concurrencyLimit} : {}),
+      durationMs: Math.round(durationMs),
+      callsPerSec: durationMs > 0 ? round((this.attempts * 1000) / durationMs) : 0,
+      latencyMs: {p50: at(50), p90: at(90), p99: at(99), max: empty ? 0 : round(this.#histogram.maxValue / 1000)},
+      ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
+      ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
+      ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
+      ...(fields.interruptReason && fields.explain && hintFor(14, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(14, fields.interruptReason, fields.explain)} : {}),
+      lastLine: this.lastLine,
+      output: fields.output,
+      ...(fields.failures ? {failures: fields.failures} : {}),
+    };
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
