@@ -27,3 +27,10 @@ export function parseDurationFlag(value: string): string | number {
   if (parseDuration(value) === undefined) throw new InvalidArgumentError(`expected ${DURATION_HINT}, got "${value}"`);
   return value;
 }
+
+export function parseWorkersFlag(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 256) throw new InvalidArgumentError(`expected an integer from 1 to 256 or "auto", got "${value}"`);
+  return n;
+}

@@ -77,9 +77,27 @@ export class InternalError extends GbError {
   override readonly code: string = 'gb.internal';
 }
 
-/** A file could not be read or written: the message names the job key and the path. Exit 3. */
+/**
+ * Reading or writing a run's results, failures or state failed (ENOSPC, EACCES, EROFS, EIO...):
+ * the run stopped cleanly and can be resumed once the cause is fixed. The message names the job key
+ * and the path when known (`failures: cannot write /x: ENOSPC ...`). `summary` is the run so far.
+ */
 export class IoError extends InternalError {
   override readonly code = 'gb.io';
+  /** The file that could not be written. */
+  readonly file: string;
+  /** The system error code (`ENOSPC`), or the SQLite one for the state database. */
+  readonly errno: string | undefined;
+  /** The summary of the run up to the error, when a run was going. */
+  summary: unknown;
+  /** `key`: the job key the file comes from (`output`); `what`: the operation (`write`). */
+  constructor(file: string, cause: unknown, options: {key?: string | undefined; what?: string | undefined} = {}) {
+    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    const where = options.key ? `${options.key}: cannot ${options.what ?? 'write'} ${file}` : file;
+    super(`${where}: ${getErrorMessage(cause)}`, {cause});
+    this.file = file;
+    this.errno = errno;
+  }
 }
 
 /** The run was stopped by a signal; the summary was still written. */

@@ -1,7 +1,7 @@
 import {Command, Option} from 'commander';
 import {parseDuration} from '../../src/duration.js';
-import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
-import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../../src/log.js';
+import {formatIssue} from '../../src/errors.js';
+import {createLogger, defaultLogFormat, type LogFormat} from '../../src/log.js';
 import {OpsMetrics} from '../../src/ops-metrics.js';
 import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
 import {loadJobs} from '../../src/scheduler/job-files.js';
@@ -9,6 +9,7 @@ import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
 import {logFormatOption} from '../run-console.js';
+import {DaemonSignals} from './daemon-signals.js';
 
 interface DaemonFlags {
   readonly state?: string;
@@ -34,73 +35,33 @@ export const daemon = new Command('daemon')
     const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});
     const graceMs = parseDuration(flags.grace)!;
     // Every job is loaded and validated before anything starts, its files checked writable: one bad
-    // file and nothing runs.
+    // file and nothing runs. A reload (SIGHUP) checks them the same way.
     const loadOptions = {forDaemon: true, ...(flags.outDir !== undefined ? {outDir: flags.outDir} : {})};
-    const {jobs, warnings} = await loadJobs(paths, loadOptions);
-    for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
-    const state = resolveStatePath(flags.state);
-    const store = StateStore.open(state.path);
-    const scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns});
-    const metrics = new OpsMetrics(scheduler);
+    // Signals first: one sent while the jobs load is queued, not fatal (see DaemonSignals).
+    const signals = new DaemonSignals(paths, graceMs, log, loadOptions);
+    log.info({event: 'daemon:starting', pid: process.pid, paths}, `daemon starting: loading ${paths.join(', ')}`);
+    let store: StateStore | undefined;
+    let scheduler: Scheduler | undefined;
     let ops: OpsServer | undefined;
-    // Signals are wired before anything listens, so an early SIGHUP or SIGTERM is never fatal.
-    const stopped = waitForStop(scheduler, () => loadJobs(paths, loadOptions), graceMs, log);
     try {
+      const {jobs, warnings} = await loadJobs(paths, loadOptions);
+      for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
+      const state = resolveStatePath(flags.state);
+      store = StateStore.open(state.path);
+      scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns});
+      const metrics = new OpsMetrics(scheduler);
       if (flags.http) {
         ops = await startOpsServer({address: flags.http === true ? DEFAULT_OPS_ADDRESS : flags.http, scheduler, metrics, logger: log});
         log.info({event: 'http:listening', address: ops.address}, `operations endpoint on http://${ops.address} (/healthz, /metrics, POST /jobs/NAME/run)`);
       }
       log.info({event: 'daemon:started', pid: process.pid, state: store.path, jobs: jobs.map((j) => j.spec.name)}, `daemon started: ${jobs.length} jobs, state in ${store.path}`);
-      scheduler.start();
-      await stopped;
+      if (!signals.isStopping) scheduler.start();
+      await signals.run(scheduler);
     } finally {
-      scheduler.close(0).catch(() => undefined); // no-op after a signal; stops the loop when listening failed
+      signals.dispose();
+      scheduler?.close(0).catch(() => undefined); // no-op after a signal; stops the loop when listening failed
       await ops?.close();
-      store.close();
+      store?.close();
     }
     log.info({event: 'daemon:stopped'}, 'daemon stopped; every run is recorded');
   });
-
-/** Wires the signals: the first SIGTERM/SIGINT closes gracefully, a second cancels, SIGHUP reloads. */
-function waitForStop(scheduler: Scheduler, reloadJobs: () => ReturnType<typeof loadJobs>, graceMs: number, log: Logger): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let stopping: NodeJS.Signals | undefined;
-    let reloading = false;
-    const onStop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn({event: 'daemon:cancelling', signal}, `${signal} again: cancelling running jobs now`);
-        scheduler.cancelRunning(`${signal} received twice`);
-        return;
-      }
-      stopping = signal;
-      log.info({event: 'daemon:stopping', signal, graceMs}, `${signal}: no new runs; running jobs have ${graceMs} ms to finish (send ${signal} again to cancel them now)`);
-      scheduler.close(graceMs).then(() => {
-        cleanup();
-        resolve();
-      }, (error: unknown) => {
-        cleanup();
-        reject(error);
-      });
-    };
-    const onReload = () => {
-      if (reloading || stopping) return;
-      reloading = true;
-      log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
-      reloadJobs().then(({jobs, warnings}) => {
-        for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
-        if (!stopping) scheduler.reload(jobs);
-      }, (error: unknown) => {
-        const issues = error instanceof ValidationError ? error.issues.map(formatIssue) : [getErrorMessage(error)];
-        log.error({event: 'daemon:reload-failed', issues}, `reload failed; the jobs loaded before keep running:\n  ${issues.join('\n  ')}`);
-      }).finally(() => (reloading = false));
-    };
-    const cleanup = () => {
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-      process.off('SIGHUP', onReload);
-    };
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-    process.on('SIGHUP', onReload);
-  });
-}

@@ -1,15 +1,18 @@
 import {Command, Option} from 'commander';
-import {formatIssue, GbError, InterruptedError, EXIT} from '../../src/errors.js';
+import {formatIssue, GbError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
-import {inputLabel} from '../../src/jobs/input.js';
+import {RunFilesLock} from '../../src/jobs/file-lock.js';
+import {inputLabel, readsStdin} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {checkRunFiles} from '../../src/jobs/outputs.js';
+import {runFiles} from '../../src/jobs/results.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
+import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
 import {preflight} from '../../src/rpc/preflight.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
-import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag} from '../flags.js';
+import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
+import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 import {nextSteps, resumeStep} from '../next-step.js';
 import {logFormatOption, openRunConsole, type RunConsole} from '../run-console.js';
@@ -38,6 +41,7 @@ export const run = new Command('run')
   .option('--max-invalid <n>', 'stop the run once more records than this are invalid (overrides maxInvalid)', parseIntFlag(0))
   .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
   .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
+  .option('--workers <n|auto>', 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', parseWorkersFlag)
   .option('--ramp-up <duration>', 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', parseDurationFlag)
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
@@ -75,16 +79,34 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
 
   const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
   let runId = newRunId();
-  if (flags.resume) {
-    const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
-    runId = found.runId;
-    job = await loadJob(jobFile, {...flags, ...found.overrides});
+  let filesLock: RunFilesLock;
+  try {
+    if (flags.resume) {
+      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
+      runId = found.runId;
+      job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
+    }
+    checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
+    if (flags.preflight) await preflight(job, log);
+    // Files locked first, then the run claimed (one write that checks its status), then sent.
+    filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
+  } catch (error) {
+    recorder.close();
+    throw error;
   }
-  checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
-  if (flags.preflight) await preflight(job, log);
-  if (flags.resume) recorder.restarted(runId);
-  else recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
-  const invocation = {jobFile, flags, resumable: recorder.store !== undefined && job.spec.input !== '-', maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid};
+  const resumeInfo = resumeInfoFor(job, runId);
+  try {
+    if (!flags.resume) await recorder.started(runId, job.spec.name, resumeInfo);
+    else if (!(await recorder.claimed(runId))) throw new UsageError(`run ${runId} is being resumed by another process; see grpc-batch history`);
+  } catch (error) {
+    filesLock.release();
+    recorder.close();
+    throw error;
+  }
+  const invocation = {
+    jobFile, flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
+    resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream,
+  };
   const stop = new AbortController();
   const cancel = new AbortController();
   let signalled: NodeJS.Signals | undefined;
@@ -103,6 +125,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
   try {
     const summary = await runJob(job, {
       runId,
+      filesLock,
       resume: Boolean(flags.resume),
       onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
       signal: stop.signal,
@@ -110,13 +133,22 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       logger: log,
       progressIntervalMs,
       ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-    }).catch((error: unknown) => {
-      recorder.failed(runId, error);
-      // A crash leaves every record with a result; the rest can be sent by resuming the run.
-      if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+    }).catch(async (error: unknown) => {
+      if (error instanceof IoError) {
+        // A disk or state fault: the run so far, its resume command, then the error (exit 3).
+        const partial = error.summary as RunSummary | undefined;
+        if (partial) printSummary(partial, nextSteps(partial, invocation));
+        await recorder.interrupted(runId, error);
+        log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
+        if (!partial && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+      } else {
+        await recorder.failed(runId, error);
+        // A crash leaves every record with a result; the rest can be sent by resuming the run.
+        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+      }
       throw error;
     });
-    recorder.finished(runId, summary);
+    await recorder.finished(runId, summary);
     if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
     printSummary(summary, nextSteps(summary, invocation));
     if (signalled) throw new InterruptedError(signalled);
@@ -124,6 +156,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
   } finally {
     progress?.stop();
+    filesLock.release();
     recorder.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -5,6 +5,7 @@ import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
 import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
 import {resolveResultFields} from './record-key.js';
+import {checkMethodKind} from '../rpc/method-kind.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -27,6 +28,7 @@ export interface JobOverrides {
   readonly maxOutage?: string | number;
   readonly adaptive?: boolean;
   readonly rampUp?: string | number;
+  readonly workers?: number | 'auto';
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -67,8 +69,10 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
+  const kindIssues = checkMethodKind(method, spec);
   const fields = resolveResultFields(spec.resultFields, method, label);
-  if (fields.issues.length > 0) throw new ValidationError(fields.issues);
+  const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
+  if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
 }
 
@@ -215,6 +219,7 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
   if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
   if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
+  if (overrides.workers !== undefined) out['workers'] = overrides.workers;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

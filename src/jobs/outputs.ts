@@ -1,6 +1,7 @@
 import {accessSync, constants, existsSync, statSync} from 'node:fs';
 import path from 'node:path';
 import {ValidationError, type Issue} from '../errors.js';
+import {isFileLocked} from './file-lock.js';
 import {expandTemplate} from './results.js';
 import type {JobSpec} from './spec.js';
 
@@ -22,7 +23,8 @@ export function checkRunFiles(spec: JobSpec, runId: string, options: {resume?: b
     paths.set(file, key);
     const problem = writeProblem(file);
     if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
-    else if (!options.resume && !spec[key].includes('{runId}') && hasLines(file)) {
+    // A file another run is writing now: that run's lock refuses this one, and says so.
+    else if (!options.resume && !spec[key].includes('{runId}') && hasLines(file) && !isFileLocked(file)) {
       issues.push({file: spec.file, path: key, message: `${file} already holds an earlier run's ${key === 'output' ? 'results' : 'failed records'}, and it is never overwritten: put {runId} in the path (${path.basename(file).replace(/(\.[a-z]+)$/, '-{runId}$1')}), give another path, or move the file away`});
     }
   }

@@ -1,7 +1,8 @@
-import {closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
+import {closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
 import path from 'node:path';
 import {IoError} from '../errors.js';
 import type {RecordKey} from './record-key.js';
+import {fsyncAsync, fsyncDir} from './durable.js';
 
 /** The final result of one input record, as written to the results file (one JSON line). */
 export type RecordResult = RecordOutcome & {
@@ -36,6 +37,17 @@ export type RecordOutcome =
       readonly attempts: 0;
     };
 
+/**
+ * A record's result with its key, `line` first then `key` (the order a reader of the results file
+ * sees). A JSON line made elsewhere (a worker thread's, `{"line":N,...}`) gets the key spliced in
+ * after its line, without parsing the response again.
+ */
+export function withKey(outcome: RecordOutcome | string, key: RecordKey): RecordResult | string {
+  if (typeof outcome === 'string') return outcome.replace(/^\{"line":\d+,/, (head) => `${head}"key":${JSON.stringify(key)},`);
+  const {line, ...rest} = outcome;
+  return {line, key, ...rest} as RecordResult;
+}
+
 /** Expands `{name}` and `{runId}` in an output path template. */
 export function expandTemplate(template: string, values: {name: string; runId: string}): string {
   return template.replace(/\{(name|runId)\}/g, (_, key: 'name' | 'runId') => values[key]);
@@ -59,6 +71,11 @@ export class LineWriter {
   #hasBytes = false;
   #bufferBytes = 0;
   #closed = false;
+  /** Bytes of whole lines on disk: after a failed write the file is cut back to this. */
+  #size = 0;
+  /** Set by a failed write: the file takes no more lines (they would follow a hole). */
+  #broken: IoError | undefined;
+  #dirSynced = false;
   readonly #append: boolean;
   readonly #key: string;
 
@@ -72,14 +89,9 @@ export class LineWriter {
     this.#key = options.key ?? 'output';
   }
 
-  /** Runs a file operation; an error names the key and the path: `failures: cannot write /x: ENOSPC ...`. */
-  #io<T>(what: string, fn: () => T): T {
-    try {
-      return fn();
-    } catch (error) {
-      if (error instanceof IoError) throw error;
-      throw new IoError(`${this.#key}: cannot ${what} ${this.path}: ${(error as Error).message}`, {cause: error});
-    }
+  /** The error of a failed file operation, naming the key and the path: `failures: cannot write /x: ENOSPC ...`. */
+  #ioError(what: string, error: unknown): IoError {
+    return error instanceof IoError ? error : new IoError(this.path, error, {key: this.#key, what});
   }
 
   /** Whether the file was opened (it exists). */
@@ -98,11 +110,15 @@ export class LineWriter {
    */
   open(): void {
     if (this.#fd !== undefined) return;
-    this.#fd = this.#io('create', () => {
+    if (this.#broken) throw this.#broken;
+    try {
       mkdirSync(path.dirname(this.path), {recursive: true});
       if (this.#append) repairTail(this.path);
-      return openSync(this.path, this.#append ? 'a' : 'w');
-    });
+      this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
+      this.#size = fstatSync(this.#fd).size;
+    } catch (error) {
+      throw (this.#broken = this.#ioError('create', error));
+    }
   }
 
   /** Adds a line (a Buffer is written as it is: bytes that are not UTF-8 stay as they were). */
@@ -123,41 +139,96 @@ export class LineWriter {
     this.#buffer = [];
     this.#bufferBytes = 0;
     this.#hasBytes = false;
-    const fd = this.#fd;
-    this.#io('write', () => writeAll(fd, bytes));
+    this.#writeOrCutBack(bytes);
+  }
+
+  /**
+   * Makes what was flushed durable (fsync, off the event loop; the folder too, the first time, so
+   * a new file's name survives a power cut). Rejects with an `IoError`.
+   */
+  async sync(): Promise<void> {
+    if (this.#fd === undefined) return;
+    if (this.#broken) throw this.#broken;
+    try {
+      await fsyncAsync(this.#fd);
+      if (!this.#dirSynced) {
+        await fsyncDir(path.dirname(this.path));
+        this.#dirSynced = true;
+      }
+    } catch (error) {
+      throw (this.#broken ??= this.#ioError('sync', error));
+    }
+  }
+
+  /** The write error that stopped this file, if one did. */
+  get error(): IoError | undefined {
+    return this.#broken;
+  }
+
+  /** Writes whole lines, or on failure cuts the file back to its last whole line and throws `IoError`. */
+  #writeOrCutBack(bytes: Buffer): void {
+    if (this.#broken) throw this.#broken;
+    try {
+      writeAll(this.#fd!, bytes);
+      this.#size += bytes.length;
+    } catch (error) {
+      this.#broken = this.#ioError('write', error);
+      try {
+        ftruncateSync(this.#fd!, this.#size); // a half-written line would glue to the next one
+      } catch {
+        // --resume cuts a half line at the end off anyway
+      }
+      throw this.#broken;
+    }
   }
 
   /** Adds a line copied from a byte range of another file, without holding it in memory. */
   copyLine(file: string, offset: number, length: number): void {
     this.open();
     this.flush();
-    this.#io('write', () => this.#copy(file, offset, length));
+    try {
+      this.#copy(file, offset, length);
+    } catch (error) {
+      throw this.#ioError('write', error);
+    }
   }
 
   #copy(file: string, offset: number, length: number): void {
     const source = openSync(file, 'r');
+    const start = this.#size;
     try {
       const chunk = Buffer.alloc(Math.min(length, 1024 * 1024));
       let done = 0;
       while (done < length) {
         const read = readSync(source, chunk, 0, Math.min(chunk.length, length - done), offset + done);
         if (read === 0) break;
-        writeAll(this.#fd!, chunk.subarray(0, read));
+        this.#writeOrCutBack(chunk.subarray(0, read));
         done += read;
       }
-      writeAll(this.#fd!, NEWLINE);
+      this.#writeOrCutBack(NEWLINE);
+    } catch (error) {
+      if (this.#broken) {
+        this.#size = start;
+        try {
+          ftruncateSync(this.#fd!, start);
+        } catch {
+          // as above
+        }
+      }
+      throw error;
     } finally {
       closeSync(source);
     }
   }
 
-  /** Flushes and closes. Idempotent. */
+  /** Flushes, fsyncs and closes. Idempotent. Rejects with an `IoError` (the file is closed all the same). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#fd === undefined) return;
     try {
       this.flush();
+      await this.sync();
     } finally {
       closeSync(this.#fd);
     }

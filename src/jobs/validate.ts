@@ -12,6 +12,7 @@ import {checkTarget} from '../rpc/target.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
+import {autoWorkers} from '../run/executor-threads.js';
 import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 
@@ -154,6 +155,9 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     adaptive: (job['adaptive'] as boolean | undefined) ?? false,
     rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    streams: job['streams'] as number | undefined,
+    batchSize: job['batchSize'] as number | undefined,
+    workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency),
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,
       initialBackoffMs: durations['retry.initialBackoff']!,
@@ -176,6 +180,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     schedule,
   };
   return {spec, issues};
+}
+
+function resolveWorkers(raw: unknown, concurrency: number): number {
+  if (raw === 'auto') return autoWorkers(concurrency);
+  return Math.min(typeof raw === 'number' ? raw : DEFAULTS.workers, concurrency);
 }
 
 function resolveThrottle(raw: Record<string, number>, concurrency: number): {maxTokens: number; tokenRatio: number} {
@@ -228,6 +237,7 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>, liste
     case 'enum':
       return `expected one of ${((e.params as {allowedValues: unknown[]}).allowedValues).join(', ')}, ${got}`;
     case 'anyOf':
+      if (e.instancePath === '/workers') return `expected an integer from 1 to 256 or "auto", ${got}`;
       return `expected ${DURATION_HINT}; ${got}`;
     default:
       return `${e.message ?? 'is invalid'}, ${got}`;

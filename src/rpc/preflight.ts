@@ -23,6 +23,7 @@ const HEALTH_CHECK: MethodHandle = {
   path: '/grpc.health.v1.Health/Check',
   requestType: 'grpc.health.v1.HealthCheckRequest',
   responseType: 'grpc.health.v1.HealthCheckResponse',
+  kind: 'unary',
   encodeRequest: () => Buffer.alloc(0),
   decodeResponse: (bytes: Buffer) => ({status: SERVING_STATUS[bytes.length >= 2 && bytes[0] === 0x08 ? bytes[1]! : 0] ?? 'UNKNOWN'}),
 };

@@ -1,22 +1,23 @@
 import {randomBytes} from 'node:crypto';
-import {statSync} from 'node:fs';
 import type {Readable} from 'node:stream';
-import {getErrorMessage, InternalError, UsageError} from '../errors.js';
+import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
+import {removeIfEmpty} from '../jobs/durable.js';
+import {RunFilesLock} from '../jobs/file-lock.js';
 import type {Logger} from '../log.js';
-import {ChannelPool} from '../rpc/channel.js';
-import {buildMetadata} from '../rpc/metadata.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
-import {Status, statusName} from '../rpc/status.js';
 import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
-import {countLines, inputLabel, openInput, type InputRecord} from '../jobs/input.js';
+import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
 import {InputShapeHints} from '../jobs/input-hints.js';
 import {checkRunFiles} from '../jobs/outputs.js';
 import {recordKey, resolveResultFields} from '../jobs/record-key.js';
-import {runFiles, type RecordOutcome, type RecordResult} from '../jobs/results.js';
+import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
-import {Pipeline, type CallReport} from './pipeline.js';
+import {Status} from '../rpc/status.js';
+import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
+import {InlineExecutor} from './executor-inline.js';
+import {ThreadExecutor} from './executor-threads.js';
 import {Plan} from './plan.js';
 import {Sink} from './sink.js';
 import {RunStats, type RunSummary} from './stats.js';
@@ -66,9 +67,18 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /**
+   * The lock on the run's files, when the caller took it (to hold it until the run's end is
+   * recorded), after `checkRunFiles`. @default the run checks and takes it itself, and refuses
+   * files another run holds
+   */
+  readonly filesLock?: RunFilesLock;
   /** Log `run:started` and `run:finished` (the daemon's scheduler logs its own, once per run). @default true */
   readonly logLifecycle?: boolean;
 }
+
+/** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
+const INVALID_CODE = -1;
 
 /** How many invalid records are logged one by one before the rest are only counted. */
 const MAX_LOGGED_INVALID = 20;
@@ -77,9 +87,6 @@ const MAX_LOGGED_INVALID = 20;
 export function newRunId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
-
-/** A call's record, kept beside it so the sink can copy a failed record exactly as input. */
-type RecordCall = CallReport['call'] & {readonly record: InputRecord};
 
 /**
  * Runs a job: the plan reads and encodes its input, the pipeline fans the records out through one
@@ -91,18 +98,26 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const {spec, method} = job;
   const runId = options.runId ?? newRunId();
   const log = options.logger?.child({job: spec.name, runId});
-  if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   const label = inputLabel(spec);
-  checkRunFiles(spec, runId, {resume: options.resume});
+  const files = runFiles(spec, runId);
+  // Before the lock makes the files: an earlier run's results are never overwritten (exit 2,
+  // nothing sent). A caller that locks the files checks them first.
+  if (!options.filesLock) checkRunFiles(spec, runId, {resume: options.resume});
   const shapes = new InputShapeHints();
   const resultFields = resolveResultFields(spec.resultFields, method, spec.file).fields;
   const explain = {target: spec.target, tls: spec.tls !== undefined, deadlineMs: spec.deadlineMs};
-  const sink = new Sink(runFiles(spec, runId), {append: options.resume});
-  sink.open(Boolean(options.resume));
+  const ownLock = options.filesLock ? undefined : RunFilesLock.acquire(files);
+  const sink = new Sink(files, {append: options.resume});
+  try {
+    sink.open(Boolean(options.resume));
+  } catch (error) {
+    ownLock?.release();
+    throw error;
+  }
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
   const tracker = new ProgressTracker();
-  const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
   const {signal, cancelSignal} = options;
 
   let fatal: unknown;
@@ -110,17 +125,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let interruptReason: string | undefined;
   const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
     plan.stop();
-    if (why === 'fatal') pipeline.cancel();
-    else pipeline.stop();
+    if (why === 'fatal') executor.cancel();
+    else executor.stop();
   };
 
-  const finish = async (record: InputRecord, outcome: RecordOutcome) => {
-    // `line` first, then `key`: the order a reader of the results file sees.
-    const {line, ...rest} = outcome;
-    const result = {line, key: recordKey(record, resultFields), ...rest} as RecordResult;
-    sink.write(record, result);
+  /** Writes a record's result (an object, or the JSON line a worker thread made of it), with its key. */
+  const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
+    const result = withKey(outcome, recordKey(record, resultFields));
+    sink.write(record, result, code);
     tracker.finish(record.line);
-    if (spec.onResult) await spec.onResult(result);
+    if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
   };
   const checkThresholds = () => {
     if (thresholdReason) return;
@@ -133,16 +147,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
     stopWith('threshold');
   };
-  const onReport = (report: CallReport): void | Promise<void> => {
-    const {record} = report.call as RecordCall;
-    if (report.kind === 'unsent') return; // no result: a resume sends it again
-    const {outcome, attempts, latencyMs} = report;
-    const code = outcome.ok ? Status.OK : outcome.code;
-    stats.recordFinal(code, attempts, outcome.ok ? undefined : outcome.details);
-    const done = finish(record, outcome.ok
-      ? {line: record.line, status: 'OK', attempts, latencyMs, response: outcome.response}
-      : {line: record.line, status: statusName(code), code, error: outcome.details, attempts, latencyMs});
-    if (!outcome.ok) checkThresholds();
+  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
+    stats.recordFinal(code, attempts, details);
+    const done = finish(call.record, result, code);
+    if (code !== 0) checkThresholds();
     return done;
   };
   const onOutage = (event: OutageEvent) => {
@@ -157,45 +165,28 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stopWith('interrupt');
     }
   };
-  const pipeline = new Pipeline({
-    pool,
-    method,
-    concurrency: spec.concurrency,
-    rps: spec.rps,
-    rampUpMs: spec.rampUpMs,
-    adaptive: spec.adaptive,
-    retry: spec.retry,
-    deadlineMs: spec.deadlineMs,
-    metadata: buildMetadata(spec.metadata),
-    waitForReady: spec.waitForReady,
-    maxOutageMs: spec.maxOutageMs,
-    beforeSend: () => sink.flushIfDirty(),
-    onReport,
-    onAttempt: (latencyMs) => {
-      stats.attempts++;
-      stats.recordLatency(latencyMs);
-    },
+  const events: ExecutorEvents = {
+    onFinal,
+    onUnsent: () => undefined, // no result: a resume sends it again
     onOutage,
     onFatal: (error) => {
       fatal ??= error;
       stopWith('fatal');
     },
-  });
-  sink.onError((error) => {
-    fatal ??= error;
-    stopWith('fatal');
-  });
+  };
+  const executor: Executor = spec.workers > 1
+    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush())
+    : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
+  sink.onError(events.onFatal);
   const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished);
 
   let total: number | undefined;
-  if (spec.input && spec.input !== '-' && statSync(spec.input, {throwIfNoEntry: false})?.isFile()) {
-    // A regular file only: a pipe or a FIFO can be read once, by the plan.
-    countLines(spec.input).then((n) => (total = n), () => undefined);
-  }
+  // A regular file only: a pipe or a FIFO can be read once, by the plan.
+  countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
   const onStop = () => stopWith('signal');
   const onCancel = () => {
-    log?.warn({event: 'run:cancelling', inFlight: pipeline.status().calls}, 'cancelling calls in flight');
-    pipeline.cancel();
+    log?.warn({event: 'run:cancelling', inFlight: executor.status().calls}, 'cancelling calls in flight');
+    executor.cancel();
   };
   if (signal?.aborted) onStop();
   else signal?.addEventListener('abort', onStop, {once: true});
@@ -203,27 +194,31 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   else cancelSignal?.addEventListener('abort', onCancel, {once: true});
 
   const snapshot = (): ProgressSnapshot => {
-    const now = pipeline.status();
+    const now = executor.status();
     return {
       done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
-      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts, elapsedMs: performance.now() - stats.startedAt,
+      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts + executor.attempts, elapsedMs: performance.now() - stats.startedAt,
       ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
     };
   };
+  // Flushed, then fsynced (failures first, off the event loop), then recorded: a checkpoint never
+  // points past what is on disk, so a power cut keeps every record older than the last checkpoint.
+  let checkpointing: Promise<void> | undefined;
   const checkpoint = () => {
-    sink.flush();
-    options.onCheckpoint?.(tracker.snapshot());
+    if (checkpointing || fatal) return;
+    try {
+      sink.flush();
+    } catch (error) {
+      return events.onFatal(error);
+    }
+    const taken = tracker.snapshot();
+    checkpointing = sink.sync().then(() => {
+      if (!fatal) options.onCheckpoint?.(taken);
+    }).catch(events.onFatal).finally(() => (checkpointing = undefined));
   };
   const timers = [
     options.onProgress ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000) : undefined,
-    options.onCheckpoint ? setInterval(() => {
-      try {
-        checkpoint();
-      } catch (error) {
-        fatal ??= error;
-        stopWith('fatal');
-      }
-    }, options.checkpointIntervalMs ?? 1000) : undefined,
+    options.onCheckpoint ? setInterval(checkpoint, options.checkpointIntervalMs ?? 1000) : undefined,
   ];
   for (const timer of timers) timer?.unref();
   if (prior && prior.finished.length > 0) {
@@ -233,7 +228,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   try {
     for (;;) {
-      if (!pipeline.hasRoom) await pipeline.room();
+      if (!executor.hasRoom) await executor.room();
       if (signal?.aborted || fatal || thresholdReason || interruptReason) break;
       const item = await plan.next();
       if (!item) break;
@@ -250,40 +245,51 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
         const hint = shapes.observe(record, label);
         if (hint) log?.warn({event: 'input:hint'}, hint);
-        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0});
+        await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0}, INVALID_CODE);
         checkThresholds();
         continue;
       }
-      pipeline.submit({...item.call, record} as RecordCall);
+      executor.submit({...item.call, record});
     }
   } catch (error) {
     fatal ??= error;
-    pipeline.cancel();
+    executor.cancel();
   } finally {
     plan.close();
     signal?.removeEventListener('abort', onStop);
-    await pipeline.idle();
-    pipeline.close();
+    await executor.idle();
+    await executor.close();
+    executor.collectLatencies(stats);
     for (const timer of timers) if (timer) clearInterval(timer);
     cancelSignal?.removeEventListener('abort', onCancel);
-    pool.close();
+    await checkpointing;
+    // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
+    await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      sink.flush();
-      options.onCheckpoint?.(tracker.snapshot());
+      if (!fatal) options.onCheckpoint?.(tracker.snapshot());
     } catch (error) {
       fatal ??= error;
     }
-    await sink.close().catch((error: unknown) => (fatal ??= error));
+    if (stats.failed + stats.invalid === 0) removeIfEmpty(sink.failuresPath); // made by the lock, never written
+    ownLock?.release();
+  }
+  if (fatal instanceof IoError) {
+    // A disk or state fault: the run is interrupted (resumable once fixed), with what it did.
+    stats.throttled = executor.throttled;
+    fatal.summary = stats.summarize({
+      job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+    });
+    throw fatal;
   }
   if (fatal) {
     throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
   }
   if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
-  options.onProgress?.({...snapshot(), total: total ?? stats.total});
+  options.onProgress?.({...snapshot(), attempts: stats.attempts, total: total ?? stats.total});
   const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
-  const outage = pipeline.status().outage;
-  const limitRange = pipeline.limitRange();
-  stats.throttled = pipeline.throttled;
+  const outage = executor.status().outage;
+  const limitRange = executor.limitRange();
+  stats.throttled = executor.throttled;
   const summary = stats.summarize({
     job: spec.name,
     runId,

@@ -48,14 +48,17 @@ export class Sink {
     if (append && existsSync(this.#origins.path)) this.#origins.open();
   }
 
-  /** Writes a record's result (and, unless OK, its input line to the failures file). */
-  write(record: InputRecord, result: RecordResult): void {
-    if (result.status !== 'OK') {
+  /**
+   * Writes a record's result, an object or its JSON line, and unless it is OK (`code` 0) its input
+   * line to the failures file.
+   */
+  write(record: InputRecord, result: RecordResult | string, code: number): void {
+    if (code !== 0) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else this.#failures.write(record.raw ?? record.text);
-      this.#origins.write(String(result.key.line));
+      this.#origins.write(String(record.origin ?? record.line)); // the key's line
     }
-    this.#output.write(JSON.stringify(result));
+    this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
     if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -63,9 +66,24 @@ export class Sink {
     }
   }
 
-  /** Flushes if anything is buffered: call before a freed slot takes a new record. */
+  /** Flushes if anything is buffered: call before a freed slot takes a new record. A write error goes to `onError`. */
   flushIfDirty(): void {
-    if (this.#output.bufferedBytes > 0) this.flush();
+    if (this.#output.bufferedBytes === 0) return;
+    try {
+      this.flush();
+    } catch (error) {
+      this.#onError?.(error);
+    }
+  }
+
+  /**
+   * fsyncs what was flushed, failures first (off the event loop): after it, a power cut keeps every
+   * line written so far. Rejects with an `IoError`.
+   */
+  async sync(): Promise<void> {
+    await this.#failures.sync();
+    await this.#origins.sync();
+    await this.#output.sync();
   }
 
   /** Writes out what is buffered, failures first. */
@@ -76,10 +94,12 @@ export class Sink {
     this.#output.flush();
   }
 
-  /** Flushes and closes both files; rejects with the first error. */
+  /** Flushes, fsyncs and closes the files, failures first; rejects with the first error. */
   async close(): Promise<void> {
-    const closing = await Promise.allSettled([this.#failures.close(), this.#origins.close(), this.#output.close()]);
-    for (const result of closing) if (result.status === 'rejected') throw result.reason;
+    const closing = [await this.#failures.close().then(() => undefined, (error: unknown) => error)];
+    closing.push(await this.#origins.close().then(() => undefined, (error: unknown) => error));
+    closing.push(await this.#output.close().then(() => undefined, (error: unknown) => error));
+    for (const error of closing) if (error !== undefined) throw error;
   }
 
   readonly #scheduledFlush = (): void => {

@@ -72,6 +72,11 @@ export interface RunSummary {
   readonly failures?: string;
 }
 
+/** A part's latencies as plain data (to cross a thread or a process): an HDR histogram, compressed. */
+export interface SharedLatencies {
+  readonly histogram: string;
+}
+
 /** The summary's fields that are not counts. */
 export interface SummaryFields {
   readonly job: string;
@@ -130,6 +135,16 @@ export class RunStats {
     for (const [code, count] of other.byStatus) this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + count);
     for (const [status, messages] of other.#messages) for (const [message, count] of messages) this.#count(status, message, count);
     this.#histogram.add(other.#histogram);
+  }
+
+  /** The latency histogram as plain data, for `addLatencies` elsewhere. */
+  shareLatencies(): SharedLatencies {
+    return {histogram: hdr.encodeIntoCompressedBase64(this.#histogram)};
+  }
+
+  /** Adds latencies recorded elsewhere (a worker thread's). */
+  addLatencies(shared: SharedLatencies): void {
+    this.#histogram.add(hdr.decodeFromCompressedBase64(shared.histogram));
   }
 
   /** A sent record ended with `code` after `attempts`; `details` is its error message, if it failed. */
