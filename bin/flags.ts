@@ -22,7 +22,9 @@ export function parseNumberFlag(min: number) {
   };
 }
 
-export function parseDurationFlag(value: string): string {
+/** A duration flag: `500ms`, `1m30s`, or a bare number of milliseconds (as in a job file). */
+export function parseDurationFlag(value: string): string | number {
+  if (/^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value);
   if (parseDuration(value) === undefined) throw new InvalidArgumentError(`expected ${DURATION_HINT}, got "${value}"`);
   return value;
 }

@@ -48,13 +48,14 @@ function report(error: unknown): void {
   if (error instanceof InterruptedError) {
     process.stderr.write(`grpc-batch: ${error.message}\n`);
   } else if (error instanceof ValidationError) {
-    process.stderr.write(`grpc-batch: the job is not valid; nothing was sent:\n${error.issues.map((i) => `  ${formatLine(i)}`).join('\n')}\n`);
+    process.stderr.write(`grpc-batch: ${error.title}:\n${error.issues.map((i) => `  ${formatLine(i)}`).join('\n')}\n`);
   } else if (error instanceof GbError && (error.exitCode !== EXIT.INTERNAL || error instanceof IoError)) {
     process.stderr.write(`grpc-batch: ${error.message}\n`);
   } else {
     const detail = error instanceof Error ? (process.env['GRPC_BATCH_DEBUG'] ? error.stack : error.message) : String(error);
     process.stderr.write(`grpc-batch: ${detail}\n(this is a bug or an I/O failure; GRPC_BATCH_DEBUG=1 shows the stack; grpc-batch ${version}, node ${process.version})\n`);
   }
+  if (error instanceof GbError) for (const step of error.next) process.stderr.write(`next: ${step.command}\n      ${step.why}\n`);
 }
 
 function formatLine(issue: {file: string; path: string; message: string}): string {

@@ -33,9 +33,17 @@ export function formatIssue(issue: Issue): string {
   return `${where}: ${issue.message}`;
 }
 
+/** A command to run next, and what it does: printed under an error or a summary. */
+export interface NextStep {
+  readonly command: string;
+  readonly why: string;
+}
+
 export class GbError extends Error {
   readonly exitCode: number = EXIT.INTERNAL;
   readonly code: string = 'gb.error';
+  /** What the user can run next (`--resume` after a crash), printed under the message. */
+  next: readonly NextStep[] = [];
   constructor(message: string, options?: {cause?: unknown}) {
     super(message, options);
     this.name = new.target.name;
@@ -53,10 +61,13 @@ export class ValidationError extends GbError {
   override readonly exitCode = EXIT.USAGE;
   override readonly code = 'gb.validation';
   readonly issues: readonly Issue[];
-  constructor(issues: readonly Issue[], options?: {cause?: unknown}) {
+  /** The line printed above the issues. @default 'the job is not valid; nothing was sent' */
+  readonly title: string;
+  constructor(issues: readonly Issue[], options?: {cause?: unknown; title?: string}) {
     const errors = issues.filter((i) => i.severity !== 'warning');
     super(errors.map(formatIssue).join('\n'), options);
     this.issues = errors;
+    this.title = options?.title ?? 'the job is not valid; nothing was sent';
   }
 }
 
@@ -68,7 +79,8 @@ export class InternalError extends GbError {
 
 /**
  * Reading or writing a run's results, failures or state failed (ENOSPC, EACCES, EROFS, EIO...):
- * the run stopped cleanly and can be resumed once the cause is fixed. `summary` is the run so far.
+ * the run stopped cleanly and can be resumed once the cause is fixed. The message names the job key
+ * and the path when known (`failures: cannot write /x: ENOSPC ...`). `summary` is the run so far.
  */
 export class IoError extends InternalError {
   override readonly code = 'gb.io';
@@ -78,9 +90,11 @@ export class IoError extends InternalError {
   readonly errno: string | undefined;
   /** The summary of the run up to the error, when a run was going. */
   summary: unknown;
-  constructor(file: string, cause: unknown) {
+  /** `key`: the job key the file comes from (`output`); `what`: the operation (`write`). */
+  constructor(file: string, cause: unknown, options: {key?: string | undefined; what?: string | undefined} = {}) {
     const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
-    super(`${file}: ${getErrorMessage(cause)}`, {cause});
+    const where = options.key ? `${options.key}: cannot ${options.what ?? 'write'} ${file}` : file;
+    super(`${where}: ${getErrorMessage(cause)}`, {cause});
     this.file = file;
     this.errno = errno;
   }

@@ -1,15 +1,52 @@
 import pino from 'pino';
+import {UsageError} from './errors.js';
+import {formatLogLine} from './log-pretty.js';
 
 export type Logger = pino.Logger;
 
+/** `json`: one JSON object per line; `pretty`: one readable line per event (see `formatLogLine`). */
+export type LogFormat = 'json' | 'pretty';
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export interface LoggerOptions {
+  /** @default `GRPC_BATCH_LOG`, else 'info' */
+  readonly level?: string;
+  /** @default 'json' */
+  readonly format?: LogFormat;
+  /** Where each line goes (a line ends in a newline). @default synchronous writes to stderr */
+  readonly write?: (line: string) => void;
+  /** Fields left out of pretty lines (a command that prints them once elsewhere). @default [] */
+  readonly hide?: readonly string[];
+}
+
 /**
- * The logger: JSON lines on stderr (stdout is kept for `--json` summaries). `GRPC_BATCH_LOG`
- * sets the level (`debug`, `info`, `warn`, `error`, `silent`).
- * @default 'info'
+ * The logger: lines on stderr (stdout is kept for `--json` summaries), JSON or pretty.
+ * `GRPC_BATCH_LOG` sets the level; an unknown level is a usage error (exit 2), not a crash.
  */
-export function createLogger(options: {level?: string} = {}): Logger {
-  return pino(
-    {level: options.level ?? process.env['GRPC_BATCH_LOG'] ?? 'info', base: undefined},
-    pino.destination({dest: 2, sync: true}),
-  );
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = checkLevel(options.level ?? process.env['GRPC_BATCH_LOG'] ?? 'info', options.level === undefined);
+  const base = {level, base: undefined};
+  const format = options.format ?? 'json';
+  if (format === 'pretty') {
+    const write = options.write ?? ((line: string) => void process.stderr.write(line));
+    const hide = new Set(options.hide ?? []);
+    return pino(base, {write: (json: string) => write(formatLogLine(json, hide))});
+  }
+  if (options.write) {
+    const write = options.write;
+    return pino(base, {write: (json: string) => write(json)});
+  }
+  return pino(base, pino.destination({dest: 2, sync: true}));
+}
+
+/** The log format a command uses unless told: pretty for people at a terminal, JSON for machines. */
+export function defaultLogFormat(stream: {isTTY?: boolean} = process.stderr): LogFormat {
+  return stream.isTTY ? 'pretty' : 'json';
+}
+
+function checkLevel(level: string, fromEnv: boolean): string {
+  const normal = level.trim().toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(normal)) return normal;
+  throw new UsageError(`${fromEnv ? 'GRPC_BATCH_LOG' : 'log level'}: expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
 }

@@ -1,5 +1,6 @@
 /** "did you mean" for misspelled keys and names (Damerau-Levenshtein, at most a third of the length). */
 export function suggest(input: string, candidates: Iterable<string>): string | undefined {
+  candidates = [...candidates];
   let best: string | undefined;
   let bestDistance = Infinity;
   const lower = input.toLowerCase();
@@ -11,7 +12,14 @@ export function suggest(input: string, candidates: Iterable<string>): string | u
     }
   }
   const limit = Math.max(1, Math.floor(input.length / 3));
-  return bestDistance <= limit ? best : undefined;
+  if (bestDistance <= limit) return best;
+  // A name cut short or given by one of its words: DEADLINE for DEADLINE_EXCEEDED, EXHAUSTED for RESOURCE_EXHAUSTED.
+  if (lower.length < 4) return undefined;
+  const all = [...candidates];
+  const byPrefix = all.filter((c) => c.toLowerCase().startsWith(lower));
+  if (byPrefix.length === 1) return byPrefix[0];
+  const byWord = all.filter((c) => c.toLowerCase().split(/[_.\-]/).includes(lower));
+  return byWord.length === 1 ? byWord[0] : undefined;
 }
 
 export function didYouMean(input: string, candidates: Iterable<string>): string {

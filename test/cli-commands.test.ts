@@ -39,7 +39,7 @@ test('progress: JSON progress lines on stderr when not on a terminal, at --progr
   assert.equal(result.code, 0, result.stderr);
   const lines = result.stderr.split('\n').filter((l) => l.includes('"run:progress"')).map((l) => JSON.parse(l) as {msg: string});
   assert.ok(lines.length >= 3, `progress lines: ${lines.length}`);
-  assert.match(lines.at(-1)!.msg, /^progress: 60\/60 done, 60 ok, 0 failed, 0 invalid, 0 in flight, \d+\/s$/);
+  assert.match(lines.at(-1)!.msg, /^progress: 60\/60 done, 60 ok, 0 failed, 0 invalid, 0 in flight, \d+\/s, ETA 0s$/);
 });
 
 test('progress: a bar on a terminal', async (t) => {

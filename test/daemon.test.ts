@@ -1,79 +1,11 @@
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import {mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
-import {test, type TestContext} from 'node:test';
-import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
-import {CLI_ENTRY, runCli} from './helpers/cli.js';
+import {test} from 'node:test';
+import {runCli} from './helpers/cli.js';
+import {event, httpAddress, startDaemon, writeDaemonJob} from './helpers/daemon.js';
 import {tempDir, writeJsonl} from './helpers/job.js';
 import {startServer} from './helpers/server.js';
-
-const TSX_ESM = import.meta.resolve('tsx/esm');
-
-type LogLine = {event?: string; job?: string; runId?: string; component?: string; [key: string]: unknown};
-
-interface Daemon {
-  readonly lines: LogLine[];
-  /** Resolves with the first log line (seen or to come) that matches. */
-  waitFor(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  signal(signal: NodeJS.Signals): void;
-  readonly exited: Promise<{code: number | null; signal: NodeJS.Signals | null}>;
-}
-
-/** Spawns `grpc-batch daemon ...args` and parses its JSON log lines; SIGKILLed at the end of the test if still up. */
-function startDaemon(t: TestContext, args: readonly string[], cwd: string): Daemon {
-  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info'} as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args], {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
-  const lines: LogLine[] = [];
-  const waiters = new Set<{match: (line: LogLine) => boolean; resolve: (line: LogLine) => void}>();
-  let buffer = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    const parts = buffer.split('\n');
-    buffer = parts.pop()!;
-    for (const text of parts) {
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = {event: 'text', text};
-      }
-      lines.push(line);
-      for (const waiter of waiters) if (waiter.match(line)) (waiters.delete(waiter), waiter.resolve(line));
-    }
-  });
-  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.on('close', (code, signal) => resolve({code, signal})));
-  t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
-  return {
-    lines,
-    exited,
-    signal: (signal) => void child.kill(signal),
-    waitFor(match, timeoutMs = 15_000) {
-      const seen = lines.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching log line in ${timeoutMs} ms; got:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)), timeoutMs);
-        waiters.add({match, resolve: (line) => (clearTimeout(timer), resolve(line))});
-        void exited.then(() => setTimeout(() => reject(new Error(`the daemon exited; log:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)), 50));
-      });
-    },
-  };
-}
-
-/** A demo-service job file in `dir`. */
-function writeDaemonJob(dir: string, name: string, target: string, extra: Record<string, unknown> = {}): string {
-  const file = path.join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({name, target, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl', timezone: 'UTC', ...extra}, null, 2));
-  return file;
-}
-
-const event = (name: string, job?: string) => (line: LogLine) => line.event === name && line.component === undefined && (job === undefined || line.job === job);
-
-/** The operations endpoint's base URL, once the scheduler is running. */
-async function httpAddress(daemon: Daemon): Promise<string> {
-  await daemon.waitFor(event('scheduler:started'));
-  return `http://${(await daemon.waitFor(event('http:listening'))).address as string}`;
-}
 
 test('a bad cron expression, time zone or policy is a load error naming file, key and what was expected; nothing starts', async (t) => {
   const server = await startServer(t);
@@ -82,7 +14,7 @@ test('a bad cron expression, time zone or policy is a load error naming file, ke
     [{schedule: '* * *'}, /bad\.json: schedule: expected a cron expression .*got "\* \* \*": expected a cron expression of 5 or 6 fields but got 3/],
     [{schedule: '0 3 * * *', timezone: 'America/New_Yrok'}, /bad\.json: timezone: expected an IANA time zone name like America\/New_York, Europe\/Paris or UTC, got "America\/New_Yrok" \(did you mean "America\/New_York"\?\)/],
     [{schedule: '0 3 * * *', overlap: 'sometimes'}, /bad\.json: overlap: expected one of skip, queue, replace, allow, got "sometimes"/],
-    [{schedule: '0 3 * * *', catchUp: 'soon'}, /bad\.json: catchUp: expected a duration like 500ms, 10s, 1m or 1h/],
+    [{schedule: '0 3 * * *', catchUp: 'soon'}, /bad\.json: catchUp: expected a duration like 500ms, 10s, 1m30s or 1h/],
   ];
   await Promise.all(cases.map(async ([extra, expected]) => {
     const dir = tempDir(t);
@@ -282,3 +214,35 @@ async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+test('the daemon logs one run:started and one run:finished per run, whatever the component', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}]);
+  writeDaemonJob(dir, 'tick', server.address, {schedule: '* * * * * *'});
+  const daemon = startDaemon(t, [dir, '--state', path.join(dir, 'state.db')], dir);
+  const finished = () => daemon.lines.filter((l) => l.event === 'run:finished');
+  await until(() => finished().length >= 2, 30_000);
+  daemon.signal('SIGTERM');
+  await daemon.exited;
+  const runs = new Set(daemon.lines.filter((l) => l.event === 'run:started').map((l) => l.runId));
+  assert.ok(runs.size >= 2);
+  for (const runId of runs) {
+    for (const name of ['run:started', 'run:finished']) {
+      const lines = daemon.lines.filter((l) => l.event === name && l.runId === runId);
+      assert.equal(lines.length, 1, `${name} of ${runId}: ${JSON.stringify(lines)}`);
+    }
+  }
+});
+
+test('the daemon refuses to start when a job\'s files could not be written, or would be overwritten run after run', async (t) => {
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  writeFileSync(path.join(dir, 'blocker'), 'a file where a folder should be');
+  writeDaemonJob(dir, 'blocked', '127.0.0.1:1', {output: 'blocker/{runId}.jsonl'});
+  writeDaemonJob(dir, 'fixed', '127.0.0.1:1', {output: 'out/fixed.jsonl'});
+  const result = await runCli(['daemon', dir, '--state', path.join(dir, 'state.db')], {cwd: dir});
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /blocked\.json: output: cannot create \S+blocker\/RUNID\.jsonl: \S+blocker is a file, not a folder/);
+  assert.match(result.stderr, /fixed\.json: output: the daemon runs a job again and again, and a run never overwrites another's files: put \{runId\} in the path \(fixed-\{runId\}\.jsonl\)/);
+});

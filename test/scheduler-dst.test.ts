@@ -59,7 +59,7 @@ test('describes schedules in words', () => {
 function countingRunner() {
   const started: number[] = [];
   const runner = async (job: LoadedJob, options: RunOptions): Promise<RunSummary> => ({
-    job: job.spec.name, runId: options.runId!, status: 'succeeded', total: 0, ok: 0, failed: 0, invalid: 0, byStatus: {}, attempts: 0, retried: 0, retriesThrottled: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0},
+    job: job.spec.name, runId: options.runId!, status: 'succeeded', total: 0, ok: 0, failed: 0, invalid: 0, byStatus: {}, errors: {}, attempts: 0, retried: 0, retriesThrottled: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0},
     durationMs: 0, callsPerSec: 0, latencyMs: {p50: 0, p90: 0, p99: 0, max: 0}, lastLine: 0, output: '/dev/null',
   });
   return {started, runner};

@@ -16,7 +16,7 @@ function heldRunner() {
   const runs: {runId: string; options: RunOptions; finish(): void}[] = [];
   const runner = (job: LoadedJob, options: RunOptions) => new Promise<RunSummary>((resolve) => {
     runs.push({runId: options.runId!, options, finish: () => resolve({
-      job: job.spec.name, runId: options.runId!, status: 'succeeded', total: 1, ok: 1, failed: 0, invalid: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, byStatus: {OK: 1}, attempts: 1,
+      job: job.spec.name, runId: options.runId!, status: 'succeeded', total: 1, ok: 1, failed: 0, invalid: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, byStatus: {OK: 1}, errors: {}, attempts: 1,
       retried: 0, retriesThrottled: 0, durationMs: 1, callsPerSec: 1, latencyMs: {p50: 1, p90: 1, p99: 1, max: 1}, lastLine: 1, output: '/dev/null',
     })});
     options.cancelSignal?.addEventListener('abort', () => runs.find((r) => r.runId === options.runId)?.finish());

@@ -24,7 +24,7 @@ function heldRunner() {
   const runner = (job: LoadedJob, options: RunOptions) => new Promise<RunSummary>((resolve) => {
     const summary = (status: RunSummary['status'], stopReason?: string): RunSummary => ({
       job: job.spec.name, runId: options.runId!, status, total: 1, ok: status === 'succeeded' ? 1 : 0, failed: status === 'succeeded' ? 0 : 1, invalid: 0,
-      byStatus: status === 'succeeded' ? {OK: 1} : {CANCELLED: 1}, attempts: 1, retried: 0, retriesThrottled: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, durationMs: 1, callsPerSec: 1,
+      byStatus: status === 'succeeded' ? {OK: 1} : {CANCELLED: 1}, errors: {}, attempts: 1, retried: 0, retriesThrottled: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, durationMs: 1, callsPerSec: 1,
       latencyMs: {p50: 1, p90: 1, p99: 1, max: 1}, lastLine: 1, output: '/dev/null', ...(stopReason ? {stopReason} : {}),
     });
     options.cancelSignal?.addEventListener('abort', () => resolve(summary('cancelled', String(options.cancelSignal!.reason))));

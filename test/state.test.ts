@@ -42,7 +42,7 @@ test('records started, finished and skipped runs and lists them newest first', (
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));
   t.after(() => store.close());
   store.startRun({runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, startedAt: 1001});
-  store.finishRun('r1', {status: 'failed', endedAt: 2000, total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl'});
+  store.finishRun('r1', {status: 'failed', endedAt: 2000, total: 3, inputRecords: 5, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl'});
   store.recordSkipped({runId: 'r2', job: 'a', trigger: 'schedule', scheduledAt: 3000, at: 3000, reason: 'still running'});
   store.startRun({runId: 'r3', job: 'b', trigger: 'manual', startedAt: Date.now() + 4000, owner: 'me'});
   assert.deepEqual(store.listRuns().map((r) => r.runId), ['r3', 'r2', 'r1']);
@@ -50,7 +50,7 @@ test('records started, finished and skipped runs and lists them newest first', (
   const r1 = store.getRun('r1')!;
   assert.deepEqual({...r1, host: undefined, pid: undefined}, {
     runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, createdAt: 1001, startedAt: 1001, endedAt: 2000, status: 'failed', reason: undefined,
-    total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl', host: undefined, pid: undefined,
+    total: 3, inputRecords: 5, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl', host: undefined, pid: undefined,
     owner: undefined, heartbeatAt: 1001,
   });
   assert.equal(store.getRun('r2')!.reason, 'still running');

@@ -1,6 +1,6 @@
 import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
 import type {Logger} from '../../src/log.js';
-import {loadJobs} from '../../src/scheduler/job-files.js';
+import {loadJobs, type LoadJobsOptions} from '../../src/scheduler/job-files.js';
 import type {Scheduler} from '../../src/scheduler/scheduler.js';
 import {takeHeldSignals} from '../startup-signals.js';
 
@@ -14,6 +14,7 @@ export class DaemonSignals {
   readonly #paths: readonly string[];
   readonly #graceMs: number;
   readonly #log: Logger;
+  readonly #loadOptions: LoadJobsOptions;
   #scheduler: Scheduler | undefined;
   #stopping: NodeJS.Signals | undefined;
   #reloading = false;
@@ -23,8 +24,10 @@ export class DaemonSignals {
   readonly #onStop = (signal: NodeJS.Signals) => this.#stop(signal);
   readonly #onReload = () => this.#reload();
 
-  constructor(paths: readonly string[], graceMs: number, log: Logger) {
+  /** `loadOptions`: how a reload loads the job files (as the daemon's start did). */
+  constructor(paths: readonly string[], graceMs: number, log: Logger, loadOptions: LoadJobsOptions = {}) {
     this.#paths = paths;
+    this.#loadOptions = loadOptions;
     this.#graceMs = graceMs;
     this.#log = log;
     process.on('SIGTERM', this.#onStop);
@@ -84,7 +87,7 @@ export class DaemonSignals {
     }
     this.#reloading = true;
     this.#log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
-    loadJobs(this.#paths).then(({jobs, warnings}) => {
+    loadJobs(this.#paths, this.#loadOptions).then(({jobs, warnings}) => {
       for (const warning of warnings) this.#log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
       if (!this.#stopping) this.#scheduler!.reload(jobs);
     }, (error: unknown) => {

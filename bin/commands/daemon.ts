@@ -1,21 +1,23 @@
 import {Command, Option} from 'commander';
 import {parseDuration} from '../../src/duration.js';
 import {formatIssue} from '../../src/errors.js';
-import {createLogger} from '../../src/log.js';
-import {createPrettyLogger} from '../../src/log-pretty.js';
+import {createLogger, defaultLogFormat, type LogFormat} from '../../src/log.js';
 import {OpsMetrics} from '../../src/ops-metrics.js';
 import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
 import {loadJobs} from '../../src/scheduler/job-files.js';
 import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
+import {logFormatOption} from '../run-console.js';
 import {DaemonSignals} from './daemon-signals.js';
 
 interface DaemonFlags {
   readonly state?: string;
   readonly http?: string | true;
-  readonly grace: string;
+  readonly grace: string | number;
   readonly pretty?: boolean;
+  readonly logFormat?: LogFormat;
+  readonly outDir?: string;
   readonly keepRuns: number;
 }
 
@@ -25,20 +27,24 @@ export const daemon = new Command('daemon')
   .option('--state <path>', 'state database (runs, last fired ticks); env GRPC_BATCH_STATE', undefined)
   .addOption(new Option('--http [address]', `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`).preset(DEFAULT_OPS_ADDRESS))
   .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are cancelled', parseDurationFlag, '30s')
-  .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
+  .addOption(logFormatOption())
+  .option('--pretty', 'the same as --log-format pretty')
+  .option('--out-dir <folder>', 'folder of the jobs\' default results and failures files (default ./out)')
   .option('--keep-runs <n>', 'newest runs kept per job in the state database; older finished ones are deleted (0 keeps all)', parseIntFlag(0), DEFAULT_KEEP_RUNS)
   .action(async (paths: string[], flags: DaemonFlags) => {
-    const log = flags.pretty ? createPrettyLogger() : createLogger();
+    const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});
     const graceMs = parseDuration(flags.grace)!;
+    // Every job is loaded and validated before anything starts, its files checked writable: one bad
+    // file and nothing runs. A reload (SIGHUP) checks them the same way.
+    const loadOptions = {forDaemon: true, ...(flags.outDir !== undefined ? {outDir: flags.outDir} : {})};
     // Signals first: one sent while the jobs load is queued, not fatal (see DaemonSignals).
-    const signals = new DaemonSignals(paths, graceMs, log);
+    const signals = new DaemonSignals(paths, graceMs, log, loadOptions);
     log.info({event: 'daemon:starting', pid: process.pid, paths}, `daemon starting: loading ${paths.join(', ')}`);
     let store: StateStore | undefined;
     let scheduler: Scheduler | undefined;
     let ops: OpsServer | undefined;
     try {
-      // Every job is loaded and validated before anything starts: one bad file and nothing runs.
-      const {jobs, warnings} = await loadJobs(paths);
+      const {jobs, warnings} = await loadJobs(paths, loadOptions);
       for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
       const state = resolveStatePath(flags.state);
       store = StateStore.open(state.path);

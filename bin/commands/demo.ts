@@ -6,14 +6,15 @@ import {startDemoServer} from '../../src/demo/server.js';
 import {formatDuration, parseDuration} from '../../src/duration.js';
 import {EXIT, InterruptedError} from '../../src/errors.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
+import {formatSummary} from '../../src/jobs/print.js';
 import {runJob} from '../../src/jobs/run.js';
-import {createLogger} from '../../src/log.js';
+import type {LogFormat} from '../../src/log.js';
 import {callUnary} from '../../src/rpc/call.js';
 import {ChannelPool} from '../../src/rpc/channel.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
 import {setExitCode} from '../exit.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
+import {logFormatOption, openRunConsole} from '../run-console.js';
 
 /** Sequential calls timed to estimate what the one-at-a-time script would take. */
 const SEQUENTIAL_SAMPLE = 200;
@@ -24,8 +25,9 @@ export const demo = new Command('demo')
   .option('--latency <duration>', 'simulated server latency per call', parseDurationFlag, '5ms')
   .option('-c, --concurrency <n>', 'most calls in flight', parseIntFlag(1), 200)
   .option('--json', 'print the summary as one JSON object on stdout')
-  .action(async (flags: {records: number; latency: string; concurrency: number; json?: boolean}) => {
-    const log = createLogger();
+  .addOption(logFormatOption())
+  .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
+    const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;
     const server = await startDemoServer();
     const dir = mkdtempSync(path.join(tmpdir(), 'grpc-batch-demo-'));
@@ -48,15 +50,14 @@ export const demo = new Command('demo')
       process.stderr.write(`demo server on ${server.address}; ${flags.records} records, ${latencyMs}ms each, ${flags.concurrency} in flight\n`);
       process.stderr.write(`job file ${jobFile}\n`);
 
-      const job = await loadJob(jobFile);
+      const job = await loadJob(jobFile, {outDir: path.join(dir, 'out')});
       const sequentialMs = await timeSequential(server.address, job.method, latencyMs);
 
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
       process.once('SIGINT', onSignal);
-      const progress = createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
-      const summary = await runJob(job, {signal: stop.signal, logger: createLogger({level: 'warn'}), progressIntervalMs: process.stderr.isTTY ? 200 : 2000, onProgress: (p) => progress.update(p)});
-      progress.stop();
+      const summary = await runJob(job, {signal: stop.signal, logger: log, progressIntervalMs, ...(progress ? {onProgress: (p) => progress.update(p)} : {})});
+      close();
       process.off('SIGINT', onSignal);
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({...summary, sequentialEstimateMs: Math.round(sequentialMs * flags.records)})}\n`);
@@ -71,6 +72,7 @@ export const demo = new Command('demo')
       if (stop.signal.aborted) throw new InterruptedError(stop.signal.reason as NodeJS.Signals);
       if (summary.status !== 'succeeded') setExitCode(EXIT.OK); // failures are part of the demo
     } finally {
+      close();
       await server.stop(100);
     }
   });

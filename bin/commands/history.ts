@@ -1,6 +1,7 @@
 import {existsSync} from 'node:fs';
 import {Command} from 'commander';
 import {formatDuration} from '../../src/duration.js';
+import {runToJson} from '../../src/state/run-json.js';
 import {resolveStatePath, StateStore, type RunRecord} from '../../src/state/store.js';
 import {parseIntFlag} from '../flags.js';
 
@@ -20,7 +21,7 @@ export const history = new Command('history')
     const store = StateStore.open(state.path, {readonly: true});
     try {
       const runs = store.listRuns({job: flags.job, limit: flags.limit});
-      if (flags.json) return void process.stdout.write(`${JSON.stringify(runs.map(toJson), null, 2)}\n`);
+      if (flags.json) return void process.stdout.write(`${JSON.stringify(runs.map(runToJson), null, 2)}\n`);
       if (runs.length === 0) return void process.stderr.write(`no runs recorded${flags.job ? ` for job ${flags.job}` : ''} in ${state.path}\n`);
       process.stdout.write(`${formatTable(runs)}\n`);
     } finally {
@@ -28,17 +29,13 @@ export const history = new Command('history')
     }
   });
 
-function toJson(run: RunRecord): Record<string, unknown> {
-  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
-  return {...run, scheduledAt: iso(run.scheduledAt), createdAt: iso(run.createdAt), startedAt: iso(run.startedAt), endedAt: iso(run.endedAt)};
-}
-
 function formatTable(runs: readonly RunRecord[]): string {
   const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
   const rows = runs.map((r) => [
     r.runId, r.job, r.trigger, time(r.scheduledAt), time(r.startedAt ?? r.createdAt),
     r.startedAt !== undefined && r.endedAt !== undefined ? formatDuration(r.endedAt - r.startedAt) : r.status === 'running' ? 'running' : '-',
-    r.status, r.total === undefined ? '-' : `${r.ok}/${r.failed}/${r.invalid}/${r.total}`, r.reason ?? '',
+    // TOTAL is the input's size when it was counted (a file), so a stopped run shows how far it got.
+    r.status, r.total === undefined ? '-' : `${r.ok}/${r.failed}/${r.invalid}/${r.inputRecords ?? r.total}`, r.reason ?? '',
   ]);
   const header = ['RUN', 'JOB', 'TRIGGER', 'SCHEDULED (UTC)', 'STARTED (UTC)', 'TOOK', 'STATUS', 'OK/FAIL/INV/TOTAL', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

@@ -6,6 +6,7 @@ import {loadJobs} from '../../src/scheduler/job-files.js';
 import {CronSchedule} from '../../src/scheduler/cron.js';
 import {describeSchedule} from '../../src/scheduler/words.js';
 import {formatInZone} from '../../src/scheduler/zone.js';
+import {runToJson} from '../../src/state/run-json.js';
 import {resolveStatePath, StateStore, type RunRecord} from '../../src/state/store.js';
 
 /** Fire times shown per job. */
@@ -30,7 +31,7 @@ export const list = new Command('list')
         return {name: job.spec.name, file: job.spec.file, schedule, words: schedule ? describeSchedule(schedule.expression) : undefined, next, last};
       });
       if (flags.json) {
-        const json = rows.map((r) => ({...r, next: r.next.map((ms) => new Date(ms).toISOString()), last: r.last ?? null}));
+        const json = rows.map((r) => ({...r, next: r.next.map((ms) => new Date(ms).toISOString()), last: r.last ? runToJson(r.last) : null}));
         return void process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       }
       const blocks = rows.map((r) => {
@@ -52,6 +53,6 @@ export const list = new Command('list')
 
 function describeRun(run: RunRecord): string {
   const at = new Date(run.startedAt ?? run.createdAt).toISOString().replace('T', ' ').slice(0, 19);
-  const counts = run.total === undefined ? '' : `, ${run.ok} ok / ${run.failed} failed / ${run.invalid} invalid of ${run.total}`;
+  const counts = run.total === undefined ? '' : `, ${run.ok} ok / ${run.failed} failed / ${run.invalid} invalid of ${run.inputRecords ?? run.total}`;
   return `${run.status} at ${at} UTC (${run.trigger}, ${run.runId}${counts})${run.reason ? `: ${run.reason}` : ''}`;
 }

@@ -1,27 +1,31 @@
 import {Command, Option} from 'commander';
-import {formatIssue, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
-import {createLogger} from '../../src/log.js';
-import {parseDuration} from '../../src/duration.js';
+import {formatIssue, GbError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
-import {inputLabel} from '../../src/jobs/input.js';
-import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
-import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
-import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunFilesLock} from '../../src/jobs/file-lock.js';
+import {inputLabel, readsStdin} from '../../src/jobs/input.js';
+import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
+import {checkRunFiles} from '../../src/jobs/outputs.js';
 import {runFiles} from '../../src/jobs/results.js';
+import {newRunId, runJob} from '../../src/jobs/run.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
+import type {LogFormat} from '../../src/log.js';
+import {preflight} from '../../src/rpc/preflight.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
+import {nextSteps, resumeStep} from '../next-step.js';
+import {logFormatOption, openRunConsole, type RunConsole} from '../run-console.js';
 
 interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
-  readonly progressInterval?: string;
+  readonly progressInterval?: string | number;
   readonly state?: string;
   readonly resume?: boolean | string;
+  readonly logFormat?: LogFormat;
+  readonly preflight?: boolean;
 }
 
 export const run = new Command('run')
@@ -31,8 +35,10 @@ export const run = new Command('run')
   .option('-t, --target <address>', 'server address, host:port (overrides target)')
   .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
   .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
-  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s (overrides deadline)', parseDurationFlag)
+  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', parseDurationFlag)
   .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
+  .option('--max-failures <n>', 'stop the run once more records than this have failed (overrides maxFailures)', parseIntFlag(0))
+  .option('--max-invalid <n>', 'stop the run once more records than this are invalid (overrides maxInvalid)', parseIntFlag(0))
   .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
   .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
   .option('--workers <n|auto>', 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', parseWorkersFlag)
@@ -40,111 +46,120 @@ export const run = new Command('run')
   .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
   .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
   .option('--max-line-bytes <size>', 'longest input line, e.g. 16MiB (overrides maxLineBytes)', parseSizeFlag)
+  .option('--out-dir <folder>', 'folder of the default results and failures files (default ./out)')
+  .option('--preflight', 'before reading the input, check that the target answers (one health-check call); exit 2 if not')
   .option('--dry-run', 'load and check the job and every input record; send nothing')
   .option('--json', 'print the summary as one JSON object on stdout, nothing else there')
   .addOption(new Option('--no-progress', 'no progress bar or progress lines'))
   .option('--progress-interval <duration>', 'how often progress is shown (default 200ms on a terminal, 5s otherwise)', parseDurationFlag)
-  .option('--resume [runId]', 'continue an interrupted run (default: the job\'s newest unfinished one): records with a result are not sent again')
+  .addOption(logFormatOption())
+  .option('--resume [runId]', 'continue an interrupted or aborted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
   .action(async (jobFile: string, flags: RunFlags) => {
-    const log = createLogger();
-    let job = await loadJob(jobFile, flags);
-    for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
-
-    if (flags.dryRun) {
-      const check = await checkInput(job);
-      for (const issue of check.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-      const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
-      if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-      else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
-      if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
-      return;
+    const console = openRunConsole(flags);
+    try {
+      await runCommand(jobFile, flags, console);
+    } finally {
+      console.close();
     }
+  });
 
-    const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
-    let runId = newRunId();
+async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+  let job = await loadJob(jobFile, flags);
+  for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
+
+  if (flags.dryRun) {
+    const check = await checkInput(job);
+    for (const issue of [...check.issues, ...check.hints]) process.stderr.write(`${formatIssue(issue)}\n`);
+    const result = {job: job.spec.name, dryRun: true, target: job.spec.target, method: job.method.name, total: check.total, invalid: check.invalid};
+    if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
+    if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
+    return;
+  }
+
+  const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
+  let runId = newRunId();
+  let filesLock: RunFilesLock;
+  try {
     if (flags.resume) {
       const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
       runId = found.runId;
       job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
     }
+    checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
+    if (flags.preflight) await preflight(job, log);
     // Files locked first, then the run claimed (one write that checks its status), then sent.
-    let filesLock: RunFilesLock;
-    try {
-      filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
-    } catch (error) {
-      recorder.close();
-      throw error;
+    filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
+  } catch (error) {
+    recorder.close();
+    throw error;
+  }
+  const resumeInfo = resumeInfoFor(job, runId);
+  try {
+    if (!flags.resume) await recorder.started(runId, job.spec.name, resumeInfo);
+    else if (!(await recorder.claimed(runId))) throw new UsageError(`run ${runId} is being resumed by another process; see grpc-batch history`);
+  } catch (error) {
+    filesLock.release();
+    recorder.close();
+    throw error;
+  }
+  const invocation = {
+    jobFile, flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
+    resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream,
+  };
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!signalled) {
+      signalled = signal;
+      log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
+      stop.abort(signal);
+    } else {
+      cancel.abort(signal);
     }
-    try {
-      if (!flags.resume) await recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
-      else if (!(await recorder.claimed(runId))) throw new UsageError(`run ${runId} is being resumed by another process; see grpc-batch history`);
-    } catch (error) {
-      filesLock.release();
-      recorder.close();
-      throw error;
-    }
-    const stop = new AbortController();
-    const cancel = new AbortController();
-    let signalled: NodeJS.Signals | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (!signalled) {
-        signalled = signal;
-        log.warn({event: 'run:stopping', signal}, `${signal}: no new calls; waiting for the calls in flight (send ${signal} again to cancel them)`);
-        stop.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const summary = await runJob(job, {
+      runId,
+      filesLock,
+      resume: Boolean(flags.resume),
+      onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
+      signal: stop.signal,
+      cancelSignal: cancel.signal,
+      logger: log,
+      progressIntervalMs,
+      ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+    }).catch(async (error: unknown) => {
+      if (error instanceof IoError) {
+        // A disk or state fault: the run so far, its resume command, then the error (exit 3).
+        const partial = error.summary as RunSummary | undefined;
+        if (partial) printSummary(partial, nextSteps(partial, invocation));
+        await recorder.interrupted(runId, error);
+        log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
+        if (!partial && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       } else {
-        cancel.abort(signal);
+        await recorder.failed(runId, error);
+        // A crash leaves every record with a result; the rest can be sent by resuming the run.
+        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       }
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-
-    const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
-    const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
-    try {
-      const print = (summary: RunSummary) => {
-        process.stdout.write(`${flags.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
-        if (summary.status === 'interrupted' && !flags.json) process.stdout.write(`${resumeHint(jobFile, runId, flags.state)}\n`);
-      };
-      const summary = await runJob(job, {
-        runId,
-        filesLock,
-        resume: Boolean(flags.resume),
-        onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
-        signal: stop.signal,
-        cancelSignal: cancel.signal,
-        logger: log,
-        progressIntervalMs: interval,
-        ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-      }).catch(async (error: unknown) => {
-        if (error instanceof IoError) {
-          progress?.stop();
-          if (error.summary) print(error.summary as RunSummary);
-          await recorder.interrupted(runId, error);
-          log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
-        } else {
-          await recorder.failed(runId, error);
-        }
-        throw error;
-      });
-      await recorder.finished(runId, summary);
-      if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
-      progress?.stop();
-      print(summary);
-      if (signalled) throw new InterruptedError(signalled);
-      if (summary.status === 'interrupted') setExitCode(EXIT.INTERRUPTED);
-      else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
-    } finally {
-      progress?.stop();
-      filesLock.release();
-      recorder.close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
-  });
-
-/** The command that continues a run, as the user would type it. */
-function resumeHint(jobFile: string, runId: string, state: string | undefined): string {
-  const quote = (value: string) => (/^[\w./:@=+-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`);
-  return `  resume    grpc-batch run ${quote(jobFile)} --resume ${runId}${state ? ` --state ${quote(state)}` : ''}`;
+      throw error;
+    });
+    await recorder.finished(runId, summary);
+    if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
+    printSummary(summary, nextSteps(summary, invocation));
+    if (signalled) throw new InterruptedError(signalled);
+    if (summary.status === 'interrupted') setExitCode(EXIT.INTERRUPTED);
+    else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
+  } finally {
+    progress?.stop();
+    filesLock.release();
+    recorder.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

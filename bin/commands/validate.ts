@@ -1,22 +1,47 @@
 import {Command} from 'commander';
-import {formatIssue, ValidationError} from '../../src/errors.js';
+import {formatIssue, ValidationError, type Issue} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
 import {loadJob} from '../../src/jobs/load.js';
 import {parseSizeFlag} from '../flags.js';
+import {checkFilesWritable} from '../../src/jobs/outputs.js';
+import {describeProblem, probeTarget} from '../../src/rpc/preflight.js';
+
+interface ValidateFlags {
+  readonly input?: string;
+  readonly outDir?: string;
+  readonly connect?: boolean;
+  readonly maxLineBytes?: number;
+}
 
 export const validate = new Command('validate')
-  .description('check a job file and every input record; send nothing (exit 2 on any problem)')
+  .description('check a job file, its files and every input record; send nothing (exit 2 on any problem)')
   .argument('<job>', 'job file')
   .option('-i, --input <file>', 'JSONL input file to check instead of the job\'s input')
   .option('--max-line-bytes <size>', 'longest input line, e.g. 16MiB (overrides maxLineBytes)', parseSizeFlag)
-  .action(async (jobFile: string, flags: {input?: string; maxLineBytes?: number}) => {
+  .option('--out-dir <folder>', 'folder of the default results and failures files, as for run (default ./out)')
+  .option('--connect', 'also check that the target answers (one health-check call, no record sent)')
+  .action(async (jobFile: string, flags: ValidateFlags) => {
     const job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
+    const files = checkFilesWritable(job.spec);
+    if (files.length > 0) throw new ValidationError(files, {title: 'a run could not write its files'});
     const check = await checkInput(job);
     for (const warning of check.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
     if (check.invalid > 0) {
       const more = check.invalid - check.issues.length;
-      throw new ValidationError(more > 0 ? [...check.issues, {file: check.label, path: '', message: `${more} more invalid records`}] : check.issues);
+      const issues: Issue[] = [...check.issues, ...(more > 0 ? [{file: check.label, path: '', message: `${more} more invalid records`}] : []), ...check.hints.map((h) => ({...h, severity: 'error' as const}))];
+      throw new ValidationError(issues, {title: `${count(check.invalid, 'input record')} of ${check.total} ${check.invalid === 1 ? 'is' : 'are'} not valid; nothing was sent`});
     }
-    process.stdout.write(`${job.spec.file}: ok: ${job.method.name} on ${job.spec.target} (schema: ${job.method.origin}), ${check.total} records valid\n`);
+    let answer = '';
+    if (flags.connect) {
+      const result = await probeTarget(job);
+      if (!result.ok) throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {title: 'the target does not answer'});
+      answer = `; ${job.spec.target} answers (${result.answer})`;
+    }
+    process.stdout.write(`${job.spec.file}: ok: ${job.method.name} on ${job.spec.target} (schema: ${job.method.origin}), ${count(check.total, 'record')} valid${answer}\n`);
   });
+
+/** `1 record`, `3 records`. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -313,7 +313,12 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
     },
     stop(graceMs = 1000) {
       return (stopping ??= new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.forceShutdown(), graceMs);
+        // forceShutdown does not always call tryShutdown's callback (a client that sent TLS to this
+        // plaintext server leaves a session that never started): resolve here too.
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(timer);
           resolve();

@@ -2,6 +2,7 @@ import type {Readable} from 'node:stream';
 import type {Issue} from '../errors.js';
 import {inputLabel, openInput, type JsonlOptions} from './input.js';
 import type {LoadedJob} from './load.js';
+import {InputShapeHints} from './input-hints.js';
 import {prepareRecord, recordPlan} from './prepare.js';
 
 export interface InputCheck {
@@ -12,6 +13,8 @@ export interface InputCheck {
   readonly issues: readonly Issue[];
   /** Problems that do not make the input invalid, such as an input with no records. */
   readonly warnings: readonly Issue[];
+  /** What the whole input seems to be when its lines are invalid (a JSON array, UTF-16), with the command that fixes it. */
+  readonly hints: readonly Issue[];
   /** The input as named in messages: relative to the working folder, `<stdin>`, or the module's `requests()`. */
   readonly label: string;
 }
@@ -30,6 +33,8 @@ export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}
   const source = openInput(spec, options);
   const maxIssues = options.maxIssues ?? 100;
   const issues: Issue[] = [];
+  const hints: Issue[] = [];
+  const shapes = new InputShapeHints();
   let total = 0;
   let invalid = 0;
   const plan = recordPlan(spec);
@@ -39,8 +44,10 @@ export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}
     if (typeof prepared === 'string') {
       invalid++;
       if (issues.length < maxIssues) issues.push({file: `${label}:${record.line}`, path: '', message: prepared});
+      const hint = shapes.observe(record, label);
+      if (hint) hints.push({file: label, path: '', message: hint, severity: 'warning'});
     }
   }
   const warnings: Issue[] = total === 0 ? [{file: label, path: '', message: 'the input has no records (empty or only blank lines); a run would send nothing', severity: 'warning'}] : [];
-  return {total, invalid, issues, warnings, label};
+  return {total, invalid, issues, warnings, hints, label};
 }

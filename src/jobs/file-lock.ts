@@ -33,13 +33,13 @@ export class RunFilesLock {
     const fds: number[] = [];
     const created = new Set<string>();
     try {
-      for (const file of paths) {
+      for (const [index, file] of paths.entries()) {
         let fd: number;
         try {
           mkdirSync(path.dirname(file), {recursive: true});
           fd = openExisting(file) ?? (created.add(file), openSync(file, 'a'));
         } catch (error) {
-          throw new IoError(file, error);
+          throw new IoError(file, error, {key: index === 0 ? 'output' : 'failures', what: 'create'});
         }
         fds.push(fd);
         if (!fsx.tryLock(fd)) {

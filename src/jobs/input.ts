@@ -1,6 +1,7 @@
 import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
+import {readOrigins} from './record-key.js';
 import type {JobSpec} from './spec.js';
 
 /**
@@ -21,6 +22,8 @@ export interface InputRecord {
   readonly raw?: Buffer;
   /** Where an over-long line is in its file (it is not held in memory; the failures file copies it from there). */
   readonly span?: {readonly file: string; readonly offset: number; readonly length: number};
+  /** The record's line in the original input, when this input is a failures file that says so (its `.lines` file). */
+  readonly origin?: number;
 }
 
 export interface JsonlOptions {
@@ -105,11 +108,23 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
   }
 }
 
-/** A job's records: its module's `requests()`, its JSONL file, or standard input for '-'. */
-export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined} = {}): AsyncGenerator<InputRecord> {
+/**
+ * A job's records: its module's `requests()`, its JSONL file, or standard input for '-'. A failures
+ * file's records carry their line in the original input (`origin`), from its `.lines` file; when
+ * that no longer matches, `onWarning` says so and the records carry none.
+ */
+export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
   const jsonl = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
-  return readJsonl(readsStdin(spec.input) ? options.stdin ?? process.stdin : spec.input!, jsonl);
+  if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
+  const origins = readOrigins(spec.input!);
+  if (origins && 'problem' in origins) options.onWarning?.(origins.problem);
+  const records = readJsonl(spec.input!, jsonl);
+  return origins && 'origins' in origins ? withOrigins(records, origins.origins) : records;
+}
+
+async function* withOrigins(records: AsyncGenerator<InputRecord>, origins: Int32Array): AsyncGenerator<InputRecord> {
+  for await (const record of records) yield record.line <= origins.length ? {...record, origin: origins[record.line - 1]!} : record;
 }
 
 /**

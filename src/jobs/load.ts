@@ -7,6 +7,7 @@ import type {MethodHandle} from '../rpc/method.js';
 import {loadJobSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
+import {resolveResultFields} from './record-key.js';
 import {checkMethodKind} from '../rpc/method-kind.js';
 import {checkPerRecordKeys} from './prepare.js';
 import type {JobSpec} from './spec.js';
@@ -24,6 +25,12 @@ export interface JobOverrides {
   readonly failures?: string;
   /** Longest input line (bytes, or a size like 16MiB). */
   readonly maxLineBytes?: string | number;
+  /** Overrides `maxFailures`. */
+  readonly maxFailures?: number;
+  /** Overrides `maxInvalid`. */
+  readonly maxInvalid?: number;
+  /** Folder of the default results and failures files (when the job sets no `output`/`failures`). @default ./out */
+  readonly outDir?: string;
   readonly maxOutage?: string | number;
   readonly adaptive?: boolean;
   readonly rampUp?: string | number;
@@ -49,12 +56,18 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const raw = await readJobFile(jobFile, label);
   const issues: Issue[] = [];
   const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
-  if (issues.length > 0) throw new ValidationError(issues);
+  const structural = issues.some((i) => i.severity !== 'warning' && !i.message.startsWith('environment variable'));
+  if (structural) throw new ValidationError(issues);
   // A list, a string or null is not a job, and spreading it into one below would hide that.
-  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError(validateJob(job, label, path.dirname(jobFile)).issues);
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, path.dirname(jobFile)).issues]);
   const merged = applyOverrides(job, overrides, path.dirname(jobFile));
-  const {spec, issues: found} = validateJob(merged, label, path.dirname(jobFile));
-  if (!spec) throw new ValidationError(found);
+  const validated = validateJob(merged, label, path.dirname(jobFile), overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {});
+  // A missing ${VAR} is one problem among the others, not a stop: every problem is listed at once.
+  // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
+  const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
+  const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
+  const {spec} = validated;
+  if (!spec || envKeys.size > 0) throw new ValidationError(found);
   let method: MethodHandle;
   try {
     method = createMethodHandle(await loadJobSchema(spec), spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});
@@ -63,7 +76,9 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     throw error;
   }
   const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec)];
-  if (kindIssues.length > 0) throw new ValidationError([...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...found]);
+  const fields = resolveResultFields(spec.resultFields, method, label);
+  const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
+  if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
 }
 
@@ -134,6 +149,8 @@ async function importJobModule(file: string, label: string): Promise<unknown> {
 }
 
 const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** `$$`, `${`, or a `$NAME` without braces (group 1), which is not replaced. */
+const BARE_VARIABLE = /\$\$|\$\{|\$([A-Za-z_][A-Za-z0-9_]*)/g;
 /** Far deeper than any job (a service config is about 6 levels); past it, a file is hostile or broken. */
 const MAX_DEPTH = 64;
 
@@ -155,12 +172,19 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   }
   const inner = (v: unknown, p: string) => interpolate(v, p, file, env, issues, [...ancestors, value as object]);
   if (typeof value === 'string') {
+    for (const bare of value.matchAll(BARE_VARIABLE)) {
+      if (!bare[1]) continue;
+      issues.push({file, path: keyPath, severity: 'warning', message: `"$${bare[1]}" is sent as written: write \${${bare[1]}} for the environment variable, or $$${bare[1]} for a literal $`});
+    }
     return value.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$$') return '$';
       const found = env[name!];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      issues.push({file, path: keyPath, message: `environment variable ${name} is not set (write \${${name}:-default} for a default)`});
+      const message = found === ''
+        ? `environment variable ${name} is set but empty (write \${${name}:-} if empty is meant, or \${${name}:-default} for a default)`
+        : `environment variable ${name} is not set (write \${${name}:-default} for a default)`;
+      issues.push({file, path: keyPath, message});
       return match;
     });
   }
@@ -197,6 +221,8 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
   if (overrides.maxLineBytes !== undefined) out['maxLineBytes'] = overrides.maxLineBytes;
+  if (overrides.maxFailures !== undefined) out['maxFailures'] = overrides.maxFailures;
+  if (overrides.maxInvalid !== undefined) out['maxInvalid'] = overrides.maxInvalid;
   if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
   if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
   if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;

@@ -1,6 +1,7 @@
 import {closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
 import path from 'node:path';
 import {IoError} from '../errors.js';
+import type {RecordKey} from './record-key.js';
 import {fsyncAsync, fsyncDir} from './durable.js';
 import type {CallOutcome} from '../rpc/call.js';
 import type {MetadataJson} from '../rpc/metadata.js';
@@ -24,7 +25,13 @@ export function outcomeExtras(outcome: CallOutcome): CallExtras {
 }
 
 /** The final result of one input record, as written to the results file (one JSON line). */
-export type RecordResult =
+export type RecordResult = RecordOutcome & {
+  /** The record's key: its line in the original input (through re-runs of failures files) and the `resultFields`. */
+  readonly key: RecordKey;
+};
+
+/** How a record ended, before its key is added. */
+export type RecordOutcome =
   | (CallExtras & {
       readonly line: number;
       readonly status: 'OK';
@@ -49,6 +56,17 @@ export type RecordResult =
       readonly error: string;
       readonly attempts: 0;
     };
+
+/**
+ * A record's result with its key, `line` first then `key` (the order a reader of the results file
+ * sees). A JSON line made elsewhere (a worker thread's, `{"line":N,...}`) gets the key spliced in
+ * after its line, without parsing the response again.
+ */
+export function withKey(outcome: RecordOutcome | string, key: RecordKey): RecordResult | string {
+  if (typeof outcome === 'string') return outcome.replace(/^\{"line":\d+,/, (head) => `${head}"key":${JSON.stringify(key)},`);
+  const {line, ...rest} = outcome;
+  return {line, key, ...rest} as RecordResult;
+}
 
 /** Expands `{name}` and `{runId}` in an output path template. */
 export function expandTemplate(template: string, values: {name: string; runId: string}): string {
@@ -79,11 +97,21 @@ export class LineWriter {
   #broken: IoError | undefined;
   #dirSynced = false;
   readonly #append: boolean;
+  readonly #key: string;
 
-  /** With `append: true` the file is appended to (after repair), not truncated. */
-  constructor(file: string, options: {append?: boolean | undefined} = {}) {
+  /**
+   * With `append: true` the file is appended to (after repair), not truncated. `key` is the job key
+   * the file comes from, named in I/O errors. @default 'output'
+   */
+  constructor(file: string, options: {append?: boolean | undefined; key?: string} = {}) {
     this.path = file;
     this.#append = options.append ?? false;
+    this.#key = options.key ?? 'output';
+  }
+
+  /** The error of a failed file operation, naming the key and the path: `failures: cannot write /x: ENOSPC ...`. */
+  #ioError(what: string, error: unknown): IoError {
+    return error instanceof IoError ? error : new IoError(this.path, error, {key: this.#key, what});
   }
 
   /** Whether the file was opened (it exists). */
@@ -109,7 +137,7 @@ export class LineWriter {
       this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
       this.#size = fstatSync(this.#fd).size;
     } catch (error) {
-      throw (this.#broken = new IoError(this.path, error));
+      throw (this.#broken = this.#ioError('create', error));
     }
   }
 
@@ -148,7 +176,7 @@ export class LineWriter {
         this.#dirSynced = true;
       }
     } catch (error) {
-      throw (this.#broken ??= new IoError(this.path, error));
+      throw (this.#broken ??= this.#ioError('sync', error));
     }
   }
 
@@ -164,7 +192,7 @@ export class LineWriter {
       writeAll(this.#fd!, bytes);
       this.#size += bytes.length;
     } catch (error) {
-      this.#broken = new IoError(this.path, error);
+      this.#broken = this.#ioError('write', error);
       try {
         ftruncateSync(this.#fd!, this.#size); // a half-written line would glue to the next one
       } catch {
@@ -178,6 +206,14 @@ export class LineWriter {
   copyLine(file: string, offset: number, length: number): void {
     this.open();
     this.flush();
+    try {
+      this.#copy(file, offset, length);
+    } catch (error) {
+      throw this.#ioError('write', error);
+    }
+  }
+
+  #copy(file: string, offset: number, length: number): void {
     const source = openSync(file, 'r');
     const start = this.#size;
     try {

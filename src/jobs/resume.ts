@@ -24,7 +24,7 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
   const reader = createInterface({input: createReadStream(file), crlfDelay: Infinity});
   for await (const text of reader) {
     if (text.trim() === '') continue;
-    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown};
+    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};
     try {
       result = JSON.parse(text) as typeof result;
     } catch {
@@ -45,8 +45,9 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
     stats.lastLine = Math.max(stats.lastLine, result.line);
     const attempts = typeof result.attempts === 'number' ? result.attempts : 1;
     stats.attempts += attempts;
-    if (result.status === 'INVALID') stats.invalid++;
-    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts);
+    const error = typeof result.error === 'string' ? result.error : '';
+    if (result.status === 'INVALID') stats.recordInvalid(error);
+    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
   return {finished, unreadable};

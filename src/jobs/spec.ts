@@ -96,10 +96,12 @@ export interface JobInput {
   readonly tls?: TlsSpec;
   /** grpc-js channel options. @default {} */
   readonly channelOptions?: Readonly<Record<string, unknown>>;
-  /** Results file template ({name}, {runId}). @default 'out/{name}-{runId}.jsonl' */
+  /** Results file template ({name}, {runId}); relative to the job file. @default '{name}-{runId}.jsonl' in ./out (or --out-dir) */
   readonly output?: string;
-  /** Failures file template ({name}, {runId}). @default 'out/{name}-{runId}.failed.jsonl' */
+  /** Failures file template ({name}, {runId}); relative to the job file. @default '{name}-{runId}.failed.jsonl' in ./out (or --out-dir) */
   readonly failures?: string;
+  /** Request fields copied into each results line's `key`, beside the input line (`[user_id, order.id]`). @default [] */
+  readonly resultFields?: readonly string[];
   /** Cron expression for the daemon: 5 fields, or 6 with seconds first. Ignored by `run`. */
   readonly schedule?: string;
   /** IANA zone the schedule is read in. @default the machine's zone */
@@ -170,6 +172,8 @@ export interface JobSpec {
   readonly output: string;
   /** Template, absolute. */
   readonly failures: string;
+  /** Request field paths copied into each result's key. */
+  readonly resultFields: readonly string[];
   /** The schedule keys, resolved; undefined when the job has no `schedule`. */
   readonly schedule?: ScheduleSpec | undefined;
 }
@@ -181,9 +185,12 @@ export const DEFAULTS = {
   maxOutage: '5m',
   channels: 1,
   workers: 1,
-  output: 'out/{name}-{runId}.jsonl',
-  failures: 'out/{name}-{runId}.failed.jsonl',
+  output: '{name}-{runId}.jsonl',
+  failures: '{name}-{runId}.failed.jsonl',
 } as const;
+
+/** Where the default results and failures files go: `out/` in the working folder (`--out-dir` changes it). */
+export const DEFAULT_OUT_DIR = 'out';
 
 /** Identity with types: the way a job module declares its job. */
 export function defineJob<T extends JobModule>(job: T): T {

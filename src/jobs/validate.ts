@@ -7,11 +7,13 @@ import {PACKAGE_ROOT} from '../paths.js';
 import {parseStatus, STATUS_NAMES} from '../rpc/status.js';
 import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
+import {checkKeyPair, checkPem} from '../rpc/pem.js';
+import {checkTarget} from '../rpc/target.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
 import {autoWorkers} from '../run/executor-threads.js';
-import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
+import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 import {DEFAULT_MAX_LINE_BYTES} from './input.js';
 import {isTemplate, parseTemplate} from './metadata-template.js';
@@ -29,7 +31,7 @@ const FUNCTION_KEYS = ['requests', 'onResult'] as const;
  * `JobSpec`. Returns every issue found (errors and warnings); `spec` is set only when there is no
  * error. Paths are resolved from `baseDir`. The method itself is checked by the loader.
  */
-export function validateJob(raw: unknown, file: string, baseDir: string): {spec?: JobSpec; issues: Issue[]} {
+export function validateJob(raw: unknown, file: string, baseDir: string, options: {outDir?: string} = {}): {spec?: JobSpec; issues: Issue[]} {
   const issues: Issue[] = [];
   const error = (keyPath: string, message: string) => issues.push({file, path: keyPath, message});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -47,7 +49,9 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   }
 
   if (!checkSchema(job)) {
-    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job)});
+    // The known keys of a map are listed once, on its first unknown key that has no did-you-mean.
+    const listed = new Set<string>();
+    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job, listed)});
   }
 
   // Semantics the schema cannot say.
@@ -111,10 +115,24 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     else maxLineBytes = bytes;
   }
   mustExist('input', job['input']);
+  if (typeof job['target'] === 'string' && !hasIssue('target')) {
+    const problem = checkTarget(job['target']);
+    if (problem) error('target', problem);
+  }
   const tls = job['tls'] as Record<string, unknown> | undefined;
   if (tls && typeof tls === 'object') {
-    for (const key of ['ca', 'cert', 'key']) mustExist(`tls.${key}`, tls[key]);
+    for (const key of ['ca', 'cert', 'key'] as const) {
+      mustExist(`tls.${key}`, tls[key]);
+      if (typeof tls[key] === 'string' && !hasIssue(`tls.${key}`)) {
+        const problem = checkPem(path.resolve(baseDir, tls[key] as string), key);
+        if (problem) error(`tls.${key}`, problem);
+      }
+    }
     if (Boolean(tls['cert']) !== Boolean(tls['key'])) error(tls['cert'] ? 'tls.key' : 'tls.cert', 'mutual TLS needs both tls.cert and tls.key');
+    else if (typeof tls['cert'] === 'string' && typeof tls['key'] === 'string' && !hasIssue('tls.cert') && !hasIssue('tls.key')) {
+      const problem = checkKeyPair(path.resolve(baseDir, tls['cert']), path.resolve(baseDir, tls['key']));
+      if (problem) error('tls.key', problem);
+    }
   }
   if (job['input'] === undefined && functions['requests'] === undefined) {
     error('input', 'missing: give a JSONL file (input: ./requests.jsonl), --input FILE, or --input - for stdin');
@@ -197,8 +215,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     metadata,
     tls: tlsSpec,
     channelOptions,
-    output: path.resolve(baseDir, (job['output'] as string | undefined) ?? DEFAULTS.output),
-    failures: path.resolve(baseDir, (job['failures'] as string | undefined) ?? DEFAULTS.failures),
+    // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to
+    // the job file, which may be read-only (a ConfigMap); paths the job gives are the job's own.
+    output: job['output'] !== undefined ? path.resolve(baseDir, job['output'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
+    resultFields: (job['resultFields'] as string[] | undefined) ?? [],
+    failures: job['failures'] !== undefined ? path.resolve(baseDir, job['failures'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
     schedule,
   };
   return {spec, issues};
@@ -236,14 +257,17 @@ function keyPathOf(e: ErrorObject): string {
   return base;
 }
 
-function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): string {
+function describeSchemaError(e: ErrorObject, job: Record<string, unknown>, listed: Set<string>): string {
   const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
   const got = `got ${show(value)}`;
   switch (e.keyword) {
     case 'additionalProperties': {
       const extra = (e.params as {additionalProperty: string}).additionalProperty;
       const known = Object.keys((e.parentSchema as {properties?: object} | undefined)?.properties ?? {}).filter((k) => k !== '$schema');
-      return `unknown key${didYouMean(extra, known)}; known keys: ${known.join(', ')}`;
+      const hint = didYouMean(extra, known);
+      if (hint || listed.has(e.instancePath)) return `unknown key${hint}`;
+      listed.add(e.instancePath);
+      return `unknown key; known keys${e.instancePath ? ` here` : ''}: ${known.join(', ')}`;
     }
     case 'required':
       return `missing required key${hintFor((e.params as {missingProperty: string}).missingProperty)}`;

@@ -337,6 +337,25 @@ function checkDurationValue(raw: unknown, path: string): {seconds: string; nanos
   return {seconds: (match[1] ?? '') + match[2], nanos: sign * nanos};
 }
 
+/**
+ * A dotted field path of a message type (`user_id`, `order.id`, proto or JSON names): for each step,
+ * the keys a request may spell it with (`[user_id, userId]`), or why the path is not a field.
+ */
+export function resolveFieldPath(type: protobuf.Type, fieldPath: string): (readonly string[])[] | string {
+  const steps: (readonly string[])[] = [];
+  let current: protobuf.Type | undefined = type;
+  for (const [index, part] of fieldPath.split('.').entries()) {
+    if (!current) return `${fieldPath.split('.').slice(0, index).join('.')} is not a message, so it has no field "${part}"`;
+    const field = fieldByJsonKey(current, part);
+    if (!field) return `${type.name} has no field "${fieldPath.split('.').slice(0, index + 1).join('.')}"${didYouMean(part, current.fieldsArray.map((f) => f.name))}`;
+    if (field.repeated || field.map) return `${fieldPath.split('.').slice(0, index + 1).join('.')} is a ${field.map ? 'map' : 'list'}; a result field must be a single value`;
+    steps.push([...new Set([field.name, jsonName(field)])]);
+    field.resolve();
+    current = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
+  }
+  return steps;
+}
+
 const jsonNames = new WeakMap<protobuf.Type, Map<string, protobuf.Field>>();
 
 function fieldByJsonKey(type: protobuf.Type, key: string): protobuf.Field | undefined {

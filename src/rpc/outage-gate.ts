@@ -117,6 +117,15 @@ export class OutageGate {
   }
 
   /**
+   * An attempt failed for a reason of the job's own (its TLS settings, a server that resets a
+   * plaintext connection): as far as the gate goes the backend is there, as when it answers with
+   * an error of the record's own; it starts no outage and ends an UNAVAILABLE streak and a probe.
+   */
+  onOwnMistake(): void {
+    this.onOk();
+  }
+
+  /**
    * An attempt failed. `connectionLost`: it failed because there is no connection (refused, reset,
    * dropped), so the backend is unreachable now. Returns whether the failure is part of an outage:
    * such a failure does not count against the record's attempts, and the record goes back to the gate.

@@ -2,7 +2,7 @@ import {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {buildMetadata} from '../rpc/metadata.js';
 import type {JobSpec} from '../jobs/spec.js';
-import {codeOf, resultOf, type Executor, type ExecutorEvents, type RecordCall} from './executor.js';
+import {codeOf, detailsOf, resultOf, type Executor, type ExecutorEvents, type RecordCall} from './executor.js';
 import {Pipeline, type CallReport, type PipelineStatus} from './pipeline.js';
 import {RunStats} from './stats.js';
 
@@ -47,7 +47,7 @@ export class InlineExecutor implements Executor {
     const onReport = (report: CallReport): void | Promise<void> => {
       const call = report.call as RecordCall;
       if (report.kind === 'unsent') return events.onUnsent(call);
-      return events.onFinal(call, codeOf(report.outcome), report.attempts, resultOf(call.line, report.outcome, report.attempts, report.latencyMs));
+      return events.onFinal(call, codeOf(report.outcome), report.attempts, resultOf(call.line, report.outcome, report.attempts, report.latencyMs), detailsOf(report.outcome));
     };
     this.#pipeline = new Pipeline({
       pool: this.#pool,

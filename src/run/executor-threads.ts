@@ -231,7 +231,7 @@ export class ThreadExecutor implements Executor {
       if (!call) continue;
       if (item.kind === 'unsent') this.#settle(item.line, () => this.#events.onUnsent(call));
       else {
-        const done = this.#events.onFinal(call, item.code, item.attempts, item.text);
+        const done = this.#events.onFinal(call, item.code, item.attempts, item.text, item.details);
         if (done) await done;
         written.push(item.line);
         this.#settle(item.line);

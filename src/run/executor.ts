@@ -1,5 +1,5 @@
 import type {InputRecord} from '../jobs/input.js';
-import {outcomeExtras, type RecordResult} from '../jobs/results.js';
+import {outcomeExtras, type RecordOutcome} from '../jobs/results.js';
 import type {CallOutcome} from '../rpc/call.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
 import {Status, statusName} from '../rpc/status.js';
@@ -14,10 +14,11 @@ export interface RecordCall extends PlannedCall {
 /** What an executor tells the run about each record it was given. */
 export interface ExecutorEvents {
   /**
-   * A record's final outcome: its status code, attempts and the result to write, as an object or
-   * as its JSON line already made (a worker thread makes it). A rejection aborts the run.
+   * A record's final outcome: its status code, attempts and the result to write (the run adds the
+   * record's key), as an object or as its JSON line already made (a worker thread makes it, `line`
+   * first); `details` is the error message of a failed record. A rejection aborts the run.
    */
-  readonly onFinal: (call: RecordCall, code: number, attempts: number, result: RecordResult | string) => void | Promise<void>;
+  readonly onFinal: (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined) => void | Promise<void>;
   /** The run stopped before the record got a final outcome: no result; a resume sends it. */
   readonly onUnsent: (call: RecordCall) => void;
   readonly onOutage: (event: OutageEvent) => void;
@@ -54,12 +55,17 @@ export interface Executor {
   collectLatencies(into: RunStats): void;
 }
 
-/** A record's result line from its final outcome. */
-export function resultOf(line: number, outcome: CallOutcome, attempts: number, latencyMs: number): RecordResult {
+/** A record's result line from its final outcome (without its key: the run adds it). `line` comes first. */
+export function resultOf(line: number, outcome: CallOutcome, attempts: number, latencyMs: number): RecordOutcome {
   if (outcome.ok) return {line, status: 'OK', attempts, latencyMs, response: outcome.response, ...outcomeExtras(outcome)};
   return {line, status: statusName(outcome.code), code: outcome.code, error: outcome.details, attempts, latencyMs, ...outcomeExtras(outcome)};
 }
 
 export function codeOf(outcome: CallOutcome): number {
   return outcome.ok ? Status.OK : outcome.code;
+}
+
+/** The error message of a failed outcome, for the summary's top errors. */
+export function detailsOf(outcome: CallOutcome): string | undefined {
+  return outcome.ok ? undefined : outcome.details;
 }

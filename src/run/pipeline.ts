@@ -90,6 +90,19 @@ const CONNECTION_LOST = /Connection dropped|ECONNRESET|EPIPE|GOAWAY|Connection c
  * fail as the records' own.
  */
 const NOT_THERE = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|timed out|Name resolution failed/;
+/** TLS and certificate errors, wherever grpc-js reports them: the job's TLS settings, not the backend. */
+const TLS_MISTAKE = /SSL routines|certificate|ERR_TLS|wrong version number/i;
+
+/**
+ * A failure of the job's own making on the way to the server: a connection never made for a reason
+ * other than NOT_THERE (a TLS error, a reset right after connecting as a TLS server does to a
+ * plaintext client), or a TLS error. It is no sign of an outage, and must not count in the gate's
+ * "UNAVAILABLE with no OK" streak either: a record retrying it for over a second would pause the
+ * whole run for `maxOutage`.
+ */
+function isOwnMistake(details: string): boolean {
+  return (details.startsWith('No connection established') && !NOT_THERE.test(details)) || TLS_MISTAKE.test(details);
+}
 
 /**
  * Runs records: the one bound (a p-limit pool), calls per turn, one call with retries per record,
@@ -258,7 +271,8 @@ export class Pipeline {
       }
       if (this.#cancelled && outcome.code === Status.CANCELLED) return {kind: 'unsent', call, attempts};
       const pushback = pushbackMs(outcome.trailers);
-      if (this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome))) {
+      if (isOwnMistake(outcome.details)) this.#gate.onOwnMistake();
+      else if (this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome))) {
         counted--; // lost to the outage: back to the gate, sent again when the backend is back
         continue;
       }

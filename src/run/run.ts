@@ -9,8 +9,13 @@ import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
 import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
+import {InputShapeHints} from '../jobs/input-hints.js';
+import {checkRunFiles} from '../jobs/outputs.js';
 import {recordPlan} from '../jobs/prepare.js';
-import {runFiles, type RecordResult} from '../jobs/results.js';
+import {recordKey, resolveResultFields} from '../jobs/record-key.js';
+import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
+import {cleanDetails, hintFor} from '../rpc/explain.js';
+import {Status} from '../rpc/status.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
 import {ThreadExecutor} from './executor-threads.js';
@@ -65,9 +70,12 @@ export interface RunOptions {
   readonly checkpointIntervalMs?: number;
   /**
    * The lock on the run's files, when the caller took it (to hold it until the run's end is
-   * recorded). @default the run takes it itself, and refuses files another run holds
+   * recorded), after `checkRunFiles`. @default the run checks and takes it itself, and refuses
+   * files another run holds
    */
   readonly filesLock?: RunFilesLock;
+  /** Log `run:started` and `run:finished` (the daemon's scheduler logs its own, once per run). @default true */
+  readonly logLifecycle?: boolean;
 }
 
 /** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
@@ -94,6 +102,12 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   const label = inputLabel(spec);
   const files = runFiles(spec, runId);
+  // Before the lock makes the files: an earlier run's results are never overwritten (exit 2,
+  // nothing sent). A caller that locks the files checks them first.
+  if (!options.filesLock) checkRunFiles(spec, runId, {resume: options.resume});
+  const shapes = new InputShapeHints();
+  const resultFields = resolveResultFields(spec.resultFields, method, spec.file).fields;
+  const explain = {target: spec.target, tls: spec.tls !== undefined, deadlineMs: spec.deadlineMs};
   const ownLock = options.filesLock ? undefined : RunFilesLock.acquire(files);
   const sink = new Sink(files, {append: options.resume});
   try {
@@ -116,8 +130,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     else executor.stop();
   };
 
-  /** Writes a record's result (an object, or the JSON line a worker thread made of it). */
-  const finish = async (record: InputRecord, result: RecordResult | string, code: number) => {
+  /** Writes a record's result (an object, or the JSON line a worker thread made of it), with its key. */
+  const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
+    const result = withKey(outcome, recordKey(record, resultFields));
     sink.write(record, result, code);
     tracker.finish(record.line);
     if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
@@ -133,18 +148,21 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
     stopWith('threshold');
   };
-  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordResult | string): Promise<void> => {
-    stats.recordFinal(code, attempts);
+  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
+    stats.recordFinal(code, attempts, details);
     const done = finish(call.record, result, code);
     if (code !== 0) checkThresholds();
     return done;
   };
   const onOutage = (event: OutageEvent) => {
-    if (event.type === 'down') log?.warn({event: 'backend:down', reason: event.reason}, `waiting for the backend: ${event.reason}`);
+    if (event.type === 'down') {
+      const hint = hintFor(Status.UNAVAILABLE, event.reason, explain);
+      log?.warn({event: 'backend:down', reason: event.reason, ...(hint ? {hint} : {})}, `waiting for the backend: ${cleanDetails(event.reason)}${hint ? ` (hint: ${hint})` : ''}`);
+    }
     else if (event.type === 'up') log?.info({event: 'backend:up', pausedMs: Math.round(event.pausedMs)}, `the backend is back after ${(event.pausedMs / 1000).toFixed(1)}s; the run goes on`);
     else {
       interruptReason = event.reason;
-      log?.error({event: 'run:interrupted', reason: event.reason}, `stopping the run: ${event.reason}`);
+      log?.error({event: 'run:interrupted', reason: event.reason}, `stopping the run: ${cleanDetails(event.reason)}`);
       stopWith('interrupt');
     }
   };
@@ -161,7 +179,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished, recordPlan(spec));
+  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec));
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.
@@ -207,7 +225,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   if (prior && prior.finished.length > 0) {
     log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again`);
   }
-  log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
+  if (options.logLifecycle !== false) log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
 
   try {
     for (;;) {
@@ -224,8 +242,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stats.total++;
       stats.lastLine = record.line;
       if (item.kind === 'invalid') {
-        stats.invalid++;
+        stats.recordInvalid(item.error);
         if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
+        const hint = shapes.observe(record, label);
+        if (hint) log?.warn({event: 'input:hint'}, hint);
         await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0}, INVALID_CODE);
         checkThresholds();
         continue;
@@ -257,7 +277,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   if (fatal instanceof IoError) {
     // A disk or state fault: the run is interrupted (resumable once fixed), with what it did.
     stats.throttled = executor.throttled;
-    fatal.summary = stats.summarize({job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined});
+    fatal.summary = stats.summarize({
+      job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+    });
     throw fatal;
   }
   if (fatal) {
@@ -279,7 +301,9 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     failures: sink.hasFailures ? sink.failuresPath : undefined,
     outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
     concurrencyLimit: limitRange,
+    explain,
+    inputRecords: total,
   });
-  log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  if (options.logLifecycle !== false) log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
   return summary;
 }

@@ -1,5 +1,6 @@
 import {existsSync} from 'node:fs';
 import type {InputRecord} from '../jobs/input.js';
+import {ORIGIN_SUFFIX} from '../jobs/record-key.js';
 import {LineWriter, type RecordResult} from '../jobs/results.js';
 
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
@@ -16,12 +17,15 @@ const FLUSH_BYTES = 256 * 1024;
 export class Sink {
   readonly #output: LineWriter;
   readonly #failures: LineWriter;
+  /** Each failures line's line in the original input (`<failures>.lines`), so a re-run of the failures file keeps the keys. */
+  readonly #origins: LineWriter;
   #flushScheduled = false;
 
   /** `append`: a resume: both files are kept and appended to (a half-written last line is cut off). */
   constructor(files: {readonly output: string; readonly failures: string}, options: {readonly append?: boolean} = {}) {
-    this.#output = new LineWriter(files.output, {append: options.append});
-    this.#failures = new LineWriter(files.failures, {append: options.append});
+    this.#output = new LineWriter(files.output, {append: options.append, key: 'output'});
+    this.#failures = new LineWriter(files.failures, {append: options.append, key: 'failures'});
+    this.#origins = new LineWriter(`${files.failures}${ORIGIN_SUFFIX}`, {append: options.append, key: 'failures'});
   }
 
   get outputPath(): string {
@@ -41,6 +45,7 @@ export class Sink {
   open(append: boolean): void {
     this.#output.open();
     if (append && existsSync(this.#failures.path)) this.#failures.open();
+    if (append && existsSync(this.#origins.path)) this.#origins.open();
   }
 
   /**
@@ -51,6 +56,7 @@ export class Sink {
     if (code !== 0) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else this.#failures.write(record.raw ?? record.text);
+      this.#origins.write(String(record.origin ?? record.line)); // the key's line
     }
     this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
     if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
@@ -76,6 +82,7 @@ export class Sink {
    */
   async sync(): Promise<void> {
     await this.#failures.sync();
+    await this.#origins.sync();
     await this.#output.sync();
   }
 
@@ -83,12 +90,14 @@ export class Sink {
   flush(): void {
     this.#flushScheduled = false;
     this.#failures.flush();
+    this.#origins.flush();
     this.#output.flush();
   }
 
-  /** Flushes, fsyncs and closes both files, failures first; rejects with the first error. */
+  /** Flushes, fsyncs and closes the files, failures first; rejects with the first error. */
   async close(): Promise<void> {
     const closing = [await this.#failures.close().then(() => undefined, (error: unknown) => error)];
+    closing.push(await this.#origins.close().then(() => undefined, (error: unknown) => error));
     closing.push(await this.#output.close().then(() => undefined, (error: unknown) => error));
     for (const error of closing) if (error !== undefined) throw error;
   }

@@ -1,5 +1,21 @@
 import * as hdr from 'hdr-histogram-js';
+import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
 import {statusName} from '../rpc/status.js';
+
+/** One error message of a status, with how many records ended with it. */
+export interface ErrorCount {
+  /** The message, cleaned up (`connect ECONNREFUSED 127.0.0.1:50999`); the results file has it in full. */
+  readonly message: string;
+  readonly count: number;
+  /** What to change, for the causes a user can fix (TLS, names, nothing listening). */
+  readonly hint?: string;
+}
+
+/** Distinct messages counted per status; further ones are counted together as "other messages". */
+const MAX_MESSAGES_PER_STATUS = 50;
+/** Messages kept per status in the summary. */
+const TOP_MESSAGES = 3;
+export const OTHER_MESSAGES = '(other messages)';
 
 /** The end of a run, as printed and as `--json` prints it (one object on stdout). */
 export interface RunSummary {
@@ -22,6 +38,10 @@ export interface RunSummary {
   readonly invalid: number;
   /** Final status of each sent record, by name. */
   readonly byStatus: Readonly<Record<string, number>>;
+  /** The most frequent messages of each failed status (and of `INVALID` records), most frequent first. */
+  readonly errors: Readonly<Record<string, readonly ErrorCount[]>>;
+  /** Records in the input, when it was counted (a regular file); `total` is the records read. */
+  readonly inputRecords?: number;
   /** Calls made, retries included. */
   readonly attempts: number;
   /** Records that needed more than one attempt. */
@@ -39,6 +59,8 @@ export interface RunSummary {
   readonly concurrencyLimit?: {readonly min: number; readonly mean: number; readonly max: number};
   /** Why the run was interrupted (status `interrupted`). */
   readonly interruptReason?: string;
+  /** What to change when the interruption has a cause the user can fix (see `hintFor`). */
+  readonly interruptHint?: string;
   /** Why the run was stopped from outside, when it was (`SIGINT`, `SIGTERM`, ...): status `cancelled`. */
   readonly stopReason?: string;
   /** Why the run gave up by itself (`maxFailures`, `maxInvalid` passed): status `failed`. */
@@ -66,6 +88,10 @@ export interface SummaryFields {
   readonly failures?: string | undefined;
   readonly outages?: {readonly pauses: number; readonly pausedMs: number};
   readonly concurrencyLimit?: {readonly min: number; readonly mean: number; readonly max: number} | undefined;
+  /** The job's target and TLS, for the hints of `errors`. */
+  readonly explain?: ExplainContext | undefined;
+  /** Records in the input, when counted. */
+  readonly inputRecords?: number | undefined;
 }
 
 /**
@@ -83,6 +109,7 @@ export class RunStats {
   inFlight = 0;
   lastLine = 0;
   readonly byStatus = new Map<number, number>();
+  readonly #messages = new Map<string, Map<string, number>>();
   readonly #histogram = hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3});
   readonly startedAt = performance.now();
 
@@ -106,6 +133,7 @@ export class RunStats {
     this.throttled += other.throttled;
     this.lastLine = Math.max(this.lastLine, other.lastLine);
     for (const [code, count] of other.byStatus) this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + count);
+    for (const [status, messages] of other.#messages) for (const [message, count] of messages) this.#count(status, message, count);
     this.#histogram.add(other.#histogram);
   }
 
@@ -119,11 +147,42 @@ export class RunStats {
     this.#histogram.add(hdr.decodeFromCompressedBase64(shared.histogram));
   }
 
-  recordFinal(code: number, attempts: number): void {
+  /** A sent record ended with `code` after `attempts`; `details` is its error message, if it failed. */
+  recordFinal(code: number, attempts: number, details?: string): void {
     this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + 1);
     if (code === 0) this.ok++;
-    else this.failed++;
+    else {
+      this.failed++;
+      this.#count(statusName(code), cleanDetails(details ?? ''));
+    }
     if (attempts > 1) this.retried++;
+  }
+
+  /** A record was not sent: it does not fit the request type (`reason`). */
+  recordInvalid(reason: string): void {
+    this.invalid++;
+    this.#count('INVALID', cleanDetails(reason));
+  }
+
+  #count(status: string, message: string, count = 1): void {
+    let messages = this.#messages.get(status);
+    if (!messages) this.#messages.set(status, (messages = new Map()));
+    const key = !messages.has(message) && messages.size >= MAX_MESSAGES_PER_STATUS ? OTHER_MESSAGES : message;
+    messages.set(key, (messages.get(key) ?? 0) + count);
+  }
+
+  #topErrors(explain: ExplainContext | undefined): Record<string, ErrorCount[]> {
+    const errors: Record<string, ErrorCount[]> = {};
+    const codes = [...this.byStatus.keys()].sort((a, b) => a - b);
+    for (const [name, code] of [...codes.map((c) => [statusName(c), c] as const), ['INVALID', -1] as const]) {
+      const messages = this.#messages.get(name);
+      if (!messages) continue;
+      errors[name] = [...messages].sort((a, b) => b[1] - a[1]).slice(0, TOP_MESSAGES).map(([message, count]) => {
+        const hint = explain && message !== OTHER_MESSAGES && code >= 0 ? hintFor(code, message, explain) : undefined;
+        return hint ? {message, count, hint} : {message, count};
+      });
+    }
+    return errors;
   }
 
   summarize(fields: SummaryFields): RunSummary {
@@ -145,6 +204,8 @@ export class RunStats {
       failed: this.failed,
       invalid: this.invalid,
       byStatus,
+      errors: this.#topErrors(fields.explain),
+      ...(fields.inputRecords !== undefined ? {inputRecords: fields.inputRecords} : {}),
       attempts: this.attempts,
       retried: this.retried,
       retriesThrottled: this.throttled,
@@ -156,6 +217,7 @@ export class RunStats {
       ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
       ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
+      ...(fields.interruptReason && fields.explain && hintFor(14, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(14, fields.interruptReason, fields.explain)} : {}),
       lastLine: this.lastLine,
       output: fields.output,
       ...(fields.failures ? {failures: fields.failures} : {}),

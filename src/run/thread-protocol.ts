@@ -47,7 +47,8 @@ export interface WorkerStatus {
 }
 
 export type ResultItem =
-  | {readonly line: number; readonly kind: 'final'; readonly code: number; readonly attempts: number; readonly text: string}
+  /** `text`: the result line without its key (the run adds it); `details`: a failed record's error message. */
+  | {readonly line: number; readonly kind: 'final'; readonly code: number; readonly attempts: number; readonly text: string; readonly details?: string | undefined}
   | {readonly line: number; readonly kind: 'unsent'};
 
 export type FromWorker =

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {servicesOf} from '../schema/schema.js';
-import {codeOf, resultOf} from './executor.js';
+import {codeOf, detailsOf, resultOf} from './executor.js';
 import {channelPoolFor, pipelineSettings} from './executor-inline.js';
 import {Pipeline, type CallReport} from './pipeline.js';
 import {RunStats} from './stats.js';
@@ -57,7 +57,7 @@ const pipeline = new Pipeline({
     const line = report.call.line;
     if (report.kind === 'unsent') return void queue({line, kind: 'unsent'});
     const text = JSON.stringify(resultOf(line, report.outcome, report.attempts, report.latencyMs));
-    queue({line, kind: 'final', code: codeOf(report.outcome), attempts: report.attempts, text});
+    queue({line, kind: 'final', code: codeOf(report.outcome), attempts: report.attempts, text, details: detailsOf(report.outcome)});
     return new Promise<void>((resolve) => waitingForDisk.set(line, resolve));
   },
   onAttempt: (latencyMs) => {

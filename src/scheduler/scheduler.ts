@@ -2,6 +2,7 @@ import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
 import {getErrorMessage, IoError, UsageError} from '../errors.js';
 import {RunFilesLock} from '../jobs/file-lock.js';
+import {checkRunFiles} from '../jobs/outputs.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {runFiles} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
@@ -391,6 +392,7 @@ export class Scheduler extends EventEmitter {
     // The files first: a run whose results or failures file another run writes never starts.
     let lock: RunFilesLock;
     try {
+      checkRunFiles(loaded.spec, runId, {resume: resume !== undefined});
       lock = RunFilesLock.acquire(runFiles(loaded.spec, runId));
     } catch (error) {
       if (!resume) return this.#skip(entry, trigger, scheduledAt, getErrorMessage(error));
@@ -417,6 +419,7 @@ export class Scheduler extends EventEmitter {
         return this.#runner(observed, {
           runId, filesLock: lock, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
           resume: resume !== undefined,
+          logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
           onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
           ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
           onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),

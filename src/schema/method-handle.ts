@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
-import {createMessageEncoder, type MessageEncoder} from '../rpc/message.js';
+import {createMessageEncoder, resolveFieldPath, type MessageEncoder} from '../rpc/message.js';
 import {methodKind, type MethodKind} from '../rpc/method-kind.js';
 import {createJsonDecoder, type JsonOptions} from '../rpc/response-json.js';
 import {SchemaError, type Schema} from './schema.js';
@@ -23,6 +23,8 @@ export interface MethodHandle {
   readonly root: protobuf.Root;
   /** Where the schema came from, as `validate` says it. */
   readonly origin: string;
+  /** A dotted request field path (`user_id`, `order.id`): per step the keys a record may use, or why it is no field. */
+  readonly requestFieldPath?: (fieldPath: string) => (readonly string[])[] | string;
 }
 
 /** Splits `package.Service/Method` (or `package.Service.Method`) into service and method. */
@@ -66,5 +68,6 @@ export function createMethodHandle(schema: Schema, method: string, json: JsonOpt
     decodeResponse: decode,
     root: schema.root,
     origin: schema.origin,
+    requestFieldPath: (fieldPath) => resolveFieldPath(request, fieldPath),
   };
 }

@@ -21,10 +21,24 @@ export function loadProtoFiles(files: readonly string[], importPaths: readonly s
     root.loadSync(absolute, {keepCase: true});
     root.resolveAll();
   } catch (error) {
+    const missing = /ENOENT: no such file or directory, open '([^']+)'/.exec((error as Error).message);
+    if (missing) {
+      const wanted = importedAs(missing[1]!, includeDirs);
+      throw new SchemaError('proto', `imports "${wanted}", which is not in ${includeDirs.join(' or ')}: add the folder that holds ${wanted} to importPaths (e.g. importPaths: [./vendor])`, {cause: error});
+    }
     throw new SchemaError('proto', `does not parse: ${(error as Error).message}`, {cause: error});
   }
   const origin = absolute.length === 1 ? `proto ${path.relative(process.cwd(), absolute[0]!) || absolute[0]}` : `${absolute.length} proto files`;
   return {root, origin, services: servicesOf(root)};
+}
+
+/** The import path as the proto wrote it (`common/types.proto`), from the file path a loader could not open. */
+function importedAs(opened: string, includeDirs: readonly string[]): string {
+  for (const dir of includeDirs) {
+    const relative = path.relative(dir, opened);
+    if (!relative.startsWith('..') && !path.isAbsolute(relative)) return relative.split(path.sep).join('/');
+  }
+  return opened;
 }
 
 function resolveImport(origin: string, target: string, includeDirs: readonly string[]): string {

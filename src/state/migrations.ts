@@ -72,4 +72,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE checkpoints ADD COLUMN spec TEXT;     -- JSON: target, concurrency, rps, deadline, maxAttempts the run started with
     `,
   },
+  {
+    version: 4,
+    description: 'the number of records in a run\'s input, for history',
+    sql: `
+      ALTER TABLE runs ADD COLUMN input_records INTEGER;  -- records in the input when it was counted (a file); total is records read
+    `,
+  },
 ];

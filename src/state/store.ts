@@ -43,6 +43,8 @@ export interface RunRecord {
   readonly status: RunStatus;
   readonly reason: string | undefined;
   readonly total: number | undefined;
+  /** Records in the input, when it was counted (a file); `total` is the records read. */
+  readonly inputRecords: number | undefined;
   readonly ok: number | undefined;
   readonly failed: number | undefined;
   readonly invalid: number | undefined;
@@ -63,6 +65,7 @@ export interface RunOutcome {
   readonly endedAt: number;
   readonly reason?: string | undefined;
   readonly total?: number;
+  readonly inputRecords?: number | undefined;
   readonly ok?: number;
   readonly failed?: number;
   readonly invalid?: number;
@@ -74,7 +77,7 @@ export interface RunOutcome {
 /** The counts, files and reason of a finished run, as `finishRun` records them. */
 export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' | 'endedAt'> {
   return {
-    reason: summary.stopReason ?? summary.abortReason, total: summary.total, ok: summary.ok, failed: summary.failed,
+    reason: summary.stopReason ?? summary.abortReason, total: summary.total, inputRecords: summary.inputRecords, ok: summary.ok, failed: summary.failed,
     invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
   };
 }
@@ -109,13 +112,15 @@ interface CheckpointRow {
 
 interface RunRow {
   run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
-  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; ok: number | null; failed: number | null;
+  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
   invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
   owner: string | null; heartbeat_at: number | null;
 }
 
 /** When a running run's lease was last renewed (rows of older versions: when they started). */
 const HEARTBEAT = 'COALESCE(heartbeat_at, started_at, created_at)';
+/** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdAbort`). */
+const THRESHOLD_ABORT = "(status = 'failed' AND (reason LIKE 'maxFailures: %' OR reason LIKE 'maxInvalid: %'))";
 
 /** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
 export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
@@ -150,7 +155,11 @@ export class StateStore {
         db.pragma('synchronous = NORMAL');
       }
     } catch (error) {
-      throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error)}`, {cause: error});
+      // npm 11 runs no install script it was not allowed to: better-sqlite3 is then left unbuilt.
+      const unbuilt = /Could not locate the bindings file|better_sqlite3\.node/.test(getErrorMessage(error))
+        ? '; better-sqlite3\'s native module is not built (its install script did not run): npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3'
+        : '';
+      throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error).split('\n')[0]}${unbuilt}`, {cause: error});
     }
     const store = new StateStore(full, db);
     try {
@@ -201,9 +210,10 @@ export class StateStore {
 
   /**
    * Claims a stored run for `owner` (a resume), in one statement that checks its status: it must be
-   * resumable (interrupted, cancelled, error), or `running` with a lease that ran out, or `running`
-   * while `ownerGone` (the caller holds the run's file lock, so no live process writes it).
-   * Returns false, changing nothing, when another process owns it.
+   * resumable (interrupted, cancelled, error, or failed because `maxFailures`/`maxInvalid` stopped
+   * it), or `running` with a lease that ran out, or `running` while `ownerGone` (the caller holds the
+   * run's file lock, so no live process writes it). Returns false, changing nothing, when another
+   * process owns it.
    */
   claimRun(runId: string, owner: string, options: {now?: number; ownerGone?: boolean} = {}): boolean {
     const now = options.now ?? Date.now();
@@ -211,7 +221,8 @@ export class StateStore {
     this.#write(() => {
       claimed = this.#db.prepare(
         `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
-         WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
+         WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR ${THRESHOLD_ABORT}
+           OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
       ).run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
     }, {durable: true});
     return claimed;
@@ -231,9 +242,9 @@ export class StateStore {
     let changed = false;
     this.#write(() => {
       changed = this.#db.prepare(
-        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
          WHERE run_id = ? AND (? IS NULL OR owner = ?)`,
-      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.ok ?? null, outcome.failed ?? null,
+      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
         outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null,
         runId, owner ?? null, owner ?? null).changes === 1;
     }, {durable: true});
@@ -403,6 +414,7 @@ function toRecord(row: RunRow, now: number): RunRecord {
     runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
     startedAt: opt(row.started_at), endedAt: expired ? beat : opt(row.ended_at), status: expired ? 'interrupted' : row.status,
     reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason), total: opt(row.total),
+    inputRecords: opt(row.input_records ?? null),
     ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
     output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid, owner: opt(row.owner), heartbeatAt: opt(row.heartbeat_at),

@@ -76,6 +76,12 @@ export function writeDaemonJob(dir: string, name: string, target: string, extra:
 /** A scheduler event logged by the daemon itself (not from inside a run). */
 export const event = (name: string, job?: string) => (line: LogLine) => line.event === name && line.component === undefined && (job === undefined || line.job === job);
 
+/** The operations endpoint's base URL, once the scheduler is running. */
+export async function httpAddress(daemon: Daemon): Promise<string> {
+  await daemon.waitFor(event('scheduler:started'));
+  return `http://${(await daemon.waitFor(event('http:listening'))).address as string}`;
+}
+
 /** `unshare` as a container runtime does it: own hostname, own PID namespace (the daemon is PID 1). */
 export function podWrap(hostname: string): string[] {
   return ['unshare', '--uts', '--pid', '--fork', '--kill-child=SIGKILL', 'sh', '-c', `hostname ${hostname} && exec "$@"`, 'pod'];

@@ -205,6 +205,22 @@ test('a cancel after the stop cuts the calls in flight: no result line, not in t
   assert.deepEqual(lines, Array.from({length: 50}, (_, i) => i + 1));
 });
 
+test('many records waiting in backoff at once give no MaxListenersExceededWarning', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => ({id: `r${i}`, failFirstAttempts: 1})));
+  const job = await loadJob(writeJob(dir, server.address, {concurrency: 40, retry: {maxAttempts: 2, initialBackoff: '300ms', maxBackoff: '300ms', backoffMultiplier: 1}}));
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const summary = await runJob(job, {cancelSignal: new AbortController().signal, signal: new AbortController().signal});
+  await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+  assert.equal(summary.ok, 40);
+  assert.equal(server.stats.calls, 80, 'every record waited in backoff once');
+  assert.deepEqual(warnings.map((w) => w.name), []);
+});
+
 test('holds the rps limit over the run', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);

@@ -30,7 +30,8 @@ async function issuesOf(t: import('node:test').TestContext, text: string, name =
 
 /** [case, job file text, words that one issue line must hold]. */
 const CASES: readonly [string, string, readonly string[]][] = [
-  ['a misspelled top-level key lists the known keys', `${BASE}concurrancy: 3\n`, ['concurrancy: unknown key (did you mean "concurrency"?); known keys: name, target']],
+  ['a misspelled top-level key gets a did-you-mean', `${BASE}concurrancy: 3\n`, ['concurrancy: unknown key (did you mean "concurrency"?)']],
+  ['an unknown key with no near name lists the known keys', `${BASE}colour: red\n`, ['colour: unknown key; known keys: name, target']],
   ['a misspelled nested key', `${BASE}retry: {maxAtempts: 3}\n`, ['retry.maxAtempts: unknown key (did you mean "maxAttempts"?)']],
   ['concurrency out of range says the range', `${BASE}concurrency: 0\n`, ['concurrency: expected an integer from 1 to 100000, got 0 (number)']],
   ['channels out of range says the range', `${BASE}channels: 65\n`, ['channels: expected an integer from 1 to 64, got 65 (number)']],

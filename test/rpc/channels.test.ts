@@ -16,7 +16,7 @@ test('channels: N spreads calls over N connections for a server that caps stream
   assert.equal(one.ok, 120);
   assert.equal(server.stats.maxInFlight, 4);
   server.reset();
-  const three = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 12, channels: 3})));
+  const three = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 12, channels: 3, output: 'out/three.jsonl', failures: 'out/three.failed.jsonl'})));
   assert.equal(three.ok, 120);
   assert.equal(server.stats.maxInFlight, 12);
 });

@@ -29,6 +29,19 @@ test('a plaintext job cannot talk to a TLS server: UNAVAILABLE, nothing handled'
   assert.equal(server.stats.calls, 0);
 });
 
+test('a plaintext job retrying against a TLS server for over a second is no outage: the record fails, the run never pauses', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem')}});
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  // 8 attempts up to 1 s apart (full jitter: 3.5 s on average, under 1 s once in 5,040 runs): past
+  // the gate's "5 UNAVAILABLE with no OK for 1 s" rule, were they counted in it.
+  const retry = {maxAttempts: 8, initialBackoff: '1s', maxBackoff: '1s', backoffMultiplier: 1};
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry, maxOutage: '10s'})));
+  assert.deepEqual([summary.status, summary.failed, summary.attempts], ['failed', 1, 8]);
+  assert.deepEqual(summary.outages, {pauses: 0, pausedMs: 0});
+  assert.equal(server.stats.calls, 0);
+});
+
 test('mutual TLS: the client certificate reaches the server, and a job without one is refused', async (t) => {
   const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem'), ca: pem('ca.pem')}});
   const dir = tempDir(t);
@@ -39,7 +52,7 @@ test('mutual TLS: the client certificate reaches the server, and a job without o
   assert.equal(withCert.ok, 1);
   assert.equal(server.stats.lastPeerHadCert, true);
   const calls = server.stats.calls;
-  const withoutCert = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '2s'})));
+  const withoutCert = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '2s', output: 'out/again.jsonl', failures: 'out/again.failed.jsonl'})));
   assert.equal(withoutCert.failed, 1);
   assert.equal(server.stats.calls, calls);
 });
@@ -50,7 +63,7 @@ test('tls.serverName checks the certificate against another name than the target
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const good = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'localhost'}})));
   assert.equal(good.ok, 1);
-  const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s'})));
+  const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s', output: 'out/again.jsonl', failures: 'out/again.failed.jsonl'})));
   assert.equal(wrong.failed, 1);
   assert.equal(server.stats.calls, 1);
 });

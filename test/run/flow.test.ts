@@ -74,8 +74,9 @@ test('a dead backend: the run waits maxOutage, stops interrupted (exit 4) with t
   assert.ok(tookMs < 20_000, `stopped after ${tookMs}ms`);
   assert.match(first.stdout, /interrupted/);
   assert.match(first.stderr, /waiting for the backend/);
-  const resume = /grpc-batch run (\S+) --resume (\S+) --state (\S+)/.exec(first.stdout);
-  assert.ok(resume, first.stdout);
+  const next = /^ {2}next {6}grpc-batch run (\S+) --state (\S+) --resume (\S+)$/m.exec(first.stdout);
+  assert.ok(next, first.stdout);
+  const resume = [next[0], next[1], next[3], next[2]] as const; // job file, run id, state
   const failed = readJsonlFile(path.join(dir, 'out/failed.jsonl'));
   assert.ok(failed.length <= 20, `${failed.length} records in the failures file`);
 

@@ -52,6 +52,8 @@ test('one thread and 2 worker threads give the same counts, the same results and
   const strip = (dir: string) => (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[])
     .map((r) => JSON.stringify({...r, latencyMs: undefined})).sort();
   assert.deepEqual(strip(two!.dir), strip(one!.dir));
+  const keyed = readJsonlFile(path.join(two!.dir, 'out/results.jsonl')) as (Line & {key?: {line: number}})[];
+  assert.ok(keyed.every((r) => r.key?.line === r.line), 'a worker thread\'s result lines carry their key');
   assert.deepEqual(sortedLines(path.join(two!.dir, 'out/failed.jsonl')), sortedLines(path.join(one!.dir, 'out/failed.jsonl')), 'failures byte for byte');
   assert.equal(two!.server.stats.calls, one!.server.stats.calls);
   assert.ok(two!.server.stats.maxInFlight <= 40, `max in flight at the server: ${two!.server.stats.maxInFlight}`);
@@ -69,7 +71,7 @@ test('on 2 worker threads the server never sees more than concurrency in flight,
   const paced = await startServer(t);
   writeFileSync(path.join(dir, 'small.jsonl'), Array.from({length: 60}, (_, i) => JSON.stringify({id: `p${i}`})).join('\n'));
   const started = performance.now();
-  const limited = await runJob(await loadJob(writeJob(dir, paced.address, {concurrency: 30, workers: 2, rps: 100, input: 'small.jsonl'})));
+  const limited = await runJob(await loadJob(writeJob(dir, paced.address, {concurrency: 30, workers: 2, rps: 100, input: 'small.jsonl', output: 'out/limited.jsonl', failures: 'out/limited.failed.jsonl'})));
   assert.equal(limited.ok, 60);
   // 60 calls at 100/s in all (50/s per worker, a burst of 5 each): no less than (60 - 10) / 100 s.
   assert.ok(performance.now() - started >= 490, `60 calls at rps 100 over 2 workers took ${Math.round(performance.now() - started)}ms`);

@@ -1,0 +1,96 @@
+import {displayPath} from '../src/jobs/print.js';
+import type {NextStep} from '../src/jobs/print.js';
+import type {RunSummary} from '../src/jobs/summary.js';
+
+/** The flags of `run` that change what a run does, carried into the command printed as the next step. */
+const CARRIED: readonly (readonly [key: string, flag: string])[] = [
+  ['target', '--target'],
+  ['concurrency', '--concurrency'],
+  ['rps', '--rps'],
+  ['deadline', '--deadline'],
+  ['maxAttempts', '--max-attempts'],
+  ['maxFailures', '--max-failures'],
+  ['maxInvalid', '--max-invalid'],
+  ['maxOutage', '--max-outage'],
+  ['adaptive', '--adaptive'],
+  ['rampUp', '--ramp-up'],
+  ['outDir', '--out-dir'],
+  ['state', '--state'],
+];
+
+/** How the run was started, as far as the next command needs it. */
+export interface RunInvocation {
+  /** The job file as the user typed it. */
+  readonly jobFile: string;
+  /** The parsed flags of `run`. */
+  readonly flags: object;
+  /** Whether the run is in a state database and its records can be read again (not stdin): `--resume` works. */
+  readonly resumable: boolean;
+  /** The job's limits, after the flags. */
+  readonly maxFailures: number | undefined;
+  readonly maxInvalid: number | undefined;
+}
+
+/** Quotes a shell word when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function command(invocation: RunInvocation, extra: readonly string[], drop: readonly string[] = []): string {
+  const words = ['grpc-batch', 'run', invocation.jobFile];
+  for (const [key, flag] of CARRIED) {
+    const value = (invocation.flags as Record<string, unknown>)[key];
+    if (value === undefined || value === false || drop.includes(key)) continue;
+    if (value === true) words.push(flag);
+    else words.push(flag, String(value));
+  }
+  return [...words, ...extra].map(shellQuote).join(' ');
+}
+
+/** `--resume` of a run that ended before its input did (a crash: every record with a result stays done). */
+export function resumeStep(runId: string, invocation: RunInvocation): NextStep {
+  return {command: command(invocation, ['--resume', runId]), why: `continues run ${runId}: records with a result are not sent again`};
+}
+
+/** A limit to suggest when a threshold stopped the run: past what was counted, with room to spare. */
+function raisedLimit(limit: number, count: number): number {
+  return Math.max(limit * 2, count * 2, 10);
+}
+
+/**
+ * The commands to run after a run stopped or finished with failures: `--resume` for the records not
+ * sent yet (after a signal or a `maxFailures`/`maxInvalid` abort), the failures file only for
+ * records that were sent and failed, once the run has read its whole input.
+ */
+export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextStep[] {
+  const done = summary.ok + summary.failed + summary.invalid;
+  const left = summary.inputRecords !== undefined ? summary.inputRecords - done : undefined;
+  const cut = summary.unfinished > 0 ? ` and the ${summary.unfinished} cut short` : '';
+  const notSent = left !== undefined ? `the ${left} records without a result yet` : `the records after input line ${summary.lastLine}${cut}`;
+  if (summary.stopReason || summary.abortReason || summary.interruptReason) {
+    if (!invocation.resumable) {
+      return [{command: command(invocation, []), why: `the run cannot be resumed (it read standard input, or has no state database): ${notSent} are lost to it; run again with the input saved to a file`}];
+    }
+    const extra = ['--resume', summary.runId];
+    const raised: string[] = [];
+    if (summary.abortReason?.startsWith('maxFailures') && invocation.maxFailures !== undefined) {
+      const limit = raisedLimit(invocation.maxFailures, summary.failed);
+      extra.push('--max-failures', String(limit));
+      raised.push(`up to ${limit} failed records`);
+    }
+    if (summary.abortReason?.startsWith('maxInvalid') && invocation.maxInvalid !== undefined) {
+      const limit = raisedLimit(invocation.maxInvalid, summary.invalid);
+      extra.push('--max-invalid', String(limit));
+      raised.push(`up to ${limit} invalid records`);
+    }
+    const also = summary.failures ? '; its failures file is completed as it goes' : '';
+    return [{command: command(invocation, extra, ['maxFailures', 'maxInvalid']), why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`}];
+  }
+  if (!summary.failures || summary.failed + summary.invalid === 0) return [];
+  const rerun = command(invocation, ['--input', displayPath(summary.failures)], ['maxFailures', 'maxInvalid']);
+  if (summary.failed === 0) {
+    return [{command: rerun, why: `after fixing the ${summary.invalid} invalid records in that file (the results file says what is wrong with each)`}];
+  }
+  const invalid = summary.invalid > 0 ? `; fix the ${summary.invalid} invalid records in that file first, or they fail again` : '';
+  return [{command: rerun, why: `re-sends the ${summary.failed} failed records${invalid}`}];
+}

@@ -1,0 +1,90 @@
+import {accessSync, constants, existsSync, statSync} from 'node:fs';
+import path from 'node:path';
+import {ValidationError, type Issue} from '../errors.js';
+import {isFileLocked} from './file-lock.js';
+import {expandTemplate} from './results.js';
+import type {JobSpec} from './spec.js';
+
+/** The job keys of a run's two files. */
+const FILE_KEYS = ['output', 'failures'] as const;
+
+/**
+ * Before a run sends anything: both of its files can be written (their folder exists or can be
+ * made, on a writable file system, with no file in the way), and a path without `{runId}` does not
+ * hold an earlier run's lines, which would be overwritten. Throws `ValidationError` (exit 2).
+ */
+export function checkRunFiles(spec: JobSpec, runId: string, options: {resume?: boolean} = {}): void {
+  const issues: Issue[] = [];
+  const paths = new Map<string, string>();
+  for (const key of FILE_KEYS) {
+    const file = expandTemplate(spec[key], {name: spec.name, runId});
+    const other = paths.get(file);
+    if (other) issues.push({file: spec.file, path: key, message: `is the same file as ${other} (${file}); give them different paths`});
+    paths.set(file, key);
+    const problem = writeProblem(file);
+    if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
+    // A file another run is writing now: that run's lock refuses this one, and says so.
+    else if (!options.resume && !spec[key].includes('{runId}') && hasLines(file) && !isFileLocked(file)) {
+      issues.push({file: spec.file, path: key, message: `${file} already holds an earlier run's ${key === 'output' ? 'results' : 'failed records'}, and it is never overwritten: put {runId} in the path (${path.basename(file).replace(/(\.[a-z]+)$/, '-{runId}$1')}), give another path, or move the file away`});
+    }
+  }
+  if (issues.length > 0) throw new ValidationError(issues, {title: 'the run cannot write its files; nothing was sent'});
+}
+
+/** For `validate` and the daemon's start: the job's files can be written (a run id does not matter here). */
+export function checkFilesWritable(spec: JobSpec): Issue[] {
+  const issues: Issue[] = [];
+  for (const key of FILE_KEYS) {
+    const problem = writeProblem(expandTemplate(spec[key], {name: spec.name, runId: 'RUNID'}));
+    if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
+  }
+  return issues;
+}
+
+/** Why `file` cannot be created or written, or undefined when it can. */
+export function writeProblem(file: string): string | undefined {
+  const stat = statOf(file);
+  if (stat) {
+    if (stat.isDirectory()) return `${file} is a folder, not a file`;
+    return access(file, `cannot write ${file}`);
+  }
+  let dir = path.dirname(file);
+  while (!existsSync(dir)) {
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  const found = statOf(dir);
+  if (found && !found.isDirectory()) return `cannot create ${file}: ${dir} is a file, not a folder`;
+  return access(dir, `cannot create ${file} in ${dir}`);
+}
+
+/** The file's stat, or undefined when it is not there (ENOENT, or a file where a folder should be: ENOTDIR). */
+function statOf(file: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+function access(target: string, what: string): string | undefined {
+  try {
+    accessSync(target, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EROFS' ? 'read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
+    return `${what}: ${why}${code ? ` (${code})` : ''}`;
+  }
+}
+
+function fixFor(key: string): string {
+  return `; set ${key} to a writable place, or use --out-dir for the default files`;
+}
+
+function hasLines(file: string): boolean {
+  return (statOf(file)?.size ?? 0) > 0;
+}

@@ -1,0 +1,96 @@
+import {closeSync, existsSync, openSync, readFileSync, readSync} from 'node:fs';
+import type {Issue} from '../errors.js';
+import type {MethodHandle} from '../rpc/method.js';
+import type {InputRecord} from './input.js';
+
+/**
+ * A record's key in the results file: `{"line": 1207, "user_id": "u7"}`. `line` is the record's line
+ * in the original input, kept when the failures file is run again (its `.lines` file maps each of
+ * its records back); the other fields are the request fields the job names in `resultFields`.
+ */
+export type RecordKey = {readonly line: number} & Readonly<Record<string, unknown>>;
+
+/** A `resultFields` entry, resolved: the name written in results and the keys a record may spell each step with. */
+export interface ResultField {
+  readonly name: string;
+  readonly steps: readonly (readonly string[])[];
+}
+
+/** The suffix of the file that maps each record of a failures file to its line in the original input. */
+export const ORIGIN_SUFFIX = '.lines';
+
+/** Checks `resultFields` against the request type; returns the resolved fields and any issues. */
+export function resolveResultFields(names: readonly string[], method: MethodHandle, file: string): {fields: ResultField[]; issues: Issue[]} {
+  const fields: ResultField[] = [];
+  const issues: Issue[] = [];
+  names.forEach((name, index) => {
+    const steps = method.requestFieldPath?.(name) ?? name.split('.').map((part) => [part]);
+    if (typeof steps === 'string') issues.push({file, path: `resultFields[${index}]`, message: steps});
+    else if (name === 'line') issues.push({file, path: `resultFields[${index}]`, message: '"line" is the key\'s own field (the input line); name a request field'});
+    else fields.push({name, steps});
+  });
+  return {fields, issues};
+}
+
+/** The key of a record: its original line, and the chosen request fields that it has. */
+export function recordKey(record: InputRecord, fields: readonly ResultField[]): RecordKey {
+  const line = record.origin ?? record.line;
+  if (fields.length === 0) return {line};
+  let value = record.value;
+  if (value === undefined && !record.error) {
+    try {
+      value = JSON.parse(record.text);
+    } catch {
+      value = undefined;
+    }
+  }
+  const key: Record<string, unknown> = {line};
+  for (const field of fields) {
+    const found = pick(value, field.steps);
+    if (found !== undefined) key[field.name] = found;
+  }
+  return key as RecordKey;
+}
+
+function pick(value: unknown, steps: readonly (readonly string[])[]): unknown {
+  let current = value;
+  for (const names of steps) {
+    if (current === null || typeof current !== 'object' || Array.isArray(current)) return undefined;
+    const object = current as Record<string, unknown>;
+    const name = names.find((n) => Object.hasOwn(object, n));
+    if (name === undefined) return undefined;
+    current = object[name];
+  }
+  return current;
+}
+
+/**
+ * The original input lines of the records of `file` (a failures file), read from `file.lines`, or
+ * undefined when there is none or it no longer matches the file (lines added or removed since).
+ * Records edited in place (an invalid record fixed) keep their line.
+ */
+export function readOrigins(file: string): {origins: Int32Array} | {problem: string} | undefined {
+  const originFile = `${file}${ORIGIN_SUFFIX}`;
+  if (!existsSync(originFile)) return undefined;
+  const numbers = readFileSync(originFile, 'utf8').split('\n').filter((l) => l !== '').map(Number);
+  const lines = countNewlines(file);
+  if (numbers.some((n) => !Number.isSafeInteger(n) || n < 1) || numbers.length !== lines) {
+    return {problem: `${originFile} does not match ${file} (${numbers.length} lines for ${lines} records: lines were added or removed); results carry this file's line numbers`};
+  }
+  return {origins: Int32Array.from(numbers)};
+}
+
+function countNewlines(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    const chunk = Buffer.alloc(1024 * 1024);
+    let count = 0;
+    for (let read = readSync(fd, chunk); read > 0; read = readSync(fd, chunk)) {
+      const bytes = chunk.subarray(0, read);
+      for (let i = bytes.indexOf(0x0a); i !== -1; i = bytes.indexOf(0x0a, i + 1)) count++;
+    }
+    return count;
+  } finally {
+    closeSync(fd);
+  }
+}

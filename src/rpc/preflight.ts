@@ -1,0 +1,71 @@
+import protobuf from 'protobufjs';
+import {ValidationError} from '../errors.js';
+import type {LoadedJob} from '../jobs/load.js';
+import type {Logger} from '../log.js';
+import {callUnary} from './call.js';
+import {ChannelPool} from './channel.js';
+import {cleanDetails, hintFor} from './explain.js';
+import {buildMetadata} from './metadata.js';
+import type {MethodHandle} from './method.js';
+import {Status, statusName} from './status.js';
+
+/** How long the check waits for an answer. */
+export const PREFLIGHT_TIMEOUT_MS = 5000;
+
+const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
+
+/**
+ * The standard health check (`grpc.health.v1.Health/Check` with an empty request): read-only on
+ * every server, so it can be sent to one that has never seen grpc-batch. Hand-encoded: the request
+ * is empty and the response is one enum field.
+ */
+const HEALTH_CHECK: MethodHandle = {
+  name: 'grpc.health.v1.Health/Check',
+  path: '/grpc.health.v1.Health/Check',
+  requestType: 'grpc.health.v1.HealthCheckRequest',
+  responseType: 'grpc.health.v1.HealthCheckResponse',
+  kind: 'unary',
+  encodeRequest: () => Buffer.alloc(0),
+  decodeResponse: (bytes: Buffer) => ({status: SERVING_STATUS[bytes.length >= 2 && bytes[0] === 0x08 ? bytes[1]! : 0] ?? 'UNKNOWN'}),
+  root: new protobuf.Root(),
+  origin: 'grpc-batch (health check)',
+};
+
+/** The outcome of `probeTarget`. */
+export type ProbeResult =
+  | {readonly ok: true; readonly answer: string}
+  | {readonly ok: false; readonly problem: string; readonly hint: string | undefined};
+
+/**
+ * Checks that the job's target answers gRPC, with the job's TLS, channel options and metadata: one
+ * health-check call. A server without the health service answers UNIMPLEMENTED, which is an answer
+ * too; no answer (nothing listening, TLS mismatch, a name that does not resolve) is a problem.
+ */
+export async function probeTarget(job: LoadedJob, timeoutMs = PREFLIGHT_TIMEOUT_MS): Promise<ProbeResult> {
+  const {spec} = job;
+  const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions});
+  try {
+    const outcome = await callUnary(pool.pick(), HEALTH_CHECK, HEALTH_CHECK.encodeRequest({}), {deadlineMs: timeoutMs, metadata: buildMetadata(spec.metadata)});
+    if (outcome.ok) return {ok: true, answer: `health: ${(outcome.response as {status: string}).status}`};
+    if (outcome.code === Status.UNIMPLEMENTED || outcome.code === Status.NOT_FOUND) {
+      return {ok: true, answer: `it has no health service (${statusName(outcome.code)}), but it answers gRPC`};
+    }
+    const context = {target: spec.target, tls: spec.tls !== undefined, deadlineMs: timeoutMs};
+    return {ok: false, problem: `${statusName(outcome.code)}: ${cleanDetails(outcome.details)}`, hint: hintFor(outcome.code, outcome.details, context)};
+  } finally {
+    pool.close();
+  }
+}
+
+/** `run --preflight`: throws `ValidationError` (exit 2, nothing sent) when the target does not answer. */
+export async function preflight(job: LoadedJob, log?: Logger): Promise<void> {
+  const result = await probeTarget(job);
+  if (!result.ok) {
+    throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {title: 'the target does not answer; nothing was sent'});
+  }
+  log?.info({event: 'preflight:ok', target: job.spec.target}, `${job.spec.target} answers (${result.answer})`);
+}
+
+export function describeProblem(job: LoadedJob, result: {problem: string; hint: string | undefined}): string {
+  return `${job.spec.target} does not answer: ${result.problem}${result.hint ? ` (hint: ${result.hint})` : ''}`;
+}
