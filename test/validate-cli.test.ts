@@ -16,7 +16,7 @@ test('validate --connect says the target answers, or why it does not; nothing is
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const ok = await runCli(['validate', writeJob(dir, server.address), '--connect'], {cwd: dir});
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, new RegExp(`ok: demo\\.v1\\.DemoService/Process on ${server.address}, 1 record valid; ${server.address} answers \\(it has no health service \\(UNIMPLEMENTED\\), but it answers gRPC\\)`));
+  assert.match(ok.stdout, new RegExp(`ok: demo\\.v1\\.DemoService/Process on ${server.address} \\(schema: proto \\S+demo\\.proto\\), 1 record valid; ${server.address} answers \\(it has no health service \\(UNIMPLEMENTED\\), but it answers gRPC\\)`));
   await server.stop(0);
   const down = await runCli(['validate', writeJob(dir, server.address), '--connect'], {cwd: dir});
   assert.equal(down.code, 2);

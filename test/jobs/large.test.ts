@@ -40,7 +40,7 @@ test('a 6 MiB request: refused as a line over maxLineBytes by default, sent with
 
   const checked = await runCli(['validate', job, '--max-line-bytes', '16MiB']);
   assert.equal(checked.code, 0, checked.stderr);
-  const sent = await runCli(['run', job, '--no-progress', '--max-line-bytes', '16MiB']);
+  const sent = await runCli(['run', job, '--no-progress', '--max-line-bytes', '16MiB', '--output', path.join(dir, 'out', 'sent.jsonl'), '--failures', path.join(dir, 'out', 'sent.failed.jsonl')]);
   assert.equal(sent.code, 0, sent.stderr);
   assert.equal(server.calls.length, 1);
   assert.ok(server.calls[0]!.bytes > 6 * MiB, `the server got ${server.calls[0]!.bytes} bytes`);

@@ -90,7 +90,7 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
   assert.equal(second.metadata['x-job'], 'job');
   assert.match(results[3]!.error!, /^tags: unknown envelope key; keys: request \(required\), metadata, deadline$/);
   assert.match(results[4]!.error!, /^request\.tagz: unknown field of Sample \(did you mean "tags"\?\)/);
-  assert.match(results[5]!.error!, /^deadline: expected a duration like 500ms, 10s, 1m or 1h; got "soon"$/);
+  assert.match(results[5]!.error!, /^deadline: expected a duration like 500ms, 10s, 1m30s or 1h, or a number of milliseconds; got "soon"$/);
   assert.match(results[6]!.error!, /^metadata\.grpc-x: metadata key "grpc-x" is reserved/);
   assert.match(results[7]!.error!, /^request: expected a JSON object for Sample, got null$/);
   assert.equal(summary.invalid, 5);

@@ -75,8 +75,8 @@ test('without recordMetadata no headers or trailers are written; an OK call reco
   await runJob(await loadJob(writeJob(dir, {target: server.address})));
   const [plain] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as Record<string, unknown>[];
   assert.equal(plain!['headers'], undefined);
-  await runJob(await loadJob(writeJob(dir, {target: server.address, recordMetadata: true})));
-  const [recorded] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as Record<string, Record<string, unknown>>[];
+  await runJob(await loadJob(writeJob(dir, {target: server.address, recordMetadata: true, output: 'out/recorded.jsonl', failures: 'out/recorded.failed.jsonl'})));
+  const [recorded] = readJsonlFile(path.join(dir, 'out', 'recorded.jsonl')) as Record<string, Record<string, unknown>>[];
   assert.equal(recorded!['headers']!['x-served-by'], 'test');
   // HTTP/2 (Node's http2, as grpc-js reads it) joins a header sent twice with ", ".
   assert.equal(recorded!['headers']!['x-many'], 'a, b');

@@ -56,7 +56,7 @@ test('several protosets (one without its imports) make one schema; validate name
   writeFileSync(path.join(dir, 'job.yaml'), `target: ${server.address}\nprotoset: [${JSON_PROTOSET}, ${DEMO_PROTOSET}]\nmethod: demo.v1.DemoService/Process\ninput: input.jsonl\n`);
   const result = await runCli(['validate', path.join(dir, 'job.yaml')]);
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /\(schema: protoset \S*json\.protoset, \S*demo\.protoset\), 1 records valid/);
+  assert.match(result.stdout, /\(schema: protoset \S*json\.protoset, \S*demo\.protoset\), 1 record valid/);
 });
 
 test('several proto files, and importPaths with a protoset only warns', async (t) => {
