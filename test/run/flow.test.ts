@@ -53,7 +53,7 @@ test('every record fails its first two attempts with UNAVAILABLE, maxAttempts 4:
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 1000}, (_, i) => ({id: `r${i}`, failFirstAttempts: 2})));
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry: {maxAttempts: 4}})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 200, retry: {maxAttempts: 4, initialBackoff: '5ms', maxBackoff: '50ms'}})));
   assert.equal(summary.ok, 1000, JSON.stringify(summary.byStatus));
   const results = readJsonlFile(summary.output) as Line[];
   assert.ok(results.every((r) => r.attempts === 3), 'attempts 3 per record');
