@@ -9,6 +9,8 @@ import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
+import {runQueued, DEFAULT_CHUNK_SIZE} from '../../src/scale/coordinator.js';
+import {checkQueueTarget, DEFAULT_PREFIX} from '../../src/scale/redis.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
@@ -19,6 +21,9 @@ interface RunFlags extends JobOverrides {
   readonly progressInterval?: string;
   readonly state?: string;
   readonly resume?: boolean | string;
+  readonly redis?: string;
+  readonly prefix: string;
+  readonly chunkSize: number;
 }
 
 export const run = new Command('run')
@@ -42,8 +47,12 @@ export const run = new Command('run')
   .option('--progress-interval <duration>', 'how often progress is shown (default 200ms on a terminal, 5s otherwise)', parseDurationFlag)
   .option('--resume [runId]', 'continue an interrupted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
+  .addOption(new Option('--redis <url>', 'distributed run: the calls are made by grpc-batch workers taking chunks from this Redis; this process reads the input and writes the files').env('GRPC_BATCH_REDIS'))
+  .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the workers\' --prefix)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
+  .option('--chunk-size <n>', 'with --redis: records per chunk (a dead worker\'s chunk is sent again whole)', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
   .action(async (jobFile: string, flags: RunFlags) => {
     const log = createLogger();
+    const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
     let job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
 
@@ -85,7 +94,8 @@ export const run = new Command('run')
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
     const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
     try {
-      const summary = await runJob(job, {
+      const run = queue ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
+      const summary = await run(job, {
         runId,
         resume: Boolean(flags.resume),
         onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),

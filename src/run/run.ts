@@ -61,6 +61,8 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /** Runs the records elsewhere (the queue of a distributed run: src/scale); by default on this machine. */
+  readonly executor?: (events: ExecutorEvents, flush: () => void) => Executor;
 }
 
 /** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
@@ -143,7 +145,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stopWith('fatal');
     },
   };
-  const executor: Executor = spec.workers > 1
+  const executor: Executor = options.executor ? options.executor(events, () => sink.flush())
+    : spec.workers > 1
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush())
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import {writeFileSync} from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {runCli} from '../helpers/cli.js';
+import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
+import {REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
+import {startServer} from '../helpers/server.js';
+
+type Line = {line: number; status: string; response?: {id: string}};
+
+function writeInput(file: string, records: number, extra: Record<string, unknown> = {}): void {
+  writeFileSync(file, Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`, ...extra})).join('\n') + '\n');
+}
+
+test('30,000 records over 3 worker processes: every record once, the job\'s concurrency held at the server, every worker did chunks', async (t) => {
+  const server = await startServer(t, {latencyMs: 1});
+  const {prefix, redis} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 30_000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 3, {prefix, chunks: 3});
+  const logs = workers.map(stderrOf);
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 24});
+  const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '1000', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout) as {ok: number; total: number; attempts: number};
+  assert.equal(summary.total, records);
+  assert.equal(summary.ok, records);
+  assert.equal(summary.attempts, records);
+  const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]);
+  assert.equal(lines.length, records);
+  assert.equal(new Set(lines.map((l) => l.line)).size, records, 'one result line per record');
+  assert.ok(lines.every((l) => l.status === 'OK' && l.response?.id === `r${l.line}`));
+  assert.equal(server.stats.calls, records, 'no call made twice');
+  assert.ok(server.stats.maxInFlight <= 24, `max in flight at the server: ${server.stats.maxInFlight}`);
+  const done = logs.map((l) => (l().match(/"event":"chunk:done"/g) ?? []).length);
+  assert.equal(done.reduce((a, b) => a + b), 30, `chunks done per worker: ${done}`);
+  assert.ok(done.every((n) => n > 0), `every worker did chunks: ${done}`);
+  // Merged and deleted: what is left in Redis is the workers' own (BullMQ's queue keys), no run data.
+  assert.deepEqual(await redis.keys(`${prefix}:runs:*`), []);
+});
