@@ -191,7 +191,12 @@ export class QueueExecutor implements Executor {
     this.#wakeRoom();
     // The workers running this run's chunks see it within a progress interval.
     this.#o.redis.set(this.#keys.control, how, 'PX', 24 * 3600_000).catch(() => undefined);
-    if (first) for (const chunk of this.#chunks.values()) void this.#withdraw(chunk).catch(() => undefined);
+    if (first) {
+      for (const chunk of this.#chunks.values()) {
+        const withdrawing: Promise<void> = this.#withdraw(chunk).catch(() => undefined).finally(() => this.#settling.delete(withdrawing));
+        this.#settling.add(withdrawing);
+      }
+    }
   }
 
   /**

@@ -17,6 +17,10 @@ export async function redisPrefix(t: TestContext, url = REDIS_URL): Promise<{pre
   const prefix = `gbtest-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(url, {maxRetriesPerRequest: null});
   t.after(async () => {
+    if (url !== REDIS_URL) {
+      redis.disconnect(); // a private redis-server, killed with the test
+      return;
+    }
     for (const name of ['chunks', 'ticks']) {
       const queue = new Queue(name, {connection: redis, prefix});
       await queue.obliterate({force: true}).catch(() => undefined);

@@ -41,3 +41,30 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
   // Merged and deleted: what is left in Redis is the workers' own (BullMQ's queue keys), no run data.
   assert.deepEqual(await redis.keys(`${prefix}:runs:*`), []);
 });
+
+test('rps holds across 3 workers, measured at the server', async (t) => {
+  const server = await startServer(t);
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 600;
+  const rps = 200;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 3, {prefix, chunks: 3});
+  await workersReady(workers);
+  // The calls the server has seen, every 50 ms: the most in any second is the rate it felt.
+  const samples: {at: number; calls: number}[] = [];
+  const sampler = setInterval(() => samples.push({at: performance.now(), calls: server.stats.calls}), 50);
+  t.after(() => clearInterval(sampler));
+  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 40, rps}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '50', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  clearInterval(sampler);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(server.stats.calls, records);
+  let most = 0;
+  for (const first of samples) {
+    const last = samples.filter((s) => s.at <= first.at + 1000).at(-1)!;
+    most = Math.max(most, last.calls - first.calls);
+  }
+  // Each of the 8 chunks in flight has rps/8 and a bucket of a tenth of a second: 200/s, plus 8 × 2 tokens at most.
+  assert.ok(most <= rps + 16, `${most} calls in the busiest second at the server (rps ${rps})`);
+  assert.ok(most >= rps / 2, `the rate was reached: ${most} calls in the busiest second`);
+});
