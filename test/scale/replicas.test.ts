@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {writeFileSync} from 'node:fs';
+import path from 'node:path';
+import {test, type TestContext} from 'node:test';
+import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
+import {CLI_ENTRY, waitFor} from '../helpers/cli.js';
+import {tempDir} from '../helpers/job.js';
+import {REDIS_URL, redisPrefix} from '../helpers/redis.js';
+import {startServer} from '../helpers/server.js';
+
+const TSX_ESM = import.meta.resolve('tsx/esm');
+
+type LogLine = {time: number; event?: string; job?: string; runId?: string; scheduledAt?: number; [key: string]: unknown};
+
+/** `grpc-batch daemon ...args` with its JSON log lines parsed; SIGKILLed at the end of the test if still up. */
+function startReplica(t: TestContext, args: readonly string[], cwd: string) {
+  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info'} as NodeJS.ProcessEnv;
+  const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args], {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
+  const lines: LogLine[] = [];
+  let buffer = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    const parts = buffer.split('\n');
+    buffer = parts.pop()!;
+    for (const text of parts) {
+      try {
+        lines.push(JSON.parse(text) as LogLine);
+      } catch {
+        lines.push({time: Date.now(), event: 'text', text});
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
+  return {lines, exited, stop: () => child.kill('SIGTERM')};
+}
+
+test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, none missed; overlap: skip holds across replicas', async (t) => {
+  const server = await startServer(t);
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'quick.jsonl'), Array.from({length: 20}, (_, i) => JSON.stringify({id: `q${i}`})).join('\n'));
+  // One run of `slow` lasts about 2.5 s: 5 records of 500 ms, one at a time.
+  writeFileSync(path.join(dir, 'slow.jsonl'), Array.from({length: 5}, (_, i) => JSON.stringify({id: `s${i}`, latencyMs: 500})).join('\n'));
+  const job = (name: string, extra: Record<string, unknown>) => {
+    const file = path.join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({name, target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, schedule: '* * * * * *', output: `out/${name}-{runId}.jsonl`, ...extra}));
+    return file;
+  };
+  const jobs = [job('quick', {input: 'quick.jsonl', overlap: 'allow', concurrency: 10}), job('slow', {input: 'slow.jsonl', overlap: 'skip', concurrency: 1})];
+  const replicas = [1, 2, 3].map((n) => startReplica(t, [...jobs, '--redis', REDIS_URL, '--prefix', prefix, '--state', path.join(dir, `state-${n}.db`), '--chunks', '2', '--lock-duration', '2s', '--grace', '10s'], dir));
+  const all = () => replicas.flatMap((r) => r.lines);
+  await waitFor(() => replicas.every((r) => r.lines.some((l) => l.event === 'daemon:started')), 30_000, 'the replicas to start');
+  const since = Date.now();
+  await waitFor(() => all().filter((l) => l.event === 'run:finished' && l.job === 'slow' && l.trigger !== undefined && l.time > since).length >= 2, 30_000, 'two runs of slow');
+  for (const replica of replicas) replica.stop();
+  assert.deepEqual(await Promise.all(replicas.map((r) => r.exited)), [0, 0, 0]);
+
+  // The scheduler's events (with a trigger), not the run engine's of the same names.
+  const started = (name: string) => all().filter((l) => l.event === 'run:started' && l.job === name && l.trigger !== undefined);
+  const finished = (runId: string | undefined) => all().find((l) => l.event === 'run:finished' && l.runId === runId && l.trigger !== undefined);
+  // quick: every tick once, on one of the replicas, and no tick of the window missed.
+  const ticks = started('quick').map((l) => l.scheduledAt!).sort((a, b) => a - b);
+  assert.equal(new Set(ticks).size, ticks.length, `a tick ran twice: ${ticks.join(', ')}`);
+  assert.ok(ticks.length >= 4, `${ticks.length} ticks ran`);
+  assert.equal((ticks.at(-1)! - ticks[0]!) / 1000 + 1, ticks.length, `a tick was missed: ${ticks.join(', ')}`);
+  const ranOn = replicas.map((r) => r.lines.filter((l) => l.event === 'run:started' && l.job === 'quick' && l.trigger !== undefined).length);
+  assert.equal(ranOn.reduce((a, b) => a + b), ticks.length);
+  // slow: never two runs at once, whichever replicas ran them; the ticks that came meanwhile were skipped.
+  const runs = started('slow').map((s) => ({start: s.time, end: finished(s.runId)?.time ?? Infinity})).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < runs.length; i++) assert.ok(runs[i]!.start >= runs[i - 1]!.end, `runs of slow overlapped: ${JSON.stringify(runs)}`);
+  assert.ok(all().some((l) => l.event === 'run:skipped' && l.job === 'slow'), 'ticks of slow were skipped');
+  const slowTicks = started('slow').map((l) => l.scheduledAt);
+  assert.equal(new Set(slowTicks).size, slowTicks.length);
+  assert.ok(server.stats.calls > 0);
+});
