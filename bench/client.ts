@@ -13,7 +13,10 @@
  *   a yardstick for the (a) target, not a client anyone should ship (no resolver, TLS, keepalive,
  *   reconnection, deadlines or status details).
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
- *   `BENCH_JOB` (JSON) adds job keys (`{"adaptive": true, "retry": {...}}`); it also reports `attempts`.
+ *   `BENCH_JOB` (JSON) adds job keys (`{"adaptive": true, "retry": {...}}`, or a streaming method:
+ *   `{"method": "demo.v1.DemoService/ProcessStream", "streams": 4}`); it also reports `attempts`.
+ * - `pump-sender`: the `pump-call` pump over `createSender` (src/rpc/sender.ts) for the method of
+ *   `BENCH_JOB`: what a streaming primitive costs without the per-record work.
  *
  * Every mode also reports `secondHalfRate`, the calls/s over the second half of its calls: the first
  * half includes V8's warm-up (see bench/README.md).
@@ -27,6 +30,7 @@ import * as grpc from '@grpc/grpc-js';
 import {loadJob} from '../src/jobs/load.js';
 import {runJob} from '../src/jobs/run.js';
 import {callUnary} from '../src/rpc/call.js';
+import {createSender} from '../src/rpc/sender.js';
 import {ChannelPool} from '../src/rpc/channel.js';
 import {loadMethod} from '../src/rpc/method.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
@@ -34,6 +38,8 @@ import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
 const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg] = process.argv.slice(2);
 /** Extra grpc-js channel options for `pump-call` and `batch` (JSON), to compare settings. */
 const channelOptions = JSON.parse(channelOptionsArg || '{}') as Record<string, unknown>;
+/** Extra job keys for `batch` and `pump-sender` (`BENCH_JOB`, JSON). */
+const jobKeys = JSON.parse(process.env['BENCH_JOB'] || '{}') as {method?: string; streams?: number; batchSize?: number};
 const latencyMs = Number(latencyArg);
 const calls = Number(callsArg);
 const concurrency = Number(concurrencyArg);
@@ -137,6 +143,37 @@ async function pumpCall(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
+/**
+ * `batch-checkpoint-N`: `batch` with a checkpoint every N ms, as `grpc-batch run --state` records
+ * (every 1000 ms): both files flushed and fsynced before each. Against `batch` (fsync at the end
+ * only), it is the cost of durability at checkpoints.
+ */
+const CHECKPOINT_MS = /^batch-checkpoint-(\d+)$/.exec(mode ?? '')?.[1];
+
+async function pumpSender(): Promise<Result> {
+  const method = loadMethod({proto: DEMO_PROTO, method: jobKeys.method ?? DEMO_METHOD});
+  const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
+  const pool = new ChannelPool({target: address!, channelOptions});
+  const sender = createSender(pool, method, {deadlineMs: DEADLINE_MS, concurrency, streams: jobKeys.streams, batchSize: jobKeys.batchSize});
+  let next = 0;
+  let ok = 0;
+  let done = 0;
+  const startedAt = performance.now();
+  const half = halfway(startedAt);
+  const worker = async () => {
+    while (next < calls) {
+      next++;
+      if ((await sender.send(request)).ok) ok++;
+      half.check(++done);
+    }
+  };
+  await Promise.all(Array.from({length: Math.min(concurrency, calls)}, worker));
+  const ms = performance.now() - startedAt;
+  await sender.close();
+  pool.close();
+  return {calls, ok, ms, half: half.value};
+}
+
 async function batch(): Promise<Result> {
   const inputFile = path.resolve(input!);
   const dir = path.dirname(inputFile);
@@ -144,15 +181,15 @@ async function batch(): Promise<Result> {
   const jobFile = path.join(dir, `job-${process.pid}.json`);
   writeFileSync(jobFile, JSON.stringify({
     name: 'bench', target: address, proto: DEMO_PROTO, method: DEMO_METHOD, input: path.basename(inputFile), concurrency,
-    deadline: DEADLINE_MS, channelOptions, output: `${out}/results.jsonl`, failures: `${out}/failed.jsonl`,
-    ...(JSON.parse(process.env['BENCH_JOB'] || '{}') as Record<string, unknown>),
+    deadline: DEADLINE_MS, channelOptions, output: `${out}/results.jsonl`, failures: `${out}/failed.jsonl`, ...jobKeys,
   }));
   try {
     const job = await loadJob(jobFile);
     const startedAt = performance.now();
     const half = halfway(startedAt);
     // Progress every 10 ms, as the CLI's (every 1 s) but finer: the half-way point is off by at most 10 ms.
-    const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10});
+    const checkpoints = CHECKPOINT_MS ? {onCheckpoint: () => undefined, checkpointIntervalMs: Number(CHECKPOINT_MS)} : {};
+    const summary = await runJob(job, {onProgress: (progress) => half.check(progress.done), progressIntervalMs: 10, ...checkpoints});
     const ms = performance.now() - startedAt;
     return {calls: summary.total, ok: summary.ok, ms, attempts: summary.attempts, half: half.value};
   } finally {
@@ -232,7 +269,7 @@ async function h2Pump(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
-const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'h2-pump': h2Pump, batch};
+const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch, ...(CHECKPOINT_MS ? {[mode!]: batch} : {})};
 const run = runs[mode!];
 if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
 const cpuBefore = process.cpuUsage();

@@ -47,9 +47,32 @@ export interface BenchServer {
   stop(): Promise<unknown>;
 }
 
-/** Starts bench/server.ts in its own process on the server core; resolves once it is bound. */
-export async function startServer(options: Readonly<Record<string, unknown>> = {}): Promise<BenchServer> {
-  const [command, args] = pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', [JSON.stringify(options)]));
+/** Starts bench/server.ts (demo server options as JSON) in its own process on the server core; resolves once it is bound. */
+export function startServer(options: Readonly<Record<string, unknown>> = {}): Promise<BenchServer> {
+  return startServerProcess(...pinned(SERVER_CORE, process.execPath, nodeArgs('server.ts', [JSON.stringify(options)])));
+}
+
+const GO_BUILD_DIR = path.join(BENCH_DIR, '.data', 'go-server');
+
+/**
+ * Builds bench/go-server (offline, Debian's golang-go and golang-google-grpc-dev) once per bench
+ * run. Returns the binary, or why there is none: the Go rows are then skipped with that note.
+ */
+export function buildGoServer(): {binary: string} | {skipped: string} {
+  const result = spawnSync('sh', [path.join(BENCH_DIR, 'go-server', 'build.sh'), GO_BUILD_DIR], {encoding: 'utf8', timeout: 600_000});
+  const binary = result.stdout.trim().split('\n').pop() ?? '';
+  if (result.status === 0 && existsSync(binary)) return {binary};
+  const why = result.stderr.trim().split('\n').pop() || `build.sh exited ${result.status ?? result.signal}`;
+  return {skipped: result.status === 3 ? why : `the Go server did not build: ${why}`};
+}
+
+/** Starts the Go peer server (built by `buildGoServer`) on the server core. */
+export function startGoServer(binary: string): Promise<BenchServer> {
+  return startServerProcess(...pinned(SERVER_CORE, binary, []));
+}
+
+/** A server process that prints its address as its first line and its stats after `stop` on stdin. */
+async function startServerProcess(command: string, args: string[]): Promise<BenchServer> {
   const child = spawn(command, args, {stdio: ['pipe', 'pipe', 'inherit']});
   const lines = createInterface({input: child.stdout!})[Symbol.asyncIterator]();
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -93,12 +116,12 @@ export interface ClientResult {
 }
 
 /**
- * Runs one client on the client core and parses its one JSON line; rejects on a non-zero exit or
+ * Runs one client on the client core (any core with `anyCore`: worker threads) and parses its one JSON line; rejects on a non-zero exit or
  * timeout. `nodeFlags` go to node before the script (e.g. `--max-semi-space-size=2`).
  */
-export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<ClientResult> {
-  const [command, argv] = kind === 'node'
-    ? pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
+export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}, options: {readonly anyCore?: boolean} = {}): Promise<ClientResult> {
+  const [command, argv]: [string, string[]] = kind === 'node'
+    ? options.anyCore ? [process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)]] : pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
     : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
   const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}});
   let stdout = '';

@@ -2,29 +2,31 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c,flow, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability, --repeat N, --no-python.
  */
 import {parseArgs} from 'node:util';
 import {ensureInput} from './data.js';
-import {compileChildren, HAS_TASKSET, hasPython, runClient, startServer, type ClientResult} from './procs.js';
+import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, startGoServer, startServer, type BenchServer, type ClientResult} from './procs.js';
 
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c,flow'},
+    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c', 'flow'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c or flow, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads or durability, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
 const SIZES = quick
-  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000}
-  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000};
+  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000, streamRecords: 5_000, threadRecords: 20_000}
+  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000, streamRecords: 30_000, threadRecords: 100_000};
+/** The issue's target for (stream): a bidi method's records/s over the unary method's, both through grpc-batch. */
+const BIDI_TARGET = 2.5;
 const LATENCY_MS = 20;
 const TARGET = 0.9;
 
@@ -97,8 +99,8 @@ note(`bench server ${server.address} (pid ${server.pid})${HAS_TASKSET ? ', serve
 /** A node client (mode, then its arguments after the address), started with `flags` for node. */
 const nodeWith = (flags: readonly string[], ...args: (string | number)[]) => () => runClient('node', [args[0]!, server.address, ...args.slice(1)].map(String), flags);
 const node = (...args: (string | number)[]) => nodeWith([], ...args);
-const aio = (latency: number, calls: number, concurrency: number) => () =>
-  python ? runClient('python', [server.address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: flags['no-python'] ? 'left out (--no-python)' : '/usr/bin/python3 not found'});
+const aio = (latency: number, calls: number, concurrency: number, address = server.address) => () =>
+  python ? runClient('python', [address, latency, calls, concurrency].map(String)) : Promise.resolve({calls, ok: 0, ms: 0, rate: 0, skipped: flags['no-python'] ? 'left out (--no-python)' : '/usr/bin/python3 not found'});
 
 let ceiling: number | undefined;
 try {
@@ -171,7 +173,28 @@ try {
     table(['row', 'peak RSS MB', 'calls/s', 'OK', 'all OK'], rows);
     out(`growth from ${SIZES.rssRecords[0]!.toLocaleString('en-US')} to ${SIZES.rssRecords[1]!.toLocaleString('en-US')} records: x${fmt(peaks[1]! / peaks[0]!, 2)} RSS for x${SIZES.rssRecords[1]! / SIZES.rssRecords[0]!} records`);
   }
+  if (only.has('durability')) {
+    // Durability: the same run with no checkpoints (one fsync at the end), with a checkpoint every
+    // second as `grpc-batch run --state` takes (fsync of failures and results before each), and
+    // every 100 ms (ten times the fsyncs) to make the cost visible.
+    const records = SIZES.latencyRecords;
+    const input = await ensureInput(records, LATENCY_MS);
+    note(`(durability), ${records} calls at ${LATENCY_MS} ms`);
+    const [none, everySecond, every100] = await measure([
+      {label: 'grpc-batch, concurrency 100, no checkpoints (fsync at the end)', run: node('batch', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, checkpoint + fsync every 1 s (the default)', run: node('batch-checkpoint-1000', LATENCY_MS, records, 100, input)},
+      {label: 'grpc-batch, concurrency 100, checkpoint + fsync every 100 ms', run: node('batch-checkpoint-100', LATENCY_MS, records, 100, input)},
+    ], repeat);
+    const base = rateOf(none);
+    out();
+    out(`(durability): ${records} calls, ${LATENCY_MS} ms server latency; ratio = calls/s over no checkpoints`);
+    table(['row', 'calls/s', 'min-max', 'x none', 'CPU µs/call', 'all OK'], [none!, everySecond!, every100!].map((m) => m.skipped
+      ? [m.label, 'skipped', m.skipped, '', '', '']
+      : [m.label, fmt(rateOf(m)), spread(m), base ? fmt(rateOf(m)! / base, 2) : 'n/a', cpuOf(m), m.ok ? 'yes' : 'NO']));
+  }
   if (only.has('flow')) await flowRows();
+  if (only.has('stream')) await streamingSection();
+  if (only.has('threads')) await threadsSection();
 } finally {
   const stats = await server.stop();
   note(`server stats: ${JSON.stringify(stats)}`);
@@ -209,5 +232,88 @@ async function flowRows(): Promise<void> {
     out('CPU µs/call: client CPU per record here, its shed calls and retries included');
   } finally {
     await shedding.stop();
+  }
+}
+
+/**
+ * (stream) streaming methods: grpc-batch over the unary Process, the bidi ProcessStream and the
+ * client-streaming ProcessBatch of the same service, against the Go peer server (cheap, so the
+ * client is the limit) and the grpc-js demo server. Ratio = records/s over grpc-batch's unary row
+ * against the same server.
+ */
+async function streamingSection(): Promise<void> {
+  const records = SIZES.streamRecords;
+  const input = await ensureInput(records, 0);
+  const go = buildGoServer();
+  const goServer: BenchServer | undefined = 'binary' in go ? await startGoServer(go.binary) : undefined;
+  if (goServer) note(`Go peer server ${goServer.address} (pid ${goServer.pid})`);
+  else note(`(stream) Go rows skipped: ${"skipped" in go ? go.skipped : ""}`);
+  const BIDI = 'demo.v1.DemoService/ProcessStream';
+  const BATCH = 'demo.v1.DemoService/ProcessBatch';
+  const rowsFor = (label: string, address: string | undefined, skipped: string | undefined) => {
+    const client = (args: (string | number)[], keys: object = {}) => () => address
+      ? runClient('node', [args[0]!, address, ...args.slice(1), input].map(String), [], {BENCH_JOB: JSON.stringify(keys)})
+      : Promise.resolve({calls: records, ok: 0, ms: 0, rate: 0, skipped: skipped ?? 'no server'});
+    return [
+      {label: `${label}: grpc-batch, unary Process, concurrency 100`, run: client(['batch', 0, records, 100])},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 100 (streams: default = 100)`, run: client(['batch', 0, records, 100], {method: BIDI})},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 100, streams 4`, run: client(['batch', 0, records, 100], {method: BIDI, streams: 4})},
+      {label: `${label}: grpc-batch, bidi ProcessStream, concurrency 1000, streams 4`, run: client(['batch', 0, records, 1000], {method: BIDI, streams: 4})},
+      {label: `${label}: grpc-batch, client-streaming ProcessBatch, concurrency 200, batchSize 100`, run: client(['batch', 0, records, 200], {method: BATCH, batchSize: 100})},
+      {label: `${label}: BidiSender pump (no per-record work), 100 in flight, streams 4`, run: client(['pump-sender', 0, records, 100], {method: BIDI, streams: 4})},
+    ];
+  };
+  const goRows = rowsFor('Go', goServer?.address, 'skipped' in go ? go.skipped : undefined);
+  const nodeRows = rowsFor('grpc-js', server.address, undefined);
+  try {
+    note(`(stream) streaming methods, ${records} records at 0 ms`);
+    const measured = await measure([...goRows, ...nodeRows], repeat);
+    out();
+    out(`(stream) streaming methods: ${records} records at 0 ms; ratio = records/s over grpc-batch's unary row against the same server; target: a bidi row >= ${BIDI_TARGET} x unary`);
+    const unaryOf = (index: number) => rateOf(measured[index < goRows.length ? 0 : goRows.length]);
+    table(['row', 'records/s', 'min-max', 'x unary', 'CPU µs/record', 'all OK'], measured.map((m, i) => m.skipped
+      ? [m.label, 'skipped', m.skipped, '', '', '']
+      : [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / unaryOf(i)!, 2), cpuOf(m), m.ok ? 'yes' : 'NO']));
+  } finally {
+    if (goServer) note(`Go server stats: ${JSON.stringify(await goServer.stop())}`);
+  }
+}
+
+/**
+ * Worker threads (`workers: N | auto`) against the Go peer server pinned to core 0 (cheap, so the
+ * client is the limit; the grpc-js demo server when Go is absent). The grpc-batch clients may use
+ * every core here (threads are the point); python grpc.aio stays on the client core (one thread).
+ * Ratio = records/s over the workers: 1 row of the same concurrency and latency.
+ */
+async function threadsSection(): Promise<void> {
+  const records = SIZES.threadRecords;
+  const go = buildGoServer();
+  const goServer: BenchServer | undefined = 'binary' in go ? await startGoServer(go.binary) : undefined;
+  const target = goServer ?? server;
+  note(goServer ? `(threads) against the Go peer server ${goServer.address}` : `(threads) Go absent (${'skipped' in go ? go.skipped : ''}): against the grpc-js demo server`);
+  const batchRow = (latency: number, concurrency: number, workers: number | 'auto', input: string): Row => ({
+    label: `grpc-batch, ${latency} ms, concurrency ${concurrency}, workers ${workers}`,
+    run: () => runClient('node', ['batch', target.address, latency, records, concurrency, input].map(String), [], {BENCH_JOB: JSON.stringify({workers})}, {anyCore: true}),
+  });
+  try {
+    const sets: {latency: number; concurrency: number}[] = [{latency: 0, concurrency: 200}, {latency: LATENCY_MS, concurrency: 100}, {latency: LATENCY_MS, concurrency: 1000}];
+    const tableRows: string[][] = [];
+    for (const {latency, concurrency} of sets) {
+      const input = await ensureInput(records, latency);
+      note(`(threads) ${records} records at ${latency} ms, concurrency ${concurrency}`);
+      const rows: Row[] = [batchRow(latency, concurrency, 1, input), batchRow(latency, concurrency, 2, input), batchRow(latency, concurrency, 'auto', input)];
+      if (latency === 0) rows.push({label: `python grpc.aio, ${latency} ms, ${concurrency} in flight (one core)`, run: aio(latency, records, concurrency, target.address)});
+      const measured = await measure(rows, repeat);
+      const one = rateOf(measured[0]);
+      const bound = latency > 0 ? (concurrency * 1000) / latency : undefined;
+      for (const m of measured) {
+        tableRows.push(m.skipped ? [m.label, 'skipped', m.skipped, '', '', '', ''] : [m.label, fmt(rateOf(m)), spread(m), fmt(rateOf(m)! / one!, 2), bound ? fmt(rateOf(m)! / bound, 2) : '', cpuOf(m), m.ok ? 'yes' : 'NO']);
+      }
+    }
+    out();
+    out(`(threads) worker threads: ${records} records; x 1 thread = records/s over the workers-1 row of the same set; x bound = over concurrency / latency; targets: auto >= 1.4 x 1 thread at 0 ms with 200 in flight; >= 0.75 of the bound at 20 ms with 100 in flight`);
+    table(['row', 'records/s', 'min-max', 'x 1 thread', 'x bound', 'CPU µs/call', 'all OK'], tableRows);
+  } finally {
+    if (goServer) note(`Go server stats: ${JSON.stringify(await goServer.stop())}`);
   }
 }

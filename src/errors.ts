@@ -63,7 +63,27 @@ export class ValidationError extends GbError {
 /** An I/O failure or a bug: the run could not go on. */
 export class InternalError extends GbError {
   override readonly exitCode = EXIT.INTERNAL;
-  override readonly code = 'gb.internal';
+  override readonly code: string = 'gb.internal';
+}
+
+/**
+ * Reading or writing a run's results, failures or state failed (ENOSPC, EACCES, EROFS, EIO...):
+ * the run stopped cleanly and can be resumed once the cause is fixed. `summary` is the run so far.
+ */
+export class IoError extends InternalError {
+  override readonly code = 'gb.io';
+  /** The file that could not be written. */
+  readonly file: string;
+  /** The system error code (`ENOSPC`), or the SQLite one for the state database. */
+  readonly errno: string | undefined;
+  /** The summary of the run up to the error, when a run was going. */
+  summary: unknown;
+  constructor(file: string, cause: unknown) {
+    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`${file}: ${getErrorMessage(cause)}`, {cause});
+    this.file = file;
+    this.errno = errno;
+  }
 }
 
 /** The run was stopped by a signal; the summary was still written. */

@@ -6,10 +6,15 @@ import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import Database from 'better-sqlite3';
 import {MIGRATIONS} from '../src/state/migrations.js';
-import {resolveStatePath, StateStore} from '../src/state/store.js';
+import {LEASE_MS, resolveStatePath, StateStore} from '../src/state/store.js';
+import {reclaimDeadRuns} from '../src/state/lease.js';
+import {RunFilesLock} from '../src/jobs/file-lock.js';
 import {tempDir} from './helpers/job.js';
+import {runCli} from './helpers/cli.js';
 
 const STORE_MODULE = fileURLToPath(new URL('../src/state/store.ts', import.meta.url));
+const LEASE_MODULE = fileURLToPath(new URL('../src/state/lease.ts', import.meta.url));
+const LOCK_MODULE = fileURLToPath(new URL('../src/jobs/file-lock.ts', import.meta.url));
 const TSX_ESM = import.meta.resolve('tsx/esm');
 
 test('creates and migrates a new database in WAL mode to the latest schema version', (t) => {
@@ -39,13 +44,14 @@ test('records started, finished and skipped runs and lists them newest first', (
   store.startRun({runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, startedAt: 1001});
   store.finishRun('r1', {status: 'failed', endedAt: 2000, total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl'});
   store.recordSkipped({runId: 'r2', job: 'a', trigger: 'schedule', scheduledAt: 3000, at: 3000, reason: 'still running'});
-  store.startRun({runId: 'r3', job: 'b', trigger: 'manual', startedAt: 4000});
+  store.startRun({runId: 'r3', job: 'b', trigger: 'manual', startedAt: Date.now() + 4000, owner: 'me'});
   assert.deepEqual(store.listRuns().map((r) => r.runId), ['r3', 'r2', 'r1']);
   assert.deepEqual(store.listRuns({job: 'a', limit: 1}).map((r) => r.runId), ['r2']);
   const r1 = store.getRun('r1')!;
   assert.deepEqual({...r1, host: undefined, pid: undefined}, {
     runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, createdAt: 1001, startedAt: 1001, endedAt: 2000, status: 'failed', reason: undefined,
     total: 3, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl', host: undefined, pid: undefined,
+    owner: undefined, heartbeatAt: 1001,
   });
   assert.equal(store.getRun('r2')!.reason, 'still running');
   assert.equal(store.getRun('r3')!.status, 'running');
@@ -90,20 +96,48 @@ test('history and last fired ticks survive closing and reopening the database', 
   assert.equal(second.getLastTick('unknown'), undefined);
 });
 
-test('marks runs left running by a process that no longer exists as interrupted', async (t) => {
-  const file = path.join(tempDir(t), 'state.db');
-  const script = path.join(path.dirname(file), 'crash.mts');
+test('a running run whose lease ran out is interrupted by whoever finds it, and reads as interrupted before that', (t) => {
+  const store = StateStore.open(path.join(tempDir(t), 'state.db'));
+  t.after(() => store.close());
+  const now = Date.now();
+  store.startRun({runId: 'stale', job: 'a', trigger: 'schedule', startedAt: now - LEASE_MS - 1000, owner: 'pod-a/1/aa'});
+  store.startRun({runId: 'live', job: 'a', trigger: 'manual', startedAt: now - LEASE_MS - 1000, owner: 'pod-b/1/bb'});
+  assert.equal(store.renewLease('live', 'pod-b/1/bb', now), true);
+  assert.equal(store.renewLease('live', 'someone-else', now), false, 'only the owner renews');
+  assert.equal(store.getRun('stale')!.status, 'interrupted', 'history shows it interrupted before anyone records it');
+  assert.equal(store.markInterrupted(now), 1);
+  assert.match(store.getRun('stale')!.reason!, /lease/);
+  assert.equal(store.getRun('live')!.status, 'running', 'a renewed lease keeps the run its owner\'s');
+  assert.equal(store.claimRun('live', 'me', {now}), false, 'a live owner keeps its run');
+  assert.equal(store.claimRun('stale', 'me', {now}), true);
+  assert.equal(store.claimRun('stale', 'third', {now}), false, 'one owner per run: the second claim fails');
+  assert.equal(store.getRun('stale')!.owner, 'me');
+  assert.equal(store.finishRun('stale', {status: 'succeeded', endedAt: now}, 'third'), false, 'only the owner records the end');
+  assert.equal(store.finishRun('stale', {status: 'succeeded', endedAt: now}, 'me'), true);
+});
+
+test('a running run whose files are no longer locked (its process died, any host, any pid) is interrupted at once', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'state.db');
+  const script = path.join(dir, 'crash.mts');
+  const output = path.join(dir, 'out', 'crashed.jsonl');
   writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+import {RunFilesLock} from ${JSON.stringify(LOCK_MODULE)};
+RunFilesLock.acquire({output: ${JSON.stringify(output)}, failures: ${JSON.stringify(output + '.failed')}});
 const store = StateStore.open(${JSON.stringify(file)});
-store.startRun({runId: 'crashed', job: 'a', trigger: 'schedule', startedAt: 1});
+store.startRun({runId: 'crashed', job: 'a', trigger: 'schedule', startedAt: Date.now(), owner: 'x', resume: {jobFile: '/job.yaml', output: ${JSON.stringify(output)}, failures: ${JSON.stringify(output + '.failed')}}});
 process.exit(0);`);
   await runNode(script);
   const store = StateStore.open(file);
   t.after(() => store.close());
-  store.startRun({runId: 'mine', job: 'a', trigger: 'manual', startedAt: 2});
-  assert.equal(store.markInterrupted(), 1);
+  const mine = {output: path.join(dir, 'out', 'mine.jsonl'), failures: path.join(dir, 'out', 'mine.failed.jsonl')};
+  const lock = RunFilesLock.acquire(mine);
+  t.after(() => lock.release());
+  store.startRun({runId: 'mine', job: 'a', trigger: 'manual', startedAt: Date.now(), owner: 'y', resume: {jobFile: '/job.yaml', ...mine}});
+  assert.equal(reclaimDeadRuns(store), 1);
   assert.equal(store.getRun('crashed')!.status, 'interrupted');
-  assert.equal(store.getRun('mine')!.status, 'running', 'this process is alive');
+  assert.equal(store.getRun('mine')!.status, 'running', 'its files are locked by a live process (this one)');
+  assert.throws(() => RunFilesLock.acquire(mine), /mine\.jsonl is being written by another run/);
 });
 
 test('two processes writing the same database at once lose nothing and leave it intact', async (t) => {
@@ -111,12 +145,14 @@ test('two processes writing the same database at once lose nothing and leave it 
   StateStore.open(file).close();
   const script = path.join(path.dirname(file), 'writer.mts');
   writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+import {retryBusy} from ${JSON.stringify(LEASE_MODULE)};
 const store = StateStore.open(${JSON.stringify(file)});
 const who = process.argv[2];
+// The busy timeout is short (the event loop must not wait): a locked write is retried on timers.
 for (let i = 0; i < 300; i++) {
-  store.startRun({runId: who + i, job: who, trigger: 'manual', startedAt: i});
-  store.finishRun(who + i, {status: 'succeeded', endedAt: i + 1, total: 1, ok: 1, failed: 0, invalid: 0});
-  store.setLastTick('shared', i);
+  await retryBusy(store, () => store.startRun({runId: who + i, job: who, trigger: 'manual', startedAt: i}));
+  await retryBusy(store, () => store.finishRun(who + i, {status: 'succeeded', endedAt: i + 1, total: 1, ok: 1, failed: 0, invalid: 0}));
+  await retryBusy(store, () => store.setLastTick('shared', i));
 }
 store.close();`);
   await Promise.all([runNode(script, 'one'), runNode(script, 'two')]);
@@ -145,3 +181,15 @@ function runNode(script: string, ...args: string[]): Promise<void> {
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script} exited ${code}: ${stderr}`))));
   });
 }
+
+test('grpc-batch history shows a run whose owner stopped renewing its lease as interrupted, with why', async (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const store = StateStore.open(file);
+  store.startRun({runId: 'gone', job: 'a', trigger: 'manual', startedAt: Date.now() - LEASE_MS - 5000, owner: 'pod-a/1/aa'});
+  store.close();
+  const result = await runCli(['history', '--json', '--state', file]);
+  assert.equal(result.code, 0, result.stderr);
+  const [run] = JSON.parse(result.stdout) as {runId: string; status: string; reason: string}[];
+  assert.deepEqual([run!.runId, run!.status], ['gone', 'interrupted']);
+  assert.match(run!.reason, /stopped renewing its lease/);
+});

@@ -1,7 +1,7 @@
 import {Command, Option} from 'commander';
 import {parseDuration} from '../../src/duration.js';
-import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
-import {createLogger, type Logger} from '../../src/log.js';
+import {formatIssue} from '../../src/errors.js';
+import {createLogger} from '../../src/log.js';
 import {createPrettyLogger} from '../../src/log-pretty.js';
 import {OpsMetrics} from '../../src/ops-metrics.js';
 import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
@@ -13,6 +13,7 @@ import {DEFAULT_WORKER_CHUNKS} from '../../src/scale/chunk-worker.js';
 import {checkQueueTarget, DEFAULT_PREFIX, redactUrl} from '../../src/scale/redis.js';
 import {Replica} from '../../src/scale/replica.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
+import {DaemonSignals} from './daemon-signals.js';
 
 interface DaemonFlags {
   readonly state?: string;
@@ -43,76 +44,37 @@ export const daemon = new Command('daemon')
   .action(async (paths: string[], flags: DaemonFlags) => {
     const log = flags.pretty ? createPrettyLogger() : createLogger();
     const graceMs = parseDuration(flags.grace)!;
-    // Every job is loaded and validated before anything starts: one bad file and nothing runs.
-    const {jobs, warnings} = await loadJobs(paths);
-    for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
-    const state = resolveStatePath(flags.state);
-    const store = StateStore.open(state.path);
-    const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
-    const replica = queue ? await Replica.connect(queue, {chunks: flags.chunks, chunkSize: flags.chunkSize, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log}) : undefined;
-    const scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns, ...replica?.schedulerOptions()});
-    const metrics = new OpsMetrics(scheduler);
+    // Signals first: one sent while the jobs load is queued, not fatal (see DaemonSignals).
+    const signals = new DaemonSignals(paths, graceMs, log);
+    log.info({event: 'daemon:starting', pid: process.pid, paths}, `daemon starting: loading ${paths.join(', ')}`);
+    let store: StateStore | undefined;
+    let scheduler: Scheduler | undefined;
     let ops: OpsServer | undefined;
-    // Signals are wired before anything listens, so an early SIGHUP or SIGTERM is never fatal.
-    const stopped = waitForStop(scheduler, paths, graceMs, log);
+    let replica: Replica | undefined;
     try {
+      // Every job is loaded and validated before anything starts: one bad file and nothing runs.
+      const {jobs, warnings} = await loadJobs(paths);
+      for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
+      const state = resolveStatePath(flags.state);
+      store = StateStore.open(state.path);
+      const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
+      replica = queue ? await Replica.connect(queue, {chunks: flags.chunks, chunkSize: flags.chunkSize, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log}) : undefined;
+      scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns, ...replica?.schedulerOptions()});
+      const metrics = new OpsMetrics(scheduler);
       if (flags.http) {
         ops = await startOpsServer({address: flags.http === true ? DEFAULT_OPS_ADDRESS : flags.http, scheduler, metrics, logger: log});
         log.info({event: 'http:listening', address: ops.address}, `operations endpoint on http://${ops.address} (/healthz, /metrics, POST /jobs/NAME/run)`);
       }
       await replica?.attach(scheduler);
       log.info({event: 'daemon:started', pid: process.pid, state: store.path, jobs: jobs.map((j) => j.spec.name), ...(queue ? {redis: redactUrl(queue.url), prefix: queue.prefix} : {})}, `daemon started: ${jobs.length} jobs, state in ${store.path}${queue ? `, a replica on ${redactUrl(queue.url)} (prefix ${queue.prefix})` : ''}`);
-      scheduler.start();
-      await stopped;
+      if (!signals.isStopping) scheduler.start();
+      await signals.run(scheduler);
     } finally {
-      scheduler.close(0).catch(() => undefined); // no-op after a signal; stops the loop when listening failed
+      signals.dispose();
+      scheduler?.close(0).catch(() => undefined); // no-op after a signal; stops the loop when listening failed
       await ops?.close();
       await replica?.close(graceMs);
-      store.close();
+      store?.close();
     }
     log.info({event: 'daemon:stopped'}, 'daemon stopped; every run is recorded');
   });
-
-/** Wires the signals: the first SIGTERM/SIGINT closes gracefully, a second cancels, SIGHUP reloads. */
-function waitForStop(scheduler: Scheduler, paths: readonly string[], graceMs: number, log: Logger): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let stopping: NodeJS.Signals | undefined;
-    let reloading = false;
-    const onStop = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn({event: 'daemon:cancelling', signal}, `${signal} again: cancelling running jobs now`);
-        scheduler.cancelRunning(`${signal} received twice`);
-        return;
-      }
-      stopping = signal;
-      log.info({event: 'daemon:stopping', signal, graceMs}, `${signal}: no new runs; running jobs have ${graceMs} ms to finish (send ${signal} again to cancel them now)`);
-      scheduler.close(graceMs).then(() => {
-        cleanup();
-        resolve();
-      }, (error: unknown) => {
-        cleanup();
-        reject(error);
-      });
-    };
-    const onReload = () => {
-      if (reloading || stopping) return;
-      reloading = true;
-      log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
-      loadJobs(paths).then(({jobs, warnings}) => {
-        for (const warning of warnings) log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
-        if (!stopping) scheduler.reload(jobs);
-      }, (error: unknown) => {
-        const issues = error instanceof ValidationError ? error.issues.map(formatIssue) : [getErrorMessage(error)];
-        log.error({event: 'daemon:reload-failed', issues}, `reload failed; the jobs loaded before keep running:\n  ${issues.join('\n  ')}`);
-      }).finally(() => (reloading = false));
-    };
-    const cleanup = () => {
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-      process.off('SIGHUP', onReload);
-    };
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-    process.on('SIGHUP', onReload);
-  });
-}

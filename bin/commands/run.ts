@@ -1,5 +1,5 @@
 import {Command, Option} from 'commander';
-import {formatIssue, InterruptedError, EXIT} from '../../src/errors.js';
+import {formatIssue, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import {createLogger} from '../../src/log.js';
 import {parseDuration} from '../../src/duration.js';
 import {checkInput} from '../../src/jobs/check.js';
@@ -7,8 +7,11 @@ import {inputLabel} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
 import {createProgressReporter, formatSummary} from '../../src/jobs/print.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
+import {RunFilesLock} from '../../src/jobs/file-lock.js';
+import {runFiles} from '../../src/jobs/results.js';
+import type {RunSummary} from '../../src/jobs/summary.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
-import {findRunToResume, resumeInfoFor} from '../../src/state/resumable.js';
+import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
 import {runQueued, DEFAULT_CHUNK_SIZE} from '../../src/scale/coordinator.js';
 import {checkQueueTarget, DEFAULT_PREFIX} from '../../src/scale/redis.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseWorkersFlag} from '../flags.js';
@@ -71,10 +74,23 @@ export const run = new Command('run')
     if (flags.resume) {
       const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
       runId = found.runId;
-      job = await loadJob(jobFile, {...flags, ...found.overrides});
-      recorder.restarted(runId);
-    } else {
-      recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
+      job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
+    }
+    // Files locked first, then the run claimed (one write that checks its status), then sent.
+    let filesLock: RunFilesLock;
+    try {
+      filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
+    } catch (error) {
+      recorder.close();
+      throw error;
+    }
+    try {
+      if (!flags.resume) await recorder.started(runId, job.spec.name, resumeInfoFor(job, runId));
+      else if (!(await recorder.claimed(runId))) throw new UsageError(`run ${runId} is being resumed by another process; see grpc-batch history`);
+    } catch (error) {
+      filesLock.release();
+      recorder.close();
+      throw error;
     }
     const stop = new AbortController();
     const cancel = new AbortController();
@@ -94,9 +110,14 @@ export const run = new Command('run')
     const progress = flags.progress === false ? undefined : createProgressReporter(process.stderr, (line) => log.info({event: 'run:progress'}, line));
     const interval = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : process.stderr.isTTY ? 200 : 5000;
     try {
+      const print = (summary: RunSummary) => {
+        process.stdout.write(`${flags.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+        if (summary.status === 'interrupted' && !flags.json) process.stdout.write(`${resumeHint(jobFile, runId, flags.state)}\n`);
+      };
       const run = queue ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
       const summary = await run(job, {
         runId,
+        filesLock,
         resume: Boolean(flags.resume),
         onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
         signal: stop.signal,
@@ -104,21 +125,27 @@ export const run = new Command('run')
         logger: log,
         progressIntervalMs: interval,
         ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-      }).catch((error: unknown) => {
-        recorder.failed(runId, error);
+      }).catch(async (error: unknown) => {
+        if (error instanceof IoError) {
+          progress?.stop();
+          if (error.summary) print(error.summary as RunSummary);
+          await recorder.interrupted(runId, error);
+          log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
+        } else {
+          await recorder.failed(runId, error);
+        }
         throw error;
       });
-      recorder.finished(runId, summary);
+      await recorder.finished(runId, summary);
       if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
       progress?.stop();
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-      else process.stdout.write(`${formatSummary(summary)}\n`);
-      if (summary.status === 'interrupted' && !flags.json) process.stdout.write(`${resumeHint(jobFile, runId, flags.state)}\n`);
+      print(summary);
       if (signalled) throw new InterruptedError(signalled);
       if (summary.status === 'interrupted') setExitCode(EXIT.INTERRUPTED);
       else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
     } finally {
       progress?.stop();
+      filesLock.release();
       recorder.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -3,7 +3,9 @@ import * as protoLoader from '@grpc/proto-loader';
 import {DEMO_PROTO} from '../paths.js';
 
 /**
- * The demo server: `demo.v1.DemoService/Process` with latency and failure knobs in the request.
+ * The demo server: `demo.v1.DemoService/Process` with latency and failure knobs in the request,
+ * and the same knobs on its streaming methods `ProcessStream` (bidi) and `ProcessBatch`
+ * (client-streaming); demo.proto says what each does on a stream.
  * Used by `grpc-batch demo`, by the tests (which assert on what it measured) and by the benchmarks.
  * It binds loopback only.
  */
@@ -27,12 +29,20 @@ export interface DemoServerOptions {
 
 /** What the server saw: the tests assert on these, never on wall time. */
 export interface DemoServerStats {
-  /** Calls received (every attempt counts). */
+  /** Requests received (every attempt counts): unary calls, and messages on the streaming methods. */
   calls: number;
-  /** Calls being handled right now. */
+  /** Requests being handled right now. */
   inFlight: number;
-  /** The most calls ever in flight at once. */
+  /** The most requests ever in flight at once. */
   maxInFlight: number;
+  /** Calls of the streaming methods (`ProcessStream`, `ProcessBatch`) opened. */
+  streams: number;
+  /** Streaming calls open right now. */
+  openStreams: number;
+  /** The most streaming calls ever open at once. */
+  maxOpenStreams: number;
+  /** The deadline of the last streaming call, in ms from when it was opened; Infinity = none. */
+  lastStreamDeadlineMs: number | undefined;
   /** Calls answered per status name. */
   byStatus: Record<string, number>;
   /** Attempts seen per request id (only for requests with `fail_first_attempts`). */
@@ -146,7 +156,141 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
       if (latency > 0) timer = setTimeout(answer, latency);
       else answer();
     },
+    ProcessStream(call: grpc.ServerDuplexStream<ProcessRequest, unknown>) {
+      const stream = openStream(call);
+      // Answers in request order: `queue[0]` is the oldest request not answered yet.
+      const queue: Judged[] = [];
+      let readEnded = false;
+      let ended = false;
+      const release = () => {
+        while (!ended && queue.length > 0 && queue[0]!.ready) {
+          const judged = queue.shift()!;
+          if (judged.error) {
+            ended = true;
+            stream.close();
+            stats.inFlight -= queue.length + 1;
+            count(grpc.status[judged.error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN');
+            call.emit('error', judged.error);
+            return;
+          }
+          stats.inFlight--;
+          count('OK');
+          call.write(judged.response);
+        }
+        if (!ended && readEnded && queue.length === 0) {
+          ended = true;
+          stream.close();
+          call.end();
+        }
+      };
+      call.on('data', (request: ProcessRequest) => {
+        if (ended) return;
+        const judged = judge(request, stream.echoed);
+        queue.push(judged);
+        const latency = (request.latency_ms ?? 0) + extraLatency;
+        if (latency > 0) stream.timers.add(setTimeout(() => ((judged.ready = true), release()), latency));
+        else ((judged.ready = true), release());
+      });
+      call.on('end', () => ((readEnded = true), release()));
+      call.on('cancelled', () => {
+        if (!ended) {
+          ended = true;
+          stats.inFlight -= queue.length;
+        }
+        stream.close();
+      });
+      call.on('close', stream.close);
+    },
+    ProcessBatch(call: grpc.ServerReadableStream<ProcessRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      const stream = openStream(call);
+      const batch: Judged[] = [];
+      let latency = 0;
+      let payloadLength = 0;
+      call.on('data', (request: ProcessRequest) => {
+        batch.push(judge(request, stream.echoed));
+        latency = Math.max(latency, request.latency_ms ?? 0);
+        payloadLength += Buffer.byteLength(request.payload ?? '');
+      });
+      let answered = false;
+      const answer = () => {
+        if (answered) return;
+        answered = true;
+        stream.close();
+        stats.inFlight -= batch.length;
+        const failed = batch.find((judged) => judged.error)?.error;
+        const name = failed ? grpc.status[failed.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' : 'OK';
+        for (let i = 0; i < batch.length; i++) count(name);
+        if (failed) callback(failed);
+        else callback(null, {count: batch.length, ids: batch.map((judged) => judged.id), payload_length: payloadLength, echoed_metadata: stream.echoed});
+      };
+      call.on('end', () => {
+        const wait = latency + extraLatency;
+        if (wait > 0) stream.timers.add(setTimeout(answer, wait));
+        else answer();
+      });
+      call.on('cancelled', () => {
+        if (!answered) {
+          answered = true;
+          stats.inFlight -= batch.length;
+        }
+        stream.close();
+      });
+      call.on('close', stream.close);
+    },
   });
+
+  /** A request of a streaming method, counted and judged as `Process` would (its answer or its status). */
+  interface Judged {
+    readonly id: string;
+    readonly error?: grpc.ServiceError;
+    readonly response?: unknown;
+    ready: boolean;
+  }
+
+  const count = (name: string) => (stats.byStatus[name] = (stats.byStatus[name] ?? 0) + 1);
+
+  function openStream(call: grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>) {
+    stats.streams++;
+    stats.openStreams++;
+    if (stats.openStreams > stats.maxOpenStreams) stats.maxOpenStreams = stats.openStreams;
+    stats.lastMetadata = call.metadata.getMap();
+    stats.lastPeerHadCert = Boolean(call.getAuthContext().sslPeerCertificate);
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    stats.lastStreamDeadlineMs = Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : Infinity;
+    const echoed = call.metadata.get('x-demo-echo')[0];
+    const timers = new Set<NodeJS.Timeout>();
+    let closed = false;
+    return {
+      echoed: typeof echoed === 'string' ? echoed : '',
+      timers,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        stats.openStreams--;
+        for (const timer of timers) clearTimeout(timer);
+      },
+    };
+  }
+
+  function judge(request: ProcessRequest, echoed: string): Judged {
+    const id = request.id ?? '';
+    stats.calls++;
+    stats.inFlight++;
+    if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight;
+    if (stats.ids.length < MAX_IDS) stats.ids.push(id);
+    let attempt = 1;
+    if (request.fail_first_attempts) {
+      attempt = (stats.attemptsById.get(id) ?? 0) + 1;
+      stats.attemptsById.set(id, attempt);
+    }
+    if (request.fail_code) return {id, ready: false, error: serviceError(request.fail_code, `demo: asked to fail with code ${request.fail_code}`)};
+    if (request.fail_first_attempts && attempt <= request.fail_first_attempts) {
+      return {id, ready: false, error: serviceError(grpc.status.UNAVAILABLE, `demo: attempt ${attempt} of ${id} fails on purpose`)};
+    }
+    if (unavailableRate > 0 && Math.random() < unavailableRate) return {id, ready: false, error: serviceError(grpc.status.UNAVAILABLE, 'demo: random UNAVAILABLE')};
+    return {id, ready: false, response: {id, attempt, payload_length: Buffer.byteLength(request.payload ?? ''), echoed_metadata: echoed}};
+  }
 
   const credentials = options.tls
     ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], Boolean(options.tls.ca))
@@ -184,5 +328,8 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
 }
 
 function freshStats(): DemoServerStats {
-  return {calls: 0, inFlight: 0, maxInFlight: 0, byStatus: {}, attemptsById: new Map(), attemptTimesById: new Map(), shed: 0, ids: [], lastMetadata: undefined, lastPeerHadCert: false};
+  return {
+    calls: 0, inFlight: 0, maxInFlight: 0, streams: 0, openStreams: 0, maxOpenStreams: 0, lastStreamDeadlineMs: undefined,
+    byStatus: {}, attemptsById: new Map(), attemptTimesById: new Map(), shed: 0, ids: [], lastMetadata: undefined, lastPeerHadCert: false,
+  };
 }

@@ -1,4 +1,4 @@
-import {createReadStream} from 'node:fs';
+import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import type {JobSpec} from './spec.js';
@@ -109,7 +109,16 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
 export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
   const jsonl = options.maxLineBytes !== undefined ? {maxLineBytes: options.maxLineBytes} : {};
-  return readJsonl(spec.input === '-' ? options.stdin ?? process.stdin : spec.input!, jsonl);
+  return readJsonl(readsStdin(spec.input) ? options.stdin ?? process.stdin : spec.input!, jsonl);
+}
+
+/**
+ * Whether an input names standard input: '-', or /dev/stdin and its aliases, which are read from
+ * the open descriptor (opening them again fails when standard input is a socket, as supervisors
+ * and Node's own child processes give it).
+ */
+export function readsStdin(input: string | undefined): boolean {
+  return input === '-' || input === '/dev/stdin' || input === '/dev/fd/0' || input === '/proc/self/fd/0';
 }
 
 /** The input as named in messages: relative to the working folder, `<stdin>`, or the module's `requests()`. */
@@ -149,4 +158,15 @@ export async function countLines(file: string): Promise<number> {
     }
   }
   return lineHasText ? count + 1 : count;
+}
+
+/**
+ * Counts a job's records for progress, only when its input is a regular file (read a second time,
+ * which takes nothing from the run). Undefined for a pipe, a FIFO, a device, standard input or
+ * a module: those can be read only once.
+ */
+export function countRegularFileLines(spec: JobSpec): Promise<number> | undefined {
+  if (!spec.input || readsStdin(spec.input) || spec.requests) return undefined;
+  const stat = statSync(spec.input, {throwIfNoEntry: false});
+  return stat?.isFile() ? countLines(spec.input) : undefined;
 }

@@ -4,6 +4,7 @@ import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
 import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
+import {checkMethodKind} from '../rpc/method-kind.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -67,6 +68,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
+  const kindIssues = checkMethodKind(method, spec);
+  if (kindIssues.length > 0) throw new ValidationError([...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...found]);
   const written = raw as {metadata?: unknown; tls?: unknown};
   const unexpanded: UnexpandedSecrets = {dir: path.dirname(jobFile), metadata: written.metadata, tls: written.tls};
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning'), unexpanded};

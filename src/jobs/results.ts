@@ -1,5 +1,7 @@
-import {closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
+import {closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, statSync, writeSync} from 'node:fs';
 import path from 'node:path';
+import {IoError} from '../errors.js';
+import {fsyncAsync, fsyncDir} from './durable.js';
 
 /** The final result of one input record, as written to the results file (one JSON line). */
 export type RecordResult =
@@ -51,6 +53,11 @@ export class LineWriter {
   #hasBytes = false;
   #bufferBytes = 0;
   #closed = false;
+  /** Bytes of whole lines on disk: after a failed write the file is cut back to this. */
+  #size = 0;
+  /** Set by a failed write: the file takes no more lines (they would follow a hole). */
+  #broken: IoError | undefined;
+  #dirSynced = false;
   readonly #append: boolean;
 
   /** With `append: true` the file is appended to (after repair), not truncated. */
@@ -75,9 +82,15 @@ export class LineWriter {
    */
   open(): void {
     if (this.#fd !== undefined) return;
-    mkdirSync(path.dirname(this.path), {recursive: true});
-    if (this.#append) repairTail(this.path);
-    this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
+    if (this.#broken) throw this.#broken;
+    try {
+      mkdirSync(path.dirname(this.path), {recursive: true});
+      if (this.#append) repairTail(this.path);
+      this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
+      this.#size = fstatSync(this.#fd).size;
+    } catch (error) {
+      throw (this.#broken = new IoError(this.path, error));
+    }
   }
 
   /** Adds a line (a Buffer is written as it is: bytes that are not UTF-8 stay as they were). */
@@ -98,7 +111,47 @@ export class LineWriter {
     this.#buffer = [];
     this.#bufferBytes = 0;
     this.#hasBytes = false;
-    writeAll(this.#fd, bytes);
+    this.#writeOrCutBack(bytes);
+  }
+
+  /**
+   * Makes what was flushed durable (fsync, off the event loop; the folder too, the first time, so
+   * a new file's name survives a power cut). Rejects with an `IoError`.
+   */
+  async sync(): Promise<void> {
+    if (this.#fd === undefined) return;
+    if (this.#broken) throw this.#broken;
+    try {
+      await fsyncAsync(this.#fd);
+      if (!this.#dirSynced) {
+        await fsyncDir(path.dirname(this.path));
+        this.#dirSynced = true;
+      }
+    } catch (error) {
+      throw (this.#broken ??= new IoError(this.path, error));
+    }
+  }
+
+  /** The write error that stopped this file, if one did. */
+  get error(): IoError | undefined {
+    return this.#broken;
+  }
+
+  /** Writes whole lines, or on failure cuts the file back to its last whole line and throws `IoError`. */
+  #writeOrCutBack(bytes: Buffer): void {
+    if (this.#broken) throw this.#broken;
+    try {
+      writeAll(this.#fd!, bytes);
+      this.#size += bytes.length;
+    } catch (error) {
+      this.#broken = new IoError(this.path, error);
+      try {
+        ftruncateSync(this.#fd!, this.#size); // a half-written line would glue to the next one
+      } catch {
+        // --resume cuts a half line at the end off anyway
+      }
+      throw this.#broken;
+    }
   }
 
   /** Adds a line copied from a byte range of another file, without holding it in memory. */
@@ -106,28 +159,40 @@ export class LineWriter {
     this.open();
     this.flush();
     const source = openSync(file, 'r');
+    const start = this.#size;
     try {
       const chunk = Buffer.alloc(Math.min(length, 1024 * 1024));
       let done = 0;
       while (done < length) {
         const read = readSync(source, chunk, 0, Math.min(chunk.length, length - done), offset + done);
         if (read === 0) break;
-        writeAll(this.#fd!, chunk.subarray(0, read));
+        this.#writeOrCutBack(chunk.subarray(0, read));
         done += read;
       }
-      writeAll(this.#fd!, NEWLINE);
+      this.#writeOrCutBack(NEWLINE);
+    } catch (error) {
+      if (this.#broken) {
+        this.#size = start;
+        try {
+          ftruncateSync(this.#fd!, start);
+        } catch {
+          // as above
+        }
+      }
+      throw error;
     } finally {
       closeSync(source);
     }
   }
 
-  /** Flushes and closes. Idempotent. */
+  /** Flushes, fsyncs and closes. Idempotent. Rejects with an `IoError` (the file is closed all the same). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#fd === undefined) return;
     try {
       this.flush();
+      await this.sync();
     } finally {
       closeSync(this.#fd);
     }

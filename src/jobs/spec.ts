@@ -19,7 +19,7 @@ export interface JobInput {
   readonly proto: string;
   /** Folders searched for imports after the proto's own. @default [] */
   readonly importPaths?: readonly string[];
-  /** `package.Service/Method`, unary. */
+  /** `package.Service/Method`: unary, client-streaming or bidi-streaming. */
   readonly method: string;
   /** JSONL file of request messages, or '-' for stdin. A job module may give `requests` instead. */
   readonly input?: string;
@@ -42,6 +42,13 @@ export interface JobInput {
   readonly rampUp?: DurationInput;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
+  /**
+   * Bidi-streaming methods only: streams the records go over, each carrying its share of
+   * `concurrency`. Minimum: 1. @default concurrency (one record in flight per stream; see stream-bidi.ts)
+   */
+  readonly streams?: number;
+  /** Client-streaming methods only: records per call, at most `concurrency`. Minimum: 1. @default min(100, concurrency) */
+  readonly batchSize?: number;
   /**
    * Worker threads that send the calls, each with its own channel and a share of `concurrency` and
    * `rps`; `auto` picks one per core for each ~100 calls in flight; 1 = the main thread only. @default 1
@@ -120,6 +127,10 @@ export interface JobSpec {
   readonly adaptive: boolean;
   readonly rampUpMs: number;
   readonly channels: number;
+  /** As written; undefined = the default for the method (`defaultStreams`). */
+  readonly streams: number | undefined;
+  /** As written; undefined = the default for the method (`defaultBatchSize`). */
+  readonly batchSize: number | undefined;
   /** Worker threads, resolved (`auto` made a number); 1 = the main thread only. */
   readonly workers: number;
   readonly retry: RetryPolicy;

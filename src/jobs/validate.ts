@@ -137,6 +137,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     adaptive: (job['adaptive'] as boolean | undefined) ?? false,
     rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    streams: job['streams'] as number | undefined,
+    batchSize: job['batchSize'] as number | undefined,
     workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency),
     retry: {
       maxAttempts: (retry['maxAttempts'] as number | undefined) ?? DEFAULT_RETRY.maxAttempts,

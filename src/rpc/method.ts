@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
 import {createMessageEncoder, type MessageEncoder} from './message.js';
+import {methodKind, type MethodKind} from './method-kind.js';
 import {createResponseMapper} from './response-json.js';
 
 /** Options for `loadMethod`. */
@@ -16,10 +17,15 @@ export interface LoadMethodOptions {
   readonly importPaths?: readonly string[];
 }
 
-/** A unary method, ready to call: its path, a strict request encoder and a response decoder. */
+/** How a method streams: `unary`, `client-streaming`, `server-streaming` or `bidi` (see method-kind.ts). */
+export type {MethodKind} from './method-kind.js';
+
+/** A method, ready to call: its path, its kind, a strict request encoder and a response decoder. */
 export interface MethodHandle {
   /** `package.Service/Method`, as the user wrote it (normalised). */
   readonly name: string;
+  /** Whether requests and responses are streams. */
+  readonly kind: MethodKind;
   /** The HTTP/2 path, `/package.Service/Method`. */
   readonly path: string;
   readonly requestType: string;
@@ -43,7 +49,7 @@ export class MethodLoadError extends Error {
   }
 }
 
-/** Loads a proto with @grpc/proto-loader and finds one unary method in it. */
+/** Loads a proto with @grpc/proto-loader and finds one method in it (any kind: see `checkMethodKind`). */
 export function loadMethod(options: LoadMethodOptions): MethodHandle {
   const protoFile = path.resolve(options.proto);
   if (!existsSync(protoFile)) throw new MethodLoadError('proto', `file not found: ${protoFile}`);
@@ -89,9 +95,6 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
       `service "${serviceName}" has no method "${methodName}"${didYouMean(methodName, methods)}; methods: ${methods.join(', ')}`,
     );
   }
-  if (method.requestStream || method.responseStream) {
-    throw new MethodLoadError('method', `"${options.method}" is a streaming method; grpc-batch calls unary methods only`);
-  }
   const rpc = (root.lookup(serviceName) as protobuf.Service).methods[methodName]!;
   rpc.resolve();
   const reqType = rpc.resolvedRequestType!;
@@ -101,6 +104,7 @@ export function loadMethod(options: LoadMethodOptions): MethodHandle {
   return {
     name: `${serviceName}/${methodName}`,
     path: method.path,
+    kind: methodKind(method.requestStream, method.responseStream),
     requestType: reqType.fullName.replace(/^\./, ''),
     responseType: resType.fullName.replace(/^\./, ''),
     encodeRequest: createMessageEncoder(reqType),

@@ -13,7 +13,7 @@ export interface RetryThrottleOptions {
   readonly maxTokens: number;
   /** Tokens given back per OK answer. @default 1 */
   readonly tokenRatio: number;
-  /** Tokens given back per second whatever the answers. @default maxTokens / 10 */
+  /** Tokens given back per second whatever the answers. @default maxTokens (a full bucket a second) */
   readonly refillPerSec?: number;
 }
 
@@ -34,7 +34,7 @@ export class RetryThrottle {
     if (!(options.tokenRatio > 0)) throw new TypeError(`Expected \`tokenRatio\` to be a number above 0, got \`${options.tokenRatio}\``);
     this.#maxTokens = options.maxTokens;
     this.#tokenRatio = options.tokenRatio;
-    this.#refillPerMs = (options.refillPerSec ?? options.maxTokens / 10) / 1000;
+    this.#refillPerMs = (options.refillPerSec ?? options.maxTokens) / 1000;
     this.#tokens = options.maxTokens;
   }
 

@@ -13,7 +13,7 @@ export interface Share {
 }
 
 /** The pipeline options a job's spec gives, for a share of its limits. */
-export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs'>, share: Share) {
+export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency'>, share: Share) {
   return {
     concurrency: share.concurrency,
     rps: share.rps,
@@ -24,6 +24,9 @@ export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | '
     metadata: buildMetadata(spec.metadata),
     waitForReady: spec.waitForReady,
     maxOutageMs: spec.maxOutageMs,
+    // A worker's share of the job's streams; a batch is at most the share's records in flight.
+    streams: spec.streams === undefined ? undefined : Math.max(1, Math.round((spec.streams * share.concurrency) / spec.concurrency)),
+    batchSize: spec.batchSize === undefined ? undefined : Math.min(spec.batchSize, share.concurrency),
   };
 }
 
@@ -85,7 +88,7 @@ export class InlineExecutor implements Executor {
   }
 
   async close(): Promise<void> {
-    this.#pipeline.close();
+    await this.#pipeline.close();
     this.#pool.close();
   }
 

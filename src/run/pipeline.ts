@@ -1,12 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import pLimit, {type LimitFunction} from 'p-limit';
-import {callUnary, type CallOutcome, type CancellableCall} from '../rpc/call.js';
+import type {CallOutcome, CancellableCall} from '../rpc/call.js';
 import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
 import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {Status} from '../rpc/status.js';
+import {createSender, type RecordSender} from '../rpc/sender.js';
 import {RateLimiter} from '../jobs/rate.js';
 import {AdaptiveLimit, rampConcurrency, rampShare} from './adaptive-limit.js';
 import {TurnPacer} from './turn-pacer.js';
@@ -41,6 +42,10 @@ export interface PipelineOptions {
   readonly deadlineMs: number;
   readonly metadata?: grpc.Metadata;
   readonly waitForReady: boolean;
+  /** Bidi methods: streams (undefined = the default for `concurrency`). */
+  readonly streams?: number | undefined;
+  /** Client-streaming methods: records per call (undefined = the default for `concurrency`). */
+  readonly batchSize?: number | undefined;
   /** Give up (the run is interrupted) after the backend was unreachable this long; 0 = never. */
   readonly maxOutageMs: number;
   /** Called before a record's first attempt, so the results of the records that freed slots reach the disk first. */
@@ -69,12 +74,16 @@ export interface PipelineStatus {
 /** How often a ramp-up raises the limits. */
 const RAMP_TICK_MS = 100;
 /** A connection that broke under a call shows up as one of these (the server did not answer). */
-const CONNECTION_ERROR = /Connection dropped|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|GOAWAY|Connection closed|socket hang up|Name resolution failed/;
+/** A connection that broke under a call (the server did not answer it). */
+const CONNECTION_LOST = /Connection dropped|ECONNRESET|EPIPE|GOAWAY|Connection closed|socket hang up/;
 /**
- * A connection that cannot be made for a reason of the job's own (TLS against plaintext or back, a
- * certificate that does not match): waiting would not help, so these fail as the records' own.
+ * Why a connection could not be made (grpc-js: "No connection established. Last error: ..."): these
+ * mean the server is not there (yet): refused, unreachable, timed out, not in DNS. Anything else in
+ * that message (a TLS error, a reset right after connecting as a TLS server does to a plaintext
+ * client, "Failed to connect") comes from the job's own settings: waiting would not help, so those
+ * fail as the records' own.
  */
-const CONFIG_ERROR = /SSL routines|certificate|ERR_TLS|wrong version number|Failed to connect/i;
+const NOT_THERE = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|timed out|Name resolution failed/;
 
 /**
  * Runs records: the one bound (a p-limit pool), calls per turn, one call with retries per record,
@@ -91,7 +100,8 @@ export class Pipeline {
   readonly #timers = new BackoffTimers();
   readonly #pacer = new TurnPacer();
   readonly #calls = new Set<CancellableCall>();
-  readonly #callOptions;
+  /** One unary call per record, or records as messages of a streaming method (rpc/sender.ts). */
+  readonly #sender: RecordSender;
   readonly #startedAt = performance.now();
   #rampTimer: NodeJS.Timeout | undefined;
   #records = 0;
@@ -112,7 +122,10 @@ export class Pipeline {
       maxOutageMs: options.maxOutageMs,
       onChange: (event) => options.onOutage?.(event),
     });
-    this.#callOptions = {deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls};
+    this.#sender = createSender(options.pool, options.method, {
+      deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
+      concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize,
+    });
     if (options.rampUpMs > 0) {
       this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);
       this.#rampTimer.unref();
@@ -178,13 +191,14 @@ export class Pipeline {
     return {records: this.#records, calls: this.#calls.size, limit: this.#limit.concurrency, outage: this.#gate.status()};
   }
 
-  /** Ends the timers. Call once idle. */
-  close(): void {
+  /** Ends the timers and the sender's streams. Call once idle. */
+  close(): Promise<void> {
     if (this.#rampTimer) clearInterval(this.#rampTimer);
     this.#rampTimer = undefined;
     this.#gate.stop();
     this.#timers.stop();
     this.#throttle.releaseAll();
+    return this.#sender.close();
   }
 
   #settle(): void {
@@ -227,7 +241,7 @@ export class Pipeline {
       if (this.#cancelled) return {kind: 'unsent', call, attempts};
       attempts++;
       counted++;
-      outcome = await callUnary(this.#o.pool.pick(), this.#o.method, call.request, this.#callOptions);
+      outcome = await this.#sender.send(call.request);
       this.#o.onAttempt?.(outcome.latencyMs);
       if (outcome.ok) {
         this.#gate.onOk();
@@ -256,8 +270,8 @@ export class Pipeline {
   #isConnectionLost(outcome: Extract<CallOutcome, {ok: false}>): boolean {
     const code = outcome.code;
     if (code !== Status.UNAVAILABLE && code !== Status.CANCELLED && !(code === Status.INTERNAL && outcome.details.includes('RST_STREAM'))) return false;
-    if (CONFIG_ERROR.test(outcome.details)) return false;
-    if (CONNECTION_ERROR.test(outcome.details)) return true;
+    if (outcome.details.startsWith('No connection established')) return NOT_THERE.test(outcome.details);
+    if (NOT_THERE.test(outcome.details) || CONNECTION_LOST.test(outcome.details)) return true;
     return this.#o.pool.connectivity(false) !== 2; // not READY: the answer came from the broken connection
   }
 

@@ -1,11 +1,12 @@
 import {randomBytes} from 'node:crypto';
-import {statSync} from 'node:fs';
 import type {Readable} from 'node:stream';
-import {getErrorMessage, InternalError, UsageError} from '../errors.js';
+import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
+import {removeIfEmpty} from '../jobs/durable.js';
+import {RunFilesLock} from '../jobs/file-lock.js';
 import type {Logger} from '../log.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
 import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
-import {countLines, inputLabel, openInput, type InputRecord} from '../jobs/input.js';
+import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
 import {runFiles, type RecordResult} from '../jobs/results.js';
@@ -63,6 +64,11 @@ export interface RunOptions {
   readonly checkpointIntervalMs?: number;
   /** Runs the records elsewhere (the queue of a distributed run: src/scale); by default on this machine. */
   readonly executor?: (events: ExecutorEvents, flush: () => void) => Executor;
+  /**
+   * The lock on the run's files, when the caller took it (to hold it until the run's end is
+   * recorded). @default the run takes it itself, and refuses files another run holds
+   */
+  readonly filesLock?: RunFilesLock;
 }
 
 /** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
@@ -86,10 +92,17 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const {spec, method} = job;
   const runId = options.runId ?? newRunId();
   const log = options.logger?.child({job: spec.name, runId});
-  if (options.resume && spec.input === '-') throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   const label = inputLabel(spec);
-  const sink = new Sink(runFiles(spec, runId), {append: options.resume});
-  sink.open(Boolean(options.resume));
+  const files = runFiles(spec, runId);
+  const ownLock = options.filesLock ? undefined : RunFilesLock.acquire(files);
+  const sink = new Sink(files, {append: options.resume});
+  try {
+    sink.open(Boolean(options.resume));
+  } catch (error) {
+    ownLock?.release();
+    throw error;
+  }
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
   const tracker = new ProgressTracker();
@@ -153,10 +166,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished);
 
   let total: number | undefined;
-  if (spec.input && spec.input !== '-' && statSync(spec.input, {throwIfNoEntry: false})?.isFile()) {
-    // A regular file only: a pipe or a FIFO can be read once, by the plan.
-    countLines(spec.input).then((n) => (total = n), () => undefined);
-  }
+  // A regular file only: a pipe or a FIFO can be read once, by the plan.
+  countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
   const onStop = () => stopWith('signal');
   const onCancel = () => {
     log?.warn({event: 'run:cancelling', inFlight: executor.status().calls}, 'cancelling calls in flight');
@@ -175,20 +186,24 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
     };
   };
+  // Flushed, then fsynced (failures first, off the event loop), then recorded: a checkpoint never
+  // points past what is on disk, so a power cut keeps every record older than the last checkpoint.
+  let checkpointing: Promise<void> | undefined;
   const checkpoint = () => {
-    sink.flush();
-    options.onCheckpoint?.(tracker.snapshot());
+    if (checkpointing || fatal) return;
+    try {
+      sink.flush();
+    } catch (error) {
+      return events.onFatal(error);
+    }
+    const taken = tracker.snapshot();
+    checkpointing = sink.sync().then(() => {
+      if (!fatal) options.onCheckpoint?.(taken);
+    }).catch(events.onFatal).finally(() => (checkpointing = undefined));
   };
   const timers = [
     options.onProgress ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000) : undefined,
-    options.onCheckpoint ? setInterval(() => {
-      try {
-        checkpoint();
-      } catch (error) {
-        fatal ??= error;
-        stopWith('fatal');
-      }
-    }, options.checkpointIntervalMs ?? 1000) : undefined,
+    options.onCheckpoint ? setInterval(checkpoint, options.checkpointIntervalMs ?? 1000) : undefined,
   ];
   for (const timer of timers) timer?.unref();
   if (prior && prior.finished.length > 0) {
@@ -230,13 +245,22 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     executor.collectLatencies(stats);
     for (const timer of timers) if (timer) clearInterval(timer);
     cancelSignal?.removeEventListener('abort', onCancel);
+    await checkpointing;
+    // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
+    await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      sink.flush();
-      options.onCheckpoint?.(tracker.snapshot());
+      if (!fatal) options.onCheckpoint?.(tracker.snapshot());
     } catch (error) {
       fatal ??= error;
     }
-    await sink.close().catch((error: unknown) => (fatal ??= error));
+    if (stats.failed + stats.invalid === 0) removeIfEmpty(sink.failuresPath); // made by the lock, never written
+    ownLock?.release();
+  }
+  if (fatal instanceof IoError) {
+    // A disk or state fault: the run is interrupted (resumable once fixed), with what it did.
+    stats.throttled = executor.throttled;
+    fatal.summary = stats.summarize({job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined});
+    throw fatal;
   }
   if (fatal) {
     throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});

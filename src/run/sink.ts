@@ -60,9 +60,23 @@ export class Sink {
     }
   }
 
-  /** Flushes if anything is buffered: call before a freed slot takes a new record. */
+  /** Flushes if anything is buffered: call before a freed slot takes a new record. A write error goes to `onError`. */
   flushIfDirty(): void {
-    if (this.#output.bufferedBytes > 0) this.flush();
+    if (this.#output.bufferedBytes === 0) return;
+    try {
+      this.flush();
+    } catch (error) {
+      this.#onError?.(error);
+    }
+  }
+
+  /**
+   * fsyncs what was flushed, failures first (off the event loop): after it, a power cut keeps every
+   * line written so far. Rejects with an `IoError`.
+   */
+  async sync(): Promise<void> {
+    await this.#failures.sync();
+    await this.#output.sync();
   }
 
   /** Writes out what is buffered, failures first. */
@@ -72,10 +86,11 @@ export class Sink {
     this.#output.flush();
   }
 
-  /** Flushes and closes both files; rejects with the first error. */
+  /** Flushes, fsyncs and closes both files, failures first; rejects with the first error. */
   async close(): Promise<void> {
-    const closing = await Promise.allSettled([this.#failures.close(), this.#output.close()]);
-    for (const result of closing) if (result.status === 'rejected') throw result.reason;
+    const closing = [await this.#failures.close().then(() => undefined, (error: unknown) => error)];
+    closing.push(await this.#output.close().then(() => undefined, (error: unknown) => error));
+    for (const error of closing) if (error !== undefined) throw error;
   }
 
   readonly #scheduledFlush = (): void => {

@@ -90,9 +90,9 @@ port.on('message', (message: ToWorker) => {
       pipeline.cancel();
       break;
     case 'end':
-      void pipeline.idle().then(() => {
+      void pipeline.idle().then(async () => {
         flushOutbox();
-        pipeline.close();
+        await pipeline.close();
         pool.close();
         clearInterval(heartbeat);
         post({type: 'done', status: status(), latencies: latencies.shareLatencies(), limitRange: pipeline.limitRange()});

@@ -35,6 +35,7 @@ export interface QueueRunOptions extends QueueTarget {
 export async function runQueued(job: LoadedJob, options: RunOptions, queueOptions: QueueRunOptions): Promise<RunSummary> {
   const chunkSize = queueOptions.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new UsageError(`--chunk-size: expected an integer from 1 and up, got ${chunkSize}`);
+  if (job.method.kind !== 'unary') throw new UsageError(`--redis: ${job.method.name} is a ${job.method.kind} method; distributed runs call unary methods only (run it without --redis)`);
   const runId = options.runId ?? newRunId();
   const log = queueOptions.logger ?? options.logger;
   const {prefix} = queueOptions;

@@ -52,6 +52,7 @@ export function methodFromJson(json: MethodJson): MethodHandle {
   return {
     name: json.name,
     path: json.path,
+    kind: 'unary',
     requestType: json.requestType,
     responseType: json.responseType,
     encodeRequest: () => {

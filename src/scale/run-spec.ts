@@ -20,6 +20,7 @@ export interface ShippedRun {
   readonly runId: string;
   readonly target: string;
   readonly channels: number;
+  readonly concurrency: number;
   readonly channelOptions: Readonly<Record<string, unknown>>;
   readonly deadlineMs: number;
   readonly waitForReady: boolean;
@@ -48,6 +49,7 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
     runId,
     target: spec.target,
     channels: spec.channels,
+    concurrency: spec.concurrency,
     channelOptions: spec.channelOptions,
     deadlineMs: spec.deadlineMs,
     waitForReady: spec.waitForReady,
@@ -65,7 +67,7 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
 }
 
 /** What a worker runs a chunk with: the shipped run, its secrets resolved here. */
-export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs'>;
+export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency'>;
 
 /**
  * Resolves a shipped run on this machine: `${VAR}` in metadata and TLS from `env`, TLS paths from
@@ -108,6 +110,10 @@ export function resolveRun(run: ShippedRun, env: NodeJS.ProcessEnv = process.env
     metadata,
     waitForReady: run.waitForReady,
     maxOutageMs: run.maxOutageMs,
+    // Unary calls only (a distributed run refuses streaming methods); a chunk's share is its own cap.
+    streams: undefined,
+    batchSize: undefined,
+    concurrency: run.concurrency,
   };
 }
 

@@ -1,4 +1,3 @@
-import {existsSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {randomBytes} from 'node:crypto';
 import {Queue, WaitingError, Worker, type Job, type JobsOptions} from 'bullmq';
@@ -14,16 +13,15 @@ interface TickData {
   readonly job: string;
   readonly trigger: RunTrigger;
   readonly scheduledAt: number | undefined;
-  /** Set by the replica that runs it: a replica that takes it over after a crash resumes that run. */
+  /** Set by the replica that runs it: the run a replica left when it died (it resumes it at restart). */
   readonly runId?: string;
-  readonly output?: string;
   readonly replica?: string;
 }
 
 /** What the daemon's scheduler does for the shared ticks (see `Scheduler#runShared`). */
 export interface SharedTickHost {
-  /** Starts the run of a tick taken from the queue and resolves when it is recorded; `resume` continues a run a replica left. */
-  runShared(job: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string, output: string) => void, resume?: string): Promise<'ran' | 'closing'>;
+  /** Starts the run of a tick taken from the queue and resolves when it is recorded. */
+  runShared(job: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string) => void): Promise<'ran' | 'closing'>;
   /** Records a tick skipped because another replica runs the job (overlap: skip or queue). */
   skipShared(job: string, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): void;
 }
@@ -81,16 +79,13 @@ export class SharedTicks {
   async #process(job: Job<TickData>, token: string | undefined): Promise<string> {
     const tick = job.data;
     if (tick.runId) {
-      // A replica died running this tick: its run is continued here if its files are here too (shared storage).
-      if (!tick.output || !existsSync(tick.output)) {
-        this.#log?.warn({job: tick.job, runId: tick.runId, event: 'run:left', replica: tick.replica}, `run ${tick.runId} of ${tick.job} was left by ${tick.replica}; its files are not on this replica: it resumes when that replica restarts`);
-        return 'left';
-      }
-      this.#log?.info({job: tick.job, runId: tick.runId, event: 'run:taking-over', replica: tick.replica}, `continuing run ${tick.runId} of ${tick.job}, left by ${tick.replica}`);
+      // The replica running it died: the run is its own (its state, maybe its files), so it resumes it when it restarts.
+      this.#log?.warn({job: tick.job, runId: tick.runId, event: 'run:left', replica: tick.replica}, `run ${tick.runId} of ${tick.job} was left by ${tick.replica}, which stopped; it resumes the run when it restarts`);
+      return 'left';
     }
-    const outcome = await this.#host.runShared(tick.job, tick.trigger, tick.scheduledAt, (runId, output) => {
-      job.updateData({...tick, runId, output, replica: this.#name}).catch(() => undefined);
-    }, tick.runId);
+    const outcome = await this.#host.runShared(tick.job, tick.trigger, tick.scheduledAt, (runId) => {
+      job.updateData({...tick, runId, replica: this.#name}).catch(() => undefined);
+    });
     if (outcome === 'closing') {
       // This replica is stopping: the tick goes back to the queue, for another one.
       await job.moveToWait(token);

@@ -22,9 +22,15 @@ interface ManualTimer {
   readonly fn: () => void;
 }
 
-/** A clock that moves only when told to: `advanceTo`/`advance` fire due timers in time order. */
+/**
+ * A clock that moves only when told to: `advanceTo`/`advance` fire due timers in time order.
+ * Timers count elapsed time, as real ones do, so `stepWall` can move the wall clock alone (an NTP
+ * step) without firing or delaying them.
+ */
 export class ManualClock implements Clock {
   #now: number;
+  /** Elapsed time, which timers count: wall time minus every step. */
+  #elapsed = 0;
   #seq = 0;
   readonly #timers = new Set<ManualTimer>();
 
@@ -37,7 +43,7 @@ export class ManualClock implements Clock {
   }
 
   setTimer(fn: () => void, ms: number): unknown {
-    const timer = {at: this.#now + Math.max(0, ms), seq: this.#seq++, fn};
+    const timer = {at: this.#elapsed + Math.max(0, ms), seq: this.#seq++, fn};
     this.#timers.add(timer);
     return timer;
   }
@@ -56,17 +62,25 @@ export class ManualClock implements Clock {
    * letting promises settle after each (so work a timer starts can arm the next timer).
    */
   async advanceTo(target: number | string | Date): Promise<void> {
-    const end = new Date(target).getTime();
+    const offset = this.#now - this.#elapsed;
+    const end = new Date(target).getTime() - offset;
     for (;;) {
       await settle();
       const due = [...this.#timers].filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
       if (!due) break;
       this.#timers.delete(due);
-      this.#now = Math.max(this.#now, due.at);
+      this.#elapsed = Math.max(this.#elapsed, due.at);
+      this.#now = this.#elapsed + offset;
       due.fn();
     }
-    this.#now = Math.max(this.#now, end);
+    this.#elapsed = Math.max(this.#elapsed, end);
+    this.#now = this.#elapsed + offset;
     await settle();
+  }
+
+  /** Moves the wall clock alone by `deltaMs` (negative: back), as an NTP step does; timers keep their elapsed-time due. */
+  stepWall(deltaMs: number): void {
+    this.#now += deltaMs;
   }
 
   advance(ms: number): Promise<void> {

@@ -1,12 +1,17 @@
 import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
-import {getErrorMessage} from '../errors.js';
+import {getErrorMessage, IoError, UsageError} from '../errors.js';
+import {RunFilesLock} from '../jobs/file-lock.js';
 import type {LoadedJob} from '../jobs/load.js';
-import {newRunId, runJob} from '../jobs/run.js';
-import {inputChange, resumeInfoFor} from '../state/resumable.js';
 import {runFiles} from '../jobs/results.js';
+import {newRunId, runJob} from '../jobs/run.js';
+import {asRecorded, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
-import {summaryOutcome, type RunTrigger} from '../state/store.js';
+import {isBusy, reclaimDeadRuns, retryBusy} from '../state/lease.js';
+import {RunRecorder} from '../state/run-recorder.js';
+import {summaryOutcome, type ResumeInfo, type RunTrigger} from '../state/store.js';
+import {detectClockStep} from './clock-step.js';
+import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
 import {systemClock} from './clock.js';
 import {CronSchedule} from './cron.js';
 import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
@@ -40,6 +45,8 @@ interface JobEntry {
   readonly runs: Map<string, ActiveRun>;
   /** The one run `overlap: queue` keeps waiting. */
   pending: {trigger: RunTrigger; scheduledAt: number | undefined} | undefined;
+  /** Interrupted runs still to resume, oldest first, one after the other. */
+  resumes?: RunToResume[];
 }
 
 /**
@@ -66,6 +73,8 @@ export class Scheduler extends EventEmitter {
   #isClosing = false;
   #closing: Promise<void> | undefined;
   #lastWakeAt = 0;
+  /** When the armed timer should fire, on the wall clock: a wake well before it means the clock went back. */
+  #expectedWakeAt: number | undefined;
 
   constructor(jobs: readonly LoadedJob[], options: SchedulerOptions = {}) {
     super();
@@ -118,7 +127,7 @@ export class Scheduler extends EventEmitter {
     this.#started = true;
     this.#lastWakeAt = this.#clock.now();
     this.#try('state:recover', () => {
-      const count = this.#store?.markInterrupted(this.#clock.now()) ?? 0;
+      const count = this.#store ? reclaimDeadRuns(this.#store, this.#clock.now()) : 0;
       if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
     });
     for (const entry of this.#entries.values()) this.#resumeInterrupted(entry);
@@ -179,18 +188,15 @@ export class Scheduler extends EventEmitter {
 
   /**
    * Runs a tick taken from the replicas' shared queue (its overlap policy was applied there) and
-   * resolves once the run is recorded. `resume`: continue that run, left by a replica that died.
+   * resolves once the run is recorded; 'closing' when this replica is stopping (the tick goes back).
    */
-  async runShared(name: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string, output: string) => void, resume?: string): Promise<'ran' | 'closing'> {
+  async runShared(name: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string) => void): Promise<'ran' | 'closing'> {
     const entry = this.#entries.get(name);
     if (!entry) throw new Error(`no job named ${JSON.stringify(name)} on this replica; jobs: ${[...this.#entries.keys()].join(', ')}`);
     if (this.#isClosing) return 'closing';
-    const spec = entry.loaded.spec;
-    if (resume) this.#try('state:write', () => this.#store?.startRun({runId: resume, job: name, trigger, scheduledAt, startedAt: this.#clock.now()}));
-    const files = resume ? runFiles(spec, resume) : undefined;
-    const result = this.#start(entry, trigger, scheduledAt, resume && files ? {runId: resume, ...files, input: spec.input} : undefined);
-    if (result.outcome !== 'started') return 'closing';
-    onStarted(result.runId, runFiles(spec, result.runId).output);
+    const result = this.#start(entry, trigger, scheduledAt);
+    if (result.outcome !== 'started') return 'ran';
+    onStarted(result.runId);
     await entry.runs.get(result.runId)?.done;
     return 'ran';
   }
@@ -272,7 +278,7 @@ export class Scheduler extends EventEmitter {
     const last = this.#try('state:read', () => store?.getLastTick(name));
     if (!store || last === undefined) {
       // Nothing stored: ticks from now on are the ones that count.
-      this.#try('state:write', () => store?.setLastTick(name, now, now));
+      this.#write('state:write', () => store?.setLastTick(name, now, now));
       return;
     }
     const first = cron.next(last);
@@ -290,7 +296,7 @@ export class Scheduler extends EventEmitter {
       const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
       this.#emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
     }
-    this.#try('state:write', () => store.setLastTick(name, latest ?? now, now));
+    this.#write('state:write', () => store.setLastTick(name, latest ?? now, now));
     if (latest !== undefined) this.#fire(entry, 'catch-up', latest);
   }
 
@@ -300,6 +306,7 @@ export class Scheduler extends EventEmitter {
     let next: number | undefined;
     for (const entry of this.#entries.values()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
     const delay = next === undefined ? this.#maxTimerMs : Math.min(Math.max(0, next - this.#clock.now()), this.#maxTimerMs);
+    this.#expectedWakeAt = this.#clock.now() + delay;
     this.#timer = this.#clock.setTimer(() => this.#wake(), delay);
   }
 
@@ -312,6 +319,13 @@ export class Scheduler extends EventEmitter {
     this.#timer = undefined;
     const now = this.#clock.now();
     this.#lastWakeAt = now;
+    const stepMs = detectClockStep(this.#expectedWakeAt, now);
+    if (stepMs !== undefined) {
+      // Timers count real time; the wall clock went back (NTP, a VM restored): the planned ticks
+      // are now that much later than they should be. Plan every job again from the new time.
+      for (const entry of this.#entries.values()) if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
+      this.#emit('clock:stepped-back', {byMs: stepMs, at: now}, 'warn', `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`);
+    }
     for (const entry of this.#entries.values()) {
       if (entry.nextFireAt === undefined || entry.nextFireAt > now || !entry.cron) continue;
       const name = entry.loaded.spec.name;
@@ -326,7 +340,7 @@ export class Scheduler extends EventEmitter {
       }
       if (missed > 0) this.#emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
       entry.nextFireAt = next;
-      this.#try('state:write', () => this.#store?.setLastTick(name, tick, now));
+      this.#write('state:write', () => this.#store?.setLastTick(name, tick, now));
       this.#fire(entry, 'schedule', tick);
       this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, entry.cron.timezone)}`);
     }
@@ -370,87 +384,104 @@ export class Scheduler extends EventEmitter {
   #skip(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): TriggerResult {
     const job = entry.loaded.spec.name;
     const runId = newRunId(new Date(this.#clock.now()));
-    this.#try('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
+    this.#write('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
     this.#pruneHistory(job);
     this.#emit('run:skipped', {job, runId, trigger, scheduledAt, reason}, 'warn', `skipped: ${reason}`);
     return {outcome: 'skipped', runId, reason};
   }
 
   /**
-   * At start-up: a run of this job that a crash, a kill or the end of a grace period cut short is
-   * resumed (records with a result are not sent again), unless the job says `onInterrupted: abandon`.
+   * At start-up: every run of this job that a crash, a kill or the end of a grace period cut short
+   * is resumed, oldest first, one after the other (records with a result are not sent again),
+   * unless the job says `onInterrupted: abandon`. Each resumes as it started (target, concurrency...).
    */
   #resumeInterrupted(entry: JobEntry): void {
-    const store = this.#store;
-    if (!store) return;
-    const job = entry.loaded.spec.name;
-    const found = this.#try('state:read', () => store.findResumableRun(job, ['interrupted']));
-    if (!found) return;
-    if (entry.loaded.spec.onInterrupted === 'abandon') {
-      this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted; not resumed (onInterrupted: abandon)`);
-      return;
-    }
-    const info = this.#try('state:read', () => store.getResumeInfo(found.runId));
-    if (!info) return;
-    const changed = inputChange(found.runId, info);
-    if (changed) {
-      this.#log?.warn({job, runId: found.runId, event: 'run:abandoned'}, `run ${found.runId} was interrupted but is not resumed: ${changed}`);
-      return;
-    }
-    this.#log?.info({job, runId: found.runId, event: 'run:resuming'}, `resuming run ${found.runId}, interrupted at ${found.endedAt ? new Date(found.endedAt).toISOString() : 'an unknown time'}`);
-    this.#start(entry, found.trigger, found.scheduledAt, {runId: found.runId, output: info.output, failures: info.failures, input: info.input});
+    if (!this.#store) return;
+    entry.resumes = this.#try('state:read', () => interruptedRunsToResume(this.#store!, entry.loaded, this.#log)) ?? [];
+    this.#resumeNext(entry);
   }
 
-  #start(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, resume?: {runId: string; output: string; failures: string; input: string | undefined}): TriggerResult {
-    const loaded = resume
-      ? {...entry.loaded, spec: {...entry.loaded.spec, output: resume.output, failures: resume.failures, ...(resume.input ? {input: resume.input} : {})}}
-      : entry.loaded;
+  /** Starts the next interrupted run waiting to be resumed, if no run of the job is going. */
+  #resumeNext(entry: JobEntry): boolean {
+    const next = entry.runs.size === 0 ? entry.resumes?.shift() : undefined;
+    if (!next) return false;
+    const job = entry.loaded.spec.name;
+    this.#log?.info({job, runId: next.runId, event: 'run:resuming'}, `resuming run ${next.runId}${entry.resumes!.length > 0 ? ` (${entry.resumes!.length} more interrupted runs wait)` : ''}`);
+    this.#start(entry, next.trigger, next.scheduledAt, next);
+    return true;
+  }
+
+  #start(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, resume?: {runId: string; info: ResumeInfo}): TriggerResult {
+    const loaded = resume ? asRecorded(entry.loaded, resume.info) : entry.loaded;
     const job = loaded.spec.name;
     const runId = resume?.runId ?? newRunId(new Date(this.#clock.now()));
+    // The files first: a run whose results or failures file another run writes never starts.
+    let lock: RunFilesLock;
+    try {
+      lock = RunFilesLock.acquire(runFiles(loaded.spec, runId));
+    } catch (error) {
+      if (!resume) return this.#skip(entry, trigger, scheduledAt, getErrorMessage(error));
+      this.#log?.warn({job, runId, event: 'run:abandoned'}, `run ${runId} is not resumed now: ${getErrorMessage(error)}`);
+      return {outcome: 'skipped', runId, reason: getErrorMessage(error)};
+    }
+    const recorder = RunRecorder.using(this.#store, this.#log, () => this.#clock.now());
     const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
     const ref = {job, runId, trigger, scheduledAt};
     entry.runs.set(runId, run);
     this.#active.add(run);
-    this.#try('state:write', () => {
-      if (resume) return this.#store?.restartRun(runId, this.#clock.now());
-      this.#store?.startRun({runId, job, trigger, scheduledAt, startedAt: this.#clock.now()});
-      this.#store?.saveResumeInfo(runId, resumeInfoFor(loaded, runId), this.#clock.now());
-    });
     this.#emit('run:started', ref, 'info', `${trigger} run started`);
     const original = loaded.spec.onResult;
     const observed: LoadedJob = {
       ...loaded,
       spec: {...loaded.spec, onResult: (result) => (this.#emit('run:result', {...ref, result}), original?.(result))},
     };
-    run.done = Promise.resolve()
-      .then(() => this.#runner(observed, {
-        runId, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
-        resume: resume !== undefined,
-        onCheckpoint: (checkpoint) => this.#try('state:write', () => this.#store?.saveCheckpoint(runId, checkpoint)),
-        ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
-        onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
-      }))
-      .then((summary) => this.#finish(entry, run, summary, undefined), (error: unknown) => this.#finish(entry, run, undefined, error));
+    const claim = resume
+      ? recorder.claimed(runId)
+      : recorder.started(runId, job, resumeInfoFor(loaded, runId), this.#clock.now(), {trigger, scheduledAt}).then(() => true);
+    const ran: Promise<RunSummary> = claim
+      .then((claimed) => {
+        if (!claimed) throw new UsageError(`run ${runId} was claimed by another process`);
+        return this.#runner(observed, {
+          runId, filesLock: lock, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+          resume: resume !== undefined,
+          onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
+          ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
+          onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
+        });
+      });
+    const release = () => {
+      recorder.close();
+      lock.release();
+    };
+    run.done = ran
+      .then((summary) => this.#finish(entry, run, recorder, summary, undefined, release), (error: unknown) => this.#finish(entry, run, recorder, undefined, error, release))
+      .finally(release);
     return {outcome: 'started', runId};
   }
 
   /** Keeps the job's history to its newest `keepRuns` runs (see StateStore#pruneRuns). */
   #pruneHistory(job: string): void {
-    if (this.#keepRuns > 0) this.#try('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
+    if (this.#keepRuns > 0) this.#write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
   }
 
-  #finish(entry: JobEntry, run: ActiveRun, summary: RunSummary | undefined, error: unknown): void {
+  /** Records how a run ended, then lets go of its files (`release`) and starts what waited for it. */
+  async #finish(entry: JobEntry, run: ActiveRun, recorder: RunRecorder, summary: RunSummary | undefined, error: unknown, release: () => void): Promise<void> {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
-    const status = summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
+    // An I/O error (full disk...) interrupts the run: resumable, with what it did so far.
+    const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
+    const status = error instanceof IoError ? 'interrupted' : summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
     const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
-    this.#try('state:write', () => this.#store?.finishRun(run.runId, {...(summary ? summaryOutcome(summary) : {}), status, endedAt: this.#clock.now(), reason}));
+    await recorder.ended(run.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#clock.now(), reason});
+    release();
     this.#pruneHistory(run.job);
-    const counts = summary ? `: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid of ${summary.total}` : '';
+    const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
     const current = this.#entries.get(run.job);
-    if (current === entry && entry.pending && entry.runs.size === 0 && !this.#isClosing) {
+    if (current !== entry || this.#isClosing || entry.runs.size > 0) return;
+    if (this.#resumeNext(entry)) return;
+    if (entry.pending) {
       const next = entry.pending;
       entry.pending = undefined;
       this.#start(entry, next.trigger, next.scheduledAt);
@@ -475,6 +506,20 @@ export class Scheduler extends EventEmitter {
       this.emit(event, payload);
     } catch (error) {
       this.#log?.error({event: 'listener:failed', for: event, error: getErrorMessage(error)}, `a listener of ${event} threw: ${getErrorMessage(error)}`);
+    }
+  }
+
+  /** A state write: now, or while another process holds the database, retried on timers (never blocking the loop). */
+  #write(what: string, fn: () => unknown): void {
+    try {
+      fn();
+    } catch (error) {
+      if (!isBusy(error) || !this.#store) return void this.#try(what, () => {
+        throw error;
+      });
+      retryBusy(this.#store, fn).catch((late: unknown) => this.#try(what, () => {
+        throw late;
+      }));
     }
   }
 

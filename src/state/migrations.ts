@@ -63,4 +63,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: 'run owners and leases, and the effective spec of a run, for --resume',
+    sql: `
+      ALTER TABLE runs ADD COLUMN owner TEXT;           -- random id of the process that runs it (host/pid/random)
+      ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER; -- ms: the owner's last renewal of its lease
+      ALTER TABLE checkpoints ADD COLUMN spec TEXT;     -- JSON: target, concurrency, rps, deadline, maxAttempts the run started with
+    `,
+  },
 ];

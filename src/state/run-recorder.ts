@@ -1,21 +1,35 @@
-import {getErrorMessage} from '../errors.js';
+import {getErrorMessage, InternalError, IoError} from '../errors.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {Logger} from '../log.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
-import {resolveStatePath, StateStore, summaryOutcome, type ResumeInfo} from './store.js';
+import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
+import {resolveStatePath, StateStore, summaryOutcome, type ResumeInfo, type RunTrigger} from './store.js';
 
 /**
- * Records the runs of `grpc-batch run` in the state database, as manual runs. With `--state` or
- * `GRPC_BATCH_STATE` a database that cannot be opened is an error (exit 2, nothing sent); at the
- * default path it is only a warning, so a one-off run never fails for want of a writable folder.
+ * Records the runs of `grpc-batch run` in the state database, as manual runs, and holds their lease.
+ * With `--state` or `GRPC_BATCH_STATE` a database that cannot be opened is an error (exit 2,
+ * nothing sent); at the default path it is only a warning, so a one-off run never fails for want of
+ * a writable folder. Once open, a database that fails (full disk, read-only, I/O error) stops the
+ * run (`IoError`); one that another process holds locked only delays checkpoints: they are skipped,
+ * and the writes that must land (start, claim, end) are retried off the event loop.
  */
 export class RunRecorder {
   readonly #store: StateStore | undefined;
   readonly #log: Logger | undefined;
+  readonly #ownsStore: boolean;
+  readonly #now: () => number;
+  #lease: Lease | undefined;
 
-  private constructor(store: StateStore | undefined, log: Logger | undefined) {
+  private constructor(store: StateStore | undefined, log: Logger | undefined, ownsStore = true, now: () => number = Date.now) {
     this.#store = store;
     this.#log = log;
+    this.#ownsStore = ownsStore;
+    this.#now = now;
+  }
+
+  /** A recorder for one run on a store someone else opened and closes (the daemon's). */
+  static using(store: StateStore | undefined, log?: Logger, now: () => number = Date.now): RunRecorder {
+    return new RunRecorder(store, log, false, now);
   }
 
   /** `required`: fail (exit 2) when the database cannot be opened, even at the default path. */
@@ -35,39 +49,84 @@ export class RunRecorder {
     return this.#store;
   }
 
-  started(runId: string, job: string, resume?: ResumeInfo, at = Date.now()): void {
-    this.#write(() => {
-      this.#store?.startRun({runId, job, trigger: 'manual', startedAt: at});
-      if (resume) this.#store?.saveResumeInfo(runId, resume, at);
-    });
+  /** Records a new run, owned by this process, and starts renewing its lease. */
+  async started(runId: string, job: string, resume?: ResumeInfo, at = this.#now(), how: {trigger?: RunTrigger; scheduledAt?: number | undefined} = {}): Promise<void> {
+    const store = this.#store;
+    if (!store) return;
+    await this.#mustLand(() => store.startRun({runId, job, trigger: how.trigger ?? 'manual', scheduledAt: how.scheduledAt, startedAt: at, owner: OWNER_ID, resume}));
+    this.#lease = new Lease(store, runId, {logger: this.#log, now: this.#now}).start();
   }
 
-  /** A stored run is running again (a resume). */
-  restarted(runId: string, at = Date.now()): void {
-    this.#write(() => this.#store?.restartRun(runId, at));
+  /**
+   * Claims a stored run for this process (a resume), with its files locked by the caller. False
+   * when another process got it first.
+   */
+  async claimed(runId: string, at = this.#now()): Promise<boolean> {
+    const store = this.#store;
+    if (!store) return false;
+    const claimed = await this.#mustLand(() => store.claimRun(runId, OWNER_ID, {now: at, ownerGone: true}));
+    if (claimed) this.#lease = new Lease(store, runId, {logger: this.#log, now: this.#now}).start();
+    return claimed;
   }
 
+  /** Stores a checkpoint now, or skips it while another process holds the database. Throws `IoError` on a disk fault. */
   checkpoint(runId: string, checkpoint: Checkpoint): void {
-    this.#write(() => this.#store?.saveCheckpoint(runId, checkpoint));
+    const store = this.#store;
+    if (!store) return;
+    try {
+      store.saveCheckpoint(runId, checkpoint, this.#now());
+      this.#lease?.renew();
+    } catch (error) {
+      if (isBusy(error)) return void this.#log?.debug({event: 'state:busy', runId}, 'the state database is locked by another process; checkpoint skipped');
+      if (isStateIoError(error)) throw new IoError(`state database ${store.path}`, error);
+      this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the checkpoint: ${getErrorMessage(error)}`);
+    }
   }
 
-  finished(runId: string, summary: RunSummary, at = Date.now()): void {
-    this.#write(() => this.#store?.finishRun(runId, {status: summary.status, endedAt: at, ...summaryOutcome(summary)}));
+  async finished(runId: string, summary: RunSummary, at = this.#now()): Promise<void> {
+    await this.#end(runId, {status: summary.status, endedAt: at, ...summaryOutcome(summary)});
   }
 
-  failed(runId: string, error: unknown, at = Date.now()): void {
-    this.#write(() => this.#store?.finishRun(runId, {status: 'error', endedAt: at, reason: getErrorMessage(error)}));
+  /** The run stopped on an I/O error: `interrupted`, with the reason, so that `--resume` continues it once fixed. */
+  async interrupted(runId: string, error: IoError, at = this.#now()): Promise<void> {
+    const summary = error.summary as RunSummary | undefined;
+    await this.#end(runId, {...(summary ? summaryOutcome(summary) : {}), status: 'interrupted', endedAt: at, reason: error.message});
+  }
+
+  async failed(runId: string, error: unknown, at = this.#now()): Promise<void> {
+    await this.#end(runId, {status: 'error', endedAt: at, reason: getErrorMessage(error)});
   }
 
   close(): void {
-    this.#store?.close();
+    this.#lease?.stop();
+    if (this.#ownsStore) this.#store?.close();
   }
 
-  #write(fn: () => void): void {
+  /** Records how the run ended (retried while the database is locked). */
+  ended(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<void> {
+    return this.#end(runId, outcome);
+  }
+
+  async #end(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<void> {
+    const store = this.#store;
+    if (!store) return;
+    this.#lease?.stop();
     try {
-      fn();
+      if (!(await this.#mustLand(() => store.finishRun(runId, outcome, OWNER_ID)))) {
+        this.#log?.warn({event: 'state:lease-lost', runId}, `run ${runId} was taken over by another process; its end is not recorded here`);
+      }
     } catch (error) {
-      this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the run in history: ${getErrorMessage(error)}`);
+      this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the end of the run in history: ${getErrorMessage(error)}`);
     }
+  }
+
+  /** A write retried while the database is locked; a disk fault is an `IoError`. */
+  #mustLand<T>(fn: () => T): Promise<T> {
+    const store = this.#store!;
+    return retryBusy(store, fn, {
+      onWait: (ms) => this.#log?.warn({event: 'state:busy', state: store.path}, `the state database is locked by another process; waited ${ms} ms, still trying`),
+    }).catch((error: unknown) => {
+      throw error instanceof IoError ? error : new InternalError(`state database ${store.path}: ${getErrorMessage(error)}`, {cause: error});
+    });
   }
 }

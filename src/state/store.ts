@@ -16,8 +16,17 @@ import {MIGRATIONS, type Migration} from './migrations.js';
 
 /** Where the state lives unless `--state` or `GRPC_BATCH_STATE` say otherwise. */
 export const DEFAULT_STATE_PATH = '.grpc-batch/state.db';
-/** How long a write waits for another process's lock before failing. */
-export const BUSY_TIMEOUT_MS = 10_000;
+/**
+ * How long a statement waits for another process's lock before it fails with SQLITE_BUSY. Short on
+ * purpose: better-sqlite3 waits on the event loop's thread, so a long wait would stop every call
+ * of the run. Writes that must land are retried off the hot path (see `retryBusy`); checkpoints
+ * and heartbeats that meet a lock are skipped, the next one carries newer progress.
+ */
+export const BUSY_TIMEOUT_MS = 20;
+/** Opening and migrating may wait longer: nothing runs yet. */
+const OPEN_BUSY_TIMEOUT_MS = 10_000;
+/** A run whose owner has not renewed its lease for this long is taken as gone (interrupted). */
+export const LEASE_MS = 30_000;
 
 export type RunTrigger = 'schedule' | 'catch-up' | 'manual';
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'error' | 'interrupted';
@@ -42,6 +51,10 @@ export interface RunRecord {
   readonly failures: string | undefined;
   readonly host: string;
   readonly pid: number;
+  /** Id of the process that runs (or last ran) it. */
+  readonly owner: string | undefined;
+  /** When its owner last renewed its lease. */
+  readonly heartbeatAt: number | undefined;
 }
 
 /** What `finishRun` records. */
@@ -74,18 +87,35 @@ export interface ResumeInfo {
   readonly inputMtimeMs?: number | undefined;
   readonly output: string;
   readonly failures: string;
+  /** The keys flags can override, as the run started with them. */
+  readonly spec?: RecordedSpec | undefined;
+  /** The input is not a regular file (a pipe, FIFO, device): it cannot be read again. */
+  readonly inputIsStream?: boolean | undefined;
+}
+
+/** A run's effective values of the keys that flags override, recorded at its start. */
+export interface RecordedSpec {
+  readonly target: string;
+  readonly concurrency: number;
+  readonly rps: number;
+  readonly deadlineMs: number;
+  readonly maxAttempts: number;
 }
 
 interface CheckpointRow {
   run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
-  output: string; failures: string; low_water: number; done_above: string; updated_at: number;
+  output: string; failures: string; low_water: number; done_above: string; updated_at: number; spec: string | null;
 }
 
 interface RunRow {
   run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
   ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; ok: number | null; failed: number | null;
   invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
+  owner: string | null; heartbeat_at: number | null;
 }
+
+/** When a running run's lease was last renewed (rows of older versions: when they started). */
+const HEARTBEAT = 'COALESCE(heartbeat_at, started_at, created_at)';
 
 /** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
 export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
@@ -114,8 +144,7 @@ export class StateStore {
     let db: Database.Database;
     try {
       if (!options.readonly) mkdirSync(path.dirname(full), {recursive: true});
-      db = new Database(full, {readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: BUSY_TIMEOUT_MS});
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db = new Database(full, {readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: OPEN_BUSY_TIMEOUT_MS});
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
@@ -126,6 +155,7 @@ export class StateStore {
     const store = new StateStore(full, db);
     try {
       store.#migrate(options.migrations ?? MIGRATIONS, options.readonly ?? false);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     } catch (error) {
       db.close();
       throw error;
@@ -155,21 +185,59 @@ export class StateStore {
     }).immediate();
   }
 
-  /** Records a run that starts now (status `running`). */
-  startRun(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; startedAt: number}): void {
-    this.#write(() => this.#db.prepare(
-      `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, started_at, status, host, pid)
-       VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
-    ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.startedAt, run.startedAt, this.#host, process.pid));
+  /**
+   * Records a run that starts now (status `running`), owned by `owner`, with where it reads and
+   * writes (for `--resume`): one transaction, so a run is never recorded without its files.
+   */
+  startRun(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; startedAt: number; owner?: string; resume?: ResumeInfo | undefined}): void {
+    this.#write(() => {
+      this.#db.prepare(
+        `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, started_at, status, host, pid, owner, heartbeat_at)
+         VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
+      ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.startedAt, run.startedAt, this.#host, process.pid, run.owner ?? null, run.startedAt);
+      if (run.resume) this.#saveResumeInfo(run.runId, run.resume, run.startedAt);
+    }, {durable: true});
   }
 
-  /** Records how a running run ended. */
-  finishRun(runId: string, outcome: RunOutcome): void {
-    this.#write(() => this.#db.prepare(
-      `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
-       WHERE run_id = ?`,
-    ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.ok ?? null, outcome.failed ?? null,
-      outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null, runId));
+  /**
+   * Claims a stored run for `owner` (a resume), in one statement that checks its status: it must be
+   * resumable (interrupted, cancelled, error), or `running` with a lease that ran out, or `running`
+   * while `ownerGone` (the caller holds the run's file lock, so no live process writes it).
+   * Returns false, changing nothing, when another process owns it.
+   */
+  claimRun(runId: string, owner: string, options: {now?: number; ownerGone?: boolean} = {}): boolean {
+    const now = options.now ?? Date.now();
+    let claimed = false;
+    this.#write(() => {
+      claimed = this.#db.prepare(
+        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
+         WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
+      ).run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
+    }, {durable: true});
+    return claimed;
+  }
+
+  /** Renews `owner`'s lease on a running run. False when the run is no longer its own. */
+  renewLease(runId: string, owner: string, now = Date.now()): boolean {
+    let renewed = false;
+    this.#write(() => {
+      renewed = this.#db.prepare(`UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND owner = ? AND status = 'running'`).run(now, runId, owner).changes === 1;
+    });
+    return renewed;
+  }
+
+  /** Records how a running run ended; with `owner`, only while that owner still holds it. Returns whether it did. */
+  finishRun(runId: string, outcome: RunOutcome, owner?: string): boolean {
+    let changed = false;
+    this.#write(() => {
+      changed = this.#db.prepare(
+        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+         WHERE run_id = ? AND (? IS NULL OR owner = ?)`,
+      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.ok ?? null, outcome.failed ?? null,
+        outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null,
+        runId, owner ?? null, owner ?? null).changes === 1;
+    }, {durable: true});
+    return changed;
   }
 
   /** Records a run that was not started (overlap policy, shutdown), with why. */
@@ -200,36 +268,57 @@ export class StateStore {
     if (filter.job !== undefined) (where.push('job = ?'), params.push(filter.job));
     if (filter.status !== undefined) (where.push('status = ?'), params.push(filter.status));
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
-    return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as RunRow[]).map(toRecord);
+    const now = Date.now();
+    return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as RunRow[]).map((row) => toRecord(row, now));
   }
 
   getRun(runId: string): RunRecord | undefined {
     const row = this.#db.prepare('SELECT * FROM runs WHERE run_id = ?').get(runId) as RunRow | undefined;
-    return row ? toRecord(row) : undefined;
+    return row ? toRecord(row, Date.now()) : undefined;
+  }
+
+  /** Runs stored as `running`, as stored (a lease that ran out is not turned into `interrupted` here). */
+  listRunning(): {runId: string; owner: string | undefined; heartbeatAt: number; output: string | undefined}[] {
+    const rows = this.#db.prepare(
+      `SELECT runs.run_id, runs.owner, ${HEARTBEAT} AS beat, checkpoints.output FROM runs LEFT JOIN checkpoints USING (run_id) WHERE runs.status = 'running'`,
+    ).all() as {run_id: string; owner: string | null; beat: number; output: string | null}[];
+    return rows.map((r) => ({runId: r.run_id, owner: r.owner ?? undefined, heartbeatAt: r.beat, output: r.output ?? undefined}));
   }
 
   /**
-   * Marks `running` rows left by a process of this host that no longer exists (a crash or kill -9)
-   * as `interrupted`. Returns how many.
+   * Marks as `interrupted` the `running` runs whose owner is gone, whoever finds them: the lease ran
+   * out (`LEASE_MS` without a renewal), or `isOwnerGone` says so (the caller could take the run's
+   * file lock). Each is one conditional update, so a run renewed meanwhile is left alone. Returns how many.
    */
-  markInterrupted(now = Date.now()): number {
-    const rows = this.#db.prepare(`SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?`).all(this.#host) as {run_id: string; pid: number}[];
-    const dead = rows.filter((r) => r.pid !== process.pid && !isAlive(r.pid));
-    if (dead.length === 0) return 0;
+  markInterrupted(now = Date.now(), isOwnerGone?: (run: {runId: string; output: string | undefined}) => boolean): number {
+    let count = 0;
+    const gone = isOwnerGone ? this.listRunning().filter((r) => r.heartbeatAt >= now - LEASE_MS && isOwnerGone(r)) : [];
     this.#write(() => {
-      const update = this.#db.prepare(`UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process ended without recording the run' WHERE run_id = ? AND status = 'running'`);
-      for (const row of dead) update.run(now, row.run_id);
-    });
-    return dead.length;
+      count = this.#db.prepare(
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
+         WHERE status = 'running' AND ${HEARTBEAT} < ?`,
+      ).run(now, now - LEASE_MS).changes;
+      const update = this.#db.prepare(
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
+         WHERE run_id = ? AND status = 'running' AND ${HEARTBEAT} = ?`,
+      );
+      for (const run of gone) count += update.run(now, run.runId, run.heartbeatAt).changes;
+    }, {durable: true});
+    return count;
   }
 
   /** Records where a run reads and writes, so `--resume` can continue it. */
   saveResumeInfo(runId: string, info: ResumeInfo, now = Date.now()): void {
-    this.#write(() => this.#db.prepare(
-      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    this.#write(() => this.#saveResumeInfo(runId, info, now));
+  }
+
+  #saveResumeInfo(runId: string, info: ResumeInfo, now: number): void {
+    this.#db.prepare(
+      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at, spec)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (run_id) DO UPDATE SET updated_at = excluded.updated_at`,
-    ).run(runId, info.jobFile, info.input ?? null, info.inputSize ?? null, info.inputMtimeMs ?? null, info.output, info.failures, now));
+    ).run(runId, info.jobFile, info.input ?? null, info.inputIsStream ? -1 : info.inputSize ?? null, info.inputMtimeMs ?? null, info.output, info.failures, now,
+      info.spec ? JSON.stringify(info.spec) : null);
   }
 
   /** Stores a run's progress (called about every second while it runs, and at its end). */
@@ -242,20 +331,28 @@ export class StateStore {
     const row = this.#db.prepare('SELECT * FROM checkpoints WHERE run_id = ?').get(runId) as CheckpointRow | undefined;
     if (!row) return undefined;
     return {
-      jobFile: row.job_file, input: row.input ?? undefined, inputSize: row.input_size ?? undefined, inputMtimeMs: row.input_mtime ?? undefined,
-      output: row.output, failures: row.failures, updatedAt: row.updated_at,
+      jobFile: row.job_file, input: row.input ?? undefined, inputSize: row.input_size === -1 ? undefined : row.input_size ?? undefined,
+      inputIsStream: row.input_size === -1, inputMtimeMs: row.input_mtime ?? undefined,
+      output: row.output, failures: row.failures, updatedAt: row.updated_at, spec: row.spec ? (JSON.parse(row.spec) as RecordedSpec) : undefined,
       checkpoint: {lowWater: row.low_water, doneAbove: JSON.parse(row.done_above) as number[]},
     };
   }
 
   /** The job's newest run that did not finish (interrupted, cancelled or ended by an error) and can be resumed. */
   findResumableRun(job: string, statuses: readonly RunStatus[] = ['interrupted', 'cancelled', 'error']): RunRecord | undefined {
-    const row = this.#db.prepare(
+    return this.findResumableRuns(job, statuses, 'newest')[0];
+  }
+
+  /** Every such run of the job, oldest first (or newest first). */
+  findResumableRuns(job: string, statuses: readonly RunStatus[], order: 'oldest' | 'newest' = 'oldest'): RunRecord[] {
+    const direction = order === 'oldest' ? 'ASC' : 'DESC';
+    const rows = this.#db.prepare(
       `SELECT runs.* FROM runs JOIN checkpoints USING (run_id)
        WHERE runs.job = ? AND runs.status IN (${statuses.map(() => '?').join(', ')})
-       ORDER BY runs.created_at DESC, runs.rowid DESC LIMIT 1`,
-    ).get(job, ...statuses) as RunRow | undefined;
-    return row ? toRecord(row) : undefined;
+       ORDER BY runs.created_at ${direction}, runs.rowid ${direction}`,
+    ).all(job, ...statuses) as RunRow[];
+    const now = Date.now();
+    return rows.map((row) => toRecord(row, now));
   }
 
   /**
@@ -275,13 +372,6 @@ export class StateStore {
     return deleted;
   }
 
-  /** Marks a stored run as running again, in this process (a resume). */
-  restartRun(runId: string, at = Date.now()): void {
-    this.#write(() => this.#db.prepare(
-      `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ? WHERE run_id = ?`,
-    ).run(at, this.#host, process.pid, runId));
-  }
-
   /** Closes the database. Idempotent. */
   close(): void {
     if (this.#closed) return;
@@ -289,27 +379,32 @@ export class StateStore {
     this.#db.close();
   }
 
-  #write(fn: () => unknown): void {
-    this.#db.transaction(fn).immediate();
+  /**
+   * One write transaction. `durable` ones (a run's start, claim and end) are fsynced at commit
+   * (synchronous = FULL): a power cut cannot take back who owns a run or where its files are.
+   */
+  #write(fn: () => unknown, options: {durable?: boolean} = {}): void {
+    if (!options.durable) return void this.#db.transaction(fn).immediate();
+    this.#db.pragma('synchronous = FULL');
+    try {
+      this.#db.transaction(fn).immediate();
+    } finally {
+      this.#db.pragma('synchronous = NORMAL');
+    }
   }
 }
 
-function toRecord(row: RunRow): RunRecord {
+/** A row as a record; a `running` run whose lease ran out reads as `interrupted` (what any writer will record). */
+function toRecord(row: RunRow, now: number): RunRecord {
   const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+  const beat = row.heartbeat_at ?? row.started_at ?? row.created_at;
+  const expired = row.status === 'running' && beat < now - LEASE_MS;
   return {
     runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
-    startedAt: opt(row.started_at), endedAt: opt(row.ended_at), status: row.status, reason: opt(row.reason), total: opt(row.total),
+    startedAt: opt(row.started_at), endedAt: expired ? beat : opt(row.ended_at), status: expired ? 'interrupted' : row.status,
+    reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason), total: opt(row.total),
     ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
-    output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid,
+    output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid, owner: opt(row.owner), heartbeatAt: opt(row.heartbeat_at),
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {test} from 'node:test';
+import {loadJob, type LoadedJob} from '../src/jobs/load.js';
+import type {RunOptions} from '../src/jobs/run.js';
+import type {RunSummary} from '../src/jobs/summary.js';
+import {ManualClock} from '../src/scheduler/clock.js';
+import {Scheduler} from '../src/scheduler/scheduler.js';
+import type {SchedulerEvents} from '../src/scheduler/types.js';
+import {resumeInfoFor} from '../src/state/resumable.js';
+import {StateStore} from '../src/state/store.js';
+import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
+
+/** Runs the test ends by hand (no gRPC). */
+function heldRunner() {
+  const runs: {runId: string; options: RunOptions; finish(): void}[] = [];
+  const runner = (job: LoadedJob, options: RunOptions) => new Promise<RunSummary>((resolve) => {
+    runs.push({runId: options.runId!, options, finish: () => resolve({
+      job: job.spec.name, runId: options.runId!, status: 'succeeded', total: 1, ok: 1, failed: 0, invalid: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, byStatus: {OK: 1}, attempts: 1,
+      retried: 0, retriesThrottled: 0, durationMs: 1, callsPerSec: 1, latencyMs: {p50: 1, p90: 1, p99: 1, max: 1}, lastLine: 1, output: '/dev/null',
+    })});
+    options.cancelSignal?.addEventListener('abort', () => runs.find((r) => r.runId === options.runId)?.finish());
+  });
+  return {runs, runner};
+}
+
+async function job(dir: string, extra: Record<string, unknown>): Promise<LoadedJob> {
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  return loadJob(writeJob(dir, '127.0.0.1:1', {name: 'nightly', timezone: 'UTC', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl', ...extra}, 'nightly.json'));
+}
+
+test('a wall clock stepped back is detected, logged, and every schedule planned again from the new time', async (t) => {
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const {runs, runner} = heldRunner();
+  const scheduler = new Scheduler([await job(tempDir(t), {schedule: '*/10 * * * * *'})], {clock, runner});
+  t.after(() => scheduler.close(0));
+  const steps: SchedulerEvents['clock:stepped-back'][] = [];
+  const started: SchedulerEvents['run:started'][] = [];
+  scheduler.on('clock:stepped-back', (e) => void steps.push(e));
+  scheduler.on('run:started', (e) => void started.push(e));
+  scheduler.start();
+  await clock.advance(10_000);
+  assert.equal(started.length, 1);
+  for (const run of runs.splice(0)) run.finish();
+  clock.stepWall(-60_000); // NTP steps the clock back a minute: 10:00:10 is now 09:59:10
+  await clock.advance(10_000); // the timer armed for 10:00:20 fires after 10 s of real time, at 09:59:20
+  assert.equal(steps.length, 1, 'the step is reported');
+  assert.ok(Math.abs(steps[0]!.byMs - 60_000) < 1000, `stepped ${steps[0]!.byMs} ms`);
+  assert.equal(scheduler.jobs()[0]!.nextFireAt, Date.parse('2026-01-05T09:59:30Z'), 'planned from the new time, not a minute away');
+  await clock.advance(10_000);
+  assert.equal(started.length, 2, 'the job kept firing: no minute skipped');
+  assert.equal(started[1]!.scheduledAt, Date.parse('2026-01-05T09:59:30Z'));
+  for (const run of runs.splice(0)) run.finish();
+});
+
+test('at start-up every interrupted run of a job is resumed, oldest first, one after the other', async (t) => {
+  const dir = tempDir(t);
+  const loaded = await job(dir, {schedule: '0 0 1 1 *'});
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  for (const [runId, at] of [['new', 2000], ['old', 1000]] as const) {
+    store.startRun({runId, job: 'nightly', trigger: 'schedule', startedAt: at, resume: resumeInfoFor(loaded, runId)});
+    store.finishRun(runId, {status: 'interrupted', endedAt: at + 1});
+  }
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const {runs, runner} = heldRunner();
+  const scheduler = new Scheduler([loaded], {clock, store, runner});
+  t.after(() => scheduler.close(0));
+  scheduler.start();
+  await clock.advance(0);
+  assert.deepEqual(runs.map((r) => [r.runId, r.options.resume]), [['old', true]], 'the oldest first, alone');
+  runs[0]!.finish();
+  await clock.advance(0);
+  assert.deepEqual(runs.map((r) => r.runId), ['old', 'new'], 'then the next one');
+  runs[1]!.finish();
+  await clock.advance(0);
+  assert.deepEqual(['old', 'new'].map((id) => store.getRun(id)!.status), ['succeeded', 'succeeded']);
+});
+
+test('overlap allow with a fixed results path: the second run finds the files locked and is skipped, naming the file', async (t) => {
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const {runs, runner} = heldRunner();
+  const scheduler = new Scheduler([await job(tempDir(t), {schedule: '* * * * *', overlap: 'allow', output: 'out/fixed.jsonl', failures: 'out/fixed.failed.jsonl'})], {clock, runner});
+  t.after(() => scheduler.close(0));
+  const skipped: SchedulerEvents['run:skipped'][] = [];
+  scheduler.on('run:skipped', (e) => void skipped.push(e));
+  scheduler.start();
+  await clock.advance(120_000);
+  assert.equal(runs.length, 1, 'one run writes the files');
+  assert.equal(skipped.length, 1);
+  assert.match(skipped[0]!.reason, /out\/fixed\.jsonl is being written by another run/);
+  for (const run of runs.splice(0)) run.finish();
+  await clock.advance(60_000);
+  assert.equal(runs.length, 1, 'once the first ended, the next run gets the files');
+  for (const run of runs.splice(0)) run.finish();
+});
