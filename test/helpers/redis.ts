@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process';
+import {spawn, type ChildProcess} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {createServer} from 'node:net';
 import type {TestContext} from 'node:test';
@@ -89,18 +89,35 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** A private `redis-server` on a free loopback port (for faults: SIGSTOP, kill), stopped when the test ends. */
-export async function privateRedis(t: TestContext): Promise<{url: string; pid: number}> {
+/** A private `redis-server` on a free loopback port (for faults: SIGSTOP, kill, restart empty), stopped when the test ends. */
+export async function privateRedis(t: TestContext): Promise<{url: string; readonly pid: number; restart(): Promise<void>}> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {stdio: 'ignore'});
+  const url = `redis://127.0.0.1:${port}`;
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {stdio: 'ignore'});
+    const probe = new Redis(url, {maxRetriesPerRequest: 0, retryStrategy: () => 50});
+    probe.on('error', () => undefined);
+    await waitFor(() => probe.status === 'ready', 10_000, 'the private redis-server');
+    probe.disconnect();
+  };
+  await start();
   t.after(() => {
     child.kill('SIGCONT');
     child.kill('SIGKILL');
   });
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, {maxRetriesPerRequest: 0, retryStrategy: () => 50});
-  probe.on('error', () => undefined);
-  await waitFor(() => probe.status === 'ready', 10_000, 'the private redis-server');
-  probe.disconnect();
-  return {url, pid: child.pid!};
+  return {
+    url,
+    get pid() {
+      return child.pid!;
+    },
+    /** Kills it (its data is gone: no persistence) and starts an empty one on the same port. */
+    async restart() {
+      const old = child;
+      const gone = new Promise((resolve) => old.once('exit', resolve));
+      old.kill('SIGKILL');
+      await gone;
+      await start();
+    },
+  };
 }

@@ -89,3 +89,27 @@ test('Redis paused (SIGSTOP) for 3 seconds mid-run: the run completes', async (t
   assert.equal(JSON.parse(result.stdout).ok, records);
   assertEveryRecordOnce(dir, records);
 });
+
+test('Redis loses its data mid-run (restarted without persistence): the run stops, exit 3, and --resume sends what was lost, every record once', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const redis = await privateRedis(t);
+  const {prefix} = await redisPrefix(t, redis.url);
+  const dir = tempDir(t);
+  const records = 3000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 1, {prefix, url: redis.url, chunks: 8, lockDuration: '2s'});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 16});
+  const args = ['--redis', redis.url, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
+  const first = spawnCli(['run', jobFile, ...args], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 800, 60_000, '800 calls at the server');
+  await redis.restart();
+  const stopped = await first.done;
+  assert.equal(stopped.code, 3, stopped.stderr);
+  assert.match(stopped.stderr, /is no longer in Redis/);
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+});

@@ -14,8 +14,8 @@ const TSX_ESM = import.meta.resolve('tsx/esm');
 type LogLine = {time: number; event?: string; job?: string; runId?: string; scheduledAt?: number; [key: string]: unknown};
 
 /** `grpc-batch daemon ...args` with its JSON log lines parsed; SIGKILLed at the end of the test if still up. */
-function startReplica(t: TestContext, args: readonly string[], cwd: string) {
-  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info'} as NodeJS.ProcessEnv;
+function startReplica(t: TestContext, args: readonly string[], cwd: string, extraEnv: Record<string, string> = {}) {
+  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info', ...extraEnv} as NodeJS.ProcessEnv;
   const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args], {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
   const lines: LogLine[] = [];
   let buffer = '';
@@ -36,7 +36,7 @@ function startReplica(t: TestContext, args: readonly string[], cwd: string) {
   return {lines, exited, stop: () => child.kill('SIGTERM')};
 }
 
-test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, none missed; overlap: skip holds across replicas', async (t) => {
+test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, none missed; overlap: skip and queue hold across replicas', async (t) => {
   const server = await startServer(t);
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
@@ -48,12 +48,13 @@ test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, non
     writeFileSync(file, JSON.stringify({name, target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, schedule: '* * * * * *', output: `out/${name}-{runId}.jsonl`, ...extra}));
     return file;
   };
-  const jobs = [job('quick', {input: 'quick.jsonl', overlap: 'allow', concurrency: 10}), job('slow', {input: 'slow.jsonl', overlap: 'skip', concurrency: 1})];
+  const jobs = [job('quick', {input: 'quick.jsonl', overlap: 'allow', concurrency: 10}), job('slow', {input: 'slow.jsonl', overlap: 'skip', concurrency: 1}), job('queued', {input: 'slow.jsonl', overlap: 'queue', concurrency: 1})];
   const replicas = [1, 2, 3].map((n) => startReplica(t, [...jobs, '--redis', REDIS_URL, '--prefix', prefix, '--state', path.join(dir, `state-${n}.db`), '--chunks', '2', '--lock-duration', '2s', '--grace', '10s'], dir));
   const all = () => replicas.flatMap((r) => r.lines);
   await waitFor(() => replicas.every((r) => r.lines.some((l) => l.event === 'daemon:started')), 30_000, 'the replicas to start');
   const since = Date.now();
-  await waitFor(() => all().filter((l) => l.event === 'run:finished' && l.job === 'slow' && l.trigger !== undefined && l.time > since).length >= 2, 30_000, 'two runs of slow');
+  const ended = (name: string) => all().filter((l) => l.event === 'run:finished' && l.job === name && l.trigger !== undefined && l.time > since).length;
+  await waitFor(() => ended('slow') >= 2 && ended('queued') >= 2, 30_000, 'two runs of slow and of queued');
   for (const replica of replicas) replica.stop();
   assert.deepEqual(await Promise.all(replicas.map((r) => r.exited)), [0, 0, 0]);
 
@@ -73,5 +74,34 @@ test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, non
   assert.ok(all().some((l) => l.event === 'run:skipped' && l.job === 'slow'), 'ticks of slow were skipped');
   const slowTicks = started('slow').map((l) => l.scheduledAt);
   assert.equal(new Set(slowTicks).size, slowTicks.length);
+  // queue: never two runs at once either; a tick that came during a run starts when it ends, the
+  // latest of them (the others are dropped), so each run is for a tick from within the previous run.
+  const queued = started('queued').map((s) => ({at: s.scheduledAt!, start: s.time, end: finished(s.runId)?.time ?? Infinity})).sort((a, b) => a.start - b.start);
+  for (let i = 1; i < queued.length; i++) {
+    assert.ok(queued[i]!.start >= queued[i - 1]!.end, `runs of queued overlapped: ${JSON.stringify(queued)}`);
+    const previousEnd = queued[i - 1]!.end;
+    assert.ok(queued[i]!.at <= previousEnd + 100 && queued[i]!.at >= previousEnd - 1100, `run ${i} of queued is for tick ${queued[i]!.at}, not the latest that came during the run before (ended ${previousEnd}): ${JSON.stringify(queued)}`);
+  }
   assert.ok(server.stats.calls > 0);
+});
+
+test('a manual run asked of one replica (POST /jobs/NAME/run) goes through the shared queue and runs once', async (t) => {
+  const server = await startServer(t);
+  const {prefix, redis} = await redisPrefix(t);
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 10}, (_, i) => JSON.stringify({id: `m${i}`})).join('\n'));
+  const file = path.join(dir, 'manual.json');
+  writeFileSync(file, JSON.stringify({name: 'manual', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', output: 'out/{name}-{runId}.jsonl'}));
+  const replicas = [1, 2].map((n) => startReplica(t, [file, '--prefix', prefix, '--state', path.join(dir, `state-${n}.db`), '--http', '127.0.0.1:0'], dir, {GRPC_BATCH_REDIS: REDIS_URL}));
+  const all = () => replicas.flatMap((r) => r.lines);
+  await waitFor(() => replicas.every((r) => r.lines.some((l) => l.event === 'daemon:started')), 30_000, 'the replicas to start');
+  const address = replicas[0]!.lines.find((l) => l.event === 'http:listening')!['address'] as string;
+  const response = await fetch(`http://${address}/jobs/manual/run`, {method: 'POST'});
+  assert.equal(response.status, 202);
+  await waitFor(() => all().some((l) => l.event === 'run:finished' && l.job === 'manual' && l.trigger === 'manual'), 30_000, 'the manual run');
+  for (const replica of replicas) replica.stop();
+  await Promise.all(replicas.map((r) => r.exited));
+  assert.equal(all().filter((l) => l.event === 'run:started' && l.trigger === 'manual').length, 1);
+  assert.equal(server.stats.calls, 10);
+  assert.equal((await redis.keys(`${prefix}:ticks:manual-manual-*`)).length, 1, 'the run was a job of the shared tick queue');
 });

@@ -49,6 +49,9 @@ test('a worker: /healthz and /metrics with --http, a chunk:done log line per chu
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 20, 30_000, 'calls at the server');
   worker.child.kill('SIGTERM');
+  // Stopping: it takes no new chunk, and says so; each of its chunks has about 1.5 s of calls left.
+  await waitFor(() => log().includes('worker:stopping'), 10_000, 'worker:stopping');
+  assert.equal((await fetch(`http://${address}/healthz`)).status, 503);
   // The chunks it holds finish (the run needs no other worker), then it exits 0.
   const result = await coordinator.done;
   assert.equal(result.code, 0, result.stderr);
@@ -71,7 +74,8 @@ test('metrics of a worker count its chunks and records', async (t) => {
   const log = stderrOf(worker);
   await workersReady([worker]);
   const address = /"address":"([^"]+)"/.exec(log())![1]!;
-  const result = await runCli(['run', writeJob(dir, server.address), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  // GRPC_BATCH_REDIS and GRPC_BATCH_PREFIX instead of --redis and --prefix.
+  const result = await runCli(['run', writeJob(dir, server.address), '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000, env: {GRPC_BATCH_REDIS: REDIS_URL, GRPC_BATCH_PREFIX: prefix}});
   assert.equal(result.code, 1, result.stderr);
   assert.equal(JSON.parse(result.stdout).failed, 3);
   const metrics = await (await fetch(`http://${address}/metrics`)).text();
@@ -97,4 +101,44 @@ test('--redis is checked before anything is sent: not a URL, or no Redis there, 
   assert.equal(worker.code, 2);
   assert.match(worker.stderr, /--prefix: expected letters, digits/);
   assert.equal(server.stats.calls, 0);
+});
+
+test('a worker whose environment lacks a ${VAR} of the run fails its chunks with the key named; the run stops, exit 3', async (t) => {
+  const server = await startServer(t);
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 10}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
+  const workers = startWorkers(t, 1, {prefix});
+  await workersReady(workers);
+  const result = await runCli(['run', writeJob(dir, server.address, {metadata: {'x-demo-echo': '${DEMO_TOKEN}'}}), '--redis', REDIS_URL, '--prefix', prefix, '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, env: {DEMO_TOKEN: 'here'}, timeoutMs: 60_000});
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(result.stderr, /chunk 1 of run .* failed on the workers: .*metadata\.x-demo-echo: environment variable DEMO_TOKEN is not set/);
+  assert.equal(server.stats.calls, 0);
+});
+
+test('SIGTERM past --grace hands a worker\'s chunks back to the queue: another worker runs them, every record once in the results', async (t) => {
+  const server = await startServer(t, {latencyMs: 50});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 80}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
+  const first = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--grace', '200ms', '--lock-duration', '2s'], {env: {GRPC_BATCH_LOG: 'info'}, timeoutMs: 60_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  const log = stderrOf(first);
+  await workersReady([first]);
+  // 8 chunks of 10 records, one call at a time each: about half a second per chunk.
+  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 8}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 8, 30_000, 'calls at the server');
+  first.child.kill('SIGTERM');
+  assert.equal((await first.done).code, 0);
+  assert.match(log(), /"event":"chunk:handed-back"/);
+  const second = startWorkers(t, 1, {prefix});
+  await workersReady(second);
+  const result = await coordinator.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout).ok, 80);
+  const lines = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number}[];
+  assert.equal(new Set(lines.map((l) => l.line)).size, 80);
+  assert.equal(lines.length, 80);
+  assert.ok(server.stats.calls > 80, 'the calls the first worker made of the handed-back chunks were made again');
 });
