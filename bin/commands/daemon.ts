@@ -8,10 +8,8 @@ import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops
 import {loadJobs} from '../../src/scheduler/job-files.js';
 import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
-import {DEFAULT_CHUNK_SIZE} from '../../src/scale/coordinator.js';
-import {DEFAULT_WORKER_CHUNKS} from '../../src/scale/chunk-worker.js';
-import {checkQueueTarget, DEFAULT_PREFIX, redactUrl} from '../../src/scale/redis.js';
-import {Replica} from '../../src/scale/replica.js';
+import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX, DEFAULT_WORKER_CHUNKS, redactUrl} from '../../src/scale/target.js';
+import type {Replica} from '../../src/scale/replica.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
 import {DaemonSignals} from './daemon-signals.js';
 
@@ -58,7 +56,7 @@ export const daemon = new Command('daemon')
       const state = resolveStatePath(flags.state);
       store = StateStore.open(state.path);
       const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
-      replica = queue ? await Replica.connect(queue, {chunks: flags.chunks, chunkSize: flags.chunkSize, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log}) : undefined;
+      replica = queue ? await (await import('../../src/scale/replica.js')).Replica.connect(queue, {chunks: flags.chunks, chunkSize: flags.chunkSize, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log}) : undefined;
       scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns, ...replica?.schedulerOptions()});
       const metrics = new OpsMetrics(scheduler);
       if (flags.http) {

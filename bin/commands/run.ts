@@ -12,8 +12,7 @@ import {runFiles} from '../../src/jobs/results.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
-import {runQueued, DEFAULT_CHUNK_SIZE} from '../../src/scale/coordinator.js';
-import {checkQueueTarget, DEFAULT_PREFIX} from '../../src/scale/redis.js';
+import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 
@@ -114,7 +113,8 @@ export const run = new Command('run')
         process.stdout.write(`${flags.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
         if (summary.status === 'interrupted' && !flags.json) process.stdout.write(`${resumeHint(jobFile, runId, flags.state)}\n`);
       };
-      const run = queue ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
+      const {runQueued} = queue ? await import('../../src/scale/coordinator.js') : {runQueued: undefined};
+      const run = queue && runQueued ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
       const summary = await run(job, {
         runId,
         filesLock,

@@ -3,9 +3,8 @@ import {parseDuration} from '../../src/duration.js';
 import {createLogger} from '../../src/log.js';
 import {createPrettyLogger} from '../../src/log-pretty.js';
 import {DEFAULT_OPS_ADDRESS} from '../../src/ops-http.js';
-import {ChunkWorker, DEFAULT_WORKER_CHUNKS} from '../../src/scale/chunk-worker.js';
-import {checkQueueTarget, connectRedis, DEFAULT_PREFIX, redactUrl} from '../../src/scale/redis.js';
-import {startWorkerHttp, WorkerMetrics} from '../../src/scale/worker-http.js';
+import type {ChunkWorker} from '../../src/scale/chunk-worker.js';
+import {checkQueueTarget, DEFAULT_PREFIX, DEFAULT_WORKER_CHUNKS, redactUrl} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
 
 interface WorkerFlags {
@@ -31,6 +30,10 @@ export const worker = new Command('worker')
     const log = flags.pretty ? createPrettyLogger() : createLogger();
     const target = checkQueueTarget(flags.redis, flags.prefix);
     const graceMs = parseDuration(flags.grace)!;
+    // BullMQ, ioredis and prom-client load only for this command.
+    const [{ChunkWorker}, {connectRedis}, {startWorkerHttp, WorkerMetrics}] = await Promise.all([
+      import('../../src/scale/chunk-worker.js'), import('../../src/scale/redis.js'), import('../../src/scale/worker-http.js'),
+    ]);
     const redis = await connectRedis(target, log);
     let chunkWorker: ChunkWorker | undefined;
     const metrics = new WorkerMetrics(() => chunkWorker);

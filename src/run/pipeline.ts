@@ -73,7 +73,6 @@ export interface PipelineStatus {
 
 /** How often a ramp-up raises the limits. */
 const RAMP_TICK_MS = 100;
-/** A connection that broke under a call shows up as one of these (the server did not answer). */
 /** A connection that broke under a call (the server did not answer it). */
 const CONNECTION_LOST = /Connection dropped|ECONNRESET|EPIPE|GOAWAY|Connection closed|socket hang up/;
 /**

@@ -12,6 +12,7 @@ import {ChunkRun} from './chunk-runner.js';
 import {methodFromJson} from './method-json.js';
 import {CHUNKS_QUEUE, runKeys} from './redis.js';
 import {describeIssues, resolveRun, type ShippedRun, type WorkerSpec} from './run-spec.js';
+import {DEFAULT_WORKER_CHUNKS} from './target.js';
 
 export interface ChunkWorkerOptions {
   readonly redis: Redis;
@@ -33,7 +34,6 @@ export type ChunkEvent =
   | {readonly type: 'failed'; readonly run: string; readonly chunk: number; readonly error: string}
   | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number};
 
-export const DEFAULT_WORKER_CHUNKS = 8;
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 /** A chunk that stalled this often (its workers died or froze) fails instead of going round again. */
 const MAX_STALLS = 5;
@@ -146,6 +146,8 @@ export class ChunkWorker {
     }, PROGRESS_MS);
     const started = performance.now();
     try {
+      // A run stopped or cancelled before this chunk began: none of it is sent.
+      if (await this.#o.redis.get(keys.control)) run.stop();
       const outcome = await run.run();
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).

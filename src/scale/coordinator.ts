@@ -11,10 +11,9 @@ import {QueueExecutor} from './executor-queue.js';
 import {RunLease} from './lease.js';
 import {CHUNKS_QUEUE, connectRedis, runKeys, type QueueTarget} from './redis.js';
 import {shipRun} from './run-spec.js';
+import {DEFAULT_CHUNK_SIZE} from './target.js';
 import {RESULTS_TTL_MS} from './chunk-worker.js';
 
-/** Records per chunk when `--chunk-size` is not given. */
-export const DEFAULT_CHUNK_SIZE = 1000;
 /** Chunks of one run in the queue at once, at most (fewer when `concurrency` is smaller). */
 export const MAX_SLOTS = 8;
 

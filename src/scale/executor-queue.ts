@@ -215,7 +215,12 @@ export class QueueExecutor implements Executor {
     if (this.#buffer.length === 0) return;
     const calls = this.#buffer;
     this.#buffer = [];
-    const slot = this.#free.pop()!;
+    // A slot is free: the buffer began only when one was (see hasRoom), and only a dispatch takes one.
+    this.#enqueue(calls, this.#free.pop()!);
+  }
+
+  /** Puts records into the queue as one chunk, with the share of `slot`. */
+  #enqueue(calls: readonly RecordCall[], slot: number): void {
     const number = ++this.#count;
     const id = chunkId(this.#o.runId, this.#session, number);
     const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false};
@@ -279,12 +284,13 @@ export class QueueExecutor implements Executor {
     const value = job?.returnvalue as ChunkReturn | undefined;
     const text = value ? await this.#o.redis.get(value.results) : null;
     if (!value || text === null) {
-      // Its results are gone (expired): the records are sent again in a new chunk.
-      const calls = [...chunk.calls.values()];
-      await this.#forget(chunk, value?.results);
-      this.#outstanding -= calls.length;
-      for (const call of calls) this.submit(call);
-      this.#dispatch();
+      // Its results are gone (expired): its records are sent again, as a new chunk in the same slot.
+      const multi = this.#o.redis.multi().srem(this.#keys.chunks, chunk.id);
+      if (value) multi.del(value.results);
+      await multi.exec();
+      await this.#o.queue.remove(chunk.id).catch(() => undefined);
+      this.#chunks.delete(chunk.id);
+      this.#enqueue([...chunk.calls.values()], chunk.slot);
       return;
     }
     for (const result of decodeResults(text)) {

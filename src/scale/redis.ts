@@ -1,23 +1,16 @@
 import {Redis} from 'ioredis';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
+import {redactUrl, type QueueTarget} from './target.js';
 
-/** The BullMQ prefix when `--prefix` is not given: every key of grpc-batch starts with it. */
-export const DEFAULT_PREFIX = 'grpc-batch';
+export {checkQueueTarget, DEFAULT_PREFIX, redactUrl, type QueueTarget} from './target.js';
+
 /** The queue of chunks: every run's, taken by every worker. */
 export const CHUNKS_QUEUE = 'chunks';
 /** The queue of scheduled ticks of daemon replicas. */
 export const TICKS_QUEUE = 'ticks';
 /** How long a first connection may take before the command gives up (a wrong URL, Redis down). */
 const CONNECT_TIMEOUT_MS = 5000;
-
-/** Where the queue lives: a Redis URL and the prefix of every key (one prefix = one grpc-batch cluster). */
-export interface QueueTarget {
-  /** `redis://[user:password@]host:port[/db]` or `rediss://` (TLS). */
-  readonly url: string;
-  /** @default 'grpc-batch' */
-  readonly prefix: string;
-}
 
 /** The names of grpc-batch's own keys next to BullMQ's (`<prefix>:chunks:*`, `<prefix>:ticks:*`). */
 export function runKeys(prefix: string, runId: string) {
@@ -34,20 +27,6 @@ export function runKeys(prefix: string, runId: string) {
     /** The results of one attempt at a chunk. */
     results: (chunkId: string, attempt: string) => `${base}:res:${chunkId}:${attempt}`,
   };
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
-}
-
-/** Checks `--redis` and `--prefix`: a redis:// or rediss:// URL, a prefix without `:` or spaces. */
-export function checkQueueTarget(url: string | undefined, prefix: string | undefined): QueueTarget {
-  if (!url) throw new UsageError('--redis: expected a URL like redis://127.0.0.1:6379 (or set GRPC_BATCH_REDIS)');
-  if (!/^rediss?:\/\/[^\s]+$/.test(url)) throw new UsageError(`--redis: expected a URL like redis://127.0.0.1:6379, got "${redactUrl(url)}"`);
-  const p = prefix ?? DEFAULT_PREFIX;
-  if (!/^[A-Za-z0-9_.{}-]+$/.test(p)) throw new UsageError(`--prefix: expected letters, digits, '.', '_', '-' (no ':' or spaces), got "${p}"`);
-  return {url, prefix: p};
 }
 
 /**

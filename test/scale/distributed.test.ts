@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import {writeFileSync} from 'node:fs';
 import path from 'node:path';
-import {test} from 'node:test';
+import {after, before, test, type TestContext} from 'node:test';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
 import {REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
+import type {CliProcess} from '../helpers/cli.js';
+import type {Redis} from 'ioredis';
 import {startServer} from '../helpers/server.js';
 
 type Line = {line: number; status: string; response?: {id: string}};
@@ -13,15 +15,29 @@ function writeInput(file: string, records: number, extra: Record<string, unknown
   writeFileSync(file, Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`, ...extra})).join('\n') + '\n');
 }
 
+// The 3 workers (and their prefix) serve both tests of this file: their start-up is the slow part.
+// Their cleanups run after the last test of the file (an `after` hook registered at the top level).
+const cleanups: (() => unknown)[] = [];
+const shared = {after: (fn: () => unknown) => void cleanups.push(fn)} as unknown as TestContext;
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+let prefix: string;
+let redis: Redis;
+let workers: CliProcess[];
+let logs: (() => string)[];
+before(async () => {
+  ({prefix, redis} = await redisPrefix(shared));
+  workers = startWorkers(shared, 3, {prefix, chunks: 3});
+  logs = workers.map(stderrOf);
+  await workersReady(workers);
+});
+
 test('30,000 records over 3 worker processes: every record once, the job\'s concurrency held at the server, every worker did chunks', async (t) => {
   const server = await startServer(t, {latencyMs: 1});
-  const {prefix, redis} = await redisPrefix(t);
   const dir = tempDir(t);
   const records = 30_000;
   writeInput(path.join(dir, 'input.jsonl'), records);
-  const workers = startWorkers(t, 3, {prefix, chunks: 3});
-  const logs = workers.map(stderrOf);
-  await workersReady(workers);
   const jobFile = writeJob(dir, server.address, {concurrency: 24});
   const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '1000', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(result.code, 0, result.stderr);
@@ -35,7 +51,8 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
   assert.ok(lines.every((l) => l.status === 'OK' && l.response?.id === `r${l.line}`));
   assert.equal(server.stats.calls, records, 'no call made twice');
   assert.ok(server.stats.maxInFlight <= 24, `max in flight at the server: ${server.stats.maxInFlight}`);
-  const done = logs.map((l) => (l().match(/"event":"chunk:done"/g) ?? []).length);
+  const runId = (JSON.parse(result.stdout) as {runId: string}).runId;
+  const done = logs.map((l) => l().split('\n').filter((line) => line.includes('"event":"chunk:done"') && line.includes(runId)).length);
   assert.equal(done.reduce((a, b) => a + b), 30, `chunks done per worker: ${done}`);
   assert.ok(done.every((n) => n > 0), `every worker did chunks: ${done}`);
   // Merged and deleted: what is left in Redis is the workers' own (BullMQ's queue keys), no run data.
@@ -44,13 +61,10 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
 
 test('rps holds across 3 workers, measured at the server', async (t) => {
   const server = await startServer(t);
-  const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
-  const records = 600;
+  const records = 400;
   const rps = 200;
   writeInput(path.join(dir, 'input.jsonl'), records);
-  const workers = startWorkers(t, 3, {prefix, chunks: 3});
-  await workersReady(workers);
   // The calls the server has seen, every 50 ms: the most in any second is the rate it felt.
   const samples: {at: number; calls: number}[] = [];
   const sampler = setInterval(() => samples.push({at: performance.now(), calls: server.stats.calls}), 50);

@@ -113,3 +113,31 @@ test('Redis loses its data mid-run (restarted without persistence): the run stop
   assert.equal(JSON.parse(resumed.stdout).ok, records);
   assertEveryRecordOnce(dir, records);
 });
+
+test('SIGINT to the coordinator mid-run: the workers stop its chunks, exit 130, and --resume completes, every record once', async (t) => {
+  const server = await startServer(t, {latencyMs: 5});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 3000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 2, {prefix, chunks: 4});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 16});
+  const args = ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
+  const first = spawnCli(['run', jobFile, ...args, '--json'], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 500, 60_000, '500 calls at the server');
+  first.child.kill('SIGINT');
+  const stopped = await first.done;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  const summary = JSON.parse(stopped.stdout) as {status: string; unfinished: number; ok: number};
+  assert.equal(summary.status, 'cancelled');
+  assert.ok(summary.ok < records, `${summary.ok} done before the stop`);
+  const callsAtStop = server.stats.calls;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.ok(server.stats.calls - callsAtStop <= 16, `the workers went on sending: ${server.stats.calls - callsAtStop} calls after the stop`);
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+});
