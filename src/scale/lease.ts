@@ -5,7 +5,6 @@ import {UsageError} from '../errors.js';
 
 /** How long a lease holds without renewal: a coordinator that froze or died lets go after this. */
 export const LEASE_MS = 15_000;
-const RENEW_MS = LEASE_MS / 3;
 
 /** Renews the lease if it is still ours: 1 renewed, 0 taken (it had expired and another took it), -1 gone (we take it back). */
 const RENEW = `
@@ -40,13 +39,13 @@ export class RunLease {
   }
 
   /** Takes the lease of `runId`, waiting up to a lease's length for another holder to let go. */
-  static async acquire(redis: Redis, key: string, runId: string, onLost: (holder: string) => void, onRenew?: () => void): Promise<RunLease> {
+  static async acquire(redis: Redis, key: string, runId: string, onLost: (holder: string) => void, onRenew?: () => void, leaseMs = LEASE_MS): Promise<RunLease> {
     const lease = new RunLease(redis, key);
-    const deadline = Date.now() + LEASE_MS + 1000;
+    const deadline = Date.now() + leaseMs + 1000;
     for (;;) {
-      if ((await redis.set(key, lease.#value, 'PX', LEASE_MS, 'NX')) === 'OK') break;
+      if ((await redis.set(key, lease.#value, 'PX', leaseMs, 'NX')) === 'OK') break;
       const holder = await redis.get(key);
-      if (holder && isDeadHereAt(holder) && (await redis.eval(TAKE_OVER, 1, key, holder, lease.#value, LEASE_MS)) === 1) break;
+      if (holder && isDeadHereAt(holder) && (await redis.eval(TAKE_OVER, 1, key, holder, lease.#value, leaseMs)) === 1) break;
       if (Date.now() > deadline) {
         const [host, pid] = (holder ?? '? ?').split(' ');
         throw new UsageError(`run ${runId} is driven by another coordinator (pid ${pid} on ${host}); stop it first, or wait for it to end`);
@@ -56,11 +55,11 @@ export class RunLease {
     lease.#timer = setInterval(() => {
       if (lease.#renewing) return;
       lease.#renewing = true;
-      (redis.eval(RENEW, 1, key, lease.#value, LEASE_MS) as Promise<number>).then(async (renewed) => {
+      (redis.eval(RENEW, 1, key, lease.#value, leaseMs) as Promise<number>).then(async (renewed) => {
         if (renewed === 0) onLost((await redis.get(key)) ?? 'unknown');
         else onRenew?.();
       }, () => undefined).finally(() => (lease.#renewing = false));
-    }, RENEW_MS);
+    }, leaseMs / 3);
     lease.#timer.unref();
     return lease;
   }

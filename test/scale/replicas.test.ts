@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {spawn} from 'node:child_process';
-import {writeFileSync} from 'node:fs';
+import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
@@ -33,7 +33,7 @@ function startReplica(t: TestContext, args: readonly string[], cwd: string, extr
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
-  return {lines, exited, stop: () => child.kill('SIGTERM')};
+  return {lines, exited, stop: () => child.kill('SIGTERM'), kill: () => child.kill('SIGKILL')};
 }
 
 test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, none missed; overlap: skip and queue hold across replicas', async (t) => {
@@ -104,4 +104,39 @@ test('a manual run asked of one replica (POST /jobs/NAME/run) goes through the s
   assert.equal(all().filter((l) => l.event === 'run:started' && l.trigger === 'manual').length, 1);
   assert.equal(server.stats.calls, 10);
   assert.equal((await redis.keys(`${prefix}:ticks:manual-manual-*`)).length, 1, 'the run was a job of the shared tick queue');
+});
+
+test('a replica killed mid-run: the others do not start its tick again; restarted, it resumes its run to the end', async (t) => {
+  const server = await startServer(t);
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  // About 4 s of calls: 40 records of 100 ms, one at a time.
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => JSON.stringify({id: `k${i}`, latencyMs: 100})).join('\n'));
+  const file = path.join(dir, 'long.json');
+  writeFileSync(file, JSON.stringify({name: 'long', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', concurrency: 1, output: 'out/{name}-{runId}.jsonl'}));
+  const args = (n: number) => [file, '--redis', REDIS_URL, '--prefix', prefix, '--state', path.join(dir, `state-${n}.db`), '--http', '127.0.0.1:0', '--lock-duration', '1s', '--chunks', '1'];
+  const first = startReplica(t, args(1), dir);
+  const other = startReplica(t, args(2), dir);
+  await waitFor(() => [first, other].every((r) => r.lines.some((l) => l.event === 'daemon:started')), 30_000, 'the replicas to start');
+  const address = first.lines.find((l) => l.event === 'http:listening')!['address'] as string;
+  assert.equal((await fetch(`http://${address}/jobs/long/run`, {method: 'POST'})).status, 202);
+  const runner = await (async () => {
+    await waitFor(() => [first, other].some((r) => r.lines.some((l) => l.event === 'run:started' && l.trigger === 'manual')), 30_000, 'the run to start');
+    return first.lines.some((l) => l.event === 'run:started' && l.trigger === 'manual') ? {dead: first, alive: other, n: 1} : {dead: other, alive: first, n: 2};
+  })();
+  await waitFor(() => server.stats.calls >= 5, 30_000, 'calls at the server');
+  runner.dead.kill();
+  await runner.dead.exited;
+  // Its tick comes back to the queue once its lock expires; the live replica leaves the run alone.
+  await waitFor(() => runner.alive.lines.some((l) => l.event === 'run:left'), 30_000, 'run:left on the live replica');
+  const runId = runner.alive.lines.find((l) => l.event === 'run:left')!.runId;
+  assert.ok(!runner.alive.lines.some((l) => l.event === 'run:started' && l.trigger !== undefined), 'the live replica started no run');
+  const restarted = startReplica(t, args(runner.n), dir);
+  await waitFor(() => restarted.lines.some((l) => l.event === 'run:finished' && l.runId === runId && l.trigger !== undefined), 60_000, 'the resumed run to finish');
+  assert.equal(restarted.lines.find((l) => l.event === 'run:finished' && l.runId === runId && l.trigger !== undefined)!['status'], 'succeeded');
+  const results = readFileSync(path.join(dir, `out/long-${runId}.jsonl`), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as {line: number}).line);
+  assert.equal(new Set(results).size, 40);
+  assert.equal(results.length, 40);
+  for (const replica of [restarted, runner.alive]) replica.stop();
+  await Promise.all([restarted.exited, runner.alive.exited]);
 });

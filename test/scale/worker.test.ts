@@ -142,3 +142,22 @@ test('SIGTERM past --grace hands a worker\'s chunks back to the queue: another w
   assert.equal(lines.length, 80);
   assert.ok(server.stats.calls > 80, 'the calls the first worker made of the handed-back chunks were made again');
 });
+
+test('maxFailures holds run-wide across workers: the run stops once passed, past it by at most the chunks in the queue', async (t) => {
+  const server = await startServer(t);
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 2000;
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i}`, failCode: 13})).join('\n'));
+  const workers = startWorkers(t, 2, {prefix});
+  await workersReady(workers);
+  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 8, maxFailures: 10}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '20', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  assert.equal(result.code, 1, result.stderr);
+  const summary = JSON.parse(result.stdout) as {status: string; abortReason: string; failed: number; total: number};
+  assert.equal(summary.status, 'failed');
+  assert.match(summary.abortReason, /maxFailures/);
+  assert.ok(summary.failed > 10 && summary.failed <= 10 + 8 * 20, `${summary.failed} failed`);
+  assert.ok(server.stats.calls <= 10 + 8 * 20 + 20, `${server.stats.calls} calls`);
+  assert.equal(readJsonlFile(path.join(dir, 'out/results.jsonl')).length, summary.failed);
+  assert.equal(readJsonlFile(path.join(dir, 'out/failed.jsonl')).length, summary.failed);
+});
