@@ -1,5 +1,6 @@
 import {InvalidArgumentError} from 'commander';
 import {DURATION_HINT, parseDuration} from '../src/duration.js';
+import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/size.js';
 
 /** Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected. */
 
@@ -24,6 +25,13 @@ export function parseNumberFlag(min: number) {
 export function parseDurationFlag(value: string): string {
   if (parseDuration(value) === undefined) throw new InvalidArgumentError(`expected ${DURATION_HINT}, got "${value}"`);
   return value;
+}
+
+export function parseSizeFlag(value: string): number {
+  const bytes = parseSize(value);
+  if (bytes === undefined) throw new InvalidArgumentError(`expected ${SIZE_HINT}, got "${value}"`);
+  if (bytes > MAX_LINE_BYTES) throw new InvalidArgumentError(`expected at most 512MiB, got "${value}"`);
+  return bytes;
 }
 
 export function parseWorkersFlag(value: string): number | 'auto' {

@@ -5,6 +5,7 @@ import {EXIT, GbError, InterruptedError, IoError, ValidationError} from '../src/
 import {PACKAGE_ROOT} from '../src/paths.js';
 import {daemon} from './commands/daemon.js';
 import {demo} from './commands/demo.js';
+import {describe} from './commands/describe.js';
 import {history} from './commands/history.js';
 import {list} from './commands/list.js';
 import {run} from './commands/run.js';
@@ -20,6 +21,7 @@ const program = new Command('grpc-batch')
   .showHelpAfterError('(run with --help for usage)')
   .addCommand(run)
   .addCommand(validate)
+  .addCommand(describe)
   .addCommand(demo)
   .addCommand(daemon)
   .addCommand(list)

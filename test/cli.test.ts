@@ -95,7 +95,7 @@ test('validate accepts a valid job and says how many records it checked', async 
   const server = await startServer(t);
   const result = await runCli(['validate', `${JOBS}/valid.yaml`], {env: {TARGET: server.address}});
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /valid\.yaml: ok: demo\.v1\.DemoService\/Process on 127\.0\.0\.1:\d+, 3 records valid/);
+  assert.match(result.stdout, /valid\.yaml: ok: demo\.v1\.DemoService\/Process on 127\.0\.0\.1:\d+ \(schema: proto \S*demo\.proto\), 3 records valid/);
   assert.equal(result.stderr, '');
   assert.equal(server.stats.calls, 0);
 });

@@ -2,7 +2,7 @@ import type {Readable} from 'node:stream';
 import type {Issue} from '../errors.js';
 import {inputLabel, openInput, type JsonlOptions} from './input.js';
 import type {LoadedJob} from './load.js';
-import {prepareRecord} from './prepare.js';
+import {prepareRecord, recordPlan} from './prepare.js';
 
 export interface InputCheck {
   /** Records read (blank lines not counted). */
@@ -32,9 +32,10 @@ export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}
   const issues: Issue[] = [];
   let total = 0;
   let invalid = 0;
+  const plan = recordPlan(spec);
   for await (const record of source) {
     total++;
-    const prepared = prepareRecord(record, method);
+    const prepared = prepareRecord(record, method, plan);
     if (typeof prepared === 'string') {
       invalid++;
       if (issues.length < maxIssues) issues.push({file: `${label}:${record.line}`, path: '', message: prepared});

@@ -53,7 +53,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
       pendingBytes = 0;
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {};
       const note = file ? '' : '; it is not in the failures file (standard input cannot be read twice)';
-      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)${note}`, ...where};
+      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)${note}`, ...where};
     }
     let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
     pending = [];
@@ -62,7 +62,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     if (bytes.length > maxLineBytes) {
       // Already in memory (it fit in the chunks read): keep it, or point at it in its file.
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {raw: Buffer.from(bytes)};
-      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes if that is expected)`, ...where};
+      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)`, ...where};
     }
     let text: string;
     try {
@@ -108,7 +108,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
 /** A job's records: its module's `requests()`, its JSONL file, or standard input for '-'. */
 export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
-  const jsonl = options.maxLineBytes !== undefined ? {maxLineBytes: options.maxLineBytes} : {};
+  const jsonl = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   return readJsonl(readsStdin(spec.input) ? options.stdin ?? process.stdin : spec.input!, jsonl);
 }
 

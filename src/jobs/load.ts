@@ -3,8 +3,12 @@ import path from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
-import {loadMethod, MethodLoadError, type MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../rpc/method.js';
+import {loadJobSchema} from '../schema/load-schema.js';
+import {createMethodHandle} from '../schema/method-handle.js';
+import {SchemaError} from '../schema/schema.js';
 import {checkMethodKind} from '../rpc/method-kind.js';
+import {checkPerRecordKeys} from './prepare.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
@@ -18,6 +22,8 @@ export interface JobOverrides {
   readonly maxAttempts?: number;
   readonly output?: string;
   readonly failures?: string;
+  /** Longest input line (bytes, or a size like 16MiB). */
+  readonly maxLineBytes?: string | number;
   readonly maxOutage?: string | number;
   readonly adaptive?: boolean;
   readonly rampUp?: string | number;
@@ -63,12 +69,12 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   if (!spec) throw new ValidationError(found);
   let method: MethodHandle;
   try {
-    method = loadMethod({proto: spec.proto, method: spec.method, importPaths: spec.importPaths});
+    method = createMethodHandle(await loadJobSchema(spec), spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});
   } catch (error) {
-    if (error instanceof MethodLoadError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
+    if (error instanceof SchemaError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
-  const kindIssues = checkMethodKind(method, spec);
+  const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec)];
   if (kindIssues.length > 0) throw new ValidationError([...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...found]);
   const written = raw as {metadata?: unknown; tls?: unknown};
   const unexpanded: UnexpandedSecrets = {dir: path.dirname(jobFile), metadata: written.metadata, tls: written.tls};
@@ -209,6 +215,7 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
   if (overrides.rps !== undefined) out['rps'] = overrides.rps;
   if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
+  if (overrides.maxLineBytes !== undefined) out['maxLineBytes'] = overrides.maxLineBytes;
   if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
   if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
   if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;

@@ -1,9 +1,65 @@
+import type * as grpc from '@grpc/grpc-js';
+import {parseDuration, DURATION_HINT} from '../duration.js';
 import {MessageError} from '../rpc/message.js';
+import {buildMetadata, checkMetadataEntry} from '../rpc/metadata.js';
 import type {MethodHandle} from '../rpc/method.js';
+import {didYouMean} from '../suggest.js';
 import type {InputRecord} from './input.js';
+import {isTemplate, parseTemplate, renderTemplates, type MetadataTemplate} from './metadata-template.js';
 
-/** Parses and encodes one record; returns the request bytes, or why the record is invalid. */
-export function prepareRecord(record: InputRecord, method: MethodHandle): Buffer | string {
+/** How input records are read (`inputFormat`). */
+export type InputFormat = 'message' | 'envelope';
+
+/** What a job says about each record's request, metadata and deadline; built once per run by `recordPlan`. */
+export interface RecordPlan {
+  /** `message`: each record is the request; `envelope`: `{"request", "metadata", "deadline"}`. @default 'message' */
+  readonly inputFormat: InputFormat;
+  /** The job's metadata without templates. */
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The job's templated metadata values. */
+  readonly templates: readonly MetadataTemplate[];
+}
+
+/** A record ready to send: the encoded request, and what it sets for its own call. */
+export interface PreparedRecord {
+  readonly request: Buffer;
+  /** The call's whole metadata, when the record makes it differ from the job's. */
+  readonly metadata?: grpc.Metadata;
+  /** The record's own per-attempt deadline (envelope `deadline`), in ms. */
+  readonly deadlineMs?: number;
+}
+
+const ENVELOPE_KEYS = ['request', 'metadata', 'deadline'];
+
+export function recordPlan(spec: {readonly inputFormat?: InputFormat; readonly metadata: Readonly<Record<string, string>>}): RecordPlan {
+  const metadata: Record<string, string> = {};
+  const templates: MetadataTemplate[] = [];
+  for (const [key, value] of Object.entries(spec.metadata)) {
+    const template = isTemplate(value) ? parseTemplate(key, value) : undefined;
+    if (typeof template === 'object') templates.push(template);
+    else metadata[key] = value; // validation has refused malformed templates already
+  }
+  return {inputFormat: spec.inputFormat ?? 'message', metadata, templates};
+}
+
+/**
+ * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
+ * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
+ */
+export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: {readonly inputFormat?: InputFormat; readonly metadata: Readonly<Record<string, string>>}): [key: string, message: string][] {
+  if (method.kind === 'unary') return [];
+  const issues: [string, string][] = [];
+  if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  for (const [key, value] of Object.entries(spec.metadata)) {
+    if (isTemplate(value)) issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  }
+  return issues;
+}
+
+const MESSAGE_PLAN: RecordPlan = {inputFormat: 'message', metadata: {}, templates: []};
+
+/** Parses and encodes one record; returns it ready to send, or why the record is invalid. */
+export function prepareRecord(record: InputRecord, method: MethodHandle, plan: RecordPlan = MESSAGE_PLAN): PreparedRecord | string {
   if (record.error) return record.error;
   let value = record.value;
   if (value === undefined) {
@@ -13,10 +69,65 @@ export function prepareRecord(record: InputRecord, method: MethodHandle): Buffer
       return `expected a JSON object, got text that is not JSON: ${(error as Error).message}`;
     }
   }
+  let own: Record<string, string> | undefined;
+  let deadlineMs: number | undefined;
+  if (plan.inputFormat === 'envelope') {
+    const envelope = readEnvelope(value);
+    if (typeof envelope === 'string') return envelope;
+    ({request: value, metadata: own, deadlineMs} = envelope);
+  }
+  let request: Buffer;
   try {
-    return method.encodeRequest(value);
+    request = method.encodeRequest(value);
   } catch (error) {
-    if (error instanceof MessageError) return error.message;
+    if (error instanceof MessageError) {
+      if (plan.inputFormat !== 'envelope') return error.message;
+      return error.path ? `request.${error.message}` : `request: ${error.message}`;
+    }
     return `does not encode as ${method.requestType}: ${(error as Error).message}`;
   }
+  let rendered: Record<string, string> | undefined;
+  if (plan.templates.length > 0) {
+    const result = renderTemplates(plan.templates, value);
+    if (typeof result === 'string') return result;
+    rendered = result;
+  }
+  const metadata = rendered || own ? buildMetadata({...plan.metadata, ...rendered, ...own}) : undefined;
+  return {request, ...(metadata ? {metadata} : {}), ...(deadlineMs !== undefined ? {deadlineMs} : {})};
+}
+
+interface Envelope {
+  request: unknown;
+  metadata: Record<string, string> | undefined;
+  deadlineMs: number | undefined;
+}
+
+/** `{"request": {...}, "metadata": {...}, "deadline": "2s"}`, checked as strictly as a job file. */
+function readEnvelope(value: unknown): Envelope | string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return `expected an envelope {"request": {...}, "metadata": {...}, "deadline": "2s"} (inputFormat: envelope), got ${value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value}`;
+  }
+  const object = value as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    if (!ENVELOPE_KEYS.includes(key)) return `${key}: unknown envelope key${didYouMean(key, ENVELOPE_KEYS)}; keys: request (required), metadata, deadline`;
+  }
+  if (!('request' in object)) return 'request: missing: an envelope holds the request message under "request" (inputFormat: envelope)';
+  let metadata: Record<string, string> | undefined;
+  if (object['metadata'] !== undefined) {
+    const raw = object['metadata'];
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return `metadata: expected a map of header names to values, got ${Array.isArray(raw) ? 'a list' : raw === null ? 'null' : typeof raw}`;
+    metadata = {};
+    for (const [key, v] of Object.entries(raw as Record<string, unknown>)) {
+      if (!['string', 'number', 'boolean'].includes(typeof v)) return `metadata.${key}: expected a string, number or true/false, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`;
+      const problem = checkMetadataEntry(key, String(v));
+      if (problem) return `metadata.${key}: ${problem}`;
+      metadata[key.toLowerCase()] = String(v);
+    }
+  }
+  let deadlineMs: number | undefined;
+  if (object['deadline'] !== undefined) {
+    deadlineMs = parseDuration(object['deadline'] as string | number);
+    if (deadlineMs === undefined) return `deadline: expected ${DURATION_HINT}; got ${JSON.stringify(object['deadline'])}`;
+  }
+  return {request: object['request'], metadata, deadlineMs};
 }

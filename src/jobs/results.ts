@@ -2,18 +2,38 @@ import {closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, re
 import path from 'node:path';
 import {IoError} from '../errors.js';
 import {fsyncAsync, fsyncDir} from './durable.js';
+import type {CallOutcome} from '../rpc/call.js';
+import type {MetadataJson} from '../rpc/metadata.js';
+
+/** What a results line may add about the call: the decoded google.rpc.Status, response headers and trailers. */
+export interface CallExtras {
+  /** google.rpc.Status from `grpc-status-details-bin`, in proto3 JSON (failed calls). */
+  readonly statusDetails?: unknown;
+  /** Response headers (`recordMetadata: true`). */
+  readonly headers?: MetadataJson;
+  /** Response trailers (`recordMetadata: true`). */
+  readonly trailers?: MetadataJson;
+}
+
+/** The extras of an outcome, only those it has. */
+export function outcomeExtras(outcome: CallOutcome): CallExtras {
+  return {
+    ...(!outcome.ok && outcome.statusDetails !== undefined ? {statusDetails: outcome.statusDetails} : {}),
+    ...(outcome.recorded ? {headers: outcome.recorded.headers, trailers: outcome.recorded.trailers} : {}),
+  };
+}
 
 /** The final result of one input record, as written to the results file (one JSON line). */
 export type RecordResult =
-  | {
+  | (CallExtras & {
       readonly line: number;
       readonly status: 'OK';
       readonly attempts: number;
       /** ms from the first attempt's start to the answer, backoffs included. */
       readonly latencyMs: number;
       readonly response: unknown;
-    }
-  | {
+    })
+  | (CallExtras & {
       readonly line: number;
       /** Status name of the last attempt (`UNAVAILABLE`). */
       readonly status: string;
@@ -21,7 +41,7 @@ export type RecordResult =
       readonly error: string;
       readonly attempts: number;
       readonly latencyMs: number;
-    }
+    })
   | {
       readonly line: number;
       /** The record was not sent: it is not valid for the request type. */

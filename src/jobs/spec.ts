@@ -1,4 +1,6 @@
+import type {JsonNames} from '../rpc/json-names.js';
 import type {RetryPolicy} from '../rpc/retry.js';
+import type {InputFormat} from './prepare.js';
 import type {TlsSpec} from '../rpc/credentials.js';
 import type {RecordResult} from './results.js';
 import type {OverlapPolicy, ScheduleSpec} from './schedule-spec.js';
@@ -15,14 +17,22 @@ export interface JobInput {
   readonly name?: string;
   /** `host:port`, `dns:///host:port` or `unix:/path`. */
   readonly target: string;
-  /** The .proto file of the method; relative to the job file. */
-  readonly proto: string;
+  /** The .proto file(s) of the method; relative to the job file. Without `proto` or `protoset`: server reflection. */
+  readonly proto?: string | readonly string[];
   /** Folders searched for imports after the proto's own. @default [] */
   readonly importPaths?: readonly string[];
+  /** FileDescriptorSet file(s) (`protoc --include_imports --descriptor_set_out`), instead of `proto`. */
+  readonly protoset?: string | readonly string[];
+  /** Metadata of the server reflection calls, instead of `metadata`. @default the job's metadata */
+  readonly reflectionMetadata?: Readonly<Record<string, string | number | boolean>>;
   /** `package.Service/Method`: unary, client-streaming or bidi-streaming. */
   readonly method: string;
   /** JSONL file of request messages, or '-' for stdin. A job module may give `requests` instead. */
   readonly input?: string;
+  /** `message`: a record is the request; `envelope`: `{"request", "metadata", "deadline"}`. @default 'message' */
+  readonly inputFormat?: InputFormat;
+  /** Longest input line, bytes or `16MiB`. @default '4MiB' */
+  readonly maxLineBytes?: number | string;
   /** Most calls in flight. Minimum: 1. @default 100 */
   readonly concurrency?: number;
   /** Most calls started per second, retries included; 0 = no limit. @default 0 */
@@ -74,8 +84,14 @@ export interface JobInput {
   readonly maxInvalid?: number;
   /** Stop the run once more records than this have failed. @default no limit */
   readonly maxFailures?: number;
-  /** Metadata sent with every call. @default {} */
+  /** Metadata sent with every call; values may hold `{{field.path}}` placeholders. @default {} */
   readonly metadata?: Readonly<Record<string, string | number | boolean>>;
+  /** Record response headers and trailers in the results. @default false */
+  readonly recordMetadata?: boolean;
+  /** Field names in the results: protoc's JSON names, or as in the proto. @default 'json' */
+  readonly jsonNames?: JsonNames;
+  /** Print response fields at their default values. @default false */
+  readonly emitDefaults?: boolean;
   /** TLS files; omitted = plaintext. */
   readonly tls?: TlsSpec;
   /** grpc-js channel options. @default {} */
@@ -112,11 +128,21 @@ export interface JobSpec {
   /** The job file it came from, for messages. */
   readonly file: string;
   readonly target: string;
-  readonly proto: string;
+  /** Absolute paths; empty when the schema comes from a protoset or reflection. */
+  readonly proto: readonly string[];
   readonly importPaths: readonly string[];
+  /** Absolute paths; empty unless the schema comes from descriptor sets. */
+  readonly protoset: readonly string[];
+  /** Undefined: reflection calls carry `metadata` (its static values). */
+  readonly reflectionMetadata: Readonly<Record<string, string>> | undefined;
   readonly method: string;
   /** Absolute path, '-' for stdin, or undefined when `requests` is given. */
   readonly input: string | undefined;
+  readonly inputFormat: InputFormat;
+  readonly maxLineBytes: number;
+  readonly recordMetadata: boolean;
+  readonly jsonNames: JsonNames;
+  readonly emitDefaults: boolean;
   readonly requests: (() => AsyncIterable<unknown> | Iterable<unknown>) | undefined;
   readonly onResult: ((result: RecordResult) => void | Promise<void>) | undefined;
   readonly concurrency: number;

@@ -13,6 +13,9 @@ import {defaultMaxTokens} from '../rpc/retry-throttle.js';
 import {autoWorkers} from '../run/executor-threads.js';
 import {DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
+import {DEFAULT_MAX_LINE_BYTES} from './input.js';
+import {isTemplate, parseTemplate} from './metadata-template.js';
+import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../size.js';
 
 const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
   properties: Record<string, {properties?: Record<string, unknown>}>;
@@ -83,7 +86,30 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     if (!existsSync(full)) error(keyPath, `file not found: ${full}`);
     else if (statSync(full).isDirectory()) error(keyPath, `expected a file, got a folder: ${full}`);
   };
-  mustExist('proto', job['proto']);
+  const fileList = (key: string): string[] => {
+    const value = job[key];
+    const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+    list.forEach((file, index) => mustExist(Array.isArray(value) ? `${key}[${index}]` : key, file));
+    return list;
+  };
+  const protoFiles = fileList('proto');
+  const protosetFiles = fileList('protoset');
+  if (job['proto'] !== undefined && job['protoset'] !== undefined) {
+    error('protoset', 'give proto or protoset, not both: they are two sources of the same schema');
+  }
+  if (job['importPaths'] !== undefined && job['proto'] === undefined) {
+    issues.push({file, path: 'importPaths', message: 'only used with proto (a protoset holds its imports; reflection asks the server); ignored', severity: 'warning'});
+  }
+  if (job['reflectionMetadata'] !== undefined && (job['proto'] !== undefined || job['protoset'] !== undefined)) {
+    issues.push({file, path: 'reflectionMetadata', message: `only used with server reflection, that is without proto or protoset; ignored`, severity: 'warning'});
+  }
+  let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
+  if (job['maxLineBytes'] !== undefined && !hasIssue('maxLineBytes')) {
+    const bytes = parseSize(job['maxLineBytes']);
+    if (bytes === undefined) error('maxLineBytes', `expected ${SIZE_HINT}, got ${show(job['maxLineBytes'])}`);
+    else if (bytes > MAX_LINE_BYTES) error('maxLineBytes', `expected at most 512MiB (${MAX_LINE_BYTES} bytes, the longest string Node can hold), got ${show(job['maxLineBytes'])}`);
+    else maxLineBytes = bytes;
+  }
   mustExist('input', job['input']);
   const tls = job['tls'] as Record<string, unknown> | undefined;
   if (tls && typeof tls === 'object') {
@@ -96,8 +122,18 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
   if (job['metadata'] && typeof job['metadata'] === 'object') {
     for (const [key, value] of Object.entries(job['metadata'] as Record<string, unknown>)) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) continue; // the schema has said it
-      const problem = checkMetadataEntry(key, String(value));
+      const template = typeof value === 'string' && isTemplate(value) ? parseTemplate(key, value) : undefined;
+      if (typeof template === 'string') error(`metadata.${key}`, template);
+      // A template is checked once filled, per record; its fixed parts must be sendable already.
+      const problem = checkMetadataEntry(key, typeof template === 'object' ? template.parts.filter((p) => typeof p === 'string').join('') : String(value));
       if (problem) error(`metadata.${key}`, problem);
+    }
+  }
+  if (job['reflectionMetadata'] && typeof job['reflectionMetadata'] === 'object') {
+    for (const [key, value] of Object.entries(job['reflectionMetadata'] as Record<string, unknown>)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) continue;
+      const problem = checkMetadataEntry(key, String(value));
+      if (problem) error(`reflectionMetadata.${key}`, problem);
     }
   }
   if (job['channelOptions'] !== undefined) issues.push(...checkChannelOptions(job['channelOptions'], file));
@@ -123,10 +159,17 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     name: (job['name'] as string | undefined) ?? path.basename(file).replace(/\.(ya?ml|json|[cm]?[jt]s)$/i, ''),
     file,
     target: job['target'] as string,
-    proto: resolvePath(job['proto']) as string,
+    proto: protoFiles.map((p) => path.resolve(baseDir, p)),
     importPaths: ((job['importPaths'] ?? []) as string[]).map((p) => path.resolve(baseDir, p)),
+    protoset: protosetFiles.map((p) => path.resolve(baseDir, p)),
+    reflectionMetadata: job['reflectionMetadata'] ? lowerKeys(job['reflectionMetadata'] as Record<string, unknown>) : undefined,
     method: job['method'] as string,
     input: resolvePath(job['input']) as string | undefined,
+    inputFormat: (job['inputFormat'] as 'message' | 'envelope' | undefined) ?? 'message',
+    maxLineBytes,
+    recordMetadata: (job['recordMetadata'] as boolean | undefined) ?? false,
+    jsonNames: (job['jsonNames'] as 'json' | 'proto' | undefined) ?? 'json',
+    emitDefaults: (job['emitDefaults'] as boolean | undefined) ?? false,
     requests: functions['requests'] as JobModule['requests'],
     onResult: functions['onResult'] as JobModule['onResult'],
     concurrency: (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency,
@@ -159,6 +202,12 @@ export function validateJob(raw: unknown, file: string, baseDir: string): {spec?
     schedule,
   };
   return {spec, issues};
+}
+
+function lowerKeys(entries: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(entries)) out[key.toLowerCase()] = String(value);
+  return out;
 }
 
 function resolveWorkers(raw: unknown, concurrency: number): number {
@@ -213,6 +262,8 @@ function describeSchemaError(e: ErrorObject, job: Record<string, unknown>): stri
     case 'enum':
       return `expected one of ${((e.params as {allowedValues: unknown[]}).allowedValues).join(', ')}, ${got}`;
     case 'anyOf':
+      if (e.instancePath === '/maxLineBytes') return `expected ${SIZE_HINT}, ${got}`;
+      if (e.instancePath === '/proto' || e.instancePath === '/protoset') return `expected a file or a non-empty list of files, ${got}`;
       if (e.instancePath === '/workers') return `expected an integer from 1 to 256 or "auto", ${got}`;
       return `expected ${DURATION_HINT}; ${got}`;
     default:

@@ -1,12 +1,40 @@
 import * as grpc from '@grpc/grpc-js';
 import type {MethodHandle} from './method.js';
+import {metadataToJson, type MetadataJson} from './metadata.js';
+import {STATUS_DETAILS_KEY, statusDetailsOf} from './rich-status.js';
+
+/** Response headers and trailers as a results line records them (`recordMetadata: true`). */
+export interface RecordedMetadata {
+  readonly headers: MetadataJson;
+  readonly trailers: MetadataJson;
+}
 
 /**
  * One unary call. A gRPC status is an outcome, not a throw (as grpc-js `StatusOr`): only bugs throw.
  */
 export type CallOutcome =
-  | {readonly ok: true; readonly response: unknown; readonly latencyMs: number}
-  | {readonly ok: false; readonly code: grpc.status; readonly details: string; readonly latencyMs: number; readonly trailers?: grpc.Metadata};
+  | {readonly ok: true; readonly response: unknown; readonly latencyMs: number; readonly recorded?: RecordedMetadata}
+  | {
+      readonly ok: false;
+      readonly code: grpc.status;
+      readonly details: string;
+      readonly latencyMs: number;
+      /** The status's trailers as received (server pushback reads them). */
+      readonly trailers?: grpc.Metadata;
+      /** The google.rpc.Status of `grpc-status-details-bin`, in proto3 JSON. */
+      readonly statusDetails?: unknown;
+      /** What a RetryInfo detail asked the client to wait before retrying, in ms. */
+      readonly retryDelayMs?: number;
+      readonly recorded?: RecordedMetadata;
+    };
+
+/** What one record may set for its own calls (templated metadata, an envelope's metadata and deadline). */
+export interface PerCallOptions {
+  /** Replaces the job's metadata for this call (it already holds the job's keys). */
+  readonly metadata?: grpc.Metadata | undefined;
+  /** Per-attempt deadline in ms for this call; 0 = none. */
+  readonly deadlineMs?: number | undefined;
+}
 
 /** A call in flight, as the cancel registry holds it. */
 export interface CancellableCall {
@@ -23,6 +51,8 @@ export interface CallOptions {
   readonly waitForReady?: boolean;
   /** Registry of calls in flight, so a second Ctrl-C can cancel them. */
   readonly inFlight?: Set<CancellableCall>;
+  /** Put the response headers and trailers in the outcome. @default false */
+  readonly recordMetadata?: boolean;
 }
 
 /**
@@ -35,12 +65,14 @@ export interface CallOptions {
  * case of an error (`new Error()`, the costliest of them). With requests already encoded, that
  * is most of the client-side JavaScript per call (see bench/README.md).
  */
-export function callUnary(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions): Promise<CallOutcome> {
+export function callUnary(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions, perCall: PerCallOptions = {}): Promise<CallOutcome> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const deadline = options.deadlineMs > 0 ? Date.now() + options.deadlineMs : Infinity;
+    const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
+    const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
     // Cloned because grpc-js adds its own headers to the metadata it is given.
-    const metadata = options.metadata ? options.metadata.clone() : new grpc.Metadata();
+    const given = perCall.metadata ?? options.metadata;
+    const metadata = given ? given.clone() : new grpc.Metadata();
     if (options.waitForReady) metadata.setOptions({waitForReady: true});
     const inFlight = options.inFlight;
     const call = client.getChannel().createCall(method.path, deadline, undefined, null, undefined);
@@ -48,8 +80,11 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
     let response: Buffer | undefined;
     let messages = 0;
     inFlight?.add(handle);
+    let headers: grpc.Metadata | undefined;
     call.start(metadata, {
-      onReceiveMetadata() {},
+      onReceiveMetadata(received: grpc.Metadata) {
+        headers = received;
+      },
       onReceiveMessage(message: Buffer) {
         messages++;
         if (messages > 1) call.cancelWithStatus(grpc.status.UNIMPLEMENTED, 'Too many responses received');
@@ -58,22 +93,30 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
       onReceiveStatus(status: grpc.StatusObject) {
         inFlight?.delete(handle);
         const latencyMs = performance.now() - started;
+        const rich = status.code !== grpc.status.OK ? statusDetailsOf(status.metadata, method.root) : undefined;
+        const recorded: {recorded?: RecordedMetadata} = options.recordMetadata
+          ? {recorded: {headers: metadataToJson(headers), trailers: metadataToJson(status.metadata, rich ? [STATUS_DETAILS_KEY] : [])}}
+          : {};
         if (status.code !== grpc.status.OK) {
-          resolve({ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata});
+          resolve({
+            ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
+            ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
+            ...recorded,
+          });
           return;
         }
         if (response === undefined) {
-          resolve({ok: false, code: grpc.status.UNIMPLEMENTED, details: 'No message received', latencyMs});
+          resolve({ok: false, code: grpc.status.UNIMPLEMENTED, details: 'No message received', latencyMs, ...recorded});
           return;
         }
         let decoded: unknown;
         try {
           decoded = method.decodeResponse(response);
         } catch (decodeError) {
-          resolve({ok: false, code: grpc.status.INTERNAL, details: `response does not decode as ${method.responseType}: ${(decodeError as Error).message}`, latencyMs});
+          resolve({ok: false, code: grpc.status.INTERNAL, details: `response does not decode as ${method.responseType}: ${(decodeError as Error).message}`, latencyMs, ...recorded});
           return;
         }
-        resolve({ok: true, response: decoded, latencyMs});
+        resolve({ok: true, response: decoded, latencyMs, ...recorded});
       },
     });
     call.startRead();

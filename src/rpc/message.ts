@@ -1,5 +1,6 @@
 import protobuf from 'protobufjs';
 import {didYouMean} from '../suggest.js';
+import {jsonName} from './json-names.js';
 
 /**
  * Strict proto3-JSON checking and encoding of request messages.
@@ -25,8 +26,6 @@ const INT32 = [-(2 ** 31), 2 ** 31 - 1] as const;
 const UINT32 = [0, 2 ** 32 - 1] as const;
 const INT64 = [-(2n ** 63n), 2n ** 63n - 1n] as const;
 const UINT64 = [0n, 2n ** 64n - 1n] as const;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
-const BASE64URL = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=|[A-Za-z0-9_-]{2,3})?$/;
 /** Largest finite float32; beyond it a float field would silently become Infinity. */
 const FLOAT_MAX = 3.4028234663852886e38;
 /** A UTF-16 surrogate without its pair: not encodable as UTF-8, which proto strings must be. */
@@ -99,7 +98,9 @@ function checkField(field: protobuf.Field, raw: unknown, path: string): unknown 
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(raw)) {
       checkMapKey(field.keyType, k, `${path}["${k}"]`);
-      out[k] = checkSingle(field, v, `${path}["${k}"]`);
+      // protobufjs encodes a bool key with `writer.bool(key)`, and the string "false" is truthy:
+      // the empty string is the one key it writes as false.
+      out[field.keyType === 'bool' && k === 'false' ? '' : k] = checkSingle(field, v, `${path}["${k}"]`);
     }
     return out;
   }
@@ -121,8 +122,9 @@ function checkNested(type: protobuf.Type, raw: unknown, path: string): unknown {
   const full = type.fullName;
   const wrapped = WRAPPERS[full];
   if (wrapped) return {value: checkScalar(wrapped, raw, path)};
-  if (full === '.google.protobuf.Timestamp') return checkTimestamp(raw, path);
-  if (full === '.google.protobuf.Duration') return checkDurationValue(raw, path);
+  // The `{seconds, nanos}` form is what grpc-batch prints for a Timestamp outside years 1-9999.
+  if (full === '.google.protobuf.Timestamp') return isObject(raw) ? checkMessage(type, raw, path) : checkTimestamp(raw, path);
+  if (full === '.google.protobuf.Duration') return isObject(raw) ? checkMessage(type, raw, path) : checkDurationValue(raw, path);
   if (full === '.google.protobuf.Struct') return checkStruct(raw, path);
   if (full === '.google.protobuf.Value') return checkValue(raw, path);
   if (full === '.google.protobuf.ListValue') return checkList(raw, path);
@@ -181,8 +183,11 @@ function checkAny(root: protobuf.Root, raw: unknown, path: string): {type_url: s
   }
   const {'@type': typeUrl, ...fields} = raw as Record<string, unknown> & {'@type': string};
   const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
-  const inner = root.lookup(name);
+  const inner = lookupQuiet(root, name);
   if (!(inner instanceof protobuf.Type)) {
+    // `{"@type", "value": <base64>}` is how a response prints an Any of a type the schema lacks: sent back packed as it was.
+    const packed = fields['value'];
+    if (Object.keys(fields).length === 1 && typeof packed === 'string' && base64Alphabet(packed)) return {type_url: typeUrl, value: Buffer.from(packed, 'base64')};
     throw new MessageError(`${path}.@type`, `unknown message type "${name}"; the proto (or one it imports) must define it`);
   }
   const special = WELL_KNOWN_JSON.has(inner.fullName);
@@ -191,6 +196,18 @@ function checkAny(root: protobuf.Root, raw: unknown, path: string): {type_url: s
   }
   const plain = special ? checkNested(inner, fields['value'], `${path}.value`) : checkMessage(inner, fields, path);
   return {type_url: typeUrl, value: inner.encode(inner.fromObject(plain as Record<string, unknown>)).finish()};
+}
+
+function lookupQuiet(root: protobuf.Root, name: string): protobuf.ReflectionObject | null {
+  try {
+    return root.lookup(name.startsWith('.') ? name : `.${name}`);
+  } catch {
+    return null;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /** Well-known types whose proto3 JSON form is not an object of their fields. */
@@ -237,7 +254,8 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
       else if (raw === 'NaN' || raw === 'Infinity' || raw === '-Infinity') return Number(raw);
       else if (typeof raw === 'string' && raw.trim() !== '' && Number.isFinite(Number(raw))) n = Number(raw);
       else throw new MessageError(path, `expected a number (${kind}), or "NaN", "Infinity", "-Infinity" as strings, got ${describe(raw)}`);
-      if (kind === 'float' && Number.isFinite(n) && Math.abs(n) > FLOAT_MAX) {
+      // Beyond the largest float32 by less than half a step still rounds to it (3.4028235e38 does).
+      if (kind === 'float' && Number.isFinite(n) && !Number.isFinite(Math.fround(n))) {
         throw new MessageError(path, `${n} is out of range for float (at most ${FLOAT_MAX} either way; write "Infinity" if that is meant)`);
       }
       return n;
@@ -256,11 +274,13 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
     case 'uint64':
     case 'fixed64':
       return checkLong(raw, path, kind, UINT64);
-    case 'bytes':
+    case 'bytes': {
       if (typeof raw !== 'string') throw new MessageError(path, `expected base64 bytes as a string, got ${describe(raw)}`);
-      if (BASE64.test(raw)) return raw;
-      if (BASE64URL.test(raw)) return Buffer.from(raw, 'base64url');
+      const alphabet = base64Alphabet(raw);
+      if (alphabet === 'standard') return raw;
+      if (alphabet === 'url') return Buffer.from(raw, 'base64url');
       throw new MessageError(path, `expected base64 bytes (standard or URL-safe alphabet, length not 1 more than a multiple of 4), got ${describe(raw)}`);
+    }
     default:
       throw new MessageError(path, `unsupported field type ${kind}`);
   }
@@ -332,10 +352,27 @@ function fieldByJsonKey(type: protobuf.Type, key: string): protobuf.Field | unde
   return byKey.get(key);
 }
 
-function jsonName(field: protobuf.Field): string {
-  const explicit = field.options?.['json_name'];
-  if (typeof explicit === 'string') return explicit;
-  return field.name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+/**
+ * Which base64 alphabet a string is in, by one pass over its characters (no regular expression:
+ * a backtracking one overflows the stack on megabytes of bytes). Padding is optional, but a
+ * length of 4n+1 is never base64.
+ */
+function base64Alphabet(text: string): 'standard' | 'url' | undefined {
+  let end = text.length;
+  if (end > 0 && text.charCodeAt(end - 1) === 0x3d) end--;
+  if (end > 0 && text.charCodeAt(end - 1) === 0x3d) end--;
+  if (end % 4 === 1 || (end !== text.length && text.length % 4 !== 0)) return undefined;
+  let standard = false;
+  let url = false;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)) continue;
+    if (c === 0x2b || c === 0x2f) standard = true;
+    else if (c === 0x2d || c === 0x5f) url = true;
+    else return undefined;
+  }
+  if (standard && url) return undefined;
+  return url ? 'url' : 'standard';
 }
 
 function describe(value: unknown): string {

@@ -1,4 +1,4 @@
-import {callUnary, type CallOptions, type CallOutcome} from './call.js';
+import {callUnary, type CallOptions, type CallOutcome, type PerCallOptions} from './call.js';
 import type {ChannelPool} from './channel.js';
 import type {MethodHandle} from './method.js';
 import {BidiSender} from './stream-bidi.js';
@@ -10,8 +10,11 @@ import {ClientStreamSender} from './stream-client.js';
  * never rejects); the engine's retry loop calls it again for another attempt.
  */
 export interface RecordSender {
-  /** Sends one encoded request; resolves with its outcome. */
-  send(request: Buffer): Promise<CallOutcome>;
+  /**
+   * Sends one encoded request; resolves with its outcome. `perCall` (a record's own metadata and
+   * deadline) applies to unary calls only: a stream's metadata is sent once for all its records.
+   */
+  send(request: Buffer, perCall?: PerCallOptions): Promise<CallOutcome>;
   /**
    * Ends the sender's streams once their records are answered (half-close, then wait for the
    * server's status); streams still open after `graceMs` are cancelled. Call it after the last
@@ -56,7 +59,7 @@ export function defaultBatchSize(concurrency: number): number {
 export function createSender(pool: ChannelPool, method: MethodHandle, options: SenderOptions): RecordSender {
   switch (method.kind) {
     case 'unary':
-      return {send: (request) => callUnary(pool.pick(), method, request, options), close: () => Promise.resolve()};
+      return {send: (request, perCall) => callUnary(pool.pick(), method, request, options, perCall), close: () => Promise.resolve()};
     case 'bidi':
       return new BidiSender(pool, method, {...options, streams: options.streams ?? defaultStreams(options.concurrency)});
     case 'client-streaming':

@@ -8,7 +8,8 @@ import type {OutageStatus} from '../rpc/outage-gate.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import type {PipelineStatus} from './pipeline.js';
 import type {RunStats} from './stats.js';
-import {plainSpec, type FromWorker, type ResultItem, type ToWorker, type WorkerInit, type WorkerStatus} from './thread-protocol.js';
+import type {MethodHandle} from '../rpc/method.js';
+import {plainSpec, type FromWorker, type ResultItem, type ToWorker, type WorkerCall, type WorkerInit, type WorkerStatus} from './thread-protocol.js';
 
 /** Records sent to a worker in one message. The hop costs ~1 µs a record in batches of 64. */
 const BATCH = 64;
@@ -60,14 +61,15 @@ export class ThreadExecutor implements Executor {
   #idleWaiter: (() => void) | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(spec: JobSpec, workers: number, events: ExecutorEvents, flush: () => void) {
+  constructor(spec: JobSpec, workers: number, events: ExecutorEvents, flush: () => void, method: MethodHandle) {
     this.#events = events;
     this.#flush = flush;
     const count = Math.min(workers, spec.concurrency);
     const concurrency = splitInteger(spec.concurrency, count);
     const plain = plainSpec(spec);
+    const schema = {json: method.root.toJSON(), origin: method.origin};
     this.#slots = concurrency.map((share, index) => {
-      const init: WorkerInit = {spec: plain, share: {concurrency: share, rps: spec.rps / count}, index};
+      const init: WorkerInit = {spec: plain, share: {concurrency: share, rps: spec.rps / count}, index, schema};
       const worker = startWorker(init);
       const slot: WorkerSlot = {worker, share: init.share, outstanding: 0, batch: [], status: undefined, final: undefined, exited: Promise.resolve(), busy: Promise.resolve()};
       slot.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
@@ -186,7 +188,12 @@ export class ThreadExecutor implements Executor {
 
   #send(slot: WorkerSlot): void {
     if (slot.batch.length === 0) return;
-    const calls = slot.batch.map((call) => ({line: call.line, request: call.request}));
+    const calls = slot.batch.map((call): WorkerCall => ({
+      line: call.line,
+      request: call.request,
+      ...(call.metadata ? {metadata: call.metadata.toJSON() as WorkerCall['metadata']} : {}),
+      ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {}),
+    }));
     slot.batch = [];
     slot.worker.postMessage({type: 'calls', calls} satisfies ToWorker);
   }

@@ -1,5 +1,5 @@
 import type {InputRecord} from '../jobs/input.js';
-import type {RecordResult} from '../jobs/results.js';
+import {outcomeExtras, type RecordResult} from '../jobs/results.js';
 import type {CallOutcome} from '../rpc/call.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
 import {Status, statusName} from '../rpc/status.js';
@@ -56,8 +56,8 @@ export interface Executor {
 
 /** A record's result line from its final outcome. */
 export function resultOf(line: number, outcome: CallOutcome, attempts: number, latencyMs: number): RecordResult {
-  if (outcome.ok) return {line, status: 'OK', attempts, latencyMs, response: outcome.response};
-  return {line, status: statusName(outcome.code), code: outcome.code, error: outcome.details, attempts, latencyMs};
+  if (outcome.ok) return {line, status: 'OK', attempts, latencyMs, response: outcome.response, ...outcomeExtras(outcome)};
+  return {line, status: statusName(outcome.code), code: outcome.code, error: outcome.details, attempts, latencyMs, ...outcomeExtras(outcome)};
 }
 
 export function codeOf(outcome: CallOutcome): number {

@@ -6,6 +6,7 @@ import type {MethodHandle} from '../rpc/method.js';
 import {OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
 import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
+import {retryDelayFromStatus} from '../rpc/rich-status.js';
 import {Status} from '../rpc/status.js';
 import {createSender, type RecordSender} from '../rpc/sender.js';
 import {RateLimiter} from '../jobs/rate.js';
@@ -18,6 +19,10 @@ export interface PlannedCall {
   readonly line: number;
   /** The encoded request. */
   readonly request: Buffer;
+  /** The call's own metadata (templated values, an envelope's), replacing the job's. */
+  readonly metadata?: grpc.Metadata;
+  /** The record's own per-attempt deadline (an envelope's), in ms. */
+  readonly deadlineMs?: number;
 }
 
 /** How a record left the pipeline. */
@@ -42,6 +47,8 @@ export interface PipelineOptions {
   readonly deadlineMs: number;
   readonly metadata?: grpc.Metadata;
   readonly waitForReady: boolean;
+  /** Put response headers and trailers in the outcomes. @default false */
+  readonly recordMetadata?: boolean;
   /** Bidi methods: streams (undefined = the default for `concurrency`). */
   readonly streams?: number | undefined;
   /** Client-streaming methods: records per call (undefined = the default for `concurrency`). */
@@ -123,6 +130,7 @@ export class Pipeline {
     });
     this.#sender = createSender(options.pool, options.method, {
       deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
+      recordMetadata: options.recordMetadata ?? false,
       concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize,
     });
     if (options.rampUpMs > 0) {
@@ -240,7 +248,7 @@ export class Pipeline {
       if (this.#cancelled) return {kind: 'unsent', call, attempts};
       attempts++;
       counted++;
-      outcome = await this.#sender.send(call.request);
+      outcome = await this.#sender.send(call.request, call);
       this.#o.onAttempt?.(outcome.latencyMs);
       if (outcome.ok) {
         this.#gate.onOk();
@@ -260,7 +268,7 @@ export class Pipeline {
       if (counted >= policy.maxAttempts) break;
       const token = this.#throttle.acquire();
       if (token && !(await token)) return {kind: 'unsent', call, attempts};
-      if (!(await this.#timers.wait(pushback ?? backoffMs(policy, counted)))) return {kind: 'unsent', call, attempts};
+      if (!(await this.#timers.wait(pushback ?? retryDelayFromStatus(outcome) ?? backoffMs(policy, counted)))) return {kind: 'unsent', call, attempts};
     }
     return {kind: 'final', call, outcome, attempts, latencyMs: Math.round((performance.now() - started) * 100) / 100};
   }

@@ -1,5 +1,5 @@
 import type {InputRecord} from '../jobs/input.js';
-import {prepareRecord} from '../jobs/prepare.js';
+import {prepareRecord, type RecordPlan} from '../jobs/prepare.js';
 import {hasLine} from '../jobs/resume.js';
 import type {MethodHandle} from '../rpc/method.js';
 import type {PlannedCall} from './pipeline.js';
@@ -23,15 +23,17 @@ export class Plan {
   readonly #iterator: AsyncIterator<InputRecord>;
   readonly #method: MethodHandle;
   readonly #finished: Int32Array | undefined;
+  readonly #records: RecordPlan | undefined;
   /** Settles the read in progress with `undefined` when the run stops (a slow stdin, a module's generator). */
   #stopRead: ((value: undefined) => void) | undefined;
   #stopped = false;
 
-  /** `finished`: input lines that already have a result (ascending), on a resume. */
-  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array) {
+  /** `finished`: input lines that already have a result (ascending), on a resume. `records`: the job's input format and templated metadata. */
+  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array, records?: RecordPlan) {
     this.#iterator = source[Symbol.asyncIterator]();
     this.#method = method;
     this.#finished = finished && finished.length > 0 ? finished : undefined;
+    this.#records = records;
   }
 
   /** The next item, or `undefined` at the end of the input or once stopped. */
@@ -48,9 +50,9 @@ export class Plan {
     if (!next || next.done || this.#stopped) return undefined;
     const record = next.value;
     if (this.#finished && hasLine(this.#finished, record.line)) return {kind: 'done', record};
-    const prepared = prepareRecord(record, this.#method);
+    const prepared = prepareRecord(record, this.#method, this.#records);
     if (typeof prepared === 'string') return {kind: 'invalid', record, error: prepared};
-    return {kind: 'call', record, call: {line: record.line, request: prepared}};
+    return {kind: 'call', record, call: {line: record.line, ...prepared}};
   }
 
   /** Ends the plan: a read in progress settles with `undefined`, and so does every later one. */

@@ -9,6 +9,7 @@ import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
 import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
+import {recordPlan} from '../jobs/prepare.js';
 import {runFiles, type RecordResult} from '../jobs/results.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
@@ -160,10 +161,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   };
   const executor: Executor = options.executor ? options.executor(events, () => sink.flush())
     : spec.workers > 1
-    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush())
+    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished);
+  const plan = new Plan(openInput(spec, {stdin: options.stdin}), method, prior?.finished, recordPlan(spec));
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.

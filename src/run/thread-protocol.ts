@@ -16,16 +16,26 @@ export interface WorkerInit {
   /** This worker's part of the job's `concurrency` and `rps`; the parts add up to the totals. */
   readonly share: {readonly concurrency: number; readonly rps: number};
   readonly index: number;
+  /** The method's schema as protobufjs JSON (from whatever source: a worker does not ask the server again). */
+  readonly schema: {readonly json: unknown; readonly origin: string};
 }
 
 export type ToWorker =
-  | {readonly type: 'calls'; readonly calls: readonly {readonly line: number; readonly request: Uint8Array}[]}
+  | {readonly type: 'calls'; readonly calls: readonly WorkerCall[]}
   /** These records' results are on disk: their slots may take new records. */
   | {readonly type: 'ack'; readonly lines: readonly number[]}
   | {readonly type: 'stop'}
   | {readonly type: 'cancel'}
   /** No more records: finish, report, close. */
   | {readonly type: 'end'};
+
+/** A record for a worker: its request, and its own metadata (as entries) and deadline when it has them. */
+export interface WorkerCall {
+  readonly line: number;
+  readonly request: Uint8Array;
+  readonly metadata?: Readonly<Record<string, string | Uint8Array | readonly (string | Uint8Array)[]>>;
+  readonly deadlineMs?: number;
+}
 
 export interface WorkerStatus {
   readonly records: number;

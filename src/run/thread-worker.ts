@@ -6,12 +6,15 @@
  */
 import {parentPort, workerData} from 'node:worker_threads';
 import {getErrorMessage} from '../errors.js';
-import {loadMethod} from '../rpc/method.js';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import {createMethodHandle} from '../schema/method-handle.js';
+import {servicesOf} from '../schema/schema.js';
 import {codeOf, resultOf} from './executor.js';
 import {channelPoolFor, pipelineSettings} from './executor-inline.js';
 import {Pipeline, type CallReport} from './pipeline.js';
 import {RunStats} from './stats.js';
-import type {FromWorker, ResultItem, ToWorker, WorkerInit, WorkerStatus} from './thread-protocol.js';
+import type {FromWorker, ResultItem, ToWorker, WorkerCall, WorkerInit, WorkerStatus} from './thread-protocol.js';
 import type {JobSpec} from '../jobs/spec.js';
 
 const STATUS_INTERVAL_MS = 250;
@@ -21,7 +24,9 @@ const init = workerData as WorkerInit;
 const spec = init.spec as JobSpec;
 const post = (message: FromWorker) => port.postMessage(message);
 
-const method = loadMethod({proto: spec.proto, method: spec.method, importPaths: spec.importPaths});
+// The schema the main thread loaded (from a proto, a protoset or reflection), not loaded again.
+const root = protobuf.Root.fromJSON(init.schema.json as protobuf.INamespace);
+const method = createMethodHandle({root, origin: init.schema.origin, services: servicesOf(root)}, spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});
 const pool = channelPoolFor(spec);
 const latencies = new RunStats();
 /** Records waiting for the main thread to write their result: line -> release of the slot. */
@@ -63,6 +68,19 @@ const pipeline = new Pipeline({
   onFatal: (error) => post({type: 'fatal', message: getErrorMessage(error)}),
 });
 
+/** A record as the pipeline takes it: Buffers and Metadata again after the structured clone. */
+function plannedCall(call: WorkerCall) {
+  const bytes = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  let metadata: grpc.Metadata | undefined;
+  if (call.metadata) {
+    metadata = new grpc.Metadata();
+    for (const [key, values] of Object.entries(call.metadata)) {
+      for (const value of Array.isArray(values) ? values : [values]) metadata.add(key, typeof value === 'string' ? value : bytes(value as Uint8Array));
+    }
+  }
+  return {line: call.line, request: bytes(call.request), ...(metadata ? {metadata} : {}), ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {})};
+}
+
 function status(): WorkerStatus {
   const now = pipeline.status();
   return {records: now.records, calls: now.calls, limit: now.limit, attempts: latencies.attempts, throttled: pipeline.throttled, outage: now.outage};
@@ -74,7 +92,7 @@ heartbeat.unref();
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'calls':
-      for (const call of message.calls) pipeline.submit({line: call.line, request: Buffer.from(call.request.buffer, call.request.byteOffset, call.request.byteLength)});
+      for (const call of message.calls) pipeline.submit(plannedCall(call));
       break;
     case 'ack':
       for (const line of message.lines) {

@@ -5,7 +5,7 @@ import {codeOf, resultOf} from '../run/executor.js';
 import {pipelineSettings} from '../run/executor-inline.js';
 import {Pipeline, type CallReport} from '../run/pipeline.js';
 import {RunStats} from '../run/stats.js';
-import {encodeResult, type ChunkData, type ChunkProgress} from './chunk.js';
+import {encodeResult, metadataFromData, type ChunkData, type ChunkProgress} from './chunk.js';
 import type {WorkerSpec} from './run-spec.js';
 
 /** What running a chunk came to, before it is stored. */
@@ -77,7 +77,13 @@ export class ChunkRun {
           for (let j = i; j < lines.length; j++) this.#unsent.push(lines[j]!);
           break;
         }
-        this.#pipeline.submit({line: lines[i]!, request: Buffer.from(requests[i]!, 'base64')});
+        const metadata = this.#data.metadata?.[i];
+        const deadlineMs = this.#data.deadlines?.[i];
+        this.#pipeline.submit({
+          line: lines[i]!, request: Buffer.from(requests[i]!, 'base64'),
+          ...(metadata ? {metadata: metadataFromData(metadata)} : {}),
+          ...(deadlineMs !== undefined && deadlineMs !== null ? {deadlineMs} : {}),
+        });
       }
       await this.#pipeline.idle();
     } finally {

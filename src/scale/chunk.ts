@@ -1,3 +1,5 @@
+import * as grpc from '@grpc/grpc-js';
+
 /**
  * A chunk: a slice of a run's records, sent as one BullMQ job. Plain JSON both ways. The job's data
  * carries the records (already encoded: workers need no input and no .proto file) and the chunk's
@@ -16,6 +18,13 @@ export interface ChunkData {
   readonly lines: readonly number[];
   /** The encoded requests, base64, one per line. */
   readonly requests: readonly string[];
+  /**
+   * Records' own metadata (templated from the record, or an envelope's), one per line, null for
+   * the job's; values of `-bin` keys in base64. Present only when some record has its own.
+   */
+  readonly metadata?: readonly (Readonly<Record<string, readonly string[]>> | null)[];
+  /** Records' own per-attempt deadlines (an envelope's), ms, one per line, null for the job's. */
+  readonly deadlines?: readonly (number | null)[];
 }
 
 /** What a worker returns for a chunk it ran. */
@@ -72,4 +81,18 @@ export function* decodeResults(text: string): Generator<{line: number; code: num
 /** `<runId>.<session>-<n>`: BullMQ job ids may hold neither ':' nor be all digits. */
 export function chunkId(runId: string, session: string, chunk: number): string {
   return `${runId}.${session}-${chunk}`;
+}
+
+/** A call's own metadata as chunk data: `-bin` values in base64. */
+export function metadataToData(metadata: grpc.Metadata): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [key, values] of Object.entries(metadata.toJSON())) out[key] = values.map((v) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64')));
+  return out;
+}
+
+/** Back from chunk data, on the worker. */
+export function metadataFromData(data: Readonly<Record<string, readonly string[]>>): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [key, values] of Object.entries(data)) for (const value of values) metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
+  return metadata;
 }

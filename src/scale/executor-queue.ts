@@ -8,7 +8,7 @@ import type {Share} from '../run/executor-inline.js';
 import type {PipelineStatus} from '../run/pipeline.js';
 import {RunStats} from '../run/stats.js';
 import type {AdoptedResults} from './adopt.js';
-import {chunkId, decodeResults, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
+import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
 import {runKeys} from './redis.js';
 
 /** A chunk that is not full yet is sent after this long without a new record (a slow input). */
@@ -226,7 +226,11 @@ export class QueueExecutor implements Executor {
     const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false};
     this.#chunks.set(id, chunk);
     const share = this.#o.slots[slot]!;
-    const data: ChunkData = {run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64'))};
+    const data: ChunkData = {
+      run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64')),
+      ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata) : null))} : {}),
+      ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
+    };
     (async () => {
       await this.#o.redis.sadd(this.#keys.chunks, id);
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});

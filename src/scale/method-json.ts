@@ -1,63 +1,31 @@
-import {existsSync} from 'node:fs';
-import path from 'node:path';
 import protobuf from 'protobufjs';
-import type {MethodHandle} from '../rpc/method.js';
-import {createResponseMapper} from '../rpc/response-json.js';
+import type {JsonOptions} from '../rpc/response-json.js';
+import {createMethodHandle, type MethodHandle} from '../schema/method-handle.js';
+import {servicesOf} from '../schema/schema.js';
 
 /**
- * A unary method as data, for a worker that has no .proto file: its path and names, and the
- * protobufjs JSON (`Root.toJSON()`) of the types its response needs, rebuilt with `Root.fromJSON`.
- * Requests are encoded by the coordinator, so a worker only decodes responses.
- *
- * This is the one place that turns a method into data and back; the sources of a method (proto
- * files, descriptor sets, reflection) stay in src/rpc and src/schema.
+ * A method as data, for a worker that has neither the .proto files nor the protoset, and does not
+ * ask the server by reflection: the schema the coordinator loaded, as protobufjs JSON
+ * (`Root.toJSON()`), rebuilt with `Root.fromJSON` (as worker threads do). This is the one place
+ * of the scale-out that turns a method into data and back.
  */
 export interface MethodJson {
-  readonly name: string;
-  readonly path: string;
-  readonly requestType: string;
-  readonly responseType: string;
-  /** `protobuf.Root#toJSON()` of the loaded files, field names in lowerCamelCase (as proto-loader reads them). */
+  /** `package.Service/Method`. */
+  readonly method: string;
+  /** The schema's types: `Root#toJSON()`. */
   readonly root: protobuf.INamespace;
+  /** Where the coordinator got the schema, for messages. */
+  readonly origin: string;
+  /** How responses are printed (the job's `jsonNames`, `emitDefaults`). */
+  readonly json: JsonOptions;
 }
 
-/** What proto-loader passes to `toObject` (see `loadMethod`): the response is decoded the same way. */
-const TO_OBJECT: protobuf.IConversionOptions = {longs: String, enums: String, bytes: String, defaults: false, oneofs: false, json: true};
-
-/** The method of a loaded job as data: its types read again from the proto (lowerCamelCase, as proto-loader has them). */
-export function methodToJson(method: MethodHandle, proto: string, importPaths: readonly string[] = []): MethodJson {
-  const protoFile = path.resolve(proto);
-  const includeDirs = [path.dirname(protoFile), ...importPaths.map((p) => path.resolve(p))];
-  const root = new protobuf.Root();
-  root.resolvePath = (origin, target) => {
-    if (path.isAbsolute(target)) return target;
-    for (const dir of includeDirs) {
-      const candidate = path.join(dir, target);
-      if (existsSync(candidate)) return candidate;
-    }
-    return origin ? path.resolve(path.dirname(origin), target) : target;
-  };
-  root.loadSync(protoFile, {keepCase: false});
-  root.resolveAll();
-  return {name: method.name, path: method.path, requestType: method.requestType, responseType: method.responseType, root: root.toJSON().nested ? {nested: root.toJSON().nested} : {}};
+export function methodToJson(method: MethodHandle, name: string, json: JsonOptions): MethodJson {
+  return {method: name, root: method.root.toJSON(), origin: method.origin, json};
 }
 
-/** A method handle rebuilt from data: it decodes responses as `loadMethod`'s does; it encodes no request. */
-export function methodFromJson(json: MethodJson): MethodHandle {
-  const root = protobuf.Root.fromJSON(json.root);
-  root.resolveAll();
-  const type = root.lookupType(json.responseType);
-  const mapResponse = createResponseMapper(type);
-  const decode = (bytes: Buffer) => type.toObject(type.decode(bytes), TO_OBJECT);
-  return {
-    name: json.name,
-    path: json.path,
-    kind: 'unary',
-    requestType: json.requestType,
-    responseType: json.responseType,
-    encodeRequest: () => {
-      throw new Error(`${json.name}: requests are encoded by the coordinator, not on a worker`);
-    },
-    decodeResponse: mapResponse ? (bytes) => mapResponse(decode(bytes)) : decode,
-  };
+/** The method handle a worker calls with: it decodes responses as the coordinator's would. */
+export function methodFromJson(data: MethodJson): MethodHandle {
+  const root = protobuf.Root.fromJSON(data.root);
+  return createMethodHandle({root, origin: data.origin, services: servicesOf(root)}, data.method, data.json);
 }

@@ -34,6 +34,8 @@ export interface ShippedRun {
   /** The job file's folder: relative TLS paths are read from it on the worker's machine. */
   readonly jobDir: string;
   readonly method: MethodJson;
+  /** Headers and trailers in the result lines (`recordMetadata`). */
+  readonly recordMetadata: boolean;
   /** When the run started (ms since the epoch): chunks ramp up over what is left of `rampUp`. */
   readonly startedAt: number;
   /** Where the coordinator runs, for the workers' messages. */
@@ -60,14 +62,15 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
     metadata: job.unexpanded ? job.unexpanded.metadata : spec.metadata,
     tls: job.unexpanded ? job.unexpanded.tls : spec.tls,
     jobDir: job.unexpanded?.dir ?? path.dirname(spec.file),
-    method: methodToJson(job.method, spec.proto, spec.importPaths),
+    method: methodToJson(job.method, spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults}),
+    recordMetadata: spec.recordMetadata,
     startedAt,
     coordinator: `${hostname()} pid ${process.pid}`,
   };
 }
 
 /** What a worker runs a chunk with: the shipped run, its secrets resolved here. */
-export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency'>;
+export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>;
 
 /**
  * Resolves a shipped run on this machine: `${VAR}` in metadata and TLS from `env`, TLS paths from
@@ -114,6 +117,7 @@ export function resolveRun(run: ShippedRun, env: NodeJS.ProcessEnv = process.env
     streams: undefined,
     batchSize: undefined,
     concurrency: run.concurrency,
+    recordMetadata: run.recordMetadata,
   };
 }
 

@@ -1,0 +1,115 @@
+import {existsSync} from 'node:fs';
+import path from 'node:path';
+import {Command, InvalidArgumentError} from 'commander';
+import {UsageError, ValidationError} from '../../src/errors.js';
+import {parseDuration} from '../../src/duration.js';
+import {checkMetadataEntry} from '../../src/rpc/metadata.js';
+import type {TlsSpec} from '../../src/rpc/credentials.js';
+import {rootFromDescriptors} from '../../src/schema/descriptor-root.js';
+import {describeSymbol, normaliseSymbol} from '../../src/schema/describe.js';
+import {SchemaError} from '../../src/schema/schema.js';
+import {loadProtoFiles} from '../../src/schema/source-proto.js';
+import {loadProtosets} from '../../src/schema/source-protoset.js';
+import {ReflectionClient} from '../../src/schema/source-reflection.js';
+import {parseDurationFlag} from '../flags.js';
+
+interface DescribeFlags {
+  readonly proto: string[];
+  readonly importPath: string[];
+  readonly protoset: string[];
+  readonly header: string[];
+  readonly tls?: boolean;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly serverName?: string;
+  readonly deadline: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** `-H 'key: value'`, as grpcurl and curl write headers. */
+function collectHeader(value: string, previous: string[]): string[] {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got "${value}"`);
+  const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
+  if (problem) throw new InvalidArgumentError(problem);
+  return [...previous, value];
+}
+
+export const describe = new Command('describe')
+  .description('list the services of a server (reflection) or of proto/protoset files, or show one service, method, message or enum')
+  .argument('[target]', 'server address, host:port (not needed with --proto or --protoset)')
+  .argument('[symbol]', 'package.Service, package.Service/Method, package.Message or package.Enum')
+  .option('--proto <file>', '.proto file to read instead of asking the server (repeatable)', collect, [])
+  .option('--import-path <dir>', 'folder searched for the protos\' imports (repeatable)', collect, [])
+  .option('--protoset <file>', 'FileDescriptorSet file to read instead of asking the server (repeatable)', collect, [])
+  .option('-H, --header <"name: value">', 'metadata sent with the reflection calls (repeatable)', collectHeader, [])
+  .option('--tls', 'TLS with the system roots (implied by --ca, --cert, --key)')
+  .option('--ca <file>', 'PEM file of the CA that signed the server certificate')
+  .option('--cert <file>', 'PEM client certificate, for mutual TLS (with --key)')
+  .option('--key <file>', 'PEM client key, for mutual TLS (with --cert)')
+  .option('--server-name <name>', 'name to check the server certificate against')
+  .option('-d, --deadline <duration>', 'deadline of the reflection exchange', parseDurationFlag, '10s')
+  .action(async (first: string | undefined, second: string | undefined, flags: DescribeFlags) => {
+    const fromFiles = flags.proto.length > 0 || flags.protoset.length > 0;
+    if (flags.proto.length > 0 && flags.protoset.length > 0) throw new UsageError('give --proto or --protoset, not both');
+    // A target has a colon (host:port, unix:/path); a symbol never has one.
+    const args = [first, second].filter((a): a is string => a !== undefined);
+    const target = args.find((a) => a.includes(':'));
+    const symbol = args.find((a) => a !== target);
+    if (args.length === 2 && (!target || !symbol)) throw new UsageError(`expected TARGET (host:port) and SYMBOL, got "${args[0]}" and "${args[1]}"`);
+    try {
+      if (fromFiles) {
+        for (const file of [...flags.proto, ...flags.protoset]) if (!existsSync(file)) throw new UsageError(`file not found: ${path.resolve(file)}`);
+        const schema = flags.proto.length > 0 ? loadProtoFiles(flags.proto, flags.importPath) : loadProtosets(flags.protoset);
+        print(symbol ? describeSymbol(schema.root, symbol) : schema.services.join('\n'));
+        return;
+      }
+      if (!target) throw new UsageError('expected a TARGET (host:port) to ask by server reflection, or --proto / --protoset files');
+      await describeByReflection(target, symbol, flags);
+    } catch (error) {
+      if (error instanceof SchemaError) throw new ValidationError([{file: error.key === 'target' ? target ?? '' : 'describe', path: '', message: error.message}]);
+      if (error instanceof Error && !(error instanceof UsageError) && /^unknown symbol/.test(error.message)) throw new UsageError(error.message);
+      throw error;
+    }
+  });
+
+async function describeByReflection(target: string, symbol: string | undefined, flags: DescribeFlags): Promise<void> {
+  const tls: TlsSpec | undefined = flags.tls || flags.ca || flags.cert || flags.key
+    ? {...(flags.ca ? {ca: flags.ca} : {}), ...(flags.cert ? {cert: flags.cert} : {}), ...(flags.key ? {key: flags.key} : {}), ...(flags.serverName ? {serverName: flags.serverName} : {})}
+    : undefined;
+  if (Boolean(flags.cert) !== Boolean(flags.key)) throw new UsageError('mutual TLS needs both --cert and --key');
+  const metadata: Record<string, string> = {};
+  for (const header of flags.header) {
+    const colon = header.indexOf(':');
+    metadata[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+  }
+  const client = new ReflectionClient({
+    target,
+    tls,
+    ...(flags.serverName ? {channelOptions: {'grpc.ssl_target_name_override': flags.serverName}} : {}),
+    metadata,
+    deadlineMs: parseDuration(flags.deadline) ?? 10_000,
+  });
+  try {
+    if (!symbol) {
+      print((await client.listServices()).join('\n'));
+      return;
+    }
+    const name = normaliseSymbol(symbol);
+    // A method is found through its service.
+    const files = (await client.filesFor(name)) ?? (name.includes('.') ? await client.filesFor(name.slice(0, name.lastIndexOf('.'))) : undefined);
+    if (!files) {
+      const services = await client.listServices();
+      throw new UsageError(`unknown symbol "${symbol}" at ${target}; its services: ${services.join(', ') || 'none'}`);
+    }
+    print(describeSymbol(rootFromDescriptors(files), name));
+  } finally {
+    client.close();
+  }
+}
+
+function print(text: string): void {
+  process.stdout.write(text ? `${text}\n` : '');
+}

@@ -1,0 +1,46 @@
+import {isTemplate} from '../jobs/metadata-template.js';
+import type {JobSpec} from '../jobs/spec.js';
+import {splitMethod} from './method-handle.js';
+import type {Schema, SchemaSource} from './schema.js';
+import {loadProtoFiles} from './source-proto.js';
+import {loadProtosets} from './source-protoset.js';
+import {loadByReflection} from './source-reflection.js';
+
+/** The longest the reflection exchange may take: the job's `deadline`, up to this. */
+const REFLECTION_DEADLINE_MS = 10_000;
+
+/** A job's schema source: its `proto` files, else its `protoset` files, else the server's reflection. */
+export function schemaSourceOf(spec: JobSpec): SchemaSource {
+  if (spec.proto.length > 0) return {kind: 'proto', files: spec.proto, importPaths: spec.importPaths};
+  if (spec.protoset.length > 0) return {kind: 'protoset', files: spec.protoset};
+  return {
+    kind: 'reflection',
+    target: spec.target,
+    tls: spec.tls,
+    channelOptions: spec.channelOptions,
+    metadata: spec.reflectionMetadata ?? staticMetadata(spec.metadata),
+    deadlineMs: spec.deadlineMs > 0 ? Math.min(spec.deadlineMs, REFLECTION_DEADLINE_MS) : REFLECTION_DEADLINE_MS,
+  };
+}
+
+/** Loads a schema; for reflection, the files of `service` (and its imports). Throws `SchemaError`. */
+export async function loadSchema(source: SchemaSource, service: string): Promise<Schema> {
+  switch (source.kind) {
+    case 'proto':
+      return loadProtoFiles(source.files, source.importPaths);
+    case 'protoset':
+      return loadProtosets(source.files);
+    default:
+      return loadByReflection(source, service);
+  }
+}
+
+/** The schema of a job's method. */
+export function loadJobSchema(spec: JobSpec): Promise<Schema> {
+  return loadSchema(schemaSourceOf(spec), splitMethod(spec.method)[0]);
+}
+
+/** Templated values depend on a record: the reflection calls, made before any, carry only the fixed ones. */
+function staticMetadata(metadata: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(metadata).filter(([, value]) => !isTemplate(value)));
+}
