@@ -33,9 +33,11 @@ export class ChunkRun {
   #failed = 0;
   #gaveUp: string | undefined;
   #fatal: unknown;
+  readonly #jobMetadata: Readonly<Record<string, string>>;
 
   constructor(data: ChunkData, spec: WorkerSpec, method: MethodHandle, pool: ChannelPool, onOutage?: (event: OutageEvent) => void) {
     this.#data = data;
+    this.#jobMetadata = spec.metadata;
     this.#pipeline = new Pipeline({
       pool,
       method,
@@ -81,7 +83,7 @@ export class ChunkRun {
         const deadlineMs = this.#data.deadlines?.[i];
         this.#pipeline.submit({
           line: lines[i]!, request: Buffer.from(requests[i]!, 'base64'),
-          ...(metadata ? {metadata: metadataFromData(metadata)} : {}),
+          ...(metadata ? {metadata: metadataFromData(metadata, this.#jobMetadata)} : {}),
           ...(deadlineMs !== undefined && deadlineMs !== null ? {deadlineMs} : {}),
         });
       }

@@ -59,7 +59,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: job.spec.metadata, ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
     if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
     if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);

@@ -28,6 +28,8 @@ export interface QueueExecutorOptions {
   readonly slots: readonly Share[];
   /** Records per chunk. Minimum: 1. */
   readonly chunkSize: number;
+  /** The job's metadata as expanded here: its fixed entries are left out of the records' own (see `metadataToData`). */
+  readonly jobMetadata: Readonly<Record<string, string>>;
   /** On a resume: results of chunks the workers finished while no coordinator ran. */
   readonly adopted?: AdoptedResults;
 }
@@ -228,7 +230,7 @@ export class QueueExecutor implements Executor {
     const share = this.#o.slots[slot]!;
     const data: ChunkData = {
       run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64')),
-      ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata) : null))} : {}),
+      ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata, this.#o.jobMetadata) : null))} : {}),
       ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
     };
     (async () => {

@@ -7,12 +7,13 @@ import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
 import {dumpPrefix, REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
 import {startServer} from '../helpers/server.js';
 
-test('${VAR} in metadata is expanded on the worker from its own environment; Redis never holds the value', async (t) => {
+test('${VAR} in metadata is expanded on the worker from its own environment, beside per-record {{field}} entries; Redis never holds the value', async (t) => {
   const server = await startServer(t);
   const {prefix, redis} = await redisPrefix(t);
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
-  const jobFile = writeJob(dir, server.address, {concurrency: 4, metadata: {'x-demo-echo': '${DEMO_TOKEN}'}});
+  // A fixed entry with a secret beside a templated one: the records' own metadata travels without the secret.
+  const jobFile = writeJob(dir, server.address, {concurrency: 4, metadata: {'x-demo-echo': '${DEMO_TOKEN}', 'x-request-id': 'req-{{id}}'}});
   const coordinator = spawnCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, env: {DEMO_TOKEN: 'coordinator-secret'}, timeoutMs: 60_000});
   t.after(() => coordinator.child.kill('SIGKILL'));
   // No worker yet: the run and its chunks wait in Redis, as they would for a worker to come.
@@ -31,6 +32,7 @@ test('${VAR} in metadata is expanded on the worker from its own environment; Red
   const lines = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {response: {echoedMetadata: string}}[];
   assert.equal(lines.length, 50);
   assert.ok(lines.every((l) => l.response.echoedMetadata === 'worker-secret'), 'the worker sent its own value');
+  assert.match(String(server.stats.lastMetadata?.['x-request-id']), /^req-r\d+$/, 'the templated entry, filled per record by the coordinator');
   assert.ok(!(await dumpPrefix(redis, prefix)).includes('secret'));
 });
 
