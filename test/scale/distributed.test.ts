@@ -39,8 +39,21 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
   const records = 30_000;
   writeInput(path.join(dir, 'input.jsonl'), records);
   const jobFile = writeJob(dir, server.address, {concurrency: 24});
+  // What Redis holds of the run stays bounded: at most 8 chunks (and their results) at a time.
+  let mostChunks = 0;
+  let sampling = true;
+  const sample = (async () => {
+    while (sampling) {
+      const sets = await redis.keys(`${prefix}:runs:*:chunks`);
+      for (const set of sets) mostChunks = Math.max(mostChunks, await redis.scard(set));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
   const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '1000', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  sampling = false;
+  await sample;
   assert.equal(result.code, 0, result.stderr);
+  assert.ok(mostChunks > 0 && mostChunks <= 8, `${mostChunks} chunks of the run in Redis at once`);
   const summary = JSON.parse(result.stdout) as {ok: number; total: number; attempts: number};
   assert.equal(summary.total, records);
   assert.equal(summary.ok, records);
