@@ -1,39 +1,20 @@
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
-import {CLI_ENTRY, waitFor} from '../helpers/cli.js';
+import {waitFor} from '../helpers/cli.js';
+import {startDaemon} from '../helpers/daemon.js';
 import {tempDir} from '../helpers/job.js';
 import {REDIS_URL, redisPrefix} from '../helpers/redis.js';
 import {startServer} from '../helpers/server.js';
 
-const TSX_ESM = import.meta.resolve('tsx/esm');
-
 type LogLine = {time: number; event?: string; job?: string; runId?: string; scheduledAt?: number; [key: string]: unknown};
 
-/** `grpc-batch daemon ...args` with its JSON log lines parsed; SIGKILLed at the end of the test if still up. */
-function startReplica(t: TestContext, args: readonly string[], cwd: string, extraEnv: Record<string, string> = {}) {
-  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info', ...extraEnv} as NodeJS.ProcessEnv;
-  const child = spawn(process.execPath, [`--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args], {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
-  const lines: LogLine[] = [];
-  let buffer = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    buffer += chunk;
-    const parts = buffer.split('\n');
-    buffer = parts.pop()!;
-    for (const text of parts) {
-      try {
-        lines.push(JSON.parse(text) as LogLine);
-      } catch {
-        lines.push({time: Date.now(), event: 'text', text});
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
-  return {lines, exited, stop: () => child.kill('SIGTERM'), kill: () => child.kill('SIGKILL')};
+/** A daemon replica (test/helpers/daemon.ts) with its log lines' times, its exit code, and stop/kill. */
+function startReplica(t: TestContext, args: readonly string[], cwd: string, env: Record<string, string> = {}) {
+  const daemon = startDaemon(t, args, cwd, {env});
+  return {lines: daemon.lines as LogLine[], exited: daemon.exited.then((r) => r.code), stop: () => daemon.signal('SIGTERM'), kill: () => daemon.signal('SIGKILL')};
 }
 
 test('3 daemon replicas on a 1-second schedule: each tick runs exactly once, none missed; overlap: skip and queue hold across replicas', async (t) => {
