@@ -2,29 +2,30 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability,scale, --repeat N, --no-python.
  */
 import {parseArgs} from 'node:util';
 import {ensureInput} from './data.js';
+import {scaleSection} from './scale.js';
 import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, startGoServer, startServer, type BenchServer, type ClientResult} from './procs.js';
 
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability'},
+    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability,scale'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads or durability, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability', 'scale'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads, durability or scale, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
 const SIZES = quick
-  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000, streamRecords: 5_000, threadRecords: 20_000}
-  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000, streamRecords: 30_000, threadRecords: 100_000};
+  ? {latencyRecords: 3_000, sequentialCalls: 50, cpuRecords: 10_000, rssRecords: [20_000, 200_000], flowRecords: 4_000, streamRecords: 5_000, threadRecords: 20_000, scaleRecords: 5_000}
+  : {latencyRecords: 10_000, sequentialCalls: 250, cpuRecords: 30_000, rssRecords: [100_000, 1_000_000], flowRecords: 20_000, streamRecords: 30_000, threadRecords: 100_000, scaleRecords: 50_000};
 /** The issue's target for (stream): a bidi method's records/s over the unary method's, both through grpc-batch. */
 const BIDI_TARGET = 2.5;
 const LATENCY_MS = 20;
@@ -195,6 +196,7 @@ try {
   if (only.has('flow')) await flowRows();
   if (only.has('stream')) await streamingSection();
   if (only.has('threads')) await threadsSection();
+  if (only.has('scale')) await scaleSection({records: SIZES.scaleRecords, target: server.address, input: await ensureInput(SIZES.scaleRecords, 0), out, note, table});
 } finally {
   const stats = await server.stop();
   note(`server stats: ${JSON.stringify(stats)}`);

@@ -10,6 +10,7 @@ import {history} from './commands/history.js';
 import {list} from './commands/list.js';
 import {run} from './commands/run.js';
 import {validate} from './commands/validate.js';
+import {worker} from './commands/worker.js';
 import {requestedExitCode} from './exit.js';
 
 const {version} = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string};
@@ -24,7 +25,8 @@ const program = new Command('grpc-batch')
   .addCommand(demo)
   .addCommand(daemon)
   .addCommand(list)
-  .addCommand(history);
+  .addCommand(history)
+  .addCommand(worker);
 for (const command of [program, ...program.commands]) command.exitOverride().showHelpAfterError('(run with --help for usage)');
 
 let code: number;

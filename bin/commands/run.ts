@@ -12,6 +12,7 @@ import type {LogFormat} from '../../src/log.js';
 import {preflight} from '../../src/rpc/preflight.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
+import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 import {nextSteps, resumeStep} from '../next-step.js';
@@ -26,6 +27,9 @@ interface RunFlags extends JobOverrides {
   readonly resume?: boolean | string;
   readonly logFormat?: LogFormat;
   readonly preflight?: boolean;
+  readonly redis?: string;
+  readonly prefix: string;
+  readonly chunkSize: number;
 }
 
 export const run = new Command('run')
@@ -55,6 +59,9 @@ export const run = new Command('run')
   .addOption(logFormatOption())
   .option('--resume [runId]', 'continue an interrupted or aborted run (default: the job\'s newest unfinished one): records with a result are not sent again')
   .option('--state <path>', 'state database the run is recorded in (see grpc-batch history); env GRPC_BATCH_STATE, default ./.grpc-batch/state.db')
+  .addOption(new Option('--redis <url>', 'distributed run: the calls are made by grpc-batch workers taking chunks from this Redis; this process reads the input and writes the files').env('GRPC_BATCH_REDIS'))
+  .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the workers\' --prefix)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
+  .option('--chunk-size <n>', 'with --redis: records per chunk (a dead worker\'s chunk is sent again whole)', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
   .action(async (jobFile: string, flags: RunFlags) => {
     const console = openRunConsole(flags);
     try {
@@ -65,6 +72,7 @@ export const run = new Command('run')
   });
 
 async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+  const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
   let job = await loadJob(jobFile, flags);
   for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
 
@@ -124,7 +132,10 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
   process.on('SIGTERM', onSignal);
 
   try {
-    const summary = await runJob(job, {
+    // --redis: the coordinator of a distributed run (BullMQ loads only then).
+    const {runQueued} = queue ? await import('../../src/scale/coordinator.js') : {runQueued: undefined};
+    const run = queue && runQueued ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
+    const summary = await run(job, {
       runId,
       filesLock,
       resume: Boolean(flags.resume),

@@ -42,6 +42,18 @@ export interface LoadedJob {
   readonly spec: JobSpec;
   readonly method: MethodHandle;
   readonly warnings: readonly Issue[];
+  /**
+   * The job file's `metadata` and `tls` as written, `${VAR}` not expanded, and its folder: what a
+   * remote worker resolves on its own machine (secrets never leave it). Absent for jobs made in code.
+   */
+  readonly unexpanded?: UnexpandedSecrets;
+}
+
+/** See `LoadedJob#unexpanded`. */
+export interface UnexpandedSecrets {
+  readonly dir: string;
+  readonly metadata: unknown;
+  readonly tls: unknown;
 }
 
 const MODULE_EXTENSIONS = /\.(m?js|cjs|[cm]?ts)$/i;
@@ -79,7 +91,9 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const fields = resolveResultFields(spec.resultFields, method, label);
   const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
   if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
-  return {spec, method, warnings: found.filter((i) => i.severity === 'warning')};
+  const written = raw as {metadata?: unknown; tls?: unknown};
+  const unexpanded: UnexpandedSecrets = {dir: path.dirname(jobFile), metadata: written.metadata, tls: written.tls};
+  return {spec, method, warnings: found.filter((i) => i.severity === 'warning'), unexpanded};
 }
 
 async function readJobFile(file: string, label: string): Promise<unknown> {
@@ -112,6 +126,11 @@ async function readJobFile(file: string, label: string): Promise<unknown> {
     // Aliases past maxAliasCount (a "billion laughs" file), an alias to nothing, a bad tag value.
     throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${clip((error as Error).message)}`}], {cause: error});
   }
+}
+
+/** Expands `${VAR}` in a value of a job file the way `loadJob` does; `issues` gets what is not set. */
+export function expandVariables(value: unknown, keyPath: string, file: string, env: NodeJS.ProcessEnv, issues: Issue[]): unknown {
+  return interpolate(value, keyPath, file, env, issues);
 }
 
 function isPlainObject(value: object): boolean {

@@ -13,7 +13,7 @@ export interface Share {
 }
 
 /** The pipeline options a job's spec gives, for a share of its limits. */
-export function pipelineSettings(spec: JobSpec, share: Share) {
+export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>, share: Share) {
   return {
     concurrency: share.concurrency,
     rps: share.rps,
@@ -31,7 +31,7 @@ export function pipelineSettings(spec: JobSpec, share: Share) {
   };
 }
 
-export function channelPoolFor(spec: JobSpec): ChannelPool {
+export function channelPoolFor(spec: Pick<JobSpec, 'target' | 'tls' | 'channelOptions' | 'channels'>): ChannelPool {
   return new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
 }
 

@@ -68,6 +68,8 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /** Runs the records elsewhere (the queue of a distributed run: src/scale); by default on this machine. */
+  readonly executor?: (events: ExecutorEvents, flush: () => void) => Executor;
   /**
    * The lock on the run's files, when the caller took it (to hold it until the run's end is
    * recorded), after `checkRunFiles`. @default the run checks and takes it itself, and refuses
@@ -175,7 +177,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stopWith('fatal');
     },
   };
-  const executor: Executor = spec.workers > 1
+  const executor: Executor = options.executor ? options.executor(events, () => sink.flush())
+    : spec.workers > 1
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);

@@ -64,6 +64,7 @@ export class Scheduler extends EventEmitter {
   readonly #maxTimerMs;
   readonly #progressIntervalMs;
   readonly #keepRuns;
+  readonly #shared;
   readonly #entries = new Map<string, JobEntry>();
   /** Runs waiting out their jitter: cleared on close. */
   readonly #jittered = new Map<unknown, {entry: JobEntry; trigger: RunTrigger; scheduledAt: number | undefined}>();
@@ -86,6 +87,7 @@ export class Scheduler extends EventEmitter {
     this.#maxTimerMs = Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS);
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
     this.#keepRuns = options.keepRuns ?? DEFAULT_KEEP_RUNS;
+    this.#shared = options.shared;
     if (!Number.isSafeInteger(this.#keepRuns) || this.#keepRuns < 0) {
       throw new TypeError(`Expected \`keepRuns\` to be an integer from 0 and up, got \`${this.#keepRuns}\` (${typeof this.#keepRuns})`);
     }
@@ -183,6 +185,27 @@ export class Scheduler extends EventEmitter {
    */
   close(graceMs = DEFAULT_GRACE_MS): Promise<void> {
     return (this.#closing ??= this.#drainThenCancel(graceMs));
+  }
+
+  /**
+   * Runs a tick taken from the replicas' shared queue (its overlap policy was applied there) and
+   * resolves once the run is recorded; 'closing' when this replica is stopping (the tick goes back).
+   */
+  async runShared(name: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string) => void): Promise<'ran' | 'closing'> {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new Error(`no job named ${JSON.stringify(name)} on this replica; jobs: ${[...this.#entries.keys()].join(', ')}`);
+    if (this.#isClosing) return 'closing';
+    const result = this.#start(entry, trigger, scheduledAt);
+    if (result.outcome !== 'started') return 'ran';
+    onStarted(result.runId);
+    await entry.runs.get(result.runId)?.done;
+    return 'ran';
+  }
+
+  /** Records a tick that the shared queue dropped (overlap across replicas). */
+  skipShared(name: string, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): void {
+    const entry = this.#entries.get(name);
+    if (entry) this.#skip(entry, trigger, scheduledAt, reason);
   }
 
   /** Cancels every running run now (a second SIGTERM during the grace period). */
@@ -340,6 +363,10 @@ export class Scheduler extends EventEmitter {
   /** Applies the overlap policy and starts, queues or skips. */
   #dispatch(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined): TriggerResult {
     if (this.#isClosing) return this.#skip(entry, trigger, scheduledAt, 'the scheduler is stopping');
+    if (this.#shared) {
+      this.#shared.fire(entry.loaded.spec.name, trigger, scheduledAt, entry.loaded.spec.schedule?.overlap ?? 'skip');
+      return {outcome: 'queued'};
+    }
     if (entry.runs.size > 0) {
       const policy = entry.loaded.spec.schedule?.overlap ?? 'skip';
       const running = [...entry.runs.keys()].join(', ');

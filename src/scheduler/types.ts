@@ -1,7 +1,7 @@
 import type {LoadedJob} from '../jobs/load.js';
 import type {RecordResult} from '../jobs/results.js';
 import type {ProgressSnapshot, RunOptions} from '../jobs/run.js';
-import type {ScheduleSpec} from '../jobs/schedule-spec.js';
+import type {OverlapPolicy, ScheduleSpec} from '../jobs/schedule-spec.js';
 import type {RunSummary} from '../jobs/summary.js';
 import type {Logger} from '../log.js';
 import type {RunStatus, RunTrigger, StateStore} from '../state/store.js';
@@ -30,6 +30,11 @@ export interface SchedulerOptions {
    * deleted; runs that may still be resumed never are. 0 keeps every run. @default 1000
    */
   readonly keepRuns?: number;
+  /**
+   * Daemon replicas (`daemon --redis`): ticks and manual runs go to this shared queue instead of
+   * starting here; the replica that takes one runs it through `Scheduler#runShared`.
+   */
+  readonly shared?: {fire(job: string, trigger: RunTrigger, scheduledAt: number | undefined, overlap: OverlapPolicy): void};
 }
 
 /** A job as the scheduler sees it. */

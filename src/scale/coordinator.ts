@@ -1,0 +1,73 @@
+import {Queue, QueueEvents} from 'bullmq';
+import type {Redis} from 'ioredis';
+import {InternalError, UsageError} from '../errors.js';
+import type {LoadedJob} from '../jobs/load.js';
+import type {Logger} from '../log.js';
+import {splitInteger} from '../run/executor-threads.js';
+import {newRunId, runJob, type RunOptions} from '../run/run.js';
+import type {RunSummary} from '../run/stats.js';
+import {adoptChunks} from './adopt.js';
+import {QueueExecutor} from './executor-queue.js';
+import {RunLease} from './lease.js';
+import {CHUNKS_QUEUE, connectRedis, runKeys, type QueueTarget} from './redis.js';
+import {shipRun} from './run-spec.js';
+import {DEFAULT_CHUNK_SIZE} from './target.js';
+import {RESULTS_TTL_MS} from './chunk-worker.js';
+
+/** Chunks of one run in the queue at once, at most (fewer when `concurrency` is smaller). */
+export const MAX_SLOTS = 8;
+
+export interface QueueRunOptions extends QueueTarget {
+  /** Records per chunk. Minimum: 1. @default 1000 */
+  readonly chunkSize?: number;
+  /** A connection to use (the daemon shares one); else one is opened and closed. */
+  readonly redis?: Redis;
+  readonly logger?: Logger;
+}
+
+/**
+ * Runs a job as the coordinator of a distributed run: it alone reads the input and writes the
+ * results and failures files, as `runJob` does, while the calls are made by `grpc-batch worker`s
+ * taking chunks from the queue. It holds the run's lease (one coordinator per run), ships the
+ * run's settings and types to Redis, and on a resume takes over what the workers finished since.
+ */
+export async function runQueued(job: LoadedJob, options: RunOptions, queueOptions: QueueRunOptions): Promise<RunSummary> {
+  const chunkSize = queueOptions.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new UsageError(`--chunk-size: expected an integer from 1 and up, got ${chunkSize}`);
+  if (job.method.kind !== 'unary') throw new UsageError(`--redis: ${job.method.name} is a ${job.method.kind} method; distributed runs call unary methods only (run it without --redis)`);
+  const runId = options.runId ?? newRunId();
+  const log = queueOptions.logger ?? options.logger;
+  const {prefix} = queueOptions;
+  const redis = queueOptions.redis ?? (await connectRedis(queueOptions, log));
+  const keys = runKeys(prefix, runId);
+  let executor: QueueExecutor | undefined;
+  let lostTo: string | undefined;
+  let lease: RunLease | undefined;
+  const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
+  const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
+  try {
+    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => {
+      lostTo = holder;
+      executor?.cancel();
+    }, () => void redis.pexpire(keys.spec, RESULTS_TTL_MS).catch(() => undefined));
+    await redis.set(keys.spec, JSON.stringify(shipRun(job, runId)), 'PX', RESULTS_TTL_MS);
+    await redis.del(keys.control);
+    await events.waitUntilReady();
+    const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
+    const slots = Math.min(MAX_SLOTS, job.spec.concurrency);
+    const shares = splitInteger(job.spec.concurrency, slots).map((concurrency) => ({concurrency, rps: job.spec.rps / slots}));
+    const summary = await runJob(job, {
+      ...options,
+      runId,
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: job.spec.metadata, ...(adopted ? {adopted} : {})}, runEvents, flush)),
+    });
+    if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
+    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);
+    return summary;
+  } finally {
+    await events.close().catch(() => undefined);
+    await queue.close().catch(() => undefined);
+    await lease?.release();
+    if (!queueOptions.redis) await redis.quit().catch(() => undefined);
+  }
+}

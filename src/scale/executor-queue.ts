@@ -1,0 +1,390 @@
+import {randomBytes} from 'node:crypto';
+import type {Queue, QueueEvents} from 'bullmq';
+import type {Redis} from 'ioredis';
+import {getErrorMessage, InternalError} from '../errors.js';
+import type {OutageStatus} from '../rpc/outage-gate.js';
+import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
+import type {Share} from '../run/executor-inline.js';
+import type {PipelineStatus} from '../run/pipeline.js';
+import {RunStats} from '../run/stats.js';
+import type {AdoptedResults} from './adopt.js';
+import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
+import {runKeys} from './redis.js';
+
+/** A chunk that is not full yet is sent after this long without a new record (a slow input). */
+const LINGER_MS = 200;
+/** How often the chunks in the queue are looked at, for an event that was missed (a reconnect). */
+const SWEEP_MS = 2000;
+/** Attempts at a chunk whose processing throws (a worker that cannot resolve the run's secrets...). */
+const CHUNK_ATTEMPTS = 3;
+
+export interface QueueExecutorOptions {
+  readonly redis: Redis;
+  readonly queue: Queue;
+  readonly events: QueueEvents;
+  readonly prefix: string;
+  readonly runId: string;
+  /** The shares of the job's limits, one per chunk in flight: they add up to the totals. */
+  readonly slots: readonly Share[];
+  /** Records per chunk. Minimum: 1. */
+  readonly chunkSize: number;
+  /** The job's metadata as expanded here: its fixed entries are left out of the records' own (see `metadataToData`). */
+  readonly jobMetadata: Readonly<Record<string, string>>;
+  /** On a resume: results of chunks the workers finished while no coordinator ran. */
+  readonly adopted?: AdoptedResults;
+}
+
+interface Chunk {
+  readonly id: string;
+  readonly number: number;
+  readonly slot: number;
+  readonly calls: Map<number, RecordCall>;
+  progress: ChunkProgress | undefined;
+  merging: boolean;
+}
+
+const NO_OUTAGE: OutageStatus = {paused: false, pausedForMs: 0, reason: undefined, pauses: 0, pausedMs: 0};
+
+/**
+ * Runs records on remote workers (`grpc-batch worker`) through a BullMQ queue. Records are packed
+ * into chunks; at most one chunk per slot is in the queue at a time, each with its slot's share of
+ * `concurrency` and `rps`, so the totals hold whatever the number of workers. A finished chunk is
+ * merged once: its results are written (by the run's sink), flushed, and only then deleted from
+ * Redis, so after a crash a record's result is either on disk or still in Redis.
+ */
+export class QueueExecutor implements Executor {
+  readonly #o: QueueExecutorOptions;
+  readonly #events: ExecutorEvents;
+  readonly #flush: () => void;
+  readonly #keys;
+  readonly #session = randomBytes(2).toString('hex');
+  readonly #chunks = new Map<string, Chunk>();
+  readonly #free: number[];
+  readonly #merged = new RunStats();
+  readonly #sweep: NodeJS.Timeout;
+  #buffer: RecordCall[] = [];
+  #linger: NodeJS.Timeout | undefined;
+  #count = 0;
+  #outstanding = 0;
+  #highestLine = 0;
+  #stopping = false;
+  #sweeping = false;
+  #paused: {since: number; reason: string} | undefined;
+  #pauses = 0;
+  #pausedMs = 0;
+  #roomWaiter: (() => void) | undefined;
+  #idleWaiter: (() => void) | undefined;
+  /** Merges and removals in progress: `close` waits for them, so the run leaves nothing of its own in Redis. */
+  readonly #settling = new Set<Promise<void>>();
+  readonly #onCompleted = ({jobId}: {jobId: string}) => void this.#settleChunk(jobId, 'completed');
+  readonly #onFailed = ({jobId}: {jobId: string}) => void this.#check(jobId);
+  readonly #onProgress = ({jobId, data}: {jobId: string; data: unknown}) => this.#progress(jobId, data as ChunkProgress);
+
+  constructor(options: QueueExecutorOptions, events: ExecutorEvents, flush: () => void) {
+    this.#o = options;
+    this.#events = events;
+    this.#flush = flush;
+    this.#keys = runKeys(options.prefix, options.runId);
+    this.#free = options.slots.map((_, i) => i).reverse();
+    options.events.on('completed', this.#onCompleted);
+    options.events.on('failed', this.#onFailed);
+    options.events.on('progress', this.#onProgress);
+    if (options.adopted) this.#merged.add(options.adopted.stats);
+    this.#sweep = setInterval(() => void this.#sweepChunks(), SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  get hasRoom(): boolean {
+    return !this.#stopping && (this.#buffer.length > 0 || this.#free.length > 0);
+  }
+
+  room(): Promise<void> {
+    if (this.hasRoom || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => (this.#roomWaiter = resolve));
+  }
+
+  submit(call: RecordCall): void {
+    this.#outstanding++;
+    this.#highestLine = Math.max(this.#highestLine, call.line);
+    const adopted = this.#o.adopted?.results.get(call.line);
+    if (adopted) {
+      // Finished by a worker while no coordinator ran: written now, not sent again.
+      this.#o.adopted!.results.delete(call.line);
+      queueMicrotask(() => void this.#report(call, adopted.code, adopted.attempts, adopted.text).catch(this.#events.onFatal));
+      return;
+    }
+    this.#buffer.push(call);
+    if (this.#buffer.length >= this.#o.chunkSize) this.#dispatch();
+    else if (!this.#linger) {
+      this.#linger = setTimeout(() => this.#dispatch(), LINGER_MS);
+      this.#linger.unref();
+    }
+  }
+
+  idle(): Promise<void> {
+    if (!this.#stopping) this.#dispatch();
+    if (this.#outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#idleWaiter = resolve));
+  }
+
+  stop(): void {
+    this.#halt('stop');
+  }
+
+  cancel(): void {
+    this.#halt('cancel');
+  }
+
+  async close(): Promise<void> {
+    while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
+    clearInterval(this.#sweep);
+    clearTimeout(this.#linger);
+    this.#o.events.off('completed', this.#onCompleted);
+    this.#o.events.off('failed', this.#onFailed);
+    this.#o.events.off('progress', this.#onProgress);
+    await this.#o.adopted?.release(this.#stopping ? this.#highestLine : Infinity).catch(() => undefined);
+  }
+
+  /** Chunks of this run still in the queue (none once every record was reported). */
+  get chunksInQueue(): number {
+    return this.#chunks.size;
+  }
+
+  status(): PipelineStatus {
+    let calls = 0;
+    let limit = 0;
+    for (const chunk of this.#chunks.values()) {
+      calls += chunk.progress?.calls ?? 0;
+      limit += chunk.progress?.limit ?? this.#o.slots[chunk.slot]!.concurrency;
+    }
+    const paused = this.#paused;
+    const pausedForMs = paused ? Date.now() - paused.since : 0;
+    const outage: OutageStatus = paused ? {paused: true, pausedForMs, reason: paused.reason, pauses: this.#pauses, pausedMs: this.#pausedMs + pausedForMs} : {...NO_OUTAGE, pauses: this.#pauses, pausedMs: this.#pausedMs};
+    return {records: this.#outstanding, calls, limit, outage};
+  }
+
+  get attempts(): number {
+    let inFlight = 0;
+    for (const chunk of this.#chunks.values()) inFlight += chunk.progress?.attempts ?? 0;
+    return this.#merged.attempts + inFlight;
+  }
+
+  get throttled(): number {
+    return this.#merged.throttled;
+  }
+
+  limitRange(): undefined {
+    return undefined;
+  }
+
+  collectLatencies(into: RunStats): void {
+    into.attempts += this.#merged.attempts;
+    into.throttled += this.#merged.throttled;
+    into.addLatencies(this.#merged.shareLatencies());
+  }
+
+  #halt(how: 'stop' | 'cancel'): void {
+    const first = !this.#stopping;
+    this.#stopping = true;
+    clearTimeout(this.#linger);
+    const unsent = this.#buffer;
+    this.#buffer = [];
+    for (const call of unsent) this.#unsent(call);
+    this.#wakeRoom();
+    // The workers running this run's chunks see it within a progress interval.
+    this.#o.redis.set(this.#keys.control, how, 'PX', 24 * 3600_000).catch(() => undefined);
+    if (first) {
+      for (const chunk of this.#chunks.values()) {
+        const withdrawing: Promise<void> = this.#withdraw(chunk).catch(() => undefined).finally(() => this.#settling.delete(withdrawing));
+        this.#settling.add(withdrawing);
+      }
+    }
+  }
+
+  /**
+   * A chunk no worker took yet leaves the queue at once. (Should a worker take and finish it between
+   * the look and the removal, its results are lost and its records left unsent: a resume sends them.)
+   */
+  async #withdraw(chunk: Chunk): Promise<void> {
+    const state = await this.#o.queue.getJobState(chunk.id);
+    if (state !== 'waiting' && state !== 'delayed' && state !== 'prioritized') return;
+    if ((await this.#o.queue.remove(chunk.id)) === 1) await this.#dropChunk(chunk);
+  }
+
+  #dispatch(): void {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    if (this.#buffer.length === 0) return;
+    const calls = this.#buffer;
+    this.#buffer = [];
+    // A slot is free: the buffer began only when one was (see hasRoom), and only a dispatch takes one.
+    this.#enqueue(calls, this.#free.pop()!);
+  }
+
+  /** Puts records into the queue as one chunk, with the share of `slot`. */
+  #enqueue(calls: readonly RecordCall[], slot: number): void {
+    const number = ++this.#count;
+    const id = chunkId(this.#o.runId, this.#session, number);
+    const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false};
+    this.#chunks.set(id, chunk);
+    const share = this.#o.slots[slot]!;
+    const data: ChunkData = {
+      run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64')),
+      ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata, this.#o.jobMetadata) : null))} : {}),
+      ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
+    };
+    (async () => {
+      await this.#o.redis.sadd(this.#keys.chunks, id);
+      await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
+    })().catch((error: unknown) => this.#events.onFatal(new InternalError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+  }
+
+  async #check(id: string): Promise<void> {
+    const chunk = this.#chunks.get(id);
+    if (!chunk || chunk.merging) return;
+    const state = await this.#o.queue.getJobState(id);
+    if (state === 'completed' || state === 'failed' || state === 'unknown') await this.#settleChunk(id, state);
+  }
+
+  async #sweepChunks(): Promise<void> {
+    if (this.#sweeping) return; // Redis slow or paused: one sweep at a time
+    this.#sweeping = true;
+    try {
+      for (const id of [...this.#chunks.keys()]) await this.#check(id);
+    } catch {
+      // Redis unreachable for now: the next sweep tries again.
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** A chunk left the queue: its results are written, or it failed for good. Once per chunk. */
+  #settleChunk(id: string, state: 'completed' | 'failed' | 'unknown'): Promise<void> {
+    const chunk = this.#chunks.get(id);
+    if (!chunk || chunk.merging) return Promise.resolve();
+    chunk.merging = true;
+    const settling = this.#settleNow(chunk, state).finally(() => this.#settling.delete(settling));
+    this.#settling.add(settling);
+    return settling;
+  }
+
+  async #settleNow(chunk: Chunk, state: 'completed' | 'failed' | 'unknown'): Promise<void> {
+    const id = chunk.id;
+    try {
+      if (state === 'completed') await this.#merge(chunk);
+      else {
+        const job = state === 'failed' ? await this.#o.queue.getJob(id) : undefined;
+        const reason = job?.failedReason ?? 'it is no longer in Redis';
+        await this.#dropChunk(chunk);
+        this.#events.onFatal(new InternalError(`chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${reason}`));
+      }
+    } catch (error) {
+      chunk.merging = false; // Redis failed under us: the sweep tries again
+      if (!(error instanceof InternalError)) return;
+      this.#events.onFatal(error);
+    }
+  }
+
+  async #merge(chunk: Chunk): Promise<void> {
+    const job = await this.#o.queue.getJob(chunk.id);
+    const value = job?.returnvalue as ChunkReturn | undefined;
+    const text = value ? await this.#o.redis.get(value.results) : null;
+    if (!value || text === null) {
+      // Its results are gone (expired): its records are sent again, as a new chunk in the same slot.
+      const multi = this.#o.redis.multi().srem(this.#keys.chunks, chunk.id);
+      if (value) multi.del(value.results);
+      await multi.exec();
+      await this.#o.queue.remove(chunk.id).catch(() => undefined);
+      this.#chunks.delete(chunk.id);
+      this.#enqueue([...chunk.calls.values()], chunk.slot);
+      return;
+    }
+    for (const result of decodeResults(text)) {
+      const call = chunk.calls.get(result.line);
+      if (!call) continue;
+      chunk.calls.delete(result.line);
+      await this.#report(call, result.code, result.attempts, result.text);
+    }
+    for (const call of chunk.calls.values()) this.#unsent(call);
+    chunk.calls.clear();
+    this.#flush();
+    this.#merged.attempts += value.attempts;
+    this.#merged.throttled += value.throttled;
+    if (value.latencies) this.#merged.addLatencies({histogram: value.latencies});
+    if (value.outage.gaveUp) this.#events.onOutage({type: 'gave-up', pausedMs: value.outage.pausedMs, reason: value.outage.gaveUp});
+    await this.#forget(chunk, value.results);
+  }
+
+  /** Removes a chunk from Redis (its results, the job, its id in the run's set) and frees its slot. */
+  async #forget(chunk: Chunk, results: string | undefined): Promise<void> {
+    const multi = this.#o.redis.multi().srem(this.#keys.chunks, chunk.id);
+    if (results) multi.del(results);
+    await multi.exec();
+    await this.#o.queue.remove(chunk.id).catch(() => undefined);
+    this.#chunks.delete(chunk.id);
+    this.#free.push(chunk.slot);
+    this.#updatePaused();
+    this.#wakeRoom();
+  }
+
+  /** A chunk that will not run: its records get no result (a resume sends them). */
+  async #dropChunk(chunk: Chunk): Promise<void> {
+    if (!this.#chunks.has(chunk.id)) return;
+    chunk.merging = true;
+    const calls = [...chunk.calls.values()];
+    chunk.calls.clear();
+    for (const call of calls) this.#unsent(call);
+    await this.#forget(chunk, undefined).catch(() => undefined);
+  }
+
+  async #report(call: RecordCall, code: number, attempts: number, text: string): Promise<void> {
+    // The error text of a failed record, for the summary's top errors (read back from its line: failures only).
+    const details = code !== 0 ? (JSON.parse(text) as {error?: string}).error : undefined;
+    const done = this.#events.onFinal(call, code, attempts, text, details);
+    if (done) await done;
+    this.#settle();
+  }
+
+  #unsent(call: RecordCall): void {
+    this.#events.onUnsent(call);
+    this.#settle();
+  }
+
+  #settle(): void {
+    this.#outstanding--;
+    if (this.#outstanding === 0) {
+      const idle = this.#idleWaiter;
+      this.#idleWaiter = undefined;
+      idle?.();
+    }
+  }
+
+  #progress(id: string, progress: ChunkProgress): void {
+    const chunk = this.#chunks.get(id);
+    if (!chunk || typeof progress !== 'object' || progress === null) return;
+    chunk.progress = progress;
+    this.#updatePaused();
+  }
+
+  /** The run waits for its backend while any chunk does (one backend): `down` and `up` as a local run has them. */
+  #updatePaused(): void {
+    const waiting = [...this.#chunks.values()].find((c) => c.progress?.paused);
+    if (waiting && !this.#paused) {
+      this.#paused = {since: Date.now() - (waiting.progress!.pausedForMs ?? 0), reason: waiting.progress!.reason ?? 'no answer'};
+      this.#pauses++;
+      this.#events.onOutage({type: 'down', reason: this.#paused.reason});
+    } else if (!waiting && this.#paused) {
+      const pausedMs = Date.now() - this.#paused.since;
+      this.#pausedMs += pausedMs;
+      this.#paused = undefined;
+      this.#events.onOutage({type: 'up', pausedMs});
+    }
+  }
+
+  #wakeRoom(): void {
+    if (!this.#roomWaiter || !(this.hasRoom || this.#stopping)) return;
+    const wake = this.#roomWaiter;
+    this.#roomWaiter = undefined;
+    wake();
+  }
+}

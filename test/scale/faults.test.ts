@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import {writeFileSync} from 'node:fs';
+import path from 'node:path';
+import {test} from 'node:test';
+import {runCli, spawnCli, waitFor} from '../helpers/cli.js';
+import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
+import {privateRedis, REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
+import {startServer} from '../helpers/server.js';
+
+type Line = {line: number; status: string};
+
+function writeInput(file: string, records: number): void {
+  writeFileSync(file, Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`})).join('\n') + '\n');
+}
+
+function assertEveryRecordOnce(dir: string, records: number): void {
+  const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]).map((l) => l.line);
+  assert.equal(lines.length, records, 'one result line per record');
+  assert.equal(new Set(lines).size, records, 'no record twice in the results');
+  assert.ok(lines.every((l) => l >= 1 && l <= records));
+}
+
+test('one of 3 workers killed with kill -9 mid-run: the run completes, no record skipped, repeats at most the chunks it held', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 6000;
+  const chunkSize = 250;
+  const chunks = 2;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 3, {prefix, chunks, lockDuration: '1s'});
+  const logs = workers.map(stderrOf);
+  await workersReady(workers);
+  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 24}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize), '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  // Killed while it holds chunks: after it finished one, and before the run is half done.
+  await waitFor(() => logs[0]!().includes('chunk:done') && server.stats.calls >= 1000, 60_000, 'the first worker to finish a chunk');
+  workers[0]!.child.kill('SIGKILL');
+  const result = await coordinator.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+  const repeated = server.stats.calls - records;
+  assert.ok(repeated >= 0 && repeated <= chunks * chunkSize, `${repeated} calls repeated (bound: the ${chunks} chunks of ${chunkSize} it could hold)`);
+});
+
+test('the coordinator killed with kill -9 mid-run, then run --resume: completes, no record skipped', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 6000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 2, {prefix, chunks: 4});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 24});
+  const args = ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
+  const first = spawnCli(['run', jobFile, ...args], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 2000, 60_000, '2000 calls at the server');
+  first.child.kill('SIGKILL');
+  await first.done;
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000, env: {GRPC_BATCH_LOG: 'info'}});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const summary = JSON.parse(resumed.stdout) as {ok: number; total: number};
+  assert.equal(summary.ok, records);
+  assertEveryRecordOnce(dir, records);
+  // The chunks the workers finished while no coordinator ran are taken over, not sent again.
+  assert.match(resumed.stderr, /run:adopted|run:resuming/);
+  assert.ok(server.stats.calls - records <= 8 * 250, `${server.stats.calls - records} calls repeated`);
+});
+
+test('Redis paused (SIGSTOP) for 3 seconds mid-run: the run completes', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const redis = await privateRedis(t);
+  const {prefix} = await redisPrefix(t, redis.url);
+  const dir = tempDir(t);
+  const records = 4000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 2, {prefix, url: redis.url, chunks: 4, lockDuration: '2s'});
+  await workersReady(workers);
+  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16}), '--redis', redis.url, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 1000, 60_000, '1000 calls at the server');
+  process.kill(redis.pid, 'SIGSTOP');
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  process.kill(redis.pid, 'SIGCONT');
+  const result = await coordinator.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+});
+
+test('Redis loses its data mid-run (restarted without persistence): the run stops, exit 3, and --resume sends what was lost, every record once', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const redis = await privateRedis(t);
+  const {prefix} = await redisPrefix(t, redis.url);
+  const dir = tempDir(t);
+  const records = 3000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 1, {prefix, url: redis.url, chunks: 8, lockDuration: '2s'});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 16});
+  const args = ['--redis', redis.url, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
+  const first = spawnCli(['run', jobFile, ...args], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 800, 60_000, '800 calls at the server');
+  await redis.restart();
+  const stopped = await first.done;
+  assert.equal(stopped.code, 3, stopped.stderr);
+  assert.match(stopped.stderr, /is no longer in Redis/);
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+});
+
+test('SIGINT to the coordinator mid-run: the workers stop its chunks, exit 130, and --resume completes, every record once', async (t) => {
+  const server = await startServer(t, {latencyMs: 5});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 3000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 2, {prefix, chunks: 4});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 16});
+  const args = ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
+  const first = spawnCli(['run', jobFile, ...args, '--json'], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => first.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 500, 60_000, '500 calls at the server');
+  first.child.kill('SIGINT');
+  const stopped = await first.done;
+  assert.equal(stopped.code, 130, stopped.stderr);
+  const summary = JSON.parse(stopped.stdout) as {status: string; unfinished: number; ok: number};
+  assert.equal(summary.status, 'cancelled');
+  assert.ok(summary.ok < records, `${summary.ok} done before the stop`);
+  const callsAtStop = server.stats.calls;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.ok(server.stats.calls - callsAtStop <= 16, `the workers went on sending: ${server.stats.calls - callsAtStop} calls after the stop`);
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(JSON.parse(resumed.stdout).ok, records);
+  assertEveryRecordOnce(dir, records);
+});
