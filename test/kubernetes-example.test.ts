@@ -12,7 +12,8 @@ import {startServer} from './helpers/server.js';
 /** The `args:` lists of the README's Kubernetes manifests, in order (the Deployment's, then the CronJob's). */
 function readmeArgs(): string[][] {
   const readme = readFileSync(path.join(PACKAGE_ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('### Kubernetes'), readme.indexOf('## Benchmarks'));
+  const start = readme.indexOf('### Kubernetes');
+  const section = readme.slice(start, readme.indexOf('\n## ', start)); // up to the next section (scale-out has its own manifests)
   return [...section.matchAll(/^\s*args: (\[.*\])$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
 }
 
