@@ -94,3 +94,43 @@ test('overlap allow with a fixed results path: the second run finds the files lo
   assert.equal(runs.length, 1, 'once the first ended, the next run gets the files');
   for (const run of runs.splice(0)) run.finish();
 });
+
+test('a run that ends interrupted while the daemon runs (backend gone past maxOutage) is resumed at the next tick, before that tick\'s run', async (t) => {
+  const dir = tempDir(t);
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  for (const overlap of ['skip', 'queue'] as const) {
+    const loaded = await job(dir, {name: `every-10s-${overlap}`, schedule: '*/10 * * * * *', overlap});
+    const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+    const {runs, runner} = heldRunner();
+    const outcomes: string[] = [];
+    const interrupting = (job: LoadedJob, options: RunOptions) => runner(job, options).then((summary) =>
+      outcomes.shift() === 'interrupted' ? {...summary, status: 'interrupted' as const, stopReason: 'the backend was unreachable for 5m (maxOutage)'} : summary);
+    const scheduler = new Scheduler([loaded], {clock, store, runner: interrupting});
+    t.after(() => scheduler.close(0));
+    scheduler.start();
+    await clock.advance(10_000);
+    assert.equal(runs.length, 1, overlap);
+    const first = runs[0]!.runId;
+    outcomes.push('interrupted');
+    runs[0]!.finish();
+    await clock.advance(0);
+    assert.equal(store.getRun(first)!.status, 'interrupted');
+    assert.equal(runs.length, 1, 'not resumed at once: the backend was just found gone');
+    await clock.advance(10_000); // the next tick
+    assert.deepEqual(runs.slice(1).map((r) => [r.runId, r.options.resume]), [[first, true]], `${overlap}: the next tick resumes the interrupted run first, under its id`);
+    const latest = store.listRuns({job: loaded.spec.name}).find((r) => r.runId !== first);
+    if (overlap === 'skip') assert.equal(latest?.status, 'skipped', 'the tick\'s own run meets the resumed one as overlap: skip says');
+    runs[1]!.finish();
+    await clock.advance(0);
+    assert.equal(store.getRun(first)!.status, 'succeeded');
+    if (overlap === 'queue') assert.equal(runs.length, 3, 'overlap: queue: the tick\'s own run starts after the resumed one');
+    else assert.equal(runs.length, 2);
+    assert.ok(runs[2] === undefined || runs[2].options.resume !== true);
+    for (const run of runs.slice(2)) run.finish();
+    await clock.advance(10_000);
+    assert.equal(runs.filter((r) => r.runId === first).length, 2, 'resumed once, not again');
+    for (const run of runs) run.finish();
+    await scheduler.close(0);
+  }
+});

@@ -48,6 +48,8 @@ interface JobEntry {
   pending: {trigger: RunTrigger; scheduledAt: number | undefined} | undefined;
   /** Interrupted runs still to resume, oldest first, one after the other. */
   resumes?: RunToResume[];
+  /** A run of this job ended interrupted while the daemon ran (an outage past maxOutage, a full disk): resumed at the job's next tick. */
+  resumeAtNextTick?: boolean;
 }
 
 /**
@@ -367,8 +369,14 @@ export class Scheduler extends EventEmitter {
       this.#shared.fire(entry.loaded.spec.name, trigger, scheduledAt, entry.loaded.spec.schedule?.overlap ?? 'skip');
       return {outcome: 'queued'};
     }
+    const policy = entry.loaded.spec.schedule?.overlap ?? 'skip';
+    if (entry.resumeAtNextTick && entry.runs.size === 0) {
+      // The interrupted run goes first, under its own run id; the tick's run then meets it as `overlap` says.
+      entry.resumeAtNextTick = false;
+      if (policy === 'replace') this.#log?.warn({job: entry.loaded.spec.name, event: 'run:abandoned'}, 'an interrupted run is not resumed now: a new run replaces it (overlap: replace); the next start resumes it');
+      else this.#resumeInterrupted(entry);
+    }
     if (entry.runs.size > 0) {
-      const policy = entry.loaded.spec.schedule?.overlap ?? 'skip';
       const running = [...entry.runs.keys()].join(', ');
       if (policy === 'skip') return this.#skip(entry, trigger, scheduledAt, `run ${running} is still running (overlap: skip)`);
       if (policy === 'queue') {
@@ -482,7 +490,12 @@ export class Scheduler extends EventEmitter {
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
     const current = this.#entries.get(run.job);
-    if (current !== entry || this.#isClosing || entry.runs.size > 0) return;
+    if (current !== entry || this.#isClosing) return;
+    if (status === 'interrupted' && !run.cutByShutdown && !this.#shared && entry.loaded.spec.onInterrupted === 'resume') {
+      entry.resumeAtNextTick = true;
+      this.#log?.info({job: run.job, runId: run.runId, event: 'run:resume-planned'}, `run ${run.runId} is resumed at the job's next tick (onInterrupted: resume)`);
+    }
+    if (entry.runs.size > 0) return;
     if (this.#resumeNext(entry)) return;
     if (entry.pending) {
       const next = entry.pending;
