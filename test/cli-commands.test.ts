@@ -3,7 +3,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {startServer} from './helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
-import {runCli} from './helpers/cli.js';
+import {CLI_COMMAND, runCli} from './helpers/cli.js';
 
 test('demo runs a job against its own loopback server and reports the sequential estimate', async () => {
   const result = await runCli(['demo', '-n', '300', '--latency', '1ms', '-c', '20', '--json'], {timeoutMs: 60_000});
@@ -48,7 +48,7 @@ test('progress: a bar on a terminal', async (t) => {
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => ({id: `r${i}`, latencyMs: 20})));
   const job = writeJob(dir, server.address, {concurrency: 2});
   // `script` gives the CLI a pseudo-terminal, so stderr is a TTY as in a shell.
-  const cli = `${JSON.stringify(process.execPath)} --import=${JSON.stringify(import.meta.resolve('tsx/esm'))} ${JSON.stringify(path.resolve('bin/grpc-batch.ts'))} run ${JSON.stringify(job)}`;
+  const cli = `${CLI_COMMAND.map((word) => JSON.stringify(word)).join(' ')} run ${JSON.stringify(job)}`;
   const {spawn} = await import('node:child_process');
   const env = {...process.env, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv;
   delete env['NODE_TEST_CONTEXT'];

@@ -7,7 +7,7 @@ import {fileURLToPath} from 'node:url';
 import {loadJob} from '../src/jobs/load.js';
 import {runJob} from '../src/jobs/run.js';
 import {cleanDetails} from '../src/rpc/explain.js';
-import {runCli} from './helpers/cli.js';
+import {CLI_COMMAND, runCli} from './helpers/cli.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
 import {startServer} from './helpers/server.js';
 
@@ -75,7 +75,7 @@ test('a host name that does not resolve is explained (in a network namespace wit
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const job = writeJob(dir, 'no-such-host.invalid:50051', {maxOutage: '300ms'});
   const {PACKAGE_ROOT} = await import('../src/paths.js');
-  const result = spawnSync('unshare', ['-n', process.execPath, `--import=${import.meta.resolve('tsx/esm')}`, path.join(PACKAGE_ROOT, 'bin', 'grpc-batch.ts'), 'run', job, '--no-progress'], {
+  const result = spawnSync('unshare', ['-n', ...CLI_COMMAND, 'run', job, '--no-progress'], {
     cwd: dir, encoding: 'utf8', env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv, timeout: 30_000,
   });
   assert.equal(result.status, 4, result.stderr);

@@ -3,14 +3,14 @@ import {spawn, execFileSync} from 'node:child_process';
 import {createWriteStream, readFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
-import {CLI_ENTRY, runCli, waitFor} from '../helpers/cli.js';
+import {CLI_COMMAND, runCli, waitFor} from '../helpers/cli.js';
 import {StateStore} from '../../src/state/store.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
 
 // Far more than a pipe holds (64 KiB): two readers of one pipe would split it.
 const RECORDS = 10_000;
-const TSX_ESM = import.meta.resolve('tsx/esm');
+const CLI = CLI_COMMAND.map((word) => `"${word}"`).join(' ');
 
 /** Every record was sent exactly once and has one result line. */
 function assertEverySentOnce(ids: readonly string[], resultsFile: string): void {
@@ -46,7 +46,7 @@ test('input from process substitution (-i <(cat in.jsonl)) is read once: every r
   const input = writeInput(dir);
   const job = writeJob(dir, server.address, {concurrency: 50});
   // bash makes the <(...) pipe, as a user's shell does.
-  const {code, stdout, stderr} = await runShell(t, `exec "${process.execPath}" --import=${TSX_ESM} "${CLI_ENTRY}" run "${job}" --json --no-progress --state "${dir}/state.db" -i <(cat "${input}")`);
+  const {code, stdout, stderr} = await runShell(t, `exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i <(cat "${input}")`);
   assert.equal(code, 0, stderr);
   const summary = JSON.parse(stdout) as {total: number; ok: number; output: string};
   assert.equal(summary.total, RECORDS);
@@ -78,7 +78,7 @@ test('input from -i /dev/stdin (a shell pipe): every record sent', async (t) => 
   const dir = tempDir(t);
   const input = writeInput(dir);
   const job = writeJob(dir, server.address, {concurrency: 50});
-  const result = await runShell(t, `cat "${input}" | exec "${process.execPath}" --import=${TSX_ESM} "${CLI_ENTRY}" run "${job}" --json --no-progress --state "${dir}/state.db" -i /dev/stdin`);
+  const result = await runShell(t, `cat "${input}" | exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i /dev/stdin`);
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as {total: number; ok: number; output: string};
   assert.equal(summary.total, RECORDS);

@@ -3,9 +3,7 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import type {TestContext} from 'node:test';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
-import {CLI_ENTRY} from './cli.js';
-
-const TSX_ESM = import.meta.resolve('tsx/esm');
+import {CLI_COMMAND} from './cli.js';
 
 export type LogLine = {event?: string; job?: string; runId?: string; component?: string; [key: string]: unknown};
 
@@ -24,7 +22,7 @@ export interface Daemon {
  */
 export function startDaemon(t: TestContext, args: readonly string[], cwd: string, options: {wrap?: readonly string[]; env?: Record<string, string>} = {}): Daemon {
   const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info', ...options.env} as NodeJS.ProcessEnv;
-  const command = [process.execPath, `--import=${TSX_ESM}`, CLI_ENTRY, 'daemon', ...args];
+  const command = [...CLI_COMMAND, 'daemon', ...args];
   const [file, ...rest] = options.wrap ? [...options.wrap, ...command] : command;
   const child = spawn(file!, rest, {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
   const lines: LogLine[] = [];

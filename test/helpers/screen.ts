@@ -2,7 +2,7 @@ import {spawn} from 'node:child_process';
 import xterm from '@xterm/headless';
 
 const {Terminal} = xterm;
-import {CLI_ENTRY} from './cli.js';
+import {CLI_COMMAND} from './cli.js';
 
 /**
  * The CLI on a real pseudo-terminal, read back as a screen. `script` (util-linux, on every Debian
@@ -33,8 +33,6 @@ export interface ScreenResult {
   readonly raw: string;
 }
 
-const TSX_ESM = import.meta.resolve('tsx/esm');
-
 function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
@@ -43,7 +41,7 @@ function shellQuote(word: string): string {
 export async function runOnScreen(args: readonly string[], options: ScreenOptions): Promise<ScreenResult> {
   const cols = options.cols ?? 100;
   const rows = options.rows ?? 30;
-  const cli = [process.execPath, `--import=${TSX_ESM}`, CLI_ENTRY, ...args].map(shellQuote).join(' ');
+  const cli = [...CLI_COMMAND, ...args].map(shellQuote).join(' ');
   // The exit code is printed by the shell inside the pty: `script` itself may not pass it on.
   const command = `stty cols ${cols} rows ${rows}; ${cli}; printf '\\n[exit %s]\\n' $?`;
   const env: Record<string, string | undefined> = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, TERM: 'xterm-256color', ...options.env};
