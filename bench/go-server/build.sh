@@ -15,6 +15,7 @@ if [ ! -d /usr/share/gocode/src/google.golang.org/grpc ]; then
   exit 3
 fi
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # GOCACHE must be absolute
 # GOPATH mode over Debian's Go sources: no module download, no network (GOPROXY=off).
 cd "$here"
 GOPATH=/usr/share/gocode GO111MODULE=off GOPROXY=off GOFLAGS= GOCACHE="$out/cache" \
