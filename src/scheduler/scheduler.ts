@@ -13,6 +13,8 @@ import {RunRecorder} from '../state/run-recorder.js';
 import {summaryOutcome, type ResumeInfo, type RunTrigger} from '../state/store.js';
 import {detectClockStep} from './clock-step.js';
 import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
+import {decideOverlap} from './overlap.js';
+import {catchUpTicks, dueTick} from './ticks.js';
 import {systemClock} from './clock.js';
 import {CronSchedule} from './cron.js';
 import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
@@ -22,8 +24,6 @@ export const DEFAULT_GRACE_MS = 30_000;
 const DEFAULT_MAX_TIMER_MS = 30_000;
 /** Runs kept per job in the state database: a job that runs every minute keeps about 16 hours. */
 export const DEFAULT_KEEP_RUNS = 1000;
-/** Most ticks walked when counting missed ones (an every-second job down for days). */
-const MAX_TICK_SCAN = 100_000;
 
 interface ActiveRun {
   readonly job: string;
@@ -284,17 +284,8 @@ export class Scheduler extends EventEmitter {
       this.#write('state:write', () => store?.setLastTick(name, now, now));
       return;
     }
-    const first = cron.next(last);
-    if (first === undefined || first > now) return;
-    const windowStart = now - windowMs;
-    let latest: number | undefined;
-    if (windowMs > 0) {
-      for (let tick = cron.next(Math.max(last, windowStart - 1)), i = 0; tick !== undefined && tick <= now && i < MAX_TICK_SCAN; tick = cron.next(tick), i++) {
-        if (tick >= windowStart) latest = tick;
-      }
-    }
-    let missed = 0;
-    for (let tick: number | undefined = first; tick !== undefined && tick <= now && missed < MAX_TICK_SCAN; tick = cron.next(tick)) if (tick !== latest) missed++;
+    const {first, latest, missed} = catchUpTicks(cron, last, now, windowMs);
+    if (first === undefined) return;
     if (missed > 0) {
       const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
       this.#emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
@@ -330,22 +321,17 @@ export class Scheduler extends EventEmitter {
       this.#emit('clock:stepped-back', {byMs: stepMs, at: now}, 'warn', `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`);
     }
     for (const entry of this.#entries.values()) {
-      if (entry.nextFireAt === undefined || entry.nextFireAt > now || !entry.cron) continue;
+      const cron = entry.cron;
+      const due = cron ? dueTick(cron, entry.nextFireAt, now) : undefined;
+      if (!cron || !due || entry.nextFireAt === undefined) continue;
       const name = entry.loaded.spec.name;
       // Woken late (machine sleep, a blocked loop): run the latest due tick once, report the others.
-      let tick = entry.nextFireAt;
-      let missed = 0;
-      let next = entry.cron.next(tick);
-      while (next !== undefined && next <= now && missed < MAX_TICK_SCAN) {
-        tick = next;
-        missed++;
-        next = entry.cron.next(next);
-      }
+      const {tick, missed, next} = due;
       if (missed > 0) this.#emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
       entry.nextFireAt = next;
       this.#write('state:write', () => this.#store?.setLastTick(name, tick, now));
       this.#fire(entry, 'schedule', tick);
-      this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, entry.cron.timezone)}`);
+      this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, cron.timezone)}`);
     }
     this.#arm();
   }
@@ -376,17 +362,14 @@ export class Scheduler extends EventEmitter {
       if (policy === 'replace') this.#log?.warn({job: entry.loaded.spec.name, event: 'run:abandoned'}, 'an interrupted run is not resumed now: a new run replaces it (overlap: replace); the next start resumes it');
       else this.#resumeInterrupted(entry);
     }
-    if (entry.runs.size > 0) {
-      const running = [...entry.runs.keys()].join(', ');
-      if (policy === 'skip') return this.#skip(entry, trigger, scheduledAt, `run ${running} is still running (overlap: skip)`);
-      if (policy === 'queue') {
-        if (entry.pending) return this.#skip(entry, trigger, scheduledAt, `run ${running} is still running and another run is already queued (overlap: queue keeps one)`);
-        entry.pending = {trigger, scheduledAt};
-        this.#emit('run:queued', {job: entry.loaded.spec.name, trigger, scheduledAt}, 'info', `queued: run ${running} is still running (overlap: queue)`);
-        return {outcome: 'queued'};
-      }
-      if (policy === 'replace') for (const run of entry.runs.values()) this.#cancelRun(run, `replaced by a newer ${trigger} run (overlap: replace)`);
+    const decision = decideOverlap(policy, [...entry.runs.keys()], entry.pending !== undefined);
+    if (decision.action === 'skip') return this.#skip(entry, trigger, scheduledAt, decision.reason);
+    if (decision.action === 'queue') {
+      entry.pending = {trigger, scheduledAt};
+      this.#emit('run:queued', {job: entry.loaded.spec.name, trigger, scheduledAt}, 'info', `queued: run ${[...entry.runs.keys()].join(', ')} is still running (overlap: queue)`);
+      return {outcome: 'queued'};
     }
+    if (decision.action === 'replace') for (const run of entry.runs.values()) this.#cancelRun(run, `replaced by a newer ${trigger} run (overlap: replace)`);
     return this.#start(entry, trigger, scheduledAt);
   }
 
