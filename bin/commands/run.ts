@@ -1,15 +1,13 @@
 import {Command, Option} from 'commander';
-import {formatIssue, GbError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
+import {formatIssue, GbError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
-import {RunFilesLock} from '../../src/jobs/file-lock.js';
 import {inputLabel, readsStdin} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
-import {checkRunFiles} from '../../src/jobs/outputs.js';
-import {runFiles} from '../../src/jobs/results.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
 import {preflight} from '../../src/rpc/preflight.js';
+import {RunLifecycle} from '../../src/run/lifecycle.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
@@ -88,28 +86,27 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
 
   const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
   let runId = newRunId();
-  let filesLock: RunFilesLock;
+  let lifecycle: RunLifecycle | undefined;
   try {
     if (flags.resume) {
       const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
       runId = found.runId;
       job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
     }
-    checkRunFiles(job.spec, runId, {resume: Boolean(flags.resume)});
+    RunLifecycle.checkFiles(job, runId, {resume: Boolean(flags.resume)});
     if (flags.preflight) await preflight(job, log);
     // Files locked first, then the run claimed (one write that checks its status), then sent.
-    filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
+    lifecycle = RunLifecycle.lock(job, runId, recorder, {resume: Boolean(flags.resume)});
   } catch (error) {
-    recorder.close();
+    if (lifecycle) lifecycle.close();
+    else recorder.close();
     throw error;
   }
   const resumeInfo = resumeInfoFor(job, runId);
   try {
-    if (!flags.resume) await recorder.started(runId, job.spec.name, resumeInfo);
-    else if (!(await recorder.claimed(runId))) throw new UsageError(`run ${runId} is being resumed by another process; see grpc-batch history`);
+    await lifecycle.begin();
   } catch (error) {
-    filesLock.release();
-    recorder.close();
+    lifecycle.close();
     throw error;
   }
   const invocation = {
@@ -136,10 +133,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     const {runQueued} = queue ? await import('../../src/scale/coordinator.js') : {runQueued: undefined};
     const run = queue && runQueued ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
     const summary = await run(job, {
-      runId,
-      filesLock,
-      resume: Boolean(flags.resume),
-      onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
+      ...lifecycle.runOptions(),
       signal: stop.signal,
       cancelSignal: cancel.signal,
       logger: log,
@@ -150,17 +144,17 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
         // A disk or state fault: the run so far, its resume command, then the error (exit 3).
         const partial = error.summary as RunSummary | undefined;
         if (partial) printSummary(partial, nextSteps(partial, invocation));
-        await recorder.interrupted(runId, error);
+        await lifecycle.end({error});
         log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
         if (!partial && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       } else {
-        await recorder.failed(runId, error);
+        await lifecycle.end({error});
         // A crash leaves every record with a result; the rest can be sent by resuming the run.
         if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       }
       throw error;
     });
-    await recorder.finished(runId, summary);
+    await lifecycle.end({summary});
     if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
     printSummary(summary, nextSteps(summary, invocation));
     if (signalled) throw new InterruptedError(signalled);
@@ -168,8 +162,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
   } finally {
     progress?.stop();
-    filesLock.release();
-    recorder.close();
+    lifecycle.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

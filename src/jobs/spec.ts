@@ -184,7 +184,7 @@ export const DEFAULTS = {
   deadline: '30s',
   maxOutage: '5m',
   channels: 1,
-  workers: 1,
+  workers: 'auto',
   output: '{name}-{runId}.jsonl',
   failures: '{name}-{runId}.failed.jsonl',
 } as const;

@@ -1,16 +1,14 @@
 import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
-import {getErrorMessage, IoError, UsageError} from '../errors.js';
-import {RunFilesLock} from '../jobs/file-lock.js';
-import {checkRunFiles} from '../jobs/outputs.js';
+import {getErrorMessage, IoError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
-import {runFiles} from '../jobs/results.js';
 import {newRunId, runJob} from '../jobs/run.js';
-import {asRecorded, resumeInfoFor} from '../state/resumable.js';
 import type {RunSummary} from '../jobs/summary.js';
+import {RunLifecycle} from '../run/lifecycle.js';
+import {asRecorded} from '../state/resumable.js';
 import {isBusy, reclaimDeadRuns, retryBusy} from '../state/lease.js';
 import {RunRecorder} from '../state/run-recorder.js';
-import {summaryOutcome, type ResumeInfo, type RunTrigger} from '../state/store.js';
+import type {ResumeInfo, RunTrigger} from '../state/store.js';
 import {detectClockStep} from './clock-step.js';
 import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
 import {decideOverlap} from './overlap.js';
@@ -408,16 +406,15 @@ export class Scheduler extends EventEmitter {
     const job = loaded.spec.name;
     const runId = resume?.runId ?? newRunId(new Date(this.#clock.now()));
     // The files first: a run whose results or failures file another run writes never starts.
-    let lock: RunFilesLock;
+    const now = () => this.#clock.now();
+    let lifecycle: RunLifecycle;
     try {
-      checkRunFiles(loaded.spec, runId, {resume: resume !== undefined});
-      lock = RunFilesLock.acquire(runFiles(loaded.spec, runId));
+      lifecycle = RunLifecycle.lock(loaded, runId, RunRecorder.using(this.#store, this.#log, now), {resume: resume !== undefined, now});
     } catch (error) {
       if (!resume) return this.#skip(entry, trigger, scheduledAt, getErrorMessage(error));
       this.#log?.warn({job, runId, event: 'run:abandoned'}, `run ${runId} is not resumed now: ${getErrorMessage(error)}`);
       return {outcome: 'skipped', runId, reason: getErrorMessage(error)};
     }
-    const recorder = RunRecorder.using(this.#store, this.#log, () => this.#clock.now());
     const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
     const ref = {job, runId, trigger, scheduledAt};
     entry.runs.set(runId, run);
@@ -428,28 +425,17 @@ export class Scheduler extends EventEmitter {
       ...loaded,
       spec: {...loaded.spec, onResult: (result) => (this.#emit('run:result', {...ref, result}), original?.(result))},
     };
-    const claim = resume
-      ? recorder.claimed(runId)
-      : recorder.started(runId, job, resumeInfoFor(loaded, runId), this.#clock.now(), {trigger, scheduledAt}).then(() => true);
-    const ran: Promise<RunSummary> = claim
-      .then((claimed) => {
-        if (!claimed) throw new UsageError(`run ${runId} was claimed by another process`);
-        return this.#runner(observed, {
-          runId, filesLock: lock, signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
-          resume: resume !== undefined,
-          logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
-          onCheckpoint: (checkpoint) => recorder.checkpoint(runId, checkpoint),
-          ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
-          onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
-        });
-      });
-    const release = () => {
-      recorder.close();
-      lock.release();
-    };
+    const ran: Promise<RunSummary> = lifecycle.begin({trigger, scheduledAt})
+      .then(() => this.#runner(observed, {
+        ...lifecycle.runOptions(),
+        signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+        logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
+        ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
+        onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
+      }));
     run.done = ran
-      .then((summary) => this.#finish(entry, run, recorder, summary, undefined, release), (error: unknown) => this.#finish(entry, run, recorder, undefined, error, release))
-      .finally(release);
+      .then((summary) => this.#finish(entry, run, lifecycle, summary, undefined), (error: unknown) => this.#finish(entry, run, lifecycle, undefined, error))
+      .finally(() => lifecycle.close());
     return {outcome: 'started', runId};
   }
 
@@ -458,16 +444,19 @@ export class Scheduler extends EventEmitter {
     if (this.#keepRuns > 0) this.#write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
   }
 
-  /** Records how a run ended, then lets go of its files (`release`) and starts what waited for it. */
-  async #finish(entry: JobEntry, run: ActiveRun, recorder: RunRecorder, summary: RunSummary | undefined, error: unknown, release: () => void): Promise<void> {
+  /** Records how a run ended, then lets go of its files and starts what waited for it. */
+  async #finish(entry: JobEntry, run: ActiveRun, lifecycle: RunLifecycle, summary: RunSummary | undefined, error: unknown): Promise<void> {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
-    // An I/O error (full disk...) interrupts the run: resumable, with what it did so far.
+    // An I/O error (full disk...) interrupts the run: resumable, with what it did so far. A run the
+    // end of the grace period cancelled is interrupted too: the next start resumes it.
+    const status = await lifecycle.end({
+      summary, error, reason: run.cancelReason,
+      ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
+    });
     const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
-    const status = error instanceof IoError ? 'interrupted' : summary ? (run.cutByShutdown && summary.status === 'cancelled' ? 'interrupted' : summary.status) : 'error';
     const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
-    await recorder.ended(run.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#clock.now(), reason});
-    release();
+    lifecycle.close();
     this.#pruneHistory(run.job);
     const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
     this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},

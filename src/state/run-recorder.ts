@@ -1,12 +1,11 @@
 import {getErrorMessage, InternalError, IoError} from '../errors.js';
-import type {RunSummary} from '../jobs/summary.js';
 import type {Logger} from '../log.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
 import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
-import {resolveStatePath, StateStore, summaryOutcome, type ResumeInfo, type RunTrigger} from './store.js';
+import {resolveStatePath, StateStore, type ResumeInfo, type RunTrigger} from './store.js';
 
 /**
- * Records the runs of `grpc-batch run` in the state database, as manual runs, and holds their lease.
+ * Records runs in the state database for their RunLifecycle, and holds their lease.
  * With `--state` or `GRPC_BATCH_STATE` a database that cannot be opened is an error (exit 2,
  * nothing sent); at the default path it is only a warning, so a one-off run never fails for want of
  * a writable folder. Once open, a database that fails (full disk, read-only, I/O error) stops the
@@ -83,26 +82,12 @@ export class RunRecorder {
     }
   }
 
-  async finished(runId: string, summary: RunSummary, at = this.#now()): Promise<void> {
-    await this.#end(runId, {status: summary.status, endedAt: at, ...summaryOutcome(summary)});
-  }
-
-  /** The run stopped on an I/O error: `interrupted`, with the reason, so that `--resume` continues it once fixed. */
-  async interrupted(runId: string, error: IoError, at = this.#now()): Promise<void> {
-    const summary = error.summary as RunSummary | undefined;
-    await this.#end(runId, {...(summary ? summaryOutcome(summary) : {}), status: 'interrupted', endedAt: at, reason: error.message});
-  }
-
-  async failed(runId: string, error: unknown, at = this.#now()): Promise<void> {
-    await this.#end(runId, {status: 'error', endedAt: at, reason: getErrorMessage(error)});
-  }
-
   close(): void {
     this.#lease?.stop();
     if (this.#ownsStore) this.#store?.close();
   }
 
-  /** Records how the run ended (retried while the database is locked). */
+  /** Records how the run ended (retried while the database is locked); RunLifecycle#end says with what. */
   ended(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<void> {
     return this.#end(runId, outcome);
   }

@@ -110,6 +110,19 @@ test('kill -9 mid-run on 2 worker threads, then --resume: every record once, at 
   assert.ok(twice >= 0 && twice <= concurrency, `${twice} records sent twice (bound: ${concurrency})`);
 });
 
+test('workers defaults to auto: threads from 200 in flight, the main thread alone at 100 or under adaptive', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(path.join(dir, 'input.jsonl'), '{"id":"a"}\n');
+  const workers = async (extra: Record<string, unknown>) => (await loadJob(writeJob(dir, '127.0.0.1:1', extra))).spec.workers;
+  const expected = autoWorkers(200);
+  assert.equal(await workers({concurrency: 200}), expected, 'no workers key: auto');
+  assert.equal(await workers({concurrency: 200, workers: 'auto'}), expected);
+  assert.equal(await workers({concurrency: 100}), 1);
+  assert.equal(await workers({concurrency: 400, adaptive: true}), 1, 'adaptive: one limit, on one thread');
+  assert.equal(await workers({concurrency: 400, adaptive: true, workers: 2}), 2, 'unless workers says otherwise');
+  assert.equal(await workers({concurrency: 400, workers: 1}), 1);
+});
+
 test('workers is validated: a number from 1 to 256 or auto', async (t) => {
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), '{"id":"a"}\n');

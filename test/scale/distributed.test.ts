@@ -33,10 +33,10 @@ before(async () => {
   await workersReady(workers);
 });
 
-test('12,000 records over 3 worker processes: every record once, the job\'s concurrency held at the server, every worker did chunks', async (t) => {
+test('30,000 records over 3 worker processes: every record once, the job\'s concurrency held at the server, every worker did chunks', async (t) => {
   const server = await startServer(t, {latencyMs: 1});
   const dir = tempDir(t);
-  const records = 12_000;
+  const records = 30_000;
   writeInput(path.join(dir, 'input.jsonl'), records);
   const jobFile = writeJob(dir, server.address, {concurrency: 24});
   // What Redis holds of the run stays bounded: at most 8 chunks (and their results) at a time.
@@ -49,7 +49,7 @@ test('12,000 records over 3 worker processes: every record once, the job\'s conc
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
-  const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '500', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '1000', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   sampling = false;
   await sample;
   assert.equal(result.code, 0, result.stderr);
@@ -66,7 +66,7 @@ test('12,000 records over 3 worker processes: every record once, the job\'s conc
   assert.ok(server.stats.maxInFlight <= 24, `max in flight at the server: ${server.stats.maxInFlight}`);
   const runId = (JSON.parse(result.stdout) as {runId: string}).runId;
   const done = logs.map((l) => l().split('\n').filter((line) => line.includes('"event":"chunk:done"') && line.includes(runId)).length);
-  assert.equal(done.reduce((a, b) => a + b), 24, `chunks done per worker: ${done}`);
+  assert.equal(done.reduce((a, b) => a + b), 30, `chunks done per worker: ${done}`);
   assert.ok(done.every((n) => n > 0), `every worker did chunks: ${done}`);
   // Merged and deleted: what is left in Redis is the workers' own (BullMQ's queue keys), no run data.
   assert.deepEqual(await redis.keys(`${prefix}:runs:*`), []);
