@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
-import {autoWorkers, splitInteger} from '../../src/run/executor-threads.js';
+import {autoWorkers, cpuQuotaCores, splitInteger} from '../../src/run/executor-threads.js';
 import {spawnCli, runCli, waitFor} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
@@ -108,6 +108,20 @@ test('kill -9 mid-run on 2 worker threads, then --resume: every record once, at 
   assert.equal(new Set(lines).size, records);
   const twice = server.stats.calls - records;
   assert.ok(twice >= 0 && twice <= concurrency, `${twice} records sent twice (bound: ${concurrency})`);
+});
+
+test('auto counts a container\'s CPU quota (cgroup v2 cpu.max, v1 cfs quota) as its cores', () => {
+  const files = (entries: Record<string, string>) => (file: string) => {
+    if (!(file in entries)) throw Object.assign(new Error(`ENOENT: ${file}`), {code: 'ENOENT'});
+    return entries[file]!;
+  };
+  assert.equal(cpuQuotaCores(files({'/sys/fs/cgroup/cpu.max': '150000 100000\n'})), 2, 'limits.cpu: 1.5 -> 2 cores');
+  assert.equal(cpuQuotaCores(files({'/sys/fs/cgroup/cpu.max': '50000 100000\n'})), 1);
+  assert.equal(cpuQuotaCores(files({'/sys/fs/cgroup/cpu.max': 'max 100000\n'})), undefined, 'no quota');
+  assert.equal(cpuQuotaCores(files({'/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '400000\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n'})), 4, 'cgroup v1');
+  assert.equal(cpuQuotaCores(files({'/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n'})), undefined, 'v1 without a quota');
+  assert.equal(cpuQuotaCores(files({})), undefined, 'no cgroup files');
+  assert.equal(autoWorkers(1000, 2), 2);
 });
 
 test('workers defaults to auto: threads from 200 in flight, the main thread alone at 100 or under adaptive', async (t) => {
