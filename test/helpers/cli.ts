@@ -20,7 +20,7 @@ function newestSource(dir: string): number {
 }
 
 /** True when dist/ was built after the last change to src/ and bin/. */
-function buildIsFresh(): boolean {
+export function buildIsFresh(): boolean {
   try {
     const built = statSync(BUILT_ENTRY).mtimeMs;
     return built >= Math.max(newestSource(path.join(PACKAGE_ROOT, 'src')), newestSource(path.join(PACKAGE_ROOT, 'bin')));
