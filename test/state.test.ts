@@ -61,7 +61,11 @@ test('pruneRuns keeps the newest runs of a job and never deletes one that is run
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));
   t.after(() => store.close());
   const info = {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'};
-  // Oldest first: r1 interrupted (resumable), r2 failed, r3 cancelled (resumable), r4 skipped, r5 succeeded, r6 running.
+  // Oldest first: r0 stopped by maxFailures (resumable with the limit raised), r1 interrupted (resumable),
+  // r2 failed, r3 cancelled (resumable), r4 skipped, r5 succeeded, r6 running.
+  store.startRun({runId: 'r0', job: 'a', trigger: 'schedule', startedAt: -1});
+  store.saveResumeInfo('r0', info, -1);
+  store.finishRun('r0', {status: 'failed', endedAt: -1, reason: 'maxFailures: 11 records failed, more than 10'});
   const statuses = ['interrupted', 'failed', 'cancelled', 'skipped', 'succeeded', 'running'] as const;
   statuses.forEach((status, i) => {
     const runId = `r${i + 1}`;
@@ -73,8 +77,9 @@ test('pruneRuns keeps the newest runs of a job and never deletes one that is run
   store.startRun({runId: 'other', job: 'b', trigger: 'manual', startedAt: 0});
   store.finishRun('other', {status: 'succeeded', endedAt: 0});
 
-  assert.equal(store.pruneRuns('a', 2), 2, 'r2 (failed) and r4 (skipped) go; r1 and r3 may be resumed');
-  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['r6', 'r5', 'r3', 'r1']);
+  assert.equal(store.pruneRuns('a', 2), 2, 'r2 (failed) and r4 (skipped) go; r0, r1 and r3 may be resumed');
+  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['r6', 'r5', 'r3', 'r1', 'r0']);
+  assert.ok(store.getResumeInfo('r0'), 'a run stopped by maxFailures keeps what --resume needs');
   assert.equal(store.getResumeInfo('r2'), undefined, 'the checkpoint of a deleted run goes with it');
   assert.ok(store.getResumeInfo('r1'), 'a resumable run keeps its checkpoint');
   assert.equal(store.findResumableRun('a')?.runId, 'r3');

@@ -120,7 +120,7 @@ interface RunRow {
 /** When a running run's lease was last renewed (rows of older versions: when they started). */
 const HEARTBEAT = 'COALESCE(heartbeat_at, started_at, created_at)';
 /** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdAbort`). */
-const THRESHOLD_ABORT = "(status = 'failed' AND (reason LIKE 'maxFailures: %' OR reason LIKE 'maxInvalid: %'))";
+const THRESHOLD_ABORT = "(status = 'failed' AND (COALESCE(reason, '') LIKE 'maxFailures: %' OR COALESCE(reason, '') LIKE 'maxInvalid: %'))";
 
 /** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
 export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
@@ -369,13 +369,14 @@ export class StateStore {
   /**
    * Keeps the newest `keep` runs of `job` and deletes the older ones that ended for good
    * (succeeded, failed, skipped), with their checkpoints. Runs that may still be resumed
-   * (interrupted, cancelled, error) and running ones are never deleted. Returns how many went.
+   * (interrupted, cancelled, error, and failed ones that maxFailures or maxInvalid stopped) and
+   * running ones are never deleted. Returns how many went.
    */
   pruneRuns(job: string, keep: number): number {
     let deleted = 0;
     this.#write(() => {
       deleted = this.#db.prepare(
-        `DELETE FROM runs WHERE job = ? AND status IN ('succeeded', 'failed', 'skipped')
+        `DELETE FROM runs WHERE job = ? AND status IN ('succeeded', 'failed', 'skipped') AND NOT ${THRESHOLD_ABORT}
          AND rowid NOT IN (SELECT rowid FROM runs WHERE job = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
       ).run(job, job, keep).changes;
       if (deleted > 0) this.#db.prepare('DELETE FROM checkpoints WHERE run_id NOT IN (SELECT run_id FROM runs)').run();
