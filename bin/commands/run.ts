@@ -144,8 +144,9 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
         // A disk or state fault: the run so far, its resume command, then the error (exit 3).
         const partial = error.summary as RunSummary | undefined;
         if (partial) printSummary(partial, nextSteps(partial, invocation));
-        await lifecycle.end({error});
-        log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; it is recorded interrupted: fix the cause, then resume it`);
+        const {recorded} = await lifecycle.end({error});
+        const how = recorded ? 'it is recorded interrupted' : 'its end could not be recorded, and --resume takes it as interrupted now that this process is gone';
+        log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; ${how}: fix the cause, then resume it`);
         if (!partial && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       } else {
         await lifecycle.end({error});

@@ -81,14 +81,14 @@ export class RunLifecycle {
     return {runId: this.runId, filesLock: this.filesLock, resume: this.resume, onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint)};
   }
 
-  /** Records how the run ended and returns the status recorded. */
-  async end(end: RunEnd): Promise<EndStatus> {
+  /** Records how the run ended: its status, and whether the state database took it (`recorded`). */
+  async end(end: RunEnd): Promise<{status: EndStatus; recorded: boolean}> {
     const {summary, error} = end;
     const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
     const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
     const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
-    await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});
-    return status;
+    const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});
+    return {status, recorded};
   }
 
   /** Lets go of the run's files and lease (and the recorder). Idempotent. */

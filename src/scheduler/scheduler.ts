@@ -450,7 +450,7 @@ export class Scheduler extends EventEmitter {
     this.#active.delete(run);
     // An I/O error (full disk...) interrupts the run: resumable, with what it did so far. A run the
     // end of the grace period cancelled is interrupted too: the next start resumes it.
-    const status = await lifecycle.end({
+    const {status} = await lifecycle.end({
       summary, error, reason: run.cancelReason,
       ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
     });

@@ -87,22 +87,22 @@ export class RunRecorder {
     if (this.#ownsStore) this.#store?.close();
   }
 
-  /** Records how the run ended (retried while the database is locked); RunLifecycle#end says with what. */
-  ended(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<void> {
+  /** Records how the run ended (retried while the database is locked); RunLifecycle#end says with what. True once it is recorded. */
+  ended(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<boolean> {
     return this.#end(runId, outcome);
   }
 
-  async #end(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<void> {
+  async #end(runId: string, outcome: Parameters<StateStore['finishRun']>[1]): Promise<boolean> {
     const store = this.#store;
-    if (!store) return;
+    if (!store) return false;
     this.#lease?.stop();
     try {
-      if (!(await this.#mustLand(() => store.finishRun(runId, outcome, OWNER_ID)))) {
-        this.#log?.warn({event: 'state:lease-lost', runId}, `run ${runId} was taken over by another process; its end is not recorded here`);
-      }
+      if (await this.#mustLand(() => store.finishRun(runId, outcome, OWNER_ID))) return true;
+      this.#log?.warn({event: 'state:lease-lost', runId}, `run ${runId} was taken over by another process; its end is not recorded here`);
     } catch (error) {
       this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the end of the run in history: ${getErrorMessage(error)}`);
     }
+    return false;
   }
 
   /** A write retried while the database is locked; a disk fault is an `IoError`. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {execFileSync, spawn} from 'node:child_process';
-import {mkdtempSync, rmdirSync} from 'node:fs';
+import {mkdtempSync, rmdirSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
@@ -137,4 +137,42 @@ test('the daemon keeps answering /healthz and its run keeps calling while anothe
   assert.equal(finished['status'], 'succeeded');
   daemon.signal('SIGTERM');
   assert.equal((await daemon.exited).code, 0);
+});
+
+test('the state database\'s disk fills up mid-run: exit 3 naming the state database, nothing failed for it; --resume completes once there is room', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const stateDir = mountTmpfs(t, '1m');
+  const state = path.join(stateDir, 'state.db');
+  const RECORDS = 20_000;
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 5})));
+  const job = writeJob(dir, server.address, {concurrency: 20, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const cli = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
+  t.after(() => cli.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 1000, 30_000, '1,000 calls');
+  // The next checkpoint appends to the database's write-ahead log: no room left for it.
+  try {
+    execFileSync('dd', ['if=/dev/zero', `of=${path.join(stateDir, 'filler')}`, 'bs=64k'], {stdio: 'ignore'});
+  } catch {
+    // dd stops at ENOSPC: the disk is full
+  }
+  const full = await cli.done;
+  assert.equal(full.code, 3, full.stderr);
+  assert.match(full.stderr, /state database .*state\.db.*SQLITE_FULL|state database .*state\.db.*full/i);
+  assert.doesNotMatch(full.stderr, /this is a bug/);
+  assert.match(full.stderr, /its end could not be recorded, and --resume takes it as interrupted/, 'it does not claim a record the full disk refused');
+  const partial = JSON.parse(full.stdout) as {runId: string; total: number; failed: number; output: string};
+  assert.ok(partial.total < RECORDS, 'the run stopped');
+  assert.equal(partial.failed, 0, 'no record failed for the full disk');
+
+  rmSync(path.join(stateDir, 'filler'));
+  const resumed = await runCli(['run', job, '--json', '--no-progress', '--state', state, '--resume'], {timeoutMs: 60_000});
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const summary = JSON.parse(resumed.stdout) as {runId: string; ok: number};
+  assert.deepEqual([summary.runId, summary.ok], [partial.runId, RECORDS]);
+  const lines = (readJsonlFile(partial.output) as {line: number}[]).map((l) => l.line);
+  assert.equal(lines.length, RECORDS, 'one result line per record');
+  assert.equal(new Set(lines).size, RECORDS);
+  assert.equal(new Set(server.stats.ids).size, RECORDS, 'every record was sent');
+  assert.ok(server.stats.calls - RECORDS <= 20, `${server.stats.calls - RECORDS} records sent twice (bound: the 20 in flight)`);
 });
