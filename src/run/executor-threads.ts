@@ -11,6 +11,7 @@ import type {PipelineStatus} from './pipeline.js';
 import type {RunStats} from './stats.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {plainSpec, type FromWorker, type ResultItem, type ToWorker, type WorkerCall, type WorkerInit, type WorkerStatus} from './thread-protocol.js';
+import {Waiter} from './waiter.js';
 
 /** Records sent to a worker in one message. The hop costs ~1 µs a record in batches of 64. */
 const BATCH = 64;
@@ -84,8 +85,8 @@ export class ThreadExecutor implements Executor {
   #outstanding = 0;
   #batchScheduled = false;
   #stopping = false;
-  #roomWaiter: (() => void) | undefined;
-  #idleWaiter: (() => void) | undefined;
+  readonly #room = new Waiter(() => this.hasRoom || this.#stopping);
+  readonly #idle = new Waiter(() => this.#outstanding === 0);
   #closing: Promise<void> | undefined;
 
   constructor(spec: JobSpec, workers: number, events: ExecutorEvents, flush: () => void, method: MethodHandle) {
@@ -116,8 +117,7 @@ export class ThreadExecutor implements Executor {
   }
 
   room(): Promise<void> {
-    if (this.hasRoom || this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => (this.#roomWaiter = resolve));
+    return this.#room.wait();
   }
 
   submit(call: RecordCall): void {
@@ -139,8 +139,7 @@ export class ThreadExecutor implements Executor {
   }
 
   idle(): Promise<void> {
-    if (this.#outstanding === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.#idleWaiter = resolve));
+    return this.#idle.wait();
   }
 
   stop(): void {
@@ -153,7 +152,7 @@ export class ThreadExecutor implements Executor {
       for (const call of unsent) this.#settle(call.line, () => this.#events.onUnsent(call));
     }
     this.#post({type: 'stop'});
-    this.#wakeRoom();
+    this.#room.check();
   }
 
   cancel(): void {
@@ -276,19 +275,8 @@ export class ThreadExecutor implements Executor {
     report?.();
     entry.slot.outstanding--;
     this.#outstanding--;
-    this.#wakeRoom();
-    if (this.#outstanding === 0) {
-      const idle = this.#idleWaiter;
-      this.#idleWaiter = undefined;
-      idle?.();
-    }
-  }
-
-  #wakeRoom(): void {
-    if (!this.#roomWaiter || !(this.hasRoom || this.#stopping)) return;
-    const wake = this.#roomWaiter;
-    this.#roomWaiter = undefined;
-    wake();
+    this.#room.check();
+    this.#idle.check();
   }
 
   /** A worker that died: its records get no result (a resume sends them) and the run stops. */

@@ -12,6 +12,7 @@ import {createSender, type RecordSender} from '../rpc/sender.js';
 import {RateLimiter} from '../jobs/rate.js';
 import {AdaptiveLimit, rampConcurrency, rampShare} from './adaptive-limit.js';
 import {TurnPacer} from './turn-pacer.js';
+import {Waiter} from './waiter.js';
 
 /** One record ready to send: plain data. */
 export interface PlannedCall {
@@ -126,8 +127,8 @@ export class Pipeline {
   #records = 0;
   #stopping = false;
   #cancelled = false;
-  #roomWaiter: (() => void) | undefined;
-  #idleWaiter: (() => void) | undefined;
+  readonly #room = new Waiter(() => this.hasRoom || this.#stopping);
+  readonly #idle = new Waiter(() => this.#records === 0);
 
   constructor(options: PipelineOptions) {
     this.#o = options;
@@ -159,14 +160,12 @@ export class Pipeline {
 
   /** Resolves when another record may come in, or the pipeline is stopping. */
   room(): Promise<void> {
-    if (this.hasRoom || this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => (this.#roomWaiter = resolve));
+    return this.#room.wait();
   }
 
   /** Resolves when no record is left in the pipeline. */
   idle(): Promise<void> {
-    if (this.#records === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.#idleWaiter = resolve));
+    return this.#idle.wait();
   }
 
   /** Takes a record in. Call only when `hasRoom`. */
@@ -180,7 +179,7 @@ export class Pipeline {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#gate.stop();
-    this.#wakeRoom();
+    this.#room.check();
   }
 
   /** Stops, and cuts the calls in flight and the backoffs: those records leave unsent. */
@@ -223,19 +222,8 @@ export class Pipeline {
 
   #settle(): void {
     this.#records--;
-    this.#wakeRoom();
-    if (this.#records === 0) {
-      const idle = this.#idleWaiter;
-      this.#idleWaiter = undefined;
-      idle?.();
-    }
-  }
-
-  #wakeRoom(): void {
-    if (!this.#roomWaiter || !(this.hasRoom || this.#stopping)) return;
-    const wake = this.#roomWaiter;
-    this.#roomWaiter = undefined;
-    wake();
+    this.#room.check();
+    this.#idle.check();
   }
 
   async #run(call: PlannedCall): Promise<void> {
@@ -308,7 +296,7 @@ export class Pipeline {
   #applyLimit(): void {
     const next = this.#currentLimit();
     if (next !== this.#limit.concurrency) this.#limit.concurrency = next;
-    this.#wakeRoom();
+    this.#room.check();
   }
 
   #ramp(): void {

@@ -7,6 +7,7 @@ import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
 import type {Share} from '../run/executor-inline.js';
 import type {PipelineStatus} from '../run/pipeline.js';
 import {RunStats} from '../run/stats.js';
+import {Waiter} from '../run/waiter.js';
 import type {AdoptedResults} from './adopt.js';
 import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
 import {runKeys} from './redis.js';
@@ -72,8 +73,8 @@ export class QueueExecutor implements Executor {
   #paused: {since: number; reason: string} | undefined;
   #pauses = 0;
   #pausedMs = 0;
-  #roomWaiter: (() => void) | undefined;
-  #idleWaiter: (() => void) | undefined;
+  readonly #room = new Waiter(() => this.hasRoom || this.#stopping);
+  readonly #idle = new Waiter(() => this.#outstanding === 0);
   /** Merges and removals in progress: `close` waits for them, so the run leaves nothing of its own in Redis. */
   readonly #settling = new Set<Promise<void>>();
   readonly #onCompleted = ({jobId}: {jobId: string}) => void this.#settleChunk(jobId, 'completed');
@@ -99,8 +100,7 @@ export class QueueExecutor implements Executor {
   }
 
   room(): Promise<void> {
-    if (this.hasRoom || this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => (this.#roomWaiter = resolve));
+    return this.#room.wait();
   }
 
   submit(call: RecordCall): void {
@@ -123,8 +123,7 @@ export class QueueExecutor implements Executor {
 
   idle(): Promise<void> {
     if (!this.#stopping) this.#dispatch();
-    if (this.#outstanding === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.#idleWaiter = resolve));
+    return this.#idle.wait();
   }
 
   stop(): void {
@@ -190,7 +189,7 @@ export class QueueExecutor implements Executor {
     const unsent = this.#buffer;
     this.#buffer = [];
     for (const call of unsent) this.#unsent(call);
-    this.#wakeRoom();
+    this.#room.check();
     // The workers running this run's chunks see it within a progress interval.
     this.#o.redis.set(this.#keys.control, how, 'PX', 24 * 3600_000).catch(() => undefined);
     if (first) {
@@ -324,7 +323,7 @@ export class QueueExecutor implements Executor {
     this.#chunks.delete(chunk.id);
     this.#free.push(chunk.slot);
     this.#updatePaused();
-    this.#wakeRoom();
+    this.#room.check();
   }
 
   /** A chunk that will not run: its records get no result (a resume sends them). */
@@ -352,11 +351,7 @@ export class QueueExecutor implements Executor {
 
   #settle(): void {
     this.#outstanding--;
-    if (this.#outstanding === 0) {
-      const idle = this.#idleWaiter;
-      this.#idleWaiter = undefined;
-      idle?.();
-    }
+    this.#idle.check();
   }
 
   #progress(id: string, progress: ChunkProgress): void {
@@ -379,12 +374,5 @@ export class QueueExecutor implements Executor {
       this.#paused = undefined;
       this.#events.onOutage({type: 'up', pausedMs});
     }
-  }
-
-  #wakeRoom(): void {
-    if (!this.#roomWaiter || !(this.hasRoom || this.#stopping)) return;
-    const wake = this.#roomWaiter;
-    this.#roomWaiter = undefined;
-    wake();
   }
 }
