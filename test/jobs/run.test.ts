@@ -174,11 +174,17 @@ test('a graceful stop lets calls in flight finish and leaves a summary that matc
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.stopReason, 'SIGINT');
   assert.ok(summary.total >= 100 && summary.total <= 110, `dispatched ${summary.total}`);
-  assert.equal(summary.ok, summary.total, 'every call in flight finished OK');
-  assert.equal(server.stats.calls, summary.total);
-  assert.equal(summary.lastLine, summary.total);
+  // A record taken in but still waiting for its turn to be sent when the stop came is not sent
+  // (no new calls after a stop): no result, counted unfinished, sent by a resume.
+  assert.ok(summary.unfinished <= 10, `${summary.unfinished} unfinished`);
+  assert.equal(summary.ok + summary.unfinished, summary.total, 'every call in flight finished OK');
+  assert.equal(server.stats.calls, summary.ok, 'no call was cut');
   const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
-  assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: summary.total}, (_, i) => i + 1));
+  assert.equal(results.length, summary.ok);
+  assert.ok(results.every((r) => r.status === 'OK'));
+  assert.equal(summary.lastLine, summary.total, 'the records after lastLine were never read');
+  assert.equal(new Set(results.map((r) => r.line)).size, summary.ok, 'one result line per record');
+  assert.ok(results.every((r) => r.line <= summary.lastLine), 'no result past the last line read');
 });
 
 test('a cancel after the stop cuts the calls in flight: no result line, not in the failures file, sent again by a resume', async (t) => {
