@@ -170,10 +170,12 @@ export class ThreadExecutor implements Executor {
   status(): PipelineStatus {
     let calls = 0;
     let limit = 0;
+    let records = 0;
     const outages: OutageStatus[] = [];
     for (const slot of this.#slots) {
       const status = slot.final?.status ?? slot.status;
       calls += status?.calls ?? 0;
+      records += Math.min(status?.records ?? 0, status?.limit ?? slot.share.concurrency); // past its limit, a record waits in the worker's queue
       limit += status?.limit ?? slot.share.concurrency;
       if (status) outages.push(status.outage);
     }
@@ -186,7 +188,9 @@ export class ThreadExecutor implements Executor {
       pauses: Math.max(0, ...outages.map((o) => o.pauses)),
       pausedMs: Math.max(0, ...outages.map((o) => o.pausedMs)),
     };
-    return {records: this.#outstanding, calls, limit, outage};
+    // Records the workers have in flight, as they last reported: the records handed to a worker
+    // ahead of their turn are not (the progress line's `in flight` stays within `concurrency`).
+    return {records, calls, limit, outage};
   }
 
   get attempts(): number {

@@ -64,9 +64,11 @@ test('on 2 worker threads the server never sees more than concurrency in flight,
   const server = await startServer(t, {latencyMs: 20});
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 2000}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 30, workers: 2})));
+  const shown: number[] = [];
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 30, workers: 2})), {progressIntervalMs: 20, onProgress: (p) => void shown.push(p.inFlight)});
   assert.equal(summary.ok, 2000);
   assert.equal(server.stats.maxInFlight, 30, 'the shares add up to the cap, and reach it');
+  assert.ok(shown.length > 5 && Math.max(...shown) <= 30 && Math.max(...shown) > 0, `progress showed in flight ${Math.max(...shown)}: never more than concurrency (batches queued to a worker are not in flight)`);
 
   const paced = await startServer(t);
   writeFileSync(path.join(dir, 'small.jsonl'), Array.from({length: 60}, (_, i) => JSON.stringify({id: `p${i}`})).join('\n'));
