@@ -6,10 +6,12 @@ import {newRunId, runJob} from '../jobs/run.js';
 import type {RunSummary} from '../jobs/summary.js';
 import {RunLifecycle} from '../run/lifecycle.js';
 import {asRecorded} from '../state/resumable.js';
-import {isBusy, reclaimDeadRuns, retryBusy} from '../state/lease.js';
+import {reclaimDeadRuns} from '../state/lease.js';
 import {RunRecorder} from '../state/run-recorder.js';
 import type {ResumeInfo, RunTrigger} from '../state/store.js';
 import {detectClockStep} from './clock-step.js';
+import {drainRuns} from './grace.js';
+import {StateSteps} from './state-steps.js';
 import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
 import {decideOverlap} from './overlap.js';
 import {catchUpTicks, dueTick} from './ticks.js';
@@ -65,6 +67,7 @@ export class Scheduler extends EventEmitter {
   readonly #progressIntervalMs;
   readonly #keepRuns;
   readonly #shared;
+  readonly #state: StateSteps;
   readonly #entries = new Map<string, JobEntry>();
   /** Runs waiting out their jitter: cleared on close. */
   readonly #jittered = new Map<unknown, {entry: JobEntry; trigger: RunTrigger; scheduledAt: number | undefined}>();
@@ -88,6 +91,7 @@ export class Scheduler extends EventEmitter {
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
     this.#keepRuns = options.keepRuns ?? DEFAULT_KEEP_RUNS;
     this.#shared = options.shared;
+    this.#state = new StateSteps(options.store, options.logger);
     if (!Number.isSafeInteger(this.#keepRuns) || this.#keepRuns < 0) {
       throw new TypeError(`Expected \`keepRuns\` to be an integer from 0 and up, got \`${this.#keepRuns}\` (${typeof this.#keepRuns})`);
     }
@@ -127,7 +131,7 @@ export class Scheduler extends EventEmitter {
     if (this.#started || this.#isClosing) return this.jobs();
     this.#started = true;
     this.#lastWakeAt = this.#clock.now();
-    this.#try('state:recover', () => {
+    this.#state.try('state:recover', () => {
       const count = this.#store ? reclaimDeadRuns(this.#store, this.#clock.now()) : 0;
       if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
     });
@@ -215,15 +219,15 @@ export class Scheduler extends EventEmitter {
 
   async #drainThenCancel(graceMs: number): Promise<void> {
     this.#isClosing = true;
-    this.#try('timer', () => this.#disarm());
-    this.#try('jitter', () => {
+    this.#state.try('timer', () => this.#disarm());
+    this.#state.try('jitter', () => {
       for (const [handle, fired] of this.#jittered) {
         this.#clock.clearTimer(handle);
         this.#skip(fired.entry, fired.trigger, fired.scheduledAt, 'the scheduler stopped during its jitter delay');
       }
       this.#jittered.clear();
     });
-    this.#try('queue', () => {
+    this.#state.try('queue', () => {
       for (const entry of this.#entries.values()) {
         if (entry.pending) this.#skip(entry, entry.pending.trigger, entry.pending.scheduledAt, 'the scheduler stopped while it was queued');
         entry.pending = undefined;
@@ -231,23 +235,7 @@ export class Scheduler extends EventEmitter {
     });
     const runs = [...this.#active];
     this.#emit('scheduler:closing', {graceMs, running: runs.length}, 'info', `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`);
-    if (runs.length > 0 && graceMs <= 0) {
-      for (const run of runs) run.cutByShutdown = true;
-      this.cancelRunning('the scheduler stopped with no grace period');
-    }
-    if (runs.length > 0) {
-      let timer: unknown;
-      const expired = await Promise.race([
-        Promise.all(runs.map((r) => r.done)).then(() => false),
-        new Promise<boolean>((resolve) => (timer = this.#clock.setTimer(() => resolve(true), graceMs))),
-      ]);
-      this.#clock.clearTimer(timer);
-      if (expired) {
-        for (const run of runs) run.cutByShutdown = true;
-        this.cancelRunning(`still running after the ${formatDuration(graceMs)} grace period`);
-      }
-      await Promise.all(runs.map((r) => r.done));
-    }
+    await drainRuns(runs, graceMs, this.#clock, (reason) => this.cancelRunning(reason));
     this.#emit('scheduler:closed', {}, 'info', 'scheduler stopped');
   }
 
@@ -276,10 +264,10 @@ export class Scheduler extends EventEmitter {
     const store = this.#store;
     const name = entry.loaded.spec.name;
     const windowMs = entry.loaded.spec.schedule?.catchUpMs ?? 0;
-    const last = this.#try('state:read', () => store?.getLastTick(name));
+    const last = this.#state.try('state:read', () => store?.getLastTick(name));
     if (!store || last === undefined) {
       // Nothing stored: ticks from now on are the ones that count.
-      this.#write('state:write', () => store?.setLastTick(name, now, now));
+      this.#state.write('state:write', () => store?.setLastTick(name, now, now));
       return;
     }
     const {first, latest, missed} = catchUpTicks(cron, last, now, windowMs);
@@ -288,7 +276,7 @@ export class Scheduler extends EventEmitter {
       const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
       this.#emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
     }
-    this.#write('state:write', () => store.setLastTick(name, latest ?? now, now));
+    this.#state.write('state:write', () => store.setLastTick(name, latest ?? now, now));
     if (latest !== undefined) this.#fire(entry, 'catch-up', latest);
   }
 
@@ -327,7 +315,7 @@ export class Scheduler extends EventEmitter {
       const {tick, missed, next} = due;
       if (missed > 0) this.#emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
       entry.nextFireAt = next;
-      this.#write('state:write', () => this.#store?.setLastTick(name, tick, now));
+      this.#state.write('state:write', () => this.#store?.setLastTick(name, tick, now));
       this.#fire(entry, 'schedule', tick);
       this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, cron.timezone)}`);
     }
@@ -374,7 +362,7 @@ export class Scheduler extends EventEmitter {
   #skip(entry: JobEntry, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): TriggerResult {
     const job = entry.loaded.spec.name;
     const runId = newRunId(new Date(this.#clock.now()));
-    this.#write('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
+    this.#state.write('state:write', () => this.#store?.recordSkipped({runId, job, trigger, scheduledAt, at: this.#clock.now(), reason}));
     this.#pruneHistory(job);
     this.#emit('run:skipped', {job, runId, trigger, scheduledAt, reason}, 'warn', `skipped: ${reason}`);
     return {outcome: 'skipped', runId, reason};
@@ -387,7 +375,7 @@ export class Scheduler extends EventEmitter {
    */
   #resumeInterrupted(entry: JobEntry): void {
     if (!this.#store) return;
-    entry.resumes = this.#try('state:read', () => interruptedRunsToResume(this.#store!, entry.loaded, this.#log)) ?? [];
+    entry.resumes = this.#state.try('state:read', () => interruptedRunsToResume(this.#store!, entry.loaded, this.#log)) ?? [];
     this.#resumeNext(entry);
   }
 
@@ -441,7 +429,7 @@ export class Scheduler extends EventEmitter {
 
   /** Keeps the job's history to its newest `keepRuns` runs (see StateStore#pruneRuns). */
   #pruneHistory(job: string): void {
-    if (this.#keepRuns > 0) this.#write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
+    if (this.#keepRuns > 0) this.#state.write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
   }
 
   /** Records how a run ended, then lets go of its files and starts what waited for it. */
@@ -494,30 +482,6 @@ export class Scheduler extends EventEmitter {
       this.emit(event, payload);
     } catch (error) {
       this.#log?.error({event: 'listener:failed', for: event, error: getErrorMessage(error)}, `a listener of ${event} threw: ${getErrorMessage(error)}`);
-    }
-  }
-
-  /** A state write: now, or while another process holds the database, retried on timers (never blocking the loop). */
-  #write(what: string, fn: () => unknown): void {
-    try {
-      fn();
-    } catch (error) {
-      if (!isBusy(error) || !this.#store) return void this.#try(what, () => {
-        throw error;
-      });
-      retryBusy(this.#store, fn).catch((late: unknown) => this.#try(what, () => {
-        throw late;
-      }));
-    }
-  }
-
-  /** Runs one step so that its failure (a locked or broken state file) is logged and the loop goes on. */
-  #try<T>(what: string, fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (error) {
-      this.#log?.error({event: 'scheduler:error', step: what, error: getErrorMessage(error)}, `${what}: ${getErrorMessage(error)}`);
-      return undefined;
     }
   }
 }
