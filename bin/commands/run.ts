@@ -9,7 +9,7 @@ import type {LogFormat} from '../../src/log.js';
 import {preflight} from '../../src/rpc/preflight.js';
 import {RunLifecycle} from '../../src/run/lifecycle.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
-import {asRecorded, findRunToResume, givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
+import {asRecorded, findRunToResume, givenSpecKeys} from '../../src/state/resumable.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
@@ -86,23 +86,21 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
 
   const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
   let runId = newRunId();
-  let lifecycle: RunLifecycle | undefined;
+  let lifecycle: RunLifecycle;
   try {
     if (flags.resume) {
       const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
       runId = found.runId;
       job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
     }
-    RunLifecycle.checkFiles(job, runId, {resume: Boolean(flags.resume)});
     if (flags.preflight) await preflight(job, log);
-    // Files locked first, then the run claimed (one write that checks its status), then sent.
+    // Files checked and locked first, then the run claimed (one write that checks its status), then sent.
     lifecycle = RunLifecycle.lock(job, runId, recorder, {resume: Boolean(flags.resume)});
   } catch (error) {
-    if (lifecycle) lifecycle.close();
-    else recorder.close();
+    recorder.close();
     throw error;
   }
-  const resumeInfo = resumeInfoFor(job, runId);
+  const {resumeInfo} = lifecycle;
   try {
     await lifecycle.begin();
   } catch (error) {

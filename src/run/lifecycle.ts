@@ -5,7 +5,7 @@ import {checkRunFiles} from '../jobs/outputs.js';
 import {runFiles} from '../jobs/results.js';
 import {resumeInfoFor} from '../state/resumable.js';
 import type {RunRecorder} from '../state/run-recorder.js';
-import {summaryOutcome, type RunStatus, type RunTrigger} from '../state/store.js';
+import {summaryOutcome, type ResumeInfo, type RunStatus, type RunTrigger} from '../state/store.js';
 import type {RunOptions} from './run.js';
 import type {RunSummary} from './stats.js';
 
@@ -35,6 +35,8 @@ export class RunLifecycle {
   readonly runId: string;
   readonly resume: boolean;
   readonly filesLock: RunFilesLock;
+  /** Where the run reads and writes and how it started, as `begin` records it (read at `lock`). */
+  readonly resumeInfo: ResumeInfo;
   readonly #job: LoadedJob;
   readonly #recorder: RunRecorder;
   readonly #now: () => number;
@@ -47,6 +49,7 @@ export class RunLifecycle {
     this.#recorder = recorder;
     this.filesLock = filesLock;
     this.#now = now;
+    this.resumeInfo = resumeInfoFor(job, runId);
   }
 
   /**
@@ -55,14 +58,9 @@ export class RunLifecycle {
    * The recorder is the caller's to close when this throws, the lifecycle's once it returns.
    */
   static lock(job: LoadedJob, runId: string, recorder: RunRecorder, options: {resume: boolean; now?: () => number}): RunLifecycle {
-    RunLifecycle.checkFiles(job, runId, options);
+    checkRunFiles(job.spec, runId, {resume: options.resume});
     const filesLock = RunFilesLock.acquire(runFiles(job.spec, runId));
     return new RunLifecycle(job, runId, options.resume, recorder, filesLock, options.now ?? Date.now);
-  }
-
-  /** What `lock` checks first, without creating the files (`run --preflight` checks them before it calls the target). */
-  static checkFiles(job: LoadedJob, runId: string, options: {resume: boolean}): void {
-    checkRunFiles(job.spec, runId, {resume: options.resume});
   }
 
   /** Records the run as started by this process (with how to resume it), or claims it to resume. Throws when another process claimed it first. */
@@ -73,7 +71,7 @@ export class RunLifecycle {
       }
       return;
     }
-    await this.#recorder.started(this.runId, this.#job.spec.name, resumeInfoFor(this.#job, this.runId), this.#now(), how);
+    await this.#recorder.started(this.runId, this.#job.spec.name, this.resumeInfo, this.#now(), how);
   }
 
   /** What every run is given by its lifecycle: its id, its locked files, whether it resumes, where its checkpoints go. */
@@ -81,14 +79,17 @@ export class RunLifecycle {
     return {runId: this.runId, filesLock: this.filesLock, resume: this.resume, onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint)};
   }
 
-  /** Records how the run ended: its status, and whether the state database took it (`recorded`). */
-  async end(end: RunEnd): Promise<{status: EndStatus; recorded: boolean}> {
+  /**
+   * Records how the run ended. Returns what was recorded: the status, the reason, the summary (a
+   * partial one for an I/O error), and whether the state database took it (`recorded`).
+   */
+  async end(end: RunEnd): Promise<{status: EndStatus; reason: string | undefined; summary: RunSummary | undefined; recorded: boolean}> {
     const {summary, error} = end;
     const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
     const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
     const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
     const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});
-    return {status, recorded};
+    return {status, reason, summary: partial, recorded};
   }
 
   /** Lets go of the run's files and lease (and the recorder). Idempotent. */

@@ -1,6 +1,6 @@
 import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
-import {getErrorMessage, IoError} from '../errors.js';
+import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {newRunId, runJob} from '../jobs/run.js';
 import type {RunSummary} from '../jobs/summary.js';
@@ -438,12 +438,10 @@ export class Scheduler extends EventEmitter {
     this.#active.delete(run);
     // An I/O error (full disk...) interrupts the run: resumable, with what it did so far. A run the
     // end of the grace period cancelled is interrupted too: the next start resumes it.
-    const {status} = await lifecycle.end({
+    const {status, reason, summary: partial} = await lifecycle.end({
       summary, error, reason: run.cancelReason,
       ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
     });
-    const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
-    const reason = error !== undefined ? getErrorMessage(error) : run.cancelReason ?? summary?.stopReason ?? summary?.abortReason;
     lifecycle.close();
     this.#pruneHistory(run.job);
     const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
