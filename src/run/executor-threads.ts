@@ -39,9 +39,11 @@ export function cpuQuotaCores(read: (file: string) => string = (file) => readFil
   return v2 ?? attempt(() => [Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim()), Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim())]);
 }
 
-/** The cores a run may use: the CPUs it may run on (affinity, cpusets), at most its CPU quota. */
+let cores: number | undefined;
+
+/** The cores a run may use: the CPUs it may run on (affinity, cpusets), at most its CPU quota. Read once per process. */
 export function usableCores(): number {
-  return Math.min(availableParallelism(), cpuQuotaCores() ?? Infinity);
+  return (cores ??= Math.min(availableParallelism(), cpuQuotaCores() ?? Infinity));
 }
 
 /** The worker count `workers: auto` picks: one per usable core, each with about `CALLS_PER_WORKER` calls in flight; 1 = the main thread alone. */
