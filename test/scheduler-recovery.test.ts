@@ -4,7 +4,9 @@ import {test} from 'node:test';
 import {loadJob, type LoadedJob} from '../src/jobs/load.js';
 import type {RunOptions} from '../src/jobs/run.js';
 import type {RunSummary} from '../src/jobs/summary.js';
+import {createLogger} from '../src/log.js';
 import {ManualClock} from '../src/scheduler/clock.js';
+import {interruptedRunsToResume} from '../src/scheduler/resume-interrupted.js';
 import {Scheduler} from '../src/scheduler/scheduler.js';
 import type {SchedulerEvents} from '../src/scheduler/types.js';
 import {resumeInfoFor} from '../src/state/resumable.js';
@@ -106,7 +108,9 @@ test('a run that ends interrupted while the daemon runs (backend gone past maxOu
     const outcomes: string[] = [];
     const interrupting = (job: LoadedJob, options: RunOptions) => runner(job, options).then((summary) =>
       outcomes.shift() === 'interrupted' ? {...summary, status: 'interrupted' as const, stopReason: 'the backend was unreachable for 5m (maxOutage)'} : summary);
-    const scheduler = new Scheduler([loaded], {clock, store, runner: interrupting});
+    const logged: {event?: string; runId?: string}[] = [];
+    const logger = createLogger({level: 'info', write: (line) => void logged.push(JSON.parse(line) as {event?: string})});
+    const scheduler = new Scheduler([loaded], {clock, store, runner: interrupting, logger});
     t.after(() => scheduler.close(0));
     scheduler.start();
     await clock.advance(10_000);
@@ -116,6 +120,7 @@ test('a run that ends interrupted while the daemon runs (backend gone past maxOu
     runs[0]!.finish();
     await clock.advance(0);
     assert.equal(store.getRun(first)!.status, 'interrupted');
+    assert.ok(logged.some((l) => l.event === 'run:resume-planned' && l.runId === first), 'run:resume-planned is logged');
     assert.equal(runs.length, 1, 'not resumed at once: the backend was just found gone');
     await clock.advance(10_000); // the next tick
     assert.deepEqual(runs.slice(1).map((r) => [r.runId, r.options.resume]), [[first, true]], `${overlap}: the next tick resumes the interrupted run first, under its id`);
@@ -133,4 +138,34 @@ test('a run that ends interrupted while the daemon runs (backend gone past maxOu
     for (const run of runs) run.finish();
     await scheduler.close(0);
   }
+});
+
+test('overlap: replace: the next tick starts a new run and leaves the interrupted one for the next start', async (t) => {
+  const dir = tempDir(t);
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  const loaded = await job(dir, {schedule: '*/10 * * * * *', overlap: 'replace'});
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const {runs, runner} = heldRunner();
+  let interrupt = true;
+  const interrupting = (job: LoadedJob, options: RunOptions) => runner(job, options).then((summary) =>
+    interrupt ? (interrupt = false, {...summary, status: 'interrupted' as const, stopReason: 'the backend was unreachable for 5m (maxOutage)'}) : summary);
+  const logged: {event?: string}[] = [];
+  const logger = createLogger({level: 'info', write: (line) => void logged.push(JSON.parse(line) as {event?: string})});
+  const scheduler = new Scheduler([loaded], {clock, store, runner: interrupting, logger});
+  t.after(() => scheduler.close(0));
+  scheduler.start();
+  await clock.advance(10_000);
+  const first = runs[0]!.runId;
+  runs[0]!.finish();
+  await clock.advance(0);
+  await clock.advance(10_000);
+  assert.equal(runs.length, 2);
+  assert.notEqual(runs[1]!.runId, first, 'a new run, not the resume');
+  assert.notEqual(runs[1]!.options.resume, true);
+  assert.ok(logged.some((l) => l.event === 'run:abandoned'), 'the choice is logged');
+  runs[1]!.finish();
+  await clock.advance(0);
+  assert.equal(store.getRun(first)!.status, 'interrupted', 'left for the next start to resume');
+  assert.deepEqual(interruptedRunsToResume(store, loaded).map((r) => r.runId), [first], 'which the next start resumes');
 });
