@@ -78,20 +78,30 @@ test('rps holds across 3 workers, measured at the server', async (t) => {
   const records = 400;
   const rps = 200;
   writeInput(path.join(dir, 'input.jsonl'), records);
-  // The calls the server has seen, every 50 ms: the most in any second is the rate it felt.
+  // The calls the server has seen, every 20 ms. This process is the server: when the machine is busy
+  // it may not run for a while, then take in at once what the workers sent meanwhile. So a window from
+  // sample i to sample j is charged from sample i-1 on (the last moment the server had caught up with
+  // everything sent before): calls_j - calls_i <= 8 chunks x 2 tokens + rps x (at_j - at_{i-1}).
   const samples: {at: number; calls: number}[] = [];
-  const sampler = setInterval(() => samples.push({at: performance.now(), calls: server.stats.calls}), 50);
+  const sampler = setInterval(() => samples.push({at: performance.now(), calls: server.stats.calls}), 20);
   t.after(() => clearInterval(sampler));
   const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 40, rps}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '50', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
   clearInterval(sampler);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(server.stats.calls, records);
   let most = 0;
-  for (const first of samples) {
-    const last = samples.filter((s) => s.at <= first.at + 1000).at(-1)!;
-    most = Math.max(most, last.calls - first.calls);
+  let worst = {excess: -Infinity, calls: 0, ms: 0};
+  for (let i = 1; i < samples.length; i++) {
+    const first = samples[i]!;
+    for (let j = i + 1; j < samples.length && samples[j]!.at <= first.at + 1000; j++) {
+      const calls = samples[j]!.calls - first.calls;
+      const ms = samples[j]!.at - samples[i - 1]!.at;
+      most = Math.max(most, calls);
+      // Each of the 8 chunks in flight has rps/8 and a bucket of a tenth of a second (2 tokens).
+      const excess = calls - (16 + (rps * ms) / 1000);
+      if (excess > worst.excess) worst = {excess, calls, ms};
+    }
   }
-  // Each of the 8 chunks in flight has rps/8 and a bucket of a tenth of a second: 200/s, plus 8 × 2 tokens at most.
-  assert.ok(most <= rps + 16, `${most} calls in the busiest second at the server (rps ${rps})`);
+  assert.ok(worst.excess <= 0, `${worst.calls} calls at the server in ${worst.ms.toFixed(0)} ms (rps ${rps}, 16 tokens of bursts)`);
   assert.ok(most >= rps / 2, `the rate was reached: ${most} calls in the busiest second`);
 });
