@@ -9,16 +9,13 @@ import {asRecorded} from '../state/resumable.js';
 import {reclaimDeadRuns} from '../state/lease.js';
 import {RunRecorder} from '../state/run-recorder.js';
 import type {ResumeInfo, RunTrigger} from '../state/store.js';
-import {detectClockStep} from './clock-step.js';
 import {drainRuns} from './grace.js';
 import {StateSteps} from './state-steps.js';
 import {interruptedRunsToResume, type RunToResume} from './resume-interrupted.js';
 import {decideOverlap} from './overlap.js';
-import {catchUpTicks, dueTick} from './ticks.js';
 import {systemClock} from './clock.js';
-import {CronSchedule} from './cron.js';
+import {Timetable, type TimedEntry} from './timetable.js';
 import type {JobRunner, ScheduledJobInfo, SchedulerEventName, SchedulerEvents, SchedulerOptions, TriggerResult} from './types.js';
-import {formatInZone} from './zone.js';
 
 export const DEFAULT_GRACE_MS = 30_000;
 const DEFAULT_MAX_TIMER_MS = 30_000;
@@ -39,10 +36,7 @@ interface ActiveRun {
   done: Promise<void>;
 }
 
-interface JobEntry {
-  loaded: LoadedJob;
-  cron: CronSchedule | undefined;
-  nextFireAt: number | undefined;
+interface JobEntry extends TimedEntry {
   readonly runs: Map<string, ActiveRun>;
   /** The one run `overlap: queue` keeps waiting. */
   pending: {trigger: RunTrigger; scheduledAt: number | undefined} | undefined;
@@ -62,23 +56,16 @@ export class Scheduler extends EventEmitter {
   readonly #store;
   readonly #log;
   readonly #runner: JobRunner;
-  readonly #random;
-  readonly #maxTimerMs;
   readonly #progressIntervalMs;
   readonly #keepRuns;
   readonly #shared;
   readonly #state: StateSteps;
   readonly #entries = new Map<string, JobEntry>();
-  /** Runs waiting out their jitter: cleared on close. */
-  readonly #jittered = new Map<unknown, {entry: JobEntry; trigger: RunTrigger; scheduledAt: number | undefined}>();
   readonly #active = new Set<ActiveRun>();
-  #timer: unknown;
+  readonly #timetable: Timetable<JobEntry>;
   #started = false;
   #isClosing = false;
   #closing: Promise<void> | undefined;
-  #lastWakeAt = 0;
-  /** When the armed timer should fire, on the wall clock: a wake well before it means the clock went back. */
-  #expectedWakeAt: number | undefined;
 
   constructor(jobs: readonly LoadedJob[], options: SchedulerOptions = {}) {
     super();
@@ -86,12 +73,18 @@ export class Scheduler extends EventEmitter {
     this.#store = options.store;
     this.#log = options.logger;
     this.#runner = options.runner ?? runJob;
-    this.#random = options.random ?? Math.random;
-    this.#maxTimerMs = Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS);
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
     this.#keepRuns = options.keepRuns ?? DEFAULT_KEEP_RUNS;
     this.#shared = options.shared;
     this.#state = new StateSteps(options.store, options.logger);
+    this.#timetable = new Timetable<JobEntry>({
+      clock: this.#clock, store: this.#store, state: this.#state, log: this.#log,
+      random: options.random ?? Math.random, maxTimerMs: Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS),
+      emit: (event, payload, level, message) => this.#emit(event, payload, level, message),
+      entries: () => this.#entries.values(), entry: (name) => this.#entries.get(name),
+      dispatch: (entry, trigger, scheduledAt) => void this.#dispatch(entry, trigger, scheduledAt),
+      skip: (entry, trigger, scheduledAt, reason) => void this.#skip(entry, trigger, scheduledAt, reason),
+    });
     if (!Number.isSafeInteger(this.#keepRuns) || this.#keepRuns < 0) {
       throw new TypeError(`Expected \`keepRuns\` to be an integer from 0 and up, got \`${this.#keepRuns}\` (${typeof this.#keepRuns})`);
     }
@@ -112,7 +105,7 @@ export class Scheduler extends EventEmitter {
 
   /** Whether the loop is alive: started, not closing, and its timer fired when it should have. */
   get isAlive(): boolean {
-    return this.#started && !this.#isClosing && this.#clock.now() - this.#lastWakeAt <= this.#maxTimerMs * 2 + 5000;
+    return this.#started && !this.#isClosing && this.#timetable.onTime;
   }
 
   /** Runs in progress, over every job. */
@@ -130,15 +123,14 @@ export class Scheduler extends EventEmitter {
   start(): ScheduledJobInfo[] {
     if (this.#started || this.#isClosing) return this.jobs();
     this.#started = true;
-    this.#lastWakeAt = this.#clock.now();
     this.#state.try('state:recover', () => {
       const count = this.#store ? reclaimDeadRuns(this.#store, this.#clock.now()) : 0;
       if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
     });
     for (const entry of this.#entries.values()) this.#resumeInterrupted(entry);
-    for (const entry of this.#entries.values()) this.#plan(entry, true);
+    for (const entry of this.#entries.values()) this.#timetable.plan(entry, true);
     this.#emit('scheduler:started', {jobs: this.jobs()}, 'info', `scheduler started with ${this.#entries.size} jobs`);
-    this.#arm();
+    this.#timetable.start();
     return this.jobs();
   }
 
@@ -171,16 +163,16 @@ export class Scheduler extends EventEmitter {
       if (entry) {
         kept.push(job.spec.name);
         entry.loaded = job;
-        if (this.#started) this.#plan(entry, false);
+        if (this.#started) this.#timetable.plan(entry, false);
       } else {
         added.push(job.spec.name);
         const fresh: JobEntry = {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined};
         this.#entries.set(job.spec.name, fresh);
-        if (this.#started) this.#plan(fresh, true);
+        if (this.#started) this.#timetable.plan(fresh, true);
       }
     }
     this.#emit('jobs:reloaded', {added, removed, kept}, 'info', `jobs reloaded: ${added.length} added, ${removed.length} removed, ${kept.length} kept`);
-    this.#arm();
+    this.#timetable.arm();
   }
 
   /**
@@ -219,14 +211,7 @@ export class Scheduler extends EventEmitter {
 
   async #drainThenCancel(graceMs: number): Promise<void> {
     this.#isClosing = true;
-    this.#state.try('timer', () => this.#disarm());
-    this.#state.try('jitter', () => {
-      for (const [handle, fired] of this.#jittered) {
-        this.#clock.clearTimer(handle);
-        this.#skip(fired.entry, fired.trigger, fired.scheduledAt, 'the scheduler stopped during its jitter delay');
-      }
-      this.#jittered.clear();
-    });
+    this.#state.try('timer', () => this.#timetable.stop());
     this.#state.try('queue', () => {
       for (const entry of this.#entries.values()) {
         if (entry.pending) this.#skip(entry, entry.pending.trigger, entry.pending.scheduledAt, 'the scheduler stopped while it was queued');
@@ -237,101 +222,6 @@ export class Scheduler extends EventEmitter {
     this.#emit('scheduler:closing', {graceMs, running: runs.length}, 'info', `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`);
     await drainRuns(runs, graceMs, this.#clock, (reason) => this.cancelRunning(reason));
     this.#emit('scheduler:closed', {}, 'info', 'scheduler stopped');
-  }
-
-  /** Plans a job's next tick; at start-up (or when a reload adds it) it first catches up. */
-  #plan(entry: JobEntry, catchUp: boolean): void {
-    const spec = entry.loaded.spec;
-    const schedule = spec.schedule;
-    entry.cron = schedule ? new CronSchedule(schedule.expression, schedule.timezone) : undefined;
-    entry.nextFireAt = undefined;
-    if (!schedule || !entry.cron) {
-      this.#log?.info({job: spec.name, event: 'job:manual'}, `${spec.name} has no schedule: it runs only when triggered`);
-    } else if (!schedule.enabled) {
-      this.#log?.info({job: spec.name, event: 'job:disabled'}, `${spec.name} is disabled (enabled: false): it runs only when triggered`);
-    } else {
-      const now = this.#clock.now();
-      if (catchUp) this.#catchUp(entry, entry.cron, now);
-      entry.nextFireAt = entry.cron.next(now);
-    }
-    const next = entry.nextFireAt;
-    this.#emit('job:scheduled', {job: spec.name, nextFireAt: next}, 'info',
-      next === undefined ? `${spec.name}: not scheduled` : `${spec.name}: next run ${formatInZone(next, schedule!.timezone)} (${new Date(next).toISOString()})`);
-  }
-
-  /** Runs once the latest tick missed within the job's catchUp window since its last stored tick. */
-  #catchUp(entry: JobEntry, cron: CronSchedule, now: number): void {
-    const store = this.#store;
-    const name = entry.loaded.spec.name;
-    const windowMs = entry.loaded.spec.schedule?.catchUpMs ?? 0;
-    const last = this.#state.try('state:read', () => store?.getLastTick(name));
-    if (!store || last === undefined) {
-      // Nothing stored: ticks from now on are the ones that count.
-      this.#state.write('state:write', () => store?.setLastTick(name, now, now));
-      return;
-    }
-    const {first, latest, missed} = catchUpTicks(cron, last, now, windowMs);
-    if (first === undefined) return;
-    if (missed > 0) {
-      const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
-      this.#emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
-    }
-    this.#state.write('state:write', () => store.setLastTick(name, latest ?? now, now));
-    if (latest !== undefined) this.#fire(entry, 'catch-up', latest);
-  }
-
-  #arm(): void {
-    this.#disarm();
-    if (!this.#started || this.#isClosing) return;
-    let next: number | undefined;
-    for (const entry of this.#entries.values()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
-    const delay = next === undefined ? this.#maxTimerMs : Math.min(Math.max(0, next - this.#clock.now()), this.#maxTimerMs);
-    this.#expectedWakeAt = this.#clock.now() + delay;
-    this.#timer = this.#clock.setTimer(() => this.#wake(), delay);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #wake(): void {
-    this.#timer = undefined;
-    const now = this.#clock.now();
-    this.#lastWakeAt = now;
-    const stepMs = detectClockStep(this.#expectedWakeAt, now);
-    if (stepMs !== undefined) {
-      // Timers count real time; the wall clock went back (NTP, a VM restored): the planned ticks
-      // are now that much later than they should be. Plan every job again from the new time.
-      for (const entry of this.#entries.values()) if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
-      this.#emit('clock:stepped-back', {byMs: stepMs, at: now}, 'warn', `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`);
-    }
-    for (const entry of this.#entries.values()) {
-      const cron = entry.cron;
-      const due = cron ? dueTick(cron, entry.nextFireAt, now) : undefined;
-      if (!cron || !due || entry.nextFireAt === undefined) continue;
-      const name = entry.loaded.spec.name;
-      // Woken late (machine sleep, a blocked loop): run the latest due tick once, report the others.
-      const {tick, missed, next} = due;
-      if (missed > 0) this.#emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
-      entry.nextFireAt = next;
-      this.#state.write('state:write', () => this.#store?.setLastTick(name, tick, now));
-      this.#fire(entry, 'schedule', tick);
-      this.#emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, cron.timezone)}`);
-    }
-    this.#arm();
-  }
-
-  /** A tick came: wait out the job's jitter, then dispatch. */
-  #fire(entry: JobEntry, trigger: RunTrigger, scheduledAt: number): void {
-    const jitterMs = entry.loaded.spec.schedule?.jitterMs ?? 0;
-    if (jitterMs <= 0) return void this.#dispatch(entry, trigger, scheduledAt);
-    const delay = Math.floor(this.#random() * jitterMs);
-    const handle: unknown = this.#clock.setTimer(() => {
-      this.#jittered.delete(handle);
-      this.#dispatch(this.#entries.get(entry.loaded.spec.name) ?? entry, trigger, scheduledAt);
-    }, delay);
-    this.#jittered.set(handle, {entry, trigger, scheduledAt});
   }
 
   /** Applies the overlap policy and starts, queues or skips. */
