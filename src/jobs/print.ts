@@ -8,6 +8,13 @@ import type {NextStep} from '../errors.js';
 
 export type {NextStep} from '../errors.js';
 
+/** Longest error message in the summary: the whole text is in the results file and the log. */
+const MAX_SUMMARY_MESSAGE = 160;
+
+function cutMessage(message: string): string {
+  return message.length <= MAX_SUMMARY_MESSAGE ? message : `${message.slice(0, MAX_SUMMARY_MESSAGE - 1)}…`;
+}
+
 /** The human summary printed at the end of a run, with the commands to run next. */
 export function formatSummary(summary: RunSummary, next: readonly NextStep[] = []): string {
   const lines: string[] = [];
@@ -18,11 +25,19 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   lines.push(`  records   ${summary.total}${of} read: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid${unfinished}`);
   const statuses = Object.entries(summary.byStatus).map(([name, n]) => `${name} ${n}`).join(', ');
   if (statuses) lines.push(`  statuses  ${statuses}`);
-  const errors = Object.entries(summary.errors ?? {});
-  errors.forEach(([name, messages], index) => {
+  Object.entries(summary.errors ?? {}).forEach(([name, messages], index) => {
     const count = name === 'INVALID' ? summary.invalid : summary.byStatus[name] ?? 0;
-    const text = messages.length === 1 ? messages[0]!.message : messages.map((m) => `${m.message} (${m.count})`).join('; ');
-    lines.push(`  ${index === 0 ? 'errors   ' : '         '} ${name} ${count}: ${text}`);
+    const head = `  ${index === 0 ? 'errors   ' : '         '} ${name} ${count}:`;
+    if (messages.length === 1 && messages[0]!.count === count) {
+      lines.push(`${head} ${cutMessage(messages[0]!.message)}`);
+    } else {
+      // Several messages: one row each, most frequent first, then what the summary leaves out.
+      lines.push(head);
+      const width = String(count).length;
+      for (const m of messages) lines.push(`              ${String(m.count).padStart(width)} × ${cutMessage(m.message)}`);
+      const rest = count - messages.reduce((sum, m) => sum + m.count, 0);
+      if (rest > 0) lines.push(`              ${String(rest).padStart(width)} × other messages (each record's own is in the results file)`);
+    }
     for (const hint of new Set(messages.map((m) => m.hint).filter(Boolean))) lines.push(`              hint: ${hint}`);
   });
   lines.push(`  calls     ${summary.attempts} (${summary.retried} records retried), ${summary.callsPerSec.toLocaleString('en-US')} calls/s`);
