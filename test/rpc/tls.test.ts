@@ -5,6 +5,7 @@ import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
+import {runCli} from '../helpers/cli.js';
 import {startServer} from '../helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 
@@ -66,4 +67,21 @@ test('tls.serverName checks the certificate against another name than the target
   const wrong = await runJob(await loadJob(writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem'), serverName: 'elsewhere.example'}, deadline: '2s', output: 'out/again.jsonl', failures: 'out/again.failed.jsonl'})));
   assert.equal(wrong.failed, 1);
   assert.equal(server.stats.calls, 1);
+});
+
+test('the CLI over TLS to an IP address: no DEP0123 warning about the server name, on the main thread or on worker threads', async (t) => {
+  const server = await startServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem')}});
+  for (const workers of [1, 2]) {
+    const dir = tempDir(t);
+    writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 20}, (_, i) => ({id: `r${i}`})));
+    const job = writeJob(dir, server.address, {workers, concurrency: 4, tls: {ca: path.join(TLS, 'ca.pem')}});
+    const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir});
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, 20);
+    assert.doesNotMatch(result.stderr, /DEP0123|RFC 6066/, `workers ${workers}`);
+  }
+  // A certificate the client does not trust: still no warning, only the error.
+  const describe = await runCli(['describe', server.address, '--tls', '-d', '5s']);
+  assert.equal(describe.code, 2);
+  assert.doesNotMatch(describe.stderr, /DEP0123|RFC 6066/);
 });
