@@ -3,7 +3,6 @@ import path from 'node:path';
 import {Command, CommanderError} from 'commander';
 import {EXIT, GbError, InterruptedError, IoError, ValidationError} from '../src/errors.js';
 import {PACKAGE_ROOT} from '../src/paths.js';
-import {dropTlsIpServernameWarning} from '../src/rpc/tls-ip-warning.js';
 import {daemon} from './commands/daemon.js';
 import {demo} from './commands/demo.js';
 import {describe} from './commands/describe.js';
@@ -13,8 +12,6 @@ import {run} from './commands/run.js';
 import {validate} from './commands/validate.js';
 import {worker} from './commands/worker.js';
 import {requestedExitCode} from './exit.js';
-
-dropTlsIpServernameWarning();
 
 const {version} = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {version: string};
 

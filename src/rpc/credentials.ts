@@ -1,5 +1,6 @@
 import {readFileSync} from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import {dropTlsIpServernameWarning} from './tls-ip-warning.js';
 
 /** TLS settings of a job. Paths are resolved by the job loader. Omitted `tls` = plaintext. */
 export interface TlsSpec {
@@ -16,6 +17,7 @@ export interface TlsSpec {
 /** Builds channel credentials; reading a file that is missing throws with its path. */
 export function createCredentials(tls: TlsSpec | undefined): grpc.ChannelCredentials {
   if (!tls) return grpc.credentials.createInsecure();
+  dropTlsIpServernameWarning();
   return grpc.credentials.createSsl(
     tls.ca ? readFileSync(tls.ca) : null,
     tls.key ? readFileSync(tls.key) : null,

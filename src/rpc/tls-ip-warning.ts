@@ -3,8 +3,9 @@
  * (grpc/grpc-node#1919), and Node then warns once per process: "[DEP0123] DeprecationWarning:
  * Setting the TLS ServerName to an IP address is not permitted by RFC 6066". The certificate is
  * still checked against that address; nothing in the job can change it, so the warning is only
- * noise on a user's screen (and on a run's log). This drops that one warning, in the process (or
- * worker thread) that calls it; every other warning goes through as before.
+ * noise on a user's screen (and on a run's log). Every TLS channel's credentials are made by
+ * `createCredentials`, which calls this: that one warning is dropped in the process or worker
+ * thread that makes them; every other warning goes through as before.
  */
 const DROPPED = 'DEP0123';
 let installed = false;

@@ -10,7 +10,6 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {servicesOf} from '../schema/schema.js';
-import {dropTlsIpServernameWarning} from '../rpc/tls-ip-warning.js';
 import {codeOf, detailsOf, resultOf} from './executor.js';
 import {channelPoolFor, pipelineSettings} from './executor-inline.js';
 import {Pipeline, type CallReport} from './pipeline.js';
@@ -19,8 +18,6 @@ import type {FromWorker, ResultItem, ToWorker, WorkerCall, WorkerInit, WorkerSta
 import type {JobSpec} from '../jobs/spec.js';
 
 const STATUS_INTERVAL_MS = 250;
-
-dropTlsIpServernameWarning();
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
