@@ -81,7 +81,7 @@ export class Scheduler extends EventEmitter {
       clock: this.#clock, store: this.#store, state: this.#state, log: this.#log,
       random: options.random ?? Math.random, maxTimerMs: Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS),
       emit: (event, payload, level, message) => this.#emit(event, payload, level, message),
-      entries: () => this.#entries.values(), entry: (name) => this.#entries.get(name),
+      jobs: () => this.#entries,
       dispatch: (entry, trigger, scheduledAt) => void this.#dispatch(entry, trigger, scheduledAt),
       skip: (entry, trigger, scheduledAt, reason) => void this.#skip(entry, trigger, scheduledAt, reason),
     });

@@ -27,9 +27,8 @@ export interface TimetableOptions<E extends TimedEntry> {
   readonly random: () => number;
   readonly maxTimerMs: number;
   readonly emit: Emit;
-  /** The jobs, as they are now (a reload changes them). */
-  readonly entries: () => Iterable<E>;
-  readonly entry: (name: string) => E | undefined;
+  /** The jobs by name, as they are now (a reload changes them). */
+  readonly jobs: () => ReadonlyMap<string, E>;
   /** A tick is due (after its jitter): apply the overlap policy and start, queue or skip. */
   readonly dispatch: (entry: E, trigger: RunTrigger, scheduledAt: number) => void;
   /** A tick that will not run (the scheduler stopped during its jitter delay). */
@@ -92,7 +91,7 @@ export class Timetable<E extends TimedEntry> {
     this.#disarm();
     if (!this.#running) return;
     let next: number | undefined;
-    for (const entry of this.#o.entries()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
+    for (const entry of this.#o.jobs().values()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
     const now = this.#o.clock.now();
     const delay = next === undefined ? this.#o.maxTimerMs : Math.min(Math.max(0, next - now), this.#o.maxTimerMs);
     this.#expectedWakeAt = now + delay;
@@ -145,10 +144,10 @@ export class Timetable<E extends TimedEntry> {
     if (stepMs !== undefined) {
       // Timers count real time; the wall clock went back (NTP, a VM restored): the planned ticks
       // are now that much later than they should be. Plan every job again from the new time.
-      for (const entry of this.#o.entries()) if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
+      for (const entry of this.#o.jobs().values()) if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
       emit('clock:stepped-back', {byMs: stepMs, at: now}, 'warn', `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`);
     }
-    for (const entry of this.#o.entries()) {
+    for (const entry of this.#o.jobs().values()) {
       const cron = entry.cron;
       const due = cron ? dueTick(cron, entry.nextFireAt, now) : undefined;
       if (!cron || !due || entry.nextFireAt === undefined) continue;
@@ -171,7 +170,7 @@ export class Timetable<E extends TimedEntry> {
     const delay = Math.floor(this.#o.random() * jitterMs);
     const handle: unknown = this.#o.clock.setTimer(() => {
       this.#jittered.delete(handle);
-      this.#o.dispatch(this.#o.entry(entry.loaded.spec.name) ?? entry, trigger, scheduledAt);
+      this.#o.dispatch(this.#o.jobs().get(entry.loaded.spec.name) ?? entry, trigger, scheduledAt);
     }, delay);
     this.#jittered.set(handle, {entry, trigger, scheduledAt});
   }
