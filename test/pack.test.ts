@@ -73,3 +73,13 @@ test('npm pack: the tarball installs, its bin runs, and a job module imports grp
   assert.deepEqual([summary.status, summary.ok], ['succeeded', 2]);
   assert.equal(server.stats.calls, 2);
 });
+
+test('allowScripts reviews every install script of the installed dependencies: npm ci prints no "not yet covered" warning', (t) => {
+  const listed = spawnSync(NPM, ['install-scripts', 'ls', '--json'], {cwd: PACKAGE_ROOT, encoding: 'utf8'});
+  // npm before 11.16 has no allowScripts at all (and so nothing to warn about).
+  if (listed.status !== 0 && /Unknown command|not a valid npm command/i.test(listed.stderr + listed.stdout)) return t.skip(`npm ${execFileSync(NPM, ['--version'], {encoding: 'utf8'}).trim()} has no install-scripts`);
+  assert.equal(listed.status, 0, listed.stderr);
+  const pending = (JSON.parse(listed.stdout) as {allowScripts: {name: string}[]}).allowScripts.map((p) => p.name);
+  assert.deepEqual(pending, [], `install scripts not in package.json's allowScripts: ${pending.join(', ')}`);
+  assert.equal(pkg.allowScripts['better-sqlite3'], true, 'better-sqlite3 builds its binding in its install script');
+});
