@@ -239,3 +239,21 @@ test('a job module\'s records with a repeated or missing key are invalid and nev
   assert.match(byLine.get(4)!.error!, /^no "id" in the request: resultFields \[id\] identify a job module's records/);
   assert.equal(readFileSync(path.join(dir, 'out', 'f.jsonl'), 'utf8'), '{"id":"a","count":2}\n{"count":3}\n');
 });
+
+test('a job module run without resultFields that stops early prints no --resume it would refuse, but how to make the next run resumable', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  setOrder(dir, 'forward');
+  const args = (job: string) => ['run', job, '--json', '--no-progress', '--max-failures', '0', '--state', path.join(dir, 'state.db')];
+  const keyless = await runCli(args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})), {cwd: dir, timeoutMs: 60_000});
+  assert.equal(keyless.code, 1, keyless.stderr);
+  const next = (JSON.parse(keyless.stdout) as {next: string[]; abortReason?: string}).next;
+  assert.equal(next.length, 1);
+  assert.doesNotMatch(next[0]!, /--resume/);
+  assert.match(keyless.stderr + next[0], /job\.mjs/);
+  const text = await runCli(args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})).filter((a) => a !== '--json'), {cwd: dir, timeoutMs: 60_000});
+  assert.match(text.stdout + text.stderr, /cannot be resumed \(its records come from the job module's requests\(\), and the job has no resultFields to tell them apart\): .*add resultFields naming a field unique to each record/);
+
+  const keyed = await runCli(args(writeModule(dir, {target: server.address, resultFields: ['id'], records: 100, latencyMs: 0, failEvery: 10})), {cwd: dir, timeoutMs: 60_000});
+  assert.match((JSON.parse(keyed.stdout) as {next: string[]}).next[0]!, /--resume \S+ --max-failures \d+$/);
+});

@@ -85,6 +85,12 @@ export function readsModuleRequests(spec: Pick<JobSpec, 'requests'>): boolean {
   return spec.requests !== undefined;
 }
 
+/** What the summary of a module run without a key says instead of a `--resume` command. */
+export const MODULE_WITHOUT_KEY = {
+  why: 'its records come from the job module\'s requests(), and the job has no resultFields to tell them apart',
+  fix: 'add resultFields naming a field unique to each record (resultFields: [\'id\']), then run again: every record is sent again',
+} as const;
+
 /**
  * Why a run of this job that read its module's `requests()` cannot be resumed (no key to tell its
  * records apart: a position is no identity when the order may change), or undefined when it can.
