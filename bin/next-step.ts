@@ -26,6 +26,8 @@ export interface RunInvocation {
   readonly flags: object;
   /** Whether the run is in a state database and its records can be read again (not stdin): `--resume` works. */
   readonly resumable: boolean;
+  /** Why it cannot be resumed, and what to do, when that is not standard input or a missing state database (a job module without a key). */
+  readonly notResumable?: {readonly why: string; readonly fix: string} | undefined;
   /** The job's limits, after the flags. */
   readonly maxFailures: number | undefined;
   readonly maxInvalid: number | undefined;
@@ -69,7 +71,8 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
   const notSent = left !== undefined ? `the ${left} records without a result yet` : `the records after input line ${summary.lastLine}${cut}`;
   if (summary.stopReason || summary.abortReason || summary.interruptReason) {
     if (!invocation.resumable) {
-      return [{command: command(invocation, []), why: `the run cannot be resumed (it read standard input, or has no state database): ${notSent} are lost to it; run again with the input saved to a file`}];
+      const {why, fix} = invocation.notResumable ?? {why: 'it read standard input, or has no state database', fix: 'run again with the input saved to a file'};
+      return [{command: command(invocation, []), why: `the run cannot be resumed (${why}): ${notSent} are lost to it; ${fix}`}];
     }
     const extra = ['--resume', summary.runId];
     const raised: string[] = [];

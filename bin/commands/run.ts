@@ -3,6 +3,7 @@ import {formatIssue, GbError, InterruptedError, IoError, EXIT} from '../../src/e
 import {checkInput} from '../../src/jobs/check.js';
 import {inputLabel, readsStdin} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
+import {MODULE_WITHOUT_KEY, moduleResumeProblem} from '../../src/jobs/record-identity.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
@@ -107,9 +108,11 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     lifecycle.close();
     throw error;
   }
+  const moduleWithoutKey = moduleResumeProblem(job.spec, runId, resumeInfo.input) !== undefined;
   const invocation = {
     jobFile, flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
-    resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream,
+    resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream && !moduleWithoutKey,
+    ...(moduleWithoutKey ? {notResumable: MODULE_WITHOUT_KEY} : {}),
   };
   const stop = new AbortController();
   const cancel = new AbortController();

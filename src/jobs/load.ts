@@ -78,8 +78,10 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
   const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
   const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
-  const {spec} = validated;
-  if (!spec || envKeys.size > 0) throw new ValidationError(found);
+  const {spec: validSpec} = validated;
+  if (!validSpec || envKeys.size > 0) throw new ValidationError(found);
+  // `--input FILE` given to a job module: its records are that file's (a failures file), not requests()'.
+  const spec = overrides.input !== undefined && validSpec.requests ? {...validSpec, requests: undefined} : validSpec;
   let method: MethodHandle;
   try {
     method = createMethodHandle(await loadJobSchema(spec), spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});

@@ -1,6 +1,8 @@
 import {createReadStream, existsSync} from 'node:fs';
 import {createInterface} from 'node:readline';
 import {parseStatus} from '../rpc/status.js';
+import {identityOf} from './record-identity.js';
+import type {ResultField} from './record-key.js';
 import type {RunStats} from './summary.js';
 
 /**
@@ -13,18 +15,30 @@ export interface PriorResults {
   readonly finished: Int32Array;
   /** Lines that could not be parsed (none unless the file was edited by hand). */
   readonly unreadable: number;
+  /**
+   * With `keyFields` (a job module's run): how many result lines each key identity has (see
+   * `identityOf`), the module's records being resumed by key, not by line.
+   */
+  readonly keys?: Map<string, number>;
+  /** With `keyFields`: result lines of records that were sent (not INVALID) yet lack a key field (resultFields changed since). */
+  readonly sentWithoutKey?: number;
 }
 
-/** Reads a results file, adding its counts to `stats`. A missing file means nothing was finished. */
-export async function readPriorResults(file: string, stats: RunStats): Promise<PriorResults> {
-  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0};
+/**
+ * Reads a results file, adding its counts to `stats`. A missing file means nothing was finished.
+ * `keyFields`: also count the lines of each key (a job module's run, resumed by key).
+ */
+export async function readPriorResults(file: string, stats: RunStats, keyFields?: readonly ResultField[]): Promise<PriorResults> {
+  const keys = keyFields ? new Map<string, number>() : undefined;
+  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, ...(keys ? {keys, sentWithoutKey: 0} : {})};
   let lines = new Int32Array(1024);
   let count = 0;
   let unreadable = 0;
+  let sentWithoutKey = 0;
   const reader = createInterface({input: createReadStream(file), crlfDelay: Infinity});
   for await (const text of reader) {
     if (text.trim() === '') continue;
-    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};
+    let result: {line?: unknown; key?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};
     try {
       result = JSON.parse(text) as typeof result;
     } catch {
@@ -41,6 +55,12 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
       lines = grown;
     }
     lines[count++] = result.line;
+    if (keys && keyFields) {
+      const key = result.key !== null && typeof result.key === 'object' ? result.key as Record<string, unknown> : undefined;
+      const {identity, missing} = identityOf(key, keyFields);
+      keys.set(identity, (keys.get(identity) ?? 0) + 1);
+      if (missing.length > 0 && result.status !== 'INVALID') sentWithoutKey++;
+    }
     stats.total++;
     stats.lastLine = Math.max(stats.lastLine, result.line);
     const attempts = typeof result.attempts === 'number' ? result.attempts : 1;
@@ -50,7 +70,7 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
     else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
-  return {finished, unreadable};
+  return {finished, unreadable, ...(keys ? {keys, sentWithoutKey} : {})};
 }
 
 /** Binary search in an ascending Int32Array. */

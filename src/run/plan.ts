@@ -1,5 +1,7 @@
 import type {InputRecord} from '../jobs/input.js';
 import {prepareRecord, type RecordPlan} from '../jobs/prepare.js';
+import type {RecordIdentities} from '../jobs/record-identity.js';
+import {recordKey, type ResultField} from '../jobs/record-key.js';
 import {hasLine} from '../jobs/resume.js';
 import type {MethodHandle} from '../rpc/method.js';
 import type {PlannedCall} from './pipeline.js';
@@ -24,16 +26,22 @@ export class Plan {
   readonly #method: MethodHandle;
   readonly #finished: Int32Array | undefined;
   readonly #records: RecordPlan | undefined;
+  readonly #identities: {readonly keys: RecordIdentities; readonly fields: readonly ResultField[]} | undefined;
   /** Settles the read in progress with `undefined` when the run stops (a slow stdin, a module's generator). */
   #stopRead: ((value: undefined) => void) | undefined;
   #stopped = false;
 
-  /** `finished`: input lines that already have a result (ascending), on a resume. `records`: the job's input format and templated metadata. */
-  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array, records?: RecordPlan) {
+  /**
+   * `finished`: input lines that already have a result (ascending), on a resume. `records`: the
+   * job's input format and templated metadata. `identities`: a job module's records are told apart
+   * by their key instead (done on a resume, or invalid when missing or repeated); give no `finished` then.
+   */
+  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array, records?: RecordPlan, identities?: {readonly keys: RecordIdentities; readonly fields: readonly ResultField[]}) {
     this.#iterator = source[Symbol.asyncIterator]();
     this.#method = method;
     this.#finished = finished && finished.length > 0 ? finished : undefined;
     this.#records = records;
+    this.#identities = identities;
   }
 
   /** The next item, or `undefined` at the end of the input or once stopped. */
@@ -50,8 +58,11 @@ export class Plan {
     if (!next || next.done || this.#stopped) return undefined;
     const record = next.value;
     if (this.#finished && hasLine(this.#finished, record.line)) return {kind: 'done', record};
+    const verdict = this.#identities?.keys.classify(recordKey(record, this.#identities.fields));
+    if (verdict?.kind === 'done') return {kind: 'done', record};
     const prepared = prepareRecord(record, this.#method, this.#records);
     if (typeof prepared === 'string') return {kind: 'invalid', record, error: prepared};
+    if (verdict?.kind === 'invalid') return {kind: 'invalid', record, error: verdict.error};
     return {kind: 'call', record, call: {line: record.line, ...prepared}};
   }
 

@@ -12,6 +12,7 @@ import {readPriorResults} from '../jobs/resume.js';
 import {InputShapeHints} from '../jobs/input-hints.js';
 import {checkRunFiles} from '../jobs/outputs.js';
 import {recordPlan} from '../jobs/prepare.js';
+import {moduleResumeProblem, readsModuleRequests, RecordIdentities} from '../jobs/record-identity.js';
 import {recordKey, resolveResultFields} from '../jobs/record-key.js';
 import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
@@ -102,6 +103,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const runId = options.runId ?? newRunId();
   const log = options.logger?.child({job: spec.name, runId});
   if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  // A job module's records are told apart by their key (resultFields), never by their position.
+  const byKey = readsModuleRequests(spec);
+  const noKey = options.resume ? moduleResumeProblem(spec, runId, undefined) : undefined;
+  if (noKey) throw new UsageError(noKey);
   const label = inputLabel(spec);
   const files = runFiles(spec, runId);
   // Before the lock makes the files: an earlier run's results are never overwritten (exit 2,
@@ -119,7 +124,14 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     throw error;
   }
   const stats = new RunStats();
-  const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
+  const prior = options.resume ? await readPriorResults(sink.outputPath, stats, byKey ? resultFields : undefined) : undefined;
+  if (prior?.sentWithoutKey) {
+    await sink.close().catch(() => undefined);
+    ownLock?.release();
+    const names = spec.resultFields.join(', ');
+    throw new UsageError(`run ${runId}: ${prior.sentWithoutKey} records sent by an earlier attempt have no ${names} in their key in ${sink.outputPath} (resultFields changed since the run started, or it was started by an older grpc-batch): a job module's run is resumed by key, so these records cannot be told apart; start a new run`);
+  }
+  const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
   const tracker = new ProgressTracker();
   const {signal, cancelSignal} = options;
 
@@ -182,7 +194,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec));
+  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec), identities);
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.
@@ -226,7 +238,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   ];
   for (const timer of timers) timer?.unref();
   if (prior && prior.finished.length > 0) {
-    log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again`);
+    log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again${identities ? ` (found by their key: ${spec.resultFields.join(', ')})` : ''}`);
   }
   if (options.logLifecycle !== false) log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
 

@@ -1,5 +1,6 @@
 import type {LoadedJob} from '../jobs/load.js';
 import type {Logger} from '../log.js';
+import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {inputChange} from '../state/resumable.js';
 import type {ResumeInfo, RunTrigger, StateStore} from '../state/store.js';
 
@@ -13,8 +14,9 @@ export interface RunToResume {
 
 /**
  * Every interrupted run of a job that can be resumed, oldest first. Left out, each with a
- * `run:abandoned` log line: all of them when the job says `onInterrupted: abandon`, and runs whose
- * input is gone, changed, or was a pipe.
+ * `run:abandoned` log line: all of them when the job says `onInterrupted: abandon`, runs whose
+ * input is gone, changed, or was a pipe, and runs of a job module's `requests()` without a key
+ * (`resultFields`) to tell its records apart.
  */
 export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?: Logger): RunToResume[] {
   const name = job.spec.name;
@@ -26,6 +28,11 @@ export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?:
     }
     const info = store.getResumeInfo(run.runId);
     if (!info) continue;
+    const noKey = moduleResumeProblem(job.spec, run.runId, info.input);
+    if (noKey) {
+      log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
+      continue;
+    }
     const changed = info.inputIsStream ? `it read ${info.input}, a pipe or device, whose records are gone` : inputChange(run.runId, info);
     if (changed) {
       log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed: ${changed}`);

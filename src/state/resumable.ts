@@ -2,6 +2,7 @@ import {statSync} from 'node:fs';
 import path from 'node:path';
 import {UsageError} from '../errors.js';
 import type {JobOverrides, LoadedJob} from '../jobs/load.js';
+import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {runFiles} from '../jobs/results.js';
 import {reclaimDeadRuns} from './lease.js';
 import type {RecordedSpec, ResumeInfo, RunRecord, StateStore} from './store.js';
@@ -44,7 +45,7 @@ export function asRecorded(job: LoadedJob, info: ResumeInfo, given: ReadonlySet<
     ...job,
     spec: {
       ...spec,
-      output: info.output, failures: info.failures, ...(info.input ? {input: info.input} : {}),
+      output: info.output, failures: info.failures, ...(info.input ? {input: info.input, requests: undefined} : {}), // a module run given --input read that file
       target: pick('target', spec.target), concurrency: pick('concurrency', spec.concurrency), rps: pick('rps', spec.rps),
       deadlineMs: pick('deadlineMs', spec.deadlineMs), retry: {...spec.retry, maxAttempts: pick('maxAttempts', spec.retry.maxAttempts)},
     },
@@ -81,6 +82,8 @@ export function findRunToResume(store: StateStore, job: LoadedJob, runId: string
   const info = store.getResumeInfo(run.runId);
   if (!info) throw new UsageError(`run ${run.runId} has no checkpoint (it was recorded by an older grpc-batch) and cannot be resumed`);
   if (info.inputIsStream) throw new UsageError(`run ${run.runId} read ${info.input}, a pipe or device: its records are gone and it cannot be resumed; save the input to a file`);
+  const noKey = moduleResumeProblem(job.spec, run.runId, info.input);
+  if (noKey) throw new UsageError(noKey);
   const changed = inputChange(run.runId, info);
   if (changed) throw new UsageError(`${changed}. Start a new run instead`);
   return {runId: run.runId, info, overrides: {output: info.output, failures: info.failures, ...(info.input ? {input: info.input} : {})}};
