@@ -107,6 +107,14 @@ export class OutageGate {
   #streak = 0;
   /** The suspected outage under way (see the class), if any. */
   #suspicion: Suspicion | undefined;
+  /**
+   * The outage is a silent network (calls timed out, a connection attempt got no answer): the gate
+   * probes with the probe call, not with a record, which would only be caught too (and received
+   * twice once the network heals: TCP delivers what it retransmits).
+   */
+  #silent = false;
+  /** Aborted by `stop()`: ends a probe call under way. */
+  readonly #stopAbort = new AbortController();
   /** Since when the channel has not been connected while records were out (`checkConnecting`). */
   #notConnectedSince: number | undefined;
 
@@ -214,7 +222,7 @@ export class OutageGate {
     this.#notConnectedSince ??= now;
     if (now - this.#notConnectedSince >= o.connectTimeoutMs) {
       this.#notConnectedSince = undefined;
-      this.#close(`no connection after ${formatSeconds(o.connectTimeoutMs)}: the connection attempt got no answer (packets dropped, or a port that does not speak HTTP/2)`);
+      this.#close(`no connection after ${formatSeconds(o.connectTimeoutMs)}: the connection attempt got no answer (packets dropped, or a port that does not speak HTTP/2)`, true);
     }
   }
 
@@ -233,6 +241,7 @@ export class OutageGate {
     this.#stopped = true;
     this.#stoppedAt = this.#options.now();
     this.#settleSuspicion(true); // unfinished: a resume sends them again
+    this.#stopAbort.abort();
     this.#release(false);
     for (const [timer, resolve] of this.#timers) {
       clearTimeout(timer);
@@ -271,13 +280,13 @@ export class OutageGate {
   async #check(suspicion: Suspicion, details: string): Promise<void> {
     const o = this.#options;
     if (o.state(true) !== connectivityState.READY) {
-      this.#close(`no connection, and calls timed out with no answer: ${details}`);
+      this.#close(`no connection, and calls timed out with no answer: ${details}`, true);
       return;
     }
     const noAnswer = o.probe ? await o.probe(suspicion.abort.signal) : undefined;
     if (this.#suspicion !== suspicion) return; // settled meanwhile (an answer, a close, the stop)
     if (noAnswer === undefined) this.#settleSuspicion(false);
-    else this.#close(`calls timed out with no answer (${details}), and a probe call got none either (${noAnswer})`);
+    else this.#close(`calls timed out with no answer (${details}), and a probe call got none either (${noAnswer})`, true);
   }
 
   /** Ends the suspected outage: `outage` is what the records waiting for the verdict get. */
@@ -290,11 +299,13 @@ export class OutageGate {
     suspicion.settle(outage);
   }
 
-  #close(reason: string): void {
+  /** `silent`: see `#silent`. */
+  #close(reason: string, silent = false): void {
     this.#settleSuspicion(true);
     this.#reason = reason;
     if (this.#closedAt !== undefined) return;
     this.#closedAt = this.#options.now();
+    this.#silent = silent;
     if (this.#stopped) return;
     this.#pauses++;
     this.#probeWaitMs = this.#options.initialProbeMs;
@@ -307,6 +318,7 @@ export class OutageGate {
     if (this.#closedAt === undefined) return;
     const pausedFor = (this.#stoppedAt ?? this.#options.now()) - this.#closedAt!;
     this.#closedAt = undefined;
+    this.#silent = false;
     this.#reason = undefined;
     if (this.#stopped) return;
     this.#pausedMs += pausedFor;
@@ -345,7 +357,8 @@ export class OutageGate {
         return;
       }
       const untilGiveUp = o.maxOutageMs > 0 ? this.#closedAt + o.maxOutageMs - now : Infinity;
-      if (this.#probing || this.#waiters.length === 0) {
+      const silent = this.#silent && o.probe !== undefined;
+      if (!silent && (this.#probing || this.#waiters.length === 0)) {
         // A probe is out (its answer opens or re-closes the gate), or no record waits to be one.
         await this.#sleep(Math.min(this.#probeWaitMs, untilGiveUp));
         if (this.#closedAt !== undefined && !this.#probing && this.#waiters.length === 0 && o.state(true) === connectivityState.READY && this.#lastProbeFailedAt === undefined) {
@@ -368,9 +381,31 @@ export class OutageGate {
           continue;
         }
       }
+      if (silent) {
+        // READY, on a network that was silent: the probe call's answer decides.
+        const noAnswer = await this.#probeCall(untilGiveUp);
+        if (this.#closedAt === undefined || this.#stopped) continue;
+        if (noAnswer === undefined) this.#open();
+        else this.#probeFailed();
+        continue;
+      }
       // READY: one record goes out as the probe; its answer decides.
       this.#probing = true;
       this.#waiters.shift()!(true);
+    }
+  }
+
+  /** The probe call, cut short by `stop()` or after `limitMs` (the time left before giving up). */
+  async #probeCall(limitMs: number): Promise<string | undefined> {
+    const abort = new AbortController();
+    const onStop = () => abort.abort();
+    this.#stopAbort.signal.addEventListener('abort', onStop, {once: true});
+    const timer = Number.isFinite(limitMs) ? setTimeout(onStop, Math.max(1, limitMs)) : undefined;
+    try {
+      return await this.#options.probe!(abort.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#stopAbort.signal.removeEventListener('abort', onStop);
     }
   }
 

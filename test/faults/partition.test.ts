@@ -91,6 +91,7 @@ test('a 45 s partition with deadline 5s and maxOutage 15s: the run pauses and ex
   await waitFor(() => server.stats.inFlight === 0, 30_000, 'the server to be idle');
   assert.equal(new Set(server.stats.ids).size, RECORDS, 'the server received every record');
   // Sent twice at most: the calls the partition caught (their answers never came back).
+  t.diagnostic(`first run: ${summary.total} records read, ${summary.ok} OK, ${summary.unfinished} unfinished, paused ${summary.outages.pausedMs}ms; the server received ${server.stats.calls} calls, ${repeats(server.stats.ids)} of them a record again`);
   assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
 });
 
