@@ -31,7 +31,7 @@ export class ChannelPool {
       throw new TypeError(`Expected \`channels\` to be an integer from 1 and up, got \`${count}\` (${typeof count})`);
     }
     const credentials = createCredentials(options.tls);
-    const channelOptions = normaliseOptions(options.channelOptions ?? {});
+    const channelOptions = channelArgs(options.channelOptions ?? {});
     this.#clients = Array.from({length: count}, (_, index) => new grpc.Client(options.target, credentials, {
       ...channelOptions,
       ...(count > 1 ? {'grpc.use_local_subchannel_pool': 1, 'grpc-batch.channel_index': index} : {}),
@@ -108,8 +108,29 @@ function rank(state: grpc.connectivityState): number {
  */
 export const DEFAULT_MAX_RECONNECT_BACKOFF_MS = 5000;
 
-function normaliseOptions(options: Readonly<Record<string, unknown>>): grpc.ChannelOptions {
-  const out: Record<string, unknown> = {'grpc.max_reconnect_backoff_ms': DEFAULT_MAX_RECONNECT_BACKOFF_MS};
+/**
+ * Keepalive pings unless the job sets its own. grpc-js sends none by default, so a connection whose
+ * packets are dropped (a partition, a dead node, a NAT that lost its state: no RST) stays READY for
+ * as long as the kernel keeps retransmitting (~15 minutes). With a ping every 60s while calls are in
+ * flight, unanswered for 20s (gRPC's own default timeout), such a connection is closed within 80s:
+ * its calls end UNAVAILABLE "Connection dropped" (an outage: the run pauses), and the channel
+ * connects again. 60s stays clear of servers' ping limits: grpc-go, grpc-java and C-core servers
+ * accept any number of pings while they send data or headers, and otherwise one per 5 minutes with
+ * 2 strikes, i.e. a GOAWAY "too_many_pings" only after about 4 minutes with calls in flight and not
+ * one byte from the server (grpc-js then doubles its interval). No pings without calls
+ * (`grpc.keepalive_permit_without_calls` stays 0): those servers refuse them by default.
+ */
+export const DEFAULT_KEEPALIVE_TIME_MS = 60_000;
+/** How long a keepalive ping may go unanswered before the connection is closed (gRPC's default). */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 20_000;
+
+/** The grpc-js options of a job's `channelOptions`, with the run's defaults under those it does not set. */
+export function channelArgs(options: Readonly<Record<string, unknown>>): grpc.ChannelOptions {
+  const out: Record<string, unknown> = {
+    'grpc.max_reconnect_backoff_ms': DEFAULT_MAX_RECONNECT_BACKOFF_MS,
+    'grpc.keepalive_time_ms': DEFAULT_KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': DEFAULT_KEEPALIVE_TIMEOUT_MS,
+  };
   for (const [key, value] of Object.entries(options)) {
     // A service config may be written as a YAML/JSON object; grpc-js wants a JSON string.
     out[key] = key === 'grpc.service_config' && value !== null && typeof value === 'object' ? JSON.stringify(value) : value;

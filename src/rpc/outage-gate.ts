@@ -2,10 +2,22 @@ import {connectivityState} from '@grpc/grpc-js';
 
 /**
  * Outage = pause, not failure. The gate is open while the backend answers. When it stops answering
- * (the connection is lost or refused, or nothing but UNAVAILABLE comes back for a while), the gate
- * closes: no record is sent, the records at the gate wait, and the gate probes the backend with
- * backoff (waiting for the channel to be READY, then letting one record through). The first OK
- * opens it again. After `maxOutageMs` of outage it gives up: the run stops, resumable.
+ * (the connection is lost or refused, nothing but UNAVAILABLE comes back for a while, a connection
+ * attempt gets no answer for `connectTimeoutMs`, or calls time out with no answer at all and a probe
+ * confirms the silence), the gate closes: no record is sent, the records at the gate wait, and the
+ * gate probes the backend with backoff (waiting for the channel to be READY, then letting one record
+ * through). The first OK opens it again. After `maxOutageMs` of outage it gives up: the run stops,
+ * resumable.
+ *
+ * A silent network (packets dropped: a partition, a host that drops SYNs, a port that accepts TCP
+ * and never speaks HTTP/2) shows only as DEADLINE_EXCEEDED. So a timeout makes an outage *suspected*:
+ * the record waits for the verdict, which every call that times out meanwhile shares. The backend
+ * answering anything after the timeout (another call's OK or error of its own, within a short grace;
+ * else one probe call, `OutageGateOptions.probe`) clears it: the backend is there, merely slow for
+ * those calls, and they fail as timeouts. No connection, or no answer to the probe either: an
+ * outage, and the records go back to the gate, to be sent again. (An answer *before* the timeout
+ * proves nothing: the calls caught by a partition were sent before it, among calls that were
+ * answered.)
  */
 export interface OutageGateOptions {
   /** The channel's connectivity (the best of the run's channels); `tryToConnect` starts a connection. */
@@ -22,6 +34,21 @@ export interface OutageGateOptions {
   readonly initialProbeMs?: number;
   /** Longest wait between probes. @default 5000 */
   readonly maxProbeMs?: number;
+  /**
+   * One call that asks whether the backend answers at all (rpc/probe.ts); resolves `undefined` when
+   * it answered, else why not. `signal` aborts when the gate stops. Without it, a connected channel
+   * counts as an answer.
+   */
+  readonly probe?: (signal: AbortSignal) => Promise<string | undefined>;
+  /** How long a suspected outage waits for another call to answer before it sends the probe. @default 200 */
+  readonly suspicionGraceMs?: number;
+  /**
+   * A channel that has not connected after this long while records are out is an outage (grpc-js
+   * gives a connection attempt no time limit: a host that drops SYNs keeps it CONNECTING for the
+   * kernel's two minutes, a port that never speaks HTTP/2 forever). Checked by `checkConnecting`.
+   * @default 20_000
+   */
+  readonly connectTimeoutMs?: number;
   /** Called when the backend goes down, comes back, or the gate gives up. */
   readonly onChange?: (event: OutageEvent) => void;
   /** @default performance.now */
@@ -48,11 +75,18 @@ export interface OutageStatus {
 }
 
 export const DEFAULT_MAX_OUTAGE_MS = 300_000;
+/** gRPC's minimum connect timeout (MIN_CONNECT_TIMEOUT in grpc's doc/connection-backoff.md). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 const UNAVAILABLE = 14;
 const DEADLINE_EXCEEDED = 4;
+/**
+ * grpc-js's details of a call that timed out before it was sent: no connection (and so no LB pick),
+ * or no name resolution, for its whole deadline. Such a call never reached the server.
+ */
+const NEVER_SENT = /Waiting for LB pick|waiting for name resolution/;
 
 export class OutageGate {
-  readonly #options: Required<Omit<OutageGateOptions, 'onChange'>> & Pick<OutageGateOptions, 'onChange'>;
+  readonly #options: Required<Omit<OutageGateOptions, 'onChange' | 'probe'>> & Pick<OutageGateOptions, 'onChange' | 'probe'>;
   #closedAt: number | undefined;
   #reason: string | undefined;
   #pauses = 0;
@@ -71,6 +105,18 @@ export class OutageGate {
   /** Start of the current run of UNAVAILABLE answers with no OK in between, and its length. */
   #streakStart: number | undefined;
   #streak = 0;
+  /** The suspected outage under way (see the class), if any. */
+  #suspicion: Suspicion | undefined;
+  /**
+   * The outage is a silent network (calls timed out, a connection attempt got no answer): the gate
+   * probes with the probe call, not with a record, which would only be caught too (and received
+   * twice once the network heals: TCP delivers what it retransmits).
+   */
+  #silent = false;
+  /** Aborted by `stop()`: ends a probe call under way. */
+  readonly #stopAbort = new AbortController();
+  /** Since when the channel has not been connected while records were out (`checkConnecting`). */
+  #notConnectedSince: number | undefined;
 
   constructor(options: OutageGateOptions) {
     this.#options = {
@@ -79,6 +125,8 @@ export class OutageGate {
       burstCount: 5,
       initialProbeMs: 200,
       maxProbeMs: 5000,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      suspicionGraceMs: 200,
       now: () => performance.now(),
       ...options,
     };
@@ -110,6 +158,7 @@ export class OutageGate {
 
   /** An attempt was answered OK: the backend is there. */
   onOk(): void {
+    this.#settleSuspicion(false);
     this.#streak = 0;
     this.#streakStart = undefined;
     this.#probing = false;
@@ -128,19 +177,17 @@ export class OutageGate {
   /**
    * An attempt failed. `connectionLost`: it failed because there is no connection (refused, reset,
    * dropped), so the backend is unreachable now. Returns whether the failure is part of an outage:
-   * such a failure does not count against the record's attempts, and the record goes back to the gate.
+   * such a failure does not count against the record's attempts, and the record goes back to the
+   * gate (or, when the run is stopping, is left unsent). A timeout returns a promise: the verdict on
+   * the suspected outage (see the class).
    */
-  onFailure(code: number, details: string, connectionLost: boolean): boolean {
+  onFailure(code: number, details: string, connectionLost: boolean): boolean | Promise<boolean> {
     if (connectionLost) {
       if (this.#probing) this.#probeFailed();
       this.#close(details);
       return true;
     }
-    if (code === DEADLINE_EXCEEDED) {
-      // No answer in time: no sign either way, unless it was the probe.
-      if (this.#probing) this.#probeFailed();
-      return this.#closedAt !== undefined;
-    }
+    if (code === DEADLINE_EXCEEDED) return this.#onTimeout(details);
     if (code !== UNAVAILABLE) {
       // The server answered (with an error of the record's own): it is there.
       this.onOk();
@@ -161,6 +208,24 @@ export class OutageGate {
     return false;
   }
 
+  /**
+   * Call every so often while records are out (`busy`): a channel that has not been connected for
+   * `connectTimeoutMs` while they were closes the gate.
+   */
+  checkConnecting(busy: boolean): void {
+    const o = this.#options;
+    if (!busy || this.#closedAt !== undefined || this.#stopped || o.state(false) === connectivityState.READY) {
+      this.#notConnectedSince = undefined;
+      return;
+    }
+    const now = o.now();
+    this.#notConnectedSince ??= now;
+    if (now - this.#notConnectedSince >= o.connectTimeoutMs) {
+      this.#notConnectedSince = undefined;
+      this.#close(`no connection after ${formatSeconds(o.connectTimeoutMs)}: the connection attempt got no answer (packets dropped, or a port that does not speak HTTP/2)`, true);
+    }
+  }
+
   status(): OutageStatus {
     const now = this.#stoppedAt ?? this.#options.now();
     const current = this.#closedAt === undefined ? 0 : now - this.#closedAt;
@@ -175,6 +240,8 @@ export class OutageGate {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stoppedAt = this.#options.now();
+    this.#settleSuspicion(true); // unfinished: a resume sends them again
+    this.#stopAbort.abort();
     this.#release(false);
     for (const [timer, resolve] of this.#timers) {
       clearTimeout(timer);
@@ -183,10 +250,62 @@ export class OutageGate {
     this.#timers.clear();
   }
 
-  #close(reason: string): void {
+  /** A DEADLINE_EXCEEDED: the record's own timeout, or part of a (suspected) outage. */
+  #onTimeout(details: string): boolean | Promise<boolean> {
+    if (this.#probing) this.#probeFailed(); // the probe record got no answer either
+    if (this.#closedAt !== undefined) return true;
+    // Stopping: no verdict to wait for; the record is left unsent (a resume sends it again).
+    if (this.#stopped) return true;
+    const suspicion = (this.#suspicion ??= this.#suspect(details));
+    // A call that timed out before it was sent is sent again, once the gate knows whether to hold it.
+    return NEVER_SENT.test(details) ? suspicion.verdict.then(() => true) : suspicion.verdict;
+  }
+
+  /** Starts a suspected outage: the probe goes out after the grace, unless an answer came first. */
+  #suspect(details: string): Suspicion {
+    let settle!: (outage: boolean) => void;
+    const verdict = new Promise<boolean>((resolve) => (settle = resolve));
+    const suspicion: Suspicion = {verdict, settle, abort: new AbortController(), timer: undefined};
+    suspicion.timer = setTimeout(() => {
+      suspicion.timer = undefined;
+      void this.#check(suspicion, details);
+    }, this.#options.suspicionGraceMs);
+    return suspicion;
+  }
+
+  /**
+   * Whether the backend is silent: the channel is not connected, or it is and the probe call gets
+   * no answer either. Closes the gate if so.
+   */
+  async #check(suspicion: Suspicion, details: string): Promise<void> {
+    const o = this.#options;
+    if (o.state(true) !== connectivityState.READY) {
+      this.#close(`no connection, and calls timed out with no answer: ${details}`, true);
+      return;
+    }
+    const noAnswer = o.probe ? await o.probe(suspicion.abort.signal) : undefined;
+    if (this.#suspicion !== suspicion) return; // settled meanwhile (an answer, a close, the stop)
+    if (noAnswer === undefined) this.#settleSuspicion(false);
+    else this.#close(`calls timed out with no answer (${details}), and a probe call got none either (${noAnswer})`, true);
+  }
+
+  /** Ends the suspected outage: `outage` is what the records waiting for the verdict get. */
+  #settleSuspicion(outage: boolean): void {
+    const suspicion = this.#suspicion;
+    if (!suspicion) return;
+    this.#suspicion = undefined;
+    if (suspicion.timer) clearTimeout(suspicion.timer);
+    suspicion.abort.abort();
+    suspicion.settle(outage);
+  }
+
+  /** `silent`: see `#silent`. */
+  #close(reason: string, silent = false): void {
+    this.#settleSuspicion(true);
     this.#reason = reason;
     if (this.#closedAt !== undefined) return;
     this.#closedAt = this.#options.now();
+    this.#silent = silent;
     if (this.#stopped) return;
     this.#pauses++;
     this.#probeWaitMs = this.#options.initialProbeMs;
@@ -199,6 +318,7 @@ export class OutageGate {
     if (this.#closedAt === undefined) return;
     const pausedFor = (this.#stoppedAt ?? this.#options.now()) - this.#closedAt!;
     this.#closedAt = undefined;
+    this.#silent = false;
     this.#reason = undefined;
     if (this.#stopped) return;
     this.#pausedMs += pausedFor;
@@ -237,7 +357,8 @@ export class OutageGate {
         return;
       }
       const untilGiveUp = o.maxOutageMs > 0 ? this.#closedAt + o.maxOutageMs - now : Infinity;
-      if (this.#probing || this.#waiters.length === 0) {
+      const silent = this.#silent && o.probe !== undefined;
+      if (!silent && (this.#probing || this.#waiters.length === 0)) {
         // A probe is out (its answer opens or re-closes the gate), or no record waits to be one.
         await this.#sleep(Math.min(this.#probeWaitMs, untilGiveUp));
         if (this.#closedAt !== undefined && !this.#probing && this.#waiters.length === 0 && o.state(true) === connectivityState.READY && this.#lastProbeFailedAt === undefined) {
@@ -260,9 +381,31 @@ export class OutageGate {
           continue;
         }
       }
+      if (silent) {
+        // READY, on a network that was silent: the probe call's answer decides.
+        const noAnswer = await this.#probeCall(untilGiveUp);
+        if (this.#closedAt === undefined || this.#stopped) continue;
+        if (noAnswer === undefined) this.#open();
+        else this.#probeFailed();
+        continue;
+      }
       // READY: one record goes out as the probe; its answer decides.
       this.#probing = true;
       this.#waiters.shift()!(true);
+    }
+  }
+
+  /** The probe call, cut short by `stop()` or after `limitMs` (the time left before giving up). */
+  async #probeCall(limitMs: number): Promise<string | undefined> {
+    const abort = new AbortController();
+    const onStop = () => abort.abort();
+    this.#stopAbort.signal.addEventListener('abort', onStop, {once: true});
+    const timer = Number.isFinite(limitMs) ? setTimeout(onStop, Math.max(1, limitMs)) : undefined;
+    try {
+      return await this.#options.probe!(abort.signal);
+    } finally {
+      clearTimeout(timer);
+      this.#stopAbort.signal.removeEventListener('abort', onStop);
     }
   }
 
@@ -276,6 +419,16 @@ export class OutageGate {
       this.#timers.set(timer, resolve);
     });
   }
+}
+
+/** A suspected outage: the records that timed out wait for `verdict` (true: an outage). */
+interface Suspicion {
+  readonly verdict: Promise<boolean>;
+  readonly settle: (outage: boolean) => void;
+  /** Cancels the probe call. */
+  readonly abort: AbortController;
+  /** The grace before the probe. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 function formatSeconds(ms: number): string {

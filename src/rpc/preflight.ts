@@ -1,4 +1,3 @@
-import protobuf from 'protobufjs';
 import {ValidationError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import type {Logger} from '../log.js';
@@ -6,30 +5,11 @@ import {callUnary} from './call.js';
 import {ChannelPool} from './channel.js';
 import {cleanDetails, hintFor} from './explain.js';
 import {buildMetadata} from './metadata.js';
-import type {MethodHandle} from './method.js';
+import {HEALTH_CHECK} from './probe.js';
 import {Status, statusName} from './status.js';
 
 /** How long the check waits for an answer. */
 export const PREFLIGHT_TIMEOUT_MS = 5000;
-
-const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
-
-/**
- * The standard health check (`grpc.health.v1.Health/Check` with an empty request): read-only on
- * every server, so it can be sent to one that has never seen grpc-batch. Hand-encoded: the request
- * is empty and the response is one enum field.
- */
-const HEALTH_CHECK: MethodHandle = {
-  name: 'grpc.health.v1.Health/Check',
-  path: '/grpc.health.v1.Health/Check',
-  requestType: 'grpc.health.v1.HealthCheckRequest',
-  responseType: 'grpc.health.v1.HealthCheckResponse',
-  kind: 'unary',
-  encodeRequest: () => Buffer.alloc(0),
-  decodeResponse: (bytes: Buffer) => ({status: SERVING_STATUS[bytes.length >= 2 && bytes[0] === 0x08 ? bytes[1]! : 0] ?? 'UNKNOWN'}),
-  root: new protobuf.Root(),
-  origin: 'grpc-batch (health check)',
-};
 
 /** The outcome of `probeTarget`. */
 export type ProbeResult =

@@ -3,7 +3,8 @@ import pLimit, {type LimitFunction} from 'p-limit';
 import type {CallOutcome, CancellableCall} from '../rpc/call.js';
 import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../rpc/method.js';
-import {OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
+import {DEFAULT_CONNECT_TIMEOUT_MS, OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
+import {probeBackend} from '../rpc/probe.js';
 import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';
 import {defaultMaxTokens, RetryThrottle} from '../rpc/retry-throttle.js';
 import {retryDelayFromStatus} from '../rpc/rich-status.js';
@@ -81,6 +82,10 @@ export interface PipelineStatus {
 
 /** How often a ramp-up raises the limits. */
 const RAMP_TICK_MS = 100;
+/** How often the outage gate looks at a channel that is not connected while records are out. */
+const CONNECT_CHECK_MS = 500;
+/** The probe call's deadline when the job has none. */
+const DEFAULT_PROBE_TIMEOUT_MS = 20_000;
 /** A connection that broke under a call (the server did not answer it). */
 const CONNECTION_LOST = /Connection dropped|ECONNRESET|EPIPE|GOAWAY|Connection closed|socket hang up/;
 /**
@@ -124,6 +129,7 @@ export class Pipeline {
   readonly #sender: RecordSender;
   readonly #startedAt = performance.now();
   #rampTimer: NodeJS.Timeout | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
   #records = 0;
   #stopping = false;
   #cancelled = false;
@@ -136,11 +142,22 @@ export class Pipeline {
     this.#limit = pLimit(this.#currentLimit());
     this.#rate = options.rps > 0 ? new RateLimiter(options.rampUpMs > 0 ? Math.max(1, options.rps / 1000) : options.rps) : undefined;
     this.#throttle = new RetryThrottle(options.retry.throttle ?? {maxTokens: defaultMaxTokens(options.concurrency), tokenRatio: 1});
+    // The probe's deadline is the job's: a backend that answers nothing, not even a health check,
+    // in the time the job gives a call is not there for the run.
+    const probeTimeoutMs = options.deadlineMs > 0 ? options.deadlineMs : DEFAULT_PROBE_TIMEOUT_MS;
     this.#gate = new OutageGate({
       state: (tryToConnect) => options.pool.connectivity(tryToConnect),
       watch: (_current, deadline, callback) => options.pool.watchConnectivity(deadline, callback),
+      probe: (signal) => probeBackend(options.pool.pick(), {timeoutMs: probeTimeoutMs, metadata: options.metadata, signal}),
       maxOutageMs: options.maxOutageMs,
-      onChange: (event) => options.onOutage?.(event),
+      // A connection is given the job's deadline to come up, at most gRPC's 20s.
+      connectTimeoutMs: options.deadlineMs > 0 ? Math.min(options.deadlineMs, DEFAULT_CONNECT_TIMEOUT_MS) : DEFAULT_CONNECT_TIMEOUT_MS,
+      onChange: (event) => {
+        // Given up: the calls still out are on a dead connection (or waiting for one), maybe with no
+        // deadline. Cut them: their records are unfinished, and a resume sends them again.
+        if (event.type === 'gave-up') this.cancel();
+        options.onOutage?.(event);
+      },
     });
     this.#sender = createSender(options.pool, options.method, {
       deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
@@ -151,6 +168,8 @@ export class Pipeline {
       this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);
       this.#rampTimer.unref();
     }
+    this.#connectTimer = setInterval(() => this.#gate.checkConnecting(this.#records > 0), CONNECT_CHECK_MS);
+    this.#connectTimer.unref();
   }
 
   /** Whether another record may come in now. */
@@ -214,6 +233,7 @@ export class Pipeline {
   close(): Promise<void> {
     if (this.#rampTimer) clearInterval(this.#rampTimer);
     this.#rampTimer = undefined;
+    clearInterval(this.#connectTimer);
     this.#gate.stop();
     this.#timers.stop();
     this.#throttle.releaseAll();
@@ -260,9 +280,15 @@ export class Pipeline {
       if (this.#cancelled && outcome.code === Status.CANCELLED) return {kind: 'unsent', call, attempts};
       const pushback = pushbackMs(outcome.trailers);
       if (isOwnMistake(outcome.details)) this.#gate.onOwnMistake();
-      else if (this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome))) {
-        counted--; // lost to the outage: back to the gate, sent again when the backend is back
-        continue;
+      else {
+        const outage = this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome));
+        if (outage === true || (outage !== false && await outage)) {
+          // Lost to the outage: not the record's failure. Back to the gate, sent again when the
+          // backend is back; or, when the run is stopping, unfinished (a resume sends it again).
+          counted--;
+          if (this.#stopping) return {kind: 'unsent', call, attempts};
+          continue;
+        }
       }
       this.#sample(outcome.latencyMs, outcome.code === Status.RESOURCE_EXHAUSTED || pushback !== undefined);
       if (!isRetryable(policy, outcome.code) || pushback === 'stop') break;
