@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto';
 import type {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {getErrorMessage, InternalError} from '../errors.js';
+import {getErrorMessage, InternalError, QueueError} from '../errors.js';
 import type {OutageStatus} from '../rpc/outage-gate.js';
 import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
 import type {Share} from '../run/executor-inline.js';
@@ -251,7 +251,7 @@ export class QueueExecutor implements Executor {
     (async () => {
       await this.#o.redis.sadd(this.#keys.chunks, id);
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
-    })().catch((error: unknown) => this.#events.onFatal(new InternalError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+    })().catch((error: unknown) => this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
   async #check(id: string): Promise<void> {
@@ -289,9 +289,10 @@ export class QueueExecutor implements Executor {
       if (state === 'completed') await this.#merge(chunk);
       else {
         const job = state === 'failed' ? await this.#o.queue.getJob(id) : undefined;
-        const reason = job?.failedReason ?? 'it is no longer in Redis';
         await this.#dropChunk(chunk);
-        this.#events.onFatal(new InternalError(`chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${reason}`));
+        this.#events.onFatal(new QueueError(job?.failedReason !== undefined
+          ? `chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${job.failedReason}`
+          : `chunk ${chunk.number} of run ${this.#o.runId} is no longer in Redis (restarted without persistence, or its keys were removed): the run stops here; resume it`));
       }
     } catch (error) {
       chunk.merging = false; // Redis failed under us: the sweep tries again
