@@ -1,7 +1,7 @@
 import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {Command, CommanderError} from 'commander';
-import {EXIT, GbError, InterruptedError, IoError, ValidationError} from '../src/errors.js';
+import {EXIT, GbError, InterruptedError, IoError, QueueError, ValidationError} from '../src/errors.js';
 import {PACKAGE_ROOT} from '../src/paths.js';
 import {daemon} from './commands/daemon.js';
 import {demo} from './commands/demo.js';
@@ -51,7 +51,7 @@ function report(error: unknown): void {
     process.stderr.write(`grpc-batch: ${error.message}\n`);
   } else if (error instanceof ValidationError) {
     process.stderr.write(`grpc-batch: ${error.title}:\n${error.issues.map((i) => `  ${formatLine(i)}`).join('\n')}\n`);
-  } else if (error instanceof GbError && (error.exitCode !== EXIT.INTERNAL || error instanceof IoError)) {
+  } else if (error instanceof GbError && (error.exitCode !== EXIT.INTERNAL || error instanceof IoError || error instanceof QueueError)) {
     process.stderr.write(`grpc-batch: ${error.message}\n`);
   } else {
     const detail = error instanceof Error ? (process.env['GRPC_BATCH_DEBUG'] ? error.stack : error.message) : String(error);

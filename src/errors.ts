@@ -75,6 +75,8 @@ export class ValidationError extends GbError {
 export class InternalError extends GbError {
   override readonly exitCode = EXIT.INTERNAL;
   override readonly code: string = 'gb.internal';
+  /** The summary of the run up to the error, when a run was going (printed, and recorded). */
+  summary: unknown;
 }
 
 /**
@@ -88,8 +90,6 @@ export class IoError extends InternalError {
   readonly file: string;
   /** The system error code (`ENOSPC`), or the SQLite one for the state database. */
   readonly errno: string | undefined;
-  /** The summary of the run up to the error, when a run was going. */
-  summary: unknown;
   /** `key`: the job key the file comes from (`output`); `what`: the operation (`write`). */
   constructor(file: string, cause: unknown, options: {key?: string | undefined; what?: string | undefined} = {}) {
     const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
@@ -98,6 +98,15 @@ export class IoError extends InternalError {
     this.file = file;
     this.errno = errno;
   }
+}
+
+/**
+ * A distributed run cannot go on (`run --redis`): Redis lost the run's data (restarted without
+ * persistence), refused its writes, or the workers failed a chunk for good. Not a bug: the run
+ * stops with its summary and can be resumed once the cause is fixed.
+ */
+export class QueueError extends InternalError {
+  override readonly code = 'gb.queue';
 }
 
 /** The run was stopped by a signal; the summary was still written. */

@@ -12,5 +12,5 @@ export type {RecordResult} from './jobs/results.js';
 export {formatSummary} from './jobs/print.js';
 export {startDemoServer} from './demo/server.js';
 export type {DemoServer, DemoServerOptions, DemoServerStats} from './demo/server.js';
-export {EXIT, GbError, UsageError, ValidationError, InternalError, InterruptedError, formatIssue} from './errors.js';
+export {EXIT, GbError, UsageError, ValidationError, InternalError, InterruptedError, QueueError, formatIssue} from './errors.js';
 export type {Issue} from './errors.js';

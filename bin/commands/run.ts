@@ -1,5 +1,5 @@
 import {Command, Option} from 'commander';
-import {formatIssue, GbError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
+import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
 import {inputLabel, readsStdin} from '../../src/jobs/input.js';
 import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
@@ -141,10 +141,10 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       progressIntervalMs,
       ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
     }).catch(async (error: unknown) => {
+      // The run so far (as JSON under --json) and its resume command, then the error (exit 3).
+      const partial = error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined;
+      if (partial) printSummary(partial, nextSteps(partial, invocation));
       if (error instanceof IoError) {
-        // A disk or state fault: the run so far, its resume command, then the error (exit 3).
-        const partial = error.summary as RunSummary | undefined;
-        if (partial) printSummary(partial, nextSteps(partial, invocation));
         const {recorded} = await lifecycle.end({error});
         const how = recorded ? 'it is recorded interrupted' : 'its end could not be recorded, and --resume takes it as interrupted now that this process is gone';
         log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; ${how}: fix the cause, then resume it`);
@@ -152,7 +152,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       } else {
         await lifecycle.end({error});
         // A crash leaves every record with a result; the rest can be sent by resuming the run.
-        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+        if (!partial && error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       }
       throw error;
     });

@@ -1,4 +1,4 @@
-import {getErrorMessage, IoError, UsageError} from '../errors.js';
+import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
 import {RunFilesLock} from '../jobs/file-lock.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {checkRunFiles} from '../jobs/outputs.js';
@@ -85,7 +85,7 @@ export class RunLifecycle {
    */
   async end(end: RunEnd): Promise<{status: EndStatus; reason: string | undefined; summary: RunSummary | undefined; recorded: boolean}> {
     const {summary, error} = end;
-    const partial = summary ?? (error instanceof IoError ? (error.summary as RunSummary | undefined) : undefined);
+    const partial = summary ?? (error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined);
     const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
     const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
     const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});

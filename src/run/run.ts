@@ -289,16 +289,14 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (stats.failed + stats.invalid === 0) removeIfEmpty(sink.failuresPath); // made by the lock, never written
     ownLock?.release();
   }
-  if (fatal instanceof IoError) {
-    // A disk or state fault: the run is interrupted (resumable once fixed), with what it did.
-    stats.throttled = executor.throttled;
-    fatal.summary = stats.summarize({
-      job: spec.name, runId, output: sink.outputPath, interruptReason: fatal.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
-    });
-    throw fatal;
-  }
   if (fatal) {
-    throw fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+    // A disk or state fault, a lost backend store, a bug: the run stops (resumable once fixed), with what it did.
+    const error = fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+    stats.throttled = executor.throttled;
+    error.summary = stats.summarize({
+      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+    });
+    throw error;
   }
   if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
   options.onProgress?.({...snapshot(), attempts: stats.attempts, total: total ?? stats.total});

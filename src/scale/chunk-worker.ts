@@ -10,7 +10,7 @@ import {channelPoolFor} from '../run/executor-inline.js';
 import type {ChunkData, ChunkReturn} from './chunk.js';
 import {ChunkRun} from './chunk-runner.js';
 import {methodFromJson} from './method-json.js';
-import {CHUNKS_QUEUE, runKeys} from './redis.js';
+import {CHUNKS_QUEUE, runKeys, watchBullmq} from './redis.js';
 import {describeIssues, resolveRun, type ShippedRun, type WorkerSpec} from './run-spec.js';
 import {DEFAULT_WORKER_CHUNKS} from './target.js';
 
@@ -80,7 +80,8 @@ export class ChunkWorker {
       maxStalledCount: MAX_STALLS,
       autorun: true,
     });
-    this.#worker.on('error', (error) => options.logger?.warn({event: 'worker:error', error: getErrorMessage(error)}, `worker: ${getErrorMessage(error)}`));
+    // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
+    watchBullmq(options.redis, this.#worker);
     this.#sweep = setInterval(() => this.#closeIdleRuns(), IDLE_RUN_MS / 3);
     this.#sweep.unref();
   }

@@ -9,7 +9,7 @@ import type {RunSummary} from '../run/stats.js';
 import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
 import {RunLease} from './lease.js';
-import {CHUNKS_QUEUE, connectRedis, runKeys, type QueueTarget} from './redis.js';
+import {CHUNKS_QUEUE, connectRedis, runKeys, watchBullmq, type QueueTarget} from './redis.js';
 import {shipRun} from './run-spec.js';
 import {DEFAULT_CHUNK_SIZE} from './target.js';
 import {RESULTS_TTL_MS} from './chunk-worker.js';
@@ -45,6 +45,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   let lease: RunLease | undefined;
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
+  watchBullmq(redis, queue, events);
   try {
     lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => {
       lostTo = holder;

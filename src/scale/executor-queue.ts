@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto';
 import type {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {getErrorMessage, InternalError} from '../errors.js';
+import {getErrorMessage, InternalError, QueueError} from '../errors.js';
 import type {OutageStatus} from '../rpc/outage-gate.js';
 import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
 import type {Share} from '../run/executor-inline.js';
@@ -79,7 +79,7 @@ export class QueueExecutor implements Executor {
   readonly #settling = new Set<Promise<void>>();
   readonly #onCompleted = ({jobId}: {jobId: string}) => void this.#settleChunk(jobId, 'completed');
   readonly #onFailed = ({jobId}: {jobId: string}) => void this.#check(jobId);
-  readonly #onProgress = ({jobId, data}: {jobId: string; data: unknown}) => this.#progress(jobId, data as ChunkProgress);
+  readonly #onProgress = ({jobId, data}: {jobId: string; data: unknown}) => this.#guard(() => this.#progress(jobId, data as ChunkProgress));
 
   constructor(options: QueueExecutorOptions, events: ExecutorEvents, flush: () => void) {
     this.#o = options;
@@ -95,8 +95,13 @@ export class QueueExecutor implements Executor {
     this.#sweep.unref();
   }
 
+  /**
+   * Room while a slot is free: the records read go to the buffer, which becomes a chunk in that slot.
+   * The run may hand in one record more after the last slot was taken (it asked, then waited for
+   * its input while the buffer's linger sent it): that record waits in the buffer for a slot.
+   */
   get hasRoom(): boolean {
-    return !this.#stopping && (this.#buffer.length > 0 || this.#free.length > 0);
+    return !this.#stopping && this.#free.length > 0 && this.#buffer.length < this.#o.chunkSize;
   }
 
   room(): Promise<void> {
@@ -116,7 +121,7 @@ export class QueueExecutor implements Executor {
     this.#buffer.push(call);
     if (this.#buffer.length >= this.#o.chunkSize) this.#dispatch();
     else if (!this.#linger) {
-      this.#linger = setTimeout(() => this.#dispatch(), LINGER_MS);
+      this.#linger = setTimeout(() => this.#guard(() => this.#dispatch()), LINGER_MS);
       this.#linger.unref();
     }
   }
@@ -182,6 +187,15 @@ export class QueueExecutor implements Executor {
     into.addLatencies(this.#merged.shareLatencies());
   }
 
+  /** Runs a timer's or an event's work: what it throws stops the run (exit 3, with its summary), never the process. */
+  #guard(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.#events.onFatal(error);
+    }
+  }
+
   #halt(how: 'stop' | 'cancel'): void {
     const first = !this.#stopping;
     this.#stopping = true;
@@ -210,14 +224,16 @@ export class QueueExecutor implements Executor {
     if ((await this.#o.queue.remove(chunk.id)) === 1) await this.#dropChunk(chunk);
   }
 
+  /** Sends the buffer as a chunk if a slot is free; else it waits for one (`#forget` sends it). */
   #dispatch(): void {
     clearTimeout(this.#linger);
     this.#linger = undefined;
-    if (this.#buffer.length === 0) return;
+    if (this.#buffer.length === 0 || this.#stopping) return;
+    const slot = this.#free.pop();
+    if (slot === undefined) return;
     const calls = this.#buffer;
     this.#buffer = [];
-    // A slot is free: the buffer began only when one was (see hasRoom), and only a dispatch takes one.
-    this.#enqueue(calls, this.#free.pop()!);
+    this.#enqueue(calls, slot);
   }
 
   /** Puts records into the queue as one chunk, with the share of `slot`. */
@@ -235,7 +251,7 @@ export class QueueExecutor implements Executor {
     (async () => {
       await this.#o.redis.sadd(this.#keys.chunks, id);
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
-    })().catch((error: unknown) => this.#events.onFatal(new InternalError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+    })().catch((error: unknown) => this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
   async #check(id: string): Promise<void> {
@@ -273,9 +289,10 @@ export class QueueExecutor implements Executor {
       if (state === 'completed') await this.#merge(chunk);
       else {
         const job = state === 'failed' ? await this.#o.queue.getJob(id) : undefined;
-        const reason = job?.failedReason ?? 'it is no longer in Redis';
         await this.#dropChunk(chunk);
-        this.#events.onFatal(new InternalError(`chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${reason}`));
+        this.#events.onFatal(new QueueError(job?.failedReason !== undefined
+          ? `chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${job.failedReason}`
+          : `chunk ${chunk.number} of run ${this.#o.runId} is no longer in Redis (restarted without persistence, or its keys were removed): the run stops here; resume it`));
       }
     } catch (error) {
       chunk.merging = false; // Redis failed under us: the sweep tries again
@@ -322,6 +339,8 @@ export class QueueExecutor implements Executor {
     await this.#o.queue.remove(chunk.id).catch(() => undefined);
     this.#chunks.delete(chunk.id);
     this.#free.push(chunk.slot);
+    // Records that came while every slot was taken go out now, in the slot just freed.
+    if (this.#buffer.length > 0 && !this.#linger) this.#dispatch();
     this.#updatePaused();
     this.#room.check();
   }

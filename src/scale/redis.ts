@@ -30,27 +30,116 @@ export function runKeys(prefix: string, runId: string) {
 }
 
 /**
+ * One log line per Redis fault, whatever the number of connections and reconnect attempts (ioredis
+ * reports each failed reconnect; BullMQ re-emits them on each queue, worker and events stream): the
+ * first error after Redis was reachable, then `redis:recovered` once a connection is ready again.
+ * Under `--log-format json` both are structured lines; nothing else about them reaches stderr.
+ */
+export class RedisFaults {
+  readonly #log: Logger | undefined;
+  #down: {readonly since: number; readonly error: string} | undefined;
+  #last = '';
+  readonly #others = new Map<string, number>();
+
+  constructor(log?: Logger) {
+    this.#log = log;
+  }
+
+  /** The last error seen, for a first connection that fails. */
+  get lastError(): string {
+    return this.#last;
+  }
+
+  /** Whether Redis is unreachable now, as far as the connections watched know. */
+  get down(): boolean {
+    return this.#down !== undefined;
+  }
+
+  readonly report = (error: unknown): void => {
+    const message = getErrorMessage(error);
+    this.#last = message;
+    if (!isConnectionError(error)) {
+      // Another fault (a command refused...): once per message a minute.
+      const now = Date.now();
+      if ((this.#others.get(message) ?? 0) > now - 60_000) return;
+      this.#others.set(message, now);
+      if (this.#others.size > 100) this.#others.clear();
+      this.#log?.warn({event: 'redis:error', error: message}, `redis: ${message}`);
+      return;
+    }
+    if (this.#down) return;
+    this.#down = {since: Date.now(), error: message};
+    this.#log?.warn({event: 'redis:error', error: message}, `redis: ${message} (reconnecting; logged once until Redis answers again)`);
+  };
+
+  readonly ready = (): void => {
+    if (!this.#down) return;
+    const downMs = Date.now() - this.#down.since;
+    this.#down = undefined;
+    this.#log?.info({event: 'redis:recovered', downMs}, `redis: reachable again after ${downMs} ms`);
+  };
+
+  /** Routes an ioredis client's or a BullMQ object's `error` (and `ready`) events here. */
+  watch(emitter: {on(event: 'error', listener: (error: Error) => void): unknown; on(event: 'ready', listener: () => void): unknown}): void {
+    emitter.on('error', this.report);
+    emitter.on('ready', this.ready);
+  }
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** Whether an error is about reaching Redis (not about a command). */
+function isConnectionError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code && CONNECTION_CODES.has(code)) return true;
+  return /Connection is closed|connect ETIMEDOUT|Socket closed unexpectedly|Stream isn't writeable/i.test(getErrorMessage(error));
+}
+
+const faultsByConnection = new WeakMap<Redis, RedisFaults>();
+
+/** The fault logger of a connection made by `connectRedis` (one without a logger for another). */
+export function redisFaults(redis: Redis): RedisFaults {
+  let faults = faultsByConnection.get(redis);
+  if (!faults) {
+    faults = new RedisFaults();
+    faults.watch(redis);
+    faultsByConnection.set(redis, faults);
+  }
+  return faults;
+}
+
+/**
+ * Routes the errors of BullMQ objects on `redis` (a Queue, a QueueEvents, a Worker) to the
+ * connection's fault logger, those of their own (blocking) connections included: without a
+ * listener BullMQ prints each error's stack on stderr, and ioredis an "Unhandled error event".
+ */
+export function watchBullmq(redis: Redis, ...objects: readonly {on(event: 'error', listener: (error: Error) => void): unknown; getBackend(): unknown}[]): void {
+  const faults = redisFaults(redis);
+  for (const object of objects) {
+    object.on('error', faults.report);
+    const blocking = (object.getBackend() as {readonly blockingClient?: Promise<unknown>} | undefined)?.blockingClient;
+    blocking?.then((client) => {
+      if (client && client !== redis && typeof (client as Redis).on === 'function') faults.watch(client as Redis);
+    }, () => undefined);
+  }
+}
+
+/**
  * A connection for BullMQ and grpc-batch's own keys. `maxRetriesPerRequest: null`: a command waits
  * through a Redis outage instead of failing (the run pauses; BullMQ requires it of workers). The
  * first connection is checked with a ping, so a wrong URL fails at once with a clear message.
+ * Its faults are logged once each (`RedisFaults`).
  */
 export async function connectRedis(target: QueueTarget, log?: Logger): Promise<Redis> {
   const redis = new Redis(target.url, {maxRetriesPerRequest: null, lazyConnect: true, connectionName: `grpc-batch:${process.pid}`});
-  let lastError = '';
-  let warnedAt = 0;
-  redis.on('error', (error: unknown) => {
-    lastError = getErrorMessage(error);
-    // ioredis reports every failed reconnect: one warning per 10 s is enough.
-    if (Date.now() - warnedAt > 10_000) {
-      warnedAt = Date.now();
-      log?.warn({event: 'redis:error', error: lastError}, `redis: ${lastError}`);
-    }
-  });
+  const faults = new RedisFaults(log);
+  faults.watch(redis);
+  faultsByConnection.set(redis, faults);
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       redis.connect().then(() => redis.ping()),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(lastError || `no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(faults.lastError || `no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS))),
     ]);
   } catch (error) {
     redis.disconnect();

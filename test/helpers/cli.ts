@@ -112,10 +112,14 @@ export interface CliProcess {
   readonly done: Promise<CliResult>;
 }
 
-/** Starts the CLI and returns at once, so a test can signal it mid-run. Killed after `timeoutMs`. */
-export function spawnCli(args: readonly string[], options: Omit<CliOptions, 'stdin'> = {}): CliProcess {
+/**
+ * Starts the CLI and returns at once, so a test can signal it mid-run. Killed after `timeoutMs`.
+ * Its standard input is closed at once, unless `openStdin` (the test writes it, then ends it).
+ */
+export function spawnCli(args: readonly string[], options: Omit<CliOptions, 'stdin'> & {readonly openStdin?: boolean} = {}): CliProcess {
   const child = spawnChild(args, options);
-  child.stdin.end();
+  if (options.openStdin) child.stdin.on('error', () => undefined); // the CLI may exit before reading it all
+  else child.stdin.end();
   let stdout = '';
   let stderr = '';
   let timedOut = false;

@@ -16,6 +16,7 @@ export const REDIS_URL = 'redis://127.0.0.1:6379';
 export async function redisPrefix(t: TestContext, url = REDIS_URL): Promise<{prefix: string; redis: Redis}> {
   const prefix = `gbtest-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(url, {maxRetriesPerRequest: null});
+  redis.on('error', () => undefined); // a private redis-server may be stopped or restarted by the test
   t.after(async () => {
     if (url !== REDIS_URL) {
       redis.disconnect(); // a private redis-server, killed with the test

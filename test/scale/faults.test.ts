@@ -90,7 +90,7 @@ test('Redis paused (SIGSTOP) for 3 seconds mid-run: the run completes', async (t
   assertEveryRecordOnce(dir, records);
 });
 
-test('Redis loses its data mid-run (restarted without persistence): the run stops, exit 3, and --resume sends what was lost, every record once', async (t) => {
+test('Redis loses its data mid-run (restarted without persistence): the run stops, exit 3 with its --json summary and one log line per fault, and --resume sends what was lost, every record once', async (t) => {
   const server = await startServer(t, {latencyMs: 2});
   const redis = await privateRedis(t);
   const {prefix} = await redisPrefix(t, redis.url);
@@ -101,13 +101,26 @@ test('Redis loses its data mid-run (restarted without persistence): the run stop
   await workersReady(workers);
   const jobFile = writeJob(dir, server.address, {concurrency: 16});
   const args = ['--redis', redis.url, '--prefix', prefix, '--chunk-size', '250', '--no-progress', '--state', path.join(dir, 'state.db')];
-  const first = spawnCli(['run', jobFile, ...args], {cwd: dir, timeoutMs: 120_000});
+  const first = spawnCli(['run', jobFile, ...args, '--json', '--log-format', 'json'], {cwd: dir, timeoutMs: 120_000});
   t.after(() => first.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 800, 60_000, '800 calls at the server');
   await redis.restart();
   const stopped = await first.done;
   assert.equal(stopped.code, 3, stopped.stderr);
   assert.match(stopped.stderr, /is no longer in Redis/);
+  assert.doesNotMatch(stopped.stderr, /this is a bug/);
+  // The run so far, as JSON on stdout, with the command that resumes it.
+  const partial = JSON.parse(stopped.stdout) as {status: string; interruptReason: string; next: string[]};
+  assert.equal(partial.status, 'interrupted');
+  assert.match(partial.interruptReason, /is no longer in Redis/);
+  assert.match(partial.next.join('\n'), /--resume/);
+  // Log lines only (JSON), the error's own line, and its next step: no stacks, no ioredis "Unhandled error event".
+  const lines = stopped.stderr.split('\n').filter((l) => l !== '');
+  const stray = lines.filter((l) => !l.startsWith('{') && !l.startsWith('grpc-batch: ') && !l.startsWith('next: ') && !l.startsWith('      '));
+  assert.deepEqual(stray, [], 'every line on stderr is a JSON log line or the error');
+  const events = lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as {event?: string}).event);
+  const errors = events.filter((e) => e === 'redis:error').length;
+  assert.ok(errors <= events.filter((e) => e === 'redis:recovered').length + 1, `one redis:error line per fault: ${events.join(' ')}`);
   const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(JSON.parse(resumed.stdout).ok, records);
