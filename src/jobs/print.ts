@@ -2,7 +2,7 @@ import path from 'node:path';
 import {formatDuration} from '../duration.js';
 import {cleanDetails} from '../rpc/explain.js';
 import type {ProgressSnapshot} from '../run/run.js';
-import type {RunSummary} from './summary.js';
+import type {ErrorCount, RunSummary} from './summary.js';
 import type {Terminal} from '../terminal.js';
 import type {NextStep} from '../errors.js';
 
@@ -28,14 +28,17 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   Object.entries(summary.errors ?? {}).forEach(([name, messages], index) => {
     const count = name === 'INVALID' ? summary.invalid : summary.byStatus[name] ?? 0;
     const head = `  ${index === 0 ? 'errors   ' : '         '} ${name} ${count}:`;
-    if (messages.length === 1 && messages[0]!.count === count) {
-      lines.push(`${head} ${cutMessage(messages[0]!.message)}`);
+    const rows = messages.filter((m) => !m.other);
+    // The records in no row (the remainder row of the summary): the rows always add up to the count.
+    const rest = count - rows.reduce((sum, m) => sum + m.count, 0);
+    const example = (m: ErrorCount) => (m.example !== undefined ? [`              e.g. ${cutMessage(m.example)}`] : []);
+    if (rows.length === 1 && rest === 0) {
+      lines.push(`${head} ${cutMessage(rows[0]!.message)}`, ...example(rows[0]!));
     } else {
       // Several messages: one row each, most frequent first, then what the summary leaves out.
       lines.push(head);
       const width = String(count).length;
-      for (const m of messages) lines.push(`              ${String(m.count).padStart(width)} × ${cutMessage(m.message)}`);
-      const rest = count - messages.reduce((sum, m) => sum + m.count, 0);
+      for (const m of rows) lines.push(`              ${String(m.count).padStart(width)} × ${cutMessage(m.message)}`, ...example(m).map((line) => `${' '.repeat(width + 3)}${line}`));
       if (rest > 0) lines.push(`              ${String(rest).padStart(width)} × other messages (each record's own is in the results file)`);
     }
     for (const hint of new Set(messages.map((m) => m.hint).filter(Boolean))) lines.push(`              hint: ${hint}`);

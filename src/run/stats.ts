@@ -1,19 +1,28 @@
 import * as hdr from 'hdr-histogram-js';
 import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
 import {statusName} from '../rpc/status.js';
+import {StatusErrors} from './error-groups.js';
 
-/** One error message of a status, with how many records ended with it. */
+/**
+ * One row of a status's errors: the records whose messages share a template (see error-groups.ts),
+ * or (`other: true`) the records of every message not among the rows before it.
+ */
 export interface ErrorCount {
-  /** The message, cleaned up (`connect ECONNREFUSED 127.0.0.1:50999`); the results file has it in full. */
+  /**
+   * The message, cleaned up (`connect ECONNREFUSED 127.0.0.1:50999`); when the row's records had
+   * different messages, their template (`order <id> not found`). The results file has each in full.
+   */
   readonly message: string;
   readonly count: number;
+  /** One of the row's messages as it came (`order o17 not found`), when they differ. */
+  readonly example?: string;
+  /** The remainder row: records whose messages are in no row above (`message` is `(other messages)`). */
+  readonly other?: true;
   /** What to change, for the causes a user can fix (TLS, names, nothing listening). */
   readonly hint?: string;
 }
 
-/** Distinct messages counted per status; further ones are counted together as "other messages". */
-const MAX_MESSAGES_PER_STATUS = 50;
-/** Messages kept per status in the summary. */
+/** Rows per status in the summary, before its remainder row. */
 const TOP_MESSAGES = 3;
 export const OTHER_MESSAGES = '(other messages)';
 
@@ -38,7 +47,11 @@ export interface RunSummary {
   readonly invalid: number;
   /** Final status of each sent record, by name. */
   readonly byStatus: Readonly<Record<string, number>>;
-  /** The most frequent messages of each failed status (and of `INVALID` records), most frequent first. */
+  /**
+   * The most frequent messages of each failed status (and of `INVALID` records), most frequent
+   * first, then a remainder row (`other: true`) when there are more: the rows of a status add up
+   * to its count in `byStatus` (`invalid` for `INVALID`).
+   */
   readonly errors: Readonly<Record<string, readonly ErrorCount[]>>;
   /** Records in the input, when it was counted (a regular file); `total` is the records read. */
   readonly inputRecords?: number;
@@ -109,7 +122,7 @@ export class RunStats {
   inFlight = 0;
   lastLine = 0;
   readonly byStatus = new Map<number, number>();
-  readonly #messages = new Map<string, Map<string, number>>();
+  readonly #messages = new Map<string, StatusErrors>();
   readonly #histogram = hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3});
   readonly startedAt = performance.now();
 
@@ -133,7 +146,7 @@ export class RunStats {
     this.throttled += other.throttled;
     this.lastLine = Math.max(this.lastLine, other.lastLine);
     for (const [code, count] of other.byStatus) this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + count);
-    for (const [status, messages] of other.#messages) for (const [message, count] of messages) this.#count(status, message, count);
+    for (const [status, errors] of other.#messages) this.#errorsOf(status).merge(errors);
     this.#histogram.add(other.#histogram);
   }
 
@@ -153,7 +166,7 @@ export class RunStats {
     if (code === 0) this.ok++;
     else {
       this.failed++;
-      this.#count(statusName(code), cleanDetails(details ?? ''));
+      this.#errorsOf(statusName(code)).add(cleanDetails(details ?? ''));
     }
     if (attempts > 1) this.retried++;
   }
@@ -161,26 +174,33 @@ export class RunStats {
   /** A record was not sent: it does not fit the request type (`reason`). */
   recordInvalid(reason: string): void {
     this.invalid++;
-    this.#count('INVALID', cleanDetails(reason));
+    this.#errorsOf('INVALID').add(cleanDetails(reason));
   }
 
-  #count(status: string, message: string, count = 1): void {
-    let messages = this.#messages.get(status);
-    if (!messages) this.#messages.set(status, (messages = new Map()));
-    const key = !messages.has(message) && messages.size >= MAX_MESSAGES_PER_STATUS ? OTHER_MESSAGES : message;
-    messages.set(key, (messages.get(key) ?? 0) + count);
+  #errorsOf(status: string): StatusErrors {
+    let errors = this.#messages.get(status);
+    if (!errors) this.#messages.set(status, (errors = new StatusErrors()));
+    return errors;
   }
 
   #topErrors(explain: ExplainContext | undefined): Record<string, ErrorCount[]> {
     const errors: Record<string, ErrorCount[]> = {};
     const codes = [...this.byStatus.keys()].sort((a, b) => a - b);
     for (const [name, code] of [...codes.map((c) => [statusName(c), c] as const), ['INVALID', -1] as const]) {
-      const messages = this.#messages.get(name);
-      if (!messages) continue;
-      errors[name] = [...messages].sort((a, b) => b[1] - a[1]).slice(0, TOP_MESSAGES).map(([message, count]) => {
-        const hint = explain && message !== OTHER_MESSAGES && code >= 0 ? hintFor(code, message, explain) : undefined;
-        return hint ? {message, count, hint} : {message, count};
+      const counted = this.#messages.get(name);
+      if (!counted) continue;
+      const rows: ErrorCount[] = counted.top(TOP_MESSAGES).map((group) => {
+        const hint = explain && code >= 0 ? hintFor(code, group.example, explain) : undefined;
+        return {
+          message: group.varied ? group.template : group.example,
+          count: group.count,
+          ...(group.varied ? {example: group.example} : {}),
+          ...(hint ? {hint} : {}),
+        };
       });
+      const rest = counted.total - rows.reduce((sum, row) => sum + row.count, 0);
+      if (rest > 0) rows.push({message: OTHER_MESSAGES, count: rest, other: true});
+      errors[name] = rows;
     }
     return errors;
   }
