@@ -21,14 +21,28 @@ export class InputShapeHints {
 type Shape = 'utf16' | 'array' | 'pretty';
 
 function shapeOf(record: InputRecord): Shape | undefined {
-  const raw = record.raw;
-  if (raw && raw.length >= 2 && ((raw[0] === 0xff && raw[1] === 0xfe) || (raw[0] === 0xfe && raw[1] === 0xff))) return 'utf16';
+  if (looksUtf16(record.raw ?? Buffer.from(record.text))) return 'utf16';
   const text = record.text;
-  if (text.includes('\u0000')) return 'utf16';
   const trimmed = text.trim();
   if (record.line === 1 && trimmed.startsWith('[')) return 'array';
   if (/^[{}\]]\s*,?$/.test(trimmed) || /^"[^"]*"\s*:/.test(trimmed) || (/^\{.*\},$/.test(trimmed))) return 'pretty';
   return undefined;
+}
+
+/**
+ * UTF-16 text of JSON (mostly ASCII) has a zero byte in every other place, after a byte-order mark
+ * or not. Bytes FF FE alone are not enough: a UTF-8 line can hold them (it is then invalid UTF-8,
+ * not UTF-16), and so can compressed data.
+ */
+export function looksUtf16(bytes: Buffer): boolean {
+  const bom = bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff));
+  const body = bom ? bytes.subarray(2) : bytes;
+  if (body.length < 2) return false;
+  const zeros = [0, 0];
+  for (let i = 0; i < body.length; i++) if (body[i] === 0) zeros[i % 2]!++;
+  const pairs = Math.floor(body.length / 2);
+  // One parity nearly all zeros (ASCII in UTF-16), the other nearly none.
+  return zeros.some((z, parity) => z >= 0.6 * pairs && zeros[1 - parity]! <= 0.1 * pairs);
 }
 
 function hintText(kind: Shape, label: string): string {

@@ -1,6 +1,9 @@
 import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
+import {createGunzip} from 'node:zlib';
+import {IoError} from '../errors.js';
+import {compressionOf} from './compression.js';
 import {readOrigins} from './record-key.js';
 import type {JobSpec} from './spec.js';
 
@@ -35,11 +38,27 @@ export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024;
 const NEWLINE = 0x0a;
 const decoder = new TextDecoder('utf-8', {fatal: true});
 
-/** Reads JSONL from a file path or a stream ('-' = stdin), skipping blank lines. */
+/**
+ * A file's bytes as text: gunzipped when it starts with gzip's magic bytes (whatever its name), as
+ * it is otherwise. A damaged or cut gzip file rejects the read with an `IoError` (key `input`).
+ */
+export function openDecompressed(file: string, highWaterMark = 256 * 1024): {stream: Readable; gzip: boolean} {
+  const raw = createReadStream(file, {highWaterMark});
+  if (compressionOf(file) !== 'gzip') return {stream: raw, gzip: false};
+  const gunzip = createGunzip({chunkSize: 64 * 1024});
+  raw.on('error', (error) => gunzip.destroy(error));
+  gunzip.on('close', () => raw.destroy());
+  return {stream: raw.pipe(gunzip), gzip: true};
+}
+
+/** Reads JSONL from a file path (gzip read transparently) or a stream ('-' = stdin), skipping blank lines. */
 export async function* readJsonl(source: string | Readable, options: JsonlOptions = {}): AsyncGenerator<InputRecord> {
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-  const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source, {highWaterMark: 256 * 1024})) : source;
-  const file = typeof source === 'string' && source !== '-' ? source : undefined;
+  const opened = typeof source === 'string' && source !== '-' ? openDecompressed(source) : undefined;
+  const stream = opened?.stream ?? (source === '-' ? process.stdin : source as Readable);
+  // A span points into the file's bytes: a compressed file's lines are not at an offset of it.
+  const file = opened && !opened.gzip ? source as string : undefined;
+  const unreadable = opened?.gzip ? '; it is not in the failures file (a compressed input is not read twice)' : '; it is not in the failures file (standard input cannot be read twice)';
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let tooLong = false;
@@ -55,7 +74,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
       pending = [];
       pendingBytes = 0;
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {};
-      const note = file ? '' : '; it is not in the failures file (standard input cannot be read twice)';
+      const note = file ? '' : unreadable;
       return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)${note}`, ...where};
     }
     let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
@@ -78,7 +97,8 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     return {line, text};
   };
 
-  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+  const chunks = opened?.gzip ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line) : stream as AsyncIterable<Buffer | string>;
+  for await (const chunk of chunks) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     let start = 0;
     let newline = buffer.indexOf(NEWLINE, start);
@@ -105,6 +125,16 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
   if (pendingBytes > 0 || tooLong) {
     const record = finishLine(Buffer.alloc(0), chunkOffset);
     if (record) yield record;
+  }
+}
+
+/** The chunks of a gunzip stream; a damaged or cut file is an `IoError` naming the line it stopped after. */
+async function* gunzipped(stream: AsyncIterable<Buffer>, file: string, line: () => number): AsyncGenerator<Buffer> {
+  try {
+    yield* stream;
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code?.startsWith('Z_') ? `the gzip data is cut short or damaged after line ${line()} (${(error as Error).message}); the records before it were read` : (error as Error).message;
+    throw new IoError(file, new Error(why, {cause: error}), {key: 'input', what: 'read'});
   }
 }
 
@@ -159,11 +189,11 @@ export async function* readRequests(requests: () => AsyncIterable<unknown> | Ite
   }
 }
 
-/** Counts non-blank lines of a file, for progress totals; cheap next to the run itself. */
+/** Counts non-blank lines of a file (decompressed when gzip), for progress totals; cheap next to the run itself. */
 export async function countLines(file: string): Promise<number> {
   let count = 0;
   let lineHasText = false;
-  for await (const chunk of createReadStream(file, {highWaterMark: 1024 * 1024}) as AsyncIterable<Buffer>) {
+  for await (const chunk of openDecompressed(file, 1024 * 1024).stream as AsyncIterable<Buffer>) {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!;
       if (byte === NEWLINE) {

@@ -2,6 +2,7 @@ import {closeSync, existsSync, openSync, readFileSync, readSync} from 'node:fs';
 import type {Issue} from '../errors.js';
 import type {MethodHandle} from '../rpc/method.js';
 import type {InputRecord} from './input.js';
+import {compressionOf, countGzipNewlines} from './compression.js';
 
 /**
  * A record's key in the results file: `{"line": 1207, "user_id": "u7"}`. `line` is the record's line
@@ -81,6 +82,7 @@ export function readOrigins(file: string): {origins: Int32Array} | {problem: str
 }
 
 function countNewlines(file: string): number {
+  if (compressionOf(file) === 'gzip') return countGzipNewlines(file);
   const fd = openSync(file, 'r');
   try {
     const chunk = Buffer.alloc(1024 * 1024);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import {IoError} from '../errors.js';
 import type {RecordKey} from './record-key.js';
 import {fsyncAsync, fsyncDir} from './durable.js';
+import {gzipMember, isGzipPath, repairGzipTail} from './compression.js';
 import type {CallOutcome} from '../rpc/call.js';
 import type {MetadataJson} from '../rpc/metadata.js';
 
@@ -82,7 +83,8 @@ export function runFiles(spec: {readonly name: string; readonly output: string; 
 /**
  * An append-only JSONL file. `write` only buffers; the owner calls `flush()` (one synchronous write
  * of everything buffered), so it decides when lines reach the disk and in which order two files are
- * written. Created on first write.
+ * written. Created on first write. A path ending in `.gz` is written gzip-compressed, one gzip
+ * member per flush, so what was flushed is readable after a crash and a resume appends members.
  */
 export class LineWriter {
   readonly path: string;
@@ -98,6 +100,8 @@ export class LineWriter {
   #dirSynced = false;
   readonly #append: boolean;
   readonly #key: string;
+  /** A path ending in `.gz`: every flush is written as one gzip member (see compression.ts). */
+  readonly #gzip: boolean;
 
   /**
    * With `append: true` the file is appended to (after repair), not truncated. `key` is the job key
@@ -107,6 +111,7 @@ export class LineWriter {
     this.path = file;
     this.#append = options.append ?? false;
     this.#key = options.key ?? 'output';
+    this.#gzip = isGzipPath(file);
   }
 
   /** The error of a failed file operation, naming the key and the path: `failures: cannot write /x: ENOSPC ...`. */
@@ -133,7 +138,7 @@ export class LineWriter {
     if (this.#broken) throw this.#broken;
     try {
       mkdirSync(path.dirname(this.path), {recursive: true});
-      if (this.#append) repairTail(this.path);
+      if (this.#append) (this.#gzip ? repairGzipTail : repairTail)(this.path);
       this.#fd = openSync(this.path, this.#append ? 'a' : 'w');
       this.#size = fstatSync(this.#fd).size;
     } catch (error) {
@@ -159,7 +164,7 @@ export class LineWriter {
     this.#buffer = [];
     this.#bufferBytes = 0;
     this.#hasBytes = false;
-    this.#writeOrCutBack(bytes);
+    this.#writeOrCutBack(this.#gzip ? gzipMember(bytes) : bytes);
   }
 
   /**
@@ -222,10 +227,10 @@ export class LineWriter {
       while (done < length) {
         const read = readSync(source, chunk, 0, Math.min(chunk.length, length - done), offset + done);
         if (read === 0) break;
-        this.#writeOrCutBack(chunk.subarray(0, read));
+        this.#writeOrCutBack(this.#gzip ? gzipMember(chunk.subarray(0, read)) : chunk.subarray(0, read));
         done += read;
       }
-      this.#writeOrCutBack(NEWLINE);
+      this.#writeOrCutBack(this.#gzip ? gzipMember(NEWLINE) : NEWLINE);
     } catch (error) {
       if (this.#broken) {
         this.#size = start;

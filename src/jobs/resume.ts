@@ -1,6 +1,7 @@
-import {createReadStream, existsSync} from 'node:fs';
+import {existsSync} from 'node:fs';
 import {createInterface} from 'node:readline';
 import {parseStatus} from '../rpc/status.js';
+import {openDecompressed} from './input.js';
 import {identityOf} from './record-identity.js';
 import type {ResultField} from './record-key.js';
 import type {RunStats} from './summary.js';
@@ -35,7 +36,7 @@ export async function readPriorResults(file: string, stats: RunStats, keyFields?
   let count = 0;
   let unreadable = 0;
   let sentWithoutKey = 0;
-  const reader = createInterface({input: createReadStream(file), crlfDelay: Infinity});
+  const reader = createInterface({input: openDecompressed(file).stream, crlfDelay: Infinity}); // .gz: gunzipped
   for await (const text of reader) {
     if (text.trim() === '') continue;
     let result: {line?: unknown; key?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};

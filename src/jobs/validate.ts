@@ -16,6 +16,7 @@ import {autoWorkers} from '../run/executor-threads.js';
 import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 import {DEFAULT_MAX_LINE_BYTES} from './input.js';
+import {compressionOf, unsupportedCompression} from './compression.js';
 import {isTemplate, parseTemplate} from './metadata-template.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../size.js';
 
@@ -115,6 +116,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     else maxLineBytes = bytes;
   }
   mustExist('input', job['input']);
+  if (typeof job['input'] === 'string' && job['input'] !== '-' && !hasIssue('input')) {
+    const full = path.resolve(baseDir, job['input']);
+    const compression = compressionOf(full);
+    if (compression && compression !== 'gzip') error('input', unsupportedCompression(full, compression));
+  }
   if (typeof job['target'] === 'string' && !hasIssue('target')) {
     const problem = checkTarget(job['target']);
     if (problem) error('target', problem);
