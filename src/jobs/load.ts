@@ -9,6 +9,7 @@ import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
 import {resolveResultFields} from './record-key.js';
 import {checkMethodKind} from '../rpc/method-kind.js';
+import {checkH2Method, type TransportName} from '../rpc/h2-transport.js';
 import {checkPerRecordKeys} from './prepare.js';
 import type {JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
@@ -35,6 +36,7 @@ export interface JobOverrides {
   readonly adaptive?: boolean;
   readonly rampUp?: string | number;
   readonly workers?: number | 'auto';
+  readonly transport?: TransportName;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -89,7 +91,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
     if (error instanceof SchemaError) throw new ValidationError([{file: label, path: error.key, message: error.message}, ...found]);
     throw error;
   }
-  const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec)];
+  const transportIssue = spec.transport === 'h2' ? checkH2Method(method) : undefined;
+  const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec), ...(transportIssue ? [['transport', transportIssue] as [string, string]] : [])];
   const fields = resolveResultFields(spec.resultFields, method, label);
   const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
   if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
@@ -248,6 +251,7 @@ function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, j
   if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
   if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
   if (overrides.workers !== undefined) out['workers'] = overrides.workers;
+  if (overrides.transport !== undefined) out['transport'] = overrides.transport;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
 }

@@ -2,6 +2,7 @@ import type {JsonNames} from '../rpc/json-names.js';
 import type {RetryPolicy} from '../rpc/retry.js';
 import type {InputFormat} from './prepare.js';
 import type {TlsSpec} from '../rpc/credentials.js';
+import type {TransportName} from '../rpc/h2-transport.js';
 import type {RecordResult} from './results.js';
 import type {OverlapPolicy, ScheduleSpec} from './schedule-spec.js';
 
@@ -52,6 +53,11 @@ export interface JobInput {
   readonly rampUp?: DurationInput;
   /** Connections to spread calls over. Minimum: 1. @default 1 */
   readonly channels?: number;
+  /**
+   * What sends the calls: `grpc-js`, or `h2`, grpc-batch's own HTTP/2 client (unary methods only;
+   * no `unix:` targets; the channel options it reads are listed in the README). @default 'grpc-js'
+   */
+  readonly transport?: TransportName;
   /**
    * Bidi-streaming methods only: streams the records go over, each carrying its share of
    * `concurrency`. Minimum: 1. @default concurrency (one record in flight per stream; see stream-bidi.ts)
@@ -155,6 +161,7 @@ export interface JobSpec {
   readonly adaptive: boolean;
   readonly rampUpMs: number;
   readonly channels: number;
+  readonly transport: TransportName;
   /** As written; undefined = the default for the method (`defaultStreams`). */
   readonly streams: number | undefined;
   /** As written; undefined = the default for the method (`defaultBatchSize`). */
@@ -184,6 +191,7 @@ export const DEFAULTS = {
   deadline: '30s',
   maxOutage: '5m',
   channels: 1,
+  transport: 'grpc-js',
   workers: 'auto',
   output: '{name}-{runId}.jsonl',
   failures: '{name}-{runId}.failed.jsonl',

@@ -9,6 +9,7 @@ import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
 import {checkKeyPair, checkPem} from '../rpc/pem.js';
 import {checkTarget} from '../rpc/target.js';
+import {checkH2Job, type TransportName} from '../rpc/h2-transport.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
@@ -161,6 +162,10 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     }
   }
   if (job['channelOptions'] !== undefined) issues.push(...checkChannelOptions(job['channelOptions'], file));
+  if (job['transport'] === 'h2' && typeof job['target'] === 'string' && !hasIssue('target')) {
+    const options = job['channelOptions'] !== null && typeof job['channelOptions'] === 'object' ? (job['channelOptions'] as Record<string, unknown>) : {};
+    for (const [key, message] of checkH2Job(job['target'], options)) error(key, message);
+  }
   const {schedule, issues: scheduleIssues} = checkSchedule(job, file, new Set(issues.map((i) => i.path)));
   issues.push(...scheduleIssues);
 
@@ -204,6 +209,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     adaptive: (job['adaptive'] as boolean | undefined) ?? false,
     rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
+    transport: (job['transport'] as TransportName | undefined) ?? DEFAULTS.transport,
     streams: job['streams'] as number | undefined,
     batchSize: job['batchSize'] as number | undefined,
     workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency, job['adaptive'] === true),

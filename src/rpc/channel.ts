@@ -1,5 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {createCredentials, type TlsSpec} from './credentials.js';
+import {H2Channel} from './h2-channel.js';
+import {createH2Context, h2ChannelOptions, type H2CallContext, type TransportName} from './h2-transport.js';
 
 /** Options for `createChannelPool`. */
 export interface ChannelPoolOptions {
@@ -13,6 +15,14 @@ export interface ChannelPoolOptions {
    * streams per connection. Minimum: 1. @default 1
    */
   readonly channels?: number;
+  /** `h2`: unary calls over grpc-batch's own HTTP/2 client (h2-transport.ts). @default 'grpc-js' */
+  readonly transport?: TransportName | undefined;
+}
+
+/** What the connectivity methods read: a grpc-js channel or an `h2` one. */
+interface Watchable {
+  getConnectivityState(tryToConnect: boolean): grpc.connectivityState;
+  watchConnectivityState(current: grpc.connectivityState, deadline: number, callback: () => void): void;
 }
 
 /**
@@ -22,6 +32,10 @@ export interface ChannelPoolOptions {
  */
 export class ChannelPool {
   readonly #clients: grpc.Client[];
+  /** `h2` transport: one context (channel) per connection instead of grpc-js clients. */
+  readonly #h2: H2CallContext[];
+  readonly #watchables: Watchable[];
+  readonly transport: TransportName;
   #next = 0;
   #closed = false;
 
@@ -30,23 +44,41 @@ export class ChannelPool {
     if (!Number.isInteger(count) || count < 1) {
       throw new TypeError(`Expected \`channels\` to be an integer from 1 and up, got \`${count}\` (${typeof count})`);
     }
-    const credentials = createCredentials(options.tls);
+    this.transport = options.transport ?? 'grpc-js';
     const channelOptions = channelArgs(options.channelOptions ?? {});
+    if (this.transport === 'h2') {
+      const settings = h2ChannelOptions(options.target, options.tls, channelOptions);
+      this.#clients = [];
+      this.#h2 = Array.from({length: count}, () => createH2Context(new H2Channel(settings), channelOptions));
+      this.#watchables = this.#h2.map((context) => context.channel);
+      return;
+    }
+    const credentials = createCredentials(options.tls);
     this.#clients = Array.from({length: count}, (_, index) => new grpc.Client(options.target, credentials, {
       ...channelOptions,
       ...(count > 1 ? {'grpc.use_local_subchannel_pool': 1, 'grpc-batch.channel_index': index} : {}),
     }));
+    this.#h2 = [];
+    this.#watchables = this.#clients.map((client) => client.getChannel());
+  }
+
+  /** The next `h2` channel, round robin (transport `h2` only). */
+  pickH2(): H2CallContext {
+    const context = this.#h2[this.#next]!;
+    this.#next = (this.#next + 1) % this.#h2.length;
+    return context;
   }
 
   /** The next client, round robin. */
   pick(): grpc.Client {
+    if (this.transport === 'h2') throw new TypeError('Expected a grpc-js pool: the h2 transport sends unary calls only (pickH2)');
     const client = this.#clients[this.#next]!;
     this.#next = (this.#next + 1) % this.#clients.length;
     return client;
   }
 
   get size(): number {
-    return this.#clients.length;
+    return this.#watchables.length;
   }
 
   /**
@@ -55,8 +87,8 @@ export class ChannelPool {
    */
   connectivity(tryToConnect: boolean): grpc.connectivityState {
     let best = grpc.connectivityState.SHUTDOWN;
-    for (const client of this.#clients) {
-      const state = client.getChannel().getConnectivityState(tryToConnect);
+    for (const channel of this.#watchables) {
+      const state = channel.getConnectivityState(tryToConnect);
       if (state === grpc.connectivityState.READY) return state;
       if (rank(state) > rank(best)) best = state;
     }
@@ -71,8 +103,7 @@ export class ChannelPool {
       called = true;
       callback();
     };
-    for (const client of this.#clients) {
-      const channel = client.getChannel();
+    for (const channel of this.#watchables) {
       const state = channel.getConnectivityState(false);
       if (state === grpc.connectivityState.SHUTDOWN) {
         once();
@@ -85,8 +116,9 @@ export class ChannelPool {
   /** Waits until every channel is connected, or the deadline passes. */
   async waitForReady(deadlineMs: number): Promise<void> {
     const deadline = Date.now() + deadlineMs;
-    await Promise.all(this.#clients.map((client) => new Promise<void>((resolve, reject) =>
-      client.waitForReady(deadline, (error) => (error ? reject(error) : resolve())))));
+    const channels: {waitForReady(deadline: number, callback: (error?: Error) => void): void}[] = [...this.#clients, ...this.#h2.map((context) => context.channel)];
+    await Promise.all(channels.map((channel) => new Promise<void>((resolve, reject) =>
+      channel.waitForReady(deadline, (error) => (error ? reject(error) : resolve())))));
   }
 
   /** Closes every channel. Idempotent. */
@@ -94,6 +126,7 @@ export class ChannelPool {
     if (this.#closed) return;
     this.#closed = true;
     for (const client of this.#clients) client.close();
+    for (const context of this.#h2) context.channel.close();
   }
 }
 

@@ -1,5 +1,6 @@
 import {callUnary, type CallOptions, type CallOutcome, type PerCallOptions} from './call.js';
 import type {ChannelPool} from './channel.js';
+import {callUnaryH2} from './h2-transport.js';
 import type {MethodHandle} from './method.js';
 import {BidiSender} from './stream-bidi.js';
 import {ClientStreamSender} from './stream-client.js';
@@ -59,6 +60,7 @@ export function defaultBatchSize(concurrency: number): number {
 export function createSender(pool: ChannelPool, method: MethodHandle, options: SenderOptions): RecordSender {
   switch (method.kind) {
     case 'unary':
+      if (pool.transport === 'h2') return {send: (request, perCall) => callUnaryH2(pool.pickH2(), method, request, options, perCall), close: () => Promise.resolve()};
       return {send: (request, perCall) => callUnary(pool.pick(), method, request, options, perCall), close: () => Promise.resolve()};
     case 'bidi':
       return new BidiSender(pool, method, {...options, streams: options.streams ?? defaultStreams(options.concurrency)});

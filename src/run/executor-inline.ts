@@ -31,8 +31,8 @@ export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | '
   };
 }
 
-export function channelPoolFor(spec: Pick<JobSpec, 'target' | 'tls' | 'channelOptions' | 'channels'>): ChannelPool {
-  return new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels});
+export function channelPoolFor(spec: Pick<JobSpec, 'target' | 'tls' | 'channelOptions' | 'channels'> & {readonly transport?: JobSpec['transport'] | undefined}): ChannelPool {
+  return new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels, transport: spec.transport});
 }
 
 /** Runs the records on the main thread, over the run's one channel pool. */

@@ -20,6 +20,8 @@ export interface ShippedRun {
   readonly runId: string;
   readonly target: string;
   readonly channels: number;
+  /** Absent from runs shipped before the key existed: grpc-js. */
+  readonly transport?: JobSpec['transport'];
   readonly concurrency: number;
   readonly channelOptions: Readonly<Record<string, unknown>>;
   readonly deadlineMs: number;
@@ -51,6 +53,7 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
     runId,
     target: spec.target,
     channels: spec.channels,
+    transport: spec.transport,
     concurrency: spec.concurrency,
     channelOptions: spec.channelOptions,
     deadlineMs: spec.deadlineMs,
@@ -70,7 +73,7 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
 }
 
 /** What a worker runs a chunk with: the shipped run, its secrets resolved here. */
-export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>;
+export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'transport' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>;
 
 /**
  * Resolves a shipped run on this machine: `${VAR}` in metadata and TLS from `env`, TLS paths from
@@ -106,6 +109,7 @@ export function resolveRun(run: ShippedRun, env: NodeJS.ProcessEnv = process.env
     tls,
     channelOptions: run.channelOptions,
     channels: run.channels,
+    transport: run.transport ?? 'grpc-js',
     rampUpMs: Math.max(0, run.rampUpMs - (Date.now() - run.startedAt)),
     adaptive: run.adaptive,
     retry: {...run.retry, retryableStatusCodes: new Set(run.retry.retryableStatusCodes)},
