@@ -36,6 +36,8 @@ test('--transport h2 gives the results and failures files of the grpc-js transpo
     assert.equal(result.code, 1, result.stderr); // some records fail on purpose
     const summary = JSON.parse(result.stdout) as {ok: number; failed: number; invalid: number};
     assert.ok(summary.ok > 1800 && summary.failed > 0 && summary.invalid > 0, result.stdout);
+    const agent = String(server.stats.lastMetadata?.['user-agent'] ?? '');
+    assert.equal(/grpc-batch-h2/.test(agent), transport === 'h2', `the calls came from ${transport}: user-agent ${agent}`);
     runs.push({transport, workers, dir, calls: server.stats.calls});
   }
   const [reference, ...others] = runs;
@@ -117,4 +119,5 @@ test('h2, kill -9 mid-run, then --resume: one result per record, at most the cal
   assert.equal(seen.size, records);
   const twice = [...seen.values()].filter((n) => n > 1).length;
   assert.ok(twice <= concurrency, `${twice} records sent twice`);
+  assert.match(String(server.stats.lastMetadata?.['user-agent']), /grpc-batch-h2/);
 });
