@@ -15,6 +15,8 @@
  * - `batch`: grpc-batch itself, `runJob` over a JSONL file, results file written, as a user runs it.
  *   `BENCH_JOB` (JSON) adds job keys (`{"adaptive": true, "retry": {...}}`, or a streaming method:
  *   `{"method": "demo.v1.DemoService/ProcessStream", "streams": 4}`); it also reports `attempts`.
+ * - `pump-h2`: the `pump-call` pump over the `h2` transport (`callUnaryH2`, src/rpc/h2-transport.ts):
+ *   grpc-batch's own HTTP/2 client instead of grpc-js and `node:http2`.
  * - `pump-sender`: the `pump-call` pump over `createSender` (src/rpc/sender.ts) for the method of
  *   `BENCH_JOB`: what a streaming primitive costs without the per-record work.
  *
@@ -32,6 +34,7 @@ import {runJob} from '../src/jobs/run.js';
 import {callUnary} from '../src/rpc/call.js';
 import {createSender} from '../src/rpc/sender.js';
 import {ChannelPool} from '../src/rpc/channel.js';
+import {callUnaryH2} from '../src/rpc/h2-transport.js';
 import {loadMethod} from '../src/rpc/method.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
 
@@ -134,6 +137,29 @@ async function pumpCall(): Promise<Result> {
     while (next < calls) {
       next++;
       if ((await callUnary(pool.pick(), method, request, options)).ok) ok++;
+      half.check(++done);
+    }
+  };
+  await Promise.all(Array.from({length: Math.min(concurrency, calls)}, worker));
+  const ms = performance.now() - startedAt;
+  pool.close();
+  return {calls, ok, ms, half: half.value};
+}
+
+async function pumpH2(): Promise<Result> {
+  const method = loadMethod({proto: DEMO_PROTO, method: DEMO_METHOD});
+  const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
+  const pool = new ChannelPool({target: address!, channelOptions, transport: 'h2'});
+  const options = {deadlineMs: DEADLINE_MS};
+  let next = 0;
+  let ok = 0;
+  let done = 0;
+  const startedAt = performance.now();
+  const half = halfway(startedAt);
+  const worker = async () => {
+    while (next < calls) {
+      next++;
+      if ((await callUnaryH2(pool.pickH2(), method, request, options)).ok) ok++;
       half.check(++done);
     }
   };
@@ -269,7 +295,7 @@ async function h2Pump(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
-const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch, ...(CHECKPOINT_MS ? {[mode!]: batch} : {})};
+const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-h2': pumpH2, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch, ...(CHECKPOINT_MS ? {[mode!]: batch} : {})};
 const run = runs[mode!];
 if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
 const cpuBefore = process.cpuUsage();

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {startDemoServer} from '../../src/demo/server.js';
+import {startDemoServer, type DemoServer} from '../../src/demo/server.js';
+import {loadJob} from '../../src/jobs/load.js';
+import {runJob} from '../../src/jobs/run.js';
 import {runCli, spawnCli, waitFor} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
@@ -36,6 +38,8 @@ test('--transport h2 gives the results and failures files of the grpc-js transpo
     assert.equal(result.code, 1, result.stderr); // some records fail on purpose
     const summary = JSON.parse(result.stdout) as {ok: number; failed: number; invalid: number};
     assert.ok(summary.ok > 1800 && summary.failed > 0 && summary.invalid > 0, result.stdout);
+    const agent = String(server.stats.lastMetadata?.['user-agent'] ?? '');
+    assert.equal(/grpc-batch-h2/.test(agent), transport === 'h2', `the calls came from ${transport}: user-agent ${agent}`);
     runs.push({transport, workers, dir, calls: server.stats.calls});
   }
   const [reference, ...others] = runs;
@@ -117,4 +121,32 @@ test('h2, kill -9 mid-run, then --resume: one result per record, at most the cal
   assert.equal(seen.size, records);
   const twice = [...seen.values()].filter((n) => n > 1).length;
   assert.ok(twice <= concurrency, `${twice} records sent twice`);
+  assert.match(String(server.stats.lastMetadata?.['user-agent']), /grpc-batch-h2/);
+});
+
+test('h2, default settings: the server stopped for 1 s mid-run and restarted on its port, every record ends OK', async (t) => {
+  const first = await startServer(t);
+  const port = first.port;
+  const dir = tempDir(t);
+  const records = 5000;
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => ({id: `r${i}`})));
+  const loaded = await loadJob(writeJob(dir, first.address, {transport: 'h2'}));
+  let seen = 0;
+  let second: DemoServer | undefined;
+  let restarted: Promise<void> | undefined;
+  const job = {...loaded, spec: {...loaded.spec, onResult: () => {
+    if (++seen !== 1000) return;
+    restarted = first.stop(0).then(() => new Promise((resolve) => setTimeout(resolve, 1000)))
+      .then(() => startDemoServer({address: `127.0.0.1:${port}`}))
+      .then((server) => {
+        second = server;
+        t.after(() => server.stop(200));
+      });
+  }}};
+  const summary = await runJob(job);
+  await restarted;
+  assert.equal(summary.ok, records, JSON.stringify(summary.byStatus));
+  assert.ok(second!.stats.calls > 0, 'the restarted server took calls');
+  assert.ok(summary.outages.pauses >= 1, 'the pause is counted');
+  assert.match(String(second!.stats.lastMetadata?.['user-agent']), /grpc-batch-h2/);
 });

@@ -329,3 +329,13 @@ test('a malformed frame from the server (PING of 7 bytes) is a connection error:
   await waitFor(() => c.frames.some((f) => f.type === FrameType.GOAWAY), 20_000, 'GOAWAY from the client');
   assert.equal(c.frames.find((f) => f.type === FrameType.GOAWAY)!.payload.readUInt32BE(4), H2_ERROR.FRAME_SIZE_ERROR);
 });
+
+test('keepalive: a server that stops answering PINGs is dropped after keepalive_timeout_ms; the call in flight fails UNAVAILABLE', async (t) => {
+  const peer = await startPeer(t, {onRequest: () => undefined}); // never answers the call, never acks a PING
+  const pool = new ChannelPool({target: peer.address, transport: 'h2', channelOptions: {'grpc.keepalive_time_ms': 50, 'grpc.keepalive_timeout_ms': 200}});
+  t.after(() => pool.close());
+  const outcome = await callUnaryH2(pool.pickH2(), METHOD, Buffer.from('k'), {deadlineMs: 60_000});
+  assert.equal(codeOf(outcome), grpc.status.UNAVAILABLE);
+  assert.match(outcome.ok ? '' : outcome.details, /keepalive ping not answered in 200ms/);
+  assert.ok(peer.connections[0]!.frames.some((f) => f.type === FrameType.PING && f.flags === 0), 'the client pinged');
+});
