@@ -229,15 +229,37 @@ test('a job module\'s records with a repeated or missing key are invalid and nev
   const dir = tempDir(t);
   const file = path.join(dir, 'dups.mjs');
   writeFileSync(file, `export default ${JSON.stringify({name: 'dups', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, output: 'out/r.jsonl', failures: 'out/f.jsonl', resultFields: ['id']})
-    .replace(/}$/, ', *requests() { yield {id: "a"}; yield {id: "b"}; yield {id: "a", count: 2}; yield {count: 3}; }}')};`);
+    .replace(/}$/, ', *requests() { yield {id: "a"}; yield {id: "b"}; yield {id: "a", count: 2}; yield {count: 3}; yield {id: null, count: 4}; }}')};`);
   const summary = await runJob(await loadJob(file));
-  assert.deepEqual([summary.total, summary.ok, summary.invalid], [4, 2, 2]);
+  assert.deepEqual([summary.total, summary.ok, summary.invalid], [5, 2, 3]);
   assert.deepEqual(server.stats.ids.sort(), ['a', 'b'], 'the repeated and the keyless records were not sent');
   const results = readJsonlFile(path.join(dir, 'out', 'r.jsonl')) as {line: number; status: string; error?: string}[];
   const byLine = new Map(results.map((r) => [r.line, r]));
   assert.match(byLine.get(3)!.error!, /^same key as record 1 \(id: "a"\): resultFields must name fields unique to each record/);
   assert.match(byLine.get(4)!.error!, /^no "id" in the request: resultFields \[id\] identify a job module's records/);
-  assert.equal(readFileSync(path.join(dir, 'out', 'f.jsonl'), 'utf8'), '{"id":"a","count":2}\n{"count":3}\n');
+  assert.match(byLine.get(5)!.error!, /^no "id" in the request/);
+  assert.equal(readFileSync(path.join(dir, 'out', 'f.jsonl'), 'utf8'), '{"id":"a","count":2}\n{"count":3}\n{"id":null,"count":4}\n');
+});
+
+test('resuming a job module run under resultFields its sent records\' keys lack (added or renamed since) is refused; nothing is sent', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const write = (fields: string[]) => {
+    const file = path.join(dir, `renamed-${fields.join('-')}.mjs`); // a module is imported once per path
+    writeFileSync(file, `export default ${JSON.stringify({name: 'renamed', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, output: 'out/r.jsonl', failures: 'out/f.jsonl', resultFields: fields})
+      .replace(/}$/, ', *requests() { for (let i = 0; i < 5; i++) yield {id: "r" + i, count: i + 1}; }}')};`);
+    return file;
+  };
+  const first = await runJob(await loadJob(write(['id'])), {runId: 'r1'});
+  assert.equal(first.ok, 5);
+  await assert.rejects(runJob(await loadJob(write(['count'])), {runId: 'r1', resume: true}),
+    /run r1: 5 records sent by an earlier attempt have no count in their key .*resultFields changed since the run started/);
+  assert.equal(server.stats.calls, 5, 'nothing sent again');
+  const resumed = await runJob(await loadJob(write(['count', 'id'])), {runId: 'r1', resume: true}).catch((error: Error) => error);
+  assert.match(String(resumed), /have no count in their key/, 'a field added beside the old one is refused too');
+  const same = await runJob(await loadJob(write(['id'])), {runId: 'r1', resume: true});
+  assert.deepEqual([same.total, same.ok], [5, 5], 'under the same key the run resumes, with nothing left to send');
+  assert.equal(server.stats.calls, 5);
 });
 
 test('a job module run without resultFields that stops early prints no --resume it would refuse, but how to make the next run resumable', async (t) => {

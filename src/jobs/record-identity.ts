@@ -42,8 +42,8 @@ export function identityOf(key: Readonly<Record<string, unknown>> | undefined, f
 
 /**
  * The keys of a module run: those the results file holds from earlier attempts (how many lines
- * each), and those seen on this attempt. Every key is held in memory for the run (about 100 bytes
- * a record plus the key's JSON).
+ * each), and those seen on this attempt. Every key is held in memory for the run (a Map: about 60
+ * bytes a key of 13 characters, measured over a million).
  */
 export class RecordIdentities {
   readonly #fields: readonly ResultField[];

@@ -23,6 +23,8 @@ export interface PriorResults {
   readonly keys?: Map<string, number>;
   /** With `keyFields`: result lines of records that were sent (not INVALID) yet lack a key field (resultFields changed since). */
   readonly sentWithoutKey?: number;
+  /** With `keyFields`: the fields those lines lack. */
+  readonly missingKeyFields?: readonly string[];
 }
 
 /**
@@ -31,11 +33,12 @@ export interface PriorResults {
  */
 export async function readPriorResults(file: string, stats: RunStats, keyFields?: readonly ResultField[]): Promise<PriorResults> {
   const keys = keyFields ? new Map<string, number>() : undefined;
-  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, ...(keys ? {keys, sentWithoutKey: 0} : {})};
+  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
   let lines = new Int32Array(1024);
   let count = 0;
   let unreadable = 0;
   let sentWithoutKey = 0;
+  const missingKeyFields = new Set<string>();
   const reader = createInterface({input: openDecompressed(file).stream, crlfDelay: Infinity}); // .gz: gunzipped
   for await (const text of reader) {
     if (text.trim() === '') continue;
@@ -60,7 +63,10 @@ export async function readPriorResults(file: string, stats: RunStats, keyFields?
       const key = result.key !== null && typeof result.key === 'object' ? result.key as Record<string, unknown> : undefined;
       const {identity, missing} = identityOf(key, keyFields);
       keys.set(identity, (keys.get(identity) ?? 0) + 1);
-      if (missing.length > 0 && result.status !== 'INVALID') sentWithoutKey++;
+      if (missing.length > 0 && result.status !== 'INVALID') {
+        sentWithoutKey++;
+        for (const name of missing) missingKeyFields.add(name);
+      }
     }
     stats.total++;
     stats.lastLine = Math.max(stats.lastLine, result.line);
@@ -71,7 +77,7 @@ export async function readPriorResults(file: string, stats: RunStats, keyFields?
     else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
-  return {finished, unreadable, ...(keys ? {keys, sentWithoutKey} : {})};
+  return {finished, unreadable, ...(keys ? {keys, sentWithoutKey, missingKeyFields: [...missingKeyFields]} : {})};
 }
 
 /** Binary search in an ascending Int32Array. */

@@ -128,7 +128,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   if (prior?.sentWithoutKey) {
     await sink.close().catch(() => undefined);
     ownLock?.release();
-    const names = spec.resultFields.join(', ');
+    const names = (prior.missingKeyFields ?? spec.resultFields).join(', ');
     throw new UsageError(`run ${runId}: ${prior.sentWithoutKey} records sent by an earlier attempt have no ${names} in their key in ${sink.outputPath} (resultFields changed since the run started, or it was started by an older grpc-batch): a job module's run is resumed by key, so these records cannot be told apart; start a new run`);
   }
   const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
