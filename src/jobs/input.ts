@@ -2,6 +2,7 @@ import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {readOrigins} from './record-key.js';
+import type {InputDigest} from './input-digest.js';
 import type {JobSpec} from './spec.js';
 
 /**
@@ -29,6 +30,8 @@ export interface InputRecord {
 export interface JsonlOptions {
   /** Longest line accepted, in bytes; a longer one is reported invalid. @default 4 MiB */
   readonly maxLineBytes?: number;
+  /** Hashes every byte read, as it is read (see `InputDigest`). */
+  readonly digest?: InputDigest | undefined;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -80,6 +83,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
 
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    options.digest?.update(buffer);
     let start = 0;
     let newline = buffer.indexOf(NEWLINE, start);
     while (newline !== -1) {
@@ -115,11 +119,11 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
  */
 export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
-  const jsonl = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
+  const jsonl: JsonlOptions = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
   const origins = readOrigins(spec.input!);
   if (origins && 'problem' in origins) options.onWarning?.(origins.problem);
-  const records = readJsonl(spec.input!, jsonl);
+  const records = readJsonl(spec.input!, {...jsonl, digest: options.digest});
   return origins && 'origins' in origins ? withOrigins(records, origins.origins) : records;
 }
 

@@ -16,6 +16,8 @@ import {recordKey, resolveResultFields} from '../jobs/record-key.js';
 import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
 import {Status} from '../rpc/status.js';
+import {InputDigest} from '../jobs/input-digest.js';
+import type {InputRead} from '../state/records.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
 import {ThreadExecutor} from './executor-threads.js';
@@ -68,6 +70,11 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /**
+   * Called with how much of an input file has been read and its hash, before any record read from
+   * those bytes gets a result (awaited when it returns a promise). `--resume` compares the input against it.
+   */
+  readonly onInputRead?: (read: InputRead) => void | Promise<void>;
   /** Runs the records elsewhere (the queue of a distributed run: src/scale); by default on this machine. */
   readonly executor?: (events: ExecutorEvents, flush: () => void) => Executor;
   /**
@@ -120,6 +127,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   }
   const stats = new RunStats();
   const prior = options.resume ? await readPriorResults(sink.outputPath, stats) : undefined;
+  /** Result lines in the results file before this attempt (a resume appends to it). */
+  const priorResults = prior ? prior.finished.length + prior.unreadable : 0;
   const tracker = new ProgressTracker();
   const {signal, cancelSignal} = options;
 
@@ -182,7 +191,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec));
+  // An input file is hashed as it is read: its hash is recorded before its records are sent.
+  const digest = options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
+  let digested = 0;
+  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec));
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.
@@ -215,7 +227,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     } catch (error) {
       return events.onFatal(error);
     }
-    const taken = tracker.snapshot();
+    const taken = {...tracker.snapshot(), results: priorResults + sink.results};
     checkpointing = sink.sync().then(() => {
       if (!fatal) options.onCheckpoint?.(taken);
     }).catch(events.onFatal).finally(() => (checkpointing = undefined));
@@ -241,6 +253,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       if (item.kind === 'done') {
         tracker.finish(record.line);
         continue;
+      }
+      if (digest && digest.bytes > digested) {
+        digested = digest.bytes;
+        await options.onInputRead!(digest.snapshot());
       }
       stats.total++;
       stats.lastLine = record.line;
@@ -270,7 +286,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
     await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      if (!fatal) options.onCheckpoint?.(tracker.snapshot());
+      if (!fatal) options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
     } catch (error) {
       fatal ??= error;
     }

@@ -1,6 +1,6 @@
 import type {LoadedJob} from '../jobs/load.js';
 import type {Logger} from '../log.js';
-import {inputChange} from '../state/resumable.js';
+import {inputChange, jobChange, resultsLost, streamRefusal} from '../state/resumable.js';
 import type {ResumeInfo, RunTrigger, StateStore} from '../state/store.js';
 
 /** An interrupted run the daemon will resume, with where it reads and writes and how it started. */
@@ -14,7 +14,8 @@ export interface RunToResume {
 /**
  * Every interrupted run of a job that can be resumed, oldest first. Left out, each with a
  * `run:abandoned` log line: all of them when the job says `onInterrupted: abandon`, and runs whose
- * input is gone, changed, or was a pipe.
+ * input is gone, changed, or was a pipe, whose job now sends differently (method, metadata...), or
+ * whose results file is gone or shorter than recorded.
  */
 export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?: Logger): RunToResume[] {
   const name = job.spec.name;
@@ -26,7 +27,7 @@ export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?:
     }
     const info = store.getResumeInfo(run.runId);
     if (!info) continue;
-    const changed = info.inputIsStream ? `it read ${info.input}, a pipe or device, whose records are gone` : inputChange(run.runId, info);
+    const changed = info.inputIsStream ? streamRefusal(run.runId, info) : jobChange(run.runId, info.job, job) ?? inputChange(run.runId, info) ?? resultsLost(run.runId, info);
     if (changed) {
       log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed: ${changed}`);
       continue;
