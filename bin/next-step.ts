@@ -2,7 +2,11 @@ import {displayPath} from '../src/jobs/print.js';
 import type {NextStep} from '../src/jobs/print.js';
 import type {RunSummary} from '../src/jobs/summary.js';
 
-/** The flags of `run` that change what a run does, carried into the command printed as the next step. */
+/**
+ * The flags of `run` that change what a run does or how it reads its input, carried into the command
+ * printed as the next step. A `--resume` also reuses the values its run recorded at its start (see
+ * `asRecorded`): the two agree, so the printed command and a bare `--resume` do the same.
+ */
 const CARRIED: readonly (readonly [key: string, flag: string])[] = [
   ['target', '--target'],
   ['concurrency', '--concurrency'],
@@ -11,6 +15,8 @@ const CARRIED: readonly (readonly [key: string, flag: string])[] = [
   ['maxAttempts', '--max-attempts'],
   ['maxFailures', '--max-failures'],
   ['maxInvalid', '--max-invalid'],
+  ['maxLineBytes', '--max-line-bytes'],
+  ['workers', '--workers'],
   ['maxOutage', '--max-outage'],
   ['adaptive', '--adaptive'],
   ['rampUp', '--ramp-up'],
@@ -76,18 +82,22 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
     }
     const extra = ['--resume', summary.runId];
     const raised: string[] = [];
+    /** The limits raised here replace the flags given; the others are kept as given. */
+    const replaced: string[] = [];
     if (summary.abortReason?.startsWith('maxFailures') && invocation.maxFailures !== undefined) {
       const limit = raisedLimit(invocation.maxFailures, summary.failed);
       extra.push('--max-failures', String(limit));
       raised.push(`up to ${limit} failed records`);
+      replaced.push('maxFailures');
     }
     if (summary.abortReason?.startsWith('maxInvalid') && invocation.maxInvalid !== undefined) {
       const limit = raisedLimit(invocation.maxInvalid, summary.invalid);
       extra.push('--max-invalid', String(limit));
       raised.push(`up to ${limit} invalid records`);
+      replaced.push('maxInvalid');
     }
     const also = summary.failures ? '; its failures file is completed as it goes' : '';
-    return [{command: command(invocation, extra, ['maxFailures', 'maxInvalid']), why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`}];
+    return [{command: command(invocation, extra, replaced), why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`}];
   }
   if (!summary.failures || summary.failed + summary.invalid === 0) return [];
   const rerun = command(invocation, ['--input', displayPath(summary.failures)], ['maxFailures', 'maxInvalid']);

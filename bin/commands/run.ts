@@ -10,7 +10,7 @@ import type {LogFormat} from '../../src/log.js';
 import {preflight} from '../../src/rpc/preflight.js';
 import {RunLifecycle} from '../../src/run/lifecycle.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
-import {asRecorded, findRunToResume, givenSpecKeys} from '../../src/state/resumable.js';
+import {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags} from '../../src/state/resumable.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
@@ -91,9 +91,11 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
   let lifecycle: RunLifecycle;
   try {
     if (flags.resume) {
-      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined);
+      const given = givenSpecKeys(flags);
+      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined, given);
       runId = found.runId;
-      job = asRecorded(job, found.info, givenSpecKeys(flags)); // as it started: -t, -c... given then hold now
+      refuseUnhonouredFlags(flags, job, runId, found.info); // --input, --output...: refused, not ignored
+      job = asRecorded(job, found.info, given); // as it started: -t, -c, --max-line-bytes... given then hold now
     }
     if (flags.preflight) await preflight(job, log);
     // Files checked and locked first, then the run claimed (one write that checks its status), then sent.

@@ -8,6 +8,8 @@ export interface Checkpoint {
   readonly lowWater: number;
   /** Finished records above `lowWater`, ascending. */
   readonly doneAbove: readonly number[];
+  /** Result lines in the results file, all on disk (the run adds it): `--resume` notices a results file moved away or cut short. */
+  readonly results?: number;
 }
 
 export const EMPTY_CHECKPOINT: Checkpoint = {lowWater: 0, doneAbove: []};

@@ -5,6 +5,7 @@ import {createGunzip} from 'node:zlib';
 import {IoError} from '../errors.js';
 import {compressionOf} from './compression.js';
 import {readOrigins} from './record-key.js';
+import type {InputDigest} from './input-digest.js';
 import type {JobSpec} from './spec.js';
 
 /**
@@ -32,6 +33,8 @@ export interface InputRecord {
 export interface JsonlOptions {
   /** Longest line accepted, in bytes; a longer one is reported invalid. @default 4 MiB */
   readonly maxLineBytes?: number;
+  /** Hashes every byte read, as it is read (see `InputDigest`). */
+  readonly digest?: InputDigest | undefined;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024;
@@ -100,6 +103,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
   const chunks = opened?.gzip ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line) : stream as AsyncIterable<Buffer | string>;
   for await (const chunk of chunks) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    options.digest?.update(buffer);
     let start = 0;
     let newline = buffer.indexOf(NEWLINE, start);
     while (newline !== -1) {
@@ -145,11 +149,11 @@ async function* gunzipped(stream: AsyncIterable<Buffer>, file: string, line: () 
  */
 export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
-  const jsonl = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
+  const jsonl: JsonlOptions = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
   const origins = readOrigins(spec.input!);
   if (origins && 'problem' in origins) options.onWarning?.(origins.problem);
-  const records = readJsonl(spec.input!, jsonl);
+  const records = readJsonl(spec.input!, {...jsonl, digest: options.digest});
   return origins && 'origins' in origins ? withOrigins(records, origins.origins) : records;
 }
 

@@ -74,9 +74,12 @@ export class RunLifecycle {
     await this.#recorder.started(this.runId, this.#job.spec.name, this.resumeInfo, this.#now(), how);
   }
 
-  /** What every run is given by its lifecycle: its id, its locked files, whether it resumes, where its checkpoints go. */
-  runOptions(): Pick<RunOptions, 'runId' | 'filesLock' | 'resume' | 'onCheckpoint'> {
-    return {runId: this.runId, filesLock: this.filesLock, resume: this.resume, onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint)};
+  /** What every run is given by its lifecycle: its id, its locked files, whether it resumes, where its checkpoints and input hash go. */
+  runOptions(): Pick<RunOptions, 'runId' | 'filesLock' | 'resume' | 'onCheckpoint' | 'onInputRead'> {
+    return {
+      runId: this.runId, filesLock: this.filesLock, resume: this.resume, onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint),
+      onInputRead: (read) => this.#recorder.inputRead(this.runId, read),
+    };
   }
 
   /**

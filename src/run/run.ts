@@ -17,6 +17,8 @@ import {recordKey, resolveResultFields} from '../jobs/record-key.js';
 import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
 import {Status} from '../rpc/status.js';
+import {InputDigest} from '../jobs/input-digest.js';
+import type {InputRead} from '../state/records.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
 import {ThreadExecutor} from './executor-threads.js';
@@ -69,6 +71,11 @@ export interface RunOptions {
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
+  /**
+   * Called with how much of an input file has been read and its hash, before any record read from
+   * those bytes gets a result (awaited when it returns a promise). `--resume` compares the input against it.
+   */
+  readonly onInputRead?: (read: InputRead) => void | Promise<void>;
   /** Runs the records elsewhere (the queue of a distributed run: src/scale); by default on this machine. */
   readonly executor?: (events: ExecutorEvents, flush: () => void) => Executor;
   /**
@@ -132,6 +139,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     throw new UsageError(`run ${runId}: ${prior.sentWithoutKey} records sent by an earlier attempt have no ${names} in their key in ${sink.outputPath} (resultFields changed since the run started, or it was started by an older grpc-batch): a job module's run is resumed by key, so these records cannot be told apart; start a new run`);
   }
   const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
+  /** Result lines in the results file before this attempt (a resume appends to it). */
+  const priorResults = prior ? prior.finished.length + prior.unreadable : 0;
   const tracker = new ProgressTracker();
   const {signal, cancelSignal} = options;
 
@@ -194,7 +203,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec), identities);
+  // An input file is hashed as it is read: its hash is recorded before its records are sent.
+  const digest = options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
+  let digested = 0;
+  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec), identities);
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.
@@ -227,7 +239,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     } catch (error) {
       return events.onFatal(error);
     }
-    const taken = tracker.snapshot();
+    const taken = {...tracker.snapshot(), results: priorResults + sink.results};
     checkpointing = sink.sync().then(() => {
       if (!fatal) options.onCheckpoint?.(taken);
     }).catch(events.onFatal).finally(() => (checkpointing = undefined));
@@ -253,6 +265,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       if (item.kind === 'done') {
         tracker.finish(record.line);
         continue;
+      }
+      if (digest && digest.bytes > digested) {
+        digested = digest.bytes;
+        await options.onInputRead!(digest.snapshot());
       }
       stats.total++;
       stats.lastLine = record.line;
@@ -282,7 +298,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
     await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      if (!fatal) options.onCheckpoint?.(tracker.snapshot());
+      if (!fatal) options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
     } catch (error) {
       fatal ??= error;
     }

@@ -20,6 +20,7 @@ export class Sink {
   /** Each failures line's line in the original input (`<failures>.lines`), so a re-run of the failures file keeps the keys. */
   readonly #origins: LineWriter;
   #flushScheduled = false;
+  #results = 0;
 
   /** `append`: a resume: both files are kept and appended to (a half-written last line is cut off). */
   constructor(files: {readonly output: string; readonly failures: string}, options: {readonly append?: boolean} = {}) {
@@ -34,6 +35,11 @@ export class Sink {
 
   get failuresPath(): string {
     return this.#failures.path;
+  }
+
+  /** Result lines written by this sink (on disk once flushed). */
+  get results(): number {
+    return this.#results;
   }
 
   /** Whether the failures file exists (some record failed, now or before a resume). */
@@ -59,6 +65,7 @@ export class Sink {
       this.#origins.write(String(record.origin ?? record.line)); // the key's line
     }
     this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
+    this.#results++;
     if (this.#output.bufferedBytes >= FLUSH_BYTES) this.flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;

@@ -1,7 +1,7 @@
 import type {LoadedJob} from '../jobs/load.js';
 import type {Logger} from '../log.js';
 import {moduleResumeProblem} from '../jobs/record-identity.js';
-import {inputChange} from '../state/resumable.js';
+import {inputChange, jobChange, resultsLost, streamRefusal} from '../state/resumable.js';
 import type {ResumeInfo, RunTrigger, StateStore} from '../state/store.js';
 
 /** An interrupted run the daemon will resume, with where it reads and writes and how it started. */
@@ -15,8 +15,9 @@ export interface RunToResume {
 /**
  * Every interrupted run of a job that can be resumed, oldest first. Left out, each with a
  * `run:abandoned` log line: all of them when the job says `onInterrupted: abandon`, runs whose
- * input is gone, changed, or was a pipe, and runs of a job module's `requests()` without a key
- * (`resultFields`) to tell its records apart.
+ * input is gone, changed, or was a pipe, whose job now sends differently (method, metadata...), or
+ * whose results file is gone or shorter than recorded, and runs of a job module's `requests()`
+ * without a key (`resultFields`) to tell its records apart.
  */
 export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?: Logger): RunToResume[] {
   const name = job.spec.name;
@@ -33,7 +34,7 @@ export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?:
       log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
       continue;
     }
-    const changed = info.inputIsStream ? `it read ${info.input}, a pipe or device, whose records are gone` : inputChange(run.runId, info);
+    const changed = info.inputIsStream ? streamRefusal(run.runId, info) : jobChange(run.runId, info.job, job) ?? inputChange(run.runId, info) ?? resultsLost(run.runId, info);
     if (changed) {
       log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed: ${changed}`);
       continue;

@@ -79,4 +79,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE runs ADD COLUMN input_records INTEGER;  -- records in the input when it was counted (a file); total is records read
     `,
   },
+  {
+    version: 5,
+    description: 'what a run sends, how much of its input it read (hashed), and its result lines, for --resume',
+    sql: `
+      ALTER TABLE checkpoints ADD COLUMN job TEXT;            -- JSON: method, request type, input format, metadata hashes the run started with
+      ALTER TABLE checkpoints ADD COLUMN input_read INTEGER;  -- bytes of the input read so far (recorded before any of their records is sent)
+      ALTER TABLE checkpoints ADD COLUMN input_sha256 TEXT;   -- SHA-256 (hex) of those bytes
+      ALTER TABLE checkpoints ADD COLUMN results INTEGER;     -- result lines in the results file at the last checkpoint
+    `,
+  },
 ];

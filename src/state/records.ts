@@ -59,6 +59,7 @@ export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' |
 /** Where a run reads and writes, stored when it starts, for `--resume`. */
 export interface ResumeInfo {
   readonly jobFile: string;
+  /** The input file (absolute), or `-` and its aliases for standard input; undefined for a module's `requests()`. */
   readonly input?: string | undefined;
   readonly inputSize?: number | undefined;
   readonly inputMtimeMs?: number | undefined;
@@ -66,15 +67,46 @@ export interface ResumeInfo {
   readonly failures: string;
   /** The keys flags can override, as the run started with them. */
   readonly spec?: RecordedSpec | undefined;
-  /** The input is not a regular file (a pipe, FIFO, device): it cannot be read again. */
+  /** The input is not a regular file (standard input, a pipe, FIFO, socket, device): it cannot be read again. */
   readonly inputIsStream?: boolean | undefined;
+  /** What the run sends, compared by `--resume` (a change is refused); undefined in rows of older versions. */
+  readonly job?: RecordedJob | undefined;
+  /** How much of the input the run has read, and a hash of it, recorded before any record read is sent. */
+  readonly inputRead?: InputRead | undefined;
+  /** Result lines in the results file at the run's last checkpoint (undefined in rows of older versions). */
+  readonly results?: number | undefined;
 }
 
-/** A run's effective values of the keys that flags override, recorded at its start. */
+/** A run's effective values of the keys that flags override, recorded at its start (keys missing in rows of older versions). */
 export interface RecordedSpec {
   readonly target: string;
   readonly concurrency: number;
   readonly rps: number;
   readonly deadlineMs: number;
   readonly maxAttempts: number;
+  readonly maxLineBytes?: number;
+  /** null: no limit. */
+  readonly maxFailures?: number | null;
+  /** null: no limit. */
+  readonly maxInvalid?: number | null;
+  readonly workers?: number;
+  readonly maxOutageMs?: number;
+  readonly adaptive?: boolean;
+  readonly rampUpMs?: number;
+}
+
+/** What a run sends, as it started: `--resume` refuses a job that changed any of it. */
+export interface RecordedJob {
+  /** `package.Service/Method`. */
+  readonly method: string;
+  readonly requestType: string;
+  readonly inputFormat: string;
+  /** Per metadata key, a hash of its value as written in the job file (`${VAR}` not expanded): never the value. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** The first `bytes` bytes of a run's input and their SHA-256 (hex). */
+export interface InputRead {
+  readonly bytes: number;
+  readonly sha256: string;
 }

@@ -2,7 +2,7 @@ import {getErrorMessage, InternalError, IoError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
 import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
-import {resolveStatePath, StateStore, type ResumeInfo, type RunTrigger} from './store.js';
+import {resolveStatePath, StateStore, type InputRead, type ResumeInfo, type RunTrigger} from './store.js';
 
 /**
  * Records runs in the state database for their RunLifecycle, and holds their lease.
@@ -80,6 +80,16 @@ export class RunRecorder {
       if (isStateIoError(error)) throw new IoError(`state database ${store.path}`, error);
       this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the checkpoint: ${getErrorMessage(error)}`);
     }
+  }
+
+  /**
+   * Records how much of the input the run has read and its hash, before those records are sent:
+   * retried while the database is locked (the run waits, its calls in flight go on). Throws `IoError` on a disk fault.
+   */
+  async inputRead(runId: string, read: InputRead): Promise<void> {
+    const store = this.#store;
+    if (!store) return;
+    await this.#mustLand(() => store.saveInputRead(runId, read));
   }
 
   close(): void {

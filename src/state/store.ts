@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
-import type {RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+import type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
 /**
  * The state database: every run (scheduled, caught up or manual, from the daemon and from
@@ -28,12 +28,13 @@ const OPEN_BUSY_TIMEOUT_MS = 10_000;
 /** A run whose owner has not renewed its lease for this long is taken as gone (interrupted). */
 export const LEASE_MS = 30_000;
 
-export type {RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+export type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 export {summaryOutcome} from './records.js';
 
 interface CheckpointRow {
   run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
   output: string; failures: string; low_water: number; done_above: string; updated_at: number; spec: string | null;
+  job: string | null; input_read: number | null; input_sha256: string | null; results: number | null;
 }
 
 interface RunRow {
@@ -251,17 +252,27 @@ export class StateStore {
 
   #saveResumeInfo(runId: string, info: ResumeInfo, now: number): void {
     this.#db.prepare(
-      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at, spec)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at, spec, job)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (run_id) DO UPDATE SET updated_at = excluded.updated_at`,
     ).run(runId, info.jobFile, info.input ?? null, info.inputIsStream ? -1 : info.inputSize ?? null, info.inputMtimeMs ?? null, info.output, info.failures, now,
-      info.spec ? JSON.stringify(info.spec) : null);
+      info.spec ? JSON.stringify(info.spec) : null, info.job ? JSON.stringify(info.job) : null);
+  }
+
+  /**
+   * Records how much of a run's input it has read, and the hash of those bytes, before any record
+   * read from them is sent: `--resume` compares the input against it. Never moves back (a resume
+   * reads its input again from the start).
+   */
+  saveInputRead(runId: string, read: InputRead): void {
+    this.#write(() => this.#db.prepare('UPDATE checkpoints SET input_read = ?, input_sha256 = ? WHERE run_id = ? AND COALESCE(input_read, -1) < ?')
+      .run(read.bytes, read.sha256, runId, read.bytes));
   }
 
   /** Stores a run's progress (called about every second while it runs, and at its end). */
   saveCheckpoint(runId: string, checkpoint: Checkpoint, now = Date.now()): void {
-    this.#write(() => this.#db.prepare('UPDATE checkpoints SET low_water = ?, done_above = ?, updated_at = ? WHERE run_id = ?')
-      .run(checkpoint.lowWater, JSON.stringify(checkpoint.doneAbove), now, runId));
+    this.#write(() => this.#db.prepare('UPDATE checkpoints SET low_water = ?, done_above = ?, results = COALESCE(?, results), updated_at = ? WHERE run_id = ?')
+      .run(checkpoint.lowWater, JSON.stringify(checkpoint.doneAbove), checkpoint.results ?? null, now, runId));
   }
 
   getResumeInfo(runId: string): (ResumeInfo & {checkpoint: Checkpoint; updatedAt: number}) | undefined {
@@ -271,6 +282,9 @@ export class StateStore {
       jobFile: row.job_file, input: row.input ?? undefined, inputSize: row.input_size === -1 ? undefined : row.input_size ?? undefined,
       inputIsStream: row.input_size === -1, inputMtimeMs: row.input_mtime ?? undefined,
       output: row.output, failures: row.failures, updatedAt: row.updated_at, spec: row.spec ? (JSON.parse(row.spec) as RecordedSpec) : undefined,
+      job: row.job ? (JSON.parse(row.job) as RecordedJob) : undefined,
+      inputRead: row.input_read !== null && row.input_sha256 !== null ? {bytes: row.input_read, sha256: row.input_sha256} : undefined,
+      results: row.results ?? undefined,
       checkpoint: {lowWater: row.low_water, doneAbove: JSON.parse(row.done_above) as number[]},
     };
   }

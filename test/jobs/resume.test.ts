@@ -43,7 +43,7 @@ test('a resumed run sends only the records without a result and appends to both 
   assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: 600}, (_, i) => i + 1), 'one result line per record');
   assert.equal(server.stats.calls, 600, 'no record sent twice after a graceful stop');
   assert.equal(readFileSync(second.failures!, 'utf8').split('\n').filter(Boolean).length, 60);
-  assert.deepEqual(checkpoints.at(-1), {lowWater: 600, doneAbove: []});
+  assert.deepEqual(checkpoints.at(-1), {lowWater: 600, doneAbove: [], results: 600}, 'the last checkpoint counts every result line in the file');
 });
 
 test('resuming a run that read standard input is refused', async (t) => {
