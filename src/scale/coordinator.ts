@@ -9,7 +9,7 @@ import type {RunSummary} from '../run/stats.js';
 import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
 import {RunLease} from './lease.js';
-import {CHUNKS_QUEUE, connectRedis, runKeys, watchBullmq, type QueueTarget} from './redis.js';
+import {CHUNKS_QUEUE, connectRedis, redactUrl, runKeys, watchBullmq, type QueueTarget} from './redis.js';
 import {shipRun} from './run-spec.js';
 import {DEFAULT_CHUNK_SIZE} from './target.js';
 import {RESULTS_TTL_MS} from './chunk-worker.js';
@@ -60,7 +60,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: job.spec.metadata, ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: job.spec.metadata, redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
     if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
     if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);

@@ -18,6 +18,8 @@ const LINGER_MS = 200;
 const SWEEP_MS = 2000;
 /** Attempts at a chunk whose processing throws (a worker that cannot resolve the run's secrets...). */
 const CHUNK_ATTEMPTS = 3;
+/** Redis is taken as unreachable (the run waits, as for its backend) once a ping goes this long without an answer. */
+const REDIS_SILENT_MS = 3000;
 
 export interface QueueExecutorOptions {
   readonly redis: Redis;
@@ -33,6 +35,8 @@ export interface QueueExecutorOptions {
   readonly jobMetadata: Readonly<Record<string, string>>;
   /** On a resume: results of chunks the workers finished while no coordinator ran. */
   readonly adopted?: AdoptedResults;
+  /** Where Redis is, for the reason the run waits (`redis://host:port`, no password). */
+  readonly redisLabel?: string;
 }
 
 interface Chunk {
@@ -42,6 +46,10 @@ interface Chunk {
   readonly calls: Map<number, RecordCall>;
   progress: ChunkProgress | undefined;
   merging: boolean;
+  /** Its `queue.add` landed: before that, Redis not knowing the chunk says nothing. */
+  added: boolean;
+  /** Redis said once that it does not know the chunk: lost if it says so again at a later look. */
+  missing: boolean;
 }
 
 const NO_OUTAGE: OutageStatus = {paused: false, pausedForMs: 0, reason: undefined, pauses: 0, pausedMs: 0};
@@ -71,6 +79,10 @@ export class QueueExecutor implements Executor {
   #stopping = false;
   #sweeping = false;
   #paused: {since: number; reason: string} | undefined;
+  /** Redis unreachable since (a ping unanswered for REDIS_SILENT_MS): the run waits for it as for its backend. */
+  #redisDown: number | undefined;
+  #pingSentAt: number | undefined;
+  #lastAnswer = Date.now();
   #pauses = 0;
   #pausedMs = 0;
   readonly #room = new Waiter(() => this.hasRoom || this.#stopping);
@@ -91,7 +103,10 @@ export class QueueExecutor implements Executor {
     options.events.on('failed', this.#onFailed);
     options.events.on('progress', this.#onProgress);
     if (options.adopted) this.#merged.add(options.adopted.stats);
-    this.#sweep = setInterval(() => void this.#sweepChunks(), SWEEP_MS);
+    this.#sweep = setInterval(() => {
+      this.#guard(() => this.#watchRedis());
+      void this.#sweepChunks();
+    }, SWEEP_MS);
     this.#sweep.unref();
   }
 
@@ -240,7 +255,7 @@ export class QueueExecutor implements Executor {
   #enqueue(calls: readonly RecordCall[], slot: number): void {
     const number = ++this.#count;
     const id = chunkId(this.#o.runId, this.#session, number);
-    const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false};
+    const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false, added: false, missing: false};
     this.#chunks.set(id, chunk);
     const share = this.#o.slots[slot]!;
     const data: ChunkData = {
@@ -251,14 +266,52 @@ export class QueueExecutor implements Executor {
     (async () => {
       await this.#o.redis.sadd(this.#keys.chunks, id);
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
+      chunk.added = true;
     })().catch((error: unknown) => this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
+  /**
+   * Looks at a chunk's state in Redis. A chunk is lost only when Redis says it does not know it
+   * after its `queue.add` landed, at two looks in a row: a look sent before the add (both queued on
+   * a connection during a Redis cut) or racing a merge says nothing.
+   */
   async #check(id: string): Promise<void> {
     const chunk = this.#chunks.get(id);
-    if (!chunk || chunk.merging) return;
+    if (!chunk || chunk.merging || !chunk.added) return;
     const state = await this.#o.queue.getJobState(id);
+    if (chunk.merging || !this.#chunks.has(id)) return;
+    if (state === 'unknown') {
+      if (!chunk.missing) {
+        chunk.missing = true;
+        return;
+      }
+    } else chunk.missing = false;
     if (state === 'completed' || state === 'failed' || state === 'unknown') await this.#settleChunk(id, state);
+  }
+
+  /**
+   * Pings Redis each sweep: unanswered for REDIS_SILENT_MS (Redis paused, a partition, a failover),
+   * the run waits for it (`down` as for its backend, in progress and the summary's pauses), and goes
+   * on when it answers (`up`). Commands wait through the cut meanwhile, nothing is lost by it.
+   */
+  #watchRedis(): void {
+    const now = Date.now();
+    if (this.#pingSentAt === undefined) {
+      const sent = (this.#pingSentAt = now);
+      this.#o.redis.ping().then(() => {
+        this.#lastAnswer = Date.now();
+        if (this.#redisDown !== undefined) {
+          this.#redisDown = undefined;
+          this.#updatePaused();
+        }
+      }, () => undefined).finally(() => {
+        if (this.#pingSentAt === sent) this.#pingSentAt = undefined;
+      });
+    }
+    if (this.#redisDown === undefined && now - this.#lastAnswer > REDIS_SILENT_MS + SWEEP_MS / 2) {
+      this.#redisDown = this.#lastAnswer;
+      this.#updatePaused();
+    }
   }
 
   async #sweepChunks(): Promise<void> {
@@ -382,9 +435,12 @@ export class QueueExecutor implements Executor {
 
   /** The run waits for its backend while any chunk does (one backend): `down` and `up` as a local run has them. */
   #updatePaused(): void {
-    const waiting = [...this.#chunks.values()].find((c) => c.progress?.paused);
+    const chunk = [...this.#chunks.values()].find((c) => c.progress?.paused);
+    const waiting = this.#redisDown !== undefined
+      ? {since: this.#redisDown, reason: `Redis${this.#o.redisLabel ? ` at ${this.#o.redisLabel}` : ''} does not answer (paused, partitioned or failing over); the run goes on when it does`}
+      : chunk ? {since: Date.now() - (chunk.progress!.pausedForMs ?? 0), reason: chunk.progress!.reason ?? 'no answer'} : undefined;
     if (waiting && !this.#paused) {
-      this.#paused = {since: Date.now() - (waiting.progress!.pausedForMs ?? 0), reason: waiting.progress!.reason ?? 'no answer'};
+      this.#paused = waiting;
       this.#pauses++;
       this.#events.onOutage({type: 'down', reason: this.#paused.reason});
     } else if (!waiting && this.#paused) {

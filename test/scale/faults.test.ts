@@ -90,6 +90,44 @@ test('Redis paused (SIGSTOP) for 3 seconds mid-run: the run completes', async (t
   assertEveryRecordOnce(dir, records);
 });
 
+test('Redis paused (SIGSTOP) for 5 seconds just as a chunk is added: the run pauses, then completes, every record once', async (t) => {
+  const server = await startServer(t, {latencyMs: 2});
+  const redis = await privateRedis(t);
+  const {prefix, redis: peek} = await redisPrefix(t, redis.url);
+  const dir = tempDir(t);
+  const records = 6;
+  const workers = startWorkers(t, 1, {prefix, url: redis.url, chunks: 4, lockDuration: '10s'});
+  await workersReady(workers);
+  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 2}), '-i', '-', '--redis', redis.url, '--prefix', prefix, '--json', '--log-format', 'json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000, openStdin: true});
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  const write = (i: number) => coordinator.child.stdin.write(`${JSON.stringify({id: `r${i}`})}\n`);
+  const results = () => readJsonlFile(path.join(dir, 'out/results.jsonl')).length;
+  const chunksInRedis = async () => {
+    let n = 0;
+    for (const set of await peek.keys(`${prefix}:runs:*:chunks`)) n += await peek.scard(set);
+    return n;
+  };
+  // The first record merged and its chunk gone: the run has nothing in the queue.
+  write(1);
+  await waitFor(() => results() === 1, 60_000, 'the first result');
+  for (let n = 1; n > 0; n = await chunksInRedis()) await new Promise((resolve) => setTimeout(resolve, 20));
+  // Cut, then a record: its chunk is made while Redis does not answer, and the coordinator's 2 s
+  // sweep asks Redis about it before its add lands (both wait on the connection, in that order).
+  process.kill(redis.pid, 'SIGSTOP');
+  write(2);
+  await new Promise((resolve) => setTimeout(resolve, 5000)); // the length of the cut
+  process.kill(redis.pid, 'SIGCONT');
+  for (let i = 3; i <= records; i++) write(i);
+  coordinator.child.stdin.end();
+  const result = await coordinator.done;
+  assert.equal(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout) as {ok: number; outages: {pauses: number}};
+  assert.equal(summary.ok, records);
+  assert.deepEqual([...server.stats.ids].sort(), Array.from({length: records}, (_, i) => `r${i + 1}`).sort(), 'each record called once at the server');
+  assert.ok(summary.outages.pauses >= 1, `the run paused for Redis: ${JSON.stringify(summary.outages)}`);
+  assert.match(result.stderr, /"event":"backend:down".*Redis at redis:\/\/127\.0\.0\.1:\d+ does not answer/);
+});
+
 test('Redis loses its data mid-run (restarted without persistence): the run stops, exit 3 with its --json summary and one log line per fault, and --resume sends what was lost, every record once', async (t) => {
   const server = await startServer(t, {latencyMs: 2});
   const redis = await privateRedis(t);
