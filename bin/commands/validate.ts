@@ -22,7 +22,7 @@ export const validate = new Command('validate')
     ]);
     const job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
-    const files = checkFilesWritable(job.spec);
+    const files = checkFilesWritable(job.spec, {asRun: true}); // what run would refuse, validate refuses
     if (files.length > 0) throw new ValidationError(files, {title: 'a run could not write its files'});
     const check = await checkInput(job);
     for (const warning of check.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
