@@ -1,8 +1,24 @@
-import {InvalidArgumentError} from 'commander';
+import {InvalidArgumentError, Option} from 'commander';
 import {DURATION_HINT, parseDuration} from '../src/duration.js';
+import type {LogFormat} from '../src/log.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/size.js';
 
-/** Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected. */
+/**
+ * Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected.
+ * This file is loaded by every command, `--help` and `--version` included: it imports only small
+ * modules with no dependency (the heavy ones load in each command's action, see bin/main.ts).
+ */
+
+/** src/log.ts's LOG_FORMATS, written again so that `--help` does not load pino; the types keep the two lists alike. */
+const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
+/** A compile error when src/log.ts gains a format that this list lacks. */
+type MissingLogFormat = Exclude<LogFormat, (typeof LOG_FORMATS)[number]>;
+void (true satisfies [MissingLogFormat] extends [never] ? true : never);
+
+/** `--log-format json|pretty`, shared by the commands that log. */
+export function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines on stderr: pretty (default on a terminal) or json (default otherwise)').choices(LOG_FORMATS);
+}
 
 export function parseIntFlag(min: number) {
   return (value: string): number => {

@@ -1,14 +1,8 @@
-import {Option} from 'commander';
 import {parseDuration} from '../src/duration.js';
 import {createProgressReporter, formatSummary, type NextStep, type ProgressReporter} from '../src/jobs/print.js';
 import type {RunSummary} from '../src/jobs/summary.js';
-import {createLogger, defaultLogFormat, LOG_FORMATS, type LogFormat, type Logger} from '../src/log.js';
+import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../src/log.js';
 import {stderrTerminal, type Terminal} from '../src/terminal.js';
-
-/** `--log-format json|pretty`, shared by the commands that log. */
-export function logFormatOption(): Option {
-  return new Option('--log-format <format>', 'log lines on stderr: pretty (default on a terminal) or json (default otherwise)').choices(LOG_FORMATS);
-}
 
 /** What a command that runs a job shows on the terminal: log lines, the progress bar, the summary. */
 export interface RunConsole {

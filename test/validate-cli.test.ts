@@ -123,3 +123,36 @@ async function runsBesideAReadOnlyJobFolder(dir: string, jobs: string): Promise<
   assert.equal(inJobs.code, 2);
   assert.match(inJobs.stderr, /output: cannot create \S+ in \S+jobs: read-only file system \(EROFS\); set output to a writable place, or use --out-dir for the default files/);
 }
+
+test('every problem is listed at once, a misspelled method among them, by validate and by run', async (t) => {
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const job = writeJob(dir, '127.0.0.1:50051', {method: 'demo.v1.DemoService/Proces', concurrancy: 3, deadline: 'ten seconds'});
+  for (const command of ['validate', 'run']) {
+    const result = await runCli([command, job], {cwd: dir});
+    assert.equal(result.code, 2, `${command}: ${result.stderr}`);
+    assert.match(result.stderr, /job\.yaml: concurrancy: unknown key \(did you mean "concurrency"\?\)/, command);
+    assert.match(result.stderr, /job\.yaml: deadline: expected a duration/, command);
+    assert.match(result.stderr, /job\.yaml: method: service "demo\.v1\.DemoService" has no method "Proces" \(did you mean "Process"\?\)/, command);
+  }
+});
+
+test('validate refuses the output paths that run refuses: a fixed path that already has lines, /dev/null', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  mkdirSync(path.join(dir, 'out'));
+  writeFileSync(path.join(dir, 'out', 'today.jsonl'), '{"line":1}\n');
+  const fixed = writeJob(dir, server.address, {output: 'out/today.jsonl'}, 'fixed.yaml');
+  const devNull = writeJob(dir, server.address, {output: '/dev/null', failures: 'out/{runId}.failed.jsonl'}, 'null.yaml');
+  for (const command of ['validate', 'run']) {
+    const held = await runCli([command, fixed], {cwd: dir});
+    assert.equal(held.code, 2, `${command}: ${held.stderr}`);
+    assert.match(held.stderr, /fixed\.yaml: output: \S+out\/today\.jsonl already holds an earlier run's results, and it is never overwritten: put \{runId\} in the path/, command);
+    const sink = await runCli([command, devNull], {cwd: dir});
+    assert.equal(sink.code, 2, `${command}: ${sink.stderr}`);
+    assert.match(sink.stderr, /null\.yaml: output: \/dev\/null is a character device, not a regular file: a run syncs its results and failures to disk at each checkpoint and --resume reads them back/, command);
+  }
+  assert.equal(readFileSync(path.join(dir, 'out', 'today.jsonl'), 'utf8'), '{"line":1}\n');
+  assert.equal(server.stats.calls, 0);
+});

@@ -1,17 +1,16 @@
 import {Command, Option} from 'commander';
 import {parseDuration} from '../../src/duration.js';
 import {formatIssue} from '../../src/errors.js';
-import {createLogger, defaultLogFormat, type LogFormat} from '../../src/log.js';
-import {OpsMetrics} from '../../src/ops-metrics.js';
-import {DEFAULT_OPS_ADDRESS, startOpsServer, type OpsServer} from '../../src/ops-http.js';
-import {loadJobs} from '../../src/scheduler/job-files.js';
-import {DEFAULT_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
-import {resolveStatePath, StateStore} from '../../src/state/store.js';
+import type {LogFormat} from '../../src/log.js';
+import {DEFAULT_OPS_ADDRESS, type OpsServer} from '../../src/ops-http.js';
+import type {DEFAULT_KEEP_RUNS as SCHEDULER_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
+import type {StateStore} from '../../src/state/store.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX, DEFAULT_WORKER_CHUNKS, redactUrl} from '../../src/scale/target.js';
 import type {Replica} from '../../src/scale/replica.js';
-import {parseDurationFlag, parseIntFlag} from '../flags.js';
-import {logFormatOption} from '../run-console.js';
-import {DaemonSignals} from './daemon-signals.js';
+import {logFormatOption, parseDurationFlag, parseIntFlag} from '../flags.js';
+
+/** The scheduler's DEFAULT_KEEP_RUNS, written here so that `--help` does not load the scheduler; its type (the literal) keeps the two alike. */
+const DEFAULT_KEEP_RUNS: typeof SCHEDULER_KEEP_RUNS = 1000;
 
 interface DaemonFlags {
   readonly state?: string;
@@ -44,6 +43,10 @@ export const daemon = new Command('daemon')
   .option('--chunk-size <n>', 'with --redis: records per chunk of the runs this replica coordinates', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
   .option('--lock-duration <duration>', 'with --redis: a chunk or a tick held this long without a lock renewal (its replica died) is taken over', parseDurationFlag, '30s')
   .action(async (paths: string[], flags: DaemonFlags) => {
+    const [{createLogger, defaultLogFormat}, {OpsMetrics}, {startOpsServer}, {loadJobs}, {Scheduler}, {resolveStatePath, StateStore}, {DaemonSignals}] = await Promise.all([
+      import('../../src/log.js'), import('../../src/ops-metrics.js'), import('../../src/ops-http.js'), import('../../src/scheduler/job-files.js'),
+      import('../../src/scheduler/scheduler.js'), import('../../src/state/store.js'), import('./daemon-signals.js'),
+    ]);
     const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});
     const graceMs = parseDuration(flags.grace)!;
     // Every job is loaded and validated before anything starts, its files checked writable: one bad

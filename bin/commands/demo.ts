@@ -2,19 +2,13 @@ import {mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {Command} from 'commander';
-import {startDemoServer} from '../../src/demo/server.js';
 import {formatDuration, parseDuration} from '../../src/duration.js';
 import {EXIT, InterruptedError} from '../../src/errors.js';
-import {loadJob} from '../../src/jobs/load.js';
-import {formatSummary} from '../../src/jobs/print.js';
-import {runJob} from '../../src/jobs/run.js';
+import type {LoadedJob} from '../../src/jobs/load.js';
 import type {LogFormat} from '../../src/log.js';
-import {callUnary} from '../../src/rpc/call.js';
-import {ChannelPool} from '../../src/rpc/channel.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
 import {setExitCode} from '../exit.js';
-import {parseDurationFlag, parseIntFlag} from '../flags.js';
-import {logFormatOption, openRunConsole} from '../run-console.js';
+import {logFormatOption, parseDurationFlag, parseIntFlag} from '../flags.js';
 
 /** Sequential calls timed to estimate what the one-at-a-time script would take. */
 const SEQUENTIAL_SAMPLE = 200;
@@ -27,6 +21,9 @@ export const demo = new Command('demo')
   .option('--json', 'print the summary as one JSON object on stdout')
   .addOption(logFormatOption())
   .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
+    const [{startDemoServer}, {loadJob}, {formatSummary}, {runJob}, {openRunConsole}] = await Promise.all([
+      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/jobs/run.js'), import('../run-console.js'),
+    ]);
     const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;
     const server = await startDemoServer();
@@ -89,7 +86,8 @@ export function generateInput(records: number, latencyMs: number): string {
   return lines.join('\n') + '\n';
 }
 
-async function timeSequential(address: string, method: Awaited<ReturnType<typeof loadJob>>['method'], latencyMs: number): Promise<number> {
+async function timeSequential(address: string, method: LoadedJob['method'], latencyMs: number): Promise<number> {
+  const [{callUnary}, {ChannelPool}] = await Promise.all([import('../../src/rpc/call.js'), import('../../src/rpc/channel.js')]);
   const pool = new ChannelPool({target: address});
   try {
     const request = method.encodeRequest({id: 'sequential', latencyMs});

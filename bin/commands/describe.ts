@@ -3,14 +3,7 @@ import path from 'node:path';
 import {Command, InvalidArgumentError} from 'commander';
 import {UsageError, ValidationError} from '../../src/errors.js';
 import {parseDuration} from '../../src/duration.js';
-import {checkMetadataEntry} from '../../src/rpc/metadata.js';
 import type {TlsSpec} from '../../src/rpc/credentials.js';
-import {rootFromDescriptors} from '../../src/schema/descriptor-root.js';
-import {describeSymbol, normaliseSymbol} from '../../src/schema/describe.js';
-import {SchemaError} from '../../src/schema/schema.js';
-import {loadProtoFiles} from '../../src/schema/source-proto.js';
-import {loadProtosets} from '../../src/schema/source-protoset.js';
-import {ReflectionClient} from '../../src/schema/source-reflection.js';
 import {parseDurationFlag} from '../flags.js';
 
 interface DescribeFlags {
@@ -28,14 +21,24 @@ interface DescribeFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** `-H 'key: value'`, as grpcurl and curl write headers. */
+/** `-H 'key: value'`, as grpcurl and curl write headers; the name and value are checked in the action (checkHeaders). */
 function collectHeader(value: string, previous: string[]): string[] {
   const colon = value.indexOf(':');
   if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got "${value}"`);
-  const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
-  if (problem) throw new InvalidArgumentError(problem);
   return [...previous, value];
 }
+
+/** Each `-H` checked as metadata, with commander's words for a bad option argument (exit 2). */
+async function checkHeaders(headers: readonly string[]): Promise<void> {
+  const {checkMetadataEntry} = await import('../../src/rpc/metadata.js'); // grpc-js: loaded only when used
+  for (const value of headers) {
+    const colon = value.indexOf(':');
+    const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
+    if (problem) describe.error(`error: option '${HEADER_FLAGS}' argument '${value}' is invalid. ${problem}`, {exitCode: 2, code: 'commander.invalidArgument'});
+  }
+}
+
+const HEADER_FLAGS = '-H, --header <"name: value">';
 
 export const describe = new Command('describe')
   .description('list the services of a server (reflection) or of proto/protoset files, or show one service, method, message or enum')
@@ -44,7 +47,7 @@ export const describe = new Command('describe')
   .option('--proto <file>', '.proto file to read instead of asking the server (repeatable)', collect, [])
   .option('--import-path <dir>', 'folder searched for the protos\' imports (repeatable)', collect, [])
   .option('--protoset <file>', 'FileDescriptorSet file to read instead of asking the server (repeatable)', collect, [])
-  .option('-H, --header <"name: value">', 'metadata sent with the reflection calls (repeatable)', collectHeader, [])
+  .option(HEADER_FLAGS, 'metadata sent with the reflection calls (repeatable)', collectHeader, [])
   .option('--tls', 'TLS with the system roots (implied by --ca, --cert, --key)')
   .option('--ca <file>', 'PEM file of the CA that signed the server certificate')
   .option('--cert <file>', 'PEM client certificate, for mutual TLS (with --key)')
@@ -52,6 +55,8 @@ export const describe = new Command('describe')
   .option('--server-name <name>', 'name to check the server certificate against')
   .option('-d, --deadline <duration>', 'deadline of the reflection exchange', parseDurationFlag, '10s')
   .action(async (first: string | undefined, second: string | undefined, flags: DescribeFlags) => {
+    await checkHeaders(flags.header);
+    const [{describeSymbol}, {SchemaError}] = await Promise.all([import('../../src/schema/describe.js'), import('../../src/schema/schema.js')]);
     const fromFiles = flags.proto.length > 0 || flags.protoset.length > 0;
     if (flags.proto.length > 0 && flags.protoset.length > 0) throw new UsageError('give --proto or --protoset, not both');
     // A target has a colon (host:port, unix:/path); a symbol never has one.
@@ -62,7 +67,9 @@ export const describe = new Command('describe')
     try {
       if (fromFiles) {
         for (const file of [...flags.proto, ...flags.protoset]) if (!existsSync(file)) throw new UsageError(`file not found: ${path.resolve(file)}`);
-        const schema = flags.proto.length > 0 ? loadProtoFiles(flags.proto, flags.importPath) : loadProtosets(flags.protoset);
+        const schema = flags.proto.length > 0
+          ? (await import('../../src/schema/source-proto.js')).loadProtoFiles(flags.proto, flags.importPath)
+          : (await import('../../src/schema/source-protoset.js')).loadProtosets(flags.protoset);
         print(symbol ? describeSymbol(schema.root, symbol) : schema.services.join('\n'));
         return;
       }
@@ -80,6 +87,9 @@ async function describeByReflection(target: string, symbol: string | undefined, 
     ? {...(flags.ca ? {ca: flags.ca} : {}), ...(flags.cert ? {cert: flags.cert} : {}), ...(flags.key ? {key: flags.key} : {}), ...(flags.serverName ? {serverName: flags.serverName} : {})}
     : undefined;
   if (Boolean(flags.cert) !== Boolean(flags.key)) throw new UsageError('mutual TLS needs both --cert and --key');
+  const [{ReflectionClient}, {rootFromDescriptors}, {describeSymbol, normaliseSymbol}] = await Promise.all([
+    import('../../src/schema/source-reflection.js'), import('../../src/schema/descriptor-root.js'), import('../../src/schema/describe.js'),
+  ]);
   const metadata: Record<string, string> = {};
   for (const header of flags.header) {
     const colon = header.indexOf(':');

@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs';
 import {Command} from 'commander';
 import {formatDuration} from '../../src/duration.js';
 import {runToJson} from '../../src/state/run-json.js';
-import {resolveStatePath, StateStore, type RunRecord} from '../../src/state/store.js';
+import type {RunRecord} from '../../src/state/store.js';
 import {parseIntFlag} from '../flags.js';
 
 export const history = new Command('history')
@@ -11,7 +11,8 @@ export const history = new Command('history')
   .option('-n, --limit <n>', 'most runs listed', parseIntFlag(1), 20)
   .option('--json', 'print a JSON array of runs on stdout')
   .option('--state <path>', 'state database; env GRPC_BATCH_STATE')
-  .action((flags: {job?: string; limit: number; json?: boolean; state?: string}) => {
+  .action(async (flags: {job?: string; limit: number; json?: boolean; state?: string}) => {
+    const {resolveStatePath, StateStore} = await import('../../src/state/store.js');
     const state = resolveStatePath(flags.state);
     if (!existsSync(state.path)) {
       if (flags.json) process.stdout.write('[]\n');

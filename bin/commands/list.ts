@@ -2,12 +2,8 @@ import {existsSync} from 'node:fs';
 import {Command} from 'commander';
 import {formatDuration} from '../../src/duration.js';
 import {formatIssue} from '../../src/errors.js';
-import {loadJobs} from '../../src/scheduler/job-files.js';
-import {CronSchedule} from '../../src/scheduler/cron.js';
-import {describeSchedule} from '../../src/scheduler/words.js';
-import {formatInZone} from '../../src/scheduler/zone.js';
 import {runToJson} from '../../src/state/run-json.js';
-import {resolveStatePath, StateStore, type RunRecord} from '../../src/state/store.js';
+import type {RunRecord} from '../../src/state/store.js';
 
 /** Fire times shown per job. */
 const NEXT_RUNS = 3;
@@ -18,6 +14,10 @@ export const list = new Command('list')
   .option('--state <path>', 'state database to read last runs from; env GRPC_BATCH_STATE')
   .option('--json', 'print a JSON array on stdout')
   .action(async (paths: string[], flags: {state?: string; json?: boolean}) => {
+    const [{loadJobs}, {CronSchedule}, {describeSchedule}, {formatInZone}, {resolveStatePath, StateStore}] = await Promise.all([
+      import('../../src/scheduler/job-files.js'), import('../../src/scheduler/cron.js'), import('../../src/scheduler/words.js'),
+      import('../../src/scheduler/zone.js'), import('../../src/state/store.js'),
+    ]);
     const {jobs, warnings} = await loadJobs(paths);
     for (const warning of warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
     const state = resolveStatePath(flags.state);

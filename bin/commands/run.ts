@@ -1,21 +1,13 @@
 import {Command, Option} from 'commander';
 import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
-import {checkInput} from '../../src/jobs/check.js';
-import {inputLabel, readsStdin} from '../../src/jobs/input.js';
-import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
-import {MODULE_WITHOUT_KEY, moduleResumeProblem} from '../../src/jobs/record-identity.js';
-import {newRunId, runJob} from '../../src/jobs/run.js';
+import type {JobOverrides} from '../../src/jobs/load.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
-import {preflight} from '../../src/rpc/preflight.js';
-import {RunLifecycle} from '../../src/run/lifecycle.js';
-import {RunRecorder} from '../../src/state/run-recorder.js';
-import {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags} from '../../src/state/resumable.js';
+import type {RunLifecycle} from '../../src/run/lifecycle.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
+import {logFormatOption, parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
-import {nextSteps, resumeStep} from '../next-step.js';
-import {logFormatOption, openRunConsole, type RunConsole} from '../run-console.js';
+import type {RunConsole} from '../run-console.js';
 
 interface RunFlags extends JobOverrides {
   readonly dryRun?: boolean;
@@ -63,6 +55,7 @@ export const run = new Command('run')
   .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the workers\' --prefix)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
   .option('--chunk-size <n>', 'with --redis: records per chunk (a dead worker\'s chunk is sent again whole)', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
   .action(async (jobFile: string, flags: RunFlags) => {
+    const {openRunConsole} = await import('../run-console.js');
     const console = openRunConsole(flags);
     try {
       await runCommand(jobFile, flags, console);
@@ -72,6 +65,12 @@ export const run = new Command('run')
   });
 
 async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+  // What a run needs loads here, not when the CLI starts (`--help` needs none of it).
+  const [{checkInput}, {inputLabel, readsStdin}, {loadJob}, {newRunId, runJob}, {preflight}, {RunLifecycle}, {RunRecorder}, {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}] = await Promise.all([
+    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/jobs/load.js'), import('../../src/jobs/run.js'),
+    import('../../src/rpc/preflight.js'), import('../../src/run/lifecycle.js'), import('../../src/state/run-recorder.js'),
+    import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
+  ]);
   const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
   let job = await loadJob(jobFile, flags);
   for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));

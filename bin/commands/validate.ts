@@ -1,10 +1,6 @@
 import {Command} from 'commander';
 import {formatIssue, ValidationError, type Issue} from '../../src/errors.js';
-import {checkInput} from '../../src/jobs/check.js';
-import {loadJob} from '../../src/jobs/load.js';
 import {parseSizeFlag} from '../flags.js';
-import {checkFilesWritable} from '../../src/jobs/outputs.js';
-import {describeProblem, probeTarget} from '../../src/rpc/preflight.js';
 
 interface ValidateFlags {
   readonly input?: string;
@@ -21,9 +17,12 @@ export const validate = new Command('validate')
   .option('--out-dir <folder>', 'folder of the default results and failures files, as for run (default ./out)')
   .option('--connect', 'also check that the target answers (one health-check call, no record sent)')
   .action(async (jobFile: string, flags: ValidateFlags) => {
+    const [{checkInput}, {loadJob}, {checkFilesWritable}] = await Promise.all([
+      import('../../src/jobs/check.js'), import('../../src/jobs/load.js'), import('../../src/jobs/outputs.js'),
+    ]);
     const job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
-    const files = checkFilesWritable(job.spec);
+    const files = checkFilesWritable(job.spec, {asRun: true}); // what run would refuse, validate refuses
     if (files.length > 0) throw new ValidationError(files, {title: 'a run could not write its files'});
     const check = await checkInput(job);
     for (const warning of check.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
@@ -34,6 +33,7 @@ export const validate = new Command('validate')
     }
     let answer = '';
     if (flags.connect) {
+      const {describeProblem, probeTarget} = await import('../../src/rpc/preflight.js');
       const result = await probeTarget(job);
       if (!result.ok) throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {title: 'the target does not answer'});
       answer = `; ${job.spec.target} answers (${result.answer})`;

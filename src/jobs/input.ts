@@ -28,6 +28,8 @@ export interface InputRecord {
   readonly span?: {readonly file: string; readonly offset: number; readonly length: number};
   /** The record's line in the original input, when this input is a failures file that says so (its `.lines` file). */
   readonly origin?: number;
+  /** What reading took off `text` and the failures file puts back, byte for byte: a BOM before line 1, a CR before the newline. */
+  readonly trimmed?: {readonly bom?: true; readonly cr?: true};
 }
 
 export interface JsonlOptions {
@@ -83,7 +85,8 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
     pending = [];
     pendingBytes = 0;
-    if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1); // CRLF
+    const cr = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d;
+    if (cr) bytes = bytes.subarray(0, bytes.length - 1); // CRLF
     if (bytes.length > maxLineBytes) {
       // Already in memory (it fit in the chunks read): keep it, or point at it in its file.
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {raw: Buffer.from(bytes)};
@@ -93,11 +96,13 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     try {
       text = decoder.decode(bytes);
     } catch {
-      return {line, text: bytes.toString('latin1'), error: 'not valid UTF-8 text', raw: Buffer.from(bytes)};
+      return {line, text: bytes.toString('latin1'), error: 'not valid UTF-8 text', raw: Buffer.from(bytes), ...(cr ? {trimmed: {cr}} : {})};
     }
-    if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1); // BOM
+    // TextDecoder drops a BOM (ignoreBOM: false); the failures file puts it back.
+    const bom = line === 1 && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.trim() === '') return undefined;
-    return {line, text};
+    return bom || cr ? {line, text, trimmed: {...(bom ? {bom} : {}), ...(cr ? {cr} : {})}} : {line, text};
   };
 
   const chunks = opened?.gzip ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line) : stream as AsyncIterable<Buffer | string>;

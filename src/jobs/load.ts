@@ -4,7 +4,7 @@ import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
 import type {MethodHandle} from '../rpc/method.js';
-import {loadJobSchema} from '../schema/load-schema.js';
+import {loadJobSchema, loadSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
 import {resolveResultFields} from './record-key.js';
@@ -81,7 +81,7 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
   const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
   const {spec: validSpec} = validated;
-  if (!validSpec || envKeys.size > 0) throw new ValidationError(found);
+  if (!validSpec || envKeys.size > 0) throw new ValidationError([...found, ...await methodProblems(merged, label, path.dirname(jobFile), found)]);
   // `--input FILE` given to a job module: its records are that file's (a failures file), not requests()'.
   const spec = overrides.input !== undefined && validSpec.requests ? {...validSpec, requests: undefined} : validSpec;
   let method: MethodHandle;
@@ -99,6 +99,34 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const written = raw as {metadata?: unknown; tls?: unknown};
   const unexpanded: UnexpandedSecrets = {dir: path.dirname(jobFile), metadata: written.metadata, tls: written.tls};
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning'), unexpanded};
+}
+
+/**
+ * The problems of `method` (and of the proto or protoset files it is looked up in) in a job that has
+ * other problems, so that every problem is listed at once: a misspelled method is not left for the
+ * run after the others are fixed. Files only: no server is asked (reflection) while the job is not
+ * valid, and nothing is said about keys that already have a problem.
+ */
+async function methodProblems(job: Record<string, unknown>, label: string, baseDir: string, found: readonly Issue[]): Promise<Issue[]> {
+  const seen = new Set(found.filter((i) => i.severity !== 'warning').map((i) => i.path.split(/[.[]/)[0]));
+  if (['method', 'proto', 'protoset', 'importPaths'].some((key) => seen.has(key))) return [];
+  const files = (key: string): string[] | undefined => {
+    const value = job[key];
+    const list = typeof value === 'string' ? [value] : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value as string[] : undefined;
+    return list?.map((file) => path.resolve(baseDir, file));
+  };
+  const method = job['method'];
+  const proto = files('proto');
+  const protoset = files('protoset');
+  if (typeof method !== 'string' || (!proto && !protoset)) return [];
+  try {
+    const schema = await loadSchema(proto ? {kind: 'proto', files: proto, importPaths: files('importPaths') ?? []} : {kind: 'protoset', files: protoset!}, '');
+    createMethodHandle(schema, method, {});
+    return [];
+  } catch (error) {
+    if (error instanceof SchemaError) return [{file: label, path: error.key, message: error.message}];
+    throw error;
+  }
 }
 
 async function readJobFile(file: string, label: string): Promise<unknown> {

@@ -14,6 +14,26 @@ const FILE_KEYS = ['output', 'failures'] as const;
  * hold an earlier run's lines, which would be overwritten. Throws `ValidationError` (exit 2).
  */
 export function checkRunFiles(spec: JobSpec, runId: string, options: {resume?: boolean} = {}): void {
+  const issues = runFileIssues(spec, runId, options);
+  if (issues.length > 0) throw new ValidationError(issues, {title: 'the run cannot write its files; nothing was sent'});
+}
+
+/**
+ * For `validate`: what `checkRunFiles` would refuse in a run started now, so that the two agree (a
+ * path without `{runId}` that already has lines is refused by both). `asRun: false` (the daemon's
+ * start) checks only that the files can be written: its runs are checked each time they start.
+ */
+export function checkFilesWritable(spec: JobSpec, options: {asRun?: boolean} = {}): Issue[] {
+  if (options.asRun) return runFileIssues(spec, 'RUNID');
+  const issues: Issue[] = [];
+  for (const key of FILE_KEYS) {
+    const problem = writeProblem(expandTemplate(spec[key], {name: spec.name, runId: 'RUNID'}));
+    if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
+  }
+  return issues;
+}
+
+function runFileIssues(spec: JobSpec, runId: string, options: {resume?: boolean} = {}): Issue[] {
   const issues: Issue[] = [];
   const paths = new Map<string, string>();
   for (const key of FILE_KEYS) {
@@ -28,16 +48,6 @@ export function checkRunFiles(spec: JobSpec, runId: string, options: {resume?: b
       issues.push({file: spec.file, path: key, message: `${file} already holds an earlier run's ${key === 'output' ? 'results' : 'failed records'}, and it is never overwritten: put {runId} in the path (${path.basename(file).replace(/(\.[a-z]+)$/, '-{runId}$1')}), give another path, or move the file away`});
     }
   }
-  if (issues.length > 0) throw new ValidationError(issues, {title: 'the run cannot write its files; nothing was sent'});
-}
-
-/** For `validate` and the daemon's start: the job's files can be written (a run id does not matter here). */
-export function checkFilesWritable(spec: JobSpec): Issue[] {
-  const issues: Issue[] = [];
-  for (const key of FILE_KEYS) {
-    const problem = writeProblem(expandTemplate(spec[key], {name: spec.name, runId: 'RUNID'}));
-    if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
-  }
   return issues;
 }
 
@@ -46,6 +56,9 @@ export function writeProblem(file: string): string | undefined {
   const stat = statOf(file);
   if (stat) {
     if (stat.isDirectory()) return `${file} is a folder, not a file`;
+    // /dev/null, a FIFO, a terminal: a run fsyncs its files at each checkpoint (EINVAL on a device)
+    // and --resume reads the results back to skip the records done, so each must be a regular file.
+    if (!stat.isFile()) return `${file} is ${kindOf(stat)}, not a regular file: a run syncs its results and failures to disk at each checkpoint and --resume reads them back, so each must be a file (to keep no results, delete the file after the run)`;
     return access(file, `cannot write ${file}`);
   }
   let dir = path.dirname(file);
@@ -57,6 +70,14 @@ export function writeProblem(file: string): string | undefined {
   const found = statOf(dir);
   if (found && !found.isDirectory()) return `cannot create ${file}: ${dir} is a file, not a folder`;
   return access(dir, `cannot create ${file} in ${dir}`);
+}
+
+function kindOf(stat: ReturnType<typeof statSync> & object): string {
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isFIFO()) return 'a named pipe (FIFO)';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 /** The file's stat, or undefined when it is not there (ENOENT, or a file where a folder should be: ENOTDIR). */

@@ -3,6 +3,14 @@ import type {InputRecord} from '../jobs/input.js';
 import {ORIGIN_SUFFIX} from '../jobs/record-key.js';
 import {LineWriter, type RecordResult} from '../jobs/results.js';
 
+/** A record's line as it was input: its text (or bytes), with the BOM and CR reading took off put back. */
+function asInput(record: InputRecord): string | Buffer {
+  const {trimmed} = record;
+  if (!trimmed) return record.raw ?? record.text;
+  if (record.raw) return trimmed.cr ? Buffer.concat([record.raw, Buffer.from('\r')]) : record.raw;
+  return `${trimmed.bom ? '\ufeff' : ''}${record.text}${trimmed.cr ? '\r' : ''}`;
+}
+
 /** Buffered result bytes that make the files flush before the end of the event-loop turn. */
 const FLUSH_BYTES = 256 * 1024;
 
@@ -61,7 +69,7 @@ export class Sink {
   write(record: InputRecord, result: RecordResult | string, code: number): void {
     if (code !== 0) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
-      else this.#failures.write(record.raw ?? record.text);
+      else this.#failures.write(asInput(record));
       this.#origins.write(String(record.origin ?? record.line)); // the key's line
     }
     this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));

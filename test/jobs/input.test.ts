@@ -217,8 +217,10 @@ test('a run counts bad records invalid, copies them exactly to the failures file
   assert.equal(server.stats.calls, good.length);
   assert.deepEqual([...server.stats.ids].sort(), ['g1', 'g2', 'g3', 'g4', 'g5']);
 
-  // Failures file: the bad lines exactly as input (CR and BOM are line endings, not text), in input order.
-  assert.equal(readFileSync(path.join(dir, 'out/failed.jsonl'), 'utf8'), bad.map((l) => `${l}\n`).join(''));
+  // Failures file: the bad lines byte for byte as input, the first one's BOM and the CRs of CRLF lines kept, in input order.
+  const asInput = layout.map((l, i) => `${i === 0 ? '\ufeff' : ''}${l}${i % 4 === 1 ? '\r' : ''}\n`).filter((_, i) => bad.includes(layout[i]!));
+  assert.ok(asInput.some((l) => l.endsWith('\r\n')) && asInput[0]!.startsWith('\ufeff'));
+  assert.equal(readFileSync(path.join(dir, 'out/failed.jsonl'), 'utf8'), asInput.join(''));
   const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number; status: string; error?: string}[];
   const invalid = results.filter((r) => r.status === 'INVALID');
   assert.deepEqual(invalid.map((r) => r.line).sort((a, b) => a - b), [...expected.keys()]);

@@ -287,3 +287,28 @@ test('loads a TypeScript job module written with defineJob', async (t) => {
   assert.equal(summary.ok, 3);
   assert.deepEqual(server.stats.ids.sort(), ['x', 'y', 'z']);
 });
+
+test('the failures file holds each failed line byte for byte: a CRLF line keeps its CR, line 1 its BOM, on one thread or several', async (t) => {
+  const server = await startServer(t);
+  for (const workers of [1, 2]) {
+    const dir = tempDir(t);
+    const lines = [
+      Buffer.from('\ufeff{"id":"a","failCode":3}\r\n'), // BOM, CRLF, fails
+      Buffer.from('{"id":"b"}\r\n'), // OK
+      Buffer.from('{"id":"c","failCode":5}\r\n'), // fails
+      Buffer.from('not json\r\n'), // invalid
+      Buffer.concat([Buffer.from('{"id":"'), Buffer.from([0xff]), Buffer.from('"}\r\n')]), // not UTF-8
+      Buffer.from('{"id":"d","failCode":3}'), // fails, no newline at the end
+    ];
+    writeFileSync(path.join(dir, 'input.jsonl'), Buffer.concat(lines));
+    const summary = await runJob(await loadJob(writeJob(dir, server.address, {workers})));
+    assert.deepEqual([summary.ok, summary.failed, summary.invalid], [1, 3, 2], `workers ${workers}`);
+    // In the order the records ended (invalid ones at once), each line's bytes as input.
+    const expected = [lines[0]!, lines[2]!, lines[3]!, lines[4]!, Buffer.from('{"id":"d","failCode":3}\n')].map((l) => l.toString('hex')).sort();
+    const failures = readFileSync(path.join(dir, 'out', 'failed.jsonl'));
+    assert.equal(failures.at(-1), 0x0a);
+    const written: string[] = [];
+    for (let start = 0, end = failures.indexOf(0x0a); end !== -1; start = end + 1, end = failures.indexOf(0x0a, start)) written.push(failures.subarray(start, end + 1).toString('hex'));
+    assert.deepEqual(written.sort(), expected, `workers ${workers}`);
+  }
+});
