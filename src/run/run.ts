@@ -134,7 +134,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   /** Writes a record's result (an object, or the JSON line a worker thread made of it), with its key. */
   const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
-    const result = withKey(outcome, recordKey(record, resultFields));
+    const result = withKey(outcome, recordKey(record, resultFields, spec.inputFormat));
     sink.write(record, result, code);
     tracker.finish(record.line);
     if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
@@ -182,7 +182,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
     : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
-  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec));
+  const plan = new Plan(openInput(spec, {stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, prior?.finished, recordPlan(spec, method));
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.
