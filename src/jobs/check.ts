@@ -37,7 +37,7 @@ export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}
   const shapes = new InputShapeHints();
   let total = 0;
   let invalid = 0;
-  const plan = recordPlan(spec);
+  const plan = recordPlan(spec, method);
   for await (const record of source) {
     total++;
     const prepared = prepareRecord(record, method, plan);

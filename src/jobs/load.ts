@@ -7,6 +7,7 @@ import type {MethodHandle} from '../rpc/method.js';
 import {loadJobSchema, loadSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
+import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-template.js';
 import {resolveResultFields} from './record-key.js';
 import {checkMethodKind} from '../rpc/method-kind.js';
 import {checkH2Method, type TransportName} from '../rpc/h2-transport.js';
@@ -75,7 +76,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   // A list, a string or null is not a job, and spreading it into one below would hide that.
   if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, path.dirname(jobFile)).issues]);
   const merged = applyOverrides(job, overrides, path.dirname(jobFile));
-  const validated = validateJob(merged, label, path.dirname(jobFile), overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {});
+  const metadataTemplates = templatesInText(raw, label, env);
+  const validated = validateJob(merged, label, path.dirname(jobFile), {metadataTemplates, ...(overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {})});
   // A missing ${VAR} is one problem among the others, not a stop: every problem is listed at once.
   // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
   const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
@@ -198,6 +200,26 @@ async function importJobModule(file: string, label: string): Promise<unknown> {
   const job = (module.default as {default?: unknown} | undefined)?.default ?? module.default;
   if (job === undefined) throw new ValidationError([{file: label, path: '', message: 'the module has no default export; write `export default defineJob({...})`'}]);
   return job;
+}
+
+/**
+ * The templated values of a job's `metadata`, recognised in the job's text before `${VAR}`
+ * expansion: what a variable expands to is literal (a secret holding `{{` is never read as a
+ * placeholder). Their fixed parts are then expanded. Keyed by the key in lower case; a string says
+ * why the value is malformed.
+ */
+function templatesInText(raw: unknown, label: string, env: NodeJS.ProcessEnv): Map<string, MetadataTemplate | string> {
+  const found = new Map<string, MetadataTemplate | string>();
+  const metadata = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)['metadata'] : undefined;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return found;
+  for (const [key, value] of Object.entries(metadata as Record<string, unknown>)) {
+    if (typeof value !== 'string' || !isTemplate(value)) continue;
+    const template = parseTemplate(key.toLowerCase(), value);
+    // The whole value's expansion has reported its variables already.
+    const expand = (text: string) => interpolate(text, `metadata.${key}`, label, env, []) as string;
+    found.set(key.toLowerCase(), typeof template === 'string' ? template : {key: template.key, parts: template.parts.map((p) => (typeof p === 'string' ? expand(p) : p))});
+  }
+  return found;
 }
 
 const VARIABLE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;

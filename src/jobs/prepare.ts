@@ -5,7 +5,7 @@ import {buildMetadata, checkMetadataEntry} from '../rpc/metadata.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {didYouMean} from '../suggest.js';
 import type {InputRecord} from './input.js';
-import {isTemplate, parseTemplate, renderTemplates, type MetadataTemplate} from './metadata-template.js';
+import {fixedMetadata, renderTemplates, templatesOf, withFieldNames, type MetadataTemplate, type TemplatedSpec} from './metadata-template.js';
 
 /** How input records are read (`inputFormat`). */
 export type InputFormat = 'message' | 'envelope';
@@ -31,27 +31,25 @@ export interface PreparedRecord {
 
 const ENVELOPE_KEYS = ['request', 'metadata', 'deadline'];
 
-export function recordPlan(spec: {readonly inputFormat?: InputFormat; readonly metadata: Readonly<Record<string, string>>}): RecordPlan {
-  const metadata: Record<string, string> = {};
-  const templates: MetadataTemplate[] = [];
-  for (const [key, value] of Object.entries(spec.metadata)) {
-    const template = isTemplate(value) ? parseTemplate(key, value) : undefined;
-    if (typeof template === 'object') templates.push(template);
-    else metadata[key] = value; // validation has refused malformed templates already
-  }
-  return {inputFormat: spec.inputFormat ?? 'message', metadata, templates};
+/**
+ * The plan of a job's records; with `method`, each placeholder's fields are looked up in the request
+ * type, so a record may spell them by their proto or their JSON name.
+ */
+export function recordPlan(spec: TemplatedSpec & {readonly inputFormat?: InputFormat}, method?: Pick<MethodHandle, 'requestFieldPath'>): RecordPlan {
+  const templates = templatesOf(spec).map((template) => withFieldNames(template, method?.requestFieldPath));
+  return {inputFormat: spec.inputFormat ?? 'message', metadata: fixedMetadata(spec), templates};
 }
 
 /**
  * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
  * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
  */
-export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: {readonly inputFormat?: InputFormat; readonly metadata: Readonly<Record<string, string>>}): [key: string, message: string][] {
+export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: TemplatedSpec & {readonly inputFormat?: InputFormat}): [key: string, message: string][] {
   if (method.kind === 'unary') return [];
   const issues: [string, string][] = [];
   if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
-  for (const [key, value] of Object.entries(spec.metadata)) {
-    if (isTemplate(value)) issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  for (const {key} of templatesOf(spec)) {
+    issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
   }
   return issues;
 }

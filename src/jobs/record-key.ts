@@ -33,8 +33,11 @@ export function resolveResultFields(names: readonly string[], method: MethodHand
   return {fields, issues};
 }
 
-/** The key of a record: its original line, and the chosen request fields that it has. */
-export function recordKey(record: InputRecord, fields: readonly ResultField[]): RecordKey {
+/**
+ * The key of a record: its original line, and the chosen request fields that it has (of an
+ * envelope, `inputFormat: envelope`, the fields of its `request`).
+ */
+export function recordKey(record: InputRecord, fields: readonly ResultField[], inputFormat: 'message' | 'envelope' = 'message'): RecordKey {
   const line = record.origin ?? record.line;
   if (fields.length === 0) return {line};
   let value = record.value;
@@ -45,6 +48,7 @@ export function recordKey(record: InputRecord, fields: readonly ResultField[]): 
       value = undefined;
     }
   }
+  if (inputFormat === 'envelope') value = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)['request'] : undefined;
   const key: Record<string, unknown> = {line};
   for (const field of fields) {
     const found = pick(value, field.steps);

@@ -1,6 +1,7 @@
 import type {JsonNames} from '../rpc/json-names.js';
 import type {RetryPolicy} from '../rpc/retry.js';
 import type {InputFormat} from './prepare.js';
+import type {MetadataTemplate} from './metadata-template.js';
 import type {TlsSpec} from '../rpc/credentials.js';
 import type {TransportName} from '../rpc/h2-transport.js';
 import type {RecordResult} from './results.js';
@@ -173,6 +174,11 @@ export interface JobSpec {
   readonly maxFailures: number | undefined;
   readonly onInterrupted: 'resume' | 'abandon';
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * The `metadata` values that are `{{field}}` templates, as recognised in the job's text before
+   * `${VAR}` expansion; absent for a spec made in code (then every value holding `{{` is one).
+   */
+  readonly metadataTemplates?: readonly MetadataTemplate[];
   readonly tls: TlsSpec | undefined;
   readonly channelOptions: Readonly<Record<string, unknown>>;
   /** Template, absolute. */

@@ -18,7 +18,7 @@ import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js
 import {checkSchedule} from './schedule-spec.js';
 import {DEFAULT_MAX_LINE_BYTES} from './input.js';
 import {compressionOf, unsupportedCompression} from './compression.js';
-import {isTemplate, parseTemplate} from './metadata-template.js';
+import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-template.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../size.js';
 
 const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
@@ -28,12 +28,23 @@ const ajv = new Ajv({allErrors: true, strict: false, verbose: true});
 const checkSchema = ajv.compile(SCHEMA);
 const FUNCTION_KEYS = ['requests', 'onResult'] as const;
 
+export interface ValidateOptions {
+  /** Folder of the default results and failures files. @default ./out */
+  readonly outDir?: string;
+  /**
+   * The templated `metadata` values, as recognised in the job's text before `${VAR}` expansion
+   * (by the lowercased key; a string is why one is malformed): no other value is a template.
+   * @default every value holding `{{` (a job made in code, never expanded)
+   */
+  readonly metadataTemplates?: ReadonlyMap<string, MetadataTemplate | string>;
+}
+
 /**
  * Checks a raw job (parsed file or module export, `${VAR}`s already replaced) and resolves it into a
  * `JobSpec`. Returns every issue found (errors and warnings); `spec` is set only when there is no
  * error. Paths are resolved from `baseDir`. The method itself is checked by the loader.
  */
-export function validateJob(raw: unknown, file: string, baseDir: string, options: {outDir?: string} = {}): {spec?: JobSpec; issues: Issue[]} {
+export function validateJob(raw: unknown, file: string, baseDir: string, options: ValidateOptions = {}): {spec?: JobSpec; issues: Issue[]} {
   const issues: Issue[] = [];
   const error = (keyPath: string, message: string) => issues.push({file, path: keyPath, message});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -147,7 +158,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   if (job['metadata'] && typeof job['metadata'] === 'object') {
     for (const [key, value] of Object.entries(job['metadata'] as Record<string, unknown>)) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) continue; // the schema has said it
-      const template = typeof value === 'string' && isTemplate(value) ? parseTemplate(key, value) : undefined;
+      const template = options.metadataTemplates ? options.metadataTemplates.get(key.toLowerCase()) : typeof value === 'string' && isTemplate(value) ? parseTemplate(key.toLowerCase(), value) : undefined;
       if (typeof template === 'string') error(`metadata.${key}`, template);
       // A template is checked once filled, per record; its fixed parts must be sendable already.
       const problem = checkMetadataEntry(key, typeof template === 'object' ? template.parts.filter((p) => typeof p === 'string').join('') : String(value));
@@ -225,6 +236,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     onInterrupted: (job['onInterrupted'] as 'resume' | 'abandon' | undefined) ?? 'resume',
     maxFailures: job['maxFailures'] as number | undefined,
     metadata,
+    ...(options.metadataTemplates ? {metadataTemplates: [...options.metadataTemplates.values()].filter((t): t is MetadataTemplate => typeof t === 'object')} : {}),
     tls: tlsSpec,
     channelOptions,
     // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to

@@ -155,7 +155,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   /** Writes a record's result (an object, or the JSON line a worker thread made of it), with its key. */
   const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
-    const result = withKey(outcome, recordKey(record, resultFields));
+    const result = withKey(outcome, recordKey(record, resultFields, spec.inputFormat));
     sink.write(record, result, code);
     tracker.finish(record.line);
     if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
@@ -206,7 +206,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   // An input file is hashed as it is read: its hash is recorded before its records are sent.
   const digest = options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
   let digested = 0;
-  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec), identities);
+  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec, method), identities);
 
   let total: number | undefined;
   // A regular file only: a pipe or a FIFO can be read once, by the plan.

@@ -83,29 +83,29 @@ export function chunkId(runId: string, session: string, chunk: number): string {
   return `${runId}.${session}-${chunk}`;
 }
 
-/** Whether a job metadata value is a `{{field}}` template (filled per record by the coordinator). */
-const isTemplate = (value: string) => value.includes('{{');
-
 /**
  * A call's own metadata as chunk data, `-bin` values in base64, without the job's fixed entries
- * (`job`: the values the coordinator expanded): those may hold a `${VAR}` secret, and the worker
- * adds its own expansion of them back (`metadataFromData`).
+ * (`job`: the values the coordinator expanded, templates not among them): those may hold a
+ * `${VAR}` secret, and the worker adds its own expansion of them back (`metadataFromData`).
  */
 export function metadataToData(metadata: grpc.Metadata, job: Readonly<Record<string, string>>): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [key, values] of Object.entries(metadata.toJSON())) {
     const fixed = job[key];
-    if (fixed !== undefined && !isTemplate(fixed) && values.length === 1 && values[0] === fixed) continue;
+    if (fixed !== undefined && values.length === 1 && values[0] === fixed) continue;
     out[key] = values.map((v) => (typeof v === 'string' ? v : Buffer.from(v).toString('base64')));
   }
   return out;
 }
 
-/** Back from chunk data, on the worker: the job's fixed entries as this worker expanded them, then the record's own. */
+/**
+ * Back from chunk data, on the worker: the job's fixed entries as this worker expanded them
+ * (`job`, templates not among them: a record's are in its data), then the record's own.
+ */
 export function metadataFromData(data: Readonly<Record<string, readonly string[]>>, job: Readonly<Record<string, string>>): grpc.Metadata {
   const metadata = new grpc.Metadata();
   for (const [key, value] of Object.entries(job)) {
-    if (isTemplate(value) || key in data) continue;
+    if (key in data) continue;
     metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
   }
   for (const [key, values] of Object.entries(data)) for (const value of values) metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);

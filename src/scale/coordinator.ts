@@ -2,6 +2,7 @@ import {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {InternalError, UsageError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
+import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {Logger} from '../log.js';
 import {splitInteger} from '../run/executor-threads.js';
 import {newRunId, runJob, type RunOptions} from '../run/run.js';
@@ -60,7 +61,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: job.spec.metadata, redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
     if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
     if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);

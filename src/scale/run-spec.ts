@@ -3,6 +3,7 @@ import {hostname} from 'node:os';
 import path from 'node:path';
 import {formatIssue, type Issue, ValidationError} from '../errors.js';
 import {expandVariables, type LoadedJob} from '../jobs/load.js';
+import {isTemplate} from '../jobs/metadata-template.js';
 import type {JobSpec} from '../jobs/spec.js';
 import type {TlsSpec} from '../rpc/credentials.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
@@ -84,7 +85,10 @@ export function resolveRun(run: ShippedRun, env: NodeJS.ProcessEnv = process.env
   const where = `run ${run.runId} of ${run.job} on ${hostname()}`;
   const metadata: Record<string, string> = {};
   const rawMetadata = expandVariables(run.metadata ?? {}, 'metadata', where, env, issues) as Record<string, unknown>;
+  const written = (run.metadata ?? {}) as Record<string, unknown>;
   for (const [key, value] of Object.entries(rawMetadata ?? {})) {
+    // A template (recognised as written, before expansion) is filled per record by the coordinator.
+    if (typeof written[key] === 'string' && isTemplate(written[key])) continue;
     const text = String(value);
     const problem = checkMetadataEntry(key, text);
     if (problem) issues.push({file: where, path: `metadata.${key}`, message: problem});

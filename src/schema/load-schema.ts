@@ -1,4 +1,4 @@
-import {isTemplate} from '../jobs/metadata-template.js';
+import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {JobSpec} from '../jobs/spec.js';
 import {splitMethod} from './method-handle.js';
 import type {Schema, SchemaSource} from './schema.js';
@@ -18,7 +18,7 @@ export function schemaSourceOf(spec: JobSpec): SchemaSource {
     target: spec.target,
     tls: spec.tls,
     channelOptions: spec.channelOptions,
-    metadata: spec.reflectionMetadata ?? staticMetadata(spec.metadata),
+    metadata: spec.reflectionMetadata ?? fixedMetadata(spec),
     deadlineMs: spec.deadlineMs > 0 ? Math.min(spec.deadlineMs, REFLECTION_DEADLINE_MS) : REFLECTION_DEADLINE_MS,
   };
 }
@@ -38,9 +38,4 @@ export async function loadSchema(source: SchemaSource, service: string): Promise
 /** The schema of a job's method. */
 export function loadJobSchema(spec: JobSpec): Promise<Schema> {
   return loadSchema(schemaSourceOf(spec), splitMethod(spec.method)[0]);
-}
-
-/** Templated values depend on a record: the reflection calls, made before any, carry only the fixed ones. */
-function staticMetadata(metadata: Readonly<Record<string, string>>): Record<string, string> {
-  return Object.fromEntries(Object.entries(metadata).filter(([, value]) => !isTemplate(value)));
 }
