@@ -179,3 +179,14 @@ test('no server: fail fast UNAVAILABLE with ECONNREFUSED, the channel in TRANSIE
   assert.match(outcome.ok === false ? outcome.details : '', /^No connection established. Last error: .*ECONNREFUSED/);
   assert.equal(pool.connectivity(false), grpc.connectivityState.TRANSIENT_FAILURE);
 });
+
+test('pick-first with fail-over: of ipv4:DEAD,LIVE the refused address is passed over and the call succeeds', async (t) => {
+  const dead = await startEchoServer(t);
+  const deadPort = dead.port;
+  dead.forceShutdown();
+  const live = await startEchoServer(t);
+  const pool = new ChannelPool({target: `ipv4:127.0.0.1:${deadPort},127.0.0.1:${live.port}`, transport: 'h2'});
+  t.after(() => pool.close());
+  assert.deepEqual(replyOf(await callUnaryH2(pool.pickH2(), METHOD, Buffer.from('over'), {deadlineMs: 30_000})), Buffer.from('over'));
+  assert.equal(live.stats.calls, 1);
+});
