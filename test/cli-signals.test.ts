@@ -84,7 +84,7 @@ test('a run that crashes says how to resume it', async (t) => {
   const jobFile = path.join(dir, 'crash.mjs');
   writeFileSync(jobFile, `export default {
     name: 'crash', target: ${JSON.stringify(server.address)}, proto: ${JSON.stringify(DEMO_PROTO)}, method: ${JSON.stringify(DEMO_METHOD)},
-    concurrency: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl',
+    concurrency: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl', resultFields: ['id'],
     *requests() { for (let i = 0; i < 20; i++) yield {id: 'r' + i}; },
     onResult(result) { if (result.line === 5 && !process.env.FIXED) throw new Error('the sink is full'); },
   };\n`);

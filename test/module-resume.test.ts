@@ -3,7 +3,12 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {loadJob} from '../src/jobs/load.js';
-import {runJob} from '../src/jobs/run.js';
+import {runJob, type RunOptions} from '../src/jobs/run.js';
+import type {RunSummary} from '../src/jobs/summary.js';
+import {createLogger} from '../src/log.js';
+import {ManualClock} from '../src/scheduler/clock.js';
+import {Scheduler} from '../src/scheduler/scheduler.js';
+import {StateStore} from '../src/state/store.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
 import {runCli, spawnCli, waitFor} from './helpers/cli.js';
 import {event, startDaemon} from './helpers/daemon.js';
@@ -278,4 +283,41 @@ test('a job module run without resultFields that stops early prints no --resume 
 
   const keyed = await runCli(args(writeModule(dir, {target: server.address, resultFields: ['id'], records: 100, latencyMs: 0, failEvery: 10})), {cwd: dir, timeoutMs: 60_000});
   assert.match((JSON.parse(keyed.stdout) as {next: string[]}).next[0]!, /--resume \S+ --max-failures \d+$/);
+});
+
+test('a job module run without resultFields that ends interrupted while the daemon runs is not planned for resuming: run:abandoned says why', async (t) => {
+  const dir = tempDir(t);
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  const file = path.join(dir, 'every-10s.mjs');
+  writeFileSync(file, `export default ${JSON.stringify({name: 'every-10s', target: '127.0.0.1:1', proto: DEMO_PROTO, method: DEMO_METHOD, schedule: '*/10 * * * * *', timezone: 'UTC', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'})
+    .replace(/}$/, ', *requests() { yield {id: "a"}; }}')};`);
+  const loaded = await loadJob(file);
+  const clock = new ManualClock('2026-01-05T10:00:00.000Z');
+  const started: {runId: string; resume: boolean | undefined}[] = [];
+  let interrupt = true;
+  // The backend gone past maxOutage: the first run ends interrupted (no gRPC here: the run's end is the point).
+  const runner = (job: typeof loaded, options: RunOptions): Promise<RunSummary> => {
+    started.push({runId: options.runId!, resume: options.resume});
+    const status = interrupt ? 'interrupted' as const : 'succeeded' as const;
+    interrupt = false;
+    return Promise.resolve({job: job.spec.name, runId: options.runId!, status, total: 0, ok: 0, failed: 0, invalid: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, byStatus: {}, errors: {}, attempts: 0,
+      retried: 0, retriesThrottled: 0, durationMs: 1, callsPerSec: 0, latencyMs: {p50: 0, p90: 0, p99: 0, max: 0}, lastLine: 0, output: '/dev/null'});
+  };
+  const logged: {event?: string; runId?: string; msg?: string}[] = [];
+  const logger = createLogger({level: 'info', write: (line) => void logged.push(JSON.parse(line) as {event?: string})});
+  const scheduler = new Scheduler([loaded], {clock, store, runner, logger});
+  t.after(() => scheduler.close(0));
+  scheduler.start();
+  await clock.advance(10_000);
+  await clock.advance(0);
+  const first = started[0]!.runId;
+  assert.equal(store.getRun(first)!.status, 'interrupted');
+  assert.equal(logged.some((l) => l.event === 'run:resume-planned'), false, 'no resume is planned');
+  const abandoned = logged.find((l) => l.event === 'run:abandoned' && l.runId === first);
+  assert.match(String(abandoned?.msg), /stays recorded interrupted: .*no key to tell them apart.*Add resultFields/);
+  await clock.advance(10_000); // the next tick: its own run, no resume
+  assert.deepEqual(started.map((r) => r.resume ?? false), [false, false]);
+  assert.equal(store.getRun(first)!.status, 'interrupted', 'not resumed, not lost');
+  await scheduler.close(0);
 });

@@ -2,6 +2,7 @@ import {EventEmitter} from 'node:events';
 import {formatDuration} from '../duration.js';
 import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
+import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {newRunId, runJob} from '../jobs/run.js';
 import type {RunSummary} from '../jobs/summary.js';
 import {RunLifecycle} from '../run/lifecycle.js';
@@ -339,7 +340,9 @@ export class Scheduler extends EventEmitter {
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
     const current = this.#entries.get(run.job);
     if (current !== entry || this.#isClosing) return;
-    if (status === 'interrupted' && !run.cutByShutdown && !this.#shared && entry.loaded.spec.onInterrupted === 'resume') {
+    const noKey = status === 'interrupted' ? moduleResumeProblem(entry.loaded.spec, run.runId, lifecycle.resumeInfo.input) : undefined;
+    if (noKey) this.#log?.warn({job: run.job, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
+    else if (status === 'interrupted' && !run.cutByShutdown && !this.#shared && entry.loaded.spec.onInterrupted === 'resume') {
       entry.resumeAtNextTick = true;
       this.#log?.info({job: run.job, runId: run.runId, event: 'run:resume-planned'}, `run ${run.runId} is resumed at the job's next tick (onInterrupted: resume)`);
     }
