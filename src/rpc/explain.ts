@@ -42,6 +42,9 @@ export function cleanDetails(details: string): string {
 export function hintFor(code: number, details: string, context: ExplainContext): string | undefined {
   const text = details;
   if (/ECONNREFUSED/.test(text)) return `nothing is listening at ${context.target}: is the server up, and is the port right?`;
+  if (/^no (connection to the backend|answer from the backend|connection after)/.test(text)) {
+    return `nothing answers at ${context.target}, not even with an error: packets dropped on the way (a partition, a firewall), a host that is down, or a port that accepts TCP but does not speak gRPC`;
+  }
   if (/wrong version number|packet length too long|WRONG_VERSION_NUMBER|http request/i.test(text)) {
     return 'the server speaks plaintext, not TLS: remove tls from the job (or point target at the TLS port)';
   }

@@ -280,13 +280,13 @@ export class OutageGate {
   async #check(suspicion: Suspicion, details: string): Promise<void> {
     const o = this.#options;
     if (o.state(true) !== connectivityState.READY) {
-      this.#close(`no connection, and calls timed out with no answer: ${details}`, true);
+      this.#close(`no connection to the backend: calls timed out (${firstPart(details)}) waiting for one`, true);
       return;
     }
     const noAnswer = o.probe ? await o.probe(suspicion.abort.signal) : undefined;
     if (this.#suspicion !== suspicion) return; // settled meanwhile (an answer, a close, the stop)
     if (noAnswer === undefined) this.#settleSuspicion(false);
-    else this.#close(`calls timed out with no answer (${details}), and a probe call got none either (${noAnswer})`, true);
+    else this.#close(`no answer from the backend: calls timed out (${firstPart(details)}), and a probe call got no answer either (${firstPart(noAnswer)})`, true);
   }
 
   /** Ends the suspected outage: `outage` is what the records waiting for the verdict get. */
@@ -429,6 +429,11 @@ interface Suspicion {
   readonly abort: AbortController;
   /** The grace before the probe. */
   timer: NodeJS.Timeout | undefined;
+}
+
+/** `Deadline exceeded after 5.001s` of grpc-js's `Deadline exceeded after 5.001s,LB pick: 0.001s,remote_addr=...`. */
+function firstPart(details: string): string {
+  return details.split(',')[0]!.trim();
 }
 
 function formatSeconds(ms: number): string {

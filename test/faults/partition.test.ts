@@ -136,6 +136,7 @@ test('a port that accepts TCP and never speaks HTTP/2: the run pauses and exits 
   assert.equal(summary.failed, 0, `failed: ${JSON.stringify(summary.byStatus)}`);
   assert.equal(summary.unfinished, summary.total);
   assert.ok(silent.connections > 0, 'the port was connected to');
+  assert.match(first.stderr, /waiting for the backend: no connection to the backend: calls timed out .*hint: nothing answers at 127\.0\.0\.1:\d+, not even with an error/);
   assert.deepEqual(readJsonlFile(path.join(dir, 'out/failed.jsonl')), []);
 
   await silent.close();
