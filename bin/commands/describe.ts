@@ -1,9 +1,8 @@
 import {existsSync} from 'node:fs';
 import path from 'node:path';
-import {Command, InvalidArgumentError} from 'commander';
+import {Command} from 'commander';
 import {UsageError, ValidationError} from '../../src/errors.js';
 import {parseDuration} from '../../src/duration.js';
-import {checkMetadataEntry} from '../../src/rpc/metadata.js';
 import type {TlsSpec} from '../../src/rpc/credentials.js';
 import {rootFromDescriptors} from '../../src/schema/descriptor-root.js';
 import {describeSymbol, normaliseSymbol} from '../../src/schema/describe.js';
@@ -11,7 +10,7 @@ import {SchemaError} from '../../src/schema/schema.js';
 import {loadProtoFiles} from '../../src/schema/source-proto.js';
 import {loadProtosets} from '../../src/schema/source-protoset.js';
 import {ReflectionClient} from '../../src/schema/source-reflection.js';
-import {parseDurationFlag} from '../flags.js';
+import {collectHeaderFlag, parseDurationFlag} from '../flags.js';
 
 interface DescribeFlags {
   readonly proto: string[];
@@ -28,15 +27,6 @@ interface DescribeFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** `-H 'key: value'`, as grpcurl and curl write headers. */
-function collectHeader(value: string, previous: string[]): string[] {
-  const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got "${value}"`);
-  const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
-  if (problem) throw new InvalidArgumentError(problem);
-  return [...previous, value];
-}
-
 export const describe = new Command('describe')
   .description('list the services of a server (reflection) or of proto/protoset files, or show one service, method, message or enum')
   .argument('[target]', 'server address, host:port (not needed with --proto or --protoset)')
@@ -44,7 +34,7 @@ export const describe = new Command('describe')
   .option('--proto <file>', '.proto file to read instead of asking the server (repeatable)', collect, [])
   .option('--import-path <dir>', 'folder searched for the protos\' imports (repeatable)', collect, [])
   .option('--protoset <file>', 'FileDescriptorSet file to read instead of asking the server (repeatable)', collect, [])
-  .option('-H, --header <"name: value">', 'metadata sent with the reflection calls (repeatable)', collectHeader, [])
+  .option('-H, --header <"name: value">', 'metadata sent with the reflection calls (repeatable)', collectHeaderFlag, [])
   .option('--tls', 'TLS with the system roots (implied by --ca, --cert, --key)')
   .option('--ca <file>', 'PEM file of the CA that signed the server certificate')
   .option('--cert <file>', 'PEM client certificate, for mutual TLS (with --key)')

@@ -1,8 +1,13 @@
+import path from 'node:path';
 import {Command, Option} from 'commander';
-import {formatIssue, GbError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
+import {formatIssue, GbError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import {checkInput} from '../../src/jobs/check.js';
-import {inputLabel, readsStdin} from '../../src/jobs/input.js';
-import {loadJob, type JobOverrides} from '../../src/jobs/load.js';
+import {inputLabel, readsStdin, statusFilterProblem} from '../../src/jobs/input.js';
+import {loadJob, loadJobValue, type JobOverrides, type LoadedJob} from '../../src/jobs/load.js';
+import {flagForKey, FLAGS_LABEL, flagJobText, hasJobFlags, jobFromFlags, recordedJobPath, writeJobFile, type JobFlags} from '../../src/jobs/flag-job.js';
+import {displayPath} from '../../src/jobs/print.js';
+import {resolveStatePath, StateStore} from '../../src/state/store.js';
+import type {Logger} from '../../src/log.js';
 import {newRunId, runJob} from '../../src/jobs/run.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
@@ -11,12 +16,17 @@ import {RunLifecycle} from '../../src/run/lifecycle.js';
 import {RunRecorder} from '../../src/state/run-recorder.js';
 import {asRecorded, findRunToResume, givenSpecKeys} from '../../src/state/resumable.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
-import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
+import {collectFlag, collectHeaderFlag, parseStatusListFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 import {nextSteps, resumeStep} from '../next-step.js';
 import {logFormatOption, openRunConsole, type RunConsole} from '../run-console.js';
 
-interface RunFlags extends JobOverrides {
+interface RunFlags extends Omit<JobFlags, 'headers'> {
+  /** `-H 'name: value'`, repeatable. */
+  readonly header: string[];
+  readonly saveJob?: string;
+  /** `--only-status`, normalised: `UNAVAILABLE,DEADLINE_EXCEEDED`. */
+  readonly onlyStatus?: string;
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
@@ -32,9 +42,21 @@ interface RunFlags extends JobOverrides {
 
 export const run = new Command('run')
   .description('run a job once: one call per input record, many in flight, then a summary')
-  .argument('<job>', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob)')
-  .option('-i, --input <file>', 'JSONL input file, or - for standard input (overrides input)')
+  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job')
+  .option('-i, --input <file>', 'JSONL input file (gzip read transparently), or - for standard input (overrides input)')
   .option('-t, --target <address>', 'server address, host:port (overrides target)')
+  .option('--method <pkg.Service/Method>', 'without a job file: the method to call')
+  .option('--proto <file>', 'without a job file: .proto file of the method (repeatable); without --proto or --protoset, server reflection', collectFlag, [])
+  .option('--import-path <dir>', 'without a job file: folder searched for the protos\' imports (repeatable)', collectFlag, [])
+  .option('--protoset <file>', 'without a job file: FileDescriptorSet file, instead of --proto (repeatable)', collectFlag, [])
+  .option('-H, --header <"name: value">', 'metadata sent with every call, added to metadata (repeatable); ${VAR} is expanded', collectHeaderFlag, [])
+  .option('--tls', 'without a job file: TLS with the system roots (implied by --ca, --cert, --key)')
+  .option('--ca <file>', 'without a job file: PEM file of the CA that signed the server certificate')
+  .option('--cert <file>', 'without a job file: PEM client certificate, for mutual TLS (with --key)')
+  .option('--key <file>', 'without a job file: PEM client key, for mutual TLS (with --cert)')
+  .option('--server-name <name>', 'without a job file: name to check the server certificate against')
+  .option('--only-status <statuses>', 'with a failures file as --input: send only its records that failed with these statuses (comma-separated; INVALID for invalid records)', parseStatusListFlag)
+  .option('--save-job <file>', 'without a job file: also write the job the flags describe to this YAML file (grpc-batch run FILE runs it again)')
   .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
   .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
   .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', parseDurationFlag)
@@ -60,7 +82,7 @@ export const run = new Command('run')
   .addOption(new Option('--redis <url>', 'distributed run: the calls are made by grpc-batch workers taking chunks from this Redis; this process reads the input and writes the files').env('GRPC_BATCH_REDIS'))
   .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the workers\' --prefix)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
   .option('--chunk-size <n>', 'with --redis: records per chunk (a dead worker\'s chunk is sent again whole)', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
-  .action(async (jobFile: string, flags: RunFlags) => {
+  .action(async (jobFile: string | undefined, flags: RunFlags) => {
     const console = openRunConsole(flags);
     try {
       await runCommand(jobFile, flags, console);
@@ -69,9 +91,83 @@ export const run = new Command('run')
     }
   });
 
-async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+/** Whether any flag that gives a job without a job file was given (TLS ones included). */
+function givesJob(flags: RunFlags): boolean {
+  return hasJobFlags(flags) || Boolean(flags.tls || flags.ca || flags.cert || flags.key || flags.serverName || flags.saveJob);
+}
+
+/**
+ * The job of this run: the job file's, with the flags over it; or, without a job file, the one the
+ * flags give (`--target --method -i`), or with only `--resume RUNID` the one that run recorded.
+ */
+async function loadRunJob(jobFile: string | undefined, flags: RunFlags): Promise<{job: LoadedJob; fromFlags?: Record<string, unknown>}> {
+  const {header, ...rest} = flags;
+  if (jobFile !== undefined) {
+    if (givesJob(flags)) {
+      const given = ['--method', '--proto', '--protoset', '--tls', '--ca', '--cert', '--key', '--server-name', '--save-job'].filter((flag) => process.argv.includes(flag) || process.argv.some((arg) => arg.startsWith(`${flag}=`)));
+      throw new UsageError(`${given.join(', ') || '--method, --proto, --protoset, the TLS flags and --save-job'} give a job without a job file, and ${jobFile} is one: put them in it (method, proto, protoset, tls), or drop ${jobFile}`);
+    }
+    return {job: await loadJob(jobFile, {...rest, headers: header})};
+  }
+  if (!givesJob(flags) && typeof flags.resume === 'string' && flags.target === undefined && flags.input === undefined) {
+    return {job: await loadJob(recordedJobFile(flags.resume, flags.state), {...rest, headers: header})};
+  }
+  if (!givesJob(flags) && flags.target === undefined && flags.input === undefined) {
+    throw new UsageError('expected a job file (grpc-batch run job.yaml), or the job as flags: grpc-batch run --target HOST:PORT --method pkg.Service/Method [--proto F | --protoset F] -i input.jsonl [-H \'name: value\']');
+  }
+  const fromFlags = jobFromFlags({...rest, headers: header});
+  // The identity of the job is in `fromFlags`; the other flags apply over it, as over a job file.
+  const job = await loadJobValue(fromFlags, {label: FLAGS_LABEL, dir: process.cwd(), overrides: rest, renameKey: flagForKey});
+  return {job, fromFlags};
+}
+
+/** The job file a run recorded when it started (`--resume RUNID` alone). */
+function recordedJobFile(runId: string, stateFlag: string | undefined): string {
+  const state = resolveStatePath(stateFlag).path;
+  let store: StateStore;
+  try {
+    store = StateStore.open(state, {readonly: true});
+  } catch (error) {
+    throw new UsageError(`--resume ${runId} without a job file reads the run's job from the state database, and ${state} cannot be opened: ${(error as Error).message}`, {cause: error});
+  }
+  try {
+    const info = store.getResumeInfo(runId);
+    if (!info) throw new UsageError(`run ${runId} is not in the state database ${state} with a checkpoint (see grpc-batch history --state ${state}); give its job file: grpc-batch run JOB --resume ${runId}`);
+    return info.jobFile;
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * Writes the job a run made from flags (`--save-job`, paths relative to it) and records it beside
+ * the state database (paths absolute) unless it was saved: the file the run's `--resume`, its next
+ * steps and the daemon load. Returns the job with that file as its own, or as it was when it could
+ * not be written (then it cannot be resumed by run id alone; the log says why).
+ */
+function recordFlagJob(job: LoadedJob, fromFlags: Record<string, unknown>, flags: RunFlags, log: Logger): LoadedJob {
+  const {header: _header, ...overrides} = flags;
+  if (flags.saveJob) {
+    const file = path.resolve(flags.saveJob);
+    writeJobFile(file, flagJobText(fromFlags, overrides, path.dirname(file), {relative: true}));
+    log.info({event: 'job:saved', file}, `the job is saved to ${displayPath(file)}: grpc-batch run ${displayPath(file)} runs it again`);
+    return {...job, spec: {...job.spec, file}};
+  }
+  const text = flagJobText(fromFlags, overrides, process.cwd(), {relative: false});
+  const file = recordedJobPath(resolveStatePath(flags.state).path, job.spec.name, text);
+  try {
+    writeJobFile(file, text);
+  } catch (error) {
+    log.warn({event: 'job:unrecorded', file}, `the job could not be written to ${file} (${(error as Error).message}); give --save-job FILE to keep it`);
+    return job;
+  }
+  return {...job, spec: {...job.spec, file}};
+}
+
+async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
   const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
-  let job = await loadJob(jobFile, flags);
+  const loaded = await loadRunJob(jobFile, flags);
+  let job = loaded.fromFlags ? recordFlagJob(loaded.job, loaded.fromFlags, flags, log) : loaded.job;
   for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
 
   if (flags.dryRun) {
@@ -82,6 +178,11 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
     if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
     return;
+  }
+
+  if (flags.onlyStatus) {
+    const problem = statusFilterProblem(job.spec.input);
+    if (problem) throw new UsageError(problem);
   }
 
   const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
@@ -108,7 +209,8 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     throw error;
   }
   const invocation = {
-    jobFile, flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
+    // A job made from flags runs again from the file it was recorded in (which holds its -H headers).
+    jobFile: jobFile ?? displayPath(job.spec.file), flags: loaded.fromFlags ? {...flags, header: []} : flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
     resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream,
   };
   const stop = new AbortController();
@@ -136,6 +238,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       cancelSignal: cancel.signal,
       logger: log,
       progressIntervalMs,
+      onlyStatus: flags.onlyStatus !== undefined ? new Set(flags.onlyStatus.split(',')) : undefined,
       ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
     }).catch(async (error: unknown) => {
       if (error instanceof IoError) {
