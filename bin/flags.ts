@@ -2,6 +2,8 @@ import {InvalidArgumentError, Option} from 'commander';
 import {DURATION_HINT, parseDuration} from '../src/duration.js';
 import type {LogFormat} from '../src/log.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/size.js';
+import {checkMetadataEntry} from '../src/rpc/metadata-entry.js';
+import {parseStatus, statusName} from '../src/rpc/status.js';
 
 /**
  * Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected.
@@ -57,4 +59,33 @@ export function parseWorkersFlag(value: string): number | 'auto' {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || n < 1 || n > 256) throw new InvalidArgumentError(`expected an integer from 1 to 256 or "auto", got "${value}"`);
   return n;
+}
+
+/** `-H 'key: value'`, as grpcurl and curl write headers (repeatable): `describe` and `run`. */
+export function collectHeaderFlag(value: string, previous: string[]): string[] {
+  const colon = value.indexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got "${value}"`);
+  const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
+  if (problem) throw new InvalidArgumentError(problem);
+  return [...previous, value];
+}
+
+/** A repeatable flag's values, in order. */
+export function collectFlag(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `--only-status UNAVAILABLE,DEADLINE_EXCEEDED`: status names or numbers, and INVALID; the names, comma-separated (`14,deadline_exceeded` -> `UNAVAILABLE,DEADLINE_EXCEEDED`). */
+export function parseStatusListFlag(value: string): string {
+  const names = new Set<string>();
+  for (const word of value.split(',').map((w) => w.trim()).filter((w) => w !== '')) {
+    if (word.toUpperCase() === 'INVALID') names.add('INVALID');
+    else {
+      const code = parseStatus(word);
+      if (code === undefined || code === 0) throw new InvalidArgumentError(`expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED (names or numbers 1-16, or INVALID), got "${word}"`);
+      names.add(statusName(code));
+    }
+  }
+  if (names.size === 0) throw new InvalidArgumentError(`expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED, got "${value}"`);
+  return [...names].join(',');
 }

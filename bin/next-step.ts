@@ -1,6 +1,7 @@
 import {displayPath} from '../src/jobs/print.js';
 import type {NextStep} from '../src/jobs/print.js';
 import type {RunSummary} from '../src/jobs/summary.js';
+import {failureSteps} from './failure-steps.js';
 
 /**
  * The flags of `run` that change what a run does or how it reads its input, carried into the command
@@ -22,6 +23,8 @@ const CARRIED: readonly (readonly [key: string, flag: string])[] = [
   ['rampUp', '--ramp-up'],
   ['outDir', '--out-dir'],
   ['state', '--state'],
+  ['header', '-H'],
+  ['onlyStatus', '--only-status'],
 ];
 
 /** How the run was started, as far as the next command needs it. */
@@ -49,7 +52,8 @@ function command(invocation: RunInvocation, extra: readonly string[], drop: read
   for (const [key, flag] of CARRIED) {
     const value = (invocation.flags as Record<string, unknown>)[key];
     if (value === undefined || value === false || drop.includes(key)) continue;
-    if (value === true) words.push(flag);
+    if (Array.isArray(value)) for (const each of value as unknown[]) words.push(flag, String(each)); // repeatable (-H)
+    else if (value === true) words.push(flag);
     else words.push(flag, String(value));
   }
   return [...words, ...extra].map(shellQuote).join(' ');
@@ -100,10 +104,6 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
     return [{command: command(invocation, extra, replaced), why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`}];
   }
   if (!summary.failures || summary.failed + summary.invalid === 0) return [];
-  const rerun = command(invocation, ['--input', displayPath(summary.failures)], ['maxFailures', 'maxInvalid']);
-  if (summary.failed === 0) {
-    return [{command: rerun, why: `after fixing the ${summary.invalid} invalid records in that file (the results file says what is wrong with each)`}];
-  }
-  const invalid = summary.invalid > 0 ? `; fix the ${summary.invalid} invalid records in that file first, or they fail again` : '';
-  return [{command: rerun, why: `re-sends the ${summary.failed} failed records${invalid}`}];
+  const failures = displayPath(summary.failures);
+  return failureSteps(summary, (extra) => command(invocation, ['--input', failures, ...extra], ['maxFailures', 'maxInvalid', 'onlyStatus']));
 }

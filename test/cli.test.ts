@@ -154,8 +154,8 @@ test('run --json with invalid records exits 1, counts them invalid and sends onl
 const USAGE: readonly [readonly string[], number, 'stdout' | 'stderr', readonly string[]][] = [
   [['run', `${JOBS}/valid.yaml`, '--bogus'], 2, 'stderr', ["unknown option '--bogus'"]],
   [['run', `${JOBS}/valid.yaml`, '--concurrency', 'abc'], 2, 'stderr', ['--concurrency', 'expected an integer from 1 and up, got "abc"']],
-  [['run'], 2, 'stderr', ["missing required argument 'job'"]],
-  [['--help'], 0, 'stdout', ['Usage: grpc-batch', 'run [options] <job>', 'validate [options] <job>']],
+  [['run'], 2, 'stderr', ['expected a job file (grpc-batch run job.yaml), or the job as flags: grpc-batch run --target HOST:PORT --method']],
+  [['--help'], 0, 'stdout', ['Usage: grpc-batch', 'run [options] [job]', 'validate [options] <job>']],
   [['--version'], 0, 'stdout', [version]],
 ];
 

@@ -71,10 +71,10 @@ test('the failures file of a .gz run is re-run as input: its records keep their 
   lines[29] = JSON.stringify({id: 'x30', fail_code: 14});
   writeFileSync(path.join(dir, 'input.jsonl.gz'), gzipSync(lines.join('\n') + '\n'));
   const job = writeJob(dir, server.address, {input: 'input.jsonl.gz', retry: {maxAttempts: 1}, output: 'out/{runId}.jsonl.gz', failures: 'out/{runId}.failed.jsonl.gz'});
-  const first = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')]);
+  const first = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {timeoutMs: 120_000});
   assert.equal(first.code, 1, first.stderr);
   const {failures} = JSON.parse(first.stdout) as {failures: string};
-  const again = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', failures], {});
+  const again = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', failures], {timeoutMs: 120_000});
   assert.equal(again.code, 1, again.stderr);
   assert.doesNotMatch(again.stderr, /does not match/);
   const {output} = JSON.parse(again.stdout) as {output: string};
@@ -87,7 +87,7 @@ test('a UTF-8 line holding the bytes FF FE is invalid UTF-8, not UTF-16: no icon
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), Buffer.concat([Buffer.from('{"id":"a"}\n'), Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]));
   const job = writeJob(dir, server.address);
-  const run = await runCli(['run', job, '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir});
+  const run = await runCli(['run', job, '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(run.code, 1, run.stderr);
   assert.doesNotMatch(run.stderr, /UTF-16|iconv/);
   assert.equal(server.stats.calls, 1);
@@ -95,7 +95,7 @@ test('a UTF-8 line holding the bytes FF FE is invalid UTF-8, not UTF-16: no icon
   assert.deepEqual(failed, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]));
 
   writeFileSync(path.join(dir, 'utf16.jsonl'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]));
-  const utf16 = await runCli(['validate', job, '-i', 'utf16.jsonl'], {cwd: dir});
+  const utf16 = await runCli(['validate', job, '-i', 'utf16.jsonl'], {cwd: dir, timeoutMs: 120_000});
   assert.match(utf16.stderr, /looks like UTF-16 text; grpc-batch reads UTF-8: iconv/);
 });
 
@@ -105,14 +105,14 @@ test('a .gz input is read by its bytes, not its name, and a zstd one is refused 
   // gzip data named .jsonl: read all the same; before, it got "looks like UTF-16, use iconv".
   writeFileSync(path.join(dir, 'input.jsonl'), gzipSync(Array.from({length: 500}, (_, i) => JSON.stringify({id: `g${i}`})).join('\n') + '\n'));
   const job = writeJob(dir, server.address);
-  const run = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir});
+  const run = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(run.code, 0, run.stderr);
   assert.equal((JSON.parse(run.stdout) as {ok: number}).ok, 500);
   assert.equal(server.stats.calls, 500);
   assert.doesNotMatch(run.stderr, /UTF-16|iconv/);
 
   writeFileSync(path.join(dir, 'input.jsonl.zst'), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x00, 0x00]));
-  const zstd = await runCli(['run', job, '--no-progress', '-i', 'input.jsonl.zst', '--state', path.join(dir, 'state.db')], {cwd: dir});
+  const zstd = await runCli(['run', job, '--no-progress', '-i', 'input.jsonl.zst', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(zstd.code, 2, zstd.stderr);
   assert.match(zstd.stderr, /input: .*input\.jsonl\.zst is zstd-compressed, and Node 20's zlib reads only gzip: decompress it first \(zstd -dk /);
   assert.equal(server.stats.calls, 500);

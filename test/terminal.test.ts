@@ -40,7 +40,7 @@ test('terminal: a run with failures and invalid records leaves a clean screen: l
   assert.ok(summary.slice(1).every((line) => line.startsWith('  ')), `every summary row is indented, nothing else is mixed in:\n${summary.join('\n')}`);
   const next = summary.findIndex((line) => line.startsWith('  next      '));
   assert.match(summary[next]!, /^ {2}next {6}grpc-batch run .*job\.yaml --input out\/failed\.jsonl$/);
-  assert.match(summary[next + 1]!, /re-sends the 11 failed records; fix the 7 invalid records in that file first/);
+  assert.match(summary[next + 1]!, /18 records fail again as they are \(INVALID_ARGUMENT 11, INVALID 7\): fix them in that file/);
   assert.equal(server.stats.calls, 293);
 });
 

@@ -1,10 +1,10 @@
 import {existsSync} from 'node:fs';
 import path from 'node:path';
-import {Command, InvalidArgumentError} from 'commander';
+import {Command} from 'commander';
 import {UsageError, ValidationError} from '../../src/errors.js';
 import {parseDuration} from '../../src/duration.js';
 import type {TlsSpec} from '../../src/rpc/credentials.js';
-import {parseDurationFlag} from '../flags.js';
+import {collectHeaderFlag, parseDurationFlag} from '../flags.js';
 
 interface DescribeFlags {
   readonly proto: string[];
@@ -21,25 +21,6 @@ interface DescribeFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** `-H 'key: value'`, as grpcurl and curl write headers; the name and value are checked in the action (checkHeaders). */
-function collectHeader(value: string, previous: string[]): string[] {
-  const colon = value.indexOf(':');
-  if (colon <= 0) throw new InvalidArgumentError(`expected "name: value", got "${value}"`);
-  return [...previous, value];
-}
-
-/** Each `-H` checked as metadata, with commander's words for a bad option argument (exit 2). */
-async function checkHeaders(headers: readonly string[]): Promise<void> {
-  const {checkMetadataEntry} = await import('../../src/rpc/metadata.js'); // grpc-js: loaded only when used
-  for (const value of headers) {
-    const colon = value.indexOf(':');
-    const problem = checkMetadataEntry(value.slice(0, colon).trim(), value.slice(colon + 1).trim());
-    if (problem) describe.error(`error: option '${HEADER_FLAGS}' argument '${value}' is invalid. ${problem}`, {exitCode: 2, code: 'commander.invalidArgument'});
-  }
-}
-
-const HEADER_FLAGS = '-H, --header <"name: value">';
-
 export const describe = new Command('describe')
   .description('list the services of a server (reflection) or of proto/protoset files, or show one service, method, message or enum')
   .argument('[target]', 'server address, host:port (not needed with --proto or --protoset)')
@@ -47,7 +28,7 @@ export const describe = new Command('describe')
   .option('--proto <file>', '.proto file to read instead of asking the server (repeatable)', collect, [])
   .option('--import-path <dir>', 'folder searched for the protos\' imports (repeatable)', collect, [])
   .option('--protoset <file>', 'FileDescriptorSet file to read instead of asking the server (repeatable)', collect, [])
-  .option(HEADER_FLAGS, 'metadata sent with the reflection calls (repeatable)', collectHeader, [])
+  .option('-H, --header <"name: value">', 'metadata sent with the reflection calls (repeatable)', collectHeaderFlag, [])
   .option('--tls', 'TLS with the system roots (implied by --ca, --cert, --key)')
   .option('--ca <file>', 'PEM file of the CA that signed the server certificate')
   .option('--cert <file>', 'PEM client certificate, for mutual TLS (with --key)')
@@ -55,7 +36,6 @@ export const describe = new Command('describe')
   .option('--server-name <name>', 'name to check the server certificate against')
   .option('-d, --deadline <duration>', 'deadline of the reflection exchange', parseDurationFlag, '10s')
   .action(async (first: string | undefined, second: string | undefined, flags: DescribeFlags) => {
-    await checkHeaders(flags.header);
     const [{describeSymbol}, {SchemaError}] = await Promise.all([import('../../src/schema/describe.js'), import('../../src/schema/schema.js')]);
     const fromFiles = flags.proto.length > 0 || flags.protoset.length > 0;
     if (flags.proto.length > 0 && flags.protoset.length > 0) throw new UsageError('give --proto or --protoset, not both');

@@ -1,15 +1,20 @@
 import {Command, Option} from 'commander';
-import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT} from '../../src/errors.js';
-import type {JobOverrides} from '../../src/jobs/load.js';
+import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
+import type {JobFlags} from '../../src/jobs/flag-job.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
 import type {RunLifecycle} from '../../src/run/lifecycle.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
-import {logFormatOption, parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
+import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
 import {setExitCode} from '../exit.js';
 import type {RunConsole} from '../run-console.js';
 
-interface RunFlags extends JobOverrides {
+export interface RunFlags extends Omit<JobFlags, 'headers'> {
+  /** `-H 'name: value'`, repeatable. */
+  readonly header: string[];
+  readonly saveJob?: string;
+  /** `--only-status`, normalised: `UNAVAILABLE,DEADLINE_EXCEEDED`. */
+  readonly onlyStatus?: string;
   readonly dryRun?: boolean;
   readonly json?: boolean;
   readonly progress?: boolean;
@@ -25,9 +30,21 @@ interface RunFlags extends JobOverrides {
 
 export const run = new Command('run')
   .description('run a job once: one call per input record, many in flight, then a summary')
-  .argument('<job>', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob)')
-  .option('-i, --input <file>', 'JSONL input file, or - for standard input (overrides input)')
+  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job')
+  .option('-i, --input <file>', 'JSONL input file (gzip read transparently), or - for standard input (overrides input)')
   .option('-t, --target <address>', 'server address, host:port (overrides target)')
+  .option('--method <pkg.Service/Method>', 'without a job file: the method to call')
+  .option('--proto <file>', 'without a job file: .proto file of the method (repeatable); without --proto or --protoset, server reflection', collectFlag, [])
+  .option('--import-path <dir>', 'without a job file: folder searched for the protos\' imports (repeatable)', collectFlag, [])
+  .option('--protoset <file>', 'without a job file: FileDescriptorSet file, instead of --proto (repeatable)', collectFlag, [])
+  .option('-H, --header <"name: value">', 'metadata sent with every call, added to metadata (repeatable); ${VAR} is expanded', collectHeaderFlag, [])
+  .option('--tls', 'without a job file: TLS with the system roots (implied by --ca, --cert, --key)')
+  .option('--ca <file>', 'without a job file: PEM file of the CA that signed the server certificate')
+  .option('--cert <file>', 'without a job file: PEM client certificate, for mutual TLS (with --key)')
+  .option('--key <file>', 'without a job file: PEM client key, for mutual TLS (with --cert)')
+  .option('--server-name <name>', 'without a job file: name to check the server certificate against')
+  .option('--only-status <statuses>', 'with a failures file as --input: send only its records that failed with these statuses (comma-separated; INVALID for invalid records)', parseStatusListFlag)
+  .option('--save-job <file>', 'without a job file: also write the job the flags describe to this YAML file (grpc-batch run FILE runs it again)')
   .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
   .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
   .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', parseDurationFlag)
@@ -54,7 +71,7 @@ export const run = new Command('run')
   .addOption(new Option('--redis <url>', 'distributed run: the calls are made by grpc-batch workers taking chunks from this Redis; this process reads the input and writes the files').env('GRPC_BATCH_REDIS'))
   .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the workers\' --prefix)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
   .option('--chunk-size <n>', 'with --redis: records per chunk (a dead worker\'s chunk is sent again whole)', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
-  .action(async (jobFile: string, flags: RunFlags) => {
+  .action(async (jobFile: string | undefined, flags: RunFlags) => {
     const {openRunConsole} = await import('../run-console.js');
     const console = openRunConsole(flags);
     try {
@@ -64,15 +81,17 @@ export const run = new Command('run')
     }
   });
 
-async function runCommand(jobFile: string, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
+async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
   // What a run needs loads here, not when the CLI starts (`--help` needs none of it).
-  const [{checkInput}, {inputLabel, readsStdin}, {loadJob}, {newRunId, runJob}, {preflight}, {RunLifecycle}, {RunRecorder}, {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}] = await Promise.all([
-    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/jobs/load.js'), import('../../src/jobs/run.js'),
+  const [{checkInput}, {inputLabel, readsStdin, statusFilterProblem}, {newRunId, runJob}, {preflight}, {RunLifecycle}, {RunRecorder}, {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}, {loadRunJob, recordFlagJob}, {displayPath}] = await Promise.all([
+    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/jobs/run.js'),
     import('../../src/rpc/preflight.js'), import('../../src/run/lifecycle.js'), import('../../src/state/run-recorder.js'),
     import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
+    import('./run-job.js'), import('../../src/jobs/print.js'),
   ]);
   const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
-  let job = await loadJob(jobFile, flags);
+  const loaded = await loadRunJob(jobFile, flags);
+  let job = loaded.fromFlags ? recordFlagJob(loaded.job, loaded.fromFlags, flags, log) : loaded.job;
   for (const warning of job.warnings) log.warn({event: 'job:warning'}, formatIssue(warning));
 
   if (flags.dryRun) {
@@ -83,6 +102,11 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
     else process.stdout.write(`${job.spec.name}: dry run, nothing sent: ${check.total} records, ${check.invalid} invalid; would call ${job.method.name} on ${job.spec.target} with ${job.spec.concurrency} in flight\n`);
     if (check.invalid > 0) setExitCode(EXIT.RECORDS_FAILED);
     return;
+  }
+
+  if (flags.onlyStatus) {
+    const problem = statusFilterProblem(job.spec.input);
+    if (problem) throw new UsageError(problem);
   }
 
   const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
@@ -112,7 +136,8 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
   }
   const moduleWithoutKey = moduleResumeProblem(job.spec, runId, resumeInfo.input) !== undefined;
   const invocation = {
-    jobFile, flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
+    // A job made from flags runs again from the file it was recorded in (which holds its -H headers).
+    jobFile: jobFile ?? displayPath(job.spec.file), flags: loaded.fromFlags ? {...flags, header: []} : flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
     resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream && !moduleWithoutKey,
     ...(moduleWithoutKey ? {notResumable: MODULE_WITHOUT_KEY} : {}),
   };
@@ -141,6 +166,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       cancelSignal: cancel.signal,
       logger: log,
       progressIntervalMs,
+      onlyStatus: flags.onlyStatus !== undefined ? new Set(flags.onlyStatus.split(',')) : undefined,
       ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
     }).catch(async (error: unknown) => {
       // The run so far (as JSON under --json) and its resume command, then the error (exit 3).

@@ -2,9 +2,9 @@ import {createReadStream, statSync} from 'node:fs';
 import path from 'node:path';
 import type {Readable} from 'node:stream';
 import {createGunzip} from 'node:zlib';
-import {IoError} from '../errors.js';
+import {IoError, UsageError} from '../errors.js';
 import {compressionOf} from './compression.js';
-import {readOrigins} from './record-key.js';
+import {ORIGIN_SUFFIX, readOrigins} from './record-key.js';
 import type {InputDigest} from './input-digest.js';
 import type {JobSpec} from './spec.js';
 
@@ -152,18 +152,52 @@ async function* gunzipped(stream: AsyncIterable<Buffer>, file: string, line: () 
  * file's records carry their line in the original input (`origin`), from its `.lines` file; when
  * that no longer matches, `onWarning` says so and the records carry none.
  */
-export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void} = {}): AsyncGenerator<InputRecord> {
+export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void; readonly onlyStatus?: ReadonlySet<string> | undefined} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
   const jsonl: JsonlOptions = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
   const origins = readOrigins(spec.input!);
   if (origins && 'problem' in origins) options.onWarning?.(origins.problem);
   const records = readJsonl(spec.input!, {...jsonl, digest: options.digest});
+  if (options.onlyStatus) {
+    // Checked before the run (statusFilterProblem): a failures file whose `.lines` file has statuses.
+    if (!origins || 'problem' in origins) throw new UsageError(statusFilterProblem(spec.input!) ?? `--only-status: ${spec.input} has no statuses`);
+    return withOrigins(records, origins.origins, origins.statuses, options.onlyStatus);
+  }
   return origins && 'origins' in origins ? withOrigins(records, origins.origins) : records;
 }
 
-async function* withOrigins(records: AsyncGenerator<InputRecord>, origins: Int32Array): AsyncGenerator<InputRecord> {
-  for await (const record of records) yield record.line <= origins.length ? {...record, origin: origins[record.line - 1]!} : record;
+/** The records of a failures file with their original lines; with `only`, those that failed with one of those statuses. */
+async function* withOrigins(records: AsyncGenerator<InputRecord>, origins: Int32Array, statuses?: readonly (string | undefined)[], only?: ReadonlySet<string>): AsyncGenerator<InputRecord> {
+  for await (const record of records) {
+    if (record.line > origins.length) {
+      yield record;
+      continue;
+    }
+    if (only && !only.has(statuses![record.line - 1] ?? '')) continue;
+    yield {...record, origin: origins[record.line - 1]!};
+  }
+}
+
+/**
+ * For `--only-status`: why `input` cannot be filtered by status (it is no failures file with its
+ * `.lines` file, or an older one without statuses), or undefined when it can.
+ */
+export function statusFilterProblem(input: string | undefined): string | undefined {
+  if (!input || readsStdin(input)) return '--only-status picks records of a failures file by the status they failed with; standard input has none: give the failures file as --input';
+  const origins = readOrigins(input);
+  if (!origins) return `--only-status picks records of a failures file by the status they failed with, read from its ${ORIGIN_SUFFIX} file; ${input}${ORIGIN_SUFFIX} is not there (is ${input} a failures file?)`;
+  if ('problem' in origins) return `--only-status cannot pick records of ${input}: ${origins.problem.replace(/; results carry.*$/, '')}`;
+  if (origins.statuses.some((status) => status === undefined)) return `--only-status: ${input}${ORIGIN_SUFFIX} has no statuses (it was written by an older grpc-batch); re-send the whole file, or filter it by its results file`;
+  return undefined;
+}
+
+/** How many records of a failures file failed with each status (for `--only-status`'s log line and progress total). */
+export function statusCounts(input: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  const origins = readOrigins(input);
+  if (origins && 'statuses' in origins) for (const status of origins.statuses) if (status) counts.set(status, (counts.get(status) ?? 0) + 1);
+  return counts;
 }
 
 /**

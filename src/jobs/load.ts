@@ -38,6 +38,18 @@ export interface JobOverrides {
   readonly rampUp?: string | number;
   readonly workers?: number | 'auto';
   readonly transport?: TransportName;
+  /** `-H 'name: value'` headers, added to `metadata` (a header named there too is replaced); `${VAR}` is expanded as in the job file. */
+  readonly headers?: readonly string[];
+}
+
+/** `-H 'name: value'` headers as metadata: the name is cut at the first colon, both sides trimmed. */
+export function parseHeaders(headers: readonly string[]): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const header of headers) {
+    const colon = header.indexOf(':');
+    Object.defineProperty(metadata, header.slice(0, colon).trim().toLowerCase(), {value: header.slice(colon + 1).trim(), enumerable: true, writable: true, configurable: true});
+  }
+  return metadata;
 }
 
 /** A job ready to run: its spec, its method, and the warnings found while loading it. */
@@ -69,21 +81,45 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const jobFile = path.resolve(file);
   const label = path.relative(process.cwd(), jobFile) || jobFile;
   const raw = await readJobFile(jobFile, label);
+  return loadJobValue(raw, {label, dir: path.dirname(jobFile), overrides, env});
+}
+
+/**
+ * `loadJob` after the file is read: a raw job (parsed YAML/JSON, a module's export, or one made
+ * from `run`'s flags) interpolated, overridden, validated, and its method loaded. `label` names it
+ * in issues, `dir` is the folder its paths are relative to; `renameKey` turns a key into what the
+ * user wrote instead (a flag), in issues.
+ */
+export async function loadJobValue(raw: unknown, options: {label: string; dir: string; overrides?: JobOverrides; env?: NodeJS.ProcessEnv; renameKey?: (key: string) => string}): Promise<LoadedJob> {
+  const {label, dir, overrides = {}, env = process.env} = options;
+  const rename = options.renameKey;
+  try {
+    return await loadValue(raw, label, dir, overrides, env);
+  } catch (error) {
+    if (!rename || !(error instanceof ValidationError)) throw error;
+    throw new ValidationError(error.issues.map((issue) => ({...issue, path: issue.path && rename(issue.path)})), {cause: error, title: error.title});
+  }
+}
+
+async function loadValue(raw: unknown, label: string, jobDir: string, overrides: JobOverrides, env: NodeJS.ProcessEnv): Promise<LoadedJob> {
   const issues: Issue[] = [];
   const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
+  if (overrides.headers && overrides.headers.length > 0 && job !== null && typeof job === 'object' && !Array.isArray(job)) {
+    job['metadata'] = {...(job['metadata'] as object | undefined), ...(interpolate(parseHeaders(overrides.headers), 'metadata', label, env, issues) as object)};
+  }
   const structural = issues.some((i) => i.severity !== 'warning' && !i.message.startsWith('environment variable'));
   if (structural) throw new ValidationError(issues);
   // A list, a string or null is not a job, and spreading it into one below would hide that.
-  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, path.dirname(jobFile)).issues]);
-  const merged = applyOverrides(job, overrides, path.dirname(jobFile));
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, jobDir).issues]);
+  const merged = applyOverrides(job, overrides, jobDir);
   const metadataTemplates = templatesInText(raw, label, env);
-  const validated = validateJob(merged, label, path.dirname(jobFile), {metadataTemplates, ...(overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {})});
+  const validated = validateJob(merged, label, jobDir, {metadataTemplates, ...(overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {})});
   // A missing ${VAR} is one problem among the others, not a stop: every problem is listed at once.
   // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
   const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
   const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
   const {spec: validSpec} = validated;
-  if (!validSpec || envKeys.size > 0) throw new ValidationError([...found, ...await methodProblems(merged, label, path.dirname(jobFile), found)]);
+  if (!validSpec || envKeys.size > 0) throw new ValidationError([...found, ...await methodProblems(merged, label, jobDir, found)]);
   // `--input FILE` given to a job module: its records are that file's (a failures file), not requests()'.
   const spec = overrides.input !== undefined && validSpec.requests ? {...validSpec, requests: undefined} : validSpec;
   let method: MethodHandle;
@@ -99,7 +135,8 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
   const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
   if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
   const written = raw as {metadata?: unknown; tls?: unknown};
-  const unexpanded: UnexpandedSecrets = {dir: path.dirname(jobFile), metadata: written.metadata, tls: written.tls};
+  const headers = overrides.headers && overrides.headers.length > 0 ? parseHeaders(overrides.headers) : undefined;
+  const unexpanded: UnexpandedSecrets = {dir: jobDir, metadata: headers ? {...(written.metadata as object | undefined), ...headers} : written.metadata, tls: written.tls};
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning'), unexpanded};
 }
 
@@ -282,7 +319,8 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   return value;
 }
 
-function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, jobDir: string): Record<string, unknown> {
+/** Applies flags to a raw job: paths given as flags are relative to the working folder, made relative to `jobDir`. */
+export function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, jobDir: string): Record<string, unknown> {
   const out = {...job};
   // Paths given as flags are relative to the working folder; make them absolute before the job
   // folder becomes the base.

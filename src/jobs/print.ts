@@ -1,3 +1,4 @@
+import {describeChoices} from '../run/choices.js';
 import path from 'node:path';
 import {formatDuration} from '../duration.js';
 import {cleanDetails} from '../rpc/explain.js';
@@ -46,6 +47,7 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   lines.push(`  calls     ${summary.attempts} (${summary.retried} records retried), ${summary.callsPerSec.toLocaleString('en-US')} calls/s`);
   const l = summary.latencyMs;
   lines.push(`  latency   p50 ${l.p50}ms  p90 ${l.p90}ms  p99 ${l.p99}ms  max ${l.max}ms`);
+  if (summary.chosen) lines.push(`  ran on    ${describeChoices(summary.chosen)}`);
   lines.push(`  results   ${displayPath(summary.output)}`);
   if (summary.failures) {
     const stopped = summary.stopReason !== undefined || summary.abortReason !== undefined || summary.interruptReason !== undefined;

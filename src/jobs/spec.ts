@@ -169,6 +169,8 @@ export interface JobSpec {
   readonly batchSize: number | undefined;
   /** Worker threads, resolved (`auto` made a number); 1 = the main thread only. */
   readonly workers: number;
+  /** `workers` as written (`auto` by default), to say what `auto` became. */
+  readonly workersSetting?: number | 'auto';
   readonly retry: RetryPolicy;
   readonly maxInvalid: number | undefined;
   readonly maxFailures: number | undefined;

@@ -1,6 +1,15 @@
-import {status as Status} from '@grpc/grpc-js';
+import type {status} from '@grpc/grpc-js';
 
-export {Status};
+/**
+ * The gRPC status codes (fixed by the gRPC spec, doc/statuscodes.md), as grpc-js's `status` enum
+ * has them, written out here so that parsing a status (`--only-status`, job keys) does not load
+ * grpc-js: a CLI command that makes no call starts without it.
+ */
+export const Status = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+} as const satisfies {readonly [K in keyof typeof status]: (typeof status)[K]};
 
 const NAME_BY_CODE = new Map<number, string>();
 const CODE_BY_NAME = new Map<string, number>();

@@ -6,7 +6,8 @@ import {RunFilesLock} from '../jobs/file-lock.js';
 import type {Logger} from '../log.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
 import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
-import {countRegularFileLines, inputLabel, openInput, readsStdin, type InputRecord} from '../jobs/input.js';
+import {describeChoices, runChoices} from './choices.js';
+import {countRegularFileLines, inputLabel, openInput, readsStdin, statusCounts, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {readPriorResults} from '../jobs/resume.js';
 import {InputShapeHints} from '../jobs/input-hints.js';
@@ -86,6 +87,11 @@ export interface RunOptions {
   readonly filesLock?: RunFilesLock;
   /** Log `run:started` and `run:finished` (the daemon's scheduler logs its own, once per run). @default true */
   readonly logLifecycle?: boolean;
+  /**
+   * The input is a failures file: send only its records that failed with one of these statuses
+   * (`UNAVAILABLE`, `INVALID`), read from its `.lines` file (`--only-status`).
+   */
+  readonly onlyStatus?: ReadonlySet<string> | undefined;
 }
 
 /** Not a gRPC status: marks an invalid record for the sink (it goes to the failures file). */
@@ -206,11 +212,21 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   // An input file is hashed as it is read: its hash is recorded before its records are sent.
   const digest = options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
   let digested = 0;
-  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message)}), method, byKey ? undefined : prior?.finished, recordPlan(spec, method), identities);
+  const onlyStatus = options.onlyStatus;
+  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message), onlyStatus}), method, byKey ? undefined : prior?.finished, recordPlan(spec, method), identities);
 
   let total: number | undefined;
-  // A regular file only: a pipe or a FIFO can be read once, by the plan.
-  countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
+  if (onlyStatus && spec.input) {
+    const counts = statusCounts(spec.input);
+    const kept = [...counts].filter(([status]) => onlyStatus.has(status));
+    const left = [...counts].filter(([status]) => !onlyStatus.has(status));
+    total = kept.reduce((sum, [, n]) => sum + n, 0);
+    const show = (entries: [string, number][]) => entries.map(([status, n]) => `${status} ${n}`).join(', ') || 'none';
+    log?.info({event: 'input:only-status', sent: Object.fromEntries(kept), left: Object.fromEntries(left)}, `--only-status: sending the ${total} records of ${label} that failed with ${show(kept)}; not sending ${show(left)}`);
+  } else {
+    // A regular file only: a pipe or a FIFO can be read once, by the plan.
+    countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
+  }
   const onStop = () => stopWith('signal');
   const onCancel = () => {
     log?.warn({event: 'run:cancelling', inFlight: executor.status().calls}, 'cancelling calls in flight');
@@ -252,7 +268,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   if (prior && prior.finished.length > 0) {
     log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again${identities ? ` (found by their key: ${spec.resultFields.join(', ')})` : ''}`);
   }
-  if (options.logLifecycle !== false) log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label}, 'run started');
+  const chosen = runChoices(spec, options.executor !== undefined);
+  if (options.logLifecycle !== false) {
+    log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label, workers: chosen.workers, workersSetting: chosen.workersSetting, executor: chosen.executor, schema: chosen.schema, transport: chosen.transport}, `run started: ${describeChoices(chosen)}`);
+  }
 
   try {
     for (;;) {
@@ -320,7 +339,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const outage = executor.status().outage;
   const limitRange = executor.limitRange();
   stats.throttled = executor.throttled;
-  const summary = stats.summarize({
+  const summary = {...stats.summarize({
     job: spec.name,
     runId,
     output: sink.outputPath,
@@ -332,7 +351,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     concurrencyLimit: limitRange,
     explain,
     inputRecords: total,
-  });
+  }), chosen};
   if (options.logLifecycle !== false) log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
   return summary;
 }

@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs';
 import type {InputRecord} from '../jobs/input.js';
 import {ORIGIN_SUFFIX} from '../jobs/record-key.js';
 import {LineWriter, type RecordResult} from '../jobs/results.js';
+import {statusName} from '../rpc/status.js';
 
 /** A record's line as it was input: its text (or bytes), with the BOM and CR reading took off put back. */
 function asInput(record: InputRecord): string | Buffer {
@@ -70,7 +71,8 @@ export class Sink {
     if (code !== 0) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else this.#failures.write(asInput(record));
-      this.#origins.write(String(record.origin ?? record.line)); // the key's line
+      // The key's line, and the status it failed with (INVALID: never sent), for `--only-status`.
+      this.#origins.write(`${record.origin ?? record.line}\t${code < 0 ? 'INVALID' : statusName(code)}`);
     }
     this.#output.write(typeof result === 'string' ? result : JSON.stringify(result));
     this.#results++;

@@ -1,3 +1,4 @@
+import type {RunChoices} from './choices.js';
 import * as hdr from 'hdr-histogram-js';
 import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
 import {statusName} from '../rpc/status.js';
@@ -83,6 +84,8 @@ export interface RunSummary {
   readonly output: string;
   /** Present when some record failed or was invalid. */
   readonly failures?: string;
+  /** What the run chose: workers (`auto` resolved), schema source, transport (see choices.ts). */
+  readonly chosen?: RunChoices;
 }
 
 /** A part's latencies as plain data (to cross a thread or a process): an HDR histogram, compressed. */

@@ -28,7 +28,7 @@ test('re-running a failures file keeps each record\'s original line in its key, 
   const runOnce = async (input: string, n: number) => runJob(await loadJob(writeJob(dir, server.address, {input, retry: {maxAttempts: 1}, output: `out/run${n}.jsonl`, failures: `out/run${n}.failed.jsonl`}, `job${n}.yaml`)));
   const first = await runOnce('input.jsonl', 1);
   assert.equal(first.failed, 2);
-  assert.equal(readFileSync(`${first.failures}.lines`, 'utf8'), (readJsonlFile(first.output) as Line[]).filter((r) => r.status !== 'OK').map((r) => `${r.key.line}\n`).join(''));
+  assert.equal(readFileSync(`${first.failures}.lines`, 'utf8'), (readJsonlFile(first.output) as Line[]).filter((r) => r.status !== 'OK').map((r) => `${r.key.line}\t${r.status}\n`).join(''));
   const second = await runOnce('out/run1.failed.jsonl', 2);
   const secondLines = readJsonlFile(second.output) as Line[];
   assert.deepEqual(secondLines.map((r) => [r.key.line, r.status]).sort(), [[3, 'UNAVAILABLE'], [7, 'OK']]);
