@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import {readFileSync, renameSync, statSync, utimesSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
+import {loadJob, type LoadedJob} from '../src/jobs/load.js';
 import {DEMO_METHOD} from '../src/paths.js';
+import {jobChange, recordedJob} from '../src/state/resumable.js';
 import {startServer} from './helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
 import {runCli, spawnCli, waitFor} from './helpers/cli.js';
@@ -26,6 +28,24 @@ async function stoppedRun(t: TestContext, extra: Record<string, unknown> = {}, e
   assert.equal(server.stats.calls, 60);
   return {server, dir, input, job, jobFields, state, runId, results: path.join(dir, 'out', `${runId}.jsonl`)};
 }
+
+test('a job module\'s credential-looking metadata is compared by presence; other keys by a hash of their value', async (t) => {
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const loaded = await loadJob(writeJob(dir, '127.0.0.1:1', {metadata: {'x-tenant': 'acme', authorization: 'Bearer ${TOKEN}'}}), {}, {TOKEN: 'one'});
+  const asModule = (metadata: Record<string, string>): LoadedJob => ({...loaded, spec: {...loaded.spec, file: path.join(dir, 'job.ts'), metadata}, unexpanded: {dir, metadata, tls: undefined}});
+  const recorded = recordedJob(asModule({'x-tenant': 'acme', authorization: 'Bearer one'}));
+  assert.equal(recorded.metadata['authorization'], 'set');
+  assert.doesNotMatch(JSON.stringify(recorded), /acme|one/);
+  assert.equal(jobChange('r1', recorded, asModule({'x-tenant': 'acme', authorization: 'Bearer two'})), undefined, 'a rotated token is no change');
+  assert.equal(jobChange('r1', recorded, asModule({'x-tenant': 'globex', authorization: 'Bearer two'})), 'metadata changed since run r1 started: x-tenant changed');
+  assert.equal(jobChange('r1', recorded, asModule({'x-tenant': 'acme'})), 'metadata changed since run r1 started: authorization removed');
+  // A job file: the value as written (${TOKEN}, not the token) is hashed.
+  const file = recordedJob(loaded);
+  const rotated = await loadJob(loaded.spec.file, {}, {TOKEN: 'two'});
+  assert.equal(jobChange('r1', file, rotated), undefined);
+  assert.notEqual(file.metadata['authorization'], 'set');
+});
 
 test('--resume of a run that read standard input (-i -) is refused, and its next step says it cannot be resumed', async (t) => {
   const server = await startServer(t);
@@ -75,8 +95,8 @@ test('--resume refuses a job whose method or metadata changed since the run star
   assert.doesNotMatch(readFileSync(run.state).toString('latin1'), /Bearer one|Bearer two/, 'no secret in the state database');
 });
 
-test('--resume --input OTHER is refused with why, not ignored', async (t) => {
-  const run = await stoppedRun(t);
+test('--resume --input OTHER (or other results files) is refused with why, not ignored', async (t) => {
+  const run = await stoppedRun(t, {output: undefined, failures: undefined}); // the default files, under --out-dir
   writeJsonl(path.join(run.dir, 'other.jsonl'), [{id: 'x1'}, {id: 'x2'}]);
   const resumed = await runCli(['run', run.job, '--state', run.state, '--resume', '--max-failures', '100', '--input', 'other.jsonl'], {cwd: run.dir});
   assert.equal(resumed.code, 2, resumed.stdout);
@@ -84,7 +104,17 @@ test('--resume --input OTHER is refused with why, not ignored', async (t) => {
   const output = await runCli(['run', run.job, '--state', run.state, '--resume', '--max-failures', '100', '--output', 'elsewhere.jsonl'], {cwd: run.dir});
   assert.equal(output.code, 2, output.stdout);
   assert.match(output.stderr, /--output elsewhere\.jsonl cannot be given with --resume/);
+  const failures = await runCli(['run', run.job, '--state', run.state, '--resume', '--max-failures', '100', '--failures', 'elsewhere.failed.jsonl'], {cwd: run.dir});
+  assert.equal(failures.code, 2, failures.stdout);
+  assert.match(failures.stderr, /--failures elsewhere\.failed\.jsonl cannot be given with --resume/);
+  const outDir = await runCli(['run', run.job, '--state', run.state, '--resume', '--max-failures', '100', '--out-dir', 'other'], {cwd: run.dir});
+  assert.equal(outDir.code, 2, outDir.stdout);
+  assert.match(outDir.stderr, /--out-dir other cannot be given with --resume: run \S+ writes \S+ and \S+, which it appends to/);
   assert.equal(run.server.stats.calls, 60, 'nothing sent');
+  // Its own files and input, named again, are honoured.
+  const same = await runCli(['run', run.job, '--state', run.state, '--resume', '--max-failures', '100', '--out-dir', 'out', '--input', 'input.jsonl', '--json'], {cwd: run.dir});
+  assert.equal(same.code, 1, same.stderr);
+  assert.equal(run.server.stats.calls, 120, 'every record sent once');
 });
 
 test('a results file moved away or cut short before --resume is refused with the numbers; put back, the run completes', async (t) => {

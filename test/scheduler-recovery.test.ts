@@ -169,3 +169,23 @@ test('overlap: replace: the next tick starts a new run and leaves the interrupte
   assert.equal(store.getRun(first)!.status, 'interrupted', 'left for the next start to resume');
   assert.deepEqual(interruptedRunsToResume(store, loaded).map((r) => r.runId), [first], 'which the next start resumes');
 });
+
+test('the daemon does not resume an interrupted run whose job now sends differently or whose results file is gone: run:abandoned, with why', async (t) => {
+  const dir = tempDir(t);
+  const loaded = await job(dir, {schedule: '0 0 1 1 *'});
+  const store = StateStore.open(path.join(dir, 'state.db'));
+  t.after(() => store.close());
+  for (const [runId, at] of [['kept', 1000], ['lost', 2000]] as const) {
+    store.startRun({runId, job: 'nightly', trigger: 'schedule', startedAt: at, resume: resumeInfoFor(loaded, runId)});
+    store.finishRun(runId, {status: 'interrupted', endedAt: at + 1});
+  }
+  // 'lost' wrote 3 results, in a file now gone.
+  store.saveCheckpoint('lost', {lowWater: 3, doneAbove: [], results: 3});
+  const abandoned: string[] = [];
+  const log = {warn: (_: unknown, message: string) => abandoned.push(message)} as unknown as Parameters<typeof interruptedRunsToResume>[2];
+  assert.deepEqual(interruptedRunsToResume(store, loaded, log).map((r) => r.runId), ['kept']);
+  assert.match(abandoned[0]!, /run lost was interrupted but is not resumed: run lost's results file \S+ is gone, but the state database recorded 3 results in it/);
+  const changed = await job(dir, {schedule: '0 0 1 1 *', method: 'demo.v1.DemoService/ProcessBatch'});
+  assert.deepEqual(interruptedRunsToResume(store, changed, log).map((r) => r.runId), []);
+  assert.match(abandoned[1]!, /run kept was interrupted but is not resumed: method changed since run kept started: demo\.v1\.DemoService\/Process -> demo\.v1\.DemoService\/ProcessBatch/);
+});
