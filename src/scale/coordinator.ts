@@ -4,7 +4,7 @@ import {InternalError, UsageError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {Logger} from '../log.js';
-import {splitInteger} from '../run/executor-threads.js';
+import {countRegularFileLines} from '../jobs/input.js';
 import {newRunId, runJob, type RunOptions} from '../run/run.js';
 import type {RunSummary} from '../run/stats.js';
 import {adoptChunks} from './adopt.js';
@@ -57,11 +57,13 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     await events.waitUntilReady();
     const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
     const slots = Math.min(MAX_SLOTS, job.spec.concurrency);
-    const shares = splitInteger(job.spec.concurrency, slots).map((concurrency) => ({concurrency, rps: job.spec.rps / slots}));
+    const limits = {concurrency: job.spec.concurrency, rps: job.spec.rps};
+    // The run's size, when the input is a regular file: a run of few chunks gives each a larger share.
+    const inputLines = countRegularFileLines(job.spec)?.catch(() => undefined);
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, slots: shares, chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
     if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
     if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);

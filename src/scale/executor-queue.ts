@@ -27,8 +27,12 @@ export interface QueueExecutorOptions {
   readonly events: QueueEvents;
   readonly prefix: string;
   readonly runId: string;
-  /** The shares of the job's limits, one per chunk in flight: they add up to the totals. */
-  readonly slots: readonly Share[];
+  /** The job's limits: the chunks in flight share them, their shares never add up to more. */
+  readonly limits: Share;
+  /** Chunks of the run in the queue at once, at most. Minimum: 1; at most `limits.concurrency`. */
+  readonly slots: number;
+  /** Lines of the input, when known (a regular file): the run's size, which the shares follow. */
+  readonly inputLines?: Promise<number | undefined>;
   /** Records per chunk. Minimum: 1. */
   readonly chunkSize: number;
   /** The job's metadata as expanded here: its fixed entries are left out of the records' own (see `metadataToData`). */
@@ -43,6 +47,8 @@ interface Chunk {
   readonly id: string;
   readonly number: number;
   readonly slot: number;
+  /** Its share of the run's limits. */
+  readonly share: Share;
   readonly calls: Map<number, RecordCall>;
   progress: ChunkProgress | undefined;
   merging: boolean;
@@ -78,6 +84,9 @@ export class QueueExecutor implements Executor {
   #highestLine = 0;
   #stopping = false;
   #sweeping = false;
+  /** The input is read to its end: the chunk sent now is the last (bar re-sends), it may take what is left of the limits. */
+  #ended = false;
+  #inputLines: number | undefined;
   #paused: {since: number; reason: string} | undefined;
   /** Redis unreachable since (a ping unanswered for REDIS_SILENT_MS): the run waits for it as for its backend. */
   #redisDown: number | undefined;
@@ -98,7 +107,8 @@ export class QueueExecutor implements Executor {
     this.#events = events;
     this.#flush = flush;
     this.#keys = runKeys(options.prefix, options.runId);
-    this.#free = options.slots.map((_, i) => i).reverse();
+    this.#free = Array.from({length: options.slots}, (_, i) => i).reverse();
+    options.inputLines?.then((lines) => (this.#inputLines = lines), () => undefined);
     options.events.on('completed', this.#onCompleted);
     options.events.on('failed', this.#onFailed);
     options.events.on('progress', this.#onProgress);
@@ -142,6 +152,7 @@ export class QueueExecutor implements Executor {
   }
 
   idle(): Promise<void> {
+    this.#ended = true;
     if (!this.#stopping) this.#dispatch();
     return this.#idle.wait();
   }
@@ -174,7 +185,7 @@ export class QueueExecutor implements Executor {
     let limit = 0;
     for (const chunk of this.#chunks.values()) {
       calls += chunk.progress?.calls ?? 0;
-      limit += chunk.progress?.limit ?? this.#o.slots[chunk.slot]!.concurrency;
+      limit += chunk.progress?.limit ?? chunk.share.concurrency;
     }
     const paused = this.#paused;
     const pausedForMs = paused ? Date.now() - paused.since : 0;
@@ -244,20 +255,39 @@ export class QueueExecutor implements Executor {
     clearTimeout(this.#linger);
     this.#linger = undefined;
     if (this.#buffer.length === 0 || this.#stopping) return;
-    const slot = this.#free.pop();
-    if (slot === undefined) return;
+    const share = this.#shareFor(this.#buffer.length);
+    const slot = share ? this.#free.pop() : undefined;
+    if (slot === undefined || !share) return;
     const calls = this.#buffer;
     this.#buffer = [];
-    this.#enqueue(calls, slot);
+    this.#enqueue(calls, slot, share);
   }
 
-  /** Puts records into the queue as one chunk, with the share of `slot`. */
-  #enqueue(calls: readonly RecordCall[], slot: number): void {
+  /**
+   * A new chunk's share of the limits: what the chunks in flight do not hold, split over the chunks
+   * that may run beside it: the free slots, fewer when the run's size says fewer chunks are left
+   * (a run smaller than a chunk gets the whole concurrency), one once the input is read to its end.
+   * Never more calls than the chunk has records; undefined when nothing is left (it waits).
+   */
+  #shareFor(records: number): Share | undefined {
+    const {concurrency, rps} = this.#o.limits;
+    let held = 0;
+    for (const chunk of this.#chunks.values()) held += chunk.share.concurrency;
+    const left = concurrency - held;
+    if (left < 1 || this.#free.length === 0) return undefined;
+    let beside = this.#free.length;
+    if (this.#ended) beside = 1;
+    else if (this.#inputLines !== undefined) beside = Math.min(beside, 1 + Math.ceil(Math.max(0, this.#inputLines - this.#highestLine) / this.#o.chunkSize));
+    const share = Math.min(records, Math.ceil(left / beside));
+    return {concurrency: share, rps: rps > 0 ? (rps * share) / concurrency : 0};
+  }
+
+  /** Puts records into the queue as one chunk, in `slot`, with `share` of the limits. */
+  #enqueue(calls: readonly RecordCall[], slot: number, share: Share): void {
     const number = ++this.#count;
     const id = chunkId(this.#o.runId, this.#session, number);
-    const chunk: Chunk = {id, number, slot, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false, added: false, missing: false};
+    const chunk: Chunk = {id, number, slot, share, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false, added: false, missing: false};
     this.#chunks.set(id, chunk);
-    const share = this.#o.slots[slot]!;
     const data: ChunkData = {
       run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64')),
       ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata, this.#o.jobMetadata) : null))} : {}),
@@ -365,7 +395,7 @@ export class QueueExecutor implements Executor {
       await multi.exec();
       await this.#o.queue.remove(chunk.id).catch(() => undefined);
       this.#chunks.delete(chunk.id);
-      this.#enqueue([...chunk.calls.values()], chunk.slot);
+      this.#enqueue([...chunk.calls.values()], chunk.slot, chunk.share);
       return;
     }
     for (const result of decodeResults(text)) {

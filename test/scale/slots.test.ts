@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import {writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {spawnCli} from '../helpers/cli.js';
+import {runCli, spawnCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
 import {REDIS_URL, redisPrefix, startWorkers, workersReady} from '../helpers/redis.js';
 import {startServer} from '../helpers/server.js';
@@ -47,4 +48,30 @@ test('run --redis with an input that trickles in while calls take 300 ms: never 
   assert.ok(mostChunks <= 2, `${mostChunks} chunks of the run in Redis at once (2 slots)`);
   const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]).map((l) => l.line);
   assert.equal(new Set(lines).size, records);
+});
+
+test('a run smaller than a chunk gets the whole concurrency: 40 records at 1.2 s per call, concurrency 8, under 2x the one-process time', async (t) => {
+  const server = await startServer(t, {latencyMs: 1200});
+  const {prefix} = await redisPrefix(t);
+  const dir = tempDir(t);
+  const records = 40;
+  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`})).join('\n') + '\n');
+  const workers = startWorkers(t, 1, {prefix, chunks: 8});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 8, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const timed = async (args: readonly string[]) => {
+    const started = performance.now();
+    const result = await runCli(['run', jobFile, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), ...args], {cwd: dir, timeoutMs: 180_000});
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, records);
+    return performance.now() - started;
+  };
+  const local = await timed([]);
+  assert.equal(server.stats.maxInFlight, 8);
+  server.stats.maxInFlight = 0;
+  const distributed = await timed(['--redis', REDIS_URL, '--prefix', prefix]);
+  // The one chunk ran with the job's 8 calls in flight, not 8 / 8 slots = 1 (40 x 1.2 s = 48 s).
+  assert.equal(server.stats.maxInFlight, 8, 'calls in flight at the server during the distributed run');
+  assert.equal(server.stats.calls, 2 * records);
+  assert.ok(distributed / local < 2, `distributed ${Math.round(distributed)} ms, one process ${Math.round(local)} ms: ${(distributed / local).toFixed(2)}x`);
 });
