@@ -2,9 +2,11 @@
  * `npm run bench`: grpc-batch against a hand-written grpc-js pump and a Python grpc.aio client,
  * side by side in one run, over one demo server in its own process. See bench/README.md.
  *
- * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability,scale, --repeat N, --no-python.
+ * Flags: --quick (small sizes, one repeat), --only a,b,c,flow,stream,threads,durability,scale,cold, --repeat N, --no-python.
  */
+import {spawnSync} from 'node:child_process';
 import {parseArgs} from 'node:util';
+import {COLD_HEADER, coldStartTable, measureColdStart} from './cold-start.js';
 import {ensureInput} from './data.js';
 import {scaleSection} from './scale.js';
 import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, startGoServer, startServer, type BenchServer, type ClientResult} from './procs.js';
@@ -12,14 +14,14 @@ import {buildGoServer, compileChildren, HAS_TASKSET, hasPython, runClient, start
 const {values: flags} = parseArgs({
   options: {
     quick: {type: 'boolean', default: false},
-    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability,scale'},
+    only: {type: 'string', default: 'a,b,c,flow,stream,threads,durability,scale,cold'},
     repeat: {type: 'string'},
     'no-python': {type: 'boolean', default: false},
   },
 });
 const quick = flags.quick!;
 const only = new Set(flags.only!.split(',').map((s) => s.trim()));
-for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability', 'scale'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads, durability or scale, got \`${key}\``);
+for (const key of only) if (!['a', 'b', 'c', 'flow', 'stream', 'threads', 'durability', 'scale', 'cold'].includes(key)) throw new TypeError(`Expected \`--only\` to list a, b, c, flow, stream, threads, durability, scale or cold, got \`${key}\``);
 const repeat = Number(flags.repeat ?? (quick ? 1 : 3));
 if (!Number.isInteger(repeat) || repeat < 1 || repeat > 20) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 20, got \`${flags.repeat}\``);
 
@@ -201,6 +203,16 @@ try {
   if (only.has('flow')) await flowRows();
   if (only.has('stream')) await streamingSection();
   if (only.has('threads')) await threadsSection();
+  if (only.has('cold')) {
+    // (cold) the CLI from dist/ (built first, as `npm run build`), 10 interleaved runs per row (--quick 3).
+    note('(cold) CLI start-up: building dist/');
+    const build = spawnSync('npm', ['run', 'build', '--silent'], {stdio: 'inherit'});
+    if (build.status !== 0) throw new Error('npm run build failed');
+    const times = quick ? 3 : Math.max(10, repeat);
+    out();
+    out(`(cold) CLI start-up: CPU seconds (user + sys) over bare node -e 0, median of ${times} interleaved runs; files opened (strace); targets from issue 17`);
+    table([...COLD_HEADER], coldStartTable(measureColdStart(server.address, times)));
+  }
   if (only.has('scale')) await scaleSection({records: SIZES.scaleRecords, target: server.address, input: await ensureInput(SIZES.scaleRecords, 0), out, note, table});
 } finally {
   const stats = await server.stop();

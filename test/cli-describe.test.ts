@@ -78,3 +78,28 @@ test('describe over TLS: --ca and --server-name, with a deadline', async (t) => 
   const untrusted = await runCli(['describe', server.address, '--tls', '-d', '5s']);
   assert.equal(untrusted.code, 2, 'the test CA is not among the system roots');
 });
+
+test('describe errors speak of its flags, not of a job, and keep the hints run gives: mutual TLS without --cert, an expired certificate, a CA to trust', async (t) => {
+  const {readFileSync} = await import('node:fs');
+  const path = await import('node:path');
+  const {PACKAGE_ROOT} = await import('../src/paths.js');
+  const {tempDir} = await import('./helpers/job.js');
+  const {expiredServerCert} = await import('./helpers/certs.js');
+  const tls = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'tls');
+  const pem = (name: string) => readFileSync(path.join(tls, name));
+  const mutual = await startSchemaServer(t, {tls: {key: pem('server.key'), cert: pem('server.pem'), ca: pem('ca.pem')}});
+  const expired = await startSchemaServer(t, {tls: expiredServerCert(tempDir(t))});
+  const cases: [string[], RegExp][] = [
+    [[mutual.address, '--ca', path.join(tls, 'ca.pem')], /hint: the server wants a client certificate it accepts: give --cert and --key \(mutual TLS\)/],
+    [[expired.address, '--ca', path.join(tls, 'ca.pem')], /certificate has expired \(hint: the server's certificate has expired: renew it on the server/],
+    [[mutual.address, '--tls'], /hint: the server's certificate is not signed by a CA trusted here \(the system roots, or --ca\): give --ca with the PEM file of the CA that signed it/],
+  ];
+  for (const [args, hint] of cases) {
+    const result = await runCli(['describe', ...args, '-d', '5s']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /^grpc-batch: cannot describe 127\.0\.0\.1:\d+:\n {2}127\.0\.0\.1:\d+: server reflection at 127\.0\.0\.1:\d+ failed: 14 UNAVAILABLE: /);
+    assert.match(result.stderr, hint);
+    assert.match(result.stderr, /give --proto or --protoset to work without it/);
+    assert.doesNotMatch(result.stderr, /the job|nothing was sent|proto:|protoset:|tls\.|Resolution note|\d{4}-\d\d-\d\dT/);
+  }
+});

@@ -174,6 +174,41 @@ test('list shows each job\'s schedule in words, its next three fire times in its
   assert.match(result.stdout, /^adhoc .*\n {2}schedule: none/m);
 });
 
+test('a second SIGTERM cancels the runs as the end of --grace does: recorded interrupted, resumed at the next start, every record once', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  const RECORDS = 40;
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})));
+  writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *', concurrency: 4});
+  server.setLatency(60_000); // the first 4 calls hang until the second SIGTERM cuts them
+  const state = path.join(dir, 'state.db');
+  const first = startDaemon(t, [dir, '--state', state, '--grace', '10m'], dir);
+  const started = await first.waitFor(event('run:started', 'slow'));
+  await until(() => server.stats.inFlight === 4);
+  first.signal('SIGTERM');
+  await first.waitFor(event('scheduler:closing'));
+  first.signal('SIGTERM');
+  assert.deepEqual(await first.exited, {code: 0, signal: null});
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; reason?: string}[];
+  const cut = history.find((r) => r.runId === started.runId)!;
+  assert.equal(cut.status, 'interrupted', JSON.stringify(cut));
+  assert.match(cut.reason!, /SIGTERM received twice/);
+  // The next start resumes it (the job fires no new run): the 4 cut calls are sent again, answered at once now.
+  server.setLatency(0);
+  writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *', concurrency: 4, enabled: false});
+  const second = startDaemon(t, [dir, '--state', state], dir);
+  const resuming = await second.waitFor(event('run:resuming', 'slow'));
+  assert.equal(resuming.runId, started.runId);
+  const finished = await second.waitFor((l) => event('run:finished', 'slow')(l) && l.runId === started.runId, 30_000);
+  assert.equal(finished['status'], 'succeeded');
+  second.signal('SIGTERM');
+  await second.exited;
+  const sent = new Map<string, number>();
+  for (const id of server.stats.ids) sent.set(id, (sent.get(id) ?? 0) + 1);
+  assert.equal(sent.size, RECORDS, 'every record reached the server');
+  assert.deepEqual([...sent].filter(([, n]) => n > 1).map(([id]) => id).sort(), ['r1', 'r2', 'r3', 'r4'], 'only the 4 cut calls were sent again');
+});
+
 test('a daemon killed with -9 mid-run resumes that run at its next start: every record ends with one result', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);

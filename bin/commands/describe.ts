@@ -56,11 +56,34 @@ export const describe = new Command('describe')
       if (!target) throw new UsageError('expected a TARGET (host:port) to ask by server reflection, or --proto / --protoset files');
       await describeByReflection(target, symbol, flags);
     } catch (error) {
-      if (error instanceof SchemaError) throw new ValidationError([{file: error.key === 'target' ? target ?? '' : 'describe', path: '', message: error.message}]);
+      if (error instanceof SchemaError) {
+        const where = error.key === 'target' ? target ?? '' : error.key === 'protoset' ? '--protoset' : '--proto';
+        throw new ValidationError([{file: where, path: '', message: await inDescribeWords(error, target, flags)}], {title: `cannot describe ${symbol ?? (target && !fromFiles ? target : 'the files')}`});
+      }
       if (error instanceof Error && !(error instanceof UsageError) && /^unknown symbol/.test(error.message)) throw new UsageError(error.message);
       throw error;
     }
   });
+
+/**
+ * A schema error in describe's words: its flags, not the job keys that `run` would name, and for a
+ * failed reflection call the cleaned details and the hint `run` gives for them (a CA to trust, a
+ * client certificate to give, an expired server certificate...).
+ */
+async function inDescribeWords(error: Error & {key: string}, target: string | undefined, flags: DescribeFlags): Promise<string> {
+  const cause = error.cause as {code?: unknown; details?: unknown} | undefined;
+  if (error.key === 'target' && target && typeof cause?.code === 'number' && typeof cause.details === 'string') {
+    const [{cleanDetails, hintFor}, {statusName}] = await Promise.all([import('../../src/rpc/explain.js'), import('../../src/rpc/status.js')]);
+    const tls = Boolean(flags.tls || flags.ca || flags.cert || flags.key);
+    const hint = hintFor(cause.code, cause.details, {target, tls, words: 'describe', deadlineMs: parseDuration(flags.deadline) ?? 10_000});
+    return `server reflection at ${target} failed: ${cause.code} ${statusName(cause.code)}: ${cleanDetails(cause.details)}${hint ? ` (hint: ${hint})` : ''}; give --proto or --protoset to work without it`;
+  }
+  return error.message
+    .replace('no proto or protoset is given', 'no --proto or --protoset is given')
+    .replace('(give proto: or protoset: to work without it)', '(give --proto or --protoset to work without it)')
+    .replace('give proto: (with importPaths) or protoset:', 'give --proto (with --import-path) or --protoset')
+    .replace(/to importPaths \(e\.g\. importPaths: \[\.\/vendor\]\)/, 'with --import-path (e.g. --import-path ./vendor)');
+}
 
 async function describeByReflection(target: string, symbol: string | undefined, flags: DescribeFlags): Promise<void> {
   const tls: TlsSpec | undefined = flags.tls || flags.ca || flags.cert || flags.key

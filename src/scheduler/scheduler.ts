@@ -205,9 +205,16 @@ export class Scheduler extends EventEmitter {
     if (entry) this.#skip(entry, trigger, scheduledAt, reason);
   }
 
-  /** Cancels every running run now (a second SIGTERM during the grace period). */
+  /**
+   * Cancels every running run now (a second SIGTERM during the grace period). While the scheduler
+   * closes, the runs are cut by its shutdown, as at the end of the grace period: recorded
+   * `interrupted`, and resumed at the next start.
+   */
   cancelRunning(reason: string): void {
-    for (const run of this.#active) this.#cancelRun(run, reason);
+    for (const run of this.#active) {
+      if (this.#isClosing) run.cutByShutdown = true;
+      this.#cancelRun(run, reason);
+    }
   }
 
   async #drainThenCancel(graceMs: number): Promise<void> {

@@ -42,7 +42,8 @@ export interface SchemaServerOptions {
   readonly reflection?: 'both' | 'v1alpha' | 'none';
   readonly serverOptions?: grpc.ServerOptions;
   /** Serve TLS with this PEM key and certificate. @default plaintext */
-  readonly tls?: {readonly key: Buffer; readonly cert: Buffer};
+  /** `ca`: require a client certificate signed by it (mutual TLS). */
+  readonly tls?: {readonly key: Buffer; readonly cert: Buffer; readonly ca?: Buffer};
   /** How to answer a call; default: echo the request bytes. */
   readonly answer?: (call: SeenCall, request: Buffer) => Answer;
 }
@@ -112,7 +113,7 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
   }
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', options.tls ? grpc.ServerCredentials.createSsl(null, [{private_key: options.tls.key, cert_chain: options.tls.cert}]) : grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+    server.bindAsync('127.0.0.1:0', options.tls ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], options.tls.ca !== undefined) : grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
   t.after(() => new Promise<void>((resolve) => {
     const timer = setTimeout(() => server.forceShutdown(), 200);
     server.tryShutdown(() => {

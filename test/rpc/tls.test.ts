@@ -5,6 +5,7 @@ import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
+import {expiredServerCert} from '../helpers/certs.js';
 import {runCli} from '../helpers/cli.js';
 import {startServer} from '../helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from '../helpers/job.js';
@@ -84,4 +85,21 @@ test('the CLI over TLS to an IP address: no DEP0123 warning about the server nam
   const describe = await runCli(['describe', server.address, '--tls', '-d', '5s']);
   assert.equal(describe.code, 2);
   assert.doesNotMatch(describe.stderr, /DEP0123|RFC 6066/);
+});
+
+test('an expired server certificate fails the records with a hint to renew it, in the summary and from validate --connect', async (t) => {
+  const dir = tempDir(t);
+  const server = await startServer(t, {tls: expiredServerCert(dir)});
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const job = writeJob(dir, server.address, {tls: {ca: path.join(TLS, 'ca.pem')}, deadline: '5s', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const summary = await runJob(await loadJob(job));
+  assert.equal(summary.failed, 1);
+  assert.deepEqual(summary.errors['UNAVAILABLE']?.map((e) => [e.message, e.hint]), [[
+    'certificate has expired',
+    'the server\'s certificate has expired: renew it on the server (nothing in the client\'s settings can accept it); if it was renewed, check this machine\'s clock',
+  ]]);
+  const connect = await runCli(['validate', job, '--connect'], {cwd: dir});
+  assert.equal(connect.code, 2);
+  assert.match(connect.stderr, /does not answer: UNAVAILABLE: certificate has expired \(hint: the server's certificate has expired: renew it on the server/);
+  assert.equal(server.stats.calls, 0);
 });
