@@ -21,16 +21,23 @@ import {isIP} from 'node:net';
  * grpc-js's per-phase timings of a deadline (`,LB pick: 0.001s`, present only when a phase took
  * time) are left out of the template.
  *
- * A status keeps at most `MAX_GROUPS` templates. A new one past them takes the place of the least
- * frequent (the least recently seen of those), whose records move to the status's remainder (as
- * the Space-Saving algorithm does for frequent items, with exact counts): a message frequent late in
- * a run still gets its row, and the rows of a status always add up to its count.
+ * A status keeps at most `MAX_GROUPS` templates. Past them, a new template of 3 words or more that
+ * differs from a kept one in one word only joins it, that word becoming `<*>` (Drain's clustering,
+ * kept for when the rules above do not recognise an id: `user alice not found`); any other takes
+ * the place of the least frequent (the least recently seen of those), whose records move to the
+ * status's remainder (as the Space-Saving algorithm does for frequent items, with exact counts): a
+ * message frequent late in a run still gets its row, and the rows of a status always add up to its
+ * count.
  */
 
 /** Templates kept per status: past them, records are counted in the status's remainder row. */
 export const MAX_GROUPS = 100;
 /** A message longer than this is grouped (and kept as an example) by its first characters only. */
 const MAX_MESSAGE_CHARS = 1000;
+/** The word of a joined template that differed (see `StatusErrors`). */
+const WILDCARD = '<*>';
+/** Shorter templates are never joined: one word of two is too much of the message. */
+const MIN_WORDS_TO_JOIN = 3;
 
 const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
 const TIMESTAMP = /\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?/g;
@@ -81,6 +88,8 @@ function cut(message: string): string {
 /** One template of a status: how many records, and the first message seen (and whether others differed). */
 export interface ErrorGroup {
   readonly template: string;
+  /** The template's words, to compare with a new template. */
+  readonly words: readonly string[];
   count: number;
   /** The first message of the group, as it came (cut to `MAX_MESSAGE_CHARS`). */
   readonly example: string;
@@ -123,12 +132,47 @@ export class StatusErrors {
       if (varied || example !== group.example) group.varied = true;
       return;
     }
+    const words = template.split(' ');
     if (this.#groups.size >= MAX_GROUPS) {
+      const joined = this.#join(words);
+      if (joined) {
+        joined.count += count;
+        joined.seen = seen;
+        joined.varied = true;
+        return;
+      }
       const evicted = this.#leastFrequent();
       this.#groups.delete(evicted.template);
       this.remainder += evicted.count;
     }
-    this.#groups.set(template, {template, count, example, varied, seen});
+    this.#groups.set(template, {template, words, count, example, varied, seen});
+  }
+
+  /** A kept group the template's words match but for one word (made `<*>` in it), or undefined. */
+  #join(words: readonly string[]): ErrorGroup | undefined {
+    if (words.length < MIN_WORDS_TO_JOIN) return undefined;
+    for (const group of this.#groups.values()) {
+      if (group.words.length !== words.length) continue;
+      let differs = -1;
+      for (let i = 0; i < words.length && differs !== -2; i++) {
+        if (group.words[i] !== words[i] && group.words[i] !== WILDCARD) differs = differs === -1 ? i : -2;
+      }
+      if (differs === -2) continue;
+      if (differs === -1) return group;
+      const joinedWords = group.words.map((word, i) => (i === differs ? WILDCARD : word));
+      const template = joinedWords.join(' ');
+      this.#groups.delete(group.template);
+      const existing = this.#groups.get(template);
+      if (existing) {
+        existing.count += group.count;
+        existing.varied = true;
+        return existing;
+      }
+      const joined: ErrorGroup = {...group, template, words: joinedWords, varied: true};
+      this.#groups.set(template, joined);
+      return joined;
+    }
+    return undefined;
   }
 
   /** The group with the fewest records; of those, the one counted least recently. */

@@ -79,13 +79,15 @@ test('the rules mask ids, numbers, durations and addresses, and keep the rest of
   assert.equal(messageTemplate('TLS: wrong version number'), 'TLS: wrong version number');
 });
 
+/** An id of letters only, which no rule masks. */
+const name = (i: number) => i.toString(26).replace(/\d/g, (d) => 'qrstuvwxyz'[Number(d)]!);
+
 test('a status keeps a bounded number of groups, and a remainder row makes its rows add up, merged parts too', () => {
-  // Messages no rule can mask (ids of letters only): each its own group, until the cap.
-  const name = (i: number) => i.toString(26).replace(/\d/g, (d) => 'qrstuvwxyz'[Number(d)]!);
+  // Messages no rule can mask, differing in two words: each its own group, until the cap.
   const parts = [new RunStats(), new RunStats()];
   const distinct = 50_000;
-  for (let i = 0; i < distinct; i++) parts[i % 2]!.recordFinal(grpc.status.NOT_FOUND, 1, `user ${name(i)} not found`);
-  for (let i = 0; i < 30; i++) parts[0]!.recordFinal(grpc.status.NOT_FOUND, 1, `user ${name(7)} not found`);
+  for (let i = 0; i < distinct; i++) parts[i % 2]!.recordFinal(grpc.status.NOT_FOUND, 1, `user ${name(i)} of ${name(i + 1)} not found`);
+  for (let i = 0; i < 30; i++) parts[0]!.recordFinal(grpc.status.NOT_FOUND, 1, `user ${name(7)} of ${name(8)} not found`);
   const whole = new RunStats();
   for (const part of parts) whole.add(part);
   for (const stats of [parts[0]!, whole]) {
@@ -97,7 +99,19 @@ test('a status keeps a bounded number of groups, and a remainder row makes its r
   }
   // A message frequent late in the run has its row, though the table was full when it came.
   const rows = whole.summarize({job: 'j', runId: 'r', output: 'o'}).errors['NOT_FOUND']!;
-  assert.equal(rows[0]!.message, `user ${name(7)} not found`);
+  assert.equal(rows[0]!.message, `user ${name(7)} of ${name(8)} not found`);
   assert.ok(rows[0]!.count >= 30, JSON.stringify(rows[0]));
   assert.ok(rows[3]!.count >= distinct - MAX_GROUPS, `at most ${MAX_GROUPS} groups are kept: ${rows[3]!.count}`);
+});
+
+test('past the cap, messages that differ in one word no rule masks are joined into one row', () => {
+  const stats = new RunStats();
+  for (let i = 0; i < 20_000; i++) stats.recordFinal(grpc.status.NOT_FOUND, 1, `user ${name(i)} not found`);
+  for (let i = 0; i < 10; i++) stats.recordFinal(grpc.status.NOT_FOUND, 1, 'nothing here');
+  const rows = stats.summarize({job: 'j', runId: 'r', output: 'o'}).errors['NOT_FOUND']!;
+  assert.equal(sum(rows), 20_010, JSON.stringify(rows));
+  assert.equal(rows[0]!.message, 'user <*> not found');
+  assert.ok(rows[0]!.count >= 20_000 - MAX_GROUPS, JSON.stringify(rows[0]));
+  assert.match(rows[0]!.example ?? '', /^user [a-z]+ not found$/);
+  assert.deepEqual(rows[1], {message: 'nothing here', count: 10});
 });
