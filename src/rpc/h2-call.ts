@@ -270,6 +270,9 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
   #recorded(trailers: HeaderFields | undefined, trailersOnly: boolean, omit: readonly string[], trailerMetadata?: grpc.Metadata): RecordedMetadata {
     // As grpc-js: a trailers-only reply has no headers; its one block is the trailers.
     const headers = trailersOnly ? undefined : toMetadata(this.#headers, false);
+    // As grpc-js's compression filter: the encoding headers are the transport's, not the call's.
+    headers?.remove('grpc-encoding');
+    headers?.remove('grpc-accept-encoding');
     return {headers: metadataToJson(headers), trailers: metadataToJson(trailerMetadata ?? toMetadata(trailers, true), omit)};
   }
 }

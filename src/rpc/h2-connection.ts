@@ -1,9 +1,11 @@
 import type {Socket} from 'node:net';
 import {
-  CONNECTION_PREFACE, DEFAULT_MAX_FRAME_SIZE, Flag, FRAME_HEADER_BYTES, FrameParser, framePayload, FrameType, H2_ERROR,
-  H2ConnectionError, h2ErrorName, MAX_WINDOW, Setting, writeFrameHeader,
+  CONNECTION_PREFACE, DEFAULT_MAX_FRAME_SIZE, Flag, FrameParser, framePayload, FrameType, H2_ERROR,
+  H2ConnectionError, h2ErrorName, MAX_WINDOW, Setting,
 } from './h2-frames.js';
 import {DEFAULT_TABLE_SIZE, HpackDecoder, type HeaderFields} from './hpack.js';
+import type {H2ConnectionOptions, H2ConnectionOwner, H2Stream} from './h2-stream.js';
+import {FrameWriter, grpcTimeout, tableSizeUpdateBytes, timeoutField} from './h2-writer.js';
 
 /**
  * One HTTP/2 client connection (RFC 9113) for gRPC unary calls: the preface and SETTINGS (streams
@@ -12,58 +14,6 @@ import {DEFAULT_TABLE_SIZE, HpackDecoder, type HeaderFields} from './hpack.js';
  * stream id are handed back unprocessed, to be sent again elsewhere), keepalive pings. Every frame
  * of an event-loop turn goes out in one `socket.write`.
  */
-
-/** What the connection needs of a call: one plain object per call, no emitter, no stream class. */
-export interface H2Stream {
-  /** Stream id; 0 until the stream opens. Set by the connection. */
-  id: number;
-  /** Send window of the stream (the peer's). */
-  sendWindow: number;
-  /** Receive window of the stream (ours). */
-  recvWindow: number;
-  /** Waiting for a window update to send the rest of its body. */
-  blocked: boolean;
-  /** Request header block (method, metadata), HPACK-encoded once per method; `grpc-timeout` is added here. */
-  readonly head: Buffer;
-  /** Absolute deadline, ms since the epoch; Infinity = none. */
-  readonly deadline: number;
-  /** The request message (without the 5-byte gRPC prefix, which the connection writes). */
-  readonly message: Buffer;
-  /** Bytes of prefix + message sent so far. */
-  sent: number;
-  onHeaders(fields: HeaderFields | null, endStream: boolean): void;
-  /** A view of DATA; copy what must outlive the call. */
-  onData(data: Buffer, endStream: boolean): void;
-  /** The server reset the stream (not REFUSED_STREAM). */
-  onReset(code: number): void;
-  /** The server did not process the stream (REFUSED_STREAM, GOAWAY below its id, closed before it was sent): send it again. */
-  onUnprocessed(reason: string): void;
-  /** The connection broke under the stream. `protocol`: this end found the peer broke HTTP/2. */
-  onLost(details: string, protocol: boolean): void;
-}
-
-/** Callbacks to the channel that owns the connection. */
-export interface H2ConnectionOwner {
-  /** The server's SETTINGS came: streams may open. */
-  onReady(connection: H2Connection): void;
-  /** No new stream may open here (GOAWAY, stream ids used up); the connection ends once its streams do. */
-  onDraining(connection: H2Connection, reason: string): void;
-  /** The socket closed. `error`: why, when it was not a clean end. */
-  onClosed(connection: H2Connection, error: string | undefined): void;
-  /** The server said `too_many_pings`: the channel doubles its keepalive time. */
-  onTooManyPings?(): void;
-}
-
-export interface H2ConnectionOptions {
-  /** `:authority`, for messages. */
-  readonly authority: string;
-  /** Ping every this long (ms); 0 = no keepalive. @default 0 */
-  readonly keepaliveTimeMs?: number;
-  /** Close when a keepalive ping is not answered in this long (ms). @default 20_000 */
-  readonly keepaliveTimeoutMs?: number;
-  /** Ping even with no call in flight. @default false */
-  readonly keepaliveWithoutCalls?: boolean;
-}
 
 /** Our receive windows: 1 MiB per stream, 16 MiB for the connection (the spec's 64 KiB would cap a reply at one round trip per 64 KiB). */
 export const STREAM_WINDOW = 1 << 20;
@@ -75,7 +25,6 @@ const MAX_HEADER_BLOCK_BYTES = 256 << 10;
 const MAX_CONTINUATIONS = 64;
 /** Acks the peer does not read: past this much unsent, the connection ends (a PING or SETTINGS flood). */
 const MAX_UNSENT_BYTES = 16 << 20;
-const OUT_CHUNK = 64 << 10;
 const MAX_STREAM_ID = 2 ** 31 - 1;
 
 const OUR_SETTINGS: readonly [number, number][] = [
@@ -108,12 +57,7 @@ export class H2Connection {
   #recvWindow = CONNECTION_WINDOW;
   /** A header block in CONTINUATION frames. */
   #continuation: {streamId: number; endStream: boolean; parts: Buffer[]; bytes: number; frames: number} | undefined;
-  #out = Buffer.allocUnsafe(OUT_CHUNK);
-  #outStart = 0;
-  #outPos = 0;
-  #outChunks: Buffer[] = [];
-  #flushQueued = false;
-  readonly #flush = () => this.#doFlush();
+  readonly #writer: FrameWriter;
   #keepaliveTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
 
@@ -121,18 +65,19 @@ export class H2Connection {
     this.#socket = socket;
     this.#owner = owner;
     this.#options = options;
+    this.#writer = new FrameWriter(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onChunk(chunk));
     socket.on('error', (error) => this.#onSocketClosed(error.message));
     socket.on('close', () => this.#onSocketClosed(undefined));
     socket.on('end', () => this.#onSocketClosed('the server closed the connection'));
     // Preface, SETTINGS, and the connection window raised from 64 KiB.
-    this.#raw(CONNECTION_PREFACE);
-    const settings = this.#frame(OUR_SETTINGS.length * 6, FrameType.SETTINGS, 0, 0);
+    this.#writer.raw(CONNECTION_PREFACE);
+    const settings = this.#writer.frame(OUR_SETTINGS.length * 6, FrameType.SETTINGS, 0, 0);
     let at = settings;
     for (const [id, value] of OUR_SETTINGS) {
-      this.#out.writeUInt16BE(id, at);
-      this.#out.writeUInt32BE(value, at + 2);
+      this.#writer.out.writeUInt16BE(id, at);
+      this.#writer.out.writeUInt32BE(value, at + 2);
       at += 6;
     }
     this.#windowUpdate(0, CONNECTION_WINDOW - 65_535);
@@ -170,7 +115,7 @@ export class H2Connection {
   close(reason = 'the channel was closed'): void {
     if (this.#closed) return;
     this.#goaway(H2_ERROR.NO_ERROR, '');
-    this.#doFlush();
+    this.#writer.flush();
     this.#shutdown(reason, false);
     this.#socket.end();
     this.#socket.destroySoon?.();
@@ -210,13 +155,13 @@ export class H2Connection {
       for (let at = 0; at < block.length; at += this.#maxFrame) {
         const part = block.subarray(at, at + this.#maxFrame);
         const last = at + this.#maxFrame >= block.length;
-        const start = this.#frame(part.length, at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, last ? Flag.END_HEADERS : 0, stream.id);
-        part.copy(this.#out, start);
+        const start = this.#writer.frame(part.length, at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, last ? Flag.END_HEADERS : 0, stream.id);
+        part.copy(this.#writer.out, start);
       }
       return;
     }
-    let at = this.#frame(length, FrameType.HEADERS, Flag.END_HEADERS, stream.id);
-    const out = this.#out;
+    let at = this.#writer.frame(length, FrameType.HEADERS, Flag.END_HEADERS, stream.id);
+    const out = this.#writer.out;
     for (const byte of prefix) out[at++] = byte;
     at += head.copy(out, at);
     if (timeout !== '') {
@@ -242,8 +187,8 @@ export class H2Connection {
         return;
       }
       const end = stream.sent + n === total;
-      let at = this.#frame(n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
-      const out = this.#out;
+      let at = this.#writer.frame(n, FrameType.DATA, end ? Flag.END_STREAM : 0, stream.id);
+      const out = this.#writer.out;
       let from = stream.sent;
       let left = n;
       while (from < 5 && left > 0) {
@@ -406,7 +351,7 @@ export class H2Connection {
           break; // unknown settings are ignored (RFC 9113 section 6.5.2)
       }
     }
-    this.#frame(0, FrameType.SETTINGS, Flag.ACK, 0);
+    this.#writer.frame(0, FrameType.SETTINGS, Flag.ACK, 0);
     this.#checkFlood();
     if (!this.#ready) {
       this.#ready = true;
@@ -423,8 +368,8 @@ export class H2Connection {
       this.#pingTimer = undefined;
       return;
     }
-    const at = this.#frame(8, FrameType.PING, Flag.ACK, 0);
-    payload.copy(this.#out, at);
+    const at = this.#writer.frame(8, FrameType.PING, Flag.ACK, 0);
+    payload.copy(this.#writer.out, at);
     this.#checkFlood();
   }
 
@@ -496,7 +441,7 @@ export class H2Connection {
 
   #connectionError(error: H2ConnectionError): void {
     this.#goaway(error.code, error.message);
-    this.#doFlush();
+    this.#writer.flush();
     this.#shutdown(`h2 protocol error: ${error.message}`, true);
     this.#socket.end();
     this.#socket.destroySoon?.();
@@ -533,8 +478,8 @@ export class H2Connection {
     if (every <= 0) return;
     this.#keepaliveTimer = setInterval(() => {
       if (this.#pingTimer || (!this.#options.keepaliveWithoutCalls && this.#streams.size === 0)) return;
-      const at = this.#frame(8, FrameType.PING, 0, 0);
-      this.#out.fill(0, at, at + 8);
+      const at = this.#writer.frame(8, FrameType.PING, 0, 0);
+      this.#writer.out.fill(0, at, at + 8);
       this.#pingTimer = setTimeout(() => {
         this.#pingTimer = undefined;
         this.#shutdown(`keepalive ping not answered in ${this.#options.keepaliveTimeoutMs ?? 20_000}ms`, false);
@@ -553,94 +498,26 @@ export class H2Connection {
   }
 
   #checkFlood(): void {
-    if (this.#socket.writableLength + this.#outPos - this.#outStart > MAX_UNSENT_BYTES) {
+    if (this.#socket.writableLength + this.#writer.pendingBytes > MAX_UNSENT_BYTES) {
       throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, `over ${MAX_UNSENT_BYTES >> 20} MiB of acks the server does not read (a PING or SETTINGS flood)`);
     }
   }
 
   #rstStream(streamId: number, code: number): void {
-    const at = this.#frame(4, FrameType.RST_STREAM, 0, streamId);
-    this.#out.writeUInt32BE(code, at);
+    const at = this.#writer.frame(4, FrameType.RST_STREAM, 0, streamId);
+    this.#writer.out.writeUInt32BE(code, at);
   }
 
   #windowUpdate(streamId: number, increment: number): void {
-    const at = this.#frame(4, FrameType.WINDOW_UPDATE, 0, streamId);
-    this.#out.writeUInt32BE(increment, at);
+    const at = this.#writer.frame(4, FrameType.WINDOW_UPDATE, 0, streamId);
+    this.#writer.out.writeUInt32BE(increment, at);
   }
 
   #goaway(code: number, message: string): void {
     const debug = Buffer.from(message.slice(0, 200), 'latin1');
-    const at = this.#frame(8 + debug.length, FrameType.GOAWAY, 0, 0);
-    this.#out.writeUInt32BE(0, at); // no stream of the server's was accepted
-    this.#out.writeUInt32BE(code, at + 4);
-    debug.copy(this.#out, at + 8);
+    const at = this.#writer.frame(8 + debug.length, FrameType.GOAWAY, 0, 0);
+    this.#writer.out.writeUInt32BE(0, at); // no stream of the server's was accepted
+    this.#writer.out.writeUInt32BE(code, at + 4);
+    debug.copy(this.#writer.out, at + 8);
   }
-
-  /** Reserves a frame of `length` bytes in the turn's buffer; returns where its payload goes. */
-  #frame(length: number, type: number, flags: number, streamId: number): number {
-    this.#reserve(FRAME_HEADER_BYTES + length);
-    const at = writeFrameHeader(this.#out, this.#outPos, length, type, flags, streamId);
-    this.#outPos = at + length;
-    return at;
-  }
-
-  #raw(bytes: Buffer): void {
-    this.#reserve(bytes.length);
-    this.#outPos += bytes.copy(this.#out, this.#outPos);
-  }
-
-  #reserve(bytes: number): void {
-    if (this.#outPos + bytes > this.#out.length) {
-      if (this.#outPos > this.#outStart) this.#outChunks.push(this.#out.subarray(this.#outStart, this.#outPos));
-      this.#out = Buffer.allocUnsafe(Math.max(OUT_CHUNK, bytes));
-      this.#outStart = 0;
-      this.#outPos = 0;
-    }
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      setImmediate(this.#flush);
-    }
-  }
-
-  /** One write for everything framed this turn. The bytes written stay the socket's: the buffer moves on past them. */
-  #doFlush(): void {
-    this.#flushQueued = false;
-    let data: Buffer | undefined;
-    const current = this.#outPos > this.#outStart ? this.#out.subarray(this.#outStart, this.#outPos) : undefined;
-    this.#outStart = this.#outPos;
-    if (this.#outChunks.length === 0) data = current;
-    else {
-      if (current) this.#outChunks.push(current);
-      data = Buffer.concat(this.#outChunks);
-      this.#outChunks = [];
-    }
-    if (data && !this.#socket.destroyed) this.#socket.write(data);
-  }
-}
-
-/** `grpc-timeout` for `ms` left: at most 8 digits, in the finest unit that fits. */
-export function grpcTimeout(ms: number): string {
-  const whole = Math.ceil(ms);
-  if (whole < 100_000_000) return `${whole}m`;
-  const seconds = Math.ceil(whole / 1000);
-  if (seconds < 100_000_000) return `${seconds}S`;
-  return `${Math.min(99_999_999, Math.ceil(seconds / 3600))}H`;
-}
-
-function tableSizeUpdateBytes(size: number): number[] {
-  const out: number[] = [];
-  const mask = 31;
-  if (size < mask) return [0x20 | size];
-  out.push(0x20 | mask);
-  let rest = size - mask;
-  while (rest >= 0x80) {
-    out.push((rest & 0x7f) | 0x80);
-    rest >>>= 7;
-  }
-  out.push(rest);
-  return out;
-}
-
-function timeoutField(timeout: string): Buffer {
-  return Buffer.concat([Buffer.from([0, 12]), Buffer.from('grpc-timeout', 'latin1'), Buffer.from([timeout.length]), Buffer.from(timeout, 'latin1')]);
 }

@@ -9,7 +9,7 @@ import type {MethodHandle} from './method.js';
 
 /**
  * The `h2` transport (job key `transport: h2`, flag `--transport h2`): unary calls over
- * grpc-batch's own HTTP/2 client (h2-frames.ts, hpack.ts, h2-connection.ts, h2-channel.ts,
+ * grpc-batch's own HTTP/2 client (h2-frames.ts, hpack.ts, h2-writer.ts, h2-stream.ts, h2-connection.ts, h2-target.ts, h2-channel.ts,
  * h2-call.ts) instead of grpc-js and `node:http2`. Same `CallOutcome`, same codes.
  */
 
