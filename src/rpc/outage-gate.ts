@@ -1,4 +1,5 @@
 import {connectivityState} from '@grpc/grpc-js';
+import {firstPart, NEVER_SENT, Suspicion} from './outage-suspicion.js';
 
 /**
  * Outage = pause, not failure. The gate is open while the backend answers. When it stops answering
@@ -79,11 +80,6 @@ export const DEFAULT_MAX_OUTAGE_MS = 300_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
 const UNAVAILABLE = 14;
 const DEADLINE_EXCEEDED = 4;
-/**
- * grpc-js's details of a call that timed out before it was sent: no connection (and so no LB pick),
- * or no name resolution, for its whole deadline. Such a call never reached the server.
- */
-const NEVER_SENT = /Waiting for LB pick|waiting for name resolution/;
 
 export class OutageGate {
   readonly #options: Required<Omit<OutageGateOptions, 'onChange' | 'probe'>> & Pick<OutageGateOptions, 'onChange' | 'probe'>;
@@ -263,14 +259,7 @@ export class OutageGate {
 
   /** Starts a suspected outage: the probe goes out after the grace, unless an answer came first. */
   #suspect(details: string): Suspicion {
-    let settle!: (outage: boolean) => void;
-    const verdict = new Promise<boolean>((resolve) => (settle = resolve));
-    const suspicion: Suspicion = {verdict, settle, abort: new AbortController(), timer: undefined};
-    suspicion.timer = setTimeout(() => {
-      suspicion.timer = undefined;
-      void this.#check(suspicion, details);
-    }, this.#options.suspicionGraceMs);
-    return suspicion;
+    return new Suspicion(this.#options.suspicionGraceMs, (suspicion) => void this.#check(suspicion, details));
   }
 
   /**
@@ -283,7 +272,7 @@ export class OutageGate {
       this.#close(`no connection to the backend: calls timed out (${firstPart(details)}) waiting for one`, true);
       return;
     }
-    const noAnswer = o.probe ? await o.probe(suspicion.abort.signal) : undefined;
+    const noAnswer = o.probe ? await o.probe(suspicion.signal) : undefined;
     if (this.#suspicion !== suspicion) return; // settled meanwhile (an answer, a close, the stop)
     if (noAnswer === undefined) this.#settleSuspicion(false);
     else this.#close(`no answer from the backend: calls timed out (${firstPart(details)}), and a probe call got no answer either (${firstPart(noAnswer)})`, true);
@@ -294,8 +283,6 @@ export class OutageGate {
     const suspicion = this.#suspicion;
     if (!suspicion) return;
     this.#suspicion = undefined;
-    if (suspicion.timer) clearTimeout(suspicion.timer);
-    suspicion.abort.abort();
     suspicion.settle(outage);
   }
 
@@ -419,21 +406,6 @@ export class OutageGate {
       this.#timers.set(timer, resolve);
     });
   }
-}
-
-/** A suspected outage: the records that timed out wait for `verdict` (true: an outage). */
-interface Suspicion {
-  readonly verdict: Promise<boolean>;
-  readonly settle: (outage: boolean) => void;
-  /** Cancels the probe call. */
-  readonly abort: AbortController;
-  /** The grace before the probe. */
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** `Deadline exceeded after 5.001s` of grpc-js's `Deadline exceeded after 5.001s,LB pick: 0.001s,remote_addr=...`. */
-function firstPart(details: string): string {
-  return details.split(',')[0]!.trim();
 }
 
 function formatSeconds(ms: number): string {
