@@ -14,18 +14,21 @@ export interface PriorResults {
   readonly finished: Int32Array;
   /** Lines that could not be parsed (none unless the file was edited by hand). */
   readonly unreadable: number;
+  /** Replies in the results' `response` arrays (server-streaming methods). */
+  readonly replies: number;
 }
 
 /** Reads a results file, adding its counts to `stats`. A missing file means nothing was finished. */
 export async function readPriorResults(file: string, stats: RunStats): Promise<PriorResults> {
-  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0};
+  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, replies: 0};
   let lines = new Int32Array(1024);
   let count = 0;
   let unreadable = 0;
+  let replies = 0;
   const reader = createInterface({input: openDecompressed(file).stream, crlfDelay: Infinity}); // .gz: gunzipped
   for await (const text of reader) {
     if (text.trim() === '') continue;
-    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};
+    let result: {line?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown; response?: unknown};
     try {
       result = JSON.parse(text) as typeof result;
     } catch {
@@ -42,6 +45,7 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
       lines = grown;
     }
     lines[count++] = result.line;
+    if (Array.isArray(result.response)) replies += result.response.length;
     stats.total++;
     stats.lastLine = Math.max(stats.lastLine, result.line);
     const attempts = typeof result.attempts === 'number' ? result.attempts : 1;
@@ -51,7 +55,7 @@ export async function readPriorResults(file: string, stats: RunStats): Promise<P
     else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
-  return {finished, unreadable};
+  return {finished, unreadable, replies};
 }
 
 /** Binary search in an ascending Int32Array. */
