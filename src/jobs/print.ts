@@ -24,6 +24,7 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   lines.push(`${icon} ${summary.job} ${summary.status} (run ${summary.runId}) in ${formatDuration(summary.durationMs)}`);
   const of = summary.inputRecords !== undefined && summary.inputRecords !== summary.total ? ` of ${summary.inputRecords}` : '';
   lines.push(`  records   ${summary.total}${of} read: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid${unfinished}`);
+  if (summary.replies !== undefined) lines.push(`  replies   ${summary.replies} in the results (server-streaming: each record's replies in its response array)`);
   const statuses = Object.entries(summary.byStatus).map(([name, n]) => `${name} ${n}`).join(', ');
   if (statuses) lines.push(`  statuses  ${statuses}`);
   Object.entries(summary.errors ?? {}).forEach(([name, messages], index) => {

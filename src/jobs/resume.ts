@@ -25,6 +25,8 @@ export interface PriorResults {
   readonly sentWithoutKey?: number;
   /** With `keyFields`: the fields those lines lack. */
   readonly missingKeyFields?: readonly string[];
+  /** Replies in the results' `response` arrays (server-streaming methods). */
+  readonly replies: number;
 }
 
 /**
@@ -33,16 +35,17 @@ export interface PriorResults {
  */
 export async function readPriorResults(file: string, stats: RunStats, keyFields?: readonly ResultField[]): Promise<PriorResults> {
   const keys = keyFields ? new Map<string, number>() : undefined;
-  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
+  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, replies: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
   let lines = new Int32Array(1024);
   let count = 0;
   let unreadable = 0;
+  let replies = 0;
   let sentWithoutKey = 0;
   const missingKeyFields = new Set<string>();
   const reader = createInterface({input: openDecompressed(file).stream, crlfDelay: Infinity}); // .gz: gunzipped
   for await (const text of reader) {
     if (text.trim() === '') continue;
-    let result: {line?: unknown; key?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown};
+    let result: {line?: unknown; key?: unknown; status?: unknown; code?: unknown; attempts?: unknown; error?: unknown; response?: unknown};
     try {
       result = JSON.parse(text) as typeof result;
     } catch {
@@ -68,6 +71,7 @@ export async function readPriorResults(file: string, stats: RunStats, keyFields?
         for (const name of missing) missingKeyFields.add(name);
       }
     }
+    if (Array.isArray(result.response)) replies += result.response.length;
     stats.total++;
     stats.lastLine = Math.max(stats.lastLine, result.line);
     const attempts = typeof result.attempts === 'number' ? result.attempts : 1;
@@ -77,7 +81,7 @@ export async function readPriorResults(file: string, stats: RunStats, keyFields?
     else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
-  return {finished, unreadable, ...(keys ? {keys, sentWithoutKey, missingKeyFields: [...missingKeyFields]} : {})};
+  return {finished, unreadable, replies, ...(keys ? {keys, sentWithoutKey, missingKeyFields: [...missingKeyFields]} : {})};
 }
 
 /** Binary search in an ascending Int32Array. */

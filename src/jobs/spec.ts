@@ -67,6 +67,12 @@ export interface JobInput {
   /** Client-streaming methods only: records per call, at most `concurrency`. Minimum: 1. @default min(100, concurrency) */
   readonly batchSize?: number;
   /**
+   * Server-streaming methods only: most replies kept for one record (they are held until its
+   * stream ends, then written as one results line); a stream with more is cancelled and the
+   * record fails with RESOURCE_EXHAUSTED. Minimum: 1. @default 10000
+   */
+  readonly maxRepliesPerRecord?: number;
+  /**
    * Worker threads that send the calls, each with its own channel and a share of `concurrency` and
    * `rps`; `auto` picks one per core for each ~100 calls in flight; 1 = the main thread only. @default 1
    */
@@ -167,6 +173,8 @@ export interface JobSpec {
   readonly streams: number | undefined;
   /** As written; undefined = the default for the method (`defaultBatchSize`). */
   readonly batchSize: number | undefined;
+  /** As written; undefined = `DEFAULT_MAX_REPLIES` (server-streaming methods). */
+  readonly maxRepliesPerRecord?: number | undefined;
   /** Worker threads, resolved (`auto` made a number); 1 = the main thread only. */
   readonly workers: number;
   /** `workers` as written (`auto` by default), to say what `auto` became. */

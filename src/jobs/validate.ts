@@ -223,6 +223,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     transport: (job['transport'] as TransportName | undefined) ?? DEFAULTS.transport,
     streams: job['streams'] as number | undefined,
     batchSize: job['batchSize'] as number | undefined,
+    maxRepliesPerRecord: job['maxRepliesPerRecord'] as number | undefined,
     workersSetting: (job['workers'] as number | 'auto' | undefined) ?? DEFAULTS.workers,
     workers: resolveWorkers(job['workers'], (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency, job['adaptive'] === true),
     retry: {

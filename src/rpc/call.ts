@@ -124,3 +124,72 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
     call.halfClose();
   });
 }
+
+/** Replies kept for one record of a server-streaming method when the job sets no `maxRepliesPerRecord`. */
+export const DEFAULT_MAX_REPLIES = 10_000;
+
+/**
+ * One server-streaming call: one request, its replies collected in order and decoded. The outcome's
+ * `response` is the array of replies, given only once the stream ends OK: a stream cut short (a
+ * deadline, a cancel, a crash) gives no partial result, so its record is sent again whole and none
+ * of its replies is written twice. More than `maxReplies` replies cancel the call: RESOURCE_EXHAUSTED.
+ */
+export function callServerStream(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions & {readonly maxReplies: number}, perCall: PerCallOptions = {}): Promise<CallOutcome> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
+    const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
+    const given = perCall.metadata ?? options.metadata;
+    const metadata = given ? given.clone() : new grpc.Metadata();
+    if (options.waitForReady) metadata.setOptions({waitForReady: true});
+    const inFlight = options.inFlight;
+    const call = client.getChannel().createCall(method.path, deadline, undefined, null, undefined);
+    const handle: CancellableCall = {cancel: () => call.cancelWithStatus(grpc.status.CANCELLED, 'Cancelled on client')};
+    const replies: unknown[] = [];
+    let failure: {code: grpc.status; details: string} | undefined;
+    inFlight?.add(handle);
+    let headers: grpc.Metadata | undefined;
+    call.start(metadata, {
+      onReceiveMetadata(received: grpc.Metadata) {
+        headers = received;
+      },
+      onReceiveMessage(message: Buffer) {
+        if (failure) return;
+        if (replies.length >= options.maxReplies) {
+          failure = {code: grpc.status.RESOURCE_EXHAUSTED, details: `more than maxRepliesPerRecord (${options.maxReplies}) replies; the stream was cancelled (raise maxRepliesPerRecord if that many are expected)`};
+          call.cancelWithStatus(grpc.status.CANCELLED, 'Too many replies');
+          return;
+        }
+        try {
+          replies.push(method.decodeResponse(message));
+        } catch (decodeError) {
+          failure = {code: grpc.status.INTERNAL, details: `reply ${replies.length + 1} does not decode as ${method.responseType}: ${(decodeError as Error).message}`};
+          call.cancelWithStatus(grpc.status.CANCELLED, 'Undecodable reply');
+          return;
+        }
+        call.startRead();
+      },
+      onReceiveStatus(status: grpc.StatusObject) {
+        inFlight?.delete(handle);
+        const latencyMs = performance.now() - started;
+        const rich = status.code !== grpc.status.OK && !failure ? statusDetailsOf(status.metadata, method.root) : undefined;
+        const recorded: {recorded?: RecordedMetadata} = options.recordMetadata
+          ? {recorded: {headers: metadataToJson(headers), trailers: metadataToJson(status.metadata, rich ? [STATUS_DETAILS_KEY] : [])}}
+          : {};
+        if (failure) return resolve({ok: false, ...failure, latencyMs, ...recorded});
+        if (status.code !== grpc.status.OK) {
+          resolve({
+            ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
+            ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
+            ...recorded,
+          });
+          return;
+        }
+        resolve({ok: true, response: replies, latencyMs, ...recorded});
+      },
+    });
+    call.startRead();
+    call.sendMessageWithContext({}, request);
+    call.halfClose();
+  });
+}

@@ -5,7 +5,8 @@
  *   the batch's one response is every record's (stream-client.ts).
  * - `bidi` (`stream Req` -> `stream Resp`): records go as messages over a few long-lived streams,
  *   one response per request, in order (stream-bidi.ts).
- * - `server-streaming` (`Req` -> `stream Resp`): refused, a record would get a stream of answers.
+ * - `server-streaming` (`Req` -> `stream Resp`): one call per record; its replies, in order, are
+ *   the record's `response` (an array), written once the stream ends (call.ts `callServerStream`).
  */
 export type MethodKind = 'unary' | 'client-streaming' | 'server-streaming' | 'bidi';
 
@@ -20,20 +21,20 @@ export function methodKind(requestStream: boolean, responseStream: boolean): Met
 export interface StreamingKeys {
   readonly streams?: number | undefined;
   readonly batchSize?: number | undefined;
+  readonly maxRepliesPerRecord?: number | undefined;
   readonly concurrency: number;
 }
 
 /**
  * What is wrong with running `method` with these keys: one `[key, message]` per problem, empty
- * when the job can run. A server-streaming method is refused; `streams` is for bidi methods only
+ * when the job can run. `maxRepliesPerRecord` is for server-streaming methods only, `streams` for bidi methods only
  * and `batchSize` for client-streaming ones (a key that would be ignored is an error, not a
  * silent no-op); a batch larger than `concurrency` could never fill.
  */
 export function checkMethodKind(method: {readonly name: string; readonly kind: MethodKind}, keys: StreamingKeys): [key: string, message: string][] {
   const issues: [string, string][] = [];
-  if (method.kind === 'server-streaming') {
-    issues.push(['method', `"${method.name}" is a server-streaming method (one request, a stream of responses); grpc-batch runs unary, client-streaming and bidi-streaming methods`]);
-    return issues;
+  if (keys.maxRepliesPerRecord !== undefined && method.kind !== 'server-streaming') {
+    issues.push(['maxRepliesPerRecord', `applies to server-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`]);
   }
   if (keys.streams !== undefined && method.kind !== 'bidi') {
     issues.push(['streams', `applies to bidi-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`]);

@@ -1,4 +1,4 @@
-import {callUnary, type CallOptions, type CallOutcome, type PerCallOptions} from './call.js';
+import {callServerStream, callUnary, DEFAULT_MAX_REPLIES, type CallOptions, type CallOutcome, type PerCallOptions} from './call.js';
 import type {ChannelPool} from './channel.js';
 import {callUnaryH2} from './h2-transport.js';
 import type {MethodHandle} from './method.js';
@@ -32,6 +32,8 @@ export interface SenderOptions extends CallOptions {
   readonly streams?: number | undefined;
   /** Client-streaming only: records per call. Minimum: 1. @default defaultBatchSize(concurrency) */
   readonly batchSize?: number | undefined;
+  /** Server-streaming only: most replies kept per record. @default DEFAULT_MAX_REPLIES */
+  readonly maxReplies?: number | undefined;
 }
 
 /**
@@ -54,14 +56,15 @@ export function defaultBatchSize(concurrency: number): number {
 
 /**
  * The sender for the method's kind: one unary call per record, records as messages over bidi
- * streams, or records in client-streaming batches. Throws `TypeError` for a server-streaming
- * method (validation refuses it before).
+ * streams, records in client-streaming batches, or one server-streaming call per record.
  */
 export function createSender(pool: ChannelPool, method: MethodHandle, options: SenderOptions): RecordSender {
   switch (method.kind) {
     case 'unary':
       if (pool.transport === 'h2') return {send: (request, perCall) => callUnaryH2(pool.pickH2(), method, request, options, perCall), close: () => Promise.resolve()};
       return {send: (request, perCall) => callUnary(pool.pick(), method, request, options, perCall), close: () => Promise.resolve()};
+    case 'server-streaming':
+      return {send: (request, perCall) => callServerStream(pool.pick(), method, request, {...options, maxReplies: options.maxReplies ?? DEFAULT_MAX_REPLIES}, perCall), close: () => Promise.resolve()};
     case 'bidi':
       return new BidiSender(pool, method, {...options, streams: options.streams ?? defaultStreams(options.concurrency)});
     case 'client-streaming':

@@ -13,7 +13,7 @@ export interface Share {
 }
 
 /** The pipeline options a job's spec gives, for a share of its limits. */
-export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>, share: Share) {
+export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata' | 'maxRepliesPerRecord'>, share: Share) {
   return {
     concurrency: share.concurrency,
     rps: share.rps,
@@ -28,6 +28,7 @@ export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | '
     // A worker's share of the job's streams; a batch is at most the share's records in flight.
     streams: spec.streams === undefined ? undefined : Math.max(1, Math.round((spec.streams * share.concurrency) / spec.concurrency)),
     batchSize: spec.batchSize === undefined ? undefined : Math.min(spec.batchSize, share.concurrency),
+    maxReplies: spec.maxRepliesPerRecord,
   };
 }
 

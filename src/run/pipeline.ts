@@ -55,6 +55,8 @@ export interface PipelineOptions {
   readonly streams?: number | undefined;
   /** Client-streaming methods: records per call (undefined = the default for `concurrency`). */
   readonly batchSize?: number | undefined;
+  /** Server-streaming only: most replies kept per record. */
+  readonly maxReplies?: number | undefined;
   /** Give up (the run is interrupted) after the backend was unreachable this long; 0 = never. */
   readonly maxOutageMs: number;
   /** Called before a record's first attempt, so the results of the records that freed slots reach the disk first. */
@@ -162,7 +164,7 @@ export class Pipeline {
     this.#sender = createSender(options.pool, options.method, {
       deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
       recordMetadata: options.recordMetadata ?? false,
-      concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize,
+      concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize, maxReplies: options.maxReplies,
     });
     if (options.rampUpMs > 0) {
       this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);

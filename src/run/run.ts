@@ -177,8 +177,15 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
     stopWith('threshold');
   };
+  const streamsReplies = method.kind === 'server-streaming';
+  let replies = prior?.replies ?? 0;
   const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
     stats.recordFinal(code, attempts, details);
+    if (streamsReplies && code === 0) {
+      // A worker thread's result is its JSON line; only a server-streaming run reads it back, to count.
+      const response = typeof result === 'string' ? (JSON.parse(result) as {response?: unknown}).response : (result as {response?: unknown}).response;
+      if (Array.isArray(response)) replies += response.length;
+    }
     const done = finish(call.record, result, code);
     if (code !== 0) checkThresholds();
     return done;
@@ -351,7 +358,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     concurrencyLimit: limitRange,
     explain,
     inputRecords: total,
-  }), chosen};
+  }), chosen, ...(streamsReplies ? {replies} : {})};
   if (options.logLifecycle !== false) log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
   return summary;
 }

@@ -86,6 +86,8 @@ export interface RunSummary {
   readonly failures?: string;
   /** What the run chose: workers (`auto` resolved), schema source, transport (see choices.ts). */
   readonly chosen?: RunChoices;
+  /** Server-streaming methods: the replies in the results (every record's `response` array), resumed runs included. */
+  readonly replies?: number;
 }
 
 /** A part's latencies as plain data (to cross a thread or a process): an HDR histogram, compressed. */

@@ -47,9 +47,9 @@ test('a misspelled method or service, with reflection, stops before anything is 
   const service = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonServise/Echo'}), '--no-progress']);
   assert.equal(service.code, 2);
   assert.match(service.stderr, /method: unknown service "jsonfx\.v1\.JsonServise" \(did you mean "jsonfx\.v1\.JsonService"\?\); services of 127\.0\.0\.1:\d+ \(server reflection\): demo\.v1\.DemoService, jsonfx\.v1\.JsonService/);
-  const streaming = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Watch'}), '--no-progress']);
+  const streaming = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Watch', streams: 4}), '--no-progress']);
   assert.equal(streaming.code, 2);
-  assert.match(streaming.stderr, /method: "jsonfx\.v1\.JsonService\/Watch" is a server-streaming method/);
+  assert.match(streaming.stderr, /streams: applies to bidi-streaming methods only; "jsonfx\.v1\.JsonService\/Watch" is a server-streaming method: remove the key/);
   assert.equal(server.calls.length, 0);
 });
 
