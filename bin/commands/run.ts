@@ -153,7 +153,7 @@ async function runCommand(jobFile: string, flags: RunFlags, {log, progress, prog
       } else {
         await lifecycle.end({error});
         // A crash leaves every record with a result; the rest can be sent by resuming the run.
-        if (!partial && error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       }
       throw error;
     });
