@@ -85,7 +85,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   let lostTo: string | undefined;
   claim.onLost = (holder) => {
     lostTo = holder;
-    executor?.cancel();
+    executor?.abandon(`run ${runId} was taken over by another coordinator (holder of its lease: ${holder}) while this one could not reach Redis; this one stopped and wrote nothing more`);
   };
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
