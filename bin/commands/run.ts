@@ -128,9 +128,15 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
     throw error;
   }
   const {resumeInfo} = lifecycle;
+  // --redis: the coordinator of a distributed run (BullMQ loads only then). Its lease is taken before
+  // the run is recorded or claimed: a second coordinator of a live run is refused with nothing changed.
+  const scale = queue ? await import('../../src/scale/coordinator.js') : undefined;
+  let claim: Awaited<ReturnType<NonNullable<typeof scale>['claimQueuedRun']>> | undefined;
   try {
+    if (queue && scale) claim = await scale.claimQueuedRun(runId, {...queue, logger: log});
     await lifecycle.begin();
   } catch (error) {
+    await claim?.release();
     lifecycle.close();
     throw error;
   }
@@ -157,9 +163,7 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
   process.on('SIGTERM', onSignal);
 
   try {
-    // --redis: the coordinator of a distributed run (BullMQ loads only then).
-    const {runQueued} = queue ? await import('../../src/scale/coordinator.js') : {runQueued: undefined};
-    const run = queue && runQueued ? (j: typeof job, o: Parameters<typeof runJob>[1]) => runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log}) : runJob;
+    const run = queue && scale && claim ? (j: typeof job, o: Parameters<typeof runJob>[1]) => scale.runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log, claim}) : runJob;
     const summary = await run(job, {
       ...lifecycle.runOptions(),
       signal: stop.signal,
@@ -180,7 +184,7 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
       } else {
         await lifecycle.end({error});
         // A crash leaves every record with a result; the rest can be sent by resuming the run.
-        if (!partial && error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
       }
       throw error;
     });

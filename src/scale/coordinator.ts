@@ -1,6 +1,6 @@
 import {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {InternalError, UsageError} from '../errors.js';
+import {InternalError, QueueError, UsageError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {Logger} from '../log.js';
@@ -24,6 +24,45 @@ export interface QueueRunOptions extends QueueTarget {
   /** A connection to use (the daemon shares one); else one is opened and closed. */
   readonly redis?: Redis;
   readonly logger?: Logger;
+  /** The run's lease, taken beforehand (`claimQueuedRun`); else `runQueued` takes it. */
+  readonly claim?: QueueClaim;
+}
+
+/** A run's lease in Redis, held by this coordinator, and the connection it holds it on. */
+export interface QueueClaim {
+  readonly runId: string;
+  readonly redis: Redis;
+  /** Called when another coordinator took the lease over (this one could not renew it in time). */
+  onLost: ((holder: string) => void) | undefined;
+  /** Lets go of the lease (and closes the connection if the claim opened it). Idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the lease of a distributed run before anything of it is recorded: a second coordinator of
+ * a live run is refused here (exit 2), leaving the state database and Redis as they were.
+ */
+export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & {readonly redis?: Redis; readonly logger?: Logger}): Promise<QueueClaim> {
+  const redis = queueOptions.redis ?? (await connectRedis(queueOptions, queueOptions.logger));
+  const keys = runKeys(queueOptions.prefix, runId);
+  let released: Promise<void> | undefined;
+  const claim: QueueClaim = {
+    runId,
+    redis,
+    onLost: undefined,
+    release: () => (released ??= (async () => {
+      await lease?.release();
+      if (!queueOptions.redis) await redis.quit().catch(() => redis.disconnect());
+    })()),
+  };
+  let lease: RunLease | undefined;
+  try {
+    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => claim.onLost?.(holder), () => void redis.pexpire(keys.spec, RESULTS_TTL_MS).catch(() => undefined));
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+  return claim;
 }
 
 /**
@@ -36,22 +75,23 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   const chunkSize = queueOptions.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new UsageError(`--chunk-size: expected an integer from 1 and up, got ${chunkSize}`);
   if (job.method.kind !== 'unary') throw new UsageError(`--redis: ${job.method.name} is a ${job.method.kind} method; distributed runs call unary methods only (run it without --redis)`);
-  const runId = options.runId ?? newRunId();
+  const runId = options.runId ?? queueOptions.claim?.runId ?? newRunId();
+  if (queueOptions.claim && queueOptions.claim.runId !== runId) throw new InternalError(`runQueued: the claim is of run ${queueOptions.claim.runId}, not ${runId}`);
   const log = queueOptions.logger ?? options.logger;
   const {prefix} = queueOptions;
-  const redis = queueOptions.redis ?? (await connectRedis(queueOptions, log));
+  const claim = queueOptions.claim ?? (await claimQueuedRun(runId, {...queueOptions, ...(log ? {logger: log} : {})}));
+  const {redis} = claim;
   const keys = runKeys(prefix, runId);
   let executor: QueueExecutor | undefined;
   let lostTo: string | undefined;
-  let lease: RunLease | undefined;
+  claim.onLost = (holder) => {
+    lostTo = holder;
+    executor?.abandon(`run ${runId} was taken over by another coordinator (holder of its lease: ${holder}) while this one could not reach Redis; this one stopped and wrote nothing more`);
+  };
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
   watchBullmq(redis, queue, events);
   try {
-    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => {
-      lostTo = holder;
-      executor?.cancel();
-    }, () => void redis.pexpire(keys.spec, RESULTS_TTL_MS).catch(() => undefined));
     await redis.set(keys.spec, JSON.stringify(shipRun(job, runId)), 'PX', RESULTS_TTL_MS);
     await redis.del(keys.control);
     await events.waitUntilReady();
@@ -65,13 +105,16 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
       runId,
       executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
-    if (lostTo) throw new InternalError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
+    if (lostTo) {
+      const error = new QueueError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
+      error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
+      throw error;
+    }
     if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);
     return summary;
   } finally {
     await events.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
-    await lease?.release();
-    if (!queueOptions.redis) await redis.quit().catch(() => undefined);
+    await claim.release();
   }
 }

@@ -135,6 +135,7 @@ export class QueueExecutor implements Executor {
 
   submit(call: RecordCall): void {
     this.#outstanding++;
+    if (this.#stopping) return this.#unsent(call); // handed in as the run stopped: not sent
     this.#highestLine = Math.max(this.#highestLine, call.line);
     const adopted = this.#o.adopted?.results.get(call.line);
     if (adopted) {
@@ -163,6 +164,29 @@ export class QueueExecutor implements Executor {
 
   cancel(): void {
     this.#halt('cancel');
+  }
+
+  /**
+   * The run's lease was lost (another coordinator may drive the run now): stops at once and touches
+   * Redis no more (no stop signal, no withdrawal: the chunks are the other's to take over). Chunks
+   * being merged finish; the others' records are left unsent (the run is resumable).
+   */
+  abandon(reason: string): void {
+    const first = !this.#stopping;
+    this.#stopping = true;
+    clearTimeout(this.#linger);
+    const unsent = this.#buffer;
+    this.#buffer = [];
+    for (const call of unsent) this.#unsent(call);
+    for (const chunk of [...this.#chunks.values()]) {
+      if (chunk.merging) continue;
+      this.#chunks.delete(chunk.id);
+      const calls = [...chunk.calls.values()];
+      chunk.calls.clear();
+      for (const call of calls) this.#unsent(call);
+    }
+    this.#room.check();
+    if (first) this.#events.onFatal(new QueueError(reason));
   }
 
   async close(): Promise<void> {

@@ -6,11 +6,13 @@ import {UsageError} from '../errors.js';
 /** How long a lease holds without renewal: a coordinator that froze or died lets go after this. */
 export const LEASE_MS = 15_000;
 
-/** Renews the lease if it is still ours: 1 renewed, 0 taken (it had expired and another took it), -1 gone (we take it back). */
+/**
+ * Renews the lease if it is still ours: 1 renewed, 0 lost. A lease found gone is lost too, never
+ * taken back: it expired while this coordinator could not reach Redis, and another may have taken
+ * it, driven the run to its end and released it since.
+ */
 const RENEW = `
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return -1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0`;
 /** Replaces the lease of a holder known to be dead, if it still holds it. */
 const TAKE_OVER = `
@@ -56,8 +58,10 @@ export class RunLease {
       if (lease.#renewing) return;
       lease.#renewing = true;
       (redis.eval(RENEW, 1, key, lease.#value, leaseMs) as Promise<number>).then(async (renewed) => {
-        if (renewed === 0) onLost((await redis.get(key)) ?? 'unknown');
-        else onRenew?.();
+        if (renewed === 0) {
+          clearInterval(lease.#timer);
+          onLost((await redis.get(key)) ?? 'none: its lease expired and was let go');
+        } else onRenew?.();
       }, () => undefined).finally(() => (lease.#renewing = false));
     }, leaseMs / 3);
     lease.#timer.unref();

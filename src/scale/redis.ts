@@ -147,5 +147,25 @@ export async function connectRedis(target: QueueTarget, log?: Logger): Promise<R
   } finally {
     clearTimeout(timer);
   }
+  try {
+    checkEvictionPolicy(await redis.info('memory'), target.url);
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   return redis;
+}
+
+/**
+ * Refuses a Redis that evicts keys (any `maxmemory-policy` but `noeviction`, which BullMQ requires):
+ * under memory pressure it would drop a run's settings or chunks mid-run, silently. With
+ * `noeviction`, a full Redis refuses writes instead, and the run stops (resumable). Read from
+ * `INFO memory` (managed Redis services often disable CONFIG); no field, no check.
+ */
+export function checkEvictionPolicy(info: string, url: string): void {
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+  if (policy === undefined || policy === 'noeviction') return;
+  const where = redactUrl(url);
+  throw new UsageError(`--redis: Redis at ${where} has maxmemory-policy ${policy}: it may evict a run's settings or chunks when memory runs short, losing them mid-run. `
+    + `grpc-batch needs noeviction (a full Redis then refuses writes, and the run stops, resumable): redis-cli -u ${where} CONFIG SET maxmemory-policy noeviction, and maxmemory-policy noeviction in redis.conf (or your service's parameter group)`);
 }

@@ -192,3 +192,27 @@ test('SIGINT to the coordinator mid-run: the workers stop its chunks, exit 130, 
   assert.equal(JSON.parse(resumed.stdout).ok, records);
   assertEveryRecordOnce(dir, records);
 });
+
+test('a Redis that evicts keys (maxmemory-policy volatile-lru) is refused at start, by the coordinator and by workers, with the fix; nothing is sent', async (t) => {
+  const server = await startServer(t);
+  const redis = await privateRedis(t);
+  const {prefix, redis: admin} = await redisPrefix(t, redis.url);
+  await admin.config('SET', 'maxmemory-policy', 'volatile-lru');
+  const dir = tempDir(t);
+  writeInput(path.join(dir, 'input.jsonl'), 10);
+  const run = await runCli(['run', writeJob(dir, server.address), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  assert.equal(run.code, 2, run.stderr);
+  assert.match(run.stderr, /Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy volatile-lru/);
+  assert.match(run.stderr, /CONFIG SET maxmemory-policy noeviction/);
+  const worker = await runCli(['worker', '--redis', redis.url, '--prefix', prefix], {timeoutMs: 60_000});
+  assert.equal(worker.code, 2, worker.stderr);
+  assert.match(worker.stderr, /has maxmemory-policy volatile-lru/);
+  assert.equal(server.stats.calls, 0);
+  // With noeviction, the same run goes.
+  await admin.config('SET', 'maxmemory-policy', 'noeviction');
+  const workers = startWorkers(t, 1, {prefix, url: redis.url});
+  await workersReady(workers);
+  const ok = await runCli(['run', path.join(dir, 'job.yaml'), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(server.stats.calls, 10);
+});
