@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import {readdirSync, readFileSync, writeFileSync} from 'node:fs';
+import {readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {constants as zlibConstants, gunzipSync, gzipSync} from 'node:zlib';
@@ -8,7 +8,7 @@ import {tempDir, writeJob} from './helpers/job.js';
 import {startServer} from './helpers/server.js';
 import {LineWriter} from '../src/jobs/results.js';
 
-const RECORDS = 100_000;
+const RECORDS = 20_000; // as resume-kill: a kill mid-run and a resume, at a size CI runs in seconds
 const CONCURRENCY = 50;
 /** Every this many records, one fails with NOT_FOUND (so the failures file is written too). */
 const FAIL_EVERY = 997;
@@ -95,6 +95,7 @@ test('a UTF-8 line holding the bytes FF FE is invalid UTF-8, not UTF-16: no icon
   assert.deepEqual(failed, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]));
 
   writeFileSync(path.join(dir, 'utf16.jsonl'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]));
+  rmSync(path.join(dir, 'out'), {recursive: true}); // validate refuses the job's fixed output paths once they hold a run's lines
   const utf16 = await runCli(['validate', job, '-i', 'utf16.jsonl'], {cwd: dir, timeoutMs: 120_000});
   assert.match(utf16.stderr, /looks like UTF-16 text; grpc-batch reads UTF-8: iconv/);
 });

@@ -1,5 +1,7 @@
 import {createHash, type Hash} from 'node:crypto';
-import {closeSync, openSync, readSync} from 'node:fs';
+import {closeSync, openSync, readFileSync, readSync} from 'node:fs';
+import {constants, gunzipSync} from 'node:zlib';
+import {compressionOf} from './compression.js';
 
 /**
  * A SHA-256 of the input bytes read so far, updated as the reader takes each chunk (node:crypto,
@@ -48,6 +50,7 @@ export function hashFilePrefix(file: string, bytes: number): string | undefined 
 
 /** Counts the non-blank lines of `file`, stopping once `atLeast` are found (the file may be large). Undefined when there is no file. */
 export function countLinesUpTo(file: string, atLeast: number): number | undefined {
+  if (compressionOf(file) === 'gzip') return countGzipLines(file);
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -75,4 +78,20 @@ export function countLinesUpTo(file: string, atLeast: number): number | undefine
     closeSync(fd);
   }
   return lineHasText ? count + 1 : count;
+}
+
+/**
+ * The non-blank lines of a gzip file (a `.gz` results file: one gzip member per flush), counted in
+ * its decompressed bytes; a last member a crash cut short counts up to its last whole line, as
+ * `--resume` keeps it. Decompressed whole, in memory: done once, at `--resume`.
+ */
+function countGzipLines(file: string): number {
+  const text = gunzipSync(readFileSync(file), {finishFlush: constants.Z_SYNC_FLUSH});
+  let count = 0;
+  let start = 0;
+  for (let newline = text.indexOf(0x0a); newline !== -1; newline = text.indexOf(0x0a, start)) {
+    if (/\S/.test(text.toString('latin1', start, newline))) count++;
+    start = newline + 1;
+  }
+  return count;
 }

@@ -47,13 +47,13 @@ const decoder = new TextDecoder('utf-8', {fatal: true});
  * A file's bytes as text: gunzipped when it starts with gzip's magic bytes (whatever its name), as
  * it is otherwise. A damaged or cut gzip file rejects the read with an `IoError` (key `input`).
  */
-export function openDecompressed(file: string, highWaterMark = 256 * 1024): {stream: Readable; gzip: boolean} {
+export function openDecompressed(file: string, highWaterMark = 256 * 1024): {stream: Readable; gzip: boolean; raw: Readable} {
   const raw = createReadStream(file, {highWaterMark});
-  if (compressionOf(file) !== 'gzip') return {stream: raw, gzip: false};
+  if (compressionOf(file) !== 'gzip') return {stream: raw, gzip: false, raw};
   const gunzip = createGunzip({chunkSize: 64 * 1024});
   raw.on('error', (error) => gunzip.destroy(error));
   gunzip.on('close', () => raw.destroy());
-  return {stream: raw.pipe(gunzip), gzip: true};
+  return {stream: raw.pipe(gunzip), gzip: true, raw};
 }
 
 /** Reads JSONL from a file path (gzip read transparently) or a stream ('-' = stdin), skipping blank lines. */
@@ -63,6 +63,8 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
   const stream = opened?.stream ?? (source === '-' ? process.stdin : source as Readable);
   // A span points into the file's bytes: a compressed file's lines are not at an offset of it.
   const file = opened && !opened.gzip ? source as string : undefined;
+  // The digest is of the file's own bytes (compressed ones for a gzip file): `--resume` hashes the file's first bytes.
+  if (opened?.gzip && options.digest) opened.raw.on('data', (chunk: Buffer) => options.digest!.update(chunk));
   const unreadable = opened?.gzip ? '; it is not in the failures file (a compressed input is not read twice)' : '; it is not in the failures file (standard input cannot be read twice)';
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -108,7 +110,7 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
   const chunks = opened?.gzip ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line) : stream as AsyncIterable<Buffer | string>;
   for await (const chunk of chunks) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    options.digest?.update(buffer);
+    if (!opened?.gzip) options.digest?.update(buffer);
     let start = 0;
     let newline = buffer.indexOf(NEWLINE, start);
     while (newline !== -1) {
