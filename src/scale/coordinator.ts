@@ -32,8 +32,8 @@ export interface QueueRunOptions extends QueueTarget {
 export interface QueueClaim {
   readonly runId: string;
   readonly redis: Redis;
-  /** Called when another coordinator took the lease over (this one could not renew it in time). */
-  onLost: ((holder: string) => void) | undefined;
+  /** Called when the lease is lost: taken over by another coordinator (`holder`), or gone (undefined). */
+  onLost: ((holder: string | undefined) => void) | undefined;
   /** Lets go of the lease (and closes the connection if the claim opened it). Idempotent. */
   release(): Promise<void>;
 }
@@ -83,10 +83,12 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   const {redis} = claim;
   const keys = runKeys(prefix, runId);
   let executor: QueueExecutor | undefined;
-  let lostTo: string | undefined;
+  let lost: string | undefined;
   claim.onLost = (holder) => {
-    lostTo = holder;
-    executor?.abandon(`run ${runId} was taken over by another coordinator (holder of its lease: ${holder}) while this one could not reach Redis; this one stopped and wrote nothing more`);
+    lost = holder === undefined
+      ? `the lease of run ${runId} is no longer in Redis (Redis lost its data, or the lease expired while this coordinator could not reach Redis and another drove the run since): this one stopped and wrote nothing more`
+      : `run ${runId} was taken over by another coordinator (${holder}) while this one could not reach Redis: this one stopped and wrote nothing more`;
+    executor?.abandon(lost);
   };
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
@@ -105,8 +107,8 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
       runId,
       executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
-    if (lostTo) {
-      const error = new QueueError(`run ${runId} was taken over by another coordinator (${lostTo}) while this one could not reach Redis`);
+    if (lost) {
+      const error = new QueueError(lost);
       error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
       throw error;
     }

@@ -41,7 +41,7 @@ export class RunLease {
   }
 
   /** Takes the lease of `runId`, waiting up to a lease's length for another holder to let go. */
-  static async acquire(redis: Redis, key: string, runId: string, onLost: (holder: string) => void, onRenew?: () => void, leaseMs = LEASE_MS): Promise<RunLease> {
+  static async acquire(redis: Redis, key: string, runId: string, onLost: (holder: string | undefined) => void, onRenew?: () => void, leaseMs = LEASE_MS): Promise<RunLease> {
     const lease = new RunLease(redis, key);
     const deadline = Date.now() + leaseMs + 1000;
     for (;;) {
@@ -60,7 +60,7 @@ export class RunLease {
       (redis.eval(RENEW, 1, key, lease.#value, leaseMs) as Promise<number>).then(async (renewed) => {
         if (renewed === 0) {
           clearInterval(lease.#timer);
-          onLost((await redis.get(key)) ?? 'none: its lease expired and was let go');
+          onLost((await redis.get(key)) ?? undefined);
         } else onRenew?.();
       }, () => undefined).finally(() => (lease.#renewing = false));
     }, leaseMs / 3);

@@ -145,6 +145,7 @@ test('Redis loses its data mid-run (restarted without persistence): the run stop
   await redis.restart();
   const stopped = await first.done;
   assert.equal(stopped.code, 3, stopped.stderr);
+  // Whichever it finds first: a chunk of the run, or its lease, is no longer in Redis.
   assert.match(stopped.stderr, /is no longer in Redis/);
   assert.doesNotMatch(stopped.stderr, /this is a bug/);
   // The run so far, as JSON on stdout, with the command that resumes it.
