@@ -70,9 +70,11 @@ test('after Ctrl-C the summary prints the --resume command for the records not s
   const runId = /\(run (\S+)\)/.exec(stdout)![1]!;
   const next = /^ {2}next {6}(grpc-batch run .*)$/m.exec(stdout)?.[1];
   assert.equal(next, `grpc-batch run ${job} --state ${state} --resume ${runId}`);
-  assert.match(stdout, new RegExp(`continues run ${runId} with the ${2000 - total} records without a result yet`));
+  // Records read but not yet sent when the stop came (their turn had not come) have no result either.
+  const left = Number(new RegExp(`continues run ${runId} with the (\\d+) records without a result yet`).exec(stdout)?.[1]);
+  assert.ok(left >= 2000 - total && left < 2000, stdout);
   assert.doesNotMatch(stdout, /--input/, 'no failures file to re-run: nothing failed');
-  const resumed = await runCli([...next!.split(' ').slice(1), '--json'], {cwd: dir});
+  const resumed = await runCli([...next!.split(' ').slice(1), '--json'], {cwd: dir, timeoutMs: 120_000});
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal((JSON.parse(resumed.stdout) as {ok: number}).ok, 2000);
   assert.equal(server.stats.calls, 2000);

@@ -8,7 +8,7 @@ import {tempDir, writeJob} from './helpers/job.js';
 import {startServer} from './helpers/server.js';
 import {LineWriter} from '../src/jobs/results.js';
 
-const RECORDS = 20_000; // as resume-kill: a kill mid-run and a resume, at a size CI runs in seconds
+const RECORDS = 100_000; // the figure: a nightly export's size, killed at 30% and resumed
 const CONCURRENCY = 50;
 /** Every this many records, one fails with NOT_FOUND (so the failures file is written too). */
 const FAIL_EVERY = 997;

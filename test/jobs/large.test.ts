@@ -31,6 +31,9 @@ test('a 6 MiB request: refused as a line over maxLineBytes by default, sent with
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), `${JSON.stringify({blob: SIX_MIB})}\n`);
   const job = writeJob(dir, {target: server.address});
+  // validate first: once a run wrote them, it refuses the job's fixed output paths as run does.
+  const checked = await runCli(['validate', job, '--max-line-bytes', '16MiB']);
+  assert.equal(checked.code, 0, checked.stderr);
   const refused = await runCli(['run', job, '--no-progress']);
   assert.equal(refused.code, 1);
   const [invalid] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as {status: string; error: string}[];
@@ -38,8 +41,6 @@ test('a 6 MiB request: refused as a line over maxLineBytes by default, sent with
   assert.match(invalid!.error, /line is longer than 4194304 bytes \(raise maxLineBytes in the job, or --max-line-bytes/);
   assert.equal(server.calls.length, 0);
 
-  const checked = await runCli(['validate', job, '--max-line-bytes', '16MiB']);
-  assert.equal(checked.code, 0, checked.stderr);
   const sent = await runCli(['run', job, '--no-progress', '--max-line-bytes', '16MiB', '--output', path.join(dir, 'out', 'sent.jsonl'), '--failures', path.join(dir, 'out', 'sent.failed.jsonl')]);
   assert.equal(sent.code, 0, sent.stderr);
   assert.equal(server.calls.length, 1);
