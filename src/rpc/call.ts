@@ -55,6 +55,31 @@ export interface CallOptions {
   readonly recordMetadata?: boolean;
 }
 
+/** What every call starts with: the channel's call object, its metadata and deadline, and its handle in the run's in-flight set. */
+function openCall(client: grpc.Client, method: MethodHandle, options: CallOptions, perCall: PerCallOptions) {
+  const started = performance.now();
+  const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
+  const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
+  // Cloned because grpc-js adds its own headers to the metadata it is given.
+  const given = perCall.metadata ?? options.metadata;
+  const metadata = given ? given.clone() : new grpc.Metadata();
+  if (options.waitForReady) metadata.setOptions({waitForReady: true});
+  const inFlight = options.inFlight;
+  const call = client.getChannel().createCall(method.path, deadline, undefined, null, undefined);
+  const handle: CancellableCall = {cancel: () => call.cancelWithStatus(grpc.status.CANCELLED, 'Cancelled on client')};
+  inFlight?.add(handle);
+  return {started, metadata, call, handle, inFlight};
+}
+
+/** The outcome of a call the server ended with a status other than OK, with its rich error details when it sent them. */
+function statusOutcome(status: grpc.StatusObject, latencyMs: number, rich: ReturnType<typeof statusDetailsOf>, recorded: {recorded?: RecordedMetadata}): CallOutcome {
+  return {
+    ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
+    ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
+    ...recorded,
+  };
+}
+
 /**
  * Sends one encoded request and resolves with its outcome.
  *
@@ -67,19 +92,9 @@ export interface CallOptions {
  */
 export function callUnary(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions, perCall: PerCallOptions = {}): Promise<CallOutcome> {
   return new Promise((resolve) => {
-    const started = performance.now();
-    const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
-    const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
-    // Cloned because grpc-js adds its own headers to the metadata it is given.
-    const given = perCall.metadata ?? options.metadata;
-    const metadata = given ? given.clone() : new grpc.Metadata();
-    if (options.waitForReady) metadata.setOptions({waitForReady: true});
-    const inFlight = options.inFlight;
-    const call = client.getChannel().createCall(method.path, deadline, undefined, null, undefined);
-    const handle: CancellableCall = {cancel: () => call.cancelWithStatus(grpc.status.CANCELLED, 'Cancelled on client')};
+    const {started, metadata, call, handle, inFlight} = openCall(client, method, options, perCall);
     let response: Buffer | undefined;
     let messages = 0;
-    inFlight?.add(handle);
     let headers: grpc.Metadata | undefined;
     call.start(metadata, {
       onReceiveMetadata(received: grpc.Metadata) {
@@ -98,11 +113,7 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
           ? {recorded: {headers: metadataToJson(headers), trailers: metadataToJson(status.metadata, rich ? [STATUS_DETAILS_KEY] : [])}}
           : {};
         if (status.code !== grpc.status.OK) {
-          resolve({
-            ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
-            ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
-            ...recorded,
-          });
+          resolve(statusOutcome(status, latencyMs, rich, recorded));
           return;
         }
         if (response === undefined) {
@@ -136,18 +147,9 @@ export const DEFAULT_MAX_REPLIES = 10_000;
  */
 export function callServerStream(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions & {readonly maxReplies: number}, perCall: PerCallOptions = {}): Promise<CallOutcome> {
   return new Promise((resolve) => {
-    const started = performance.now();
-    const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
-    const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
-    const given = perCall.metadata ?? options.metadata;
-    const metadata = given ? given.clone() : new grpc.Metadata();
-    if (options.waitForReady) metadata.setOptions({waitForReady: true});
-    const inFlight = options.inFlight;
-    const call = client.getChannel().createCall(method.path, deadline, undefined, null, undefined);
-    const handle: CancellableCall = {cancel: () => call.cancelWithStatus(grpc.status.CANCELLED, 'Cancelled on client')};
+    const {started, metadata, call, handle, inFlight} = openCall(client, method, options, perCall);
     const replies: unknown[] = [];
     let failure: {code: grpc.status; details: string} | undefined;
-    inFlight?.add(handle);
     let headers: grpc.Metadata | undefined;
     call.start(metadata, {
       onReceiveMetadata(received: grpc.Metadata) {
@@ -178,11 +180,7 @@ export function callServerStream(client: grpc.Client, method: MethodHandle, requ
           : {};
         if (failure) return resolve({ok: false, ...failure, latencyMs, ...recorded});
         if (status.code !== grpc.status.OK) {
-          resolve({
-            ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
-            ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
-            ...recorded,
-          });
+          resolve(statusOutcome(status, latencyMs, rich, recorded));
           return;
         }
         resolve({ok: true, response: replies, latencyMs, ...recorded});

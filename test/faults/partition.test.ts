@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import {execFileSync, spawn} from 'node:child_process';
+import {execFileSync} from 'node:child_process';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {channelArgs, DEFAULT_KEEPALIVE_TIME_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS} from '../../src/rpc/channel.js';
-import {CLI_COMMAND, runCli, spawnCli, waitFor, type CliResult} from '../helpers/cli.js';
+import {runCli, spawnCli, waitFor, type CliResult} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startPartitionProxy, startSilentPort} from '../helpers/partition-proxy.js';
 import {startServer} from '../helpers/server.js';
@@ -279,28 +279,6 @@ function makeNamespace(t: TestContext): {name: string; serverIp: string; dropSyn
   };
 }
 
-/** `grpc-batch ...args` inside the namespace `ns`. */
-function runCliIn(ns: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<CliResult> {
-  const env: Record<string, string | undefined> = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'warn'};
-  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-  const child = spawn('ip', ['netns', 'exec', ns, ...CLI_COMMAND, ...args], {cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']});
-  let stdout = '';
-  let stderr = '';
-  let timedOut = false;
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({code, signal, stdout, stderr, timedOut});
-    });
-  });
-}
 
 test('a host that drops SYNs (a network namespace): the run pauses and exits 4 with nothing failed and nothing sent; --resume after the heal completes every record once', {skip: noNamespaces()}, async (t) => {
   const ns = makeNamespace(t);
@@ -311,7 +289,7 @@ test('a host that drops SYNs (a network namespace): the run pauses and exits 4 w
   const job = writeJob(dir, server.address, {concurrency: 20, deadline: '2s', maxOutage: '4s', workers: 1});
   const state = path.join(dir, 'state.db');
   ns.dropSyns();
-  const first = await runCliIn(ns.name, ['run', job, '--json', '--no-progress', '--state', state], dir, 120_000);
+  const first = await runCli(['run', job, '--json', '--no-progress', '--state', state], {cwd: dir, timeoutMs: 120_000, prefix: ['ip', 'netns', 'exec', ns.name]});
   const summary = summaryOf(first);
   assert.equal(first.code, 4, first.stderr);
   assert.equal(summary.failed, 0, `failed: ${JSON.stringify(summary.byStatus)}`);
@@ -320,7 +298,7 @@ test('a host that drops SYNs (a network namespace): the run pauses and exits 4 w
   assert.deepEqual(readJsonlFile(path.join(dir, 'out/failed.jsonl')), []);
 
   ns.heal();
-  const resumed = await runCliIn(ns.name, ['run', job, '--json', '--no-progress', '--state', state, '--resume'], dir, 120_000);
+  const resumed = await runCli(['run', job, '--json', '--no-progress', '--state', state, '--resume'], {cwd: dir, timeoutMs: 120_000, prefix: ['ip', 'netns', 'exec', ns.name]});
   assert.equal(resumed.code, 0, resumed.stderr);
   assertEveryRecordOnce(path.join(dir, 'out/results.jsonl'), RECORDS);
   assert.equal(server.stats.calls, RECORDS, 'each record received once');

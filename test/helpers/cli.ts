@@ -47,6 +47,8 @@ export interface CliOptions {
   readonly stdin?: string | Buffer;
   /** Killed (SIGKILL) after this long; the result then has `timedOut: true`. @default 20_000 */
   readonly timeoutMs?: number;
+  /** A command the CLI runs under, as `['ip', 'netns', 'exec', NAME]` (a network namespace of the test's). */
+  readonly prefix?: readonly string[];
 }
 
 export interface CliResult {
@@ -88,7 +90,7 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
 }
 
 /** `grpc-batch ...args` (see CLI_COMMAND), with the test runner's wiring removed from the environment. */
-function spawnChild(args: readonly string[], options: {cwd?: string; env?: Readonly<Record<string, string | undefined>>}): ChildProcessWithoutNullStreams {
+function spawnChild(args: readonly string[], options: {cwd?: string; env?: Readonly<Record<string, string | undefined>>; prefix?: readonly string[]}): ChildProcessWithoutNullStreams {
   const env: Record<string, string | undefined> = {
     ...process.env,
     // The child must not inherit the parent's test-runner wiring.
@@ -98,7 +100,8 @@ function spawnChild(args: readonly string[], options: {cwd?: string; env?: Reado
     ...options.env,
   };
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-  return spawn(CLI_COMMAND[0]!, [...CLI_COMMAND.slice(1), ...args], {
+  const command = [...options.prefix ?? [], ...CLI_COMMAND, ...args];
+  return spawn(command[0]!, command.slice(1), {
     cwd: options.cwd ?? PACKAGE_ROOT,
     env: env as NodeJS.ProcessEnv,
     stdio: ['pipe', 'pipe', 'pipe'],
