@@ -1,6 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import {callUnary, type CancellableCall} from './call.js';
+import {callUnary, type CallOptions, type CancellableCall} from './call.js';
+import type {ChannelPool} from './channel.js';
+import {callUnaryH2} from './h2-transport.js';
 import {cleanDetails} from './explain.js';
 import type {MethodHandle} from './method.js';
 import {Status, statusName} from './status.js';
@@ -46,7 +48,7 @@ export interface ProbeOptions {
  * UNAUTHENTICATED...: it is there), else with why not (`DEADLINE_EXCEEDED: Deadline exceeded after
  * 5.001s`). Never rejects.
  */
-export async function probeBackend(client: grpc.Client, options: ProbeOptions): Promise<string | undefined> {
+export async function probeBackend(pool: ChannelPool, options: ProbeOptions): Promise<string | undefined> {
   const {signal} = options;
   if (signal?.aborted) return 'CANCELLED: probe cancelled';
   const inFlight = new Set<CancellableCall>();
@@ -55,7 +57,10 @@ export async function probeBackend(client: grpc.Client, options: ProbeOptions): 
   };
   signal?.addEventListener('abort', onAbort, {once: true});
   try {
-    const outcome = await callUnary(client, HEALTH_CHECK, HEALTH_CHECK.encodeRequest({}), {deadlineMs: options.timeoutMs, metadata: options.metadata, inFlight});
+    const call: CallOptions = {deadlineMs: options.timeoutMs, metadata: options.metadata, inFlight};
+    const request = HEALTH_CHECK.encodeRequest({});
+    // Over the run's own transport: an h2 pool has no grpc-js client to pick.
+    const outcome = await (pool.transport === 'h2' ? callUnaryH2(pool.pickH2(), HEALTH_CHECK, request, call) : callUnary(pool.pick(), HEALTH_CHECK, request, call));
     if (outcome.ok || !NO_ANSWER.has(outcome.code)) return undefined;
     return `${statusName(outcome.code)}: ${cleanDetails(outcome.details)}`;
   } finally {

@@ -150,7 +150,7 @@ export class Pipeline {
     this.#gate = new OutageGate({
       state: (tryToConnect) => options.pool.connectivity(tryToConnect),
       watch: (_current, deadline, callback) => options.pool.watchConnectivity(deadline, callback),
-      probe: (signal) => probeBackend(options.pool.pick(), {timeoutMs: probeTimeoutMs, metadata: options.metadata, signal}),
+      probe: (signal) => probeBackend(options.pool, {timeoutMs: probeTimeoutMs, metadata: options.metadata, signal}),
       maxOutageMs: options.maxOutageMs,
       // A connection is given the job's deadline to come up, at most gRPC's 20s.
       connectTimeoutMs: options.deadlineMs > 0 ? Math.min(options.deadlineMs, DEFAULT_CONNECT_TIMEOUT_MS) : DEFAULT_CONNECT_TIMEOUT_MS,

@@ -95,14 +95,15 @@ test('a 45 s partition with deadline 5s and maxOutage 15s: the run pauses and ex
   assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
 });
 
-test('a partition shorter than maxOutage: the run pauses, goes on by itself after the heal, and every record ends OK once', async (t) => {
+for (const transport of ['grpc-js', 'h2'] as const) {
+test(`a partition shorter than maxOutage (transport ${transport}): the run pauses, goes on by itself after the heal, and every record ends OK once`, async (t) => {
   const server = await startServer(t, {latencyMs: 20});
   const proxy = await startPartitionProxy(t, server.port);
   const dir = tempDir(t);
   const RECORDS = 1500;
   const CONCURRENCY = 20;
   writeJsonl(path.join(dir, 'input.jsonl'), records(RECORDS));
-  const job = writeJob(dir, proxy.address, {concurrency: CONCURRENCY, deadline: '2s', maxOutage: '2m', workers: 1});
+  const job = writeJob(dir, proxy.address, {concurrency: CONCURRENCY, deadline: '2s', maxOutage: '2m', workers: 1, transport});
   const run = spawnCli(['run', job, '--json', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000, env: {GRPC_BATCH_LOG: 'info'}});
   let stderr = '';
   run.child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -122,6 +123,7 @@ test('a partition shorter than maxOutage: the run pauses, goes on by itself afte
   assert.equal(new Set(server.stats.ids).size, RECORDS);
   assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
 });
+}
 
 test('a port that accepts TCP and never speaks HTTP/2: the run pauses and exits 4 with nothing failed; --resume against a server on that port completes every record', async (t) => {
   const silent = await startSilentPort(t);
@@ -209,11 +211,12 @@ test('a backend slow for some records while it answers the others: those records
   assert.equal(readJsonlFile(path.join(dir, 'out/failed.jsonl')).length, 20);
 });
 
-test('a backend up but slower than the deadline for every record: the records fail DEADLINE_EXCEEDED (the probe finds it answering), with no pause', async (t) => {
+for (const transport of ['grpc-js', 'h2'] as const) {
+test(`a backend up but slower than the deadline for every record (transport ${transport}): the records fail DEADLINE_EXCEEDED (the probe finds it answering), with no pause`, async (t) => {
   const server = await startServer(t, {latencyMs: 1500});
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), records(30));
-  const job = writeJob(dir, server.address, {concurrency: 10, deadline: '500ms', maxOutage: '1m', workers: 1});
+  const job = writeJob(dir, server.address, {concurrency: 10, deadline: '500ms', maxOutage: '1m', workers: 1, transport});
   const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   const summary = summaryOf(result);
   assert.equal(result.code, 1, result.stderr);
@@ -221,6 +224,7 @@ test('a backend up but slower than the deadline for every record: the records fa
   assert.equal(summary.outages.pauses, 0);
   assert.equal(server.stats.calls, 30, 'each record sent once');
 });
+}
 
 // --- a host that drops SYNs: a network namespace of the test's own (root only) ---------------------
 
