@@ -39,3 +39,14 @@ test('the text summary says it ran on the main thread, from a protoset, over TLS
   assert.match(run.stdout, /^ {2}ran on {4}the main thread, schema from protoset files, grpc-js TLS over 2 channels$/m);
   assert.equal(server.stats.calls, 2);
 });
+
+test('a run on transport h2 says so in its summary, not grpc-js', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}]);
+  const job = writeJob(dir, server.address, {workers: 1, transport: 'h2'});
+  const run = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual((JSON.parse(run.stdout) as {chosen: {transport: unknown}}).chosen.transport, {library: 'h2', security: 'plaintext', channels: 1});
+  assert.equal(server.stats.calls, 2);
+});

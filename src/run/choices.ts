@@ -14,7 +14,7 @@ export interface RunChoices {
   /** Where the method's schema came from. */
   readonly schema: 'proto' | 'protoset' | 'reflection';
   /** The calls' transport: the library, its security and its connections. */
-  readonly transport: {readonly library: 'grpc-js'; readonly security: 'plaintext' | 'TLS' | 'mutual TLS'; readonly channels: number};
+  readonly transport: {readonly library: 'grpc-js' | 'h2'; readonly security: 'plaintext' | 'TLS' | 'mutual TLS'; readonly channels: number};
 }
 
 /** The choices of a run of `spec`; `queued`: its calls are made by remote workers (`--redis`). */
@@ -24,7 +24,7 @@ export function runChoices(spec: JobSpec, queued: boolean): RunChoices {
     workersSetting: spec.workersSetting ?? spec.workers,
     executor: queued ? 'queue' : spec.workers > 1 ? 'worker threads' : 'main thread',
     schema: spec.proto.length > 0 ? 'proto' : spec.protoset.length > 0 ? 'protoset' : 'reflection',
-    transport: {library: 'grpc-js', security: !spec.tls ? 'plaintext' : spec.tls.cert ? 'mutual TLS' : 'TLS', channels: spec.channels},
+    transport: {library: spec.transport, security: !spec.tls ? 'plaintext' : spec.tls.cert ? 'mutual TLS' : 'TLS', channels: spec.channels},
   };
 }
 
