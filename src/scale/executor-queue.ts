@@ -10,7 +10,7 @@ import {RunStats} from '../run/stats.js';
 import {Waiter} from '../run/waiter.js';
 import type {AdoptedResults} from './adopt.js';
 import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
-import {chunkJobKey, runKeys} from './redis.js';
+import {chunkJobKey, isOutOfMemory, outOfMemoryMessage, runKeys} from './redis.js';
 
 /** A chunk that is not full yet is sent after this long without a new record (a slow input). */
 const LINGER_MS = 200;
@@ -117,6 +117,7 @@ export class QueueExecutor implements Executor {
     if (options.adopted) this.#merged.add(options.adopted.stats);
     this.#sweep = setInterval(() => {
       this.#guard(() => this.#watchRedis());
+      this.#probeMemory();
       void this.#sweepChunks();
     }, SWEEP_MS);
     this.#sweep.unref();
@@ -325,7 +326,7 @@ export class QueueExecutor implements Executor {
       chunk.added = true;
       // The job holds the records' requests: it expires with the run's other keys should this coordinator die.
       await this.#o.redis.pexpire(chunkJobKey(this.#o.prefix, id), this.#o.keysTtlMs);
-    })().catch((error: unknown) => this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+    })().catch((error: unknown) => isOutOfMemory(error) ? this.#outOfMemory(error) : this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
   /**
@@ -370,6 +371,23 @@ export class QueueExecutor implements Executor {
       this.#redisDown = this.#lastAnswer;
       this.#updatePaused();
     }
+  }
+
+  /**
+   * A write each sweep: a Redis out of memory (noeviction) refuses the workers' results too, and
+   * BullMQ would run their chunks again whole; the run stops at once instead (exit 3, resumable).
+   */
+  #probeMemory(): void {
+    if (this.#stopping) return;
+    this.#o.redis.set(this.#keys.probe, '1', 'PX', this.#o.keysTtlMs).catch((error: unknown) => {
+      if (isOutOfMemory(error)) this.#outOfMemory(error);
+    });
+  }
+
+  /** Stops as `abandon` does: the chunks on workers cannot store their results, their records are left unsent (resumable). */
+  #outOfMemory(_error: unknown): void {
+    if (this.#stopping) return;
+    this.abandon(outOfMemoryMessage(this.#o.runId, this.#o.redisLabel));
   }
 
   async #sweepChunks(): Promise<void> {

@@ -25,6 +25,8 @@ export function runKeys(prefix: string, runId: string) {
     chunks: `${base}:chunks`,
     /** `stop` or `cancel`: read by the workers running the run's chunks. */
     control: `${base}:control`,
+    /** Written by the coordinator at each sweep: a Redis that refuses writes (out of memory) is seen at once. */
+    probe: `${base}:probe`,
     /** The results of one attempt at a chunk. */
     results: (chunkId: string, attempt: string) => `${base}:res:${chunkId}:${attempt}`,
   };
@@ -48,6 +50,17 @@ export function keysTtlMs(env: NodeJS.ProcessEnv = process.env): number {
   // Refreshed at each lease renewal (every LEASE_MS / 3): a TTL shorter than the lease could lapse mid-run.
   if (ms === undefined || ms < MIN_KEYS_TTL_MS) throw new UsageError(`GRPC_BATCH_KEYS_TTL: expected ${DURATION_HINT}, at least 15s (the coordinator's lease); got ${JSON.stringify(text)}`);
   return ms;
+}
+
+/** Whether Redis refused a write for want of memory (`maxmemory` reached under `noeviction`). */
+export function isOutOfMemory(error: unknown): boolean {
+  return /^OOM\b/.test(getErrorMessage(error));
+}
+
+/** What a run that stops on an out-of-memory Redis says: what happened and the fix. */
+export function outOfMemoryMessage(runId: string, where: string | undefined): string {
+  return `Redis${where ? ` at ${where}` : ''} is out of memory (OOM: used memory > maxmemory, maxmemory-policy noeviction) and refuses writes: run ${runId} stops here, nothing more is sent; `
+    + `raise maxmemory (redis-cli${where ? ` -u ${where}` : ''} CONFIG SET maxmemory 2gb, and in redis.conf), then resume the run`;
 }
 
 /** The key of a chunk's BullMQ job hash (its data: the records' encoded requests). */
