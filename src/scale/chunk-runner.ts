@@ -69,6 +69,11 @@ export class ChunkRun {
   }
 
   /** Sends every record of the chunk and resolves once each has an outcome (or none: unsent). */
+  /** The run the chunk is of. */
+  get runId(): string {
+    return this.#data.run;
+  }
+
   async run(): Promise<ChunkOutcome> {
     const {lines, requests} = this.#data;
     try {

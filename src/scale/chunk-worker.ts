@@ -10,7 +10,7 @@ import {channelPoolFor} from '../run/executor-inline.js';
 import type {ChunkData, ChunkReturn} from './chunk.js';
 import {ChunkRun} from './chunk-runner.js';
 import {methodFromJson} from './method-json.js';
-import {CHUNKS_QUEUE, runKeys, watchBullmq} from './redis.js';
+import {chunkJobKey, CHUNKS_QUEUE, isOutOfMemory, outOfMemoryMessage, runKeys, watchBullmq} from './redis.js';
 import {describeIssues, resolveRun, type ShippedRun, type WorkerSpec} from './run-spec.js';
 import {DEFAULT_WORKER_CHUNKS} from './target.js';
 
@@ -82,6 +82,11 @@ export class ChunkWorker {
     });
     // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
     watchBullmq(options.redis, this.#worker);
+    // A chunk whose job expired while queued (its run's coordinator died, never resumed): BullMQ
+    // writes the failure into a new job hash, without a TTL; it is removed, so nothing is left.
+    this.#worker.on('failed', (job) => {
+      if (job?.id && typeof job.data?.run !== 'string') options.redis.del(chunkJobKey(options.prefix, job.id)).catch(() => undefined);
+    });
     this.#sweep = setInterval(() => this.#closeIdleRuns(), IDLE_RUN_MS / 3);
     this.#sweep.unref();
   }
@@ -128,6 +133,7 @@ export class ChunkWorker {
 
   async #process(job: Job<ChunkData, ChunkReturn>, token: string | undefined): Promise<ChunkReturn> {
     const data = job.data;
+    if (typeof data?.run !== 'string') throw new UnrecoverableError(`chunk ${job.id} expired in Redis (its run's coordinator died and was not resumed within GRPC_BATCH_KEYS_TTL): nothing to run`);
     const context = await this.#context(data.run);
     context.active++;
     const run = new ChunkRun(data, context.spec, context.method, context.pool);
@@ -158,7 +164,14 @@ export class ChunkWorker {
         throw new WaitingError();
       }
       const results = keys.results(job.id!, `${job.attemptsStarted}-${randomBytes(3).toString('hex')}`);
-      await this.#o.redis.set(results, outcome.lines.join('\n'), 'PX', RESULTS_TTL_MS);
+      try {
+        await this.#o.redis.set(results, outcome.lines.join('\n'), 'PX', context.shipped.keysTtlMs ?? RESULTS_TTL_MS);
+      } catch (error) {
+        if (!isOutOfMemory(error)) throw error;
+        // Redis is full: this run's other chunks here would fail the same way; none is run again (the coordinator stops the run).
+        for (const other of this.#active.values()) if (other !== entry && other.run.runId === data.run) other.run.stop();
+        throw new UnrecoverableError(outOfMemoryMessage(data.run, undefined));
+      }
       const {lines: _lines, ...rest} = outcome;
       const value: ChunkReturn = {...rest, results, records: data.lines.length, worker: this.#name};
       this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});

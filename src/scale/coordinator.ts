@@ -10,10 +10,9 @@ import type {RunSummary} from '../run/stats.js';
 import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
 import {RunLease} from './lease.js';
-import {CHUNKS_QUEUE, connectRedis, redactUrl, runKeys, watchBullmq, type QueueTarget} from './redis.js';
+import {CHUNKS_QUEUE, connectRedis, keysTtlMs, redactUrl, refreshRunKeys, runKeys, watchBullmq, type QueueTarget} from './redis.js';
 import {shipRun} from './run-spec.js';
 import {DEFAULT_CHUNK_SIZE} from './target.js';
-import {RESULTS_TTL_MS} from './chunk-worker.js';
 
 /** Chunks of one run in the queue at once, at most (fewer when `concurrency` is smaller). */
 export const MAX_SLOTS = 8;
@@ -43,6 +42,7 @@ export interface QueueClaim {
  * a live run is refused here (exit 2), leaving the state database and Redis as they were.
  */
 export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & {readonly redis?: Redis; readonly logger?: Logger}): Promise<QueueClaim> {
+  const ttlMs = keysTtlMs();
   const redis = queueOptions.redis ?? (await connectRedis(queueOptions, queueOptions.logger));
   const keys = runKeys(queueOptions.prefix, runId);
   let released: Promise<void> | undefined;
@@ -57,7 +57,9 @@ export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & 
   };
   let lease: RunLease | undefined;
   try {
-    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => claim.onLost?.(holder), () => void redis.pexpire(keys.spec, RESULTS_TTL_MS).catch(() => undefined));
+    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => claim.onLost?.(holder),
+      // While the run lives, its keys live: a coordinator that dies leaves them for ttlMs, for a resume.
+      () => void refreshRunKeys(redis, queueOptions.prefix, runId, ttlMs).catch(() => undefined));
   } catch (error) {
     await claim.release();
     throw error;
@@ -82,6 +84,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   const claim = queueOptions.claim ?? (await claimQueuedRun(runId, {...queueOptions, ...(log ? {logger: log} : {})}));
   const {redis} = claim;
   const keys = runKeys(prefix, runId);
+  const ttlMs = keysTtlMs();
   let executor: QueueExecutor | undefined;
   let lost: string | undefined;
   claim.onLost = (holder) => {
@@ -94,10 +97,11 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
   watchBullmq(redis, queue, events);
   try {
-    await redis.set(keys.spec, JSON.stringify(shipRun(job, runId)), 'PX', RESULTS_TTL_MS);
+    await redis.set(keys.spec, JSON.stringify({...shipRun(job, runId), keysTtlMs: ttlMs}), 'PX', ttlMs);
     await redis.del(keys.control);
     await events.waitUntilReady();
     const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
+    await refreshRunKeys(redis, prefix, runId, ttlMs);
     const slots = Math.min(MAX_SLOTS, job.spec.concurrency);
     const limits = {concurrency: job.spec.concurrency, rps: job.spec.rps};
     // The run's size, when the input is a regular file: a run of few chunks gives each a larger share.
@@ -105,14 +109,14 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, keysTtlMs: ttlMs, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
     if (lost) {
       const error = new QueueError(lost);
       error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
       throw error;
     }
-    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control);
+    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe);
     return summary;
   } finally {
     await events.close().catch(() => undefined);

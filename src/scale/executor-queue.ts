@@ -10,7 +10,7 @@ import {RunStats} from '../run/stats.js';
 import {Waiter} from '../run/waiter.js';
 import type {AdoptedResults} from './adopt.js';
 import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
-import {runKeys} from './redis.js';
+import {chunkJobKey, isOutOfMemory, outOfMemoryMessage, runKeys} from './redis.js';
 
 /** A chunk that is not full yet is sent after this long without a new record (a slow input). */
 const LINGER_MS = 200;
@@ -35,6 +35,8 @@ export interface QueueExecutorOptions {
   readonly inputLines?: Promise<number | undefined>;
   /** Records per chunk. Minimum: 1. */
   readonly chunkSize: number;
+  /** The TTL of the keys this run writes (`keysTtlMs`): set on each as it is written, refreshed with the lease. */
+  readonly keysTtlMs: number;
   /** The job's metadata as expanded here: its fixed entries are left out of the records' own (see `metadataToData`). */
   readonly jobMetadata: Readonly<Record<string, string>>;
   /** On a resume: results of chunks the workers finished while no coordinator ran. */
@@ -115,6 +117,7 @@ export class QueueExecutor implements Executor {
     if (options.adopted) this.#merged.add(options.adopted.stats);
     this.#sweep = setInterval(() => {
       this.#guard(() => this.#watchRedis());
+      this.#probeMemory();
       void this.#sweepChunks();
     }, SWEEP_MS);
     this.#sweep.unref();
@@ -255,7 +258,7 @@ export class QueueExecutor implements Executor {
     for (const call of unsent) this.#unsent(call);
     this.#room.check();
     // The workers running this run's chunks see it within a progress interval.
-    this.#o.redis.set(this.#keys.control, how, 'PX', 24 * 3600_000).catch(() => undefined);
+    this.#o.redis.set(this.#keys.control, how, 'PX', this.#o.keysTtlMs).catch(() => undefined);
     if (first) {
       for (const chunk of this.#chunks.values()) {
         const withdrawing: Promise<void> = this.#withdraw(chunk).catch(() => undefined).finally(() => this.#settling.delete(withdrawing));
@@ -318,10 +321,12 @@ export class QueueExecutor implements Executor {
       ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
     };
     (async () => {
-      await this.#o.redis.sadd(this.#keys.chunks, id);
+      await this.#o.redis.multi().sadd(this.#keys.chunks, id).pexpire(this.#keys.chunks, this.#o.keysTtlMs).exec();
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
       chunk.added = true;
-    })().catch((error: unknown) => this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+      // The job holds the records' requests: it expires with the run's other keys should this coordinator die.
+      await this.#o.redis.pexpire(chunkJobKey(this.#o.prefix, id), this.#o.keysTtlMs);
+    })().catch((error: unknown) => isOutOfMemory(error) ? this.#outOfMemory(error) : this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
   /**
@@ -366,6 +371,23 @@ export class QueueExecutor implements Executor {
       this.#redisDown = this.#lastAnswer;
       this.#updatePaused();
     }
+  }
+
+  /**
+   * A write each sweep: a Redis out of memory (noeviction) refuses the workers' results too, and
+   * BullMQ would run their chunks again whole; the run stops at once instead (exit 3, resumable).
+   */
+  #probeMemory(): void {
+    if (this.#stopping) return;
+    this.#o.redis.set(this.#keys.probe, '1', 'PX', this.#o.keysTtlMs).catch((error: unknown) => {
+      if (isOutOfMemory(error)) this.#outOfMemory(error);
+    });
+  }
+
+  /** Stops as `abandon` does: the chunks on workers cannot store their results, their records are left unsent (resumable). */
+  #outOfMemory(_error: unknown): void {
+    if (this.#stopping) return;
+    this.abandon(outOfMemoryMessage(this.#o.runId, this.#o.redisLabel));
   }
 
   async #sweepChunks(): Promise<void> {

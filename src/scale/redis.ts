@@ -1,4 +1,5 @@
 import {Redis} from 'ioredis';
+import {DURATION_HINT, parseDuration} from '../duration.js';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Logger} from '../log.js';
 import {redactUrl, type QueueTarget} from './target.js';
@@ -24,9 +25,59 @@ export function runKeys(prefix: string, runId: string) {
     chunks: `${base}:chunks`,
     /** `stop` or `cancel`: read by the workers running the run's chunks. */
     control: `${base}:control`,
+    /** Written by the coordinator at each sweep: a Redis that refuses writes (out of memory) is seen at once. */
+    probe: `${base}:probe`,
     /** The results of one attempt at a chunk. */
     results: (chunkId: string, attempt: string) => `${base}:res:${chunkId}:${attempt}`,
   };
+}
+
+/** Every key a run writes expires this long after its coordinator was last alive (see `keysTtlMs`). */
+export const DEFAULT_KEYS_TTL_MS = 24 * 3600_000;
+/** The shortest TTL allowed: the lease's length (`LEASE_MS`), three renewals. */
+const MIN_KEYS_TTL_MS = 15_000;
+
+/**
+ * How long a run's keys outlive its coordinator: env `GRPC_BATCH_KEYS_TTL` (a duration), default 24h.
+ * Every key a run writes (its settings, chunk jobs with their encoded requests, results, control) has
+ * this TTL, refreshed while the coordinator holds the lease: a run whose coordinator died and is not
+ * resumed within it leaves nothing in Redis; one resumed within it goes on where it was.
+ */
+export function keysTtlMs(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env['GRPC_BATCH_KEYS_TTL'];
+  if (text === undefined || text === '') return DEFAULT_KEYS_TTL_MS;
+  const ms = parseDuration(text);
+  // Refreshed at each lease renewal (every LEASE_MS / 3): a TTL shorter than the lease could lapse mid-run.
+  if (ms === undefined || ms < MIN_KEYS_TTL_MS) throw new UsageError(`GRPC_BATCH_KEYS_TTL: expected ${DURATION_HINT}, at least 15s (the coordinator's lease); got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** Whether Redis refused a write for want of memory (`maxmemory` reached under `noeviction`). */
+export function isOutOfMemory(error: unknown): boolean {
+  return /^OOM\b/.test(getErrorMessage(error));
+}
+
+/** What a run that stops on an out-of-memory Redis says: what happened and the fix. */
+export function outOfMemoryMessage(runId: string, where: string | undefined): string {
+  return `Redis${where ? ` at ${where}` : ''} is out of memory (OOM: used memory > maxmemory, maxmemory-policy noeviction) and refuses writes: run ${runId} stops here, nothing more is sent; `
+    + `raise maxmemory (redis-cli${where ? ` -u ${where}` : ''} CONFIG SET maxmemory 2gb, and in redis.conf), then resume the run`;
+}
+
+/** The key of a chunk's BullMQ job hash (its data: the records' encoded requests). */
+export function chunkJobKey(prefix: string, chunkId: string): string {
+  return `${prefix}:${CHUNKS_QUEUE}:${chunkId}`;
+}
+
+/**
+ * Sets the TTL of every key of a run that lives as long as the run: its settings, control, set of
+ * chunks and the chunks' job hashes (results keys get theirs from the worker that writes them).
+ */
+export async function refreshRunKeys(redis: Redis, prefix: string, runId: string, ttlMs: number): Promise<void> {
+  const keys = runKeys(prefix, runId);
+  const ids = await redis.smembers(keys.chunks);
+  const multi = redis.multi().pexpire(keys.spec, ttlMs).pexpire(keys.control, ttlMs).pexpire(keys.chunks, ttlMs);
+  for (const id of ids) multi.pexpire(chunkJobKey(prefix, id), ttlMs);
+  await multi.exec();
 }
 
 /**

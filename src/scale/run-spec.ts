@@ -43,6 +43,8 @@ export interface ShippedRun {
   readonly startedAt: number;
   /** Where the coordinator runs, for the workers' messages. */
   readonly coordinator: string;
+  /** The TTL of the run's keys (results included); absent from runs shipped before it existed: 24h. */
+  readonly keysTtlMs?: number;
 }
 
 /** The run as its workers see it. */

@@ -217,3 +217,26 @@ test('a Redis that evicts keys (maxmemory-policy volatile-lru) is refused at sta
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(server.stats.calls, 10);
 });
+
+test('Redis out of memory (noeviction, maxmemory reached) mid-run: the run stops at once, exit 3 naming OOM and the fix, nothing sent twice', async (t) => {
+  const server = await startServer(t, {latencyMs: 20});
+  const redisServer = await privateRedis(t);
+  const {prefix, redis} = await redisPrefix(t, redisServer.url);
+  const dir = tempDir(t);
+  const records = 2000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 1, {prefix, url: redisServer.url, chunks: 2});
+  await workersReady(workers);
+  const jobFile = writeJob(dir, server.address, {concurrency: 4});
+  const run = spawnCli(['run', jobFile, '--redis', redisServer.url, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => run.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 50, 60_000, '50 calls at the server');
+  // Full: every write is refused from now on (reads and deletes still answer).
+  await redis.config('SET', 'maxmemory', '1');
+  const stopped = await run.done;
+  assert.equal(stopped.code, 3, stopped.stderr);
+  assert.match(stopped.stderr, /out of memory \(OOM[^\n]*raise maxmemory/);
+  const summary = JSON.parse(stopped.stdout) as {ok: number};
+  assert.ok(summary.ok < records);
+  assert.ok(server.stats.calls <= records, `${server.stats.calls} calls for ${records} records: chunks were run again`);
+});
