@@ -113,9 +113,13 @@ test('Redis paused (SIGSTOP) for 5 seconds just as a chunk is added: the run pau
   for (let n = 1; n > 0; n = await chunksInRedis()) await new Promise((resolve) => setTimeout(resolve, 20));
   // Cut, then a record: its chunk is made while Redis does not answer, and the coordinator's 2 s
   // sweep asks Redis about it before its add lands (both wait on the connection, in that order).
+  let stderr = '';
+  coordinator.child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   process.kill(redis.pid, 'SIGSTOP');
   write(2);
-  await new Promise((resolve) => setTimeout(resolve, 5000)); // the length of the cut
+  await new Promise((resolve) => setTimeout(resolve, 5000)); // the length of the cut, at least
+  // ...and until the coordinator has noticed it (its timers may run late on a loaded machine).
+  await waitFor(() => /"event":"backend:down"/.test(stderr), 60_000, 'the coordinator to pause for Redis');
   process.kill(redis.pid, 'SIGCONT');
   for (let i = 3; i <= records; i++) write(i);
   coordinator.child.stdin.end();
