@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {createPrettyLogger, formatLogLine} from '../src/log-pretty.js';
+import {createPrettyLogger, formatLogLine} from '../src/log.js';
 
 test('--pretty turns each JSON log line into one readable line with job, run id, event and the other fields', () => {
   const lines: string[] = [];

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
-import {autoWorkers} from '../src/run/executor-threads.js';
+import {autoWorkers} from '../src/cores.js';
 import {runCli} from './helpers/cli.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
 import {DEMO_PROTOSET} from './helpers/schema-server.js';

@@ -25,7 +25,7 @@ export const worker = new Command('worker')
   .addOption(new Option('--http [address]', 'serve /healthz and /metrics on host:port (loopback unless a host is given)').preset(DEFAULT_OPS_ADDRESS))
   .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
   .action(async (flags: WorkerFlags) => {
-    const [{createLogger}, {createPrettyLogger}] = await Promise.all([import('../../src/log.js'), import('../../src/log-pretty.js')]);
+    const {createLogger, createPrettyLogger} = await import('../../src/log.js');
     const log = flags.pretty ? createPrettyLogger() : createLogger();
     const target = checkQueueTarget(flags.redis, flags.prefix);
     const graceMs = parseDuration(flags.grace)!;

@@ -3,6 +3,12 @@ import {closeSync, openSync, readFileSync, readSync} from 'node:fs';
 import {constants, gunzipSync} from 'node:zlib';
 import {compressionOf} from './compression.js';
 
+/** The first `bytes` bytes of a run's input and their SHA-256 (hex). */
+export interface InputRead {
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
 /**
  * A SHA-256 of the input bytes read so far, updated as the reader takes each chunk (node:crypto,
  * hardware-accelerated: a few percent of reading the file). A run records it before it sends any

@@ -4,9 +4,8 @@ import type {Readable} from 'node:stream';
 import {createGunzip} from 'node:zlib';
 import {IoError, UsageError} from '../errors.js';
 import {compressionOf} from './compression.js';
-import {ORIGIN_SUFFIX, readOrigins} from './record-key.js';
+import {ORIGIN_SUFFIX, readOrigins} from './origins.js';
 import type {InputDigest} from './input-digest.js';
-import type {JobSpec} from './spec.js';
 
 /**
  * Streaming input. Records are read one at a time, only as fast as the run asks for them, so memory
@@ -149,12 +148,22 @@ async function* gunzipped(stream: AsyncIterable<Buffer>, file: string, line: () 
   }
 }
 
+/** What reading a job's input needs of the job. */
+export interface InputSpec {
+  /** The job file (for messages). */
+  readonly file: string;
+  /** The JSONL input path, `-` for stdin; undefined for a module's `requests()`. */
+  readonly input: string | undefined;
+  readonly maxLineBytes: number;
+  readonly requests: (() => AsyncIterable<unknown> | Iterable<unknown>) | undefined;
+}
+
 /**
  * A job's records: its module's `requests()`, its JSONL file, or standard input for '-'. A failures
  * file's records carry their line in the original input (`origin`), from its `.lines` file; when
  * that no longer matches, `onWarning` says so and the records carry none.
  */
-export function openInput(spec: JobSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void; readonly onlyStatus?: ReadonlySet<string> | undefined} = {}): AsyncGenerator<InputRecord> {
+export function openInput(spec: InputSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void; readonly onlyStatus?: ReadonlySet<string> | undefined} = {}): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
   const jsonl: JsonlOptions = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
@@ -212,7 +221,7 @@ export function readsStdin(input: string | undefined): boolean {
 }
 
 /** The input as named in messages: relative to the working folder, `<stdin>`, or the module's `requests()`. */
-export function inputLabel(spec: JobSpec): string {
+export function inputLabel(spec: InputSpec): string {
   if (spec.input === '-') return '<stdin>';
   if (spec.input === undefined) return `${spec.file} requests()`;
   return path.relative(process.cwd(), spec.input) || spec.input;
@@ -255,7 +264,7 @@ export async function countLines(file: string): Promise<number> {
  * which takes nothing from the run). Undefined for a pipe, a FIFO, a device, standard input or
  * a module: those can be read only once.
  */
-export function countRegularFileLines(spec: JobSpec): Promise<number> | undefined {
+export function countRegularFileLines(spec: InputSpec): Promise<number> | undefined {
   if (!spec.input || readsStdin(spec.input) || spec.requests) return undefined;
   const stat = statSync(spec.input, {throwIfNoEntry: false});
   return stat?.isFile() ? countLines(spec.input) : undefined;

@@ -7,12 +7,11 @@ import type {MethodHandle} from '../rpc/method.js';
 import {loadJobSchema, loadSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';
-import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-template.js';
+import {isTemplate, parseTemplate, templatesOf, type MetadataTemplate, type TemplatedSpec} from './metadata-template.js';
 import {resolveResultFields} from './record-key.js';
 import {checkMethodKind} from '../rpc/method-kind.js';
 import {checkH2Method, type TransportName} from '../rpc/h2-transport.js';
-import {checkPerRecordKeys} from './prepare.js';
-import type {JobSpec} from './spec.js';
+import type {InputFormat, JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
 
 /** Values from flags that override the job file; paths are relative to the working folder. */
@@ -342,4 +341,18 @@ export function applyOverrides(job: Record<string, unknown>, overrides: JobOverr
   if (overrides.transport !== undefined) out['transport'] = overrides.transport;
   if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
   return out;
+}
+
+/**
+ * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
+ * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
+ */
+export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: TemplatedSpec & {readonly inputFormat?: InputFormat}): [key: string, message: string][] {
+  if (method.kind === 'unary') return [];
+  const issues: [string, string][] = [];
+  if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  for (const {key} of templatesOf(spec)) {
+    issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  }
+  return issues;
 }

@@ -5,10 +5,9 @@ import {buildMetadata, checkMetadataEntry} from '../rpc/metadata.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {didYouMean} from '../suggest.js';
 import type {InputRecord} from './input.js';
+import type {InputFormat} from './spec.js';
 import {fixedMetadata, renderTemplates, templatesOf, withFieldNames, type MetadataTemplate, type TemplatedSpec} from './metadata-template.js';
 
-/** How input records are read (`inputFormat`). */
-export type InputFormat = 'message' | 'envelope';
 
 /** What a job says about each record's request, metadata and deadline; built once per run by `recordPlan`. */
 export interface RecordPlan {
@@ -38,20 +37,6 @@ const ENVELOPE_KEYS = ['request', 'metadata', 'deadline'];
 export function recordPlan(spec: TemplatedSpec & {readonly inputFormat?: InputFormat}, method?: Pick<MethodHandle, 'requestFieldPath'>): RecordPlan {
   const templates = templatesOf(spec).map((template) => withFieldNames(template, method?.requestFieldPath));
   return {inputFormat: spec.inputFormat ?? 'message', metadata: fixedMetadata(spec), templates};
-}
-
-/**
- * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
- * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
- */
-export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: TemplatedSpec & {readonly inputFormat?: InputFormat}): [key: string, message: string][] {
-  if (method.kind === 'unary') return [];
-  const issues: [string, string][] = [];
-  if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
-  for (const {key} of templatesOf(spec)) {
-    issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
-  }
-  return issues;
 }
 
 const MESSAGE_PLAN: RecordPlan = {inputFormat: 'message', metadata: {}, templates: []};

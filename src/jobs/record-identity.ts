@@ -1,5 +1,5 @@
 import type {RecordKey, ResultField} from './record-key.js';
-import type {JobSpec} from './spec.js';
+import type {InputSpec} from './input.js';
 
 /**
  * A job module's records told apart by their key, not by their position: `requests()` may yield
@@ -81,7 +81,7 @@ export class RecordIdentities {
 }
 
 /** Whether a job's records come from its module's `requests()` (not from a JSONL file or standard input). */
-export function readsModuleRequests(spec: Pick<JobSpec, 'requests'>): boolean {
+export function readsModuleRequests(spec: Pick<InputSpec, 'requests'>): boolean {
   return spec.requests !== undefined;
 }
 
@@ -97,7 +97,7 @@ export const MODULE_WITHOUT_KEY = {
  * `input`: the input file the run recorded; a module run given `--input FILE` read that file and
  * is resumed by line.
  */
-export function moduleResumeProblem(spec: Pick<JobSpec, 'requests' | 'resultFields' | 'file'>, runId: string, input: string | undefined): string | undefined {
+export function moduleResumeProblem(spec: Pick<InputSpec, 'requests' | 'file'> & {readonly resultFields: readonly string[]}, runId: string, input: string | undefined): string | undefined {
   if (!readsModuleRequests(spec) || input !== undefined || spec.resultFields.length > 0) return undefined;
   return `run ${runId} read the records of the job module ${spec.file} (requests()), which has no key to tell them apart: `
     + 'a resume by position would skip the wrong records if requests() yields them in another order (a query without ORDER BY, a table that changed). '

@@ -4,7 +4,6 @@ import {parseStatus} from '../rpc/status.js';
 import {openDecompressed} from './input.js';
 import {identityOf} from './record-identity.js';
 import type {ResultField} from './record-key.js';
-import type {RunStats} from './summary.js';
 
 /**
  * What an earlier attempt at a run already finished, read back from its results file: the results
@@ -29,11 +28,20 @@ export interface PriorResults {
   readonly replies: number;
 }
 
+/** What reading prior results counts into: the run's stats (`RunStats` in src/run/stats.ts). */
+export interface PriorTally {
+  total: number;
+  lastLine: number;
+  attempts: number;
+  recordInvalid(reason: string): void;
+  recordFinal(code: number, attempts: number, details?: string): void;
+}
+
 /**
  * Reads a results file, adding its counts to `stats`. A missing file means nothing was finished.
  * `keyFields`: also count the lines of each key (a job module's run, resumed by key).
  */
-export async function readPriorResults(file: string, stats: RunStats, keyFields?: readonly ResultField[]): Promise<PriorResults> {
+export async function readPriorResults(file: string, stats: PriorTally, keyFields?: readonly ResultField[]): Promise<PriorResults> {
   const keys = keyFields ? new Map<string, number>() : undefined;
   if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, replies: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
   let lines = new Int32Array(1024);

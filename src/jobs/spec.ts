@@ -1,11 +1,13 @@
 import type {JsonNames} from '../rpc/json-names.js';
 import type {RetryPolicy} from '../rpc/retry.js';
-import type {InputFormat} from './prepare.js';
 import type {MetadataTemplate} from './metadata-template.js';
 import type {TlsSpec} from '../rpc/credentials.js';
 import type {TransportName} from '../rpc/h2-transport.js';
 import type {RecordResult} from './results.js';
 import type {OverlapPolicy, ScheduleSpec} from './schedule-spec.js';
+
+/** How input records are read (`inputFormat`). */
+export type InputFormat = 'message' | 'envelope';
 
 /** A duration at the edge: "500ms", "10s", "1m", "1h", or a number of ms. */
 export type DurationInput = string | number;

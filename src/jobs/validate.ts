@@ -13,7 +13,7 @@ import {checkH2Job, type TransportName} from '../rpc/h2-transport.js';
 import {didYouMean} from '../suggest.js';
 import {DEFAULT_RETRY} from '../rpc/retry.js';
 import {defaultMaxTokens} from '../rpc/retry-throttle.js';
-import {autoWorkers} from '../run/executor-threads.js';
+import {autoWorkers} from '../cores.js';
 import {DEFAULT_OUT_DIR, DEFAULTS, type JobModule, type JobSpec} from './spec.js';
 import {checkSchedule} from './schedule-spec.js';
 import {DEFAULT_MAX_LINE_BYTES} from './input.js';

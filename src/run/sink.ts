@@ -1,6 +1,6 @@
 import {existsSync} from 'node:fs';
 import type {InputRecord} from '../jobs/input.js';
-import {ORIGIN_SUFFIX} from '../jobs/record-key.js';
+import {ORIGIN_SUFFIX} from '../jobs/origins.js';
 import {LineWriter, type RecordResult} from '../jobs/results.js';
 import {statusName} from '../rpc/status.js';
 

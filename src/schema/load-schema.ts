@@ -1,13 +1,20 @@
 import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {JobSpec} from '../jobs/spec.js';
 import {splitMethod} from './method-handle.js';
-import type {Schema, SchemaSource} from './schema.js';
+import type {TlsSpec} from '../rpc/credentials.js';
+import type {Schema} from './schema.js';
 import {loadProtoFiles} from './source-proto.js';
 import {loadProtosets} from './source-protoset.js';
 import {loadByReflection} from './source-reflection.js';
 
 /** The longest the reflection exchange may take: the job's `deadline`, up to this. */
 const REFLECTION_DEADLINE_MS = 10_000;
+
+/** Where a job's schema comes from: .proto files, descriptor sets, or the server itself. */
+export type SchemaSource =
+  | {readonly kind: 'proto'; readonly files: readonly string[]; readonly importPaths: readonly string[]}
+  | {readonly kind: 'protoset'; readonly files: readonly string[]}
+  | {readonly kind: 'reflection'; readonly target: string; readonly tls?: TlsSpec | undefined; readonly channelOptions?: Readonly<Record<string, unknown>>; readonly metadata: Readonly<Record<string, string>>; readonly deadlineMs: number};
 
 /** A job's schema source: its `proto` files, else its `protoset` files, else the server's reflection. */
 export function schemaSourceOf(spec: JobSpec): SchemaSource {

@@ -1,11 +1,4 @@
 import protobuf from 'protobufjs';
-import type {TlsSpec} from '../rpc/credentials.js';
-
-/** Where a job's schema comes from: .proto files, descriptor sets, or the server itself. */
-export type SchemaSource =
-  | {readonly kind: 'proto'; readonly files: readonly string[]; readonly importPaths: readonly string[]}
-  | {readonly kind: 'protoset'; readonly files: readonly string[]}
-  | {readonly kind: 'reflection'; readonly target: string; readonly tls?: TlsSpec | undefined; readonly channelOptions?: Readonly<Record<string, unknown>>; readonly metadata: Readonly<Record<string, string>>; readonly deadlineMs: number};
 
 /** A loaded schema: the types, and where they came from (for `validate` and messages). */
 export interface Schema {

@@ -1,4 +1,5 @@
 import type {RunSummary} from '../jobs/summary.js';
+import type {InputRead} from '../jobs/input-digest.js';
 
 /** What the state database holds of a run, as its readers and writers see it (store.ts keeps the rows). */
 
@@ -103,10 +104,4 @@ export interface RecordedJob {
   readonly inputFormat: string;
   /** Per metadata key, a hash of its value as written in the job file (`${VAR}` not expanded): never the value. */
   readonly metadata: Readonly<Record<string, string>>;
-}
-
-/** The first `bytes` bytes of a run's input and their SHA-256 (hex). */
-export interface InputRead {
-  readonly bytes: number;
-  readonly sha256: string;
 }

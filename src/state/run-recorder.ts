@@ -2,7 +2,8 @@ import {getErrorMessage, InternalError, IoError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
 import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
-import {resolveStatePath, StateStore, type InputRead, type ResumeInfo, type RunTrigger} from './store.js';
+import type {InputRead} from '../jobs/input-digest.js';
+import {resolveStatePath, StateStore, type ResumeInfo, type RunTrigger} from './store.js';
 
 /**
  * Records runs in the state database for their RunLifecycle, and holds their lease.

@@ -5,7 +5,8 @@ import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
-import type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+import type {InputRead} from '../jobs/input-digest.js';
+import type {RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
 /**
  * The state database: every run (scheduled, caught up or manual, from the daemon and from
@@ -28,7 +29,7 @@ const OPEN_BUSY_TIMEOUT_MS = 10_000;
 /** A run whose owner has not renewed its lease for this long is taken as gone (interrupted). */
 export const LEASE_MS = 30_000;
 
-export type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+export type {RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 export {summaryOutcome} from './records.js';
 
 interface CheckpointRow {
