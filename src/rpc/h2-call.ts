@@ -14,6 +14,8 @@ const MAX_TRANSPARENT_RETRIES = 5;
 /** What one call needs besides its channel and method. */
 export interface H2CallSettings {
   readonly head: Buffer;
+  /** The header list size of `head` with a `grpc-timeout` (see `H2Stream.headerListSize`). @default 0 */
+  readonly headerListSize?: number;
   readonly deadline: number;
   readonly waitForReady: boolean;
   readonly recordMetadata: boolean;
@@ -35,6 +37,7 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
   sent = 0;
   connection: H2Connection | undefined;
   readonly head: Buffer;
+  readonly headerListSize: number;
   readonly deadline: number;
   readonly waitForReady: boolean;
   readonly message: Buffer;
@@ -61,6 +64,7 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
     this.#settings = settings;
     this.#resolve = resolve;
     this.head = settings.head;
+    this.headerListSize = settings.headerListSize ?? 0;
     this.deadline = settings.deadline;
     this.waitForReady = settings.waitForReady;
     this.message = request;
