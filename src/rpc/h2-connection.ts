@@ -28,7 +28,6 @@ const MAX_STREAM_ID = 2 ** 31 - 1;
 export class H2Connection {
   readonly #socket: Socket;
   readonly #owner: H2ConnectionOwner;
-  readonly #options: H2ConnectionOptions;
   readonly #parser = new FrameParser(DEFAULT_MAX_FRAME_SIZE);
   readonly #decoder = new HpackDecoder(DEFAULT_TABLE_SIZE);
   readonly #streams = new Map<number, H2Stream>();
@@ -49,7 +48,6 @@ export class H2Connection {
   constructor(socket: Socket, owner: H2ConnectionOwner, options: H2ConnectionOptions) {
     this.#socket = socket;
     this.#owner = owner;
-    this.#options = options;
     this.#writer = new FrameWriter(socket);
     this.#nextId = options.firstStreamId ?? 1;
     this.#keepalive = new H2Keepalive(options, {
