@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {test} from 'node:test';
-import {startServer} from './helpers/server.js';
-import {readJsonlFile, tempDir, writeJob, writeJsonl} from './helpers/job.js';
+import {assertCameOver, startServer} from './helpers/server.js';
+import {readJsonlFile, tempDir, TRANSPORTS, writeJob, writeJsonl} from './helpers/job.js';
 import {spawnCli, waitFor} from './helpers/cli.js';
 
 const RECORDS = 20_000;
 const CONCURRENCY = 50;
 
-test('kill -9 in the middle of a 20k-record run, then --resume: one result per record, at most the calls in flight sent twice', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`kill -9 in the middle of a 20k-record run, then --resume: one result per record, at most the calls in flight sent twice (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})));
-  const job = writeJob(dir, server.address, {concurrency: CONCURRENCY, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const job = writeJob(dir, server.address, {transport, concurrency: CONCURRENCY, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const state = path.join(dir, 'state.db');
 
   const first = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
@@ -42,4 +43,6 @@ test('kill -9 in the middle of a 20k-record run, then --resume: one result per r
   assert.equal(seen.size, RECORDS, 'no record was skipped');
   const twice = [...seen.values()].filter((n) => n > 1).length;
   assert.ok(twice <= CONCURRENCY, `${twice} records were sent twice; at most the ${CONCURRENCY} in flight may be`);
+  assertCameOver(server, transport);
 });
+}

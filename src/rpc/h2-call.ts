@@ -14,6 +14,8 @@ const MAX_TRANSPARENT_RETRIES = 5;
 /** What one call needs besides its channel and method. */
 export interface H2CallSettings {
   readonly head: Buffer;
+  /** The header list size of `head` with a `grpc-timeout` (see `H2Stream.headerListSize`). @default 0 */
+  readonly headerListSize?: number;
   readonly deadline: number;
   readonly waitForReady: boolean;
   readonly recordMetadata: boolean;
@@ -35,6 +37,7 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
   sent = 0;
   connection: H2Connection | undefined;
   readonly head: Buffer;
+  readonly headerListSize: number;
   readonly deadline: number;
   readonly waitForReady: boolean;
   readonly message: Buffer;
@@ -61,6 +64,7 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
     this.#settings = settings;
     this.#resolve = resolve;
     this.head = settings.head;
+    this.headerListSize = settings.headerListSize ?? 0;
     this.deadline = settings.deadline;
     this.waitForReady = settings.waitForReady;
     this.message = request;
@@ -277,7 +281,21 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
   }
 }
 
-/** Header fields as grpc-js's `Metadata` (pseudo-headers left out; `-bin` values decoded; grpc-status and grpc-message left out of trailers). */
+/** Headers of which Node's http2 (what grpc-js reads) keeps the first value when one comes twice. */
+const SINGLE_VALUE_HEADERS = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
+  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range', 'content-type',
+  'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range', 'referer', 'retry-after',
+  'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+]);
+
+/**
+ * Header fields as grpc-js's `Metadata` (pseudo-headers left out; `-bin` values decoded; grpc-status
+ * and grpc-message left out of trailers). A field that comes twice is read as Node's http2 gives it to
+ * grpc-js: the values joined with ", " ("; " for cookie), the first kept for a single-value header,
+ * set-cookie's kept apart.
+ */
 export function toMetadata(fields: HeaderFields | undefined, trailers: boolean): grpc.Metadata {
   const metadata = new grpc.Metadata();
   if (!fields) return metadata;
@@ -287,7 +305,11 @@ export function toMetadata(fields: HeaderFields | undefined, trailers: boolean):
     if (name.charCodeAt(0) === 58 /* : */ || (trailers && (name === 'grpc-status' || name === 'grpc-message'))) continue;
     try {
       if (name.endsWith('-bin')) for (const part of value.split(',')) metadata.add(name, Buffer.from(part.trim(), 'base64'));
-      else metadata.add(name, value);
+      else {
+        const previous = metadata.get(name);
+        if (previous.length === 0 || name === 'set-cookie') metadata.add(name, value);
+        else if (!SINGLE_VALUE_HEADERS.has(name)) metadata.set(name, `${String(previous[0])}${name === 'cookie' ? '; ' : ', '}${value}`);
+      }
     } catch {
       // A name grpc-js's Metadata refuses is left out, as grpc-js does.
     }

@@ -38,6 +38,8 @@ export interface H2ChannelOptions {
   readonly keepaliveTimeMs?: number;
   readonly keepaliveTimeoutMs?: number;
   readonly keepaliveWithoutCalls?: boolean;
+  /** The first stream id of each connection: tests start near 2^31 to see the ids run out. @default 1 */
+  readonly firstStreamId?: number;
 }
 
 interface Watcher {
@@ -296,6 +298,7 @@ export class H2Channel {
           keepaliveTimeMs: this.#keepaliveTimeMs,
           ...(this.#options.keepaliveTimeoutMs !== undefined ? {keepaliveTimeoutMs: this.#options.keepaliveTimeoutMs} : {}),
           ...(this.#options.keepaliveWithoutCalls !== undefined ? {keepaliveWithoutCalls: this.#options.keepaliveWithoutCalls} : {}),
+          ...(this.#options.firstStreamId !== undefined ? {firstStreamId: this.#options.firstStreamId} : {}),
         });
         this.#connections.add(connection);
       });

@@ -15,6 +15,8 @@ export interface H2Stream {
   blocked: boolean;
   /** Request header block (method, metadata), HPACK-encoded once per method; `grpc-timeout` is added here. */
   readonly head: Buffer;
+  /** The header list size of `head` and a `grpc-timeout` (RFC 9113 section 6.5.2: name and value bytes, plus 32 a field), checked against the server's SETTINGS_MAX_HEADER_LIST_SIZE. */
+  readonly headerListSize: number;
   /** Absolute deadline, ms since the epoch; Infinity = none. */
   readonly deadline: number;
   /** The request message (without the 5-byte gRPC prefix, which the connection writes). */
@@ -53,4 +55,6 @@ export interface H2ConnectionOptions {
   readonly keepaliveTimeoutMs?: number;
   /** Ping even with no call in flight. @default false */
   readonly keepaliveWithoutCalls?: boolean;
+  /** The first stream id (odd): tests start near 2^31 to see the ids run out. @default 1 */
+  readonly firstStreamId?: number;
 }

@@ -79,8 +79,19 @@ export interface H2CallContext {
   readonly authority: string;
   readonly userAgent: string;
   /** Header blocks by method path, then by metadata object (the job's, shared by every call). */
-  readonly heads: Map<string, WeakMap<grpc.Metadata, Buffer>>;
+  readonly heads: Map<string, WeakMap<grpc.Metadata, RequestHead>>;
 }
+
+/** A request header block and its header list size (RFC 9113 section 6.5.2), `grpc-timeout` counted at its largest. */
+export interface RequestHead {
+  readonly bytes: Buffer;
+  readonly listSize: number;
+}
+
+/** Header list size of a field (its name and value bytes, plus 32). */
+const FIELD_OVERHEAD = 32;
+/** A `grpc-timeout` field at its largest: the name, 8 digits and a unit. */
+const TIMEOUT_LIST_SIZE = 'grpc-timeout'.length + 9 + FIELD_OVERHEAD;
 
 const NO_METADATA = new grpc.Metadata();
 
@@ -101,22 +112,27 @@ export function createH2Context(channel: H2Channel, options: Readonly<Record<str
  * The request header block of a method, HPACK-encoded once: static-table indexes and literals
  * without indexing, then the metadata (`-bin` values in base64). `grpc-timeout` is added per call.
  */
-export function requestHead(context: H2CallContext, path: string, metadata: grpc.Metadata): Buffer {
+export function requestHead(context: H2CallContext, path: string, metadata: grpc.Metadata): RequestHead {
   let byMetadata = context.heads.get(path);
   if (!byMetadata) context.heads.set(path, (byMetadata = new WeakMap()));
   let head = byMetadata.get(metadata);
   if (head) return head;
   const out: number[] = [0x83, context.channel.secure ? 0x87 : 0x86]; // :method POST, :scheme https / http
-  encodeLiteral(out, ':path', path);
-  encodeLiteral(out, ':authority', context.authority);
-  encodeLiteral(out, 'content-type', 'application/grpc');
-  encodeLiteral(out, 'te', 'trailers');
-  encodeLiteral(out, 'user-agent', context.userAgent);
-  encodeLiteral(out, 'grpc-accept-encoding', 'identity');
+  let listSize = ':method'.length + 'POST'.length + ':scheme'.length + (context.channel.secure ? 5 : 4) + 2 * FIELD_OVERHEAD + TIMEOUT_LIST_SIZE;
+  const field = (name: string, value: string) => {
+    encodeLiteral(out, name, value);
+    listSize += Buffer.byteLength(name) + Buffer.byteLength(value) + FIELD_OVERHEAD;
+  };
+  field(':path', path);
+  field(':authority', context.authority);
+  field('content-type', 'application/grpc');
+  field('te', 'trailers');
+  field('user-agent', context.userAgent);
+  field('grpc-accept-encoding', 'identity');
   for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) encodeLiteral(out, key, Buffer.isBuffer(value) ? value.toString('base64') : String(value));
+    for (const value of values) field(key, Buffer.isBuffer(value) ? value.toString('base64') : String(value));
   }
-  head = Buffer.from(out);
+  head = {bytes: Buffer.from(out), listSize};
   byMetadata.set(metadata, head);
   return head;
 }
@@ -129,8 +145,10 @@ export function callUnaryH2(context: H2CallContext, method: MethodHandle, reques
       return;
     }
     const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
+    const head = requestHead(context, method.path, perCall.metadata ?? options.metadata ?? NO_METADATA);
     const call = new H2UnaryCall(context.channel, method, request, {
-      head: requestHead(context, method.path, perCall.metadata ?? options.metadata ?? NO_METADATA),
+      head: head.bytes,
+      headerListSize: head.listSize,
       deadline: deadlineMs > 0 ? Date.now() + deadlineMs : Infinity,
       waitForReady: options.waitForReady ?? false,
       recordMetadata: options.recordMetadata ?? false,

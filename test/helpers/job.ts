@@ -30,3 +30,11 @@ export function writeJob(dir: string, target: string, extra: Record<string, unkn
   writeFileSync(file, JSON.stringify(job, null, 2));
   return file;
 }
+
+/**
+ * The transports the contract tests run on (issue 18): a test covered on both is written once inside
+ * `for (const transport of TRANSPORTS)`, with the transport in its name and in its job
+ * (`writeJob(dir, target, {transport})`).
+ */
+export const TRANSPORTS = ['grpc-js', 'h2'] as const;
+export type Transport = (typeof TRANSPORTS)[number];

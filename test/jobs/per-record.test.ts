@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
-import {readJsonlFile, tempDir, writeJsonl} from '../helpers/job.js';
+import {readJsonlFile, tempDir, TRANSPORTS, writeJsonl} from '../helpers/job.js';
 import {runCli} from '../helpers/cli.js';
 import {DEMO_PROTOSET, ECHO, JSON_PROTOSET, startSchemaServer} from '../helpers/schema-server.js';
 
@@ -17,7 +17,8 @@ function writeJob(dir: string, job: Record<string, unknown>): string {
 type Result = {line: number; status: string; error?: string; response?: unknown};
 const byLine = (file: string) => (readJsonlFile(file) as Result[]).sort((a, b) => a.line - b.line);
 
-test('templated metadata is filled from each record, nested paths too, and seen at the server per record', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`templated metadata is filled from each record, nested paths too, and seen at the server per record (transport ${transport})`, async (t) => {
   const server = await startSchemaServer(t, {reflection: 'none'});
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [
@@ -25,6 +26,7 @@ test('templated metadata is filled from each record, nested paths too, and seen 
     {snake_case_name: 'u2', inner: {note: 'globex', big: 9007199254740993n.toString()}},
   ]);
   const job = await loadJob(writeJob(dir, {
+    transport,
     target: server.address,
     metadata: {'x-request-id': 'req-{{snakeCaseName}}', 'x-tenant': '{{ inner.note }}/{{inner.big}}', 'x-fixed': 'same'},
   }));
@@ -33,6 +35,7 @@ test('templated metadata is filled from each record, nested paths too, and seen 
   assert.equal(summary.ok, 2);
   assert.deepEqual(server.calls.map((c) => [c.metadata['x-request-id'], c.metadata['x-tenant'], c.metadata['x-fixed']]), [['req-u1', 'acme/7', 'same'], ['req-u2', 'globex/9007199254740993', 'same']]);
 });
+}
 
 test('a missing templated field is an invalid record with its line number; validate says so and sends nothing', async (t) => {
   const server = await startSchemaServer(t, {reflection: 'none'});
@@ -57,7 +60,8 @@ test('a malformed template is a validation error of the job', async (t) => {
   assert.doesNotMatch(result.stderr, /req-\{\{id/, 'the value is not printed: it may hold a secret');
 });
 
-test('envelope records carry their own metadata and deadline; bad envelopes are invalid records', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`envelope records carry their own metadata and deadline; bad envelopes are invalid records (transport ${transport})`, async (t) => {
   // Calls marked x-slow are answered after 2 s: the record's own 50ms deadline ends them first.
   const server = await startSchemaServer(t, {reflection: 'none', answer: (call, request) => ({response: request, delayMs: call.metadata['x-slow'] ? 2000 : 0})});
   const dir = tempDir(t);
@@ -72,6 +76,7 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
     {request: null},
   ]);
   const job = await loadJob(writeJob(dir, {
+    transport,
     target: server.address,
     inputFormat: 'envelope',
     metadata: {'x-job': 'job', 'x-tag': 'fixed'},
@@ -95,14 +100,16 @@ test('envelope records carry their own metadata and deadline; bad envelopes are 
   const failed = readJsonlFile(path.join(dir, 'out', 'failed.jsonl')) as Record<string, unknown>[];
   assert.ok(failed.every((f) => 'request' in f || 'tags' in f));
 });
+}
 
-test('on worker threads too: templated and envelope metadata reach the server, and a reflection schema is not asked for again', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`on worker threads too: templated and envelope metadata reach the server, and a reflection schema is not asked for again (transport ${transport})`, async (t) => {
   const server = await startSchemaServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 20}, (_, i) => ({request: {snakeCaseName: `u${i}`, i64: String(-i)}, metadata: {'x-env': `e${i}`}})));
   const file = path.join(dir, 'job.json');
   writeFileSync(file, JSON.stringify({
-    name: 'threads', target: server.address, method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl',
+    name: 'threads', transport, target: server.address, method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl',
     workers: 2, concurrency: 4, inputFormat: 'envelope', recordMetadata: true, metadata: {'x-request-id': 'req-{{snakeCaseName}}'},
   }));
   const job = await loadJob(file);
@@ -117,3 +124,4 @@ test('on worker threads too: templated and envelope metadata reach the server, a
   assert.equal(typeof results[3]!.headers?.['content-type'], 'string');
   assert.equal(server.reflectionMetadata.length, streams, 'the workers use the schema the run loaded');
 });
+}

@@ -5,16 +5,17 @@ import {Readable} from 'node:stream';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
-import {startServer} from '../helpers/server.js';
-import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
+import {assertCameOver, startServer} from '../helpers/server.js';
+import {readJsonlFile, tempDir, TRANSPORTS, writeJob, writeJsonl} from '../helpers/job.js';
 
 type Line = {line: number; status: string; attempts: number; code?: number; error?: string; response?: {id: string; attempt: number}};
 
-test('sends every record once and reports them all OK', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`sends every record once and reports them all OK (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 500}, (_, i) => ({id: `r${i}`})));
-  const job = await loadJob(writeJob(dir, server.address, {concurrency: 20}));
+  const job = await loadJob(writeJob(dir, server.address, {transport, concurrency: 20}));
   const summary = await runJob(job);
   assert.equal(summary.status, 'succeeded');
   assert.equal(summary.total, 500);
@@ -29,23 +30,28 @@ test('sends every record once and reports them all OK', async (t) => {
   const first = results.find((r) => r.line === 1)!;
   assert.equal(first.response?.id, 'r0');
   assert.equal(summary.failures, undefined);
+  assertCameOver(server, transport);
 });
+}
 
-test('never has more calls in flight at the server than the concurrency limit', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`never has more calls in flight at the server than the concurrency limit (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 300}, (_, i) => ({id: `r${i}`, latencyMs: 5})));
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 7})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {transport, concurrency: 7})));
   assert.equal(summary.ok, 300);
   assert.equal(server.stats.maxInFlight, 7);
 });
+}
 
-test('counts final statuses by name when the server fails some records', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`counts final statuses by name when the server fails some records (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const records = Array.from({length: 60}, (_, i) => ({id: `r${i}`, failCode: i % 3 === 0 ? 5 : i % 5 === 0 ? 7 : 0}));
   writeJsonl(path.join(dir, 'input.jsonl'), records);
-  const summary = await runJob(await loadJob(writeJob(dir, server.address)));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {transport})));
   const notFound = records.filter((r) => r.failCode === 5).length;
   const denied = records.filter((r) => r.failCode === 7).length;
   assert.equal(summary.status, 'failed');
@@ -57,8 +63,10 @@ test('counts final statuses by name when the server fails some records', async (
   assert.equal(failedLine.code, 5);
   assert.match(failedLine.error!, /asked to fail with code 5/);
 });
+}
 
-test('retries transient UNAVAILABLE until OK and records the attempts per record', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`retries transient UNAVAILABLE until OK and records the attempts per record (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [
@@ -67,7 +75,7 @@ test('retries transient UNAVAILABLE until OK and records the attempts per record
     {id: 'never'},
   ]);
   const retry = {maxAttempts: 4, initialBackoff: '1ms', maxBackoff: '5ms'};
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {transport, retry})));
   assert.equal(summary.status, 'succeeded');
   assert.equal(summary.attempts, 2 + 3 + 1);
   assert.equal(summary.retried, 2);
@@ -78,29 +86,34 @@ test('retries transient UNAVAILABLE until OK and records the attempts per record
   assert.equal(byId.get('twice')!.response!.attempt, 3);
   assert.equal(byId.get('never')!.attempts, 1);
 });
+}
 
-test('gives up after maxAttempts and does not retry codes outside retryableStatusCodes', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`gives up after maxAttempts and does not retry codes outside retryableStatusCodes (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'stubborn', failFirstAttempts: 10}, {id: 'bad', failCode: 3}]);
   const retry = {maxAttempts: 3, initialBackoff: '1ms', maxBackoff: '2ms'};
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {retry})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {transport, retry})));
   assert.deepEqual(summary.byStatus, {INVALID_ARGUMENT: 1, UNAVAILABLE: 1});
   assert.equal(server.stats.attemptsById.get('stubborn'), 3);
   assert.equal(server.stats.calls, 3 + 1);
   const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
   assert.deepEqual(results.map((r) => [r.line, r.status, r.attempts]).sort(), [[1, 'UNAVAILABLE', 3], [2, 'INVALID_ARGUMENT', 1]]);
 });
+}
 
-test('ends a call on a slow server with DEADLINE_EXCEEDED', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`ends a call on a slow server with DEADLINE_EXCEEDED (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'slow', latencyMs: 8000}, {id: 'fast'}]);
   // 1 s: the fast call must answer within it even on a machine loaded by two busy loops (100 ms did not).
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {deadline: '1s'})));
+  const summary = await runJob(await loadJob(writeJob(dir, server.address, {transport, deadline: '1s'})));
   assert.deepEqual(summary.byStatus, {OK: 1, DEADLINE_EXCEEDED: 1});
   assert.ok(summary.durationMs < 8000, `the run waited for the slow call: ${summary.durationMs}ms`);
 });
+}
 
 test('reports invalid records with their line numbers and still sends the rest', async (t) => {
   const server = await startServer(t);
@@ -139,19 +152,22 @@ test('a failures file fed back as input completes the job', async (t) => {
   assert.equal(okIds.size, 40);
 });
 
-test('sends the job metadata with every call', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`sends the job metadata with every call (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const metadata = {authorization: 'Bearer ${TEST_TOKEN}', 'x-demo-echo': 'hello', 'trace-bin': Buffer.from([1, 2, 3]).toString('base64')};
-  const job = await loadJob(writeJob(dir, server.address, {metadata}), {}, {...process.env, TEST_TOKEN: 's3cret'});
+  const job = await loadJob(writeJob(dir, server.address, {transport, metadata}), {}, {...process.env, TEST_TOKEN: 's3cret'});
   const summary = await runJob(job);
   assert.equal(summary.ok, 1);
   assert.equal(server.stats.lastMetadata?.['authorization'], 'Bearer s3cret');
   assert.deepEqual(server.stats.lastMetadata?.['trace-bin'], Buffer.from([1, 2, 3]));
   const [result] = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {response: {echoedMetadata: string}}[];
   assert.equal(result!.response.echoedMetadata, 'hello');
+  assertCameOver(server, transport);
 });
+}
 
 test('reads input from standard input when input is -', async (t) => {
   const server = await startServer(t);
@@ -163,11 +179,12 @@ test('reads input from standard input when input is -', async (t) => {
   assert.deepEqual(server.stats.ids.sort(), ['a', 'b']);
 });
 
-test('a graceful stop lets calls in flight finish and leaves a summary that matches the files', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`a graceful stop lets calls in flight finish and leaves a summary that matches the files (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 2000}, (_, i) => ({id: `r${i}`, latencyMs: 2})));
-  const loaded = await loadJob(writeJob(dir, server.address, {concurrency: 10}));
+  const loaded = await loadJob(writeJob(dir, server.address, {transport, concurrency: 10}));
   const stop = new AbortController();
   let seen = 0;
   const job = {...loaded, spec: {...loaded.spec, onResult: () => void (++seen === 100 && stop.abort('SIGINT'))}};
@@ -187,12 +204,14 @@ test('a graceful stop lets calls in flight finish and leaves a summary that matc
   assert.equal(new Set(results.map((r) => r.line)).size, summary.ok, 'one result line per record');
   assert.ok(results.every((r) => r.line <= summary.lastLine), 'no result past the last line read');
 });
+}
 
-test('a cancel after the stop cuts the calls in flight: no result line, not in the failures file, sent again by a resume', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`a cancel after the stop cuts the calls in flight: no result line, not in the failures file, sent again by a resume (transport ${transport})`, async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, latencyMs: i < 5 ? 0 : 300})));
-  const loaded = await loadJob(writeJob(dir, server.address, {concurrency: 10}));
+  const loaded = await loadJob(writeJob(dir, server.address, {transport, concurrency: 10}));
   const stop = new AbortController();
   const cancel = new AbortController();
   let seen = 0;
@@ -211,6 +230,7 @@ test('a cancel after the stop cuts the calls in flight: no result line, not in t
   const lines = (readJsonlFile(summary.output) as Line[]).map((r) => r.line).sort((a, b) => a - b);
   assert.deepEqual(lines, Array.from({length: 50}, (_, i) => i + 1));
 });
+}
 
 test('many records waiting in backoff at once give no MaxListenersExceededWarning', async (t) => {
   const server = await startServer(t);

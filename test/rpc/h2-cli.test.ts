@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {startDemoServer, type DemoServer} from '../../src/demo/server.js';
-import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
-import {runCli, spawnCli, waitFor} from '../helpers/cli.js';
+import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
 
-/** `--transport h2` end to end: the CLI as a user runs it, against the demo server (grpc-js). */
+/**
+ * `--transport h2` end to end: the CLI as a user runs it, against the demo server (grpc-js). The
+ * outage, maxOutage, adaptive, pushback, TLS, metadata, rich-error and kill -9/resume tests run on both
+ * transports where they are (`for (const transport of TRANSPORTS)`).
+ */
 
 /** OK records, failing ones (NOT_FOUND), records retried to OK, invalid lines. */
 function writeMixedInput(file: string, records: number): void {
@@ -69,84 +70,4 @@ test('h2 refuses at validation (exit 2, key named, nothing sent) a streaming met
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /--transport.*h3.*grpc-js, h2/);
   assert.equal(server.stats.calls, 0);
-});
-
-test('h2, a dead backend: the run waits maxOutage and exits 4; the resume completes', async (t) => {
-  const probe = await startDemoServer();
-  const port = probe.port;
-  await probe.stop(0);
-  const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 300}, (_, i) => ({id: `r${i}`})));
-  const jobFile = writeJob(dir, `127.0.0.1:${port}`, {concurrency: 20, maxOutage: '2s', transport: 'h2'});
-  const state = path.join(dir, 'state.db');
-  const first = await runCli(['run', jobFile, '--state', state, '--no-progress'], {cwd: dir, timeoutMs: 60_000});
-  assert.equal(first.code, 4, first.stderr);
-  assert.match(first.stdout, /interrupted/);
-  assert.match(first.stderr, /waiting for the backend.*ECONNREFUSED/);
-  const server = await startDemoServer({address: `127.0.0.1:${port}`});
-  t.after(() => server.stop(200));
-  const second = await runCli(['run', jobFile, '--resume', '--state', state, '--no-progress', '--json'], {cwd: dir, timeoutMs: 60_000});
-  assert.equal(second.code, 0, second.stderr);
-  const failed = readJsonlFile(path.join(dir, 'out/failed.jsonl'));
-  const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number}[]).map((r) => r.line);
-  assert.equal(new Set(lines).size, 300, 'every record has a result');
-  assert.ok(failed.length <= 20, `${failed.length} records failed`);
-});
-
-test('h2, kill -9 mid-run, then --resume: one result per record, at most the calls in flight sent twice', async (t) => {
-  const records = 8000;
-  const concurrency = 50;
-  const server = await startServer(t);
-  const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => ({id: `r${i + 1}`})));
-  const job = writeJob(dir, server.address, {concurrency, transport: 'h2', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
-  const state = path.join(dir, 'state.db');
-  const first = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
-  t.after(() => first.child.kill('SIGKILL'));
-  await waitFor(() => server.stats.calls >= 2000, 60_000, '2,000 calls at the server');
-  first.child.kill('SIGKILL');
-  assert.equal((await first.done).signal, 'SIGKILL');
-  assert.ok(server.stats.calls < records, 'killed before the end');
-  const second = spawnCli(['run', job, '--json', '--no-progress', '--state', state, '--resume']);
-  t.after(() => second.child.kill('SIGKILL'));
-  const resumed = await second.done;
-  assert.equal(resumed.code, 0, resumed.stderr);
-  const summary = JSON.parse(resumed.stdout) as {total: number; ok: number; output: string};
-  assert.equal(summary.ok, records);
-  const lines = (readJsonlFile(summary.output) as {line: number}[]).map((r) => r.line);
-  assert.equal(lines.length, records);
-  assert.equal(new Set(lines).size, records);
-  const seen = new Map<string, number>();
-  for (const id of server.stats.ids) seen.set(id, (seen.get(id) ?? 0) + 1);
-  assert.equal(seen.size, records);
-  const twice = [...seen.values()].filter((n) => n > 1).length;
-  assert.ok(twice <= concurrency, `${twice} records sent twice`);
-  assert.match(String(server.stats.lastMetadata?.['user-agent']), /grpc-batch-h2/);
-});
-
-test('h2, default settings: the server stopped for 1 s mid-run and restarted on its port, every record ends OK', async (t) => {
-  const first = await startServer(t);
-  const port = first.port;
-  const dir = tempDir(t);
-  const records = 5000;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => ({id: `r${i}`})));
-  const loaded = await loadJob(writeJob(dir, first.address, {transport: 'h2'}));
-  let seen = 0;
-  let second: DemoServer | undefined;
-  let restarted: Promise<void> | undefined;
-  const job = {...loaded, spec: {...loaded.spec, onResult: () => {
-    if (++seen !== 1000) return;
-    restarted = first.stop(0).then(() => new Promise((resolve) => setTimeout(resolve, 1000)))
-      .then(() => startDemoServer({address: `127.0.0.1:${port}`}))
-      .then((server) => {
-        second = server;
-        t.after(() => server.stop(200));
-      });
-  }}};
-  const summary = await runJob(job);
-  await restarted;
-  assert.equal(summary.ok, records, JSON.stringify(summary.byStatus));
-  assert.ok(second!.stats.calls > 0, 'the restarted server took calls');
-  assert.ok(summary.outages.pauses >= 1, 'the pause is counted');
-  assert.match(String(second!.stats.lastMetadata?.['user-agent']), /grpc-batch-h2/);
 });

@@ -7,7 +7,7 @@ import {loadJob} from '../../src/jobs/load.js';
 import {runJob} from '../../src/jobs/run.js';
 import {PACKAGE_ROOT} from '../../src/paths.js';
 import {loadProtoFiles} from '../../src/schema/source-proto.js';
-import {readJsonlFile, tempDir, writeJsonl} from '../helpers/job.js';
+import {readJsonlFile, tempDir, TRANSPORTS, writeJsonl} from '../helpers/job.js';
 import {ECHO, JSON_PROTO, startSchemaServer} from '../helpers/schema-server.js';
 
 /** Types a server uses to build a google.rpc.Status, as grpc-go's status.WithDetails does. */
@@ -30,7 +30,8 @@ function writeJob(dir: string, job: Record<string, unknown>): string {
   return file;
 }
 
-test('grpc-status-details-bin is decoded into the results line: BadRequest, ErrorInfo, a schema type, an unknown type left packed', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`grpc-status-details-bin is decoded into the results line: BadRequest, ErrorInfo, a schema type, an unknown type left packed (transport ${transport})`, async (t) => {
   const details = [
     pack('google.rpc.BadRequest', {field_violations: [{field: 'tags[0]', description: 'must not be empty', reason: 'EMPTY'}]}),
     pack('google.rpc.ErrorInfo', {reason: 'TAG_EMPTY', domain: 'jsonfx.example', metadata: {tag_index: '0'}}),
@@ -45,7 +46,7 @@ test('grpc-status-details-bin is decoded into the results line: BadRequest, Erro
   });
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{tags: ['']}]);
-  const summary = await runJob(await loadJob(writeJob(dir, {target: server.address, recordMetadata: true})));
+  const summary = await runJob(await loadJob(writeJob(dir, {transport, target: server.address, recordMetadata: true})));
   assert.equal(summary.failed, 1);
   const [result] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as Record<string, unknown>[];
   assert.equal(result!['status'], 'INVALID_ARGUMENT');
@@ -63,8 +64,10 @@ test('grpc-status-details-bin is decoded into the results line: BadRequest, Erro
   assert.equal((result!['trailers'] as Record<string, string>)['x-trailer'], 'bye');
   assert.equal((result!['trailers'] as Record<string, string>)['grpc-status-details-bin'], undefined, 'decoded already: not repeated as base64');
 });
+}
 
-test('without recordMetadata no headers or trailers are written; an OK call records them when asked', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`without recordMetadata no headers or trailers are written; an OK call records them when asked (transport ${transport})`, async (t) => {
   const headers = new grpc.Metadata();
   headers.set('x-served-by', 'test');
   headers.add('x-many', 'a');
@@ -72,10 +75,10 @@ test('without recordMetadata no headers or trailers are written; an OK call reco
   const server = await startSchemaServer(t, {reflection: 'none', answer: (_call, request) => ({headers, response: request})});
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{tags: ['x']}]);
-  await runJob(await loadJob(writeJob(dir, {target: server.address})));
+  await runJob(await loadJob(writeJob(dir, {transport, target: server.address})));
   const [plain] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as Record<string, unknown>[];
   assert.equal(plain!['headers'], undefined);
-  await runJob(await loadJob(writeJob(dir, {target: server.address, recordMetadata: true, output: 'out/recorded.jsonl', failures: 'out/recorded.failed.jsonl'})));
+  await runJob(await loadJob(writeJob(dir, {transport, target: server.address, recordMetadata: true, output: 'out/recorded.jsonl', failures: 'out/recorded.failed.jsonl'})));
   const [recorded] = readJsonlFile(path.join(dir, 'out', 'recorded.jsonl')) as Record<string, Record<string, unknown>>[];
   assert.equal(recorded!['headers']!['x-served-by'], 'test');
   // HTTP/2 (Node's http2, as grpc-js reads it) joins a header sent twice with ", ".
@@ -83,8 +86,10 @@ test('without recordMetadata no headers or trailers are written; an OK call reco
   assert.equal(typeof recorded!['headers']!['content-type'], 'string');
   assert.deepEqual(recorded!['response'], {tags: ['x']});
 });
+}
 
-test('RetryInfo.retryDelay is the next backoff: the server sees the retry no sooner than it asked, though maxBackoff is 1ms', async (t) => {
+for (const transport of TRANSPORTS) {
+test(`RetryInfo.retryDelay is the next backoff: the server sees the retry no sooner than it asked, though maxBackoff is 1ms (transport ${transport})`, async (t) => {
   const server = await startSchemaServer(t, {
     reflection: 'none',
     answer: (call, request) => (call.attempt === 1
@@ -94,6 +99,7 @@ test('RetryInfo.retryDelay is the next backoff: the server sees the retry no soo
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{tags: ['x']}]);
   const summary = await runJob(await loadJob(writeJob(dir, {
+    transport,
     target: server.address,
     retry: {maxAttempts: 2, initialBackoff: '1ms', maxBackoff: '1ms', retryableStatusCodes: ['RESOURCE_EXHAUSTED']},
   })));
@@ -102,3 +108,4 @@ test('RetryInfo.retryDelay is the next backoff: the server sees the retry no soo
   // A lower bound only: a loaded machine can make the gap longer, never shorter.
   assert.ok(server.calls[1]!.at - server.calls[0]!.at >= 390, `retried after ${server.calls[1]!.at - server.calls[0]!.at} ms`);
 });
+}
