@@ -84,11 +84,6 @@ export const JOB_KEYS = {
     schema: (t) => t.Unsafe<'message' | 'envelope'>({enum: ['message', 'envelope']}), default: 'message',
     doc: 'message: each input record is the request. envelope: each is {"request": {...}, "metadata": {...}, "deadline": "2s"}, metadata and deadline for that record only.',
   },
-  maxLineBytes: {
-    schema: (t) => t.Union([t.Integer({minimum: 1}), t.String({pattern: '^\\s*\\d+(\\.\\d+)?\\s*([KkMmGg]i?[Bb]|[Bb])?\\s*$'})]), default: '4MiB',
-    doc: 'Longest input line accepted, as bytes or a size like 16MiB, 64MB; a longer line is an invalid record. At most 512MiB.',
-    flag: {flags: '--max-line-bytes <size>', help: 'longest input line, e.g. 16MiB (overrides maxLineBytes)', value: 'size', validate: true}, recorded: 'maxLineBytes',
-  },
   concurrency: {
     schema: (t) => t.Integer({minimum: 1, maximum: 100000}), default: 100, doc: 'Most calls in flight at once.',
     flag: {flags: '-c, --concurrency <n>', help: 'most calls in flight (overrides concurrency)', value: {int: 1}}, recorded: 'concurrency', shipped: true,
@@ -100,36 +95,6 @@ export const JOB_KEYS = {
   deadline: {
     schema: duration, default: '30s', doc: 'Deadline of each attempt; 0 = none.',
     flag: {flags: '-d, --deadline <duration>', help: 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', value: 'duration'}, recorded: 'deadlineMs', shipped: true,
-  },
-  waitForReady: {schema: (t) => t.Boolean(), default: false, shipped: true, doc: 'Calls wait for the connection instead of failing fast with UNAVAILABLE while it is down.'},
-  maxOutage: {
-    schema: duration, default: '5m', shipped: true,
-    doc: 'How long the run waits for an unreachable backend (connection refused or lost, or nothing but UNAVAILABLE) before it stops, interrupted and resumable (exit 4); 0 = wait forever. While it waits, no record is sent and none is failed.',
-    flag: {flags: '--max-outage <duration>', help: 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', value: 'duration'}, recorded: 'maxOutageMs',
-  },
-  adaptive: {
-    schema: (t) => t.Boolean(), default: false, shipped: true,
-    doc: 'Adapt the calls in flight under `concurrency` to the backend: fewer when its latency rises or it sheds calls (RESOURCE_EXHAUSTED, server pushback), more when it recovers.',
-    flag: {flags: '--adaptive', help: 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)', value: 'switch'}, recorded: 'adaptive',
-  },
-  rampUp: {
-    schema: duration, default: 0, shipped: true,
-    doc: 'Concurrency and rps rise from 1 to their caps over this long at the start of a run, so a cold backend is not hit by a wall of calls; 0 = at once.',
-    flag: {flags: '--ramp-up <duration>', help: 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', value: 'duration'}, recorded: 'rampUpMs',
-  },
-  channels: {schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: true, doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).'},
-  transport: {
-    schema: (t) => t.Unsafe<'grpc-js' | 'h2'>({enum: ['grpc-js', 'h2']}), default: 'grpc-js', shipped: true,
-    doc: "What sends the calls: grpc-js, or h2, grpc-batch's own HTTP/2 client (unary methods only, no unix: targets, only the channel options it reads; see the README).",
-    flag: {flags: '--transport <name>', help: 'what sends the calls: grpc-js, or h2 (grpc-batch\'s own HTTP/2 client, unary methods only) (overrides transport)', value: {choices: ['grpc-js', 'h2']}},
-  },
-  streams: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: 'Bidi-streaming methods only: how many streams carry the records, each with its share of concurrency. Default: concurrency (one record in flight per stream).'},
-  maxRepliesPerRecord: {schema: (t) => t.Integer({minimum: 1, maximum: 10000000}), doc: 'Server-streaming methods only: most replies kept for one record; a stream with more is cancelled and the record fails with RESOURCE_EXHAUSTED. Default: 10000.'},
-  batchSize: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: "Client-streaming methods only: records sent per call; the call's one response is given to every record of the batch. At most concurrency. Default: min(100, concurrency)."},
-  workers: {
-    schema: (t) => t.Union([t.Integer({minimum: 1, maximum: 256}), t.Unsafe<'auto'>({const: 'auto'})]), default: 'auto',
-    doc: 'Worker threads that send the calls, each with its own channel and a share of concurrency and rps (the shares add up to the totals); auto = one per core for each ~100 calls in flight; 1 = the main thread only.',
-    flag: {flags: '--workers <n|auto>', help: 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', value: 'workers'}, recorded: 'workers',
   },
   retry: {
     doc: 'Retries with exponential backoff and full jitter.', shipped: true,
@@ -151,14 +116,49 @@ export const JOB_KEYS = {
       },
     },
   },
-  maxInvalid: {
-    schema: (t) => t.Integer({minimum: 0}), doc: 'Stop the run (status failed) once more records than this are invalid. Default: no limit.',
-    flag: {flags: '--max-invalid <n>', help: 'stop the run once more records than this are invalid (overrides maxInvalid)', value: {int: 0}}, recorded: 'maxInvalid',
-  },
   maxFailures: {
     schema: (t) => t.Integer({minimum: 0}), doc: 'Stop the run (status failed) once more records than this have failed. Default: no limit.',
     flag: {flags: '--max-failures <n>', help: 'stop the run once more records than this have failed (overrides maxFailures)', value: {int: 0}}, recorded: 'maxFailures',
   },
+  maxInvalid: {
+    schema: (t) => t.Integer({minimum: 0}), doc: 'Stop the run (status failed) once more records than this are invalid. Default: no limit.',
+    flag: {flags: '--max-invalid <n>', help: 'stop the run once more records than this are invalid (overrides maxInvalid)', value: {int: 0}}, recorded: 'maxInvalid',
+  },
+  maxLineBytes: {
+    schema: (t) => t.Union([t.Integer({minimum: 1}), t.String({pattern: '^\\s*\\d+(\\.\\d+)?\\s*([KkMmGg]i?[Bb]|[Bb])?\\s*$'})]), default: '4MiB',
+    doc: 'Longest input line accepted, as bytes or a size like 16MiB, 64MB; a longer line is an invalid record. At most 512MiB.',
+    flag: {flags: '--max-line-bytes <size>', help: 'longest input line, e.g. 16MiB (overrides maxLineBytes)', value: 'size', validate: true}, recorded: 'maxLineBytes',
+  },
+  workers: {
+    schema: (t) => t.Union([t.Integer({minimum: 1, maximum: 256}), t.Unsafe<'auto'>({const: 'auto'})]), default: 'auto',
+    doc: 'Worker threads that send the calls, each with its own channel and a share of concurrency and rps (the shares add up to the totals); auto = one per core for each ~100 calls in flight; 1 = the main thread only.',
+    flag: {flags: '--workers <n|auto>', help: 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', value: 'workers'}, recorded: 'workers',
+  },
+  maxOutage: {
+    schema: duration, default: '5m', shipped: true,
+    doc: 'How long the run waits for an unreachable backend (connection refused or lost, or nothing but UNAVAILABLE) before it stops, interrupted and resumable (exit 4); 0 = wait forever. While it waits, no record is sent and none is failed.',
+    flag: {flags: '--max-outage <duration>', help: 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', value: 'duration'}, recorded: 'maxOutageMs',
+  },
+  adaptive: {
+    schema: (t) => t.Boolean(), default: false, shipped: true,
+    doc: 'Adapt the calls in flight under `concurrency` to the backend: fewer when its latency rises or it sheds calls (RESOURCE_EXHAUSTED, server pushback), more when it recovers.',
+    flag: {flags: '--adaptive', help: 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)', value: 'switch'}, recorded: 'adaptive',
+  },
+  rampUp: {
+    schema: duration, default: 0, shipped: true,
+    doc: 'Concurrency and rps rise from 1 to their caps over this long at the start of a run, so a cold backend is not hit by a wall of calls; 0 = at once.',
+    flag: {flags: '--ramp-up <duration>', help: 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', value: 'duration'}, recorded: 'rampUpMs',
+  },
+  waitForReady: {schema: (t) => t.Boolean(), default: false, shipped: true, doc: 'Calls wait for the connection instead of failing fast with UNAVAILABLE while it is down.'},
+  channels: {schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: true, doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).'},
+  transport: {
+    schema: (t) => t.Unsafe<'grpc-js' | 'h2'>({enum: ['grpc-js', 'h2']}), default: 'grpc-js', shipped: true,
+    doc: "What sends the calls: grpc-js, or h2, grpc-batch's own HTTP/2 client (unary methods only, no unix: targets, only the channel options it reads; see the README).",
+    flag: {flags: '--transport <name>', help: 'what sends the calls: grpc-js, or h2 (grpc-batch\'s own HTTP/2 client, unary methods only) (overrides transport)', value: {choices: ['grpc-js', 'h2']}},
+  },
+  streams: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: 'Bidi-streaming methods only: how many streams carry the records, each with its share of concurrency. Default: concurrency (one record in flight per stream).'},
+  maxRepliesPerRecord: {schema: (t) => t.Integer({minimum: 1, maximum: 10000000}), doc: 'Server-streaming methods only: most replies kept for one record; a stream with more is cancelled and the record fails with RESOURCE_EXHAUSTED. Default: 10000.'},
+  batchSize: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: "Client-streaming methods only: records sent per call; the call's one response is given to every record of the batch. At most concurrency. Default: min(100, concurrency)."},
   onInterrupted: {
     schema: (t) => t.Unsafe<'resume' | 'abandon'>({enum: ['resume', 'abandon']}), default: 'resume',
     doc: 'What the daemon does at start-up with a run of this job that a crash, a kill or the end of a shutdown grace period cut short: resume it (records with a result are not sent again) or abandon it.',
