@@ -150,7 +150,10 @@ export const JOB_KEYS = {
     flag: {flags: '--ramp-up <duration>', help: 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', value: 'duration'}, recorded: 'rampUpMs',
   },
   waitForReady: {schema: (t) => t.Boolean(), default: false, shipped: true, doc: 'Calls wait for the connection instead of failing fast with UNAVAILABLE while it is down.'},
-  channels: {schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: true, doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).'},
+  channels: {
+    schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: true, doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).',
+    flag: {flags: '--channels <n>', help: 'HTTP/2 connections to spread calls over (overrides channels)', value: {int: 1}},
+  },
   transport: {
     schema: (t) => t.Unsafe<'grpc-js' | 'h2'>({enum: ['grpc-js', 'h2']}), default: 'grpc-js', shipped: true,
     doc: "What sends the calls: grpc-js, or h2, grpc-batch's own HTTP/2 client (unary methods only, no unix: targets, only the channel options it reads; see the README).",

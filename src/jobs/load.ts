@@ -39,6 +39,7 @@ export interface JobOverrides {
   readonly rampUp?: string | number;
   readonly workers?: number | 'auto';
   readonly transport?: TransportName;
+  readonly channels?: number;
   /** `-H 'name: value'` headers, added to `metadata` (a header named there too is replaced); `${VAR}` is expanded as in the job file. */
   readonly headers?: readonly string[];
 }

@@ -76,6 +76,16 @@ test('a job without workers, maxAttempts or maxLineBytes gets the declared defau
   assert.equal(spec.retry.maxAttempts, JOB_KEYS.retry.keys.maxAttempts.default);
   assert.equal(spec.maxLineBytes, parseSize(DEFAULTS.maxLineBytes));
   assert.equal(spec.concurrency, DEFAULTS.concurrency);
+  assert.equal(spec.channels, DEFAULTS.channels);
+});
+
+test('an override flag sets its declared key: --channels, --max-attempts (a key of retry), --output (a path from the working folder)', async (t) => {
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const {spec} = await loadJob(writeJob(dir, '127.0.0.1:1'), {channels: 3, maxAttempts: 2, output: path.join(dir, 'elsewhere.jsonl')});
+  assert.equal(spec.channels, 3);
+  assert.equal(spec.retry.maxAttempts, 2);
+  assert.equal(spec.output, path.join(dir, 'elsewhere.jsonl'));
 });
 
 test('the README key table has one row per declared key, with its declared default', () => {
