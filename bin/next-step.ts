@@ -2,25 +2,16 @@ import {displayPath} from '../src/jobs/print.js';
 import type {NextStep} from '../src/jobs/print.js';
 import type {RunSummary} from '../src/jobs/summary.js';
 import {failureSteps} from './failure-steps.js';
+import {flagAttribute, flaggedKeys, flagName} from '../src/jobs/job-keys.js';
 
 /**
  * The flags of `run` that change what a run does or how it reads its input, carried into the command
- * printed as the next step. A `--resume` also reuses the values its run recorded at its start (see
+ * printed as the next step: the flags of the job keys a run records (src/jobs/job-keys.ts), then the
+ * flags of no job key. A `--resume` also reuses the values its run recorded at its start (see
  * `asRecorded`): the two agree, so the printed command and a bare `--resume` do the same.
  */
 const CARRIED: readonly (readonly [key: string, flag: string])[] = [
-  ['target', '--target'],
-  ['concurrency', '--concurrency'],
-  ['rps', '--rps'],
-  ['deadline', '--deadline'],
-  ['maxAttempts', '--max-attempts'],
-  ['maxFailures', '--max-failures'],
-  ['maxInvalid', '--max-invalid'],
-  ['maxLineBytes', '--max-line-bytes'],
-  ['workers', '--workers'],
-  ['maxOutage', '--max-outage'],
-  ['adaptive', '--adaptive'],
-  ['rampUp', '--ramp-up'],
+  ...flaggedKeys().filter((k) => k.declaration.recorded !== undefined).map((k) => [flagAttribute(k.declaration.flag), flagName(k.declaration.flag)] as const),
   ['outDir', '--out-dir'],
   ['state', '--state'],
   ['header', '-H'],

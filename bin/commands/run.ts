@@ -5,7 +5,8 @@ import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
 import type {RunLifecycle} from '../../src/run/lifecycle.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
-import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from '../flags.js';
+import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag} from '../flags.js';
+import {withJobKeyOptions} from '../job-key-options.js';
 import {setExitCode} from '../exit.js';
 import type {RunConsole} from '../run-console.js';
 
@@ -28,11 +29,9 @@ export interface RunFlags extends Omit<JobFlags, 'headers'> {
   readonly chunkSize: number;
 }
 
-export const run = new Command('run')
+export const run = withJobKeyOptions(new Command('run')
   .description('run a job once: one call per input record, many in flight, then a summary')
-  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job')
-  .option('-i, --input <file>', 'JSONL input file (gzip read transparently), or - for standard input (overrides input)')
-  .option('-t, --target <address>', 'server address, host:port (overrides target)')
+  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job'), 'run') // -t, -i, -c, --max-line-bytes, --workers...: from src/jobs/job-keys.ts
   .option('--method <pkg.Service/Method>', 'without a job file: the method to call')
   .option('--proto <file>', 'without a job file: .proto file of the method (repeatable); without --proto or --protoset, server reflection', collectFlag, [])
   .option('--import-path <dir>', 'without a job file: folder searched for the protos\' imports (repeatable)', collectFlag, [])
@@ -45,20 +44,6 @@ export const run = new Command('run')
   .option('--server-name <name>', 'without a job file: name to check the server certificate against')
   .option('--only-status <statuses>', 'with a failures file as --input: send only its records that failed with these statuses (comma-separated; INVALID for invalid records)', parseStatusListFlag)
   .option('--save-job <file>', 'without a job file: also write the job the flags describe to this YAML file (grpc-batch run FILE runs it again)')
-  .option('-c, --concurrency <n>', 'most calls in flight (overrides concurrency)', parseIntFlag(1))
-  .option('--rps <n>', 'most calls started per second, 0 = no limit (overrides rps)', parseNumberFlag(0))
-  .option('-d, --deadline <duration>', 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', parseDurationFlag)
-  .option('--max-attempts <n>', 'attempts per record, retries included (overrides retry.maxAttempts)', parseIntFlag(1))
-  .option('--max-failures <n>', 'stop the run once more records than this have failed (overrides maxFailures)', parseIntFlag(0))
-  .option('--max-invalid <n>', 'stop the run once more records than this are invalid (overrides maxInvalid)', parseIntFlag(0))
-  .option('--max-outage <duration>', 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', parseDurationFlag)
-  .option('--adaptive', 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)')
-  .option('--workers <n|auto>', 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', parseWorkersFlag)
-  .addOption(new Option('--transport <name>', 'what sends the calls: grpc-js, or h2 (grpc-batch\'s own HTTP/2 client, unary methods only) (overrides transport)').choices(['grpc-js', 'h2']))
-  .option('--ramp-up <duration>', 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', parseDurationFlag)
-  .option('-o, --output <file>', 'results file; {name} and {runId} are replaced (overrides output)')
-  .option('--failures <file>', 'failures file, re-runnable as input (overrides failures)')
-  .option('--max-line-bytes <size>', 'longest input line, e.g. 16MiB (overrides maxLineBytes)', parseSizeFlag)
   .option('--out-dir <folder>', 'folder of the default results and failures files (default ./out)')
   .option('--preflight', 'before reading the input, check that the target answers (one health-check call); exit 2 if not')
   .option('--dry-run', 'load and check the job and every input record; send nothing')

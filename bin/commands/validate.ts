@@ -1,6 +1,6 @@
 import {Command} from 'commander';
 import {formatIssue, ValidationError, type Issue} from '../../src/errors.js';
-import {parseSizeFlag} from '../flags.js';
+import {withJobKeyOptions} from '../job-key-options.js';
 
 interface ValidateFlags {
   readonly input?: string;
@@ -9,11 +9,9 @@ interface ValidateFlags {
   readonly maxLineBytes?: number;
 }
 
-export const validate = new Command('validate')
+export const validate = withJobKeyOptions(new Command('validate')
   .description('check a job file, its files and every input record; send nothing (exit 2 on any problem)')
-  .argument('<job>', 'job file')
-  .option('-i, --input <file>', 'JSONL input file to check instead of the job\'s input')
-  .option('--max-line-bytes <size>', 'longest input line, e.g. 16MiB (overrides maxLineBytes)', parseSizeFlag)
+  .argument('<job>', 'job file'), 'validate') // -i, --max-line-bytes: from src/jobs/job-keys.ts
   .option('--out-dir <folder>', 'folder of the default results and failures files, as for run (default ./out)')
   .option('--connect', 'also check that the target answers (one health-check call, no record sent)')
   .action(async (jobFile: string, flags: ValidateFlags) => {

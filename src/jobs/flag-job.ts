@@ -3,6 +3,7 @@ import {mkdirSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {stringify} from 'yaml';
 import {applyOverrides, parseHeaders, type JobOverrides} from './load.js';
+import {flaggedKeys, flagName} from './job-keys.js';
 
 /**
  * A job made from `run`'s flags, the way grpcurl takes a call: `grpc-batch run --target HOST:PORT
@@ -26,13 +27,14 @@ export interface JobFlags extends JobOverrides {
 /** What names a run made from flags in issues: `grpc-batch run: --method: missing ...`. */
 export const FLAGS_LABEL = 'grpc-batch run';
 
-/** The flag of each job key a run made from flags can set. */
+/**
+ * The flag of each job key a run made from flags can set: the override flags declared in
+ * src/jobs/job-keys.ts, and those that only make a job without a file.
+ */
 const FLAG_OF_KEY: Readonly<Record<string, string>> = {
-  target: '--target', method: '--method', proto: '--proto', importPaths: '--import-path', protoset: '--protoset',
-  input: '--input', metadata: '-H', tls: '--tls', 'tls.ca': '--ca', 'tls.cert': '--cert', 'tls.key': '--key', 'tls.serverName': '--server-name',
-  concurrency: '--concurrency', rps: '--rps', deadline: '--deadline', 'retry.maxAttempts': '--max-attempts', retry: '--max-attempts',
-  maxFailures: '--max-failures', maxInvalid: '--max-invalid', maxOutage: '--max-outage', adaptive: '--adaptive', rampUp: '--ramp-up',
-  workers: '--workers', output: '--output', failures: '--failures', maxLineBytes: '--max-line-bytes',
+  ...Object.fromEntries(flaggedKeys().map((k) => [k.path, flagName(k.declaration.flag)])),
+  method: '--method', proto: '--proto', importPaths: '--import-path', protoset: '--protoset', metadata: '-H',
+  tls: '--tls', 'tls.ca': '--ca', 'tls.cert': '--cert', 'tls.key': '--key', 'tls.serverName': '--server-name', retry: '--max-attempts',
 };
 
 /** The flag an issue's key path came from: `proto[1]` -> `--proto`, `metadata.authorization` -> `-H`. */

@@ -13,6 +13,7 @@ import {checkMethodKind} from '../rpc/method-kind.js';
 import {checkH2Method, type TransportName} from '../rpc/h2-transport.js';
 import type {InputFormat, JobSpec} from './spec.js';
 import {validateJob} from './validate.js';
+import {flagAttribute, flaggedKeys} from './job-keys.js';
 
 /** Values from flags that override the job file; paths are relative to the working folder. */
 export interface JobOverrides {
@@ -37,6 +38,7 @@ export interface JobOverrides {
   readonly rampUp?: string | number;
   readonly workers?: number | 'auto';
   readonly transport?: TransportName;
+  readonly channels?: number;
   /** `-H 'name: value'` headers, added to `metadata` (a header named there too is replaced); `${VAR}` is expanded as in the job file. */
   readonly headers?: readonly string[];
 }
@@ -318,28 +320,22 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   return value;
 }
 
-/** Applies flags to a raw job: paths given as flags are relative to the working folder, made relative to `jobDir`. */
+/**
+ * Applies flags to a raw job, each to the key it is declared on (src/jobs/job-keys.ts): paths given
+ * as flags are relative to the working folder, made relative to `jobDir`.
+ */
 export function applyOverrides(job: Record<string, unknown>, overrides: JobOverrides, jobDir: string): Record<string, unknown> {
   const out = {...job};
   // Paths given as flags are relative to the working folder; make them absolute before the job
   // folder becomes the base.
   const fromCwd = (p: string) => (p === '-' ? p : path.relative(jobDir, path.resolve(p)) || '.');
-  if (overrides.input !== undefined) out['input'] = fromCwd(overrides.input);
-  if (overrides.output !== undefined) out['output'] = fromCwd(overrides.output);
-  if (overrides.failures !== undefined) out['failures'] = fromCwd(overrides.failures);
-  if (overrides.target !== undefined) out['target'] = overrides.target;
-  if (overrides.concurrency !== undefined) out['concurrency'] = overrides.concurrency;
-  if (overrides.rps !== undefined) out['rps'] = overrides.rps;
-  if (overrides.deadline !== undefined) out['deadline'] = overrides.deadline;
-  if (overrides.maxLineBytes !== undefined) out['maxLineBytes'] = overrides.maxLineBytes;
-  if (overrides.maxFailures !== undefined) out['maxFailures'] = overrides.maxFailures;
-  if (overrides.maxInvalid !== undefined) out['maxInvalid'] = overrides.maxInvalid;
-  if (overrides.maxOutage !== undefined) out['maxOutage'] = overrides.maxOutage;
-  if (overrides.adaptive !== undefined) out['adaptive'] = overrides.adaptive;
-  if (overrides.rampUp !== undefined) out['rampUp'] = overrides.rampUp;
-  if (overrides.workers !== undefined) out['workers'] = overrides.workers;
-  if (overrides.transport !== undefined) out['transport'] = overrides.transport;
-  if (overrides.maxAttempts !== undefined) out['retry'] = {...((out['retry'] ?? {}) as object), maxAttempts: overrides.maxAttempts};
+  for (const {path: keyPath, declaration: {flag}} of flaggedKeys()) {
+    const value = (overrides as Record<string, unknown>)[flagAttribute(flag)];
+    if (value === undefined) continue;
+    const given = flag.value === 'path' && typeof value === 'string' ? fromCwd(value) : value;
+    const [key, inner] = keyPath.split('.') as [string, string | undefined]; // flags set top-level keys or a map's key (retry.maxAttempts)
+    out[key] = inner === undefined ? given : {...((out[key] ?? {}) as object), [inner]: given};
+  }
   return out;
 }
 

@@ -78,7 +78,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   const retry = (job['retry'] ?? {}) as Record<string, unknown>;
   duration('deadline', job['deadline'], DEFAULTS.deadline);
   duration('maxOutage', job['maxOutage'], DEFAULTS.maxOutage);
-  duration('rampUp', job['rampUp'], 0);
+  duration('rampUp', job['rampUp'], DEFAULTS.rampUp);
   duration('retry.initialBackoff', retry['initialBackoff'], DEFAULT_RETRY.initialBackoffMs);
   duration('retry.maxBackoff', retry['maxBackoff'], DEFAULT_RETRY.maxBackoffMs);
   const codes = new Set<number>();
@@ -205,19 +205,19 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     reflectionMetadata: job['reflectionMetadata'] ? lowerKeys(job['reflectionMetadata'] as Record<string, unknown>) : undefined,
     method: job['method'] as string,
     input: resolvePath(job['input']) as string | undefined,
-    inputFormat: (job['inputFormat'] as 'message' | 'envelope' | undefined) ?? 'message',
+    inputFormat: (job['inputFormat'] as 'message' | 'envelope' | undefined) ?? DEFAULTS.inputFormat,
     maxLineBytes,
-    recordMetadata: (job['recordMetadata'] as boolean | undefined) ?? false,
-    jsonNames: (job['jsonNames'] as 'json' | 'proto' | undefined) ?? 'json',
-    emitDefaults: (job['emitDefaults'] as boolean | undefined) ?? false,
+    recordMetadata: (job['recordMetadata'] as boolean | undefined) ?? DEFAULTS.recordMetadata,
+    jsonNames: (job['jsonNames'] as 'json' | 'proto' | undefined) ?? DEFAULTS.jsonNames,
+    emitDefaults: (job['emitDefaults'] as boolean | undefined) ?? DEFAULTS.emitDefaults,
     requests: functions['requests'] as JobModule['requests'],
     onResult: functions['onResult'] as JobModule['onResult'],
     concurrency: (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency,
     rps: (job['rps'] as number | undefined) ?? DEFAULTS.rps,
     deadlineMs: durations['deadline']!,
-    waitForReady: (job['waitForReady'] as boolean | undefined) ?? false,
+    waitForReady: (job['waitForReady'] as boolean | undefined) ?? DEFAULTS.waitForReady,
     maxOutageMs: durations['maxOutage']!,
-    adaptive: (job['adaptive'] as boolean | undefined) ?? false,
+    adaptive: (job['adaptive'] as boolean | undefined) ?? DEFAULTS.adaptive,
     rampUpMs: durations['rampUp']!,
     channels: (job['channels'] as number | undefined) ?? DEFAULTS.channels,
     transport: (job['transport'] as TransportName | undefined) ?? DEFAULTS.transport,
@@ -235,7 +235,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
       ...(retry['throttle'] ? {throttle: resolveThrottle(retry['throttle'] as Record<string, number>, (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency)} : {}),
     },
     maxInvalid: job['maxInvalid'] as number | undefined,
-    onInterrupted: (job['onInterrupted'] as 'resume' | 'abandon' | undefined) ?? 'resume',
+    onInterrupted: (job['onInterrupted'] as 'resume' | 'abandon' | undefined) ?? DEFAULTS.onInterrupted,
     maxFailures: job['maxFailures'] as number | undefined,
     metadata,
     ...(options.metadataTemplates ? {metadataTemplates: [...options.metadataTemplates.values()].filter((t): t is MetadataTemplate => typeof t === 'object')} : {}),
@@ -244,7 +244,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to
     // the job file, which may be read-only (a ConfigMap); paths the job gives are the job's own.
     output: job['output'] !== undefined ? path.resolve(baseDir, job['output'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
-    resultFields: (job['resultFields'] as string[] | undefined) ?? [],
+    resultFields: (job['resultFields'] as string[] | undefined) ?? DEFAULTS.resultFields,
     failures: job['failures'] !== undefined ? path.resolve(baseDir, job['failures'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
     schedule,
   };

@@ -9,6 +9,7 @@ import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {runFiles} from '../jobs/results.js';
 import {reclaimDeadRuns} from './lease.js';
 import type {RecordedJob, RecordedSpec, ResumeInfo, RunRecord, StateStore} from './store.js';
+import {flagAttribute, flaggedKeys} from '../jobs/job-keys.js';
 
 /** A run that `maxFailures` or `maxInvalid` stopped: recorded `failed`, with its records after the stop never sent. */
 export function isThresholdAbort(run: Pick<RunRecord, 'status' | 'reason'>): boolean {
@@ -214,20 +215,11 @@ export function refuseUnhonouredFlags(flags: Pick<JobOverrides, 'input' | 'outpu
   }
 }
 
-/** The recorded keys that flags given now override (`-t`, `-c`, `--rps`, `-d`, `--max-attempts`, `--max-line-bytes`, `--max-failures`...). */
+/** The recorded keys that flags given now override (`-t`, `-c`, `--max-line-bytes`, `--workers`...: each key declared `recorded` in src/jobs/job-keys.ts). */
 export function givenSpecKeys(flags: JobOverrides): Set<keyof RecordedSpec> {
   const given = new Set<keyof RecordedSpec>();
-  if (flags.maxLineBytes !== undefined) given.add('maxLineBytes');
-  if (flags.maxFailures !== undefined) given.add('maxFailures');
-  if (flags.maxInvalid !== undefined) given.add('maxInvalid');
-  if (flags.workers !== undefined) given.add('workers');
-  if (flags.maxOutage !== undefined) given.add('maxOutageMs');
-  if (flags.adaptive !== undefined) given.add('adaptive');
-  if (flags.rampUp !== undefined) given.add('rampUpMs');
-  if (flags.target !== undefined) given.add('target');
-  if (flags.concurrency !== undefined) given.add('concurrency');
-  if (flags.rps !== undefined) given.add('rps');
-  if (flags.deadline !== undefined) given.add('deadlineMs');
-  if (flags.maxAttempts !== undefined) given.add('maxAttempts');
+  for (const {declaration: {flag, recorded}} of flaggedKeys()) {
+    if (recorded !== undefined && (flags as Record<string, unknown>)[flagAttribute(flag)] !== undefined) given.add(recorded as keyof RecordedSpec);
+  }
   return given;
 }
