@@ -48,8 +48,6 @@ await build({
   banner: {js: `import {createRequire as __gbCreateRequire} from 'node:module'; const require = __gbCreateRequire(import.meta.url);`},
   logLevel: 'warning',
   legalComments: 'none',
-  // Less source for Node to read and V8 to parse; names kept (errors are named after their class).
-  minify: true,
+  // Classes keep their names (errors are named after their class) where the bundle renames one.
   keepNames: true,
-  sourcemap: true,
 });
