@@ -1,14 +1,16 @@
-import {createLogUpdate} from 'log-update';
+// log-update and the ~20 modules it loads cost a tenth of a second at start-up: they are loaded only
+// when stderr is a terminal, the one place a bar is drawn.
+const {createLogUpdate} = process.stderr.isTTY ? await import('log-update') : {createLogUpdate: undefined};
 
 /**
  * stderr as one writer, shared by the log lines and the progress bar. While the bar is shown, a
  * log line is written above it and the bar is drawn again below it (log-update draws the bar), so
  * the two never mix on one line; `clear()` removes the bar before the summary is printed. Off a
- * terminal there is no bar and lines are written as they come.
+ * terminal (the bar is drawn only when stderr is one) there is no bar and lines are written as they come.
  */
 export class Terminal {
   readonly stream: NodeJS.WriteStream;
-  readonly #update: ReturnType<typeof createLogUpdate> | undefined;
+  readonly #update: ReturnType<typeof import('log-update').createLogUpdate> | undefined;
   /** The status line on screen, drawn again after each log line. */
   #status: string | undefined;
 
@@ -21,7 +23,7 @@ export class Terminal {
       get rows() { return stream.rows || 24; },
       write: (text: string) => stream.write(text),
     };
-    this.#update = stream.isTTY ? createLogUpdate(sized as unknown as NodeJS.WriteStream) : undefined;
+    this.#update = stream.isTTY && createLogUpdate ? createLogUpdate(sized as unknown as NodeJS.WriteStream) : undefined;
   }
 
   get isTTY(): boolean {

@@ -27,7 +27,7 @@ test('npm pack: the tarball installs, its bin runs, and a job module imports grp
   const dir = tempDir(t);
   const stage = path.join(dir, 'stage');
   mkdirSync(stage);
-  for (const entry of ['package.json', 'README.md', 'LICENSE', 'proto', 'schema', 'tsconfig.json', 'src', 'bin']) cpSync(path.join(PACKAGE_ROOT, entry), path.join(stage, entry), {recursive: true});
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'proto', 'schema', 'scripts', 'tsconfig.json', 'src', 'bin']) cpSync(path.join(PACKAGE_ROOT, entry), path.join(stage, entry), {recursive: true});
   symlinkSync(path.join(PACKAGE_ROOT, 'node_modules'), path.join(stage, 'node_modules')); // read by tsc only
   // `npm test` has just run that same build here: its dist/ is taken when it is newer than the sources.
   if (buildIsFresh()) cpSync(path.join(PACKAGE_ROOT, 'dist'), path.join(stage, 'dist'), {recursive: true});

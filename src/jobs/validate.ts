@@ -1,9 +1,8 @@
-import {existsSync, readFileSync, statSync} from 'node:fs';
+import {existsSync, statSync} from 'node:fs';
 import path from 'node:path';
-import {Ajv, type ErrorObject} from 'ajv';
+import type {ErrorObject} from 'ajv';
 import type {Issue} from '../errors.js';
 import {DURATION_HINT, parseDuration} from '../duration.js';
-import {PACKAGE_ROOT} from '../paths.js';
 import {parseStatus, STATUS_NAMES} from '../rpc/status.js';
 import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
@@ -20,12 +19,10 @@ import {DEFAULT_MAX_LINE_BYTES} from './input.js';
 import {compressionOf, unsupportedCompression} from './compression.js';
 import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-template.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../size.js';
+import {checkJobSchema, JOB_SCHEMA} from './job-schema.js';
 
-const SCHEMA = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'schema', 'job.schema.json'), 'utf8')) as {
-  properties: Record<string, {properties?: Record<string, unknown>}>;
-};
-const ajv = new Ajv({allErrors: true, strict: false, verbose: true});
-const checkSchema = ajv.compile(SCHEMA);
+const SCHEMA = JOB_SCHEMA;
+const checkSchema = checkJobSchema;
 const FUNCTION_KEYS = ['requests', 'onResult'] as const;
 
 export interface ValidateOptions {

@@ -3,8 +3,9 @@
  * does not understand: unknown option names, `true` where it compares with 0/1, a `retryPolicy` at
  * the top of `grpc.service_config`, a misspelled `maxAttempt`. Each of those becomes an `Issue` here.
  */
+import {createRequire} from 'node:module';
 import {experimental} from '@grpc/grpc-js';
-import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv';
+import type {ErrorObject, ValidateFunction} from 'ajv';
 import type {Issue} from '../errors.js';
 import {didYouMean, suggest} from '../suggest.js';
 import {METHOD_CONFIG_KEYS, SERVICE_CONFIG_SCHEMA, TOP_LEVEL_KEYS} from './service-config-schema.js';
@@ -127,8 +128,11 @@ function checkServiceConfig(value: unknown, options: Record<string, unknown>, pa
 }
 
 let validator: ValidateFunction | undefined;
+/** Ajv is loaded on the first service config checked, not by every command that imports this file. */
 function compiled(): ValidateFunction {
-  validator ??= new Ajv({allErrors: true, verbose: true, allowUnionTypes: true}).compile(SERVICE_CONFIG_SCHEMA);
+  if (validator) return validator;
+  const {Ajv} = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  validator = new Ajv({allErrors: true, verbose: true, allowUnionTypes: true}).compile(SERVICE_CONFIG_SCHEMA);
   return validator;
 }
 
