@@ -3,6 +3,9 @@ export {defineJob, DEFAULTS} from './jobs/spec.js';
 export type {JobInput, JobModule, JobSpec, DurationInput} from './jobs/spec.js';
 export {loadJob} from './jobs/load.js';
 export type {JobOverrides, LoadedJob} from './jobs/load.js';
+export {run} from './run/runner.js';
+export type {StartRunOptions, RunEngine} from './run/runner.js';
+/** The engine alone: no state recorded, no lease (kept for programs written against it; `run` does what the CLI does). */
 export {runJob, newRunId} from './jobs/run.js';
 export type {RunOptions, ProgressSnapshot} from './jobs/run.js';
 export {checkInput} from './jobs/check.js';

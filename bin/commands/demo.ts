@@ -21,8 +21,8 @@ export const demo = new Command('demo')
   .option('--json', 'print the summary as one JSON object on stdout')
   .addOption(logFormatOption())
   .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
-    const [{startDemoServer}, {loadJob}, {formatSummary}, {runJob}, {openRunConsole}] = await Promise.all([
-      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/jobs/run.js'), import('../run-console.js'),
+    const [{startDemoServer}, {loadJob}, {formatSummary}, {run}, {openRunConsole}] = await Promise.all([
+      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/run/runner.js'), import('../run-console.js'),
     ]);
     const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;
@@ -53,7 +53,8 @@ export const demo = new Command('demo')
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
       process.once('SIGINT', onSignal);
-      const summary = await runJob(job, {signal: stop.signal, logger: log, progressIntervalMs, ...(progress ? {onProgress: (p) => progress.update(p)} : {})});
+      // Through the run facade, unrecorded: the demo's run lives in a temporary folder, and leaves no history.
+      const summary = await run(job, {state: false, signal: stop.signal, logger: log, progressIntervalMs, ...(progress ? {onProgress: (p) => progress.update(p)} : {})});
       close();
       process.off('SIGINT', onSignal);
       if (flags.json) {

@@ -3,7 +3,6 @@ import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT, Us
 import type {JobFlags} from '../../src/jobs/flag-job.js';
 import type {RunSummary} from '../../src/jobs/summary.js';
 import type {LogFormat} from '../../src/log.js';
-import type {RunLifecycle} from '../../src/run/lifecycle.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag} from '../flags.js';
 import {withJobKeyOptions} from '../job-key-options.js';
@@ -68,10 +67,9 @@ export const run = withJobKeyOptions(new Command('run')
 
 async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
   // What a run needs loads here, not when the CLI starts (`--help` needs none of it).
-  const [{checkInput}, {inputLabel, readsStdin, statusFilterProblem}, {newRunId, runJob}, {preflight}, {RunLifecycle}, {RunRecorder}, {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}, {loadRunJob, recordFlagJob}, {displayPath}] = await Promise.all([
-    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/jobs/run.js'),
-    import('../../src/rpc/preflight.js'), import('../../src/run/lifecycle.js'), import('../../src/state/run-recorder.js'),
-    import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
+  const [{checkInput}, {inputLabel, readsStdin, statusFilterProblem}, {startRun}, {preflight}, {givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}, {loadRunJob, recordFlagJob}, {displayPath}] = await Promise.all([
+    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/run/runner.js'),
+    import('../../src/rpc/preflight.js'), import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
     import('./run-job.js'), import('../../src/jobs/print.js'),
   ]);
   const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
@@ -94,44 +92,6 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
     if (problem) throw new UsageError(problem);
   }
 
-  const recorder = RunRecorder.open(flags.state, log, {required: Boolean(flags.resume)});
-  let runId = newRunId();
-  let lifecycle: RunLifecycle;
-  try {
-    if (flags.resume) {
-      const given = givenSpecKeys(flags);
-      const found = findRunToResume(recorder.store!, job, typeof flags.resume === 'string' ? flags.resume : undefined, given);
-      runId = found.runId;
-      refuseUnhonouredFlags(flags, job, runId, found.info); // --input, --output...: refused, not ignored
-      job = asRecorded(job, found.info, given); // as it started: -t, -c, --max-line-bytes... given then hold now
-    }
-    if (flags.preflight) await preflight(job, log);
-    // Files checked and locked first, then the run claimed (one write that checks its status), then sent.
-    lifecycle = RunLifecycle.lock(job, runId, recorder, {resume: Boolean(flags.resume)});
-  } catch (error) {
-    recorder.close();
-    throw error;
-  }
-  const {resumeInfo} = lifecycle;
-  // --redis: the coordinator of a distributed run (BullMQ loads only then). Its lease is taken before
-  // the run is recorded or claimed: a second coordinator of a live run is refused with nothing changed.
-  const scale = queue ? await import('../../src/scale/coordinator.js') : undefined;
-  let claim: Awaited<ReturnType<NonNullable<typeof scale>['claimQueuedRun']>> | undefined;
-  try {
-    if (queue && scale) claim = await scale.claimQueuedRun(runId, {...queue, logger: log});
-    await lifecycle.begin();
-  } catch (error) {
-    await claim?.release();
-    lifecycle.close();
-    throw error;
-  }
-  const moduleWithoutKey = moduleResumeProblem(job.spec, runId, resumeInfo.input) !== undefined;
-  const invocation = {
-    // A job made from flags runs again from the file it was recorded in (which holds its -H headers).
-    jobFile: jobFile ?? displayPath(job.spec.file), flags: loaded.fromFlags ? {...flags, header: []} : flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
-    resumable: recorder.store !== undefined && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream && !moduleWithoutKey,
-    ...(moduleWithoutKey ? {notResumable: MODULE_WITHOUT_KEY} : {}),
-  };
   const stop = new AbortController();
   const cancel = new AbortController();
   let signalled: NodeJS.Signals | undefined;
@@ -148,32 +108,50 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
   process.on('SIGTERM', onSignal);
 
   try {
-    const run = queue && scale && claim ? (j: typeof job, o: Parameters<typeof runJob>[1]) => scale.runQueued(j, o ?? {}, {...queue, chunkSize: flags.chunkSize, logger: log, claim}) : runJob;
-    const summary = await run(job, {
-      ...lifecycle.runOptions(),
+    // The run facade: files locked, the run recorded (or claimed to resume), sent, its end recorded, all let go.
+    // --redis: the coordinator of a distributed run (BullMQ loads only then). Its lease is taken before
+    // the run is recorded or claimed: a second coordinator of a live run is refused with nothing changed.
+    const engine = queue ? (await import('../../src/scale/queue-engine.js')).queueEngine({...queue, chunkSize: flags.chunkSize, logger: log}) : undefined;
+    const finished = await startRun(job, {
+      state: flags.state, resume: flags.resume, given: givenSpecKeys(flags), engine,
+      beforeLock: async (running, resumed) => {
+        if (resumed) refuseUnhonouredFlags(flags, resumed.given, resumed.runId, resumed.info); // --input, --output...: refused, not ignored
+        if (flags.preflight) await preflight(running, log);
+        if (signalled) throw new InterruptedError(signalled); // stopped before it started: nothing recorded
+      },
       signal: stop.signal,
       cancelSignal: cancel.signal,
       logger: log,
       progressIntervalMs,
       onlyStatus: flags.onlyStatus !== undefined ? new Set(flags.onlyStatus.split(',')) : undefined,
       ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
-    }).catch(async (error: unknown) => {
+    });
+    if (!finished.started) throw finished.error;
+    const {runId, resumeInfo} = finished;
+    job = finished.job;
+    const moduleWithoutKey = moduleResumeProblem(job.spec, runId, resumeInfo.input) !== undefined;
+    const invocation = {
+      // A job made from flags runs again from the file it was recorded in (which holds its -H headers).
+      jobFile: jobFile ?? displayPath(job.spec.file), flags: loaded.fromFlags ? {...flags, header: []} : flags, maxFailures: job.spec.maxFailures, maxInvalid: job.spec.maxInvalid,
+      resumable: finished.inState && !readsStdin(job.spec.input) && !resumeInfo.inputIsStream && !moduleWithoutKey,
+      ...(moduleWithoutKey ? {notResumable: MODULE_WITHOUT_KEY} : {}),
+    };
+    if (finished.failed) {
       // The run so far (as JSON under --json) and its resume command, then the error (exit 3).
+      const {error} = finished;
       const partial = error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined;
       if (partial) printSummary(partial, nextSteps(partial, invocation));
       if (error instanceof IoError) {
-        const {recorded} = await lifecycle.end({error});
-        const how = recorded ? 'it is recorded interrupted' : 'its end could not be recorded, and --resume takes it as interrupted now that this process is gone';
+        const how = finished.recorded ? 'it is recorded interrupted' : 'its end could not be recorded, and --resume takes it as interrupted now that this process is gone';
         log.error({event: 'run:interrupted', runId, file: error.file, code: error.errno}, `run ${runId} stopped: ${error.message}; ${how}: fix the cause, then resume it`);
         if (!partial && invocation.resumable) error.next = [resumeStep(runId, invocation)];
-      } else {
-        await lifecycle.end({error});
+      } else if (error instanceof GbError && invocation.resumable) {
         // A crash leaves every record with a result; the rest can be sent by resuming the run.
-        if (error instanceof GbError && invocation.resumable) error.next = [resumeStep(runId, invocation)];
+        error.next = [resumeStep(runId, invocation)];
       }
       throw error;
-    });
-    await lifecycle.end({summary});
+    }
+    const summary = finished.summary!;
     if (summary.total === 0 && !signalled) log.warn({event: 'input:empty'}, `${inputLabel(job.spec)}: the input has no records (empty, or only blank lines); nothing was sent`);
     printSummary(summary, nextSteps(summary, invocation));
     if (signalled) throw new InterruptedError(signalled);
@@ -181,7 +159,6 @@ async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, pr
     else if (summary.status !== 'succeeded') setExitCode(EXIT.RECORDS_FAILED);
   } finally {
     progress?.stop();
-    lifecycle.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

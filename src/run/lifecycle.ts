@@ -37,13 +37,14 @@ export class RunLifecycle {
   readonly filesLock: RunFilesLock;
   /** Where the run reads and writes and how it started, as `begin` records it (read at `lock`). */
   readonly resumeInfo: ResumeInfo;
-  readonly #job: LoadedJob;
+  /** The job as it runs. */
+  readonly job: LoadedJob;
   readonly #recorder: RunRecorder;
   readonly #now: () => number;
   #closed = false;
 
   private constructor(job: LoadedJob, runId: string, resume: boolean, recorder: RunRecorder, filesLock: RunFilesLock, now: () => number) {
-    this.#job = job;
+    this.job = job;
     this.runId = runId;
     this.resume = resume;
     this.#recorder = recorder;
@@ -71,7 +72,7 @@ export class RunLifecycle {
       }
       return;
     }
-    await this.#recorder.started(this.runId, this.#job.spec.name, this.resumeInfo, this.#now(), how);
+    await this.#recorder.started(this.runId, this.job.spec.name, this.resumeInfo, this.#now(), how);
   }
 
   /** What every run is given by its lifecycle: its id, its locked files, whether it resumes, where its checkpoints and input hash go. */

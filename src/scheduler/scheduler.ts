@@ -4,7 +4,7 @@ import {getErrorMessage} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {newRunId, runJob} from '../jobs/run.js';
-import type {RunSummary} from '../jobs/summary.js';
+import {executeRun, type FinishedRun} from '../run/runner.js';
 import {RunLifecycle} from '../run/lifecycle.js';
 import {asRecorded} from '../state/resumable.js';
 import {reclaimDeadRuns} from '../state/lease.js';
@@ -291,37 +291,38 @@ export class Scheduler extends EventEmitter {
     const loaded = resume ? asRecorded(entry.loaded, resume.info) : entry.loaded;
     const job = loaded.spec.name;
     const runId = resume?.runId ?? newRunId(new Date(this.#clock.now()));
+    const ref = {job, runId, trigger, scheduledAt};
+    const original = loaded.spec.onResult;
+    const observed: LoadedJob = {
+      ...loaded,
+      spec: {...loaded.spec, onResult: (result) => (this.#emit('run:result', {...ref, result}), original?.(result))},
+    };
     // The files first: a run whose results or failures file another run writes never starts.
     const now = () => this.#clock.now();
     let lifecycle: RunLifecycle;
     try {
-      lifecycle = RunLifecycle.lock(loaded, runId, RunRecorder.using(this.#store, this.#log, now), {resume: resume !== undefined, now});
+      lifecycle = RunLifecycle.lock(observed, runId, RunRecorder.using(this.#store, this.#log, now), {resume: resume !== undefined, now});
     } catch (error) {
       if (!resume) return this.#skip(entry, trigger, scheduledAt, getErrorMessage(error));
       this.#log?.warn({job, runId, event: 'run:abandoned'}, `run ${runId} is not resumed now: ${getErrorMessage(error)}`);
       return {outcome: 'skipped', runId, reason: getErrorMessage(error)};
     }
     const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
-    const ref = {job, runId, trigger, scheduledAt};
     entry.runs.set(runId, run);
     this.#active.add(run);
     this.#emit('run:started', ref, 'info', `${trigger} run started`);
-    const original = loaded.spec.onResult;
-    const observed: LoadedJob = {
-      ...loaded,
-      spec: {...loaded.spec, onResult: (result) => (this.#emit('run:result', {...ref, result}), original?.(result))},
-    };
-    const ran: Promise<RunSummary> = lifecycle.begin({trigger, scheduledAt})
-      .then(() => this.#runner(observed, {
-        ...lifecycle.runOptions(),
-        signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
-        logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
-        ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
-        onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
-      }));
-    run.done = ran
-      .then((summary) => this.#finish(entry, run, lifecycle, summary, undefined), (error: unknown) => this.#finish(entry, run, lifecycle, undefined, error))
-      .finally(() => lifecycle.close());
+    // The run facade records it, runs it, records its end (a run the end of the grace period
+    // cancelled as interrupted: the next start resumes it) and lets go of its files.
+    run.done = executeRun(lifecycle, {
+      engine: {run: this.#runner}, trigger, scheduledAt,
+      signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+      logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
+      ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
+      onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
+      endAs: ({summary, error}) => ({
+        reason: run.cancelReason, ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
+      }),
+    }).then((finished) => this.#finish(entry, run, finished));
     return {outcome: 'started', runId};
   }
 
@@ -330,24 +331,19 @@ export class Scheduler extends EventEmitter {
     if (this.#keepRuns > 0) this.#state.write('state:write', () => this.#store?.pruneRuns(job, this.#keepRuns));
   }
 
-  /** Records how a run ended, then lets go of its files and starts what waited for it. */
-  async #finish(entry: JobEntry, run: ActiveRun, lifecycle: RunLifecycle, summary: RunSummary | undefined, error: unknown): Promise<void> {
+  /** Once the run's end is recorded and its files let go: tells how it ended and starts what waited for it. */
+  #finish(entry: JobEntry, run: ActiveRun, finished: FinishedRun): void {
     entry.runs.delete(run.runId);
     this.#active.delete(run);
-    // An I/O error (full disk...) interrupts the run: resumable, with what it did so far. A run the
-    // end of the grace period cancelled is interrupted too: the next start resumes it.
-    const {status, reason, summary: partial} = await lifecycle.end({
-      summary, error, reason: run.cancelReason,
-      ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
-    });
-    lifecycle.close();
+    const {status, reason, summary: partial, failed, error} = finished;
+    const summary = failed ? undefined : finished.summary;
     this.#pruneHistory(run.job);
     const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
-    this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(error !== undefined ? {error: getErrorMessage(error)} : {})},
+    this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(failed ? {error: getErrorMessage(error)} : {})},
       status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
     const current = this.#entries.get(run.job);
     if (current !== entry || this.#isClosing) return;
-    const noKey = status === 'interrupted' ? moduleResumeProblem(entry.loaded.spec, run.runId, lifecycle.resumeInfo.input) : undefined;
+    const noKey = status === 'interrupted' ? moduleResumeProblem(entry.loaded.spec, run.runId, finished.resumeInfo.input) : undefined;
     if (noKey) this.#log?.warn({job: run.job, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
     else if (status === 'interrupted' && !run.cutByShutdown && !this.#shared && entry.loaded.spec.onInterrupted === 'resume') {
       entry.resumeAtNextTick = true;
