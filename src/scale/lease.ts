@@ -114,8 +114,8 @@ export class RunLease {
   /** Marks the lease lost (`holder`: who holds it now, if anyone) and returns why, as a `FencedError`. */
   fenced(holder: string | undefined): FencedError {
     this.#lost ??= new FencedError(holder === undefined
-      ? `the lease of run ${this.#runId} (generation ${this.#generation}) is no longer in Redis (Redis lost its data, or the lease expired while this coordinator could not reach Redis and another drove the run since): this one stopped and wrote nothing more`
-      : `run ${this.#runId} was taken over by another coordinator (${holder}) while this one (generation ${this.#generation}) could not reach Redis: this one stopped and wrote nothing more`);
+      ? `the lease of run ${this.#runId} (generation ${this.#generation}) is no longer in Redis (Redis lost its data, or the lease expired while this coordinator was cut off from Redis or frozen, and another drove the run since): this one stopped and wrote nothing more`
+      : `run ${this.#runId} was taken over by another coordinator (${holder}) while this one (generation ${this.#generation}) was cut off from Redis or frozen: this one stopped and wrote nothing more`);
     clearInterval(this.#timer);
     return this.#lost;
   }
