@@ -1,6 +1,6 @@
 import {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {FencedError, InternalError, UsageError} from '../errors.js';
+import {FencedError, getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {Logger} from '../log.js';
@@ -11,6 +11,7 @@ import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
 import {generationKey, RunLease} from './lease.js';
 import {CHUNKS_QUEUE, connectRedis, keysTtlMs, redactUrl, refreshRunKeys, runKeys, watchBullmq, type QueueTarget} from './redis.js';
+import {sweepOrphans} from './orphans.js';
 import {shipRun} from './run-spec.js';
 import {DEFAULT_CHUNK_SIZE} from './target.js';
 
@@ -112,6 +113,8 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   watchBullmq(redis, queue, events);
   try {
     await redis.set(keys.spec, JSON.stringify({...shipRun(job, runId), keysTtlMs: ttlMs}), 'PX', ttlMs);
+    // What runs whose coordinator is long gone left in the queue (ids of expired chunks, their results).
+    await sweepOrphans(redis, prefix, log).catch((error: unknown) => log?.warn({event: 'redis:sweep-failed', error: getErrorMessage(error)}, `could not sweep what old runs left in Redis: ${getErrorMessage(error)}`));
     await redis.del(keys.control);
     await events.waitUntilReady();
     const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
