@@ -109,6 +109,15 @@ export class QueueError extends InternalError {
   override readonly code = 'gb.queue';
 }
 
+/**
+ * A coordinator of a distributed run found that another drives the run now (a newer generation of
+ * its lease, or the lease gone): it stops at once and records nothing more, not even its end, in
+ * the results file, the failures file or the state database, which are the other's now.
+ */
+export class FencedError extends QueueError {
+  readonly fenced = true;
+}
+
 /** The run was stopped by a signal; the summary was still written. */
 export class InterruptedError extends GbError {
   override readonly code = 'gb.interrupted';

@@ -30,10 +30,12 @@ export const worker = new Command('worker')
     const target = checkQueueTarget(flags.redis, flags.prefix);
     const graceMs = parseDuration(flags.grace)!;
     // BullMQ, ioredis and prom-client load only for this command.
-    const [{ChunkWorker}, {connectRedis}, {startWorkerHttp, WorkerMetrics}] = await Promise.all([
-      import('../../src/scale/chunk-worker.js'), import('../../src/scale/redis.js'), import('../../src/scale/worker-http.js'),
+    const [{ChunkWorker}, {connectRedis}, {startWorkerHttp, WorkerMetrics}, {sweepOrphans}] = await Promise.all([
+      import('../../src/scale/chunk-worker.js'), import('../../src/scale/redis.js'), import('../../src/scale/worker-http.js'), import('../../src/scale/orphans.js'),
     ]);
     const redis = await connectRedis(target, log);
+    // What runs whose coordinator is long gone left in the queue: removed before any is taken.
+    await sweepOrphans(redis, target.prefix, log).catch((error: unknown) => log.warn({event: 'redis:sweep-failed', error: String(error)}, `could not sweep what old runs left in Redis: ${String(error)}`));
     let chunkWorker: ChunkWorker | undefined;
     const metrics = new WorkerMetrics(() => chunkWorker);
     chunkWorker = new ChunkWorker({redis, prefix: target.prefix, chunks: flags.chunks, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log, onChunk: (event) => metrics.onChunk(event)});

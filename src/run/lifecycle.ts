@@ -1,4 +1,4 @@
-import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
+import {FencedError, getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
 import {RunFilesLock} from '../jobs/file-lock.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {checkRunFiles} from '../jobs/outputs.js';
@@ -92,6 +92,8 @@ export class RunLifecycle {
     const partial = summary ?? (error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined);
     const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
     const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
+    // A distributed run taken over by another coordinator is the other's to record: nothing is written.
+    if (error instanceof FencedError) return {status, reason, summary: partial, recorded: false};
     const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});
     return {status, reason, summary: partial, recorded};
   }

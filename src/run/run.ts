@@ -68,7 +68,7 @@ export interface RunOptions {
    */
   readonly resume?: boolean;
   /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
-  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => unknown;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
   /**
@@ -262,8 +262,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       return events.onFatal(error);
     }
     const taken = {...tracker.snapshot(), results: priorResults + sink.results};
-    checkpointing = sink.sync().then(() => {
-      if (!fatal) options.onCheckpoint?.(taken);
+    checkpointing = sink.sync().then(async () => {
+      if (!fatal) await options.onCheckpoint?.(taken);
     }).catch(events.onFatal).finally(() => (checkpointing = undefined));
   };
   const timers = [
@@ -323,7 +323,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
     await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      if (!fatal) options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
+      if (!fatal) await options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
     } catch (error) {
       fatal ??= error;
     }

@@ -1,6 +1,6 @@
 import {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {InternalError, QueueError, UsageError} from '../errors.js';
+import {FencedError, getErrorMessage, InternalError, UsageError} from '../errors.js';
 import type {LoadedJob} from '../jobs/load.js';
 import {fixedMetadata} from '../jobs/metadata-template.js';
 import type {Logger} from '../log.js';
@@ -9,10 +9,21 @@ import {newRunId, runJob, type RunOptions} from '../run/run.js';
 import type {RunSummary} from '../run/stats.js';
 import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
-import {RunLease} from './lease.js';
+import {generationKey, RunLease} from './lease.js';
 import {CHUNKS_QUEUE, connectRedis, keysTtlMs, redactUrl, refreshRunKeys, runKeys, watchBullmq, type QueueTarget} from './redis.js';
+import {sweepOrphans} from './orphans.js';
 import {shipRun} from './run-spec.js';
 import {DEFAULT_CHUNK_SIZE} from './target.js';
+
+/** How long letting go of the lease and closing the queue may wait for Redis at the end. */
+const RELEASE_MS = 5000;
+
+/** `work`, or nothing once `ms` have passed (a Redis that does not answer holds no shutdown). */
+async function within(ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]).catch(() => undefined);
+  clearTimeout(timer);
+}
 
 /** Chunks of one run in the queue at once, at most (fewer when `concurrency` is smaller). */
 export const MAX_SLOTS = 8;
@@ -33,6 +44,8 @@ export interface QueueClaim {
   readonly redis: Redis;
   /** Called when the lease is lost: taken over by another coordinator (`holder`), or gone (undefined). */
   onLost: ((holder: string | undefined) => void) | undefined;
+  /** The lease: its generation, and the check made before each write (`RunLease#check`). */
+  readonly lease: RunLease;
   /** Lets go of the lease (and closes the connection if the claim opened it). Idempotent. */
   release(): Promise<void>;
 }
@@ -46,24 +59,22 @@ export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & 
   const redis = queueOptions.redis ?? (await connectRedis(queueOptions, queueOptions.logger));
   const keys = runKeys(queueOptions.prefix, runId);
   let released: Promise<void> | undefined;
-  const claim: QueueClaim = {
-    runId,
-    redis,
-    onLost: undefined,
-    release: () => (released ??= (async () => {
-      await lease?.release();
-      if (!queueOptions.redis) await redis.quit().catch(() => redis.disconnect());
-    })()),
-  };
   let lease: RunLease | undefined;
+  const release = () => (released ??= (async () => {
+    // Redis silent (paused, partitioned): the lease is let go of by its TTL, the connection dropped.
+    await within(RELEASE_MS, lease?.release());
+    if (!queueOptions.redis) await within(RELEASE_MS, redis.quit().catch(() => undefined)).finally(() => redis.disconnect());
+  })());
   try {
     lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => claim.onLost?.(holder),
       // While the run lives, its keys live: a coordinator that dies leaves them for ttlMs, for a resume.
-      () => void refreshRunKeys(redis, queueOptions.prefix, runId, ttlMs).catch(() => undefined));
+      () => void refreshRunKeys(redis, queueOptions.prefix, runId, ttlMs).catch(() => undefined), undefined, ttlMs);
   } catch (error) {
-    await claim.release();
+    await release();
     throw error;
   }
+  queueOptions.logger?.info({event: 'run:lease', runId, generation: lease.generation}, `run ${runId}: lease taken, generation ${lease.generation}`);
+  const claim: QueueClaim = {runId, redis, onLost: undefined, lease, release};
   return claim;
 }
 
@@ -86,18 +97,24 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   const keys = runKeys(prefix, runId);
   const ttlMs = keysTtlMs();
   let executor: QueueExecutor | undefined;
-  let lost: string | undefined;
-  claim.onLost = (holder) => {
-    lost = holder === undefined
-      ? `the lease of run ${runId} is no longer in Redis (Redis lost its data, or the lease expired while this coordinator could not reach Redis and another drove the run since): this one stopped and wrote nothing more`
-      : `run ${runId} was taken over by another coordinator (${holder}) while this one could not reach Redis: this one stopped and wrote nothing more`;
-    executor?.abandon(lost);
-  };
+  const {lease} = claim;
+  claim.onLost = (holder) => executor?.abandon(lease.fenced(holder));
+  // Every state write is fenced: checked in Redis to be this generation's first (a checkpoint, the
+  // input's hash). Redis silent past maxOutage: the check cannot be made, the write is skipped (a
+  // resume goes by the results file), and nothing waits for Redis.
+  const fenced = <A>(write: ((a: A) => unknown) | undefined) => write && (async (a: A) => {
+    await Promise.race([lease.check().then(() => (executor?.redisGone ? undefined : write(a))), executor?.redisGoneAt]).catch((error: unknown) => {
+      if (error instanceof FencedError) executor?.abandon(error); // before the run's stop, which would signal the workers
+      throw error;
+    });
+  });
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
   watchBullmq(redis, queue, events);
   try {
     await redis.set(keys.spec, JSON.stringify({...shipRun(job, runId), keysTtlMs: ttlMs}), 'PX', ttlMs);
+    // What runs whose coordinator is long gone left in the queue (ids of expired chunks, their results).
+    await sweepOrphans(redis, prefix, log).catch((error: unknown) => log?.warn({event: 'redis:sweep-failed', error: getErrorMessage(error)}, `could not sweep what old runs left in Redis: ${getErrorMessage(error)}`));
     await redis.del(keys.control);
     await events.waitUntilReady();
     const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
@@ -106,21 +123,28 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
     const limits = {concurrency: job.spec.concurrency, rps: job.spec.rps};
     // The run's size, when the input is a regular file: a run of few chunks gives each a larger share.
     const inputLines = countRegularFileLines(job.spec)?.catch(() => undefined);
+    const onCheckpoint = fenced(options.onCheckpoint);
+    const onInputRead = fenced(options.onInputRead);
     const summary = await runJob(job, {
       ...options,
       runId,
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, keysTtlMs: ttlMs, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      ...(onCheckpoint ? {onCheckpoint} : {}),
+      ...(onInputRead ? {onInputRead} : {}),
+      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, lease, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, keysTtlMs: ttlMs, maxOutageMs: job.spec.maxOutageMs, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
     });
-    if (lost) {
-      const error = new QueueError(lost);
-      error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
+    // The last check: the run's end is recorded (by the caller) only by the coordinator that still drives it.
+    if (!executor?.redisGone) await lease.check().catch((error: unknown) => {
+      if (error instanceof FencedError) error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
       throw error;
-    }
-    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe);
+    });
+    if (executor && executor.chunksInQueue === 0 && !executor.redisGone) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, generationKey(keys.lease));
     return summary;
   } finally {
-    await events.close().catch(() => undefined);
-    await queue.close().catch(() => undefined);
+    // Redis silent: nothing waits for it (the lease and the keys expire by their TTLs).
+    const silent = executor?.redisGone === true;
+    await within(silent ? 0 : RELEASE_MS, events.close().catch(() => undefined)).finally(() => silent && events.disconnect().catch(() => undefined));
+    await within(silent ? 0 : RELEASE_MS, queue.close().catch(() => undefined)).finally(() => silent && queue.disconnect().catch(() => undefined));
+    if (silent && !queueOptions.redis) redis.disconnect();
     await claim.release();
   }
 }

@@ -1,7 +1,7 @@
 import {randomBytes} from 'node:crypto';
 import type {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
-import {getErrorMessage, InternalError, QueueError} from '../errors.js';
+import {FencedError, getErrorMessage, InternalError, QueueError} from '../errors.js';
 import type {OutageStatus} from '../rpc/outage-gate.js';
 import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
 import type {Share} from '../run/executor-inline.js';
@@ -10,6 +10,7 @@ import {RunStats} from '../run/stats.js';
 import {Waiter} from '../run/waiter.js';
 import type {AdoptedResults} from './adopt.js';
 import {chunkId, decodeResults, metadataToData, type ChunkData, type ChunkProgress, type ChunkReturn} from './chunk.js';
+import {FENCED_WRITE, type RunLease} from './lease.js';
 import {chunkJobKey, isOutOfMemory, outOfMemoryMessage, runKeys} from './redis.js';
 
 /** A chunk that is not full yet is sent after this long without a new record (a slow input). */
@@ -27,6 +28,10 @@ export interface QueueExecutorOptions {
   readonly events: QueueEvents;
   readonly prefix: string;
   readonly runId: string;
+  /** The run's lease, held by this coordinator: checked in Redis before each merge and each write of the run's keys. */
+  readonly lease?: RunLease;
+  /** How long Redis may stay silent before the run stops (interrupted, exit 4, resumable); 0 = forever. */
+  readonly maxOutageMs?: number;
   /** The job's limits: the chunks in flight share them, their shares never add up to more. */
   readonly limits: Share;
   /** Chunks of the run in the queue at once, at most. Minimum: 1; at most `limits.concurrency`. */
@@ -85,6 +90,10 @@ export class QueueExecutor implements Executor {
   #outstanding = 0;
   #highestLine = 0;
   #stopping = false;
+  /** Stopped for good without a word to Redis: the lease was lost, Redis is full, or silent past maxOutage. */
+  #abandoned = false;
+  #redisGone = false;
+  #onRedisGone: () => void = () => undefined;
   #sweeping = false;
   /** The input is read to its end: the chunk sent now is the last (bar re-sends), it may take what is left of the limits. */
   #ended = false;
@@ -109,6 +118,7 @@ export class QueueExecutor implements Executor {
     this.#events = events;
     this.#flush = flush;
     this.#keys = runKeys(options.prefix, options.runId);
+    this.redisGoneAt = new Promise<void>((resolve) => (this.#onRedisGone = resolve));
     this.#free = Array.from({length: options.slots}, (_, i) => i).reverse();
     options.inputLines?.then((lines) => (this.#inputLines = lines), () => undefined);
     options.events.on('completed', this.#onCompleted);
@@ -144,7 +154,7 @@ export class QueueExecutor implements Executor {
     if (adopted) {
       // Finished by a worker while no coordinator ran: written now, not sent again.
       this.#o.adopted!.results.delete(call.line);
-      queueMicrotask(() => void this.#report(call, adopted.code, adopted.attempts, adopted.text).catch(this.#events.onFatal));
+      queueMicrotask(() => void this.#fence().then(() => this.#report(call, adopted.code, adopted.attempts, adopted.text)).catch((error: unknown) => this.#failed(error)));
       return;
     }
     this.#buffer.push(call);
@@ -174,32 +184,81 @@ export class QueueExecutor implements Executor {
    * Redis no more (no stop signal, no withdrawal: the chunks are the other's to take over). Chunks
    * being merged finish; the others' records are left unsent (the run is resumable).
    */
-  abandon(reason: string): void {
-    const first = !this.#stopping;
+  abandon(reason: string | Error): void {
+    if (this.#abandoned) return;
+    this.#drop(false);
+    this.#events.onFatal(typeof reason === 'string' ? new QueueError(reason) : reason);
+  }
+
+  /** Whether Redis went silent for longer than maxOutage: nothing of the run's shutdown waits for it. */
+  get redisGone(): boolean {
+    return this.#redisGone;
+  }
+
+  /** Resolves when Redis is found silent for longer than maxOutage (never, while it answers). */
+  readonly redisGoneAt: Promise<void>;
+
+  /**
+   * Stops here and now, touching Redis no more: the records buffered and in chunks are left unsent
+   * (resumable). Chunks being merged finish, unless Redis is silent (`all`): their records not
+   * written yet are left unsent too, and a merge that resumes later writes nothing.
+   */
+  #drop(all: boolean): void {
+    this.#abandoned = true;
     this.#stopping = true;
     clearTimeout(this.#linger);
     const unsent = this.#buffer;
     this.#buffer = [];
     for (const call of unsent) this.#unsent(call);
     for (const chunk of [...this.#chunks.values()]) {
-      if (chunk.merging) continue;
+      if (chunk.merging && !all) continue;
       this.#chunks.delete(chunk.id);
       const calls = [...chunk.calls.values()];
       chunk.calls.clear();
       for (const call of calls) this.#unsent(call);
     }
     this.#room.check();
-    if (first) this.#events.onFatal(new QueueError(reason));
+  }
+
+  /** Checks the lease's generation in Redis before a write; throws `FencedError` when another coordinator drives the run. */
+  async #fence(): Promise<void> {
+    if (this.#abandoned) throw new FencedError(`run ${this.#o.runId} stopped: nothing more is written`);
+    await this.#o.lease?.check();
+  }
+
+  /**
+   * A write of the run's keys (`FENCED_WRITE`), made only while the lease and its generation are
+   * this coordinator's; false (and the run abandoned) when they are not. Without a lease, unfenced.
+   */
+  async #fencedWrite(op: 'add' | 'forget' | 'probe', keys: readonly string[], member = ''): Promise<boolean> {
+    const lease = this.#o.lease;
+    if (!lease) {
+      if (op === 'add') await this.#o.redis.multi().sadd(keys[0]!, member).pexpire(keys[0]!, this.#o.keysTtlMs).exec();
+      else if (op === 'forget') await this.#o.redis.multi().srem(keys[0]!, member).del(...keys.slice(1)).exec();
+      else await this.#o.redis.set(keys[0]!, '1', 'PX', this.#o.keysTtlMs);
+      return true;
+    }
+    const fence = lease.fenceArgs();
+    const done = await this.#o.redis.eval(FENCED_WRITE, 2 + keys.length, ...fence.keys, ...keys, ...fence.args, this.#o.keysTtlMs, member, op);
+    if (done === 1) return true;
+    this.abandon(lease.fenced((await this.#o.redis.get(fence.keys[0]).catch(() => null)) ?? undefined));
+    return false;
+  }
+
+  /** What stopped a merge or a write: a lost lease stops the run as `abandon`; else the run's fatal error. */
+  #failed(error: unknown): void {
+    if (error instanceof FencedError) this.abandon(error);
+    else this.#events.onFatal(error);
   }
 
   async close(): Promise<void> {
-    while (this.#settling.size > 0) await Promise.allSettled([...this.#settling]);
+    while (this.#settling.size > 0 && !this.#redisGone) await Promise.allSettled([...this.#settling]);
     clearInterval(this.#sweep);
     clearTimeout(this.#linger);
     this.#o.events.off('completed', this.#onCompleted);
     this.#o.events.off('failed', this.#onFailed);
     this.#o.events.off('progress', this.#onProgress);
-    await this.#o.adopted?.release(this.#stopping ? this.#highestLine : Infinity).catch(() => undefined);
+    if (!this.#abandoned) await this.#o.adopted?.release(this.#stopping ? this.#highestLine : Infinity).catch(() => undefined);
   }
 
   /** Chunks of this run still in the queue (none once every record was reported). */
@@ -250,6 +309,7 @@ export class QueueExecutor implements Executor {
   }
 
   #halt(how: 'stop' | 'cancel'): void {
+    if (this.#abandoned) return; // the run's keys are no longer this coordinator's to write
     const first = !this.#stopping;
     this.#stopping = true;
     clearTimeout(this.#linger);
@@ -321,12 +381,13 @@ export class QueueExecutor implements Executor {
       ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
     };
     (async () => {
-      await this.#o.redis.multi().sadd(this.#keys.chunks, id).pexpire(this.#keys.chunks, this.#o.keysTtlMs).exec();
+      // Queued only by the coordinator that drives the run (one that lost it would send its records twice).
+      if (!(await this.#fencedWrite('add', [this.#keys.chunks], id))) return;
       await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
       chunk.added = true;
       // The job holds the records' requests: it expires with the run's other keys should this coordinator die.
       await this.#o.redis.pexpire(chunkJobKey(this.#o.prefix, id), this.#o.keysTtlMs);
-    })().catch((error: unknown) => isOutOfMemory(error) ? this.#outOfMemory(error) : this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+    })().catch((error: unknown) => isOutOfMemory(error) ? this.#outOfMemory(error) : this.#abandoned ? undefined : this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
   }
 
   /**
@@ -371,6 +432,21 @@ export class QueueExecutor implements Executor {
       this.#redisDown = this.#lastAnswer;
       this.#updatePaused();
     }
+    const maxOutageMs = this.#o.maxOutageMs ?? 0;
+    if (this.#redisDown !== undefined && maxOutageMs > 0 && now - this.#redisDown > maxOutageMs && !this.#abandoned) this.#giveUpOnRedis(now - this.#redisDown);
+  }
+
+  /**
+   * Redis silent past maxOutage: the run is interrupted (exit 4, resumable), as for a backend that
+   * stays down; nothing waits for Redis any more (no merge, no stop signal, no withdrawal). The
+   * chunks on workers finish and wait in Redis for a resume, which takes them over.
+   */
+  #giveUpOnRedis(silentMs: number): void {
+    this.#redisGone = true;
+    this.#onRedisGone();
+    const reason = `Redis${this.#o.redisLabel ? ` at ${this.#o.redisLabel}` : ''} did not answer for ${Math.round(silentMs / 1000)}s (maxOutage ${Math.round((this.#o.maxOutageMs ?? 0) / 1000)}s): the run stops here; resume it once Redis is back`;
+    this.#drop(true);
+    this.#events.onOutage({type: 'gave-up', pausedMs: silentMs, reason});
   }
 
   /**
@@ -378,8 +454,9 @@ export class QueueExecutor implements Executor {
    * BullMQ would run their chunks again whole; the run stops at once instead (exit 3, resumable).
    */
   #probeMemory(): void {
-    if (this.#stopping) return;
-    this.#o.redis.set(this.#keys.probe, '1', 'PX', this.#o.keysTtlMs).catch((error: unknown) => {
+    if (this.#stopping || this.#redisDown !== undefined) return;
+    // Fenced too: a coordinator that lost the run learns it here within a sweep, not only at its next renewal.
+    this.#fencedWrite('probe', [this.#keys.probe]).catch((error: unknown) => {
       if (isOutOfMemory(error)) this.#outOfMemory(error);
     });
   }
@@ -426,7 +503,7 @@ export class QueueExecutor implements Executor {
     } catch (error) {
       chunk.merging = false; // Redis failed under us: the sweep tries again
       if (!(error instanceof InternalError)) return;
-      this.#events.onFatal(error);
+      this.#failed(error);
     }
   }
 
@@ -434,11 +511,11 @@ export class QueueExecutor implements Executor {
     const job = await this.#o.queue.getJob(chunk.id);
     const value = job?.returnvalue as ChunkReturn | undefined;
     const text = value ? await this.#o.redis.get(value.results) : null;
+    // Merged into the results file only by the coordinator that drives the run: checked in Redis first.
+    await this.#fence();
     if (!value || text === null) {
       // Its results are gone (expired): its records are sent again, as a new chunk in the same slot.
-      const multi = this.#o.redis.multi().srem(this.#keys.chunks, chunk.id);
-      if (value) multi.del(value.results);
-      await multi.exec();
+      if (!(await this.#fencedWrite('forget', [this.#keys.chunks, ...(value ? [value.results] : [])], chunk.id))) return;
       await this.#o.queue.remove(chunk.id).catch(() => undefined);
       this.#chunks.delete(chunk.id);
       this.#enqueue([...chunk.calls.values()], chunk.slot, chunk.share);
@@ -462,9 +539,7 @@ export class QueueExecutor implements Executor {
 
   /** Removes a chunk from Redis (its results, the job, its id in the run's set) and frees its slot. */
   async #forget(chunk: Chunk, results: string | undefined): Promise<void> {
-    const multi = this.#o.redis.multi().srem(this.#keys.chunks, chunk.id);
-    if (results) multi.del(results);
-    await multi.exec();
+    if (!(await this.#fencedWrite('forget', [this.#keys.chunks, ...(results ? [results] : [])], chunk.id))) return;
     await this.#o.queue.remove(chunk.id).catch(() => undefined);
     this.#chunks.delete(chunk.id);
     this.#free.push(chunk.slot);

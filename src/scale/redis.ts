@@ -21,6 +21,8 @@ export function runKeys(prefix: string, runId: string) {
     spec: base,
     /** The coordinator's lease: who drives the run. */
     lease: `${base}:lease`,
+    /** The run's generation: incremented each time a coordinator takes the lease (its fencing token). */
+    generation: `${base}:lease:generation`,
     /** Ids of the run's chunks in the queue (added before the chunk, removed once merged). */
     chunks: `${base}:chunks`,
     /** `stop` or `cancel`: read by the workers running the run's chunks. */
@@ -75,7 +77,7 @@ export function chunkJobKey(prefix: string, chunkId: string): string {
 export async function refreshRunKeys(redis: Redis, prefix: string, runId: string, ttlMs: number): Promise<void> {
   const keys = runKeys(prefix, runId);
   const ids = await redis.smembers(keys.chunks);
-  const multi = redis.multi().pexpire(keys.spec, ttlMs).pexpire(keys.control, ttlMs).pexpire(keys.chunks, ttlMs);
+  const multi = redis.multi().pexpire(keys.spec, ttlMs).pexpire(keys.control, ttlMs).pexpire(keys.chunks, ttlMs).pexpire(keys.generation, ttlMs);
   for (const id of ids) multi.pexpire(chunkJobKey(prefix, id), ttlMs);
   await multi.exec();
 }

@@ -19,9 +19,17 @@ export const HEARTBEAT_MS = 2000;
 /** This process's owner id: readable (host, pid) and unique (random). */
 export const OWNER_ID = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
 
-/** Marks the runs whose owner is gone as interrupted (lease run out, or files no longer locked). */
-export function reclaimDeadRuns(store: StateStore, now = Date.now()): number {
-  return store.markInterrupted(now, (run) => run.output !== undefined && !isFileLocked(run.output));
+/**
+ * Marks the runs whose owner is gone as interrupted (lease run out, or files no longer locked),
+ * but `except` (a run about to be claimed, which is left as it is should the claim be refused).
+ */
+export function reclaimDeadRuns(store: StateStore, now = Date.now(), except?: string): number {
+  return store.markInterrupted(now, (run) => run.runId !== except && run.output !== undefined && !isFileLocked(run.output), except);
+}
+
+/** The runs recorded as running whose owner is gone (lease run out, or files no longer locked), found without a write. */
+export function deadRunIds(store: StateStore, now = Date.now()): string[] {
+  return store.listRunning().filter((run) => run.heartbeatAt < now - LEASE_MS || (run.output !== undefined && !isFileLocked(run.output))).map((run) => run.runId);
 }
 
 /** Renews a run's lease on a timer; a lock on the database only delays a renewal. */

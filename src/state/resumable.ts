@@ -7,7 +7,7 @@ import {readsStdin} from '../jobs/input.js';
 import type {JobOverrides, LoadedJob} from '../jobs/load.js';
 import {moduleResumeProblem} from '../jobs/record-identity.js';
 import {runFiles} from '../jobs/results.js';
-import {reclaimDeadRuns} from './lease.js';
+import {deadRunIds, reclaimDeadRuns} from './lease.js';
 import type {RecordedJob, RecordedSpec, ResumeInfo, RunRecord, StateStore} from './store.js';
 import {flagAttribute, flaggedKeys} from '../jobs/job-keys.js';
 
@@ -111,17 +111,24 @@ export function asRecorded(job: LoadedJob, info: ResumeInfo, given: ReadonlySet<
  * the run's files locked.
  */
 export function findRunToResume(store: StateStore, job: LoadedJob, runId: string | undefined, given: ReadonlySet<keyof RecordedSpec> = new Set()): {runId: string; info: ResumeInfo; overrides: JobOverrides} {
-  reclaimDeadRuns(store);
   const name = job.spec.name;
+  // Runs recorded as running whose owner is gone (files no longer locked here), looked at without a
+  // write: the run to resume is claimed (`claimRun`), never marked, so a resume refused after this
+  // (another coordinator holds a distributed run's lease, on a host whose locks this one cannot see)
+  // leaves the run as it was. The others are marked interrupted once the run to resume is found.
+  const gone = new Set(deadRunIds(store));
+  const deadRunning = [...gone].map((id) => store.getRun(id)).filter((r): r is RunRecord => r !== undefined && r.job === name && store.getResumeInfo(r.runId) !== undefined);
+  const newest = [newestResumable(store, name), ...deadRunning].filter((r): r is RunRecord => r !== undefined).sort((a, b) => b.createdAt - a.createdAt)[0];
   // Without a run id, a run of the job that is going now is the one meant: refuse it by name.
-  const run = runId ? store.getRun(runId) : newestResumable(store, name) ?? store.listRuns({job: name, status: 'running', limit: 1})[0];
+  const run = runId ? store.getRun(runId) : newest ?? store.listRuns({job: name, status: 'running', limit: 1})[0];
+  reclaimDeadRuns(store, Date.now(), run?.runId);
   if (!run) {
     throw new UsageError(runId
       ? `run ${runId} is not in the state database ${store.path} (see grpc-batch history --state ${store.path})`
       : `no unfinished run of job "${name}" to resume in ${store.path}; grpc-batch history --job ${name} lists its runs`);
   }
   if (run.job !== name) throw new UsageError(`run ${run.runId} belongs to job "${run.job}", not "${name}"`);
-  if (run.status === 'running') {
+  if (run.status === 'running' && !gone.has(run.runId)) {
     const beat = run.heartbeatAt !== undefined ? `, lease renewed ${Math.max(0, Math.round((Date.now() - run.heartbeatAt) / 1000))}s ago` : '';
     throw new UsageError(`run ${run.runId} is still running (pid ${run.pid} on ${run.host}${beat}); stop it first, or wait for it to end`);
   }

@@ -229,14 +229,14 @@ export class StateStore {
    * out (`LEASE_MS` without a renewal), or `isOwnerGone` says so (the caller could take the run's
    * file lock). Each is one conditional update, so a run renewed meanwhile is left alone. Returns how many.
    */
-  markInterrupted(now = Date.now(), isOwnerGone?: (run: {runId: string; output: string | undefined}) => boolean): number {
+  markInterrupted(now = Date.now(), isOwnerGone?: (run: {runId: string; output: string | undefined}) => boolean, except = ''): number {
     let count = 0;
     const gone = isOwnerGone ? this.listRunning().filter((r) => r.heartbeatAt >= now - LEASE_MS && isOwnerGone(r)) : [];
     this.#write(() => {
       count = this.#db.prepare(
         `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
-         WHERE status = 'running' AND ${HEARTBEAT} < ?`,
-      ).run(now, now - LEASE_MS).changes;
+         WHERE status = 'running' AND ${HEARTBEAT} < ? AND run_id != ?`,
+      ).run(now, now - LEASE_MS, except).changes;
       const update = this.#db.prepare(
         `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
          WHERE run_id = ? AND status = 'running' AND ${HEARTBEAT} = ?`,

@@ -100,3 +100,34 @@ test('GRPC_BATCH_KEYS_TTL shorter than the lease is refused with the fix, nothin
   assert.match(result.stderr, /GRPC_BATCH_KEYS_TTL: expected a duration .* at least 15s/);
   assert.equal(server.stats.calls, 0);
 });
+
+test('a run never resumed, its keys expired: the ids of its chunks left in the queue\'s lists are swept by the next worker to start, with every key of the run', async (t) => {
+  const server = await startServer(t, {latencyMs: 1});
+  const {prefix, redis} = await redisPrefix(t);
+  const dir = tempDir(t);
+  writeInput(path.join(dir, 'input.jsonl'), 2000);
+  const jobFile = writeJob(dir, server.address, {concurrency: 8});
+  // No worker yet: the run's chunks wait in the queue when its coordinator dies.
+  const first = spawnCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '200', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000, env: {GRPC_BATCH_KEYS_TTL: '15s'}});
+  t.after(() => first.child.kill('SIGKILL'));
+  const waiting = () => redis.lrange(`${prefix}:chunks:wait`, 0, -1);
+  await until(async () => (await waiting()).length >= 1, 60_000, async () => 'a chunk in the queue');
+  first.child.kill('SIGKILL');
+  await first.done;
+  // Its keys expire (the job hashes with their requests included)...
+  await until(async () => (await runKeysUnder(redis, prefix)).length === 0, 90_000, async () => `the run's keys to expire; left: ${(await runKeysUnder(redis, prefix)).join(' ')}`);
+  // ...but BullMQ's list of waiting jobs still names them: a worker would take ids with no job.
+  const orphans = await waiting();
+  assert.ok(orphans.length >= 1, 'ids of the dead run\'s chunks left in the queue');
+  const [worker] = startWorkers(t, 1, {prefix});
+  let stderr = '';
+  worker!.child.stderr.on('data', (chunk: string) => (stderr += chunk));
+  await waitFor(() => stderr.includes('worker:started'), 60_000, 'the worker to start');
+  assert.deepEqual(await waiting(), [], 'the orphans are gone from the queue');
+  assert.deepEqual(await runKeysUnder(redis, prefix), []);
+  const swept = stderr.split('\n').filter((l) => l.includes('"event":"redis:swept"')).map((l) => JSON.parse(l) as {runs: number; chunks: number});
+  assert.equal(swept.length, 1, stderr);
+  assert.equal(swept[0]!.runs, 1);
+  assert.equal(swept[0]!.chunks, orphans.length);
+  assert.equal(server.stats.calls, 0, 'nothing of the dead run was sent');
+});
