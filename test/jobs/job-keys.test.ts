@@ -123,7 +123,7 @@ test('a key declared recorded is what a run records, what a flag given with --re
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const job = await loadJob(writeJob(dir, '127.0.0.1:1'));
   const recorded = flaggedKeys().filter((k) => k.declaration.recorded !== undefined);
-  assert.deepEqual(recorded.map((k) => k.declaration.recorded).sort(), Object.keys(resumeInfoFor(job, 'r1').spec).sort());
+  assert.deepEqual(recorded.map((k) => k.declaration.recorded).sort(), Object.keys(resumeInfoFor(job, 'r1').spec!).sort());
   const flags = Object.fromEntries(recorded.map((k) => [flagAttribute(k.declaration.flag), k.declaration.flag.value === 'switch' ? true : 7]));
   assert.deepEqual([...givenSpecKeys(flags)].sort(), recorded.map((k) => k.declaration.recorded).sort());
   const {command} = resumeStep('r1', {jobFile: 'job.yaml', flags, resumable: true, maxFailures: undefined, maxInvalid: undefined});
