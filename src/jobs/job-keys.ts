@@ -54,8 +54,8 @@ export interface KeyDeclaration {
    * the state database keeps it under.
    */
   readonly recorded?: string;
-  /** Part of what a distributed run ships to its workers (src/scale/run-spec.ts `WorkerSpec`). */
-  readonly shipped?: true;
+  /** Shipped to the workers of a distributed run, under this name of `ShippedRun` (src/scale/run-spec.ts). */
+  readonly shipped?: string;
 }
 
 const DURATION_REF = {$ref: '#/definitions/duration'} as const;
@@ -66,10 +66,10 @@ const metadataMap = (t: TypeBuilder) => t.Unsafe<Record<string, string | number 
 
 export const JOB_KEYS = {
   $schema: {schema: (t) => t.String(), doc: 'Path or URL of this schema, for editors.'},
-  name: {schema: (t) => t.String({pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$'}), doc: "Job name, used in file names and logs. Default: the job file's name without extension."},
+  name: {schema: (t) => t.String({pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$'}), shipped: 'job', doc: "Job name, used in file names and logs. Default: the job file's name without extension."},
   target: {
     schema: (t) => t.String({minLength: 1}), required: true, doc: 'Server address: host:port, dns:///host:port or unix:/path.',
-    flag: {flags: '-t, --target <address>', help: 'server address, host:port (overrides target)', value: 'text'}, recorded: 'target', shipped: true,
+    flag: {flags: '-t, --target <address>', help: 'server address, host:port (overrides target)', value: 'text'}, recorded: 'target', shipped: 'target',
   },
   proto: {schema: fileOrFiles, doc: "The .proto file (or a list of them) defining the method. Without proto or protoset, the schema comes from the server's reflection service."},
   importPaths: {schema: (t) => t.Array(t.String()), doc: "Folders searched for the proto's imports, after the proto's own folder."},
@@ -86,18 +86,18 @@ export const JOB_KEYS = {
   },
   concurrency: {
     schema: (t) => t.Integer({minimum: 1, maximum: 100000}), default: 100, doc: 'Most calls in flight at once.',
-    flag: {flags: '-c, --concurrency <n>', help: 'most calls in flight (overrides concurrency)', value: {int: 1}}, recorded: 'concurrency', shipped: true,
+    flag: {flags: '-c, --concurrency <n>', help: 'most calls in flight (overrides concurrency)', value: {int: 1}}, recorded: 'concurrency', shipped: 'concurrency',
   },
   rps: {
     schema: (t) => t.Number({minimum: 0}), default: 0, doc: 'Most calls started per second over the whole run, retries included; 0 = no limit.',
-    flag: {flags: '--rps <n>', help: 'most calls started per second, 0 = no limit (overrides rps)', value: {number: 0}}, recorded: 'rps', shipped: true,
+    flag: {flags: '--rps <n>', help: 'most calls started per second, 0 = no limit (overrides rps)', value: {number: 0}}, recorded: 'rps',
   },
   deadline: {
     schema: duration, default: '30s', doc: 'Deadline of each attempt; 0 = none.',
-    flag: {flags: '-d, --deadline <duration>', help: 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', value: 'duration'}, recorded: 'deadlineMs', shipped: true,
+    flag: {flags: '-d, --deadline <duration>', help: 'deadline per attempt, e.g. 500ms, 10s, 1m30s, or ms (overrides deadline)', value: 'duration'}, recorded: 'deadlineMs', shipped: 'deadlineMs',
   },
   retry: {
-    doc: 'Retries with exponential backoff and full jitter.', shipped: true,
+    doc: 'Retries with exponential backoff and full jitter.', shipped: 'retry',
     keys: {
       maxAttempts: {
         schema: (t) => t.Integer({minimum: 1, maximum: 100}), default: 5, doc: 'Attempts in all, the first included; 1 = no retry.',
@@ -135,43 +135,43 @@ export const JOB_KEYS = {
     flag: {flags: '--workers <n|auto>', help: 'worker threads sending the calls, each with a share of the limits; auto = one per core for each ~100 in flight (overrides workers)', value: 'workers'}, recorded: 'workers',
   },
   maxOutage: {
-    schema: duration, default: '5m', shipped: true,
+    schema: duration, default: '5m', shipped: 'maxOutageMs',
     doc: 'How long the run waits for an unreachable backend (connection refused or lost, or nothing but UNAVAILABLE) before it stops, interrupted and resumable (exit 4); 0 = wait forever. While it waits, no record is sent and none is failed.',
     flag: {flags: '--max-outage <duration>', help: 'how long to wait for an unreachable backend before stopping, resumable (exit 4); 0 = forever (overrides maxOutage)', value: 'duration'}, recorded: 'maxOutageMs',
   },
   adaptive: {
-    schema: (t) => t.Boolean(), default: false, shipped: true,
+    schema: (t) => t.Boolean(), default: false, shipped: 'adaptive',
     doc: 'Adapt the calls in flight under `concurrency` to the backend: fewer when its latency rises or it sheds calls (RESOURCE_EXHAUSTED, server pushback), more when it recovers.',
     flag: {flags: '--adaptive', help: 'adapt the calls in flight under --concurrency to the backend\'s latency and shedding (overrides adaptive)', value: 'switch'}, recorded: 'adaptive',
   },
   rampUp: {
-    schema: duration, default: 0, shipped: true,
+    schema: duration, default: 0, shipped: 'rampUpMs',
     doc: 'Concurrency and rps rise from 1 to their caps over this long at the start of a run, so a cold backend is not hit by a wall of calls; 0 = at once.',
     flag: {flags: '--ramp-up <duration>', help: 'raise concurrency and rps from 1 to their caps over this long (overrides rampUp)', value: 'duration'}, recorded: 'rampUpMs',
   },
-  waitForReady: {schema: (t) => t.Boolean(), default: false, shipped: true, doc: 'Calls wait for the connection instead of failing fast with UNAVAILABLE while it is down.'},
+  waitForReady: {schema: (t) => t.Boolean(), default: false, shipped: 'waitForReady', doc: 'Calls wait for the connection instead of failing fast with UNAVAILABLE while it is down.'},
   channels: {
-    schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: true, doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).',
+    schema: (t) => t.Integer({minimum: 1, maximum: 64}), default: 1, shipped: 'channels', doc: 'Connections to spread calls over (for servers that cap concurrent streams per connection).',
     flag: {flags: '--channels <n>', help: 'HTTP/2 connections to spread calls over (overrides channels)', value: {int: 1}},
   },
   transport: {
-    schema: (t) => t.Unsafe<'grpc-js' | 'h2'>({enum: ['grpc-js', 'h2']}), default: 'grpc-js', shipped: true,
+    schema: (t) => t.Unsafe<'grpc-js' | 'h2'>({enum: ['grpc-js', 'h2']}), default: 'grpc-js', shipped: 'transport',
     doc: "What sends the calls: grpc-js, or h2, grpc-batch's own HTTP/2 client (unary methods only, no unix: targets, only the channel options it reads; see the README).",
     flag: {flags: '--transport <name>', help: 'what sends the calls: grpc-js, or h2 (grpc-batch\'s own HTTP/2 client, unary methods only) (overrides transport)', value: {choices: ['grpc-js', 'h2']}},
   },
-  streams: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: 'Bidi-streaming methods only: how many streams carry the records, each with its share of concurrency. Default: concurrency (one record in flight per stream).'},
+  streams: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), doc: 'Bidi-streaming methods only: how many streams carry the records, each with its share of concurrency. Default: concurrency (one record in flight per stream).'},
   maxRepliesPerRecord: {schema: (t) => t.Integer({minimum: 1, maximum: 10000000}), doc: 'Server-streaming methods only: most replies kept for one record; a stream with more is cancelled and the record fails with RESOURCE_EXHAUSTED. Default: 10000.'},
-  batchSize: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), shipped: true, doc: "Client-streaming methods only: records sent per call; the call's one response is given to every record of the batch. At most concurrency. Default: min(100, concurrency)."},
+  batchSize: {schema: (t) => t.Integer({minimum: 1, maximum: 100000}), doc: "Client-streaming methods only: records sent per call; the call's one response is given to every record of the batch. At most concurrency. Default: min(100, concurrency)."},
   onInterrupted: {
     schema: (t) => t.Unsafe<'resume' | 'abandon'>({enum: ['resume', 'abandon']}), default: 'resume',
     doc: 'What the daemon does at start-up with a run of this job that a crash, a kill or the end of a shutdown grace period cut short: resume it (records with a result are not sent again) or abandon it.',
   },
-  metadata: {schema: metadataMap, shipped: true, doc: 'Request metadata sent with every call; keys ending in -bin take base64 values. A value may hold {{field}} or {{field.nested}} placeholders, filled from each record.'},
-  recordMetadata: {schema: (t) => t.Boolean(), default: false, shipped: true, doc: "Record each call's response headers and trailers in its results line (headers, trailers)."},
+  metadata: {schema: metadataMap, shipped: 'metadata', doc: 'Request metadata sent with every call; keys ending in -bin take base64 values. A value may hold {{field}} or {{field.nested}} placeholders, filled from each record.'},
+  recordMetadata: {schema: (t) => t.Boolean(), default: false, shipped: 'recordMetadata', doc: "Record each call's response headers and trailers in its results line (headers, trailers)."},
   jsonNames: {schema: (t) => t.Unsafe<'json' | 'proto'>({enum: ['json', 'proto']}), default: 'json', doc: "Field names in the results: json = protoc's JSON names (lowerCamelCase, or json_name); proto = the names as in the .proto."},
   emitDefaults: {schema: (t) => t.Boolean(), default: false, doc: 'Print response fields that hold their default value (0, "", false, [], {}), as grpcurl -emit-defaults and json_format\'s including_default_value_fields.'},
   tls: {
-    doc: 'TLS; omitted = plaintext. cert and key together give mutual TLS.', shipped: true,
+    doc: 'TLS; omitted = plaintext. cert and key together give mutual TLS.', shipped: 'tls',
     keys: {
       ca: {schema: (t) => t.String(), doc: 'PEM CA certificate file; default the system roots.'},
       cert: {schema: (t) => t.String(), doc: 'PEM client certificate file.'},
@@ -179,7 +179,7 @@ export const JOB_KEYS = {
       serverName: {schema: (t) => t.String(), doc: 'Name to check the server certificate against, when it differs from the target host.'},
     },
   },
-  channelOptions: {schema: (t) => t.Unsafe<Record<string, unknown>>({type: 'object'}), shipped: true, doc: "grpc-js channel options (grpc.keepalive_time_ms, grpc.service_config, ...). Unknown names are warned about; a service config is checked against gRPC's schema."},
+  channelOptions: {schema: (t) => t.Unsafe<Record<string, unknown>>({type: 'object'}), shipped: 'channelOptions', doc: "grpc-js channel options (grpc.keepalive_time_ms, grpc.service_config, ...). Unknown names are warned about; a service config is checked against gRPC's schema."},
   output: {
     schema: (t) => t.String(), default: '{name}-{runId}.jsonl',
     doc: 'Results file, one JSON line per record; {name} and {runId} are replaced. Relative to the job file. Default {name}-{runId}.jsonl in out/ of the working folder (or --out-dir). A path without {runId} is refused when the file already has results (never overwritten).',

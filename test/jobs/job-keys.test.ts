@@ -13,6 +13,7 @@ import {DEFAULT_RETRY} from '../../src/rpc/retry.js';
 import {parseSize} from '../../src/size.js';
 import {statusName} from '../../src/rpc/status.js';
 import {givenSpecKeys, resumeInfoFor} from '../../src/state/resumable.js';
+import {shipRun} from '../../src/scale/run-spec.js';
 import {PACKAGE_ROOT} from '../../src/paths.js';
 import {run} from '../../bin/commands/run.js';
 import {validate} from '../../bin/commands/validate.js';
@@ -122,9 +123,19 @@ test('a key declared recorded is what a run records, what a flag given with --re
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const job = await loadJob(writeJob(dir, '127.0.0.1:1'));
   const recorded = flaggedKeys().filter((k) => k.declaration.recorded !== undefined);
-  assert.deepEqual(recorded.map((k) => k.declaration.recorded).sort(), Object.keys(resumeInfoFor(job, 'r1').spec).sort());
+  assert.deepEqual(recorded.map((k) => k.declaration.recorded).sort(), Object.keys(resumeInfoFor(job, 'r1').spec!).sort());
   const flags = Object.fromEntries(recorded.map((k) => [flagAttribute(k.declaration.flag), k.declaration.flag.value === 'switch' ? true : 7]));
   assert.deepEqual([...givenSpecKeys(flags)].sort(), recorded.map((k) => k.declaration.recorded).sort());
   const {command} = resumeStep('r1', {jobFile: 'job.yaml', flags, resumable: true, maxFailures: undefined, maxInvalid: undefined});
   for (const {declaration: {flag}} of recorded) assert.match(command, new RegExp(` ${flagName(flag)}( |$)`), `the printed --resume keeps ${flagName(flag)}`);
+});
+
+test('a key declared shipped is what a distributed run ships to its workers', async (t) => {
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+  const job = await loadJob(writeJob(dir, '127.0.0.1:1'));
+  /** What a run ships that is no job key: its identity, where it runs, the method (with jsonNames and emitDefaults). */
+  const notKeys = ['runId', 'jobDir', 'method', 'startedAt', 'coordinator', 'keysTtlMs'];
+  const shipped = Object.keys(shipRun(job, 'r1')).filter((name) => !notKeys.includes(name));
+  assert.deepEqual(declaredKeys().flatMap((k) => k.declaration.shipped ?? []).sort(), shipped.sort());
 });
