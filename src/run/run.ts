@@ -18,6 +18,7 @@ import {recordKey, resolveResultFields} from '../jobs/record-key.js';
 import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
 import {Status} from '../rpc/status.js';
+import {stopReasonOf, type StopReason} from '../stop-reason.js';
 import {InputDigest} from '../jobs/input-digest.js';
 import type {InputRead} from '../state/records.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
@@ -152,6 +153,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
 
   let fatal: unknown;
   let thresholdReason: string | undefined;
+  let threshold: StopReason | undefined;
   let interruptReason: string | undefined;
   const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
     plan.stop();
@@ -170,8 +172,10 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     if (thresholdReason) return;
     if (spec.maxInvalid !== undefined && stats.invalid > spec.maxInvalid) {
       thresholdReason = `maxInvalid: ${stats.invalid} invalid records, more than the job allows (${spec.maxInvalid})`;
+      threshold = 'maxInvalid';
     } else if (spec.maxFailures !== undefined && stats.failed > spec.maxFailures) {
       thresholdReason = `maxFailures: ${stats.failed} failed records, more than the job allows (${spec.maxFailures})`;
+      threshold = 'maxFailures';
     }
     if (!thresholdReason) return;
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
@@ -336,7 +340,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     const error = fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
     stats.throttled = executor.throttled;
     error.summary = stats.summarize({
-      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, stop: stopReasonOf(error), failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
     });
     throw error;
   }
@@ -353,6 +357,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     stopReason,
     abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
     interruptReason: !stopReason ? interruptReason : undefined,
+    stop: stopReason ? 'signal' : interruptReason ? 'outage' : thresholdReason ? threshold : undefined,
     failures: sink.hasFailures ? sink.failuresPath : undefined,
     outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
     concurrencyLimit: limitRange,

@@ -2,6 +2,7 @@ import type {RunChoices} from './choices.js';
 import * as hdr from 'hdr-histogram-js';
 import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
 import {statusName} from '../rpc/status.js';
+import type {StopReason} from '../stop-reason.js';
 import {StatusErrors} from './error-groups.js';
 
 /**
@@ -79,6 +80,8 @@ export interface RunSummary {
   readonly stopReason?: string;
   /** Why the run gave up by itself (`maxFailures`, `maxInvalid` passed): status `failed`. */
   readonly abortReason?: string;
+  /** Why the run stopped before the end of its input, as data (the three reasons above are messages): recorded, and read by `--resume`. */
+  readonly stop?: StopReason;
   /** The last input line read: a stopped run's records after it were never read. */
   readonly lastLine: number;
   readonly output: string;
@@ -102,6 +105,8 @@ export interface SummaryFields {
   readonly stopReason?: string | undefined;
   readonly abortReason?: string | undefined;
   readonly interruptReason?: string | undefined;
+  /** What stopped the run, as data; `signal` when only `stopReason` is given. */
+  readonly stop?: StopReason | undefined;
   readonly output: string;
   readonly failures?: string | undefined;
   readonly outages?: {readonly pauses: number; readonly pausedMs: number};
@@ -219,6 +224,7 @@ export class RunStats {
     const status = fields.interruptReason ? 'interrupted'
       : fields.stopReason ? 'cancelled'
       : this.failed + this.invalid > 0 || fields.abortReason ? 'failed' : 'succeeded';
+    const stop = fields.stop ?? (fields.stopReason ? 'signal' : undefined);
     return {
       job: fields.job,
       runId: fields.runId,
@@ -243,6 +249,7 @@ export class RunStats {
       ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
       ...(fields.interruptReason && fields.explain && hintFor(14, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(14, fields.interruptReason, fields.explain)} : {}),
+      ...(stop ? {stop} : {}),
       lastLine: this.lastLine,
       output: fields.output,
       ...(fields.failures ? {failures: fields.failures} : {}),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
 import type {Checkpoint} from '../jobs/checkpoint.js';
+import {parseStopReason, type StopReason} from '../stop-reason.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
 import type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
@@ -39,15 +40,15 @@ interface CheckpointRow {
 
 interface RunRow {
   run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
-  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
+  ended_at: number | null; status: RunStatus; reason: string | null; stop: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
   invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
   owner: string | null; heartbeat_at: number | null;
 }
 
 /** When a running run's lease was last renewed (rows of older versions: when they started). */
 const HEARTBEAT = 'COALESCE(heartbeat_at, started_at, created_at)';
-/** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdAbort`). */
-const THRESHOLD_ABORT = "(status = 'failed' AND (COALESCE(reason, '') LIKE 'maxFailures: %' OR COALESCE(reason, '') LIKE 'maxInvalid: %'))";
+/** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdStop`). */
+const THRESHOLD_ABORT = "(status = 'failed' AND COALESCE(stop, '') IN ('maxFailures', 'maxInvalid'))";
 
 /** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
 export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
@@ -147,7 +148,7 @@ export class StateStore {
     let claimed = false;
     this.#write(() => {
       claimed = this.#db.prepare(
-        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
+        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, stop = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
          WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR ${THRESHOLD_ABORT}
            OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
       ).run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
@@ -169,9 +170,9 @@ export class StateStore {
     let changed = false;
     this.#write(() => {
       changed = this.#db.prepare(
-        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, stop = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
          WHERE run_id = ? AND (? IS NULL OR owner = ?)`,
-      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
+      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.stop ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
         outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null,
         runId, owner ?? null, owner ?? null).changes === 1;
     }, {durable: true});
@@ -233,11 +234,11 @@ export class StateStore {
     const gone = isOwnerGone ? this.listRunning().filter((r) => r.heartbeatAt >= now - LEASE_MS && isOwnerGone(r)) : [];
     this.#write(() => {
       count = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
          WHERE status = 'running' AND ${HEARTBEAT} < ?`,
       ).run(now, now - LEASE_MS).changes;
       const update = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
          WHERE run_id = ? AND status = 'running' AND ${HEARTBEAT} = ?`,
       );
       for (const run of gone) count += update.run(now, run.runId, run.heartbeatAt).changes;
@@ -346,6 +347,11 @@ export class StateStore {
   }
 }
 
+/** `{stop}` when there is one: a run that ran to its end has no such key. */
+function stopOf(stop: StopReason | undefined): {stop?: StopReason} {
+  return stop ? {stop} : {};
+}
+
 /** A row as a record; a `running` run whose lease ran out reads as `interrupted` (what any writer will record). */
 function toRecord(row: RunRow, now: number): RunRecord {
   const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -354,7 +360,8 @@ function toRecord(row: RunRow, now: number): RunRecord {
   return {
     runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
     startedAt: opt(row.started_at), endedAt: expired ? beat : opt(row.ended_at), status: expired ? 'interrupted' : row.status,
-    reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason), total: opt(row.total),
+    reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason),
+    ...stopOf(expired ? 'ownerGone' : parseStopReason(row.stop)), total: opt(row.total),
     inputRecords: opt(row.input_records ?? null),
     ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
