@@ -144,6 +144,26 @@ test('migration 6 gives the runs of older versions their stop kind, derived once
   assert.ok(store.getRun('failures') && store.getRun('invalid'));
 });
 
+test('migration 7 drops the checkpoints\' unread low-water mark and finished lines, and keeps what --resume reads', (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const old = StateStore.open(file, {migrations: MIGRATIONS.filter((m) => m.version <= 6)});
+  old.startRun({runId: 'r1', job: 'a', trigger: 'manual', startedAt: 1, resume: {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'}});
+  old.close();
+  const raw = new Database(file);
+  raw.prepare("UPDATE checkpoints SET low_water = 7, done_above = '[9]', results = 8 WHERE run_id = 'r1'").run();
+  raw.close();
+
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  const columns = new Database(file, {readonly: true});
+  t.after(() => columns.close());
+  const names = (columns.pragma('table_info(checkpoints)') as {name: string}[]).map((c) => c.name);
+  assert.ok(!names.includes('low_water') && !names.includes('done_above'), names.join(', '));
+  assert.deepEqual([store.getResumeInfo('r1')?.output, store.getResumeInfo('r1')?.results], ['/out.jsonl', 8]);
+  store.saveCheckpoint('r1', {results: 12});
+  assert.equal(store.getResumeInfo('r1')?.results, 12);
+});
+
 test('history and last fired ticks survive closing and reopening the database', (t) => {
   const file = path.join(tempDir(t), 'state.db');
   const first = StateStore.open(file);

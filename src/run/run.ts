@@ -5,7 +5,6 @@ import {removeIfEmpty} from '../jobs/durable.js';
 import {RunFilesLock} from '../jobs/file-lock.js';
 import type {Logger} from '../log.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
-import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
 import {describeChoices, runChoices} from './choices.js';
 import {countRegularFileLines, inputLabel, openInput, readsStdin, statusCounts, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
@@ -20,7 +19,7 @@ import {cleanDetails, hintFor} from '../rpc/explain.js';
 import {Status} from '../rpc/status.js';
 import {stopReasonOf, type StopReason} from '../stop-reason.js';
 import {InputDigest} from '../jobs/input-digest.js';
-import type {InputRead} from '../state/records.js';
+import type {Checkpoint, InputRead} from '../state/records.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
 import {ThreadExecutor} from './executor-threads.js';
@@ -148,7 +147,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
   /** Result lines in the results file before this attempt (a resume appends to it). */
   const priorResults = prior ? prior.finished.length + prior.unreadable : 0;
-  const tracker = new ProgressTracker();
   const {signal, cancelSignal} = options;
 
   let fatal: unknown;
@@ -165,7 +163,6 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
     const result = withKey(outcome, recordKey(record, resultFields, spec.inputFormat));
     sink.write(record, result, code);
-    tracker.finish(record.line);
     if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
   };
   const checkThresholds = () => {
@@ -266,7 +263,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     } catch (error) {
       return events.onFatal(error);
     }
-    const taken = {...tracker.snapshot(), results: priorResults + sink.results};
+    const taken = {results: priorResults + sink.results};
     checkpointing = sink.sync().then(() => {
       if (!fatal) options.onCheckpoint?.(taken);
     }).catch(events.onFatal).finally(() => (checkpointing = undefined));
@@ -291,11 +288,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       const item = await plan.next();
       if (!item) break;
       const {record} = item;
-      tracker.read(record.line);
-      if (item.kind === 'done') {
-        tracker.finish(record.line);
-        continue;
-      }
+      if (item.kind === 'done') continue;
       if (digest && digest.bytes > digested) {
         digested = digest.bytes;
         await options.onInputRead!(digest.snapshot());
@@ -328,7 +321,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
     await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      if (!fatal) options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
+      if (!fatal) options.onCheckpoint?.({results: priorResults + sink.results});
     } catch (error) {
       fatal ??= error;
     }

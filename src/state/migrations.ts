@@ -103,4 +103,12 @@ export const MIGRATIONS: readonly Migration[] = [
         ELSE NULL END;
     `,
   },
+  {
+    version: 7,
+    description: 'drop the checkpoints\' low-water mark and finished lines: never read (--resume reads the results file back)',
+    sql: `
+      ALTER TABLE checkpoints DROP COLUMN low_water;
+      ALTER TABLE checkpoints DROP COLUMN done_above;
+    `,
+  },
 ];

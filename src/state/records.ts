@@ -110,6 +110,16 @@ export interface RecordedJob {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
+/**
+ * A run's progress as a checkpoint records it, about every second once its files are flushed and
+ * fsynced, and at its end. `--resume` does not need it to find the records to send (it reads the
+ * results file back); it notices with it a results file moved away or cut short.
+ */
+export interface Checkpoint {
+  /** Result lines in the results file, all on disk (a resumed run's earlier lines included). */
+  readonly results: number;
+}
+
 /** The first `bytes` bytes of a run's input and their SHA-256 (hex). */
 export interface InputRead {
   readonly bytes: number;

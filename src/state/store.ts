@@ -3,10 +3,9 @@ import {hostname} from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
-import type {Checkpoint} from '../jobs/checkpoint.js';
 import {parseStopReason, type StopReason} from '../stop-reason.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
-import type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+import type {Checkpoint, InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
 /**
  * The state database: every run (scheduled, caught up or manual, from the daemon and from
@@ -29,12 +28,12 @@ const OPEN_BUSY_TIMEOUT_MS = 10_000;
 /** A run whose owner has not renewed its lease for this long is taken as gone (interrupted). */
 export const LEASE_MS = 30_000;
 
-export type {InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
+export type {Checkpoint, InputRead, RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 export {summaryOutcome} from './records.js';
 
 interface CheckpointRow {
   run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
-  output: string; failures: string; low_water: number; done_above: string; updated_at: number; spec: string | null;
+  output: string; failures: string; updated_at: number; spec: string | null;
   job: string | null; input_read: number | null; input_sha256: string | null; results: number | null;
 }
 
@@ -272,11 +271,10 @@ export class StateStore {
 
   /** Stores a run's progress (called about every second while it runs, and at its end). */
   saveCheckpoint(runId: string, checkpoint: Checkpoint, now = Date.now()): void {
-    this.#write(() => this.#db.prepare('UPDATE checkpoints SET low_water = ?, done_above = ?, results = COALESCE(?, results), updated_at = ? WHERE run_id = ?')
-      .run(checkpoint.lowWater, JSON.stringify(checkpoint.doneAbove), checkpoint.results ?? null, now, runId));
+    this.#write(() => this.#db.prepare('UPDATE checkpoints SET results = ?, updated_at = ? WHERE run_id = ?').run(checkpoint.results, now, runId));
   }
 
-  getResumeInfo(runId: string): (ResumeInfo & {checkpoint: Checkpoint; updatedAt: number}) | undefined {
+  getResumeInfo(runId: string): (ResumeInfo & {updatedAt: number}) | undefined {
     const row = this.#db.prepare('SELECT * FROM checkpoints WHERE run_id = ?').get(runId) as CheckpointRow | undefined;
     if (!row) return undefined;
     return {
@@ -286,7 +284,6 @@ export class StateStore {
       job: row.job ? (JSON.parse(row.job) as RecordedJob) : undefined,
       inputRead: row.input_read !== null && row.input_sha256 !== null ? {bytes: row.input_read, sha256: row.input_sha256} : undefined,
       results: row.results ?? undefined,
-      checkpoint: {lowWater: row.low_water, doneAbove: JSON.parse(row.done_above) as number[]},
     };
   }
 
