@@ -1,6 +1,6 @@
 import {displayPath} from '../src/jobs/print.js';
 import type {NextStep} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/jobs/summary.js';
+import type {RunSummary} from '../src/run/stats.js';
 import {failureSteps} from './failure-steps.js';
 
 /**

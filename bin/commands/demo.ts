@@ -22,7 +22,7 @@ export const demo = new Command('demo')
   .addOption(logFormatOption())
   .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
     const [{startDemoServer}, {loadJob}, {formatSummary}, {runJob}, {openRunConsole}] = await Promise.all([
-      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/jobs/run.js'), import('../run-console.js'),
+      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/run/run.js'), import('../run-console.js'),
     ]);
     const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;

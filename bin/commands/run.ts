@@ -1,7 +1,7 @@
 import {Command, Option} from 'commander';
 import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import type {JobFlags} from '../../src/jobs/flag-job.js';
-import type {RunSummary} from '../../src/jobs/summary.js';
+import type {RunSummary} from '../../src/run/stats.js';
 import type {LogFormat} from '../../src/log.js';
 import type {RunLifecycle} from '../../src/run/lifecycle.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
@@ -84,7 +84,7 @@ export const run = new Command('run')
 async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
   // What a run needs loads here, not when the CLI starts (`--help` needs none of it).
   const [{checkInput}, {inputLabel, readsStdin, statusFilterProblem}, {newRunId, runJob}, {preflight}, {RunLifecycle}, {RunRecorder}, {asRecorded, findRunToResume, givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}, {loadRunJob, recordFlagJob}, {displayPath}] = await Promise.all([
-    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/jobs/run.js'),
+    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/run/run.js'),
     import('../../src/rpc/preflight.js'), import('../../src/run/lifecycle.js'), import('../../src/state/run-recorder.js'),
     import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
     import('./run-job.js'), import('../../src/jobs/print.js'),

@@ -1,6 +1,6 @@
 import {closeSync, existsSync, openSync, readFileSync, readSync} from 'node:fs';
 import type {Issue} from '../errors.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import type {InputRecord} from './input.js';
 import {compressionOf, countGzipNewlines} from './compression.js';
 

@@ -4,7 +4,7 @@ import {parseStatus} from '../rpc/status.js';
 import {openDecompressed} from './input.js';
 import {identityOf} from './record-identity.js';
 import type {ResultField} from './record-key.js';
-import type {RunStats} from './summary.js';
+import type {RunStats} from '../run/stats.js';
 
 /**
  * What an earlier attempt at a run already finished, read back from its results file: the results

@@ -1,5 +1,5 @@
 import type {ChannelPool} from '../rpc/channel.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
 import {codeOf, resultOf} from '../run/executor.js';
 import {pipelineSettings} from '../run/executor-inline.js';

@@ -1,4 +1,4 @@
-import type {RunSummary} from '../jobs/summary.js';
+import type {RunSummary} from '../run/stats.js';
 import type {StopReason} from '../stop-reason.js';
 
 /** What the state database holds of a run, as its readers and writers see it (store.ts keeps the rows). */

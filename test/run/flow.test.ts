@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {startDemoServer, type DemoServer} from '../../src/demo/server.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
