@@ -182,13 +182,13 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let replies = prior?.replies ?? 0;
   const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
     stats.recordFinal(code, attempts, details);
-    if (streamsReplies && code === 0) {
+    if (streamsReplies && code === Status.OK) {
       // A worker thread's result is its JSON line; only a server-streaming run reads it back, to count.
       const response = typeof result === 'string' ? (JSON.parse(result) as {response?: unknown}).response : (result as {response?: unknown}).response;
       if (Array.isArray(response)) replies += response.length;
     }
     const done = finish(call.record, result, code);
-    if (code !== 0) checkThresholds();
+    if (code !== Status.OK) checkThresholds();
     return done;
   };
   const onOutage = (event: OutageEvent) => {

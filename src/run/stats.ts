@@ -1,7 +1,7 @@
 import type {RunChoices} from './choices.js';
 import * as hdr from 'hdr-histogram-js';
 import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
-import {statusName} from '../rpc/status.js';
+import {Status, statusName} from '../rpc/status.js';
 import type {StopReason} from '../stop-reason.js';
 import {StatusErrors} from './error-groups.js';
 
@@ -173,7 +173,7 @@ export class RunStats {
   /** A sent record ended with `code` after `attempts`; `details` is its error message, if it failed. */
   recordFinal(code: number, attempts: number, details?: string): void {
     this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + 1);
-    if (code === 0) this.ok++;
+    if (code === Status.OK) this.ok++;
     else {
       this.failed++;
       this.#errorsOf(statusName(code)).add(cleanDetails(details ?? ''));
@@ -248,7 +248,7 @@ export class RunStats {
       ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
       ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
-      ...(fields.interruptReason && fields.explain && hintFor(14, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(14, fields.interruptReason, fields.explain)} : {}),
+      ...(fields.interruptReason && fields.explain && hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain)} : {}),
       ...(stop ? {stop} : {}),
       lastLine: this.lastLine,
       output: fields.output,
