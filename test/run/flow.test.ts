@@ -102,6 +102,7 @@ test('a dead backend gets probes, not records × maxAttempts attempts, and no re
   })));
   assert.equal(summary.status, 'interrupted');
   assert.match(summary.interruptReason!, /unreachable for .* \(maxOutage\): .*ECONNREFUSED/);
+  assert.equal(summary.stop, 'outage');
   assert.equal(summary.failed, 0);
   assert.equal(summary.unfinished, summary.total);
   assert.ok(summary.attempts <= 10 + 20, `attempts: ${summary.attempts}`);
