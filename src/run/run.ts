@@ -68,7 +68,7 @@ export interface RunOptions {
    * summary counts the whole run. Needs the same input. @default false
    */
   readonly resume?: boolean;
-  /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
+  /** Called with the result lines on disk at least every `checkpointIntervalMs`, once both files are flushed and fsynced, and at the end. */
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
