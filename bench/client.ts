@@ -30,12 +30,12 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {loadJob} from '../src/jobs/load.js';
-import {runJob} from '../src/jobs/run.js';
+import {runJob} from '../src/run/run.js';
 import {callUnary} from '../src/rpc/call.js';
 import {createSender} from '../src/rpc/sender.js';
 import {ChannelPool} from '../src/rpc/channel.js';
 import {callUnaryH2} from '../src/rpc/h2-transport.js';
-import {loadMethod} from '../src/rpc/method.js';
+import {loadMethod} from '../src/schema/method-handle.js';
 import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
 
 const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg] = process.argv.slice(2);

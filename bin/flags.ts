@@ -3,7 +3,7 @@ import {DURATION_HINT, parseDuration} from '../src/duration.js';
 import type {LogFormat} from '../src/log.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/size.js';
 import {checkMetadataEntry} from '../src/rpc/metadata-entry.js';
-import {parseStatus, statusName} from '../src/rpc/status.js';
+import {parseStatus, Status, statusName} from '../src/rpc/status.js';
 
 /**
  * Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected.
@@ -82,7 +82,7 @@ export function parseStatusListFlag(value: string): string {
     if (word.toUpperCase() === 'INVALID') names.add('INVALID');
     else {
       const code = parseStatus(word);
-      if (code === undefined || code === 0) throw new InvalidArgumentError(`expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED (names or numbers 1-16, or INVALID), got "${word}"`);
+      if (code === undefined || code === Status.OK) throw new InvalidArgumentError(`expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED (names or numbers 1-16, or INVALID), got "${word}"`);
       names.add(statusName(code));
     }
   }

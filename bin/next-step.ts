@@ -1,6 +1,6 @@
 import {displayPath} from '../src/jobs/print.js';
 import type {NextStep} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/jobs/summary.js';
+import type {RunSummary} from '../src/run/stats.js';
 import {failureSteps} from './failure-steps.js';
 import {flagAttribute, flaggedKeys, flagName} from '../src/jobs/job-keys.js';
 
@@ -79,13 +79,13 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
     const raised: string[] = [];
     /** The limits raised here replace the flags given; the others are kept as given. */
     const replaced: string[] = [];
-    if (summary.abortReason?.startsWith('maxFailures') && invocation.maxFailures !== undefined) {
+    if (summary.stop === 'maxFailures' && invocation.maxFailures !== undefined) {
       const limit = raisedLimit(invocation.maxFailures, summary.failed);
       extra.push('--max-failures', String(limit));
       raised.push(`up to ${limit} failed records`);
       replaced.push('maxFailures');
     }
-    if (summary.abortReason?.startsWith('maxInvalid') && invocation.maxInvalid !== undefined) {
+    if (summary.stop === 'maxInvalid' && invocation.maxInvalid !== undefined) {
       const limit = raisedLimit(invocation.maxInvalid, summary.invalid);
       extra.push('--max-invalid', String(limit));
       raised.push(`up to ${limit} invalid records`);

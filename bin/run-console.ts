@@ -1,6 +1,6 @@
 import {parseDuration} from '../src/duration.js';
 import {createProgressReporter, formatSummary, type NextStep, type ProgressReporter} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/jobs/summary.js';
+import type {RunSummary} from '../src/run/stats.js';
 import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../src/log.js';
 import {stderrTerminal, type Terminal} from '../src/terminal.js';
 

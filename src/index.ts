@@ -6,10 +6,10 @@ export type {JobOverrides, LoadedJob} from './jobs/load.js';
 export {run} from './run/runner.js';
 export type {StartRunOptions, RunEngine} from './run/runner.js';
 /** The engine alone: no state recorded, no lease (kept for programs written against it; `run` does what the CLI does). */
-export {runJob, newRunId} from './jobs/run.js';
-export type {RunOptions, ProgressSnapshot} from './jobs/run.js';
+export {runJob, newRunId} from './run/run.js';
+export type {RunOptions, ProgressSnapshot} from './run/run.js';
 export {checkInput} from './jobs/check.js';
-export type {RunSummary, ErrorCount} from './jobs/summary.js';
+export type {RunSummary, ErrorCount} from './run/stats.js';
 export type {RecordKey} from './jobs/record-key.js';
 export type {RecordResult} from './jobs/results.js';
 export {formatSummary} from './jobs/print.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import {loadJob} from '../src/jobs/load.js';
-import {runJob} from '../src/jobs/run.js';
+import {runJob} from '../src/run/run.js';
 import {cleanDetails} from '../src/rpc/explain.js';
 import {CLI_COMMAND, runCli} from './helpers/cli.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {appendFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
+import Database from 'better-sqlite3';
 import {startServer} from './helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from './helpers/job.js';
 import {runCli, spawnCli, waitFor} from './helpers/cli.js';
@@ -74,6 +75,28 @@ test('a run stopped by maxFailures is resumed with the printed command, which ra
   assert.deepEqual([summary.runId, summary.total, summary.ok, summary.failed, summary.abortReason], [runId, 120, 114, 6, undefined]);
   assert.equal(server.stats.calls, 120, 'every record sent once');
   assert.equal(new Set(server.stats.ids).size, 120);
+});
+
+test('a run stopped by maxFailures is still found and resumed when its recorded message was reworded', async (t) => {
+  const server = await startServer(t);
+  const dir = tempDir(t);
+  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => (i % 10 === 9 ? {id: `r${i}`, failCode: 3} : {id: `r${i}`})));
+  const job = writeJob(dir, server.address, {concurrency: 1, maxFailures: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  const state = path.join(dir, 'state.db');
+  const first = await runCli(['run', job, '--state', state, '--no-progress', '--json'], {cwd: dir});
+  assert.equal(first.code, 1, first.stderr);
+  const stopped = JSON.parse(first.stdout) as {runId: string; stop?: string};
+  assert.equal(stopped.stop, 'maxFailures');
+  // A later version words the message differently: resume and pruning read the stored kind, not the words.
+  const db = new Database(state);
+  assert.equal(db.prepare("UPDATE runs SET reason = 'gave up: too many failed records' WHERE run_id = ?").run(stopped.runId).changes, 1);
+  db.close();
+
+  const resumed = await runCli(['run', job, '--state', state, '--resume', '--max-failures', '10', '--json'], {cwd: dir});
+  assert.equal(resumed.code, 1, resumed.stderr);
+  const summary = JSON.parse(resumed.stdout) as {runId: string; total: number; failed: number; stop?: string};
+  assert.deepEqual([summary.runId, summary.total, summary.failed, summary.stop], [stopped.runId, 40, 4, undefined]);
+  assert.equal(server.stats.calls, 40, 'every record sent once');
 });
 
 test('--max-failures and --max-invalid override the job keys on any run', async (t) => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {test} from 'node:test';
 import {loadJob, type LoadedJob} from '../src/jobs/load.js';
-import type {RunOptions} from '../src/jobs/run.js';
-import type {RunSummary} from '../src/jobs/summary.js';
+import type {RunOptions} from '../src/run/run.js';
+import type {RunSummary} from '../src/run/stats.js';
 import {createLogger} from '../src/log.js';
 import {ManualClock} from '../src/scheduler/clock.js';
 import {interruptedRunsToResume} from '../src/scheduler/resume-interrupted.js';
@@ -180,7 +180,7 @@ test('the daemon does not resume an interrupted run whose job now sends differen
     store.finishRun(runId, {status: 'interrupted', endedAt: at + 1});
   }
   // 'lost' wrote 3 results, in a file now gone.
-  store.saveCheckpoint('lost', {lowWater: 3, doneAbove: [], results: 3});
+  store.saveCheckpoint('lost', {results: 3});
   const abandoned: string[] = [];
   const log = {warn: (_: unknown, message: string) => abandoned.push(message)} as unknown as Parameters<typeof interruptedRunsToResume>[2];
   assert.deepEqual(interruptedRunsToResume(store, loaded, log).map((r) => r.runId), ['kept']);

@@ -65,7 +65,7 @@ test('pruneRuns keeps the newest runs of a job and never deletes one that is run
   // r2 failed, r3 cancelled (resumable), r4 skipped, r5 succeeded, r6 running.
   store.startRun({runId: 'r0', job: 'a', trigger: 'schedule', startedAt: -1});
   store.saveResumeInfo('r0', info, -1);
-  store.finishRun('r0', {status: 'failed', endedAt: -1, reason: 'maxFailures: 11 records failed, more than 10'});
+  store.finishRun('r0', {status: 'failed', endedAt: -1, reason: 'maxFailures: 11 records failed, more than 10', stop: 'maxFailures'});
   const statuses = ['interrupted', 'failed', 'cancelled', 'skipped', 'succeeded', 'running'] as const;
   statuses.forEach((status, i) => {
     const runId = `r${i + 1}`;
@@ -85,6 +85,83 @@ test('pruneRuns keeps the newest runs of a job and never deletes one that is run
   assert.equal(store.findResumableRun('a')?.runId, 'r3');
   assert.equal(store.listRuns({job: 'b'}).length, 1, 'other jobs are untouched');
   assert.equal(store.pruneRuns('a', 2), 0, 'nothing more to delete');
+});
+
+test('a run stopped by maxFailures or maxInvalid is known by its stored kind, whatever its message says', (t) => {
+  const store = StateStore.open(path.join(tempDir(t), 'state.db'));
+  t.after(() => store.close());
+  const info = {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'};
+  const finish = (runId: string, at: number, outcome: {reason: string; stop?: 'maxFailures' | 'maxInvalid'}) => {
+    store.startRun({runId, job: 'a', trigger: 'manual', startedAt: at});
+    store.saveResumeInfo(runId, info, at);
+    store.finishRun(runId, {status: 'failed', endedAt: at, ...outcome});
+  };
+  // Reworded messages: the kind alone says these may be resumed.
+  finish('reworded-failures', 1, {reason: 'too many records failed (11 > 10)', stop: 'maxFailures'});
+  finish('reworded-invalid', 2, {reason: 'the input had 5 bad lines', stop: 'maxInvalid'});
+  // A message that reads like a threshold stop, without the kind: a plain failed run.
+  finish('text-only', 3, {reason: 'maxFailures: 11 failed records, more than the job allows (10)'});
+  store.startRun({runId: 'newest', job: 'a', trigger: 'manual', startedAt: 4});
+  store.finishRun('newest', {status: 'succeeded', endedAt: 4});
+
+  assert.equal(store.getRun('reworded-failures')!.stop, 'maxFailures');
+  assert.equal(store.getRun('reworded-invalid')!.stop, 'maxInvalid');
+  assert.equal(store.getRun('text-only')!.stop, undefined);
+  assert.equal(store.pruneRuns('a', 1), 1, 'only the plain failed run goes');
+  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['newest', 'reworded-invalid', 'reworded-failures']);
+  assert.equal(store.claimRun('reworded-failures', 'me'), true, 'a maxFailures stop can be claimed to resume');
+  const claimed = store.getRun('reworded-failures')!;
+  assert.deepEqual([claimed.status, claimed.reason, claimed.stop], ['running', undefined, undefined], 'a claimed run forgets why it stopped');
+});
+
+test('migration 6 gives the runs of older versions their stop kind, derived once from their status and message', (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  StateStore.open(file, {migrations: MIGRATIONS.filter((m) => m.version <= 5)}).close();
+  const raw = new Database(file);
+  const insert = raw.prepare("INSERT INTO runs (run_id, job, trigger, created_at, started_at, ended_at, status, reason, host, pid) VALUES (?, 'a', 'manual', ?, ?, ?, ?, ?, 'h', 1)");
+  const rows: [string, string, string | null][] = [
+    ['failures', 'failed', 'maxFailures: 3 failed records, more than the job allows (2)'],
+    ['invalid', 'failed', 'maxInvalid: 1 invalid records, more than the job allows (0)'],
+    ['failed', 'failed', null],
+    ['lease', 'interrupted', 'its owner stopped renewing its lease (the process ended without recording the run)'],
+    ['unlocked', 'interrupted', 'the process that ran it ended without recording the run (its files were no longer locked)'],
+    ['cancelled', 'cancelled', 'SIGINT'],
+    ['error', 'error', 'boom'],
+    ['succeeded', 'succeeded', null],
+  ];
+  rows.forEach(([runId, status, reason], i) => {
+    insert.run(runId, i, i, i, status, reason);
+    raw.prepare("INSERT INTO checkpoints (run_id, job_file, output, failures, updated_at) VALUES (?, '/job.yaml', '/out', '/failed', 0)").run(runId);
+  });
+  raw.close();
+
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  assert.deepEqual(Object.fromEntries(rows.map(([runId]) => [runId, store.getRun(runId)!.stop])), {
+    failures: 'maxFailures', invalid: 'maxInvalid', failed: undefined, lease: 'ownerGone', unlocked: 'ownerGone', cancelled: 'signal', error: 'error', succeeded: undefined,
+  });
+  assert.equal(store.pruneRuns('a', 0), 2, 'the plain failed and the succeeded runs go; those stopped by a threshold stay');
+  assert.ok(store.getRun('failures') && store.getRun('invalid'));
+});
+
+test('migration 7 drops the checkpoints\' unread low-water mark and finished lines, and keeps what --resume reads', (t) => {
+  const file = path.join(tempDir(t), 'state.db');
+  const old = StateStore.open(file, {migrations: MIGRATIONS.filter((m) => m.version <= 6)});
+  old.startRun({runId: 'r1', job: 'a', trigger: 'manual', startedAt: 1, resume: {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'}});
+  old.close();
+  const raw = new Database(file);
+  raw.prepare("UPDATE checkpoints SET low_water = 7, done_above = '[9]', results = 8 WHERE run_id = 'r1'").run();
+  raw.close();
+
+  const store = StateStore.open(file);
+  t.after(() => store.close());
+  const columns = new Database(file, {readonly: true});
+  t.after(() => columns.close());
+  const names = (columns.pragma('table_info(checkpoints)') as {name: string}[]).map((c) => c.name);
+  assert.ok(!names.includes('low_water') && !names.includes('done_above'), names.join(', '));
+  assert.deepEqual([store.getResumeInfo('r1')?.output, store.getResumeInfo('r1')?.results], ['/out.jsonl', 8]);
+  store.saveCheckpoint('r1', {results: 12});
+  assert.equal(store.getResumeInfo('r1')?.results, 12);
 });
 
 test('history and last fired ticks survive closing and reopening the database', (t) => {

@@ -1,7 +1,7 @@
 import {Command, Option} from 'commander';
 import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
 import type {JobFlags} from '../../src/jobs/flag-job.js';
-import type {RunSummary} from '../../src/jobs/summary.js';
+import type {RunSummary} from '../../src/run/stats.js';
 import type {LogFormat} from '../../src/log.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag} from '../flags.js';

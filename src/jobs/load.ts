@@ -3,7 +3,7 @@ import path from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {LineCounter, parseDocument} from 'yaml';
 import {ValidationError, type Issue} from '../errors.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {loadJobSchema, loadSchema} from '../schema/load-schema.js';
 import {createMethodHandle} from '../schema/method-handle.js';
 import {SchemaError} from '../schema/schema.js';

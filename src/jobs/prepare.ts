@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import {parseDuration, DURATION_HINT} from '../duration.js';
 import {MessageError} from '../rpc/message.js';
 import {buildMetadata, checkMetadataEntry} from '../rpc/metadata.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {didYouMean} from '../suggest.js';
 import type {InputRecord} from './input.js';
 import type {InputFormat} from './spec.js';

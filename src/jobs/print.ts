@@ -3,7 +3,7 @@ import path from 'node:path';
 import {formatDuration} from '../duration.js';
 import {cleanDetails} from '../rpc/explain.js';
 import type {ProgressSnapshot} from '../run/run.js';
-import type {ErrorCount, RunSummary} from './summary.js';
+import type {ErrorCount, RunSummary} from '../run/stats.js';
 import type {Terminal} from '../terminal.js';
 import type {NextStep} from '../errors.js';
 

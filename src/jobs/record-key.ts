@@ -1,5 +1,5 @@
 import type {Issue} from '../errors.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import type {InputRecord} from './input.js';
 
 /**

@@ -1,6 +1,6 @@
 import {existsSync} from 'node:fs';
 import {createInterface} from 'node:readline';
-import {parseStatus} from '../rpc/status.js';
+import {parseStatus, Status} from '../rpc/status.js';
 import {openDecompressed} from './input.js';
 import {identityOf} from './record-identity.js';
 import type {ResultField} from './record-key.js';
@@ -86,7 +86,7 @@ export async function readPriorResults(file: string, stats: PriorTally, keyField
     stats.attempts += attempts;
     const error = typeof result.error === 'string' ? result.error : '';
     if (result.status === 'INVALID') stats.recordInvalid(error);
-    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? 2, attempts, error);
+    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? Status.UNKNOWN, attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
   return {finished, unreadable, replies, ...(keys ? {keys, sentWithoutKey, missingKeyFields: [...missingKeyFields]} : {})};

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type {ErrorObject} from 'ajv';
 import type {Issue} from '../errors.js';
 import {DURATION_HINT, parseDuration} from '../duration.js';
-import {parseStatus, STATUS_NAMES} from '../rpc/status.js';
+import {parseStatus, Status, STATUS_NAMES} from '../rpc/status.js';
 import {checkChannelOptions} from '../rpc/channel-options.js';
 import {checkMetadataEntry} from '../rpc/metadata.js';
 import {checkKeyPair, checkPem} from '../rpc/pem.js';
@@ -84,7 +84,7 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     const code = parseStatus(value);
     if (code === undefined) {
       error(`retry.retryableStatusCodes[${index}]`, `expected a status name like UNAVAILABLE or a number 0-16, got ${show(value)}${typeof value === 'string' ? didYouMean(value.toUpperCase(), STATUS_NAMES) : ''}`);
-    } else if (code === 0) {
+    } else if (code === Status.OK) {
       error(`retry.retryableStatusCodes[${index}]`, 'OK is not a failure and cannot be retried');
     } else codes.add(code);
   });

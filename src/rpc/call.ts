@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type {MethodHandle} from './method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {metadataToJson, type MetadataJson} from './metadata.js';
 import {STATUS_DETAILS_KEY, statusDetailsOf} from './rich-status.js';
 

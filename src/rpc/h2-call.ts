@@ -4,7 +4,7 @@ import type {H2Channel, H2ChannelCall} from './h2-channel.js';
 import type {H2Connection} from './h2-connection.js';
 import {H2_ERROR} from './h2-frames.js';
 import type {HeaderFields} from './hpack.js';
-import type {MethodHandle} from './method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {metadataToJson} from './metadata.js';
 import {STATUS_DETAILS_KEY, statusDetailsOf} from './rich-status.js';
 

@@ -5,7 +5,7 @@ import {H2Channel, type H2ChannelOptions} from './h2-channel.js';
 import {H2UnaryCall} from './h2-call.js';
 import {parseH2Target} from './h2-target.js';
 import {encodeLiteral} from './hpack.js';
-import type {MethodHandle} from './method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 
 /**
  * The `h2` transport (job key `transport: h2`, flag `--transport h2`): unary calls over

@@ -210,8 +210,11 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** Well-known types whose proto3 JSON form is not an object of their fields. */
-const WELL_KNOWN_JSON = new Set([
+/**
+ * Well-known types whose proto3 JSON form is not an object of their fields: a request's Any holds
+ * them under `"value"`, and response-json.ts prints them packed in an Any the same way.
+ */
+export const WELL_KNOWN_JSON: ReadonlySet<string> = new Set([
   ...Object.keys(WRAPPERS),
   '.google.protobuf.Timestamp',
   '.google.protobuf.Duration',

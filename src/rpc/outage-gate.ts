@@ -1,4 +1,5 @@
 import {connectivityState} from '@grpc/grpc-js';
+import {Status} from './status.js';
 import {firstPart, NEVER_SENT, Suspicion} from './outage-suspicion.js';
 
 /**
@@ -78,8 +79,6 @@ export interface OutageStatus {
 export const DEFAULT_MAX_OUTAGE_MS = 300_000;
 /** gRPC's minimum connect timeout (MIN_CONNECT_TIMEOUT in grpc's doc/connection-backoff.md). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
-const UNAVAILABLE = 14;
-const DEADLINE_EXCEEDED = 4;
 
 export class OutageGate {
   readonly #options: Required<Omit<OutageGateOptions, 'onChange' | 'probe'>> & Pick<OutageGateOptions, 'onChange' | 'probe'>;
@@ -183,8 +182,8 @@ export class OutageGate {
       this.#close(details);
       return true;
     }
-    if (code === DEADLINE_EXCEEDED) return this.#onTimeout(details);
-    if (code !== UNAVAILABLE) {
+    if (code === Status.DEADLINE_EXCEEDED) return this.#onTimeout(details);
+    if (code !== Status.UNAVAILABLE) {
       // The server answered (with an error of the record's own): it is there.
       this.onOk();
       return false;

@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import {jsonName, type JsonNames} from './json-names.js';
-import {WRAPPERS} from './message.js';
+import {WELL_KNOWN_JSON, WRAPPERS} from './message.js';
 
 /**
  * Messages in proto3 JSON, exactly as protoc's runtimes print them (checked against Python's
@@ -232,18 +232,6 @@ function wellKnownPrinter(type: protobuf.Type, options: JsonOptions): Printer | 
   }
 }
 
-/** Well-known types whose proto3 JSON form is not an object of their fields: packed in an Any, they go under `"value"`. */
-const SPECIAL_JSON = new Set([
-  ...Object.keys(WRAPPERS),
-  '.google.protobuf.Timestamp',
-  '.google.protobuf.Duration',
-  '.google.protobuf.FieldMask',
-  '.google.protobuf.Struct',
-  '.google.protobuf.Value',
-  '.google.protobuf.ListValue',
-  '.google.protobuf.Any',
-]);
-
 /**
  * `{"@type", ...fields}`, or `{"@type", "value": <its JSON>}` for a packed well-known type. One whose
  * type the schema does not hold stays packed, `{"@type", "value": <base64>}`, so nothing is lost
@@ -262,7 +250,7 @@ function anyToJson(root: protobuf.Root, any: {type_url?: string; value?: Uint8Ar
     return {'@type': typeUrl, value: base64(bytes)};
   }
   const json = messagePrinter(inner, options)(decoded);
-  return SPECIAL_JSON.has(inner.fullName) ? {'@type': typeUrl, value: json} : {'@type': typeUrl, ...(json as object)};
+  return WELL_KNOWN_JSON.has(inner.fullName) ? {'@type': typeUrl, value: json} : {'@type': typeUrl, ...(json as object)};
 }
 
 export function lookupType(root: protobuf.Root, name: string): protobuf.Type | undefined {

@@ -1,7 +1,7 @@
 import {callServerStream, callUnary, DEFAULT_MAX_REPLIES, type CallOptions, type CallOutcome, type PerCallOptions} from './call.js';
 import type {ChannelPool} from './channel.js';
 import {callUnaryH2} from './h2-transport.js';
-import type {MethodHandle} from './method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {BidiSender} from './stream-bidi.js';
 import {ClientStreamSender} from './stream-client.js';
 

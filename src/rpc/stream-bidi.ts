@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type {CallOptions, CallOutcome, CancellableCall} from './call.js';
 import type {ChannelPool} from './channel.js';
-import type {MethodHandle} from './method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {CallWriter, type ChannelCall} from './stream-writer.js';
 
 /** Options of `BidiSender`. */

@@ -1,5 +1,5 @@
 import {ChannelPool} from '../rpc/channel.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {buildMetadata} from '../rpc/metadata.js';
 import type {JobSpec} from '../jobs/spec.js';
 import {codeOf, detailsOf, resultOf, type Executor, type ExecutorEvents, type RecordCall} from './executor.js';

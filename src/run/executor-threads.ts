@@ -7,7 +7,7 @@ import type {OutageStatus} from '../rpc/outage-gate.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import type {PipelineStatus} from './pipeline.js';
 import type {RunStats} from './stats.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {plainSpec, type FromWorker, type ResultItem, type ToWorker, type WorkerCall, type WorkerInit, type WorkerStatus} from './thread-protocol.js';
 import {Waiter} from './waiter.js';
 

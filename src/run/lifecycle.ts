@@ -6,6 +6,7 @@ import {runFiles} from '../jobs/results.js';
 import {resumeInfoFor} from '../state/resumable.js';
 import type {RunRecorder} from '../state/run-recorder.js';
 import {summaryOutcome, type ResumeInfo, type RunStatus, type RunTrigger} from '../state/store.js';
+import {stopReasonOf} from '../stop-reason.js';
 import type {RunOptions} from './run.js';
 import type {RunSummary} from './stats.js';
 
@@ -92,9 +93,10 @@ export class RunLifecycle {
     const partial = summary ?? (error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined);
     const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
     const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
+    const stop = error !== undefined ? stopReasonOf(error) : undefined;
     // A distributed run taken over by another coordinator is the other's to record: nothing is written.
     if (error instanceof FencedError) return {status, reason, summary: partial, recorded: false};
-    const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason});
+    const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason, ...(stop ? {stop} : {})});
     return {status, reason, summary: partial, recorded};
   }
 

@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import pLimit, {type LimitFunction} from 'p-limit';
 import type {CallOutcome, CancellableCall} from '../rpc/call.js';
 import type {ChannelPool} from '../rpc/channel.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {DEFAULT_CONNECT_TIMEOUT_MS, OutageGate, type OutageEvent, type OutageStatus} from '../rpc/outage-gate.js';
 import {probeBackend} from '../rpc/probe.js';
 import {backoffMs, BackoffTimers, isRetryable, pushbackMs, type RetryPolicy} from '../rpc/retry.js';

@@ -3,7 +3,7 @@ import {prepareRecord, type RecordPlan} from '../jobs/prepare.js';
 import type {RecordIdentities} from '../jobs/record-identity.js';
 import {recordKey, type ResultField} from '../jobs/record-key.js';
 import {hasLine} from '../jobs/resume.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import type {PlannedCall} from './pipeline.js';
 
 /** What the plan makes of one input record. */

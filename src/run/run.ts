@@ -5,7 +5,6 @@ import {removeIfEmpty} from '../jobs/durable.js';
 import {RunFilesLock} from '../jobs/file-lock.js';
 import type {Logger} from '../log.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
-import {ProgressTracker, type Checkpoint} from '../jobs/checkpoint.js';
 import {describeChoices, runChoices} from './choices.js';
 import {countRegularFileLines, inputLabel, openInput, readsStdin, statusCounts, type InputRecord} from '../jobs/input.js';
 import type {LoadedJob} from '../jobs/load.js';
@@ -18,6 +17,7 @@ import {recordKey, resolveResultFields} from '../jobs/record-key.js';
 import {runFiles, withKey, type RecordOutcome, type RecordResult} from '../jobs/results.js';
 import {cleanDetails, hintFor} from '../rpc/explain.js';
 import {Status} from '../rpc/status.js';
+import {stopReasonOf, type StopReason} from '../stop-reason.js';
 import {InputDigest, type InputRead} from '../jobs/input-digest.js';
 import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import {InlineExecutor} from './executor-inline.js';
@@ -48,6 +48,16 @@ export interface ProgressSnapshot {
   readonly waiting?: {readonly forMs: number; readonly reason: string};
 }
 
+/**
+ * A run's progress as a checkpoint records it, about every second once its files are flushed and
+ * fsynced, and at its end. `--resume` does not need it to find the records to send (it reads the
+ * results file back); it notices with it a results file moved away or cut short.
+ */
+export interface Checkpoint {
+  /** Result lines in the results file, all on disk (a resumed run's earlier lines included). */
+  readonly results: number;
+}
+
 export interface RunOptions {
   /** @default a new id: UTC time plus 6 random hex digits */
   readonly runId?: string;
@@ -67,7 +77,7 @@ export interface RunOptions {
    * summary counts the whole run. Needs the same input. @default false
    */
   readonly resume?: boolean;
-  /** Called with the run's progress at least every `checkpointIntervalMs`, after the files are flushed, and at the end. */
+  /** Called with the result lines on disk at least every `checkpointIntervalMs`, once both files are flushed and fsynced, and at the end. */
   readonly onCheckpoint?: (checkpoint: Checkpoint) => unknown;
   /** @default 1000 */
   readonly checkpointIntervalMs?: number;
@@ -146,11 +156,11 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
   /** Result lines in the results file before this attempt (a resume appends to it). */
   const priorResults = prior ? prior.finished.length + prior.unreadable : 0;
-  const tracker = new ProgressTracker();
   const {signal, cancelSignal} = options;
 
   let fatal: unknown;
   let thresholdReason: string | undefined;
+  let threshold: StopReason | undefined;
   let interruptReason: string | undefined;
   const stopWith = (why: 'fatal' | 'threshold' | 'interrupt' | 'signal') => {
     plan.stop();
@@ -162,15 +172,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
     const result = withKey(outcome, recordKey(record, resultFields, spec.inputFormat));
     sink.write(record, result, code);
-    tracker.finish(record.line);
     if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
   };
   const checkThresholds = () => {
     if (thresholdReason) return;
     if (spec.maxInvalid !== undefined && stats.invalid > spec.maxInvalid) {
       thresholdReason = `maxInvalid: ${stats.invalid} invalid records, more than the job allows (${spec.maxInvalid})`;
+      threshold = 'maxInvalid';
     } else if (spec.maxFailures !== undefined && stats.failed > spec.maxFailures) {
       thresholdReason = `maxFailures: ${stats.failed} failed records, more than the job allows (${spec.maxFailures})`;
+      threshold = 'maxFailures';
     }
     if (!thresholdReason) return;
     log?.error({event: 'run:aborting', reason: thresholdReason}, `stopping the run: ${thresholdReason}`);
@@ -180,13 +191,13 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   let replies = prior?.replies ?? 0;
   const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
     stats.recordFinal(code, attempts, details);
-    if (streamsReplies && code === 0) {
+    if (streamsReplies && code === Status.OK) {
       // A worker thread's result is its JSON line; only a server-streaming run reads it back, to count.
       const response = typeof result === 'string' ? (JSON.parse(result) as {response?: unknown}).response : (result as {response?: unknown}).response;
       if (Array.isArray(response)) replies += response.length;
     }
     const done = finish(call.record, result, code);
-    if (code !== 0) checkThresholds();
+    if (code !== Status.OK) checkThresholds();
     return done;
   };
   const onOutage = (event: OutageEvent) => {
@@ -261,7 +272,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     } catch (error) {
       return events.onFatal(error);
     }
-    const taken = {...tracker.snapshot(), results: priorResults + sink.results};
+    const taken = {results: priorResults + sink.results};
     checkpointing = sink.sync().then(async () => {
       if (!fatal) await options.onCheckpoint?.(taken);
     }).catch(events.onFatal).finally(() => (checkpointing = undefined));
@@ -286,11 +297,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       const item = await plan.next();
       if (!item) break;
       const {record} = item;
-      tracker.read(record.line);
-      if (item.kind === 'done') {
-        tracker.finish(record.line);
-        continue;
-      }
+      if (item.kind === 'done') continue;
       if (digest && digest.bytes > digested) {
         digested = digest.bytes;
         await options.onInputRead!(digest.snapshot());
@@ -323,7 +330,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     // Closing flushes and fsyncs both files; the last checkpoint is recorded only then.
     await sink.close().catch((error: unknown) => (fatal ??= error));
     try {
-      if (!fatal) await options.onCheckpoint?.({...tracker.snapshot(), results: priorResults + sink.results});
+      if (!fatal) await options.onCheckpoint?.({results: priorResults + sink.results});
     } catch (error) {
       fatal ??= error;
     }
@@ -335,7 +342,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     const error = fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
     stats.throttled = executor.throttled;
     error.summary = stats.summarize({
-      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, stop: stopReasonOf(error), failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
     });
     throw error;
   }
@@ -352,6 +359,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     stopReason,
     abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
     interruptReason: !stopReason ? interruptReason : undefined,
+    stop: stopReason ? 'signal' : interruptReason ? 'outage' : thresholdReason ? threshold : undefined,
     failures: sink.hasFailures ? sink.failuresPath : undefined,
     outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
     concurrencyLimit: limitRange,

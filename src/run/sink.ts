@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs';
 import type {InputRecord} from '../jobs/input.js';
 import {ORIGIN_SUFFIX} from '../jobs/origins.js';
 import {LineWriter, type RecordResult} from '../jobs/results.js';
-import {statusName} from '../rpc/status.js';
+import {Status, statusName} from '../rpc/status.js';
 
 /** A record's line as it was input: its text (or bytes), with the BOM and CR reading took off put back. */
 function asInput(record: InputRecord): string | Buffer {
@@ -68,7 +68,7 @@ export class Sink {
    * line to the failures file.
    */
   write(record: InputRecord, result: RecordResult | string, code: number): void {
-    if (code !== 0) {
+    if (code !== Status.OK) {
       if (record.span) this.#failures.copyLine(record.span.file, record.span.offset, record.span.length);
       else this.#failures.write(asInput(record));
       // The key's line, and the status it failed with (INVALID: never sent), for `--only-status`.

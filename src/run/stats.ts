@@ -4,7 +4,8 @@ import type {RunChoices} from './choices.js';
 import {build} from 'hdr-histogram-js/dist/HistogramBuilder.js';
 import {decodeFromCompressedBase64, encodeIntoCompressedBase64} from 'hdr-histogram-js/dist/encoding.js';
 import {cleanDetails, hintFor, type ExplainContext} from '../rpc/explain.js';
-import {statusName} from '../rpc/status.js';
+import {Status, statusName} from '../rpc/status.js';
+import type {StopReason} from '../stop-reason.js';
 import {StatusErrors} from './error-groups.js';
 
 /**
@@ -82,6 +83,8 @@ export interface RunSummary {
   readonly stopReason?: string;
   /** Why the run gave up by itself (`maxFailures`, `maxInvalid` passed): status `failed`. */
   readonly abortReason?: string;
+  /** Why the run stopped before the end of its input, as data (the three reasons above are messages): recorded, and read by `--resume`. */
+  readonly stop?: StopReason;
   /** The last input line read: a stopped run's records after it were never read. */
   readonly lastLine: number;
   readonly output: string;
@@ -105,6 +108,8 @@ export interface SummaryFields {
   readonly stopReason?: string | undefined;
   readonly abortReason?: string | undefined;
   readonly interruptReason?: string | undefined;
+  /** What stopped the run, as data; `signal` when only `stopReason` is given. */
+  readonly stop?: StopReason | undefined;
   readonly output: string;
   readonly failures?: string | undefined;
   readonly outages?: {readonly pauses: number; readonly pausedMs: number};
@@ -171,7 +176,7 @@ export class RunStats {
   /** A sent record ended with `code` after `attempts`; `details` is its error message, if it failed. */
   recordFinal(code: number, attempts: number, details?: string): void {
     this.byStatus.set(code, (this.byStatus.get(code) ?? 0) + 1);
-    if (code === 0) this.ok++;
+    if (code === Status.OK) this.ok++;
     else {
       this.failed++;
       this.#errorsOf(statusName(code)).add(cleanDetails(details ?? ''));
@@ -222,6 +227,7 @@ export class RunStats {
     const status = fields.interruptReason ? 'interrupted'
       : fields.stopReason ? 'cancelled'
       : this.failed + this.invalid > 0 || fields.abortReason ? 'failed' : 'succeeded';
+    const stop = fields.stop ?? (fields.stopReason ? 'signal' : undefined);
     return {
       job: fields.job,
       runId: fields.runId,
@@ -245,7 +251,8 @@ export class RunStats {
       ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
       ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
-      ...(fields.interruptReason && fields.explain && hintFor(14, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(14, fields.interruptReason, fields.explain)} : {}),
+      ...(fields.interruptReason && fields.explain && hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain)} : {}),
+      ...(stop ? {stop} : {}),
       lastLine: this.lastLine,
       output: fields.output,
       ...(fields.failures ? {failures: fields.failures} : {}),

@@ -1,6 +1,7 @@
 import type {ChannelPool} from '../rpc/channel.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
+import {Status} from '../rpc/status.js';
 import {codeOf, resultOf} from '../run/executor.js';
 import {pipelineSettings} from '../run/executor-inline.js';
 import {Pipeline, type CallReport} from '../run/pipeline.js';
@@ -46,7 +47,7 @@ export class ChunkRun {
         const line = report.call.line;
         if (report.kind === 'unsent') return void this.#unsent.push(line);
         const code = codeOf(report.outcome);
-        if (code === 0) this.#ok++;
+        if (code === Status.OK) this.#ok++;
         else this.#failed++;
         this.#lines.push(encodeResult(line, code, report.attempts, JSON.stringify(resultOf(line, report.outcome, report.attempts, report.latencyMs))));
       },

@@ -5,7 +5,7 @@ import type {Redis} from 'ioredis';
 import {getErrorMessage, ValidationError} from '../errors.js';
 import type {Logger} from '../log.js';
 import type {ChannelPool} from '../rpc/channel.js';
-import type {MethodHandle} from '../rpc/method.js';
+import type {MethodHandle} from '../schema/method-handle.js';
 import {channelPoolFor} from '../run/executor-inline.js';
 import type {ChunkData, ChunkReturn} from './chunk.js';
 import {ChunkRun} from './chunk-runner.js';

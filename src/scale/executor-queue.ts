@@ -3,6 +3,7 @@ import type {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {FencedError, getErrorMessage, InternalError, QueueError} from '../errors.js';
 import type {OutageStatus} from '../rpc/outage-gate.js';
+import {Status} from '../rpc/status.js';
 import type {Executor, ExecutorEvents, RecordCall} from '../run/executor.js';
 import type {Share} from '../run/executor-inline.js';
 import type {PipelineStatus} from '../run/pipeline.js';
@@ -561,7 +562,7 @@ export class QueueExecutor implements Executor {
 
   async #report(call: RecordCall, code: number, attempts: number, text: string): Promise<void> {
     // The error text of a failed record, for the summary's top errors (read back from its line: failures only).
-    const details = code !== 0 ? (JSON.parse(text) as {error?: string}).error : undefined;
+    const details = code !== Status.OK ? (JSON.parse(text) as {error?: string}).error : undefined;
     const done = this.#events.onFinal(call, code, attempts, text, details);
     if (done) await done;
     this.#settle();

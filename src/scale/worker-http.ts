@@ -1,8 +1,5 @@
-import {createServer, type Server} from 'node:http';
-import type {AddressInfo} from 'node:net';
 import {Counter, Gauge, Registry, collectDefaultMetrics} from 'prom-client';
-import {getErrorMessage, UsageError} from '../errors.js';
-import {parseOpsAddress} from '../ops-http.js';
+import {startOpsEndpoint, type OpsServer} from '../ops-http.js';
 import type {ChunkEvent, ChunkWorker} from './chunk-worker.js';
 
 /** A worker's Prometheus metrics, fed by its chunk events. */
@@ -38,32 +35,10 @@ export class WorkerMetrics {
 }
 
 /** `grpc-batch worker --http`: `GET /healthz` (200 while taking chunks) and `GET /metrics`. */
-export async function startWorkerHttp(address: string, worker: () => ChunkWorker | undefined, metrics: WorkerMetrics): Promise<{address: string; close(): Promise<void>}> {
-  const {host, port} = parseOpsAddress(address);
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
-      res.writeHead(status, {'content-type': type});
-      res.end(body);
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'use GET\n');
-    if (url.pathname === '/healthz') return worker()?.isRunning ? send(200, 'ok\n') : send(503, 'not taking chunks\n');
-    if (url.pathname === '/metrics') {
-      metrics.registry.metrics().then((text) => send(200, text, metrics.registry.contentType), (error: unknown) => send(500, `${getErrorMessage(error)}\n`));
-      return;
-    }
-    send(404, 'not found: GET /healthz, GET /metrics\n');
+export function startWorkerHttp(address: string, worker: () => ChunkWorker | undefined, metrics: WorkerMetrics): Promise<OpsServer> {
+  return startOpsEndpoint({
+    address,
+    health: () => worker()?.isRunning || 'not taking chunks',
+    metrics: {render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType},
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new UsageError(`--http ${address}: cannot listen: ${getErrorMessage(error)}`, {cause: error})));
-    server.listen(port, host, () => resolve());
-  });
-  const bound = server.address() as AddressInfo;
-  return {
-    address: `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-  };
 }

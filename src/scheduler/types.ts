@@ -1,8 +1,8 @@
 import type {LoadedJob} from '../jobs/load.js';
 import type {RecordResult} from '../jobs/results.js';
-import type {ProgressSnapshot, RunOptions} from '../jobs/run.js';
+import type {ProgressSnapshot, RunOptions} from '../run/run.js';
 import type {OverlapPolicy, ScheduleSpec} from '../jobs/schedule-spec.js';
-import type {RunSummary} from '../jobs/summary.js';
+import type {RunSummary} from '../run/stats.js';
 import type {Logger} from '../log.js';
 import type {RunStatus, RunTrigger, StateStore} from '../state/store.js';
 import type {Clock} from './clock.js';

@@ -4,6 +4,7 @@ import {createMessageEncoder, resolveFieldPath, type MessageEncoder} from '../rp
 import {methodKind, type MethodKind} from '../rpc/method-kind.js';
 import {createJsonDecoder, type JsonOptions} from '../rpc/response-json.js';
 import {SchemaError, type Schema} from './schema.js';
+import {loadProtoFiles} from './source-proto.js';
 
 /** A method, ready to call, whatever the schema came from: its path, its kind, a strict request encoder and a response decoder. */
 export interface MethodHandle {
@@ -70,4 +71,21 @@ export function createMethodHandle(schema: Schema, method: string, json: JsonOpt
     origin: schema.origin,
     requestFieldPath: (fieldPath) => resolveFieldPath(request, fieldPath),
   };
+}
+
+/** Options for `loadMethod`. */
+export interface LoadMethodOptions extends JsonOptions {
+  /** The .proto file (or files). */
+  readonly proto: string | readonly string[];
+  /** Fully-qualified `package.Service/Method` (a `.` before the method is accepted too). */
+  readonly method: string;
+  /** Folders searched for imports, after each proto's own folder. @default [] */
+  readonly importPaths?: readonly string[];
+}
+
+/** Loads .proto files and finds one method in them, any kind (the synchronous path for a proto source; see `checkMethodKind`). */
+export function loadMethod(options: LoadMethodOptions): MethodHandle {
+  const files = typeof options.proto === 'string' ? [options.proto] : options.proto;
+  if (files.length === 0) throw new SchemaError('proto', 'expected at least one .proto file');
+  return createMethodHandle(loadProtoFiles(files, options.importPaths ?? []), options.method, options);
 }

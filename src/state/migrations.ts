@@ -1,8 +1,7 @@
 /**
  * The state database's schema, as an ordered list of migrations. `PRAGMA user_version` holds the
  * number of migrations applied; opening a database applies the missing ones in one transaction.
- * Append only: never edit a migration that has shipped (a later issue adds run checkpoints as
- * migration 2).
+ * Append only: never edit a migration that has shipped.
  */
 export interface Migration {
   /** 1-based; equals the user_version after it ran. */
@@ -87,6 +86,29 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE checkpoints ADD COLUMN input_read INTEGER;  -- bytes of the input read so far (recorded before any of their records is sent)
       ALTER TABLE checkpoints ADD COLUMN input_sha256 TEXT;   -- SHA-256 (hex) of those bytes
       ALTER TABLE checkpoints ADD COLUMN results INTEGER;     -- result lines in the results file at the last checkpoint
+    `,
+  },
+  {
+    version: 6,
+    description: 'why a run stopped, as data (resume and pruning read it, not the reason text)',
+    // Rows of older versions: the kind is derived once from their status and reason text, as written then.
+    sql: `
+      ALTER TABLE runs ADD COLUMN stop TEXT;  -- StopReason (src/stop-reason.ts): signal, maxFailures, maxInvalid, outage, io, queue, ownerGone, error; NULL when it ran to the end
+      UPDATE runs SET stop = CASE
+        WHEN status = 'failed' AND reason LIKE 'maxFailures: %' THEN 'maxFailures'
+        WHEN status = 'failed' AND reason LIKE 'maxInvalid: %' THEN 'maxInvalid'
+        WHEN status = 'interrupted' AND (reason LIKE 'its owner stopped renewing its lease%' OR reason LIKE 'the process that ran it ended without recording the run%') THEN 'ownerGone'
+        WHEN status = 'cancelled' THEN 'signal'
+        WHEN status = 'error' THEN 'error'
+        ELSE NULL END;
+    `,
+  },
+  {
+    version: 7,
+    description: 'drop the checkpoints\' low-water mark and finished lines: never read (--resume reads the results file back)',
+    sql: `
+      ALTER TABLE checkpoints DROP COLUMN low_water;
+      ALTER TABLE checkpoints DROP COLUMN done_above;
     `,
   },
 ];

@@ -1,4 +1,5 @@
-import type {RunSummary} from '../jobs/summary.js';
+import type {RunSummary} from '../run/stats.js';
+import type {StopReason} from '../stop-reason.js';
 import type {InputRead} from '../jobs/input-digest.js';
 
 /** What the state database holds of a run, as its readers and writers see it (store.ts keeps the rows). */
@@ -16,7 +17,10 @@ export interface RunRecord {
   readonly startedAt: number | undefined;
   readonly endedAt: number | undefined;
   readonly status: RunStatus;
+  /** Why, in words (for people; may be reworded): skipped, cancelled, stopped, error. */
   readonly reason: string | undefined;
+  /** Why it stopped before the end of its input, as data: what resume and pruning read. */
+  readonly stop?: StopReason;
   readonly total: number | undefined;
   /** Records in the input, when it was counted (a file); `total` is the records read. */
   readonly inputRecords: number | undefined;
@@ -39,6 +43,7 @@ export interface RunOutcome {
   readonly status: Exclude<RunStatus, 'running' | 'skipped'>;
   readonly endedAt: number;
   readonly reason?: string | undefined;
+  readonly stop?: StopReason | undefined;
   readonly total?: number;
   readonly inputRecords?: number | undefined;
   readonly ok?: number;
@@ -52,7 +57,7 @@ export interface RunOutcome {
 /** The counts, files and reason of a finished run, as `finishRun` records them. */
 export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' | 'endedAt'> {
   return {
-    reason: summary.stopReason ?? summary.abortReason, total: summary.total, inputRecords: summary.inputRecords, ok: summary.ok, failed: summary.failed,
+    reason: summary.stopReason ?? summary.abortReason, stop: summary.stop ?? (summary.stopReason ? 'signal' : undefined), total: summary.total, inputRecords: summary.inputRecords, ok: summary.ok, failed: summary.failed,
     invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
   };
 }

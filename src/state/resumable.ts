@@ -2,6 +2,7 @@ import {createHash} from 'node:crypto';
 import {statSync} from 'node:fs';
 import path from 'node:path';
 import {UsageError} from '../errors.js';
+import {isThresholdStop} from '../stop-reason.js';
 import {countLinesUpTo, hashFilePrefix} from '../jobs/input-digest.js';
 import {readsStdin} from '../jobs/input.js';
 import type {JobOverrides, LoadedJob} from '../jobs/load.js';
@@ -12,8 +13,8 @@ import type {RecordedJob, RecordedSpec, ResumeInfo, RunRecord, StateStore} from 
 import {flagAttribute, flaggedKeys} from '../jobs/job-keys.js';
 
 /** A run that `maxFailures` or `maxInvalid` stopped: recorded `failed`, with its records after the stop never sent. */
-export function isThresholdAbort(run: Pick<RunRecord, 'status' | 'reason'>): boolean {
-  return run.status === 'failed' && /^max(Failures|Invalid): /.test(run.reason ?? '');
+export function isThresholdAbort(run: Pick<RunRecord, 'status' | 'stop'>): boolean {
+  return run.status === 'failed' && isThresholdStop(run.stop);
 }
 
 /** The job's newest run that can be continued: interrupted, cancelled, ended by an error, or stopped by a threshold. */

@@ -1,6 +1,6 @@
 import {getErrorMessage, InternalError, IoError} from '../errors.js';
 import type {Logger} from '../log.js';
-import type {Checkpoint} from '../jobs/checkpoint.js';
+import type {Checkpoint} from '../run/run.js';
 import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
 import type {InputRead} from '../jobs/input-digest.js';
 import {resolveStatePath, StateStore, type ResumeInfo, type RunTrigger} from './store.js';

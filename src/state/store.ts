@@ -3,9 +3,10 @@ import {hostname} from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
-import type {Checkpoint} from '../jobs/checkpoint.js';
+import {parseStopReason, type StopReason} from '../stop-reason.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
 import type {InputRead} from '../jobs/input-digest.js';
+import type {Checkpoint} from '../run/run.js';
 import type {RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
 /**
@@ -34,21 +35,21 @@ export {summaryOutcome} from './records.js';
 
 interface CheckpointRow {
   run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
-  output: string; failures: string; low_water: number; done_above: string; updated_at: number; spec: string | null;
+  output: string; failures: string; updated_at: number; spec: string | null;
   job: string | null; input_read: number | null; input_sha256: string | null; results: number | null;
 }
 
 interface RunRow {
   run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
-  ended_at: number | null; status: RunStatus; reason: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
+  ended_at: number | null; status: RunStatus; reason: string | null; stop: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
   invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
   owner: string | null; heartbeat_at: number | null;
 }
 
 /** When a running run's lease was last renewed (rows of older versions: when they started). */
 const HEARTBEAT = 'COALESCE(heartbeat_at, started_at, created_at)';
-/** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdAbort`). */
-const THRESHOLD_ABORT = "(status = 'failed' AND (COALESCE(reason, '') LIKE 'maxFailures: %' OR COALESCE(reason, '') LIKE 'maxInvalid: %'))";
+/** A run that `maxFailures` or `maxInvalid` stopped: `failed`, yet resumable with the limit raised (see `isThresholdStop`). */
+const THRESHOLD_ABORT = "(status = 'failed' AND COALESCE(stop, '') IN ('maxFailures', 'maxInvalid'))";
 
 /** The state path from a flag, then `GRPC_BATCH_STATE`, then the default; `explicit` tells whether one was given. */
 export function resolveStatePath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): {path: string; explicit: boolean} {
@@ -148,7 +149,7 @@ export class StateStore {
     let claimed = false;
     this.#write(() => {
       claimed = this.#db.prepare(
-        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
+        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, stop = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
          WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR ${THRESHOLD_ABORT}
            OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
       ).run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
@@ -170,9 +171,9 @@ export class StateStore {
     let changed = false;
     this.#write(() => {
       changed = this.#db.prepare(
-        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, stop = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
          WHERE run_id = ? AND (? IS NULL OR owner = ?)`,
-      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
+      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.stop ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
         outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null,
         runId, owner ?? null, owner ?? null).changes === 1;
     }, {durable: true});
@@ -234,11 +235,11 @@ export class StateStore {
     const gone = isOwnerGone ? this.listRunning().filter((r) => r.heartbeatAt >= now - LEASE_MS && isOwnerGone(r)) : [];
     this.#write(() => {
       count = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
          WHERE status = 'running' AND ${HEARTBEAT} < ? AND run_id != ?`,
       ).run(now, now - LEASE_MS, except).changes;
       const update = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
+        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
          WHERE run_id = ? AND status = 'running' AND ${HEARTBEAT} = ?`,
       );
       for (const run of gone) count += update.run(now, run.runId, run.heartbeatAt).changes;
@@ -272,11 +273,10 @@ export class StateStore {
 
   /** Stores a run's progress (called about every second while it runs, and at its end). */
   saveCheckpoint(runId: string, checkpoint: Checkpoint, now = Date.now()): void {
-    this.#write(() => this.#db.prepare('UPDATE checkpoints SET low_water = ?, done_above = ?, results = COALESCE(?, results), updated_at = ? WHERE run_id = ?')
-      .run(checkpoint.lowWater, JSON.stringify(checkpoint.doneAbove), checkpoint.results ?? null, now, runId));
+    this.#write(() => this.#db.prepare('UPDATE checkpoints SET results = ?, updated_at = ? WHERE run_id = ?').run(checkpoint.results, now, runId));
   }
 
-  getResumeInfo(runId: string): (ResumeInfo & {checkpoint: Checkpoint; updatedAt: number}) | undefined {
+  getResumeInfo(runId: string): (ResumeInfo & {updatedAt: number}) | undefined {
     const row = this.#db.prepare('SELECT * FROM checkpoints WHERE run_id = ?').get(runId) as CheckpointRow | undefined;
     if (!row) return undefined;
     return {
@@ -286,7 +286,6 @@ export class StateStore {
       job: row.job ? (JSON.parse(row.job) as RecordedJob) : undefined,
       inputRead: row.input_read !== null && row.input_sha256 !== null ? {bytes: row.input_read, sha256: row.input_sha256} : undefined,
       results: row.results ?? undefined,
-      checkpoint: {lowWater: row.low_water, doneAbove: JSON.parse(row.done_above) as number[]},
     };
   }
 
@@ -347,6 +346,11 @@ export class StateStore {
   }
 }
 
+/** `{stop}` when there is one: a run that ran to its end has no such key. */
+function stopOf(stop: StopReason | undefined): {stop?: StopReason} {
+  return stop ? {stop} : {};
+}
+
 /** A row as a record; a `running` run whose lease ran out reads as `interrupted` (what any writer will record). */
 function toRecord(row: RunRow, now: number): RunRecord {
   const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
@@ -355,7 +359,8 @@ function toRecord(row: RunRow, now: number): RunRecord {
   return {
     runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
     startedAt: opt(row.started_at), endedAt: expired ? beat : opt(row.ended_at), status: expired ? 'interrupted' : row.status,
-    reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason), total: opt(row.total),
+    reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason),
+    ...stopOf(expired ? 'ownerGone' : parseStopReason(row.stop)), total: opt(row.total),
     inputRecords: opt(row.input_records ?? null),
     ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,

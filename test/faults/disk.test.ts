@@ -42,6 +42,7 @@ test('a full disk under the results file: exit 3 naming the file and ENOSPC, sum
   store.close();
   assert.equal(run.status, 'interrupted');
   assert.match(run.reason!, /ENOSPC/);
+  assert.equal(run.stop, 'io');
   assert.ok(readJsonlFile(partial.output).length > 0, 'what fitted is whole lines only (no line cut in two)');
 
   execFileSync('mount', ['-o', 'remount,size=64m', out]);

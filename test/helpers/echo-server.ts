@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type {TestContext} from 'node:test';
 import protobuf from 'protobufjs';
-import type {MethodHandle} from '../../src/rpc/method.js';
+import type {MethodHandle} from '../../src/schema/method-handle.js';
 
 /**
  * A grpc-js server with one raw-bytes unary method, `/test.Echo/Echo`, for transport tests that

@@ -4,7 +4,7 @@ import {PassThrough} from 'node:stream';
 import {test} from 'node:test';
 import {startDemoServer} from '../../src/demo/server.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {startServer} from '../helpers/server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 
@@ -56,6 +56,7 @@ test('maxFailures stops the run with a reason once passed', async (t) => {
   const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 5, maxFailures: 10})));
   assert.equal(summary.status, 'failed');
   assert.match(summary.abortReason!, /maxFailures: 11 failed records, more than the job allows \(10\)/);
+  assert.equal(summary.stop, 'maxFailures');
   assert.ok(summary.total < 30, `sent ${summary.total}`);
   assert.equal(server.stats.calls, summary.total);
   assert.equal(readJsonlFile(summary.failures!).length, summary.total);
@@ -69,6 +70,7 @@ test('maxInvalid stops the run with a reason once passed', async (t) => {
   assert.equal(summary.status, 'failed');
   assert.equal(summary.invalid, 4);
   assert.match(summary.abortReason!, /maxInvalid: 4 invalid records/);
+  assert.equal(summary.stop, 'maxInvalid');
   assert.ok(summary.lastLine < 100);
 });
 

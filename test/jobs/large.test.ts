@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import {writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir} from '../helpers/job.js';
 import {ECHO, JSON_PROTO, startSchemaServer} from '../helpers/schema-server.js';

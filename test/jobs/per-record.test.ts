@@ -3,7 +3,7 @@ import {writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {readJsonlFile, tempDir, TRANSPORTS, writeJsonl} from '../helpers/job.js';
 import {runCli} from '../helpers/cli.js';
 import {DEMO_PROTOSET, ECHO, JSON_PROTOSET, startSchemaServer} from '../helpers/schema-server.js';

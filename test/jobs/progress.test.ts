@@ -4,10 +4,10 @@ import {test} from 'node:test';
 import {IoError} from '../../src/errors.js';
 import {loadJob} from '../../src/jobs/load.js';
 import {formatProgressLine, formatSummary} from '../../src/jobs/print.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
-import type {ProgressSnapshot} from '../../src/jobs/run.js';
+import type {ProgressSnapshot} from '../../src/run/run.js';
 import {LineWriter} from '../../src/jobs/results.js';
 
 const at = (done: number, total: number | undefined, elapsedMs: number): ProgressSnapshot => ({done, total, ok: done, failed: 0, invalid: 0, inFlight: 3, calls: 3, limit: 10, cap: 10, attempts: done, elapsedMs});

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {ValidationError} from '../../src/errors.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {startServer} from '../helpers/server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 

@@ -2,25 +2,10 @@ import assert from 'node:assert/strict';
 import {appendFileSync, readFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
-import {ProgressTracker} from '../../src/jobs/checkpoint.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {startServer} from '../helpers/server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
-
-test('the progress tracker keeps a low-water mark and the finished lines above it', () => {
-  const tracker = new ProgressTracker();
-  for (const line of [1, 2, 4, 5, 6]) tracker.read(line); // line 3 is blank: never read
-  tracker.finish(2);
-  tracker.finish(5);
-  assert.deepEqual(tracker.snapshot(), {lowWater: 0, doneAbove: [2, 5]});
-  tracker.finish(1);
-  assert.deepEqual(tracker.snapshot(), {lowWater: 2, doneAbove: [5]});
-  tracker.finish(4);
-  assert.deepEqual(tracker.snapshot(), {lowWater: 5, doneAbove: []});
-  tracker.finish(6);
-  assert.deepEqual(tracker.snapshot(), {lowWater: 6, doneAbove: []});
-});
 
 test('a resumed run sends only the records without a result and appends to both files', async (t) => {
   const server = await startServer(t);
@@ -43,7 +28,7 @@ test('a resumed run sends only the records without a result and appends to both 
   assert.deepEqual(results.map((r) => r.line).sort((a, b) => a - b), Array.from({length: 600}, (_, i) => i + 1), 'one result line per record');
   assert.equal(server.stats.calls, 600, 'no record sent twice after a graceful stop');
   assert.equal(readFileSync(second.failures!, 'utf8').split('\n').filter(Boolean).length, 60);
-  assert.deepEqual(checkpoints.at(-1), {lowWater: 600, doneAbove: [], results: 600}, 'the last checkpoint counts every result line in the file');
+  assert.deepEqual(checkpoints.at(-1), {results: 600}, 'the last checkpoint counts every result line in the file');
 });
 
 test('resuming a run that read standard input is refused', async (t) => {

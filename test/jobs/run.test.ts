@@ -4,7 +4,7 @@ import path from 'node:path';
 import {Readable} from 'node:stream';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {assertCameOver, startServer} from '../helpers/server.js';
 import {readJsonlFile, tempDir, TRANSPORTS, writeJob, writeJsonl} from '../helpers/job.js';
 
@@ -191,6 +191,7 @@ test(`a graceful stop lets calls in flight finish and leaves a summary that matc
   const summary = await runJob(job, {signal: stop.signal});
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.stopReason, 'SIGINT');
+  assert.equal(summary.stop, 'signal');
   assert.ok(summary.total >= 100 && summary.total <= 110, `dispatched ${summary.total}`);
   // A record taken in but still waiting for its turn to be sent when the stop came is not sent
   // (no new calls after a stop): no result, counted unfinished, sent by a resume.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import protobuf from 'protobufjs';
 import {MessageError} from '../../src/rpc/message.js';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {DEMO_METHOD, DEMO_PROTO, PACKAGE_ROOT} from '../../src/paths.js';
 
 const LEGACY_PROTO = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'protos', 'legacy.proto');

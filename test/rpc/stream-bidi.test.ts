@@ -3,7 +3,7 @@ import {test, type TestContext} from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type {CallOutcome} from '../../src/rpc/call.js';
 import {ChannelPool} from '../../src/rpc/channel.js';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {BidiSender} from '../../src/rpc/stream-bidi.js';
 import {DEMO_PROTO} from '../../src/paths.js';
 import {startH2StreamServer} from '../helpers/h2-stream-server.js';

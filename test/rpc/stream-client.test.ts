@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import {test, type TestContext} from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {ChannelPool} from '../../src/rpc/channel.js';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {ClientStreamSender} from '../../src/rpc/stream-client.js';
 import {DEMO_PROTO} from '../../src/paths.js';
 import {startServer} from '../helpers/server.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {expiredServerCert} from '../helpers/certs.js';
 import {runCli} from '../helpers/cli.js';
 import {assertCameOver, startServer} from '../helpers/server.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import protobuf from 'protobufjs';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {messageToJson} from '../../src/rpc/response-json.js';
 
 const PROTO = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'protos', 'wkt.proto');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {startDemoServer, type DemoServer} from '../../src/demo/server.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, TRANSPORTS, writeJob, writeJsonl} from '../helpers/job.js';
 import {assertCameOver, startServer} from '../helpers/server.js';
@@ -112,6 +112,7 @@ test(`a dead backend gets probes, not records × maxAttempts attempts, and no re
   })));
   assert.equal(summary.status, 'interrupted');
   assert.match(summary.interruptReason!, /unreachable for .* \(maxOutage\): .*ECONNREFUSED/);
+  assert.equal(summary.stop, 'outage');
   assert.equal(summary.failed, 0);
   assert.equal(summary.unfinished, summary.total);
   assert.ok(summary.attempts <= 10 + 20, `attempts: ${summary.attempts}`);

@@ -3,7 +3,7 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {autoWorkers, cpuQuotaCores} from '../../src/cores.js';
 import {splitInteger} from '../../src/run/executor-threads.js';
 import {spawnCli, runCli, waitFor} from '../helpers/cli.js';

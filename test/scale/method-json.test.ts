@@ -4,7 +4,7 @@ import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import protobuf from 'protobufjs';
 import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
-import {loadMethod} from '../../src/rpc/method.js';
+import {loadMethod} from '../../src/schema/method-handle.js';
 import {methodFromJson, methodToJson} from '../../src/scale/method-json.js';
 
 const WKT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'protos', 'wkt.proto');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {ValidationError, formatIssue} from '../../src/errors.js';
 import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/jobs/run.js';
+import {runJob} from '../../src/run/run.js';
 import {PACKAGE_ROOT} from '../../src/paths.js';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJsonl} from '../helpers/job.js';
