@@ -29,14 +29,14 @@ import {rmSync, writeFileSync} from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import {loadJob} from '../src/jobs/load.js';
-import {runJob} from '../src/run/run.js';
+import {loadJob} from '../src/config/load.js';
+import {runJob} from '../src/engine/run.js';
 import {callUnary} from '../src/rpc/call.js';
 import {createSender} from '../src/rpc/sender.js';
 import {ChannelPool} from '../src/rpc/channel.js';
 import {callUnaryH2} from '../src/rpc/h2-transport.js';
 import {loadMethod} from '../src/schema/method-handle.js';
-import {DEMO_METHOD, DEMO_PROTO} from '../src/paths.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../src/util/paths.js';
 
 const [mode, address, latencyArg, callsArg, concurrencyArg, input, channelOptionsArg] = process.argv.slice(2);
 /** Extra grpc-js channel options for `pump-call` and `batch` (JSON), to compare settings. */
@@ -224,7 +224,7 @@ async function batch(): Promise<Result> {
   }
 }
 
-/** Calls started per event-loop turn by `h2-pump`, as `CALLS_PER_TURN` in src/jobs/run.ts. */
+/** Calls started per event-loop turn by `h2-pump`, as `CALLS_PER_TURN` in src/engine/turn-pacer.ts. */
 const H2_CALLS_PER_TURN = 8;
 
 async function h2Pump(): Promise<Result> {

@@ -15,7 +15,7 @@ import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {parseArgs} from 'node:util';
 import {startDemoServer} from '../src/demo/server.js';
-import {DEMO_METHOD, DEMO_PROTO, PACKAGE_ROOT} from '../src/paths.js';
+import {DEMO_METHOD, DEMO_PROTO, PACKAGE_ROOT} from '../src/util/paths.js';
 
 const {values} = parseArgs({options: {minutes: {type: 'string', default: '10'}, records: {type: 'string', default: '200'}, latency: {type: 'string', default: '2'}, warmup: {type: 'string', default: '10'}}});
 const minutes = Number(values.minutes);

@@ -1,5 +1,5 @@
-import type {NextStep} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/run/stats.js';
+import type {NextStep} from '../src/engine/print.js';
+import type {RunSummary} from '../src/engine/stats.js';
 
 /**
  * Failed statuses worth sending again as they are: the server was down, slow, busy or gave up on

@@ -1,9 +1,9 @@
 import {InvalidArgumentError, Option} from 'commander';
-import {DURATION_HINT, parseDuration} from '../src/duration.js';
-import type {LogFormat} from '../src/log.js';
-import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/size.js';
+import {DURATION_HINT, parseDuration} from '../src/util/duration.js';
+import type {LogFormat} from '../src/util/log.js';
+import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../src/util/size.js';
 import {checkMetadataEntry} from '../src/rpc/metadata-entry.js';
-import {parseStatus, Status, statusName} from '../src/rpc/status.js';
+import {parseStatus, Status, statusName} from '../src/codec/status.js';
 
 /**
  * Commander argument parsers: each throws InvalidArgumentError (exit 2) naming what it expected.
@@ -11,9 +11,9 @@ import {parseStatus, Status, statusName} from '../src/rpc/status.js';
  * modules with no dependency (the heavy ones load in each command's action, see bin/main.ts).
  */
 
-/** src/log.ts's LOG_FORMATS, written again so that `--help` does not load pino; the types keep the two lists alike. */
+/** src/util/log.ts's LOG_FORMATS, written again so that `--help` does not load pino; the types keep the two lists alike. */
 const LOG_FORMATS = ['json', 'pretty'] as const satisfies readonly LogFormat[];
-/** A compile error when src/log.ts gains a format that this list lacks. */
+/** A compile error when src/util/log.ts gains a format that this list lacks. */
 type MissingLogFormat = Exclude<LogFormat, (typeof LOG_FORMATS)[number]>;
 void (true satisfies [MissingLogFormat] extends [never] ? true : never);
 

@@ -1,5 +1,5 @@
 import {Option, type Command} from 'commander';
-import {flaggedKeys, type FlagValue} from '../src/jobs/job-keys.js';
+import {flaggedKeys, type FlagValue} from '../src/config/job-keys.js';
 import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWorkersFlag} from './flags.js';
 
 /** The commander parser of each kind of flag value (none: the text as typed). */
@@ -9,7 +9,7 @@ function parserOf(value: FlagValue): ((text: string) => unknown) | undefined {
 }
 
 /**
- * The flags that override job keys, made from their declaration (src/jobs/job-keys.ts): all of
+ * The flags that override job keys, made from their declaration (src/config/job-keys.ts): all of
  * them for `run`, those marked `validate` for `validate`.
  */
 export function jobKeyOptions(command: 'run' | 'validate'): Option[] {

@@ -2,7 +2,7 @@ import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {Command, CommanderError} from 'commander';
 import {EXIT, GbError, InterruptedError, IoError, QueueError, ValidationError} from '../src/errors.js';
-import {PACKAGE_ROOT} from '../src/paths.js';
+import {PACKAGE_ROOT} from '../src/util/paths.js';
 import {daemon} from './commands/daemon.js';
 import {demo} from './commands/demo.js';
 import {describe} from './commands/describe.js';

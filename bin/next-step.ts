@@ -1,12 +1,12 @@
-import {displayPath} from '../src/jobs/print.js';
-import type {NextStep} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/run/stats.js';
+import {displayPath} from '../src/engine/print.js';
+import type {NextStep} from '../src/engine/print.js';
+import type {RunSummary} from '../src/engine/stats.js';
 import {failureSteps} from './failure-steps.js';
-import {flagAttribute, flaggedKeys, flagName} from '../src/jobs/job-keys.js';
+import {flagAttribute, flaggedKeys, flagName} from '../src/config/job-keys.js';
 
 /**
  * The flags of `run` that change what a run does or how it reads its input, carried into the command
- * printed as the next step: the flags of the job keys a run records (src/jobs/job-keys.ts), then the
+ * printed as the next step: the flags of the job keys a run records (src/config/job-keys.ts), then the
  * flags of no job key. A `--resume` also reuses the values its run recorded at its start (see
  * `asRecorded`): the two agree, so the printed command and a bare `--resume` do the same.
  */

@@ -1,8 +1,8 @@
-import {parseDuration} from '../src/duration.js';
-import {createProgressReporter, formatSummary, type NextStep, type ProgressReporter} from '../src/jobs/print.js';
-import type {RunSummary} from '../src/run/stats.js';
-import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../src/log.js';
-import {stderrTerminal, type Terminal} from '../src/terminal.js';
+import {parseDuration} from '../src/util/duration.js';
+import {createProgressReporter, formatSummary, type NextStep, type ProgressReporter} from '../src/engine/print.js';
+import type {RunSummary} from '../src/engine/stats.js';
+import {createLogger, defaultLogFormat, type LogFormat, type Logger} from '../src/util/log.js';
+import {stderrTerminal, type Terminal} from '../src/util/terminal.js';
 
 /** What a command that runs a job shows on the terminal: log lines, the progress bar, the summary. */
 export interface RunConsole {

@@ -10,7 +10,7 @@
  * (better-sqlite3, fs-native-extensions), those that read files of their own at run time (bullmq's
  * Lua scripts; ioredis goes with it, so that bullmq and grpc-batch share one ioredis), and tsx.
  * The thread executor's worker script is an entry of its own next to the chunks, where
- * src/run/executor-threads.ts looks for it (`./thread-worker.js` beside itself).
+ * src/engine/executor-threads.ts looks for it (`./thread-worker.js` beside itself).
  */
 import {readFileSync, rmSync} from 'node:fs';
 import path from 'node:path';
@@ -33,7 +33,7 @@ rmSync(CLI, {recursive: true, force: true});
 await build({
   entryPoints: [
     {in: entry, out: 'bin/grpc-batch'},
-    {in: path.join(DIST, 'src', 'run', 'thread-worker.js'), out: 'cli/thread-worker'},
+    {in: path.join(DIST, 'src', 'engine', 'thread-worker.js'), out: 'cli/thread-worker'},
   ],
   outdir: DIST,
   chunkNames: 'cli/[name]-[hash]',

@@ -1,13 +1,13 @@
 /**
  * Writes schema/job.schema.json, the JSON Schema of a job shipped for editors and compiled by Ajv,
- * from the declaration in src/jobs/job-keys.ts. `npm run schema` writes it; `--check` exits 1 when
- * the file differs (test/jobs/job-keys.test.ts checks the same).
+ * from the declaration in src/config/job-keys.ts. `npm run schema` writes it; `--check` exits 1 when
+ * the file differs (test/config/job-keys.test.ts checks the same).
  */
 import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {Type} from '@sinclair/typebox';
-import {JOB_KEYS, type KeyDeclaration} from '../src/jobs/job-keys.js';
+import {JOB_KEYS, type KeyDeclaration} from '../src/config/job-keys.js';
 
 export const SCHEMA_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'schema', 'job.schema.json');
 
@@ -61,7 +61,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const text = jobSchemaText();
   if (process.argv.includes('--check')) {
     if (readFileSync(SCHEMA_FILE, 'utf8') !== text) {
-      process.stderr.write(`${SCHEMA_FILE} differs from src/jobs/job-keys.ts: run npm run schema\n`);
+      process.stderr.write(`${SCHEMA_FILE} differs from src/config/job-keys.ts: run npm run schema\n`);
       process.exit(1);
     }
   } else writeFileSync(SCHEMA_FILE, text);

@@ -3,7 +3,7 @@
  * (cold) Writes schema/job.schema.validate.cjs: schema/job.schema.json compiled by Ajv's standalone
  * code generation, so that a command checking a job does not load and run Ajv's compiler at each
  * start. Run by `npm run build` and `prepare`; the file is generated (git-ignored), never edited.
- * It carries the SHA-256 of the schema it was made from: src/jobs/job-schema.ts uses it only when
+ * It carries the SHA-256 of the schema it was made from: src/config/job-schema.ts uses it only when
  * that matches the schema file, and compiles the schema with Ajv otherwise (same options, same errors).
  */
 import {createHash} from 'node:crypto';
@@ -17,7 +17,7 @@ const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCHEMA_FILE = path.join(ROOT, 'schema', 'job.schema.json');
 const OUT_FILE = path.join(ROOT, 'schema', 'job.schema.validate.cjs');
 
-/** Ajv's options for the job schema; src/jobs/job-schema.ts uses the same ones when it compiles at run time. */
+/** Ajv's options for the job schema; src/config/job-schema.ts uses the same ones when it compiles at run time. */
 export const AJV_OPTIONS = {allErrors: true, strict: false, verbose: true};
 
 const text = readFileSync(SCHEMA_FILE, 'utf8');

@@ -1,5 +1,5 @@
 import {formatIssue, getErrorMessage, ValidationError} from '../../src/errors.js';
-import type {Logger} from '../../src/log.js';
+import type {Logger} from '../../src/util/log.js';
 import {loadJobs, type LoadJobsOptions} from '../../src/scheduler/job-files.js';
 import type {Scheduler} from '../../src/scheduler/scheduler.js';
 import {takeHeldSignals} from '../startup-signals.js';

@@ -1,8 +1,8 @@
 import {Command, Option} from 'commander';
-import {parseDuration} from '../../src/duration.js';
+import {parseDuration} from '../../src/util/duration.js';
 import {formatIssue} from '../../src/errors.js';
-import type {LogFormat} from '../../src/log.js';
-import {DEFAULT_OPS_ADDRESS, type OpsServer} from '../../src/ops-http.js';
+import type {LogFormat} from '../../src/util/log.js';
+import {DEFAULT_OPS_ADDRESS, type OpsServer} from '../../src/ops/http.js';
 import type {DEFAULT_KEEP_RUNS as SCHEDULER_KEEP_RUNS, Scheduler} from '../../src/scheduler/scheduler.js';
 import type {StateStore} from '../../src/state/store.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX, DEFAULT_WORKER_CHUNKS, redactUrl} from '../../src/scale/target.js';
@@ -44,7 +44,7 @@ export const daemon = new Command('daemon')
   .option('--lock-duration <duration>', 'with --redis: a chunk or a tick held this long without a lock renewal (its replica died) is taken over', parseDurationFlag, '30s')
   .action(async (paths: string[], flags: DaemonFlags) => {
     const [{createLogger, defaultLogFormat}, {OpsMetrics}, {startOpsServer}, {loadJobs}, {Scheduler}, {resolveStatePath, StateStore}, {DaemonSignals}] = await Promise.all([
-      import('../../src/log.js'), import('../../src/ops-metrics.js'), import('../../src/ops-http.js'), import('../../src/scheduler/job-files.js'),
+      import('../../src/util/log.js'), import('../../src/ops/metrics.js'), import('../../src/ops/http.js'), import('../../src/scheduler/job-files.js'),
       import('../../src/scheduler/scheduler.js'), import('../../src/state/store.js'), import('./daemon-signals.js'),
     ]);
     const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});

@@ -2,11 +2,11 @@ import {mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {Command} from 'commander';
-import {formatDuration, parseDuration} from '../../src/duration.js';
+import {formatDuration, parseDuration} from '../../src/util/duration.js';
 import {EXIT, InterruptedError} from '../../src/errors.js';
-import type {LoadedJob} from '../../src/jobs/load.js';
-import type {LogFormat} from '../../src/log.js';
-import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
+import type {LoadedJob} from '../../src/config/load.js';
+import type {LogFormat} from '../../src/util/log.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../../src/util/paths.js';
 import {setExitCode} from '../exit.js';
 import {logFormatOption, parseDurationFlag, parseIntFlag} from '../flags.js';
 
@@ -22,7 +22,7 @@ export const demo = new Command('demo')
   .addOption(logFormatOption())
   .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
     const [{startDemoServer}, {loadJob}, {formatSummary}, {run}, {openRunConsole}] = await Promise.all([
-      import('../../src/demo/server.js'), import('../../src/jobs/load.js'), import('../../src/jobs/print.js'), import('../../src/run/runner.js'), import('../run-console.js'),
+      import('../../src/demo/server.js'), import('../../src/config/load.js'), import('../../src/engine/print.js'), import('../../src/runner/runner.js'), import('../run-console.js'),
     ]);
     const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
     const latencyMs = parseDuration(flags.latency)!;

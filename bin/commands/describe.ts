@@ -2,7 +2,7 @@ import {existsSync} from 'node:fs';
 import path from 'node:path';
 import {Command} from 'commander';
 import {UsageError, ValidationError} from '../../src/errors.js';
-import {parseDuration} from '../../src/duration.js';
+import {parseDuration} from '../../src/util/duration.js';
 import type {TlsSpec} from '../../src/rpc/credentials.js';
 import {collectHeaderFlag, parseDurationFlag} from '../flags.js';
 
@@ -73,7 +73,7 @@ export const describe = new Command('describe')
 async function inDescribeWords(error: Error & {key: string}, target: string | undefined, flags: DescribeFlags): Promise<string> {
   const cause = error.cause as {code?: unknown; details?: unknown} | undefined;
   if (error.key === 'target' && target && typeof cause?.code === 'number' && typeof cause.details === 'string') {
-    const [{cleanDetails, hintFor}, {statusName}] = await Promise.all([import('../../src/rpc/explain.js'), import('../../src/rpc/status.js')]);
+    const [{cleanDetails, hintFor}, {statusName}] = await Promise.all([import('../../src/rpc/explain.js'), import('../../src/codec/status.js')]);
     const tls = Boolean(flags.tls || flags.ca || flags.cert || flags.key);
     const hint = hintFor(cause.code, cause.details, {target, tls, words: 'describe', deadlineMs: parseDuration(flags.deadline) ?? 10_000});
     return `server reflection at ${target} failed: ${cause.code} ${statusName(cause.code)}: ${cleanDetails(cause.details)}${hint ? ` (hint: ${hint})` : ''}; give --proto or --protoset to work without it`;
@@ -91,7 +91,7 @@ async function describeByReflection(target: string, symbol: string | undefined, 
     : undefined;
   if (Boolean(flags.cert) !== Boolean(flags.key)) throw new UsageError('mutual TLS needs both --cert and --key');
   const [{ReflectionClient}, {rootFromDescriptors}, {describeSymbol, normaliseSymbol}] = await Promise.all([
-    import('../../src/schema/source-reflection.js'), import('../../src/schema/descriptor-root.js'), import('../../src/schema/describe.js'),
+    import('../../src/rpc/reflection-client.js'), import('../../src/schema/descriptor-root.js'), import('../../src/schema/describe.js'),
   ]);
   const metadata: Record<string, string> = {};
   for (const header of flags.header) {

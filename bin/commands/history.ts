@@ -1,6 +1,6 @@
 import {existsSync} from 'node:fs';
 import {Command} from 'commander';
-import {formatDuration} from '../../src/duration.js';
+import {formatDuration} from '../../src/util/duration.js';
 import {runToJson} from '../../src/state/run-json.js';
 import type {RunRecord} from '../../src/state/store.js';
 import {parseIntFlag} from '../flags.js';

@@ -1,6 +1,6 @@
 import {existsSync} from 'node:fs';
 import {Command} from 'commander';
-import {formatDuration} from '../../src/duration.js';
+import {formatDuration} from '../../src/util/duration.js';
 import {formatIssue} from '../../src/errors.js';
 import {runToJson} from '../../src/state/run-json.js';
 import type {RunRecord} from '../../src/state/store.js';
@@ -15,8 +15,8 @@ export const list = new Command('list')
   .option('--json', 'print a JSON array on stdout')
   .action(async (paths: string[], flags: {state?: string; json?: boolean}) => {
     const [{loadJobs}, {CronSchedule}, {describeSchedule}, {formatInZone}, {resolveStatePath, StateStore}] = await Promise.all([
-      import('../../src/scheduler/job-files.js'), import('../../src/scheduler/cron.js'), import('../../src/scheduler/words.js'),
-      import('../../src/scheduler/zone.js'), import('../../src/state/store.js'),
+      import('../../src/scheduler/job-files.js'), import('../../src/util/cron.js'), import('../../src/scheduler/words.js'),
+      import('../../src/util/zone.js'), import('../../src/state/store.js'),
     ]);
     const {jobs, warnings} = await loadJobs(paths);
     for (const warning of warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);

@@ -1,13 +1,33 @@
 import path from 'node:path';
 import {UsageError} from '../../src/errors.js';
-import {flagForKey, FLAGS_LABEL, flagJobText, hasJobFlags, jobFromFlags, recordedJobPath, writeJobFile} from '../../src/jobs/flag-job.js';
-import {loadJob, loadJobValue, type LoadedJob} from '../../src/jobs/load.js';
-import {displayPath} from '../../src/jobs/print.js';
-import type {Logger} from '../../src/log.js';
+import {flagForKey, FLAGS_LABEL, flagJobText, hasJobFlags, jobFromFlags, recordedJobPath, writeJobFile} from '../../src/config/flag-job.js';
+import {loadJob, loadJobValue, type LoadedJob} from '../../src/config/load.js';
+import {displayPath} from '../../src/engine/print.js';
+import type {LogFormat, Logger} from '../../src/util/log.js';
 import {resolveStatePath, StateStore} from '../../src/state/store.js';
-import type {RunFlags} from './run.js';
+import type {JobFlags} from '../../src/config/flag-job.js';
 
 /* The job of a `grpc-batch run`: from a job file, from flags (no job file), or recorded by the run `--resume RUNID` names. Loaded by the run command's action only. */
+
+/** `run`'s flags as commander parses them. */
+export interface RunFlags extends Omit<JobFlags, 'headers'> {
+  /** `-H 'name: value'`, repeatable. */
+  readonly header: string[];
+  readonly saveJob?: string;
+  /** `--only-status`, normalised: `UNAVAILABLE,DEADLINE_EXCEEDED`. */
+  readonly onlyStatus?: string;
+  readonly dryRun?: boolean;
+  readonly json?: boolean;
+  readonly progress?: boolean;
+  readonly progressInterval?: string | number;
+  readonly state?: string;
+  readonly resume?: boolean | string;
+  readonly logFormat?: LogFormat;
+  readonly preflight?: boolean;
+  readonly redis?: string;
+  readonly prefix: string;
+  readonly chunkSize: number;
+}
 
 /** Whether any flag that gives a job without a job file was given (TLS ones included). */
 function givesJob(flags: RunFlags): boolean {

@@ -1,36 +1,16 @@
 import {Command, Option} from 'commander';
 import {formatIssue, GbError, InternalError, InterruptedError, IoError, EXIT, UsageError} from '../../src/errors.js';
-import type {JobFlags} from '../../src/jobs/flag-job.js';
-import type {RunSummary} from '../../src/run/stats.js';
-import type {LogFormat} from '../../src/log.js';
+import type {RunSummary} from '../../src/engine/stats.js';
 import {checkQueueTarget, DEFAULT_CHUNK_SIZE, DEFAULT_PREFIX} from '../../src/scale/target.js';
 import {collectFlag, collectHeaderFlag, logFormatOption, parseStatusListFlag, parseDurationFlag, parseIntFlag} from '../flags.js';
 import {withJobKeyOptions} from '../job-key-options.js';
 import {setExitCode} from '../exit.js';
 import type {RunConsole} from '../run-console.js';
-
-export interface RunFlags extends Omit<JobFlags, 'headers'> {
-  /** `-H 'name: value'`, repeatable. */
-  readonly header: string[];
-  readonly saveJob?: string;
-  /** `--only-status`, normalised: `UNAVAILABLE,DEADLINE_EXCEEDED`. */
-  readonly onlyStatus?: string;
-  readonly dryRun?: boolean;
-  readonly json?: boolean;
-  readonly progress?: boolean;
-  readonly progressInterval?: string | number;
-  readonly state?: string;
-  readonly resume?: boolean | string;
-  readonly logFormat?: LogFormat;
-  readonly preflight?: boolean;
-  readonly redis?: string;
-  readonly prefix: string;
-  readonly chunkSize: number;
-}
+import type {RunFlags} from './run-job.js';
 
 export const run = withJobKeyOptions(new Command('run')
   .description('run a job once: one call per input record, many in flight, then a summary')
-  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job'), 'run') // -t, -i, -c, --max-line-bytes, --workers...: from src/jobs/job-keys.ts
+  .argument('[job]', 'job file (YAML, JSON, or a .js/.ts module exporting defineJob); without one, --target, --method and --input give the job'), 'run') // -t, -i, -c, --max-line-bytes, --workers...: from src/config/job-keys.ts
   .option('--method <pkg.Service/Method>', 'without a job file: the method to call')
   .option('--proto <file>', 'without a job file: .proto file of the method (repeatable); without --proto or --protoset, server reflection', collectFlag, [])
   .option('--import-path <dir>', 'without a job file: folder searched for the protos\' imports (repeatable)', collectFlag, [])
@@ -68,9 +48,9 @@ export const run = withJobKeyOptions(new Command('run')
 async function runCommand(jobFile: string | undefined, flags: RunFlags, {log, progress, progressIntervalMs, printSummary}: RunConsole): Promise<void> {
   // What a run needs loads here, not when the CLI starts (`--help` needs none of it).
   const [{checkInput}, {inputLabel, readsStdin, statusFilterProblem}, {startRun}, {preflight}, {givenSpecKeys, refuseUnhonouredFlags}, {nextSteps, resumeStep}, {MODULE_WITHOUT_KEY, moduleResumeProblem}, {loadRunJob, recordFlagJob}, {displayPath}] = await Promise.all([
-    import('../../src/jobs/check.js'), import('../../src/jobs/input.js'), import('../../src/run/runner.js'),
-    import('../../src/rpc/preflight.js'), import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/jobs/record-identity.js'),
-    import('./run-job.js'), import('../../src/jobs/print.js'),
+    import('../../src/engine/check-input.js'), import('../../src/io/input.js'), import('../../src/runner/runner.js'),
+    import('../../src/engine/preflight.js'), import('../../src/state/resumable.js'), import('../next-step.js'), import('../../src/io/record-identity.js'),
+    import('./run-job.js'), import('../../src/engine/print.js'),
   ]);
   const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
   const loaded = await loadRunJob(jobFile, flags);

@@ -11,12 +11,12 @@ interface ValidateFlags {
 
 export const validate = withJobKeyOptions(new Command('validate')
   .description('check a job file, its files and every input record; send nothing (exit 2 on any problem)')
-  .argument('<job>', 'job file'), 'validate') // -i, --max-line-bytes: from src/jobs/job-keys.ts
+  .argument('<job>', 'job file'), 'validate') // -i, --max-line-bytes: from src/config/job-keys.ts
   .option('--out-dir <folder>', 'folder of the default results and failures files, as for run (default ./out)')
   .option('--connect', 'also check that the target answers (one health-check call, no record sent)')
   .action(async (jobFile: string, flags: ValidateFlags) => {
     const [{checkInput}, {loadJob}, {checkFilesWritable}] = await Promise.all([
-      import('../../src/jobs/check.js'), import('../../src/jobs/load.js'), import('../../src/jobs/outputs.js'),
+      import('../../src/engine/check-input.js'), import('../../src/config/load.js'), import('../../src/config/outputs.js'),
     ]);
     const job = await loadJob(jobFile, flags);
     for (const warning of job.warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
@@ -31,7 +31,7 @@ export const validate = withJobKeyOptions(new Command('validate')
     }
     let answer = '';
     if (flags.connect) {
-      const {describeProblem, probeTarget} = await import('../../src/rpc/preflight.js');
+      const {describeProblem, probeTarget} = await import('../../src/engine/preflight.js');
       const result = await probeTarget(job);
       if (!result.ok) throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {title: 'the target does not answer'});
       answer = `; ${job.spec.target} answers (${result.answer})`;

@@ -1,6 +1,6 @@
 import {Command, Option} from 'commander';
-import {parseDuration} from '../../src/duration.js';
-import {DEFAULT_OPS_ADDRESS} from '../../src/ops-http.js';
+import {parseDuration} from '../../src/util/duration.js';
+import {DEFAULT_OPS_ADDRESS} from '../../src/ops/http.js';
 import type {ChunkWorker} from '../../src/scale/chunk-worker.js';
 import {checkQueueTarget, DEFAULT_PREFIX, DEFAULT_WORKER_CHUNKS, redactUrl} from '../../src/scale/target.js';
 import {parseDurationFlag, parseIntFlag} from '../flags.js';
@@ -25,7 +25,7 @@ export const worker = new Command('worker')
   .addOption(new Option('--http [address]', 'serve /healthz and /metrics on host:port (loopback unless a host is given)').preset(DEFAULT_OPS_ADDRESS))
   .option('--pretty', 'human-readable log lines instead of JSON (stderr)')
   .action(async (flags: WorkerFlags) => {
-    const {createLogger, createPrettyLogger} = await import('../../src/log.js');
+    const {createLogger, createPrettyLogger} = await import('../../src/util/log.js');
     const log = flags.pretty ? createPrettyLogger() : createLogger();
     const target = checkQueueTarget(flags.redis, flags.prefix);
     const graceMs = parseDuration(flags.grace)!;

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import {DEMO_PROTO} from '../paths.js';
+import {DEMO_PROTO} from '../util/paths.js';
 
 /**
  * The demo server: `demo.v1.DemoService/Process` with latency and failure knobs in the request,

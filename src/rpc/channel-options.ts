@@ -7,9 +7,9 @@ import {createRequire} from 'node:module';
 import {experimental} from '@grpc/grpc-js';
 import type {ErrorObject, ValidateFunction} from 'ajv';
 import type {Issue} from '../errors.js';
-import {didYouMean, suggest} from '../suggest.js';
+import {didYouMean, suggest} from '../util/suggest.js';
 import {METHOD_CONFIG_KEYS, SERVICE_CONFIG_SCHEMA, TOP_LEVEL_KEYS} from './service-config-schema.js';
-import {STATUS_NAMES} from './status.js';
+import {STATUS_NAMES} from '../codec/status.js';
 
 type Kind = 'number' | 'flag' | 'string' | 'compression' | 'service_config';
 

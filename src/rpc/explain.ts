@@ -1,4 +1,4 @@
-import {Status} from './status.js';
+import {Status} from '../codec/status.js';
 
 /**
  * Failures, explained: grpc-js's details cleaned up for people (the same cause reads the same

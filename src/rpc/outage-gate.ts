@@ -1,5 +1,5 @@
 import {connectivityState} from '@grpc/grpc-js';
-import {Status} from './status.js';
+import {Status} from '../codec/status.js';
 import {firstPart, NEVER_SENT, Suspicion} from './outage-suspicion.js';
 
 /**

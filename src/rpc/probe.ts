@@ -5,7 +5,7 @@ import type {ChannelPool} from './channel.js';
 import {callUnaryH2} from './h2-transport.js';
 import {cleanDetails} from './explain.js';
 import type {MethodHandle} from '../schema/method-handle.js';
-import {Status, statusName} from './status.js';
+import {Status, statusName} from '../codec/status.js';
 
 const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 

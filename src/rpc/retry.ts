@@ -1,5 +1,5 @@
 import type {Metadata} from '@grpc/grpc-js';
-import {Status} from './status.js';
+import {Status} from '../codec/status.js';
 
 /** Retry policy of a job (`retry:` key). Durations are ms here. */
 export interface RetryPolicy {

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import {PACKAGE_ROOT} from '../paths.js';
+import {PACKAGE_ROOT} from '../util/paths.js';
 import {loadProtoFiles} from '../schema/source-proto.js';
-import {messageToJson} from './response-json.js';
+import {messageToJson} from '../codec/response-json.js';
 
 /**
  * gRPC's richer error model: a server may send a serialized `google.rpc.Status` in the

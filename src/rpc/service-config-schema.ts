@@ -7,7 +7,7 @@
  * Every leaf has a `description` phrased as "what was expected"; `checkChannelOptions` turns it into
  * the message `expected <description>, got <value>`.
  */
-import {STATUS_NAMES} from './status.js';
+import {STATUS_NAMES} from '../codec/status.js';
 
 /** `1s`, `0.25s`: seconds with up to 9 fractional digits, as gRPC's JSON mapping of Duration. */
 export const DURATION_PATTERN = '^\\d+(\\.\\d{1,9})?s$';

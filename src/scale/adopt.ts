@@ -1,7 +1,7 @@
 import type {Queue} from 'bullmq';
 import type {Redis} from 'ioredis';
-import type {Logger} from '../log.js';
-import {RunStats} from '../run/stats.js';
+import type {Logger} from '../util/log.js';
+import {RunStats} from '../engine/stats.js';
 import {decodeResults, type ChunkReturn} from './chunk.js';
 import {runKeys} from './redis.js';
 

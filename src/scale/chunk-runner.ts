@@ -1,11 +1,11 @@
 import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../schema/method-handle.js';
 import type {OutageEvent} from '../rpc/outage-gate.js';
-import {Status} from '../rpc/status.js';
-import {codeOf, resultOf} from '../run/executor.js';
-import {pipelineSettings} from '../run/executor-inline.js';
-import {Pipeline, type CallReport} from '../run/pipeline.js';
-import {RunStats} from '../run/stats.js';
+import {Status} from '../codec/status.js';
+import {codeOf, resultOf} from '../engine/executor.js';
+import {pipelineSettings} from '../engine/executor-inline.js';
+import {Pipeline, type CallReport} from '../engine/pipeline.js';
+import {RunStats} from '../engine/stats.js';
 import {encodeResult, metadataFromData, type ChunkData, type ChunkProgress} from './chunk.js';
 import type {WorkerSpec} from './run-spec.js';
 

@@ -1,12 +1,12 @@
 import {Queue, QueueEvents} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {FencedError, getErrorMessage, InternalError, UsageError} from '../errors.js';
-import type {LoadedJob} from '../jobs/load.js';
-import {fixedMetadata} from '../jobs/metadata-template.js';
-import type {Logger} from '../log.js';
-import {countRegularFileLines} from '../jobs/input.js';
-import {newRunId, runJob, type RunOptions} from '../run/run.js';
-import type {RunSummary} from '../run/stats.js';
+import type {LoadedJob} from '../config/load.js';
+import {fixedMetadata} from '../config/metadata-template.js';
+import type {Logger} from '../util/log.js';
+import {countRegularFileLines} from '../io/input.js';
+import {newRunId, runJob, type RunOptions} from '../engine/run.js';
+import type {RunSummary} from '../engine/stats.js';
 import {adoptChunks} from './adopt.js';
 import {QueueExecutor} from './executor-queue.js';
 import {generationKey, RunLease} from './lease.js';

@@ -1,5 +1,5 @@
 import protobuf from 'protobufjs';
-import type {JsonOptions} from '../rpc/response-json.js';
+import type {JsonOptions} from '../codec/response-json.js';
 import {createMethodHandle, type MethodHandle} from '../schema/method-handle.js';
 import {servicesOf} from '../schema/schema.js';
 

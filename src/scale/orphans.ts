@@ -1,5 +1,5 @@
 import type {Redis} from 'ioredis';
-import type {Logger} from '../log.js';
+import type {Logger} from '../util/log.js';
 import {CHUNKS_QUEUE, chunkJobKey, runKeys} from './redis.js';
 
 /** Where BullMQ keeps the ids of a queue's jobs: lists, then sorted sets, then a set. */

@@ -1,4 +1,4 @@
-import type {RunEngine} from '../run/runner.js';
+import type {RunEngine} from '../runner/runner.js';
 import {claimQueuedRun, runQueued, type QueueClaim, type QueueRunOptions} from './coordinator.js';
 
 /**

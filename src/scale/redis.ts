@@ -1,7 +1,7 @@
 import {Redis} from 'ioredis';
-import {DURATION_HINT, parseDuration} from '../duration.js';
+import {DURATION_HINT, parseDuration} from '../util/duration.js';
 import {getErrorMessage, UsageError} from '../errors.js';
-import type {Logger} from '../log.js';
+import type {Logger} from '../util/log.js';
 import {redactUrl, type QueueTarget} from './target.js';
 
 export {checkQueueTarget, DEFAULT_PREFIX, redactUrl, type QueueTarget} from './target.js';

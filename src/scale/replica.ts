@@ -1,5 +1,5 @@
 import type {Redis} from 'ioredis';
-import type {Logger} from '../log.js';
+import type {Logger} from '../util/log.js';
 import type {Scheduler} from '../scheduler/scheduler.js';
 import type {SchedulerOptions} from '../scheduler/types.js';
 import {ChunkWorker} from './chunk-worker.js';

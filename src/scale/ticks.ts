@@ -3,8 +3,8 @@ import {randomBytes} from 'node:crypto';
 import {Queue, WaitingError, Worker, type Job, type JobsOptions} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {getErrorMessage} from '../errors.js';
-import type {OverlapPolicy} from '../jobs/schedule-spec.js';
-import type {Logger} from '../log.js';
+import type {OverlapPolicy} from '../config/schedule-spec.js';
+import type {Logger} from '../util/log.js';
 import type {RunTrigger} from '../state/store.js';
 import {TICKS_QUEUE} from './redis.js';
 

@@ -1,5 +1,5 @@
 import {Counter, Gauge, Registry, collectDefaultMetrics} from 'prom-client';
-import {startOpsEndpoint, type OpsServer} from '../ops-http.js';
+import {startOpsEndpoint, type OpsServer} from '../ops/http.js';
 import type {ChunkEvent, ChunkWorker} from './chunk-worker.js';
 
 /** A worker's Prometheus metrics, fed by its chunk events. */

@@ -1,8 +1,8 @@
 import {readdirSync, statSync} from 'node:fs';
 import path from 'node:path';
 import {ValidationError, type Issue} from '../errors.js';
-import {loadJob, type LoadedJob} from '../jobs/load.js';
-import {checkFilesWritable} from '../jobs/outputs.js';
+import {loadJob, type LoadedJob} from '../config/load.js';
+import {checkFilesWritable} from '../config/outputs.js';
 
 export interface LoadJobsOptions {
   /** Folder of the default results and failures files (`--out-dir`). @default ./out */

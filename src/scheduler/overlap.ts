@@ -1,4 +1,4 @@
-import type {OverlapPolicy} from '../jobs/schedule-spec.js';
+import type {OverlapPolicy} from '../config/schedule-spec.js';
 
 /** What a tick does when runs of its job may be going: the job's `overlap` policy as a decision. */
 export type OverlapDecision =

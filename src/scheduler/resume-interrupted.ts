@@ -1,6 +1,6 @@
-import type {LoadedJob} from '../jobs/load.js';
-import type {Logger} from '../log.js';
-import {moduleResumeProblem} from '../jobs/record-identity.js';
+import type {LoadedJob} from '../config/load.js';
+import type {Logger} from '../util/log.js';
+import {moduleResumeProblem} from '../io/record-identity.js';
 import {inputChange, jobChange, resultsLost, streamRefusal} from '../state/resumable.js';
 import type {ResumeInfo, RunTrigger, StateStore} from '../state/store.js';
 

@@ -1,5 +1,5 @@
 import {getErrorMessage} from '../errors.js';
-import type {Logger} from '../log.js';
+import type {Logger} from '../util/log.js';
 import {isBusy, retryBusy} from '../state/lease.js';
 import type {StateStore} from '../state/store.js';
 

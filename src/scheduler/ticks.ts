@@ -1,4 +1,4 @@
-import type {CronSchedule} from './cron.js';
+import type {CronSchedule} from '../util/cron.js';
 
 /** Most ticks walked when counting missed ones (an every-second job down for days). */
 export const MAX_TICK_SCAN = 100_000;

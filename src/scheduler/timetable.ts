@@ -1,14 +1,14 @@
-import {formatDuration} from '../duration.js';
-import type {LoadedJob} from '../jobs/load.js';
-import type {Logger} from '../log.js';
+import {formatDuration} from '../util/duration.js';
+import type {LoadedJob} from '../config/load.js';
+import type {Logger} from '../util/log.js';
 import type {RunTrigger, StateStore} from '../state/store.js';
 import {detectClockStep} from './clock-step.js';
 import type {Clock} from './clock.js';
-import {CronSchedule} from './cron.js';
+import {CronSchedule} from '../util/cron.js';
 import type {StateSteps} from './state-steps.js';
 import {catchUpTicks, dueTick} from './ticks.js';
 import type {SchedulerEventName, SchedulerEvents} from './types.js';
-import {formatInZone} from './zone.js';
+import {formatInZone} from '../util/zone.js';
 
 /** What the timetable reads and writes of a job: its definition, its cron and its next tick. */
 export interface TimedEntry {

@@ -1,9 +1,9 @@
-import type {LoadedJob} from '../jobs/load.js';
-import type {RecordResult} from '../jobs/results.js';
-import type {ProgressSnapshot, RunOptions} from '../run/run.js';
-import type {OverlapPolicy, ScheduleSpec} from '../jobs/schedule-spec.js';
-import type {RunSummary} from '../run/stats.js';
-import type {Logger} from '../log.js';
+import type {LoadedJob} from '../config/load.js';
+import type {RecordResult} from '../io/results.js';
+import type {ProgressSnapshot, RunOptions} from '../engine/run.js';
+import type {OverlapPolicy, ScheduleSpec} from '../config/schedule-spec.js';
+import type {RunSummary} from '../engine/stats.js';
+import type {Logger} from '../util/log.js';
 import type {RunStatus, RunTrigger, StateStore} from '../state/store.js';
 import type {Clock} from './clock.js';
 

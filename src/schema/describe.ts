@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
-import {jsonName} from '../rpc/json-names.js';
-import {didYouMean} from '../suggest.js';
+import {jsonName} from '../codec/json-names.js';
+import {didYouMean} from '../util/suggest.js';
 
 /**
  * `grpc-batch describe` in the manner of grpcurl's: a service, a method, a message or an enum

@@ -1,6 +1,6 @@
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
-import {protocJsonName} from '../rpc/json-names.js';
+import {protocJsonName} from '../codec/json-names.js';
 
 /**
  * FileDescriptorProtos (from a protoset or server reflection) -> a protobufjs Root.

@@ -1,8 +1,8 @@
 import protobuf from 'protobufjs';
-import {didYouMean} from '../suggest.js';
-import {createMessageEncoder, resolveFieldPath, type MessageEncoder} from '../rpc/message.js';
-import {methodKind, type MethodKind} from '../rpc/method-kind.js';
-import {createJsonDecoder, type JsonOptions} from '../rpc/response-json.js';
+import {didYouMean} from '../util/suggest.js';
+import {createMessageEncoder, resolveFieldPath, type MessageEncoder} from '../codec/message.js';
+import {methodKind, type MethodKind} from '../codec/method-kind.js';
+import {createJsonDecoder, type JsonOptions} from '../codec/response-json.js';
 import {SchemaError, type Schema} from './schema.js';
 import {loadProtoFiles} from './source-proto.js';
 

@@ -1,8 +1,8 @@
 import {randomBytes} from 'node:crypto';
 import {hostname} from 'node:os';
 import {getErrorMessage, IoError} from '../errors.js';
-import {isFileLocked} from '../jobs/file-lock.js';
-import type {Logger} from '../log.js';
+import {isFileLocked} from '../util/file-lock.js';
+import type {Logger} from '../util/log.js';
 import {LEASE_MS, type StateStore} from './store.js';
 
 /**

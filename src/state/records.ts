@@ -1,6 +1,6 @@
-import type {RunSummary} from '../run/stats.js';
+import type {RunSummary} from '../engine/stats.js';
 import type {StopReason} from '../stop-reason.js';
-import type {InputRead} from '../jobs/input-digest.js';
+import type {InputRead} from '../io/input-digest.js';
 
 /** What the state database holds of a run, as its readers and writers see it (store.ts keeps the rows). */
 

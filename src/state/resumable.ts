@@ -3,14 +3,14 @@ import {statSync} from 'node:fs';
 import path from 'node:path';
 import {UsageError} from '../errors.js';
 import {isThresholdStop} from '../stop-reason.js';
-import {countLinesUpTo, hashFilePrefix} from '../jobs/input-digest.js';
-import {readsStdin} from '../jobs/input.js';
-import type {JobOverrides, LoadedJob} from '../jobs/load.js';
-import {moduleResumeProblem} from '../jobs/record-identity.js';
-import {runFiles} from '../jobs/results.js';
+import {countLinesUpTo, hashFilePrefix} from '../io/input-digest.js';
+import {readsStdin} from '../io/input.js';
+import type {JobOverrides, LoadedJob} from '../config/load.js';
+import {moduleResumeProblem} from '../io/record-identity.js';
+import {runFiles} from '../io/results.js';
 import {deadRunIds, reclaimDeadRuns} from './lease.js';
 import type {RecordedJob, RecordedSpec, ResumeInfo, RunRecord, StateStore} from './store.js';
-import {flagAttribute, flaggedKeys} from '../jobs/job-keys.js';
+import {flagAttribute, flaggedKeys} from '../config/job-keys.js';
 
 /** A run that `maxFailures` or `maxInvalid` stopped: recorded `failed`, with its records after the stop never sent. */
 export function isThresholdAbort(run: Pick<RunRecord, 'status' | 'stop'>): boolean {
@@ -223,7 +223,7 @@ export function refuseUnhonouredFlags(flags: Pick<JobOverrides, 'input' | 'outpu
   }
 }
 
-/** The recorded keys that flags given now override (`-t`, `-c`, `--max-line-bytes`, `--workers`...: each key declared `recorded` in src/jobs/job-keys.ts). */
+/** The recorded keys that flags given now override (`-t`, `-c`, `--max-line-bytes`, `--workers`...: each key declared `recorded` in src/config/job-keys.ts). */
 export function givenSpecKeys(flags: JobOverrides): Set<keyof RecordedSpec> {
   const given = new Set<keyof RecordedSpec>();
   for (const {declaration: {flag, recorded}} of flaggedKeys()) {

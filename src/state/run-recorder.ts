@@ -1,8 +1,8 @@
 import {getErrorMessage, InternalError, IoError} from '../errors.js';
-import type {Logger} from '../log.js';
-import type {Checkpoint} from '../run/run.js';
+import type {Logger} from '../util/log.js';
+import type {Checkpoint} from '../engine/run.js';
 import {isBusy, isStateIoError, Lease, OWNER_ID, retryBusy} from './lease.js';
-import type {InputRead} from '../jobs/input-digest.js';
+import type {InputRead} from '../io/input-digest.js';
 import {resolveStatePath, StateStore, type ResumeInfo, type RunTrigger} from './store.js';
 
 /**

@@ -5,8 +5,8 @@ import Database from 'better-sqlite3';
 import {getErrorMessage, UsageError} from '../errors.js';
 import {parseStopReason, type StopReason} from '../stop-reason.js';
 import {MIGRATIONS, type Migration} from './migrations.js';
-import type {InputRead} from '../jobs/input-digest.js';
-import type {Checkpoint} from '../run/run.js';
+import type {InputRead} from '../io/input-digest.js';
+import type {Checkpoint} from '../engine/run.js';
 import type {RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunStatus, RunTrigger} from './records.js';
 
 /**

@@ -1,7 +1,7 @@
 import {spawn, type ChildProcessWithoutNullStreams} from 'node:child_process';
 import {readdirSync, statSync} from 'node:fs';
 import path from 'node:path';
-import {PACKAGE_ROOT} from '../../src/paths.js';
+import {PACKAGE_ROOT} from '../../src/util/paths.js';
 
 /** The CLI entry in source; run through tsx when the build is missing or older than the source. */
 export const CLI_ENTRY = path.join(PACKAGE_ROOT, 'bin', 'grpc-batch.ts');

@@ -2,7 +2,7 @@ import {spawn} from 'node:child_process';
 import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import type {TestContext} from 'node:test';
-import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../../src/util/paths.js';
 import {CLI_COMMAND} from './cli.js';
 
 export type LogLine = {event?: string; job?: string; runId?: string; component?: string; [key: string]: unknown};

@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import type {AddressInfo} from 'node:net';
 import type {TestContext} from 'node:test';
 import protobuf from 'protobufjs';
-import {DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_PROTO} from '../../src/util/paths.js';
 
 /**
  * A gRPC server for `demo.v1.DemoService/ProcessStream` written on Node's http2, for the faults

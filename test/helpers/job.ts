@@ -3,7 +3,7 @@ import {tmpdir} from 'node:os';
 import path from 'node:path';
 import type {TestContext} from 'node:test';
 import {rmSync} from 'node:fs';
-import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../../src/util/paths.js';
 
 /** A temporary folder removed when the test ends. */
 export function tempDir(t: TestContext): string {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type {TestContext} from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import {PACKAGE_ROOT} from '../../src/paths.js';
+import {PACKAGE_ROOT} from '../../src/util/paths.js';
 
 export const LEDGER_PROTO = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'protos', 'ledger.proto');
 export const LEDGER_METHOD = 'ledger.v1.Ledger/ListEntries';

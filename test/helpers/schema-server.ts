@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import {ReflectionService} from '@grpc/reflection';
 import {ReflectionV1AlphaImplementation} from '@grpc/reflection/build/src/implementations/reflection-v1alpha.js';
-import {PACKAGE_ROOT} from '../../src/paths.js';
+import {PACKAGE_ROOT} from '../../src/util/paths.js';
 
 /**
  * A grpc-js server on 127.0.0.1:0 with `jsonfx.v1.JsonService/Echo` (test/fixtures/protos/json.proto)

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {test} from 'node:test';
-import {loadJob} from '../../src/jobs/load.js';
-import {runJob} from '../../src/run/run.js';
+import {loadJob} from '../../src/config/load.js';
+import {runJob} from '../../src/engine/run.js';
 import {startServer} from '../helpers/server.js';
 import {tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 

@@ -3,7 +3,7 @@ import {readFileSync} from 'node:fs';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import {PACKAGE_ROOT} from '../../src/paths.js';
+import {PACKAGE_ROOT} from '../../src/util/paths.js';
 import type {CallOutcome} from '../../src/rpc/call.js';
 import {ChannelPool} from '../../src/rpc/channel.js';
 import {callUnaryH2, type H2CallContext} from '../../src/rpc/h2-transport.js';

@@ -5,7 +5,7 @@ import type {CallOutcome} from '../../src/rpc/call.js';
 import {ChannelPool} from '../../src/rpc/channel.js';
 import {loadMethod} from '../../src/schema/method-handle.js';
 import {BidiSender} from '../../src/rpc/stream-bidi.js';
-import {DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_PROTO} from '../../src/util/paths.js';
 import {startH2StreamServer} from '../helpers/h2-stream-server.js';
 import {startServer} from '../helpers/server.js';
 

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import {ChannelPool} from '../../src/rpc/channel.js';
 import {loadMethod} from '../../src/schema/method-handle.js';
 import {ClientStreamSender} from '../../src/rpc/stream-client.js';
-import {DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_PROTO} from '../../src/util/paths.js';
 import {startServer} from '../helpers/server.js';
 
 const method = loadMethod({proto: DEMO_PROTO, method: 'demo.v1.DemoService/ProcessBatch'});

@@ -3,7 +3,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {fileURLToPath} from 'node:url';
 import protobuf from 'protobufjs';
-import {DEMO_METHOD, DEMO_PROTO} from '../../src/paths.js';
+import {DEMO_METHOD, DEMO_PROTO} from '../../src/util/paths.js';
 import {loadMethod} from '../../src/schema/method-handle.js';
 import {methodFromJson, methodToJson} from '../../src/scale/method-json.js';
 

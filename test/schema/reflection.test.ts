@@ -3,7 +3,7 @@ import {readFileSync, writeFileSync} from 'node:fs';
 import path from 'node:path';
 import {test} from 'node:test';
 import {createMethodHandle} from '../../src/schema/method-handle.js';
-import {loadByReflection} from '../../src/schema/source-reflection.js';
+import {loadByReflection} from '../../src/rpc/reflection-client.js';
 import {runCli} from '../helpers/cli.js';
 import {readJsonlFile, tempDir, writeJsonl} from '../helpers/job.js';
 import {ECHO, startSchemaServer} from '../helpers/schema-server.js';
