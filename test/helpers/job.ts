@@ -32,9 +32,8 @@ export function writeJob(dir: string, target: string, extra: Record<string, unkn
 }
 
 /**
- * The transports the contract tests run on (issue 18): a test covered on both is written once inside
- * `for (const transport of TRANSPORTS)`, with the transport in its name and in its job
- * (`writeJob(dir, target, {transport})`).
+ * The transports the contract tests run on (issue 18), the ones a job may choose: a test covered on
+ * both is written once inside `for (const transport of TRANSPORTS)`, with the transport in its name
+ * and in its job (`writeJob(dir, target, {transport})`).
  */
-export const TRANSPORTS = ['grpc-js', 'h2'] as const;
-export type Transport = (typeof TRANSPORTS)[number];
+export {TRANSPORTS, type TransportName as Transport} from '../../src/rpc/h2-transport.js';
