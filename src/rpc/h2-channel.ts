@@ -3,8 +3,8 @@ import {connect as netConnect, isIP, type Socket} from 'node:net';
 import {connect as tlsConnect, type TLSSocket} from 'node:tls';
 import {connectivityState} from '@grpc/grpc-js';
 import type {TlsSpec} from './credentials.js';
-import {H2Connection} from './h2-connection.js';
-import type {H2ConnectionOwner, H2Stream} from './h2-stream.js';
+import {H2Connection, type H2ConnectionOwner} from './h2-connection.js';
+import type {H2Stream} from './h2-stream.js';
 import {parseH2Target, resolveH2Target, type H2Address, type H2Target} from './h2-target.js';
 
 /** gRPC connection backoff (doc/connection-backoff.md): 1 s, x1.6, jitter 0.2, 120 s at most, 20 s to connect. */

@@ -8,7 +8,7 @@ import {H2HeaderBlocks} from './h2-connection-headers.js';
 import {H2Keepalive} from './h2-connection-keepalive.js';
 import {writeBody, writeGoaway, writeRequestHeaders, writeRstStream, writeWindowUpdate} from './h2-connection-write.js';
 import {DEFAULT_TABLE_SIZE, HpackDecoder} from './hpack.js';
-import type {H2ConnectionOptions, H2ConnectionOwner, H2Stream} from './h2-stream.js';
+import type {H2ConnectionOptions, H2Stream} from './h2-stream.js';
 import {FrameWriter} from './h2-writer.js';
 
 /**
@@ -20,6 +20,18 @@ import {FrameWriter} from './h2-writer.js';
  * h2-connection-settings.ts, the request's frames in h2-connection-write.ts, header blocks in
  * h2-connection-headers.ts, keepalive in h2-connection-keepalive.ts.
  */
+
+/** Callbacks to the channel that owns the connection. */
+export interface H2ConnectionOwner {
+  /** The server's SETTINGS came: streams may open. */
+  onReady(connection: H2Connection): void;
+  /** No new stream may open here (GOAWAY, stream ids used up); the connection ends once its streams do. */
+  onDraining(connection: H2Connection, reason: string): void;
+  /** The socket closed. `error`: why, when it was not a clean end. */
+  onClosed(connection: H2Connection, error: string | undefined): void;
+  /** The server said `too_many_pings`: the channel doubles its keepalive time. */
+  onTooManyPings?(): void;
+}
 
 /** Acks the peer does not read: past this much unsent, the connection ends (a PING or SETTINGS flood). */
 const MAX_UNSENT_BYTES = 16 << 20;

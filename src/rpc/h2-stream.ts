@@ -1,4 +1,3 @@
-import type {H2Connection} from './h2-connection.js';
 import type {HeaderFields} from './hpack.js';
 
 /** The contracts between an `h2` connection, the calls on it, and the channel that owns it. */
@@ -32,18 +31,6 @@ export interface H2Stream {
   onUnprocessed(reason: string): void;
   /** The connection broke under the stream. `protocol`: this end found the peer broke HTTP/2. */
   onLost(details: string, protocol: boolean): void;
-}
-
-/** Callbacks to the channel that owns the connection. */
-export interface H2ConnectionOwner {
-  /** The server's SETTINGS came: streams may open. */
-  onReady(connection: H2Connection): void;
-  /** No new stream may open here (GOAWAY, stream ids used up); the connection ends once its streams do. */
-  onDraining(connection: H2Connection, reason: string): void;
-  /** The socket closed. `error`: why, when it was not a clean end. */
-  onClosed(connection: H2Connection, error: string | undefined): void;
-  /** The server said `too_many_pings`: the channel doubles its keepalive time. */
-  onTooManyPings?(): void;
 }
 
 export interface H2ConnectionOptions {
