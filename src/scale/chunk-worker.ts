@@ -1,6 +1,6 @@
 import {hostname} from 'node:os';
 import {randomBytes} from 'node:crypto';
-import {UnrecoverableError, WaitingError, Worker, type Job} from 'bullmq';
+import {UnrecoverableError, WaitingError, type Job} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {getErrorMessage, ValidationError} from '../errors.js';
 import type {Logger} from '../log.js';
@@ -8,11 +8,13 @@ import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../rpc/method.js';
 import {channelPoolFor} from '../run/executor-inline.js';
 import type {ChunkData, ChunkReturn} from './chunk.js';
+import {LockWatch, WatchedWorker} from './chunk-lock.js';
 import {ChunkRun} from './chunk-runner.js';
 import {methodFromJson} from './method-json.js';
 import {chunkJobKey, CHUNKS_QUEUE, isOutOfMemory, outOfMemoryMessage, runKeys, watchBullmq} from './redis.js';
 import {describeIssues, resolveRun, type ShippedRun, type WorkerSpec} from './run-spec.js';
 import {DEFAULT_WORKER_CHUNKS} from './target.js';
+import {WorkerHealth} from './worker-health.js';
 
 export interface ChunkWorkerOptions {
   readonly redis: Redis;
@@ -32,7 +34,9 @@ export type ChunkEvent =
   | {readonly type: 'started'; readonly job: string; readonly run: string; readonly chunk: number}
   | {readonly type: 'done'; readonly job: string; readonly run: string; readonly chunk: number; readonly ok: number; readonly failed: number; readonly unsent: number; readonly attempts: number}
   | {readonly type: 'failed'; readonly run: string; readonly chunk: number; readonly error: string}
-  | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number};
+  | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number}
+  /** The chunk's lock was lost (Redis cut off): its work is thrown away, another worker runs it. */
+  | {readonly type: 'lost'; readonly run: string; readonly chunk: number; readonly attempts: number};
 
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 /** A chunk that stalled this often (its workers died or froze) fails instead of going round again. */
@@ -43,6 +47,17 @@ const PROGRESS_MS = 500;
 export const RESULTS_TTL_MS = 24 * 3600_000;
 /** A run's channels are closed after this long without a chunk of it. */
 const IDLE_RUN_MS = 30_000;
+
+/** A chunk running here. */
+interface ActiveChunk {
+  readonly run: ChunkRun;
+  /** Why it goes back to the queue, whole, once its calls end (SIGTERM, its backend unreachable). */
+  handBack: string | undefined;
+  /** When its backend was found unreachable (`Date.now()`). */
+  downAt: number | undefined;
+  /** Why its lock may be lost: its calls stop, and nothing of it is stored. */
+  lost: string | undefined;
+}
 
 interface RunContext {
   readonly shipped: ShippedRun;
@@ -61,9 +76,11 @@ interface RunContext {
  */
 export class ChunkWorker {
   readonly #o: ChunkWorkerOptions;
-  readonly #worker: Worker<ChunkData, ChunkReturn>;
+  readonly #worker: WatchedWorker<ChunkData, ChunkReturn>;
+  readonly #locks: LockWatch;
+  readonly #health: WorkerHealth;
   readonly #runs = new Map<string, Promise<RunContext>>();
-  readonly #active = new Map<string, {run: ChunkRun; handBack: boolean}>();
+  readonly #active = new Map<string, ActiveChunk>();
   readonly #sweep: NodeJS.Timeout;
   readonly #name = `${hostname()} pid ${process.pid}`;
   #closing: Promise<void> | undefined;
@@ -71,7 +88,8 @@ export class ChunkWorker {
   constructor(options: ChunkWorkerOptions) {
     this.#o = options;
     const lockDuration = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
-    this.#worker = new Worker<ChunkData, ChunkReturn>(CHUNKS_QUEUE, (job, token) => this.#process(job, token), {
+    this.#locks = new LockWatch(lockDuration);
+    this.#worker = new WatchedWorker<ChunkData, ChunkReturn>(CHUNKS_QUEUE, (job, token) => this.#process(job, token), {
       connection: options.redis,
       prefix: options.prefix,
       concurrency: options.chunks ?? DEFAULT_WORKER_CHUNKS,
@@ -79,7 +97,8 @@ export class ChunkWorker {
       stalledInterval: lockDuration,
       maxStalledCount: MAX_STALLS,
       autorun: true,
-    });
+    }, this.#locks);
+    this.#health = new WorkerHealth(this.#worker, options.logger);
     // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
     watchBullmq(options.redis, this.#worker);
     // A chunk whose job expired while queued (its run's coordinator died, never resumed): BullMQ
@@ -118,6 +137,7 @@ export class ChunkWorker {
       if (expired) this.handBack();
       await closed;
       clearInterval(this.#sweep);
+      this.#health.close();
       for (const context of this.#runs.values()) context.then((c) => c.pool.close(), () => undefined);
       this.#runs.clear();
     })());
@@ -126,9 +146,28 @@ export class ChunkWorker {
   /** Stops the chunks running now and hands them back to the queue (a second SIGTERM). */
   handBack(): void {
     for (const entry of this.#active.values()) {
-      entry.handBack = true;
+      entry.handBack ??= 'the worker is stopping';
       entry.run.cancel();
     }
+  }
+
+  /**
+   * A chunk's backend is unreachable from here: this run's chunks go back to the queue (not failed,
+   * no attempt burned) for the other workers, and this worker takes none for a while. Unless no
+   * worker reached it for the job's `maxOutage` (counted from the first that could not,
+   * `ChunkData.downSince`): then the chunk stays, and its calls give up as a local run's do.
+   */
+  #backendDown(data: ChunkData, spec: WorkerSpec, entry: ActiveChunk, reason: string): void {
+    if (entry.handBack || entry.lost) return;
+    if (data.downSince !== undefined && spec.maxOutageMs > 0 && Date.now() - data.downSince >= spec.maxOutageMs) return;
+    entry.downAt = Date.now();
+    for (const other of this.#active.values()) {
+      if (other.run.runId !== data.run || other.handBack || other.lost) continue;
+      other.downAt ??= entry.downAt;
+      other.handBack = `cannot reach ${spec.target}: ${reason}`;
+      other.run.cancel();
+    }
+    this.#health.down(data.run, spec.target, reason);
   }
 
   async #process(job: Job<ChunkData, ChunkReturn>, token: string | undefined): Promise<ChunkReturn> {
@@ -136,15 +175,24 @@ export class ChunkWorker {
     if (typeof data?.run !== 'string') throw new UnrecoverableError(`chunk ${job.id} expired in Redis (its run's coordinator died and was not resumed within GRPC_BATCH_KEYS_TTL): nothing to run`);
     const context = await this.#context(data.run);
     context.active++;
-    const run = new ChunkRun(data, context.spec, context.method, context.pool);
-    const entry = {run, handBack: false};
-    this.#active.set(job.id!, entry);
+    const id = job.id!;
+    // Handed back before by workers that could not reach the backend: the outage goes on counting from the first.
+    const spec = data.downSince !== undefined && context.spec.maxOutageMs > 0
+      ? {...context.spec, maxOutageMs: Math.max(1, context.spec.maxOutageMs - (Date.now() - data.downSince))} : context.spec;
+    const run: ChunkRun = new ChunkRun(data, spec, context.method, context.pool, {
+      canSend: () => this.#locks.isHeld(id),
+      onOutage: (event) => {
+        if (event.type === 'down') this.#backendDown(data, context.spec, entry, event.reason);
+      },
+    });
+    const entry: ActiveChunk = {run, handBack: undefined, downAt: undefined, lost: undefined};
+    this.#active.set(id, entry);
     const log = this.#o.logger?.child({job: context.shipped.job, run: data.run, chunk: data.chunk});
     this.#o.onChunk?.({type: 'started', job: context.shipped.job, run: data.run, chunk: data.chunk});
     const keys = runKeys(this.#o.prefix, data.run);
     let reporting = false;
     const report = setInterval(() => {
-      if (reporting) return; // Redis slow or paused: one report at a time
+      if (reporting || !this.#locks.isHeld(id)) return; // Redis slow or paused: one report at a time; none for a chunk no longer ours
       reporting = true;
       Promise.all([job.updateProgress({...run.progress()}), this.#o.redis.get(keys.control)]).then(([, control]) => {
         if (control === 'cancel') run.cancel();
@@ -152,17 +200,27 @@ export class ChunkWorker {
       }, () => undefined).finally(() => (reporting = false));
     }, PROGRESS_MS);
     const started = performance.now();
+    // A chunk whose lock may be lost makes no call more: another worker may run it already.
+    this.#locks.hold(id, Math.min(job.processedOn ?? Date.now(), Date.now()), (reason) => {
+      entry.lost = reason;
+      clearInterval(report);
+      run.stop();
+    });
     try {
       // A run stopped or cancelled before this chunk began: none of it is sent.
       if (await this.#o.redis.get(keys.control)) run.stop();
       const outcome = await run.run();
+      if (!entry.lost && !this.#locks.isHeld(id)) entry.lost = 'its lock ran out as it finished';
+      if (entry.lost) await this.#thrownAway(job, token, entry.lost, outcome.attempts, context.shipped.keysTtlMs, log);
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
+        if (entry.downAt !== undefined) await job.updateData({...data, downSince: run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt});
         await job.moveToWait(token);
         this.#o.onChunk?.({type: 'handed-back', run: data.run, chunk: data.chunk});
-        log?.warn({event: 'chunk:handed-back', records: data.lines.length}, `chunk ${data.chunk} of run ${data.run} handed back to the queue`);
+        log?.warn({event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack}, `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`);
         throw new WaitingError();
       }
+      if (run.reachedBackend) this.#health.up();
       const results = keys.results(job.id!, `${job.attemptsStarted}-${randomBytes(3).toString('hex')}`);
       try {
         await this.#o.redis.set(results, outcome.lines.join('\n'), 'PX', context.shipped.keysTtlMs ?? RESULTS_TTL_MS);
@@ -172,6 +230,8 @@ export class ChunkWorker {
         for (const other of this.#active.values()) if (other !== entry && other.run.runId === data.run) other.run.stop();
         throw new UnrecoverableError(outOfMemoryMessage(data.run, undefined));
       }
+      // The lock may have run out while the results were written: they are thrown away.
+      if (!this.#locks.isHeld(id)) await this.#thrownAway(job, token, 'its lock ran out as its results were stored', outcome.attempts, context.shipped.keysTtlMs, log, results);
       const {lines: _lines, ...rest} = outcome;
       const value: ChunkReturn = {...rest, results, records: data.lines.length, worker: this.#name};
       this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
@@ -186,10 +246,30 @@ export class ChunkWorker {
       throw error;
     } finally {
       clearInterval(report);
-      this.#active.delete(job.id!);
+      this.#locks.release(id);
+      this.#active.delete(id);
       context.active--;
       context.idleSince = Date.now();
     }
+  }
+
+  /**
+   * A chunk whose lock may be lost: nothing of it is stored or logged as done. Its attempts are
+   * added to the run's (`runKeys.lost`: they reached the backend; the coordinator counts them),
+   * and it goes back to the queue if it is still this worker's; else the worker that took it over
+   * runs it. Sent once Redis answers again; always throws (BullMQ then leaves the job alone).
+   */
+  async #thrownAway(job: Job<ChunkData, ChunkReturn>, token: string | undefined, reason: string, attempts: number, ttlMs: number | undefined, log: Logger | undefined, results?: string): Promise<never> {
+    const data = job.data;
+    this.#locks.release(job.id!);
+    this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts});
+    log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): its calls stopped after ${attempts} attempts, its work is thrown away, another worker runs it`);
+    const lost = runKeys(this.#o.prefix, data.run).lost;
+    const multi = this.#o.redis.multi().incrby(lost, attempts).pexpire(lost, ttlMs ?? RESULTS_TTL_MS);
+    if (results) multi.del(results);
+    await multi.exec().catch(() => undefined);
+    await job.moveToWait(token).catch(() => undefined);
+    throw new WaitingError();
   }
 
   /** The run's settings, method and channels: read from Redis once per run. */

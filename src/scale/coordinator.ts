@@ -116,7 +116,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
       error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
       throw error;
     }
-    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe);
+    if (executor && executor.chunksInQueue === 0) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, keys.lost);
     return summary;
   } finally {
     await events.close().catch(() => undefined);

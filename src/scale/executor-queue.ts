@@ -199,6 +199,9 @@ export class QueueExecutor implements Executor {
     this.#o.events.off('completed', this.#onCompleted);
     this.#o.events.off('failed', this.#onFailed);
     this.#o.events.off('progress', this.#onProgress);
+    // Attempts of chunks whose worker lost the lock (their work thrown away, run again elsewhere): they reached the backend too.
+    const lost = await this.#o.redis.get(this.#keys.lost).catch(() => null);
+    if (lost !== null && Number.isSafeInteger(Number(lost))) this.#merged.attempts += Number(lost);
     await this.#o.adopted?.release(this.#stopping ? this.#highestLine : Infinity).catch(() => undefined);
   }
 
