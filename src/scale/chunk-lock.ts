@@ -32,6 +32,14 @@ export class LockWatch {
     return held !== undefined && Date.now() < held.until - this.#marginMs;
   }
 
+  /** `isHeld`, and a chunk found no longer held is lost now (`onLost`), without waiting for its timer. */
+  check(id: string): boolean {
+    if (this.isHeld(id)) return true;
+    const held = this.#held.get(id);
+    if (held) this.#lose(id, this.#expired());
+    return false;
+  }
+
   /** Renewals sent at `sentAt` that Redis confirmed. */
   renewed(ids: readonly string[], sentAt: number): void {
     for (const id of ids) {
@@ -58,11 +66,13 @@ export class LockWatch {
     const held = this.#held.get(id)!;
     clearTimeout(held.timer);
     held.timer = setTimeout(() => {
-      const now = this.#held.get(id);
-      if (now === held && !this.isHeld(id)) this.#lose(id, `no lock renewal confirmed by Redis for ${this.#durationMs - this.#marginMs} ms (Redis unreachable or slow): another worker may take the chunk over`);
-      else if (now === held) this.#arm(id);
+      if (this.#held.get(id) === held && this.check(id)) this.#arm(id);
     }, Math.max(0, held.until - this.#marginMs - Date.now()));
     held.timer.unref();
+  }
+
+  #expired(): string {
+    return `no lock renewal confirmed by Redis for ${this.#durationMs - this.#marginMs} ms (Redis unreachable or slow): another worker may take the chunk over`;
   }
 
   #lose(id: string, reason: string): void {

@@ -180,7 +180,7 @@ export class ChunkWorker {
     const spec = data.downSince !== undefined && context.spec.maxOutageMs > 0
       ? {...context.spec, maxOutageMs: Math.max(1, context.spec.maxOutageMs - (Date.now() - data.downSince))} : context.spec;
     const run: ChunkRun = new ChunkRun(data, spec, context.method, context.pool, {
-      canSend: () => this.#locks.isHeld(id),
+      canSend: () => this.#locks.check(id),
       onOutage: (event) => {
         if (event.type === 'down') this.#backendDown(data, context.spec, entry, event.reason);
       },
@@ -210,7 +210,7 @@ export class ChunkWorker {
       // A run stopped or cancelled before this chunk began: none of it is sent.
       if (await this.#o.redis.get(keys.control)) run.stop();
       const outcome = await run.run();
-      if (!entry.lost && !this.#locks.isHeld(id)) entry.lost = 'its lock ran out as it finished';
+      this.#locks.check(id); // lost meanwhile: `entry.lost` says why
       if (entry.lost) await this.#thrownAway(job, token, entry.lost, outcome.attempts, context.shipped.keysTtlMs, log);
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
@@ -231,7 +231,7 @@ export class ChunkWorker {
         throw new UnrecoverableError(outOfMemoryMessage(data.run, undefined));
       }
       // The lock may have run out while the results were written: they are thrown away.
-      if (!this.#locks.isHeld(id)) await this.#thrownAway(job, token, 'its lock ran out as its results were stored', outcome.attempts, context.shipped.keysTtlMs, log, results);
+      if (!this.#locks.check(id)) await this.#thrownAway(job, token, entry.lost ?? 'its lock ran out as its results were stored', outcome.attempts, context.shipped.keysTtlMs, log, results);
       const {lines: _lines, ...rest} = outcome;
       const value: ChunkReturn = {...rest, results, records: data.lines.length, worker: this.#name};
       this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
