@@ -161,13 +161,15 @@ export class ChunkWorker {
     if (entry.handBack || entry.lost) return;
     if (data.downSince !== undefined && spec.maxOutageMs > 0 && Date.now() - data.downSince >= spec.maxOutageMs) return;
     entry.downAt = Date.now();
+    let chunks = 0;
     for (const other of this.#active.values()) {
       if (other.run.runId !== data.run || other.handBack || other.lost) continue;
       other.downAt ??= entry.downAt;
       other.handBack = `cannot reach ${spec.target}: ${reason}`;
       other.run.cancel();
+      chunks++;
     }
-    this.#health.down(data.run, spec.target, reason);
+    this.#health.down(data.run, spec.target, reason, chunks);
   }
 
   async #process(job: Job<ChunkData, ChunkReturn>, token: string | undefined): Promise<ChunkReturn> {
@@ -215,9 +217,11 @@ export class ChunkWorker {
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
         if (entry.downAt !== undefined) await job.updateData({...data, downSince: run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt});
+        await this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs);
         await job.moveToWait(token);
         this.#o.onChunk?.({type: 'handed-back', run: data.run, chunk: data.chunk});
-        log?.warn({event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack}, `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`);
+        // One line per fault: a backend this worker cannot reach is `worker:backend-down`, its chunks' hand-backs are details.
+        log?.[entry.downAt === undefined ? 'warn' : 'debug']({event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack}, `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`);
         throw new WaitingError();
       }
       if (run.reachedBackend) this.#health.up();
@@ -264,12 +268,18 @@ export class ChunkWorker {
     this.#locks.release(job.id!);
     this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts});
     log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): its calls stopped after ${attempts} attempts, its work is thrown away, another worker runs it`);
-    const lost = runKeys(this.#o.prefix, data.run).lost;
-    const multi = this.#o.redis.multi().incrby(lost, attempts).pexpire(lost, ttlMs ?? RESULTS_TTL_MS);
-    if (results) multi.del(results);
-    await multi.exec().catch(() => undefined);
+    await this.#addThrownAway(data.run, attempts, ttlMs, results);
     await job.moveToWait(token).catch(() => undefined);
     throw new WaitingError();
+  }
+
+  /** Attempts made for a chunk whose work is thrown away (lost, handed back): added to the run's by its coordinator. */
+  async #addThrownAway(runId: string, attempts: number, ttlMs: number | undefined, results?: string): Promise<void> {
+    const key = runKeys(this.#o.prefix, runId).lost;
+    const multi = this.#o.redis.multi();
+    if (attempts > 0) multi.incrby(key, attempts).pexpire(key, ttlMs ?? RESULTS_TTL_MS);
+    if (results) multi.del(results);
+    await multi.exec().catch(() => undefined);
   }
 
   /** The run's settings, method and channels: read from Redis once per run. */

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import {writeFileSync} from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import {test} from 'node:test';
 import {spawnCli, waitFor} from '../helpers/cli.js';
 import {startConnectProxy} from '../helpers/connect-proxy.js';
 import {readJsonlFile, tempDir, writeJob} from '../helpers/job.js';
 import {startPartitionProxy} from '../helpers/partition-proxy.js';
-import {REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
+import {privateRedis, REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../helpers/redis.js';
 import {startServer} from '../helpers/server.js';
 
 type Line = {line: number; status: string};
@@ -55,7 +56,6 @@ test('a worker partitioned from Redis past its lock duration stops calling its c
   assertEveryRecordOnce(dir, records);
   assert.equal(summary.attempts, server.stats.calls, 'the run\'s attempts are the calls the server saw, the thrown-away ones included');
   const repeated = server.stats.calls - records;
-  console.log("LOGS", cutLog(), "\n=====\n", otherLog()); console.log("DIAG", JSON.stringify({repeated, attempts: summary.attempts, calls: server.stats.calls, lost: events(cutLog(), "chunk:lost"), durationMs: (summary as {durationMs?: number}).durationMs}));
   assert.ok(repeated >= 0 && repeated <= chunkSize, `${repeated} calls repeated (bound: the one chunk of ${chunkSize} it held)`);
   // Each chunk was done once: the thrown-away one logged chunk:lost, not chunk:done.
   const done = [...events(cutLog(), 'chunk:done'), ...events(otherLog(), 'chunk:done')].map((l) => l.chunk);
@@ -71,7 +71,7 @@ test('a worker cut off from the backend (its own proxy stops forwarding) hands i
   const records = 3000;
   writeInput(path.join(dir, 'input.jsonl'), records);
   // The worker to be cut off reaches the backend through its own HTTP CONNECT proxy (grpc_proxy).
-  const [cut] = startWorkers(t, 1, {prefix, chunks: 8, lockDuration: '2s', env: {grpc_proxy: backendPath.url}});
+  const [cut] = startWorkers(t, 1, {prefix, chunks: 8, lockDuration: '2s', env: {grpc_proxy: backendPath.url, GRPC_BATCH_LOG: 'debug'}});
   const cutLog = stderrOf(cut!);
   await workersReady([cut!]);
   const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16, deadline: '1s'}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
@@ -80,6 +80,7 @@ test('a worker cut off from the backend (its own proxy stops forwarding) hands i
   assert.ok(backendPath.tunnels > 0, 'the cut-off worker called through its proxy');
   backendPath.partition();
   const [healthy] = startWorkers(t, 1, {prefix, chunks: 8, lockDuration: '2s'});
+  const healthyLog = stderrOf(healthy!);
   const result = await coordinator.done;
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as {ok: number; failed: number};
@@ -88,6 +89,50 @@ test('a worker cut off from the backend (its own proxy stops forwarding) hands i
   assertEveryRecordOnce(dir, records);
   assert.ok(events(cutLog(), 'chunk:handed-back').length >= 1, `the cut-off worker handed its chunks back:\n${cutLog()}`);
   assert.equal(events(cutLog(), 'chunk:failed').length, 0);
-  assert.equal(events(cutLog(), 'worker:backend-down').length, 1, 'one log line for the fault');
-  void healthy;
+  const down = events(cutLog(), 'worker:backend-down') as (LogLine & {chunks: number})[];
+  assert.equal(down.length, 1, 'one log line for the fault');
+  assert.ok(down[0]!.chunks >= 1);
+  assert.ok(events(healthyLog(), 'chunk:done').length >= 1, 'the healthy worker ran chunks');
+});
+
+test('a worker whose Redis goes away (connections refused, then closed at once, many reconnects) logs one redis:error and one redis:recovered, only JSON lines on stderr, and takes chunks again', async (t) => {
+  const server = await startServer(t);
+  const redis = await privateRedis(t);
+  const {prefix} = await redisPrefix(t, redis.url);
+  const port = Number(new URL(redis.url).port);
+  const [worker] = startWorkers(t, 1, {prefix, url: redis.url, chunks: 2, lockDuration: '2s'});
+  const log = stderrOf(worker!);
+  await workersReady([worker!]);
+  process.kill(redis.pid, 'SIGKILL');
+  await waitFor(() => events(log(), 'redis:error').length >= 1, 60_000, 'the worker to see Redis gone');
+  // Then a port that takes each reconnect and closes it at once: every attempt fails anew.
+  let attempts = 0;
+  const closer = net.createServer((socket) => {
+    attempts++;
+    socket.destroy();
+  });
+  t.after(() => closer.close());
+  for (let bound = false; !bound;) {
+    bound = await new Promise<boolean>((resolve) => {
+      closer.once('error', () => resolve(false));
+      closer.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!bound) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await waitFor(() => attempts >= 10, 60_000, '10 reconnect attempts');
+  await new Promise<void>((resolve) => closer.close(() => resolve()));
+  await redis.restart();
+  await waitFor(() => events(log(), 'redis:recovered').length >= 1, 60_000, 'the worker to reach Redis again');
+  // It takes chunks again: a small run on the restarted Redis completes.
+  const dir = tempDir(t);
+  writeInput(path.join(dir, 'input.jsonl'), 20);
+  const run = spawnCli(['run', writeJob(dir, server.address, {concurrency: 4}), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  t.after(() => run.child.kill('SIGKILL'));
+  const result = await run.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, 20);
+  const lines = log().split('\n').filter((l) => l !== '');
+  assert.deepEqual(lines.filter((l) => !l.startsWith('{')), [], 'every line on the worker\'s stderr is a JSON log line: no stacks, no "Unhandled error event"');
+  assert.equal(events(log(), 'redis:error').length, 1, `one redis:error line for the fault, whatever the reconnects (${attempts}):\n${log()}`);
+  assert.equal(events(log(), 'redis:recovered').length, 1);
 });
