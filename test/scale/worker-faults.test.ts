@@ -136,3 +136,26 @@ test('a worker whose Redis goes away (connections refused, then closed at once, 
   assert.equal(events(log(), 'redis:error').length, 1, `one redis:error line for the fault, whatever the reconnects (${attempts}):\n${log()}`);
   assert.equal(events(log(), 'redis:recovered').length, 1);
 });
+
+test('no worker can reach the backend: the chunks go round the workers, and once the backend was out of reach for maxOutage the run is interrupted (exit 4), nothing failed, resumable', async (t) => {
+  const server = await startServer(t, {latencyMs: 5});
+  const {prefix} = await redisPrefix(t);
+  const backendPath = await startConnectProxy(t, Number(server.address.split(':').pop()));
+  const dir = tempDir(t);
+  const records = 2000;
+  writeInput(path.join(dir, 'input.jsonl'), records);
+  const workers = startWorkers(t, 2, {prefix, chunks: 4, lockDuration: '2s', env: {grpc_proxy: backendPath.url}});
+  const logs = workers.map(stderrOf);
+  await workersReady(workers);
+  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16, deadline: '1s', maxOutage: '4s'}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  await waitFor(() => server.stats.calls >= 200, 60_000, '200 calls at the server');
+  backendPath.partition();
+  const result = await coordinator.done;
+  assert.equal(result.code, 4, result.stderr);
+  const summary = JSON.parse(result.stdout) as {status: string; failed: number; interruptReason: string};
+  assert.equal(summary.status, 'interrupted');
+  assert.equal(summary.failed, 0);
+  assert.match(summary.interruptReason, /unreachable/);
+  assert.ok(logs.some((l) => events(l(), 'worker:backend-down').length === 1), 'the workers handed chunks back before giving up');
+});
