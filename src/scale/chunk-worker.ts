@@ -130,6 +130,7 @@ export class ChunkWorker {
    */
   close(graceMs = 30_000): Promise<void> {
     return (this.#closing ??= (async () => {
+      this.#health.close();
       const closed = this.#worker.close();
       let timer: NodeJS.Timeout | undefined;
       const expired = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
@@ -137,7 +138,6 @@ export class ChunkWorker {
       if (expired) this.handBack();
       await closed;
       clearInterval(this.#sweep);
-      this.#health.close();
       for (const context of this.#runs.values()) context.then((c) => c.pool.close(), () => undefined);
       this.#runs.clear();
     })());
@@ -166,7 +166,8 @@ export class ChunkWorker {
       if (other.run.runId !== data.run || other.handBack || other.lost) continue;
       other.downAt ??= entry.downAt;
       other.handBack = `cannot reach ${spec.target}: ${reason}`;
-      other.run.cancel();
+      // Not from within the outage gate's own callback.
+      setImmediate(() => other.run.cancel());
       chunks++;
     }
     this.#health.down(data.run, spec.target, reason, chunks);
@@ -216,7 +217,9 @@ export class ChunkWorker {
       if (entry.lost) await this.#thrownAway(job, token, entry.lost, outcome.attempts, context.shipped.keysTtlMs, log);
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
-        if (entry.downAt !== undefined) await job.updateData({...data, downSince: run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt});
+        // Since when no worker reached the backend for it: kept, set, or cleared (this worker reached it).
+        const downSince = entry.downAt !== undefined ? (run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt) : run.reachedBackend ? undefined : data.downSince;
+        if (downSince !== data.downSince) await job.updateData({...data, downSince});
         await this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs);
         await job.moveToWait(token);
         this.#o.onChunk?.({type: 'handed-back', run: data.run, chunk: data.chunk});
