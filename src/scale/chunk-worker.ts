@@ -278,6 +278,7 @@ export class ChunkWorker {
 
   /** Attempts made for a chunk whose work is thrown away (lost, handed back): added to the run's by its coordinator. */
   async #addThrownAway(runId: string, attempts: number, ttlMs: number | undefined, results?: string): Promise<void> {
+    if (attempts <= 0 && !results) return;
     const key = runKeys(this.#o.prefix, runId).lost;
     const multi = this.#o.redis.multi();
     if (attempts > 0) multi.incrby(key, attempts).pexpire(key, ttlMs ?? RESULTS_TTL_MS);
