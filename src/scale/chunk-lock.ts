@@ -1,4 +1,4 @@
-import {Worker, type Processor, type WorkerOptions} from 'bullmq';
+import {Worker, type Job, type Processor, type WorkerOptions} from 'bullmq';
 
 /**
  * What this worker knows of the locks of the chunks it holds, without asking Redis. A lock set or
@@ -83,13 +83,30 @@ export class LockWatch {
   }
 }
 
-/** A BullMQ worker that tells a `LockWatch` of each lock renewal: when it was sent, and what Redis said. */
+/**
+ * A BullMQ worker that tells a `LockWatch` of each lock renewal (when it was sent, what Redis said),
+ * and `onCompleted` whether Redis stored a job's completion or refused it (its lock was lost after
+ * the processor returned: BullMQ renews no lock while it completes a job).
+ */
 export class WatchedWorker<D, R> extends Worker<D, R> {
   readonly #locks: LockWatch;
+  readonly #onCompleted: (id: string, refused: unknown) => void;
 
-  constructor(name: string, processor: Processor<D, R>, options: WorkerOptions, locks: LockWatch) {
+  constructor(name: string, processor: Processor<D, R>, options: WorkerOptions, locks: LockWatch, onCompleted: (id: string, refused: unknown) => void) {
     super(name, processor, options);
     this.#locks = locks;
+    this.#onCompleted = onCompleted;
+  }
+
+  protected override async handleCompleted(result: R, job: Job<D, R, string>, token: string, ...rest: unknown[]): Promise<Job<D, R, string>> {
+    try {
+      const next = await super.handleCompleted(result, job, token, ...(rest as []));
+      this.#onCompleted(job.id!, undefined);
+      return next;
+    } catch (error) {
+      this.#onCompleted(job.id!, error);
+      throw error;
+    }
   }
 
   override async extendJobLocks(jobIds: string[], tokens: string[], duration: number): Promise<string[]> {

@@ -81,6 +81,8 @@ export class ChunkWorker {
   readonly #health: WorkerHealth;
   readonly #runs = new Map<string, Promise<RunContext>>();
   readonly #active = new Map<string, ActiveChunk>();
+  /** Chunks returned by the processor, their completion not stored yet: logged done only once it is. */
+  readonly #finishing = new Map<string, {done(): void; refused(error: unknown): void}>();
   readonly #sweep: NodeJS.Timeout;
   readonly #name = `${hostname()} pid ${process.pid}`;
   #closing: Promise<void> | undefined;
@@ -97,7 +99,7 @@ export class ChunkWorker {
       stalledInterval: lockDuration,
       maxStalledCount: MAX_STALLS,
       autorun: true,
-    }, this.#locks);
+    }, this.#locks, (id, refused) => this.#completed(id, refused));
     this.#health = new WorkerHealth(this.#worker, options.logger);
     // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
     watchBullmq(options.redis, this.#worker);
@@ -208,13 +210,16 @@ export class ChunkWorker {
       entry.lost = reason;
       clearInterval(report);
       run.stop();
+      // Logged now, while Redis may still be out of reach (what is left is done once it answers).
+      const attempts = run.progress().attempts;
+      log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): it makes no call more (${attempts} attempts so far), its work is thrown away, another worker runs it`);
     });
     try {
       // A run stopped or cancelled before this chunk began: none of it is sent.
       if (await this.#o.redis.get(keys.control)) run.stop();
       const outcome = await run.run();
       this.#locks.check(id); // lost meanwhile: `entry.lost` says why
-      if (entry.lost) await this.#thrownAway(job, token, entry.lost, outcome.attempts, context.shipped.keysTtlMs, log);
+      if (entry.lost) await this.#thrownAway(job, token, outcome.attempts, context.shipped.keysTtlMs);
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
         // Since when no worker reached the backend for it: kept, set, or cleared (this worker reached it).
@@ -238,12 +243,22 @@ export class ChunkWorker {
         throw new UnrecoverableError(outOfMemoryMessage(data.run, undefined));
       }
       // The lock may have run out while the results were written: they are thrown away.
-      if (!this.#locks.check(id)) await this.#thrownAway(job, token, entry.lost ?? 'its lock ran out as its results were stored', outcome.attempts, context.shipped.keysTtlMs, log, results);
+      if (!this.#locks.check(id)) await this.#thrownAway(job, token, outcome.attempts, context.shipped.keysTtlMs, results);
       const {lines: _lines, ...rest} = outcome;
       const value: ChunkReturn = {...rest, results, records: data.lines.length, worker: this.#name};
-      this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
-      log?.info({event: 'chunk:done', records: data.lines.length, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts, ms: Math.round(performance.now() - started)},
-        `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`);
+      const ms = Math.round(performance.now() - started);
+      this.#finishing.set(id, {
+        done: () => {
+          this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
+          log?.info({event: 'chunk:done', records: data.lines.length, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts, ms},
+            `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`);
+        },
+        refused: (error) => {
+          this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts: outcome.attempts});
+          log?.warn({event: 'chunk:lost', records: data.lines.length, attempts: outcome.attempts, reason: getErrorMessage(error)}, `chunk ${data.chunk} of run ${data.run}: Redis refused its completion (${getErrorMessage(error)}): its work is thrown away, another worker runs it`);
+          void this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs, results);
+        },
+      });
       return value;
     } catch (error) {
       if (!(error instanceof WaitingError)) {
@@ -261,19 +276,26 @@ export class ChunkWorker {
   }
 
   /**
-   * A chunk whose lock may be lost: nothing of it is stored or logged as done. Its attempts are
+   * A chunk whose lock may be lost (`chunk:lost` logged when it was found): nothing of it is stored or logged as done. Its attempts are
    * added to the run's (`runKeys.lost`: they reached the backend; the coordinator counts them),
    * and it goes back to the queue if it is still this worker's; else the worker that took it over
    * runs it. Sent once Redis answers again; always throws (BullMQ then leaves the job alone).
    */
-  async #thrownAway(job: Job<ChunkData, ChunkReturn>, token: string | undefined, reason: string, attempts: number, ttlMs: number | undefined, log: Logger | undefined, results?: string): Promise<never> {
+  async #thrownAway(job: Job<ChunkData, ChunkReturn>, token: string | undefined, attempts: number, ttlMs: number | undefined, results?: string): Promise<never> {
     const data = job.data;
     this.#locks.release(job.id!);
     this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts});
-    log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): its calls stopped after ${attempts} attempts, its work is thrown away, another worker runs it`);
     await this.#addThrownAway(data.run, attempts, ttlMs, results);
     await job.moveToWait(token).catch(() => undefined);
     throw new WaitingError();
+  }
+
+  /** BullMQ stored a chunk's completion, or Redis refused it (the lock was lost meanwhile). */
+  #completed(id: string, refused: unknown): void {
+    const finishing = this.#finishing.get(id);
+    this.#finishing.delete(id);
+    if (refused === undefined) finishing?.done();
+    else finishing?.refused(refused);
   }
 
   /** Attempts made for a chunk whose work is thrown away (lost, handed back): added to the run's by its coordinator. */

@@ -42,9 +42,12 @@ test('a worker partitioned from Redis past its lock duration stops calling its c
   await workersReady([cut!]);
   const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize), '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
   t.after(() => coordinator.child.kill('SIGKILL'));
-  await waitFor(() => server.stats.calls >= 300, 60_000, '300 calls at the server');
+  // Cut mid-chunk (it runs its chunks one after the other, 250 calls each): it holds one.
+  await waitFor(() => server.stats.calls >= 300 && server.stats.calls % chunkSize >= 50 && server.stats.calls % chunkSize <= 200, 60_000, 'the worker mid-chunk');
   redisPath.partition();
-  await waitFor(() => events(cutLog(), 'chunk:lost').length >= 1, 60_000, 'the cut-off worker to give its chunk up');
+  await waitFor(() => events(cutLog(), 'chunk:lost').length >= 1, 60_000, 'the cut-off worker to give its chunk up').catch((error: unknown) => {
+    throw new Error(`${String(error)}; its log:\n${cutLog()}`);
+  });
   // Healed at once: its report of the attempts it made lands; it may take chunks again, a second worker joins.
   redisPath.heal();
   const [other] = startWorkers(t, 1, {prefix, chunks: 4, lockDuration: '2s'});
