@@ -35,8 +35,15 @@ export class ChunkRun {
   #gaveUp: string | undefined;
   #fatal: unknown;
   readonly #jobMetadata: Readonly<Record<string, string>>;
+  readonly #canSend: (() => boolean) | undefined;
 
-  constructor(data: ChunkData, spec: WorkerSpec, method: MethodHandle, pool: ChannelPool, onOutage?: (event: OutageEvent) => void) {
+  /**
+   * `hooks.canSend` is asked before each record is handed to the calls: false (the chunk's lock may
+   * be lost) stops the chunk there, the records not handed in yet left unsent.
+   */
+  constructor(data: ChunkData, spec: WorkerSpec, method: MethodHandle, pool: ChannelPool, hooks: {readonly onOutage?: (event: OutageEvent) => void; readonly canSend?: () => boolean} = {}) {
+    const onOutage = hooks.onOutage;
+    this.#canSend = hooks.canSend;
     this.#data = data;
     this.#jobMetadata = spec.metadata;
     this.#pipeline = new Pipeline({
@@ -69,17 +76,23 @@ export class ChunkRun {
     });
   }
 
-  /** Sends every record of the chunk and resolves once each has an outcome (or none: unsent). */
   /** The run the chunk is of. */
   get runId(): string {
     return this.#data.run;
   }
 
+  /** Whether some record got an OK: the backend was reachable from here. */
+  get reachedBackend(): boolean {
+    return this.#ok > 0;
+  }
+
+  /** Sends every record of the chunk and resolves once each has an outcome (or none: unsent). */
   async run(): Promise<ChunkOutcome> {
     const {lines, requests} = this.#data;
     try {
       for (let i = 0; i < lines.length; i++) {
         if (!this.#pipeline.hasRoom) await this.#pipeline.room();
+        if (this.#canSend && !this.#canSend()) this.#pipeline.stop();
         if (!this.#pipeline.hasRoom) {
           // Stopped: the records not handed in yet get no outcome.
           for (let j = i; j < lines.length; j++) this.#unsent.push(lines[j]!);

@@ -1,6 +1,6 @@
 import {hostname} from 'node:os';
 import {randomBytes} from 'node:crypto';
-import {UnrecoverableError, WaitingError, Worker, type Job} from 'bullmq';
+import {UnrecoverableError, WaitingError, type Job} from 'bullmq';
 import type {Redis} from 'ioredis';
 import {getErrorMessage, ValidationError} from '../errors.js';
 import type {Logger} from '../util/log.js';
@@ -8,11 +8,13 @@ import type {ChannelPool} from '../rpc/channel.js';
 import type {MethodHandle} from '../schema/method-handle.js';
 import {channelPoolFor} from '../engine/executor-inline.js';
 import type {ChunkData, ChunkReturn} from './chunk.js';
+import {LockWatch, WatchedWorker} from './chunk-lock.js';
 import {ChunkRun} from './chunk-runner.js';
 import {methodFromJson} from './method-json.js';
 import {chunkJobKey, CHUNKS_QUEUE, isOutOfMemory, outOfMemoryMessage, runKeys, watchBullmq} from './redis.js';
 import {describeIssues, resolveRun, type ShippedRun, type WorkerSpec} from './run-spec.js';
 import {DEFAULT_WORKER_CHUNKS} from './target.js';
+import {WorkerHealth} from './worker-health.js';
 
 export interface ChunkWorkerOptions {
   readonly redis: Redis;
@@ -32,7 +34,9 @@ export type ChunkEvent =
   | {readonly type: 'started'; readonly job: string; readonly run: string; readonly chunk: number}
   | {readonly type: 'done'; readonly job: string; readonly run: string; readonly chunk: number; readonly ok: number; readonly failed: number; readonly unsent: number; readonly attempts: number}
   | {readonly type: 'failed'; readonly run: string; readonly chunk: number; readonly error: string}
-  | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number};
+  | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number}
+  /** The chunk's lock was lost (Redis cut off): its work is thrown away, another worker runs it. */
+  | {readonly type: 'lost'; readonly run: string; readonly chunk: number; readonly attempts: number};
 
 export const DEFAULT_LOCK_DURATION_MS = 30_000;
 /** A chunk that stalled this often (its workers died or froze) fails instead of going round again. */
@@ -43,6 +47,17 @@ const PROGRESS_MS = 500;
 export const RESULTS_TTL_MS = 24 * 3600_000;
 /** A run's channels are closed after this long without a chunk of it. */
 const IDLE_RUN_MS = 30_000;
+
+/** A chunk running here. */
+interface ActiveChunk {
+  readonly run: ChunkRun;
+  /** Why it goes back to the queue, whole, once its calls end (SIGTERM, its backend unreachable). */
+  handBack: string | undefined;
+  /** When its backend was found unreachable (`Date.now()`). */
+  downAt: number | undefined;
+  /** Why its lock may be lost: its calls stop, and nothing of it is stored. */
+  lost: string | undefined;
+}
 
 interface RunContext {
   readonly shipped: ShippedRun;
@@ -61,9 +76,13 @@ interface RunContext {
  */
 export class ChunkWorker {
   readonly #o: ChunkWorkerOptions;
-  readonly #worker: Worker<ChunkData, ChunkReturn>;
+  readonly #worker: WatchedWorker<ChunkData, ChunkReturn>;
+  readonly #locks: LockWatch;
+  readonly #health: WorkerHealth;
   readonly #runs = new Map<string, Promise<RunContext>>();
-  readonly #active = new Map<string, {run: ChunkRun; handBack: boolean}>();
+  readonly #active = new Map<string, ActiveChunk>();
+  /** Chunks returned by the processor, their completion not stored yet: logged done only once it is. */
+  readonly #finishing = new Map<string, {done(): void; refused(error: unknown): void}>();
   readonly #sweep: NodeJS.Timeout;
   readonly #name = `${hostname()} pid ${process.pid}`;
   #closing: Promise<void> | undefined;
@@ -71,7 +90,8 @@ export class ChunkWorker {
   constructor(options: ChunkWorkerOptions) {
     this.#o = options;
     const lockDuration = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
-    this.#worker = new Worker<ChunkData, ChunkReturn>(CHUNKS_QUEUE, (job, token) => this.#process(job, token), {
+    this.#locks = new LockWatch(lockDuration);
+    this.#worker = new WatchedWorker<ChunkData, ChunkReturn>(CHUNKS_QUEUE, (job, token) => this.#process(job, token), {
       connection: options.redis,
       prefix: options.prefix,
       concurrency: options.chunks ?? DEFAULT_WORKER_CHUNKS,
@@ -79,7 +99,8 @@ export class ChunkWorker {
       stalledInterval: lockDuration,
       maxStalledCount: MAX_STALLS,
       autorun: true,
-    });
+    }, this.#locks, (id, refused) => this.#completed(id, refused));
+    this.#health = new WorkerHealth(this.#worker, options.logger);
     // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
     watchBullmq(options.redis, this.#worker);
     // A chunk whose job expired while queued (its run's coordinator died, never resumed): BullMQ
@@ -111,6 +132,7 @@ export class ChunkWorker {
    */
   close(graceMs = 30_000): Promise<void> {
     return (this.#closing ??= (async () => {
+      this.#health.close();
       const closed = this.#worker.close();
       let timer: NodeJS.Timeout | undefined;
       const expired = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
@@ -126,9 +148,31 @@ export class ChunkWorker {
   /** Stops the chunks running now and hands them back to the queue (a second SIGTERM). */
   handBack(): void {
     for (const entry of this.#active.values()) {
-      entry.handBack = true;
+      entry.handBack ??= 'the worker is stopping';
       entry.run.cancel();
     }
+  }
+
+  /**
+   * A chunk's backend is unreachable from here: this run's chunks go back to the queue (not failed,
+   * no attempt burned) for the other workers, and this worker takes none for a while. Unless no
+   * worker reached it for the job's `maxOutage` (counted from the first that could not,
+   * `ChunkData.downSince`): then the chunk stays, and its calls give up as a local run's do.
+   */
+  #backendDown(data: ChunkData, spec: WorkerSpec, entry: ActiveChunk, reason: string): void {
+    if (entry.handBack || entry.lost) return;
+    if (data.downSince !== undefined && spec.maxOutageMs > 0 && Date.now() - data.downSince >= spec.maxOutageMs) return;
+    entry.downAt = Date.now();
+    let chunks = 0;
+    for (const other of this.#active.values()) {
+      if (other.run.runId !== data.run || other.handBack || other.lost) continue;
+      other.downAt ??= entry.downAt;
+      other.handBack = `cannot reach ${spec.target}: ${reason}`;
+      // Not from within the outage gate's own callback.
+      setImmediate(() => other.run.cancel());
+      chunks++;
+    }
+    this.#health.down(data.run, spec.target, reason, chunks);
   }
 
   async #process(job: Job<ChunkData, ChunkReturn>, token: string | undefined): Promise<ChunkReturn> {
@@ -136,15 +180,24 @@ export class ChunkWorker {
     if (typeof data?.run !== 'string') throw new UnrecoverableError(`chunk ${job.id} expired in Redis (its run's coordinator died and was not resumed within GRPC_BATCH_KEYS_TTL): nothing to run`);
     const context = await this.#context(data.run);
     context.active++;
-    const run = new ChunkRun(data, context.spec, context.method, context.pool);
-    const entry = {run, handBack: false};
-    this.#active.set(job.id!, entry);
+    const id = job.id!;
+    // Handed back before by workers that could not reach the backend: the outage goes on counting from the first.
+    const spec = data.downSince !== undefined && context.spec.maxOutageMs > 0
+      ? {...context.spec, maxOutageMs: Math.max(1, context.spec.maxOutageMs - (Date.now() - data.downSince))} : context.spec;
+    const run: ChunkRun = new ChunkRun(data, spec, context.method, context.pool, {
+      canSend: () => this.#locks.check(id),
+      onOutage: (event) => {
+        if (event.type === 'down') this.#backendDown(data, context.spec, entry, event.reason);
+      },
+    });
+    const entry: ActiveChunk = {run, handBack: undefined, downAt: undefined, lost: undefined};
+    this.#active.set(id, entry);
     const log = this.#o.logger?.child({job: context.shipped.job, run: data.run, chunk: data.chunk});
     this.#o.onChunk?.({type: 'started', job: context.shipped.job, run: data.run, chunk: data.chunk});
     const keys = runKeys(this.#o.prefix, data.run);
     let reporting = false;
     const report = setInterval(() => {
-      if (reporting) return; // Redis slow or paused: one report at a time
+      if (reporting || !this.#locks.isHeld(id)) return; // Redis slow or paused: one report at a time; none for a chunk no longer ours
       reporting = true;
       Promise.all([job.updateProgress({...run.progress()}), this.#o.redis.get(keys.control)]).then(([, control]) => {
         if (control === 'cancel') run.cancel();
@@ -152,17 +205,34 @@ export class ChunkWorker {
       }, () => undefined).finally(() => (reporting = false));
     }, PROGRESS_MS);
     const started = performance.now();
+    // A chunk whose lock may be lost makes no call more: another worker may run it already.
+    this.#locks.hold(id, Math.min(job.processedOn ?? Date.now(), Date.now()), (reason) => {
+      entry.lost = reason;
+      clearInterval(report);
+      run.stop();
+      // Logged now, while Redis may still be out of reach (what is left is done once it answers).
+      const attempts = run.progress().attempts;
+      log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): it makes no call more (${attempts} attempts so far), its work is thrown away, another worker runs it`);
+    });
     try {
       // A run stopped or cancelled before this chunk began: none of it is sent.
       if (await this.#o.redis.get(keys.control)) run.stop();
       const outcome = await run.run();
+      this.#locks.check(id); // lost meanwhile: `entry.lost` says why
+      if (entry.lost) await this.#thrownAway(job, token, outcome.attempts, context.shipped.keysTtlMs);
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
+        // Since when no worker reached the backend for it: kept, set, or cleared (this worker reached it).
+        const downSince = entry.downAt !== undefined ? (run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt) : run.reachedBackend ? undefined : data.downSince;
+        if (downSince !== data.downSince) await job.updateData({...data, downSince});
+        await this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs);
         await job.moveToWait(token);
         this.#o.onChunk?.({type: 'handed-back', run: data.run, chunk: data.chunk});
-        log?.warn({event: 'chunk:handed-back', records: data.lines.length}, `chunk ${data.chunk} of run ${data.run} handed back to the queue`);
+        // One line per fault: a backend this worker cannot reach is `worker:backend-down`, its chunks' hand-backs are details.
+        log?.[entry.downAt === undefined ? 'warn' : 'debug']({event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack}, `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`);
         throw new WaitingError();
       }
+      if (run.reachedBackend) this.#health.up();
       const results = keys.results(job.id!, `${job.attemptsStarted}-${randomBytes(3).toString('hex')}`);
       try {
         await this.#o.redis.set(results, outcome.lines.join('\n'), 'PX', context.shipped.keysTtlMs ?? RESULTS_TTL_MS);
@@ -172,11 +242,23 @@ export class ChunkWorker {
         for (const other of this.#active.values()) if (other !== entry && other.run.runId === data.run) other.run.stop();
         throw new UnrecoverableError(outOfMemoryMessage(data.run, undefined));
       }
+      // The lock may have run out while the results were written: they are thrown away.
+      if (!this.#locks.check(id)) await this.#thrownAway(job, token, outcome.attempts, context.shipped.keysTtlMs, results);
       const {lines: _lines, ...rest} = outcome;
       const value: ChunkReturn = {...rest, results, records: data.lines.length, worker: this.#name};
-      this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
-      log?.info({event: 'chunk:done', records: data.lines.length, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts, ms: Math.round(performance.now() - started)},
-        `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`);
+      const ms = Math.round(performance.now() - started);
+      this.#finishing.set(id, {
+        done: () => {
+          this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
+          log?.info({event: 'chunk:done', records: data.lines.length, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts, ms},
+            `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`);
+        },
+        refused: (error) => {
+          this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts: outcome.attempts});
+          log?.warn({event: 'chunk:lost', records: data.lines.length, attempts: outcome.attempts, reason: getErrorMessage(error)}, `chunk ${data.chunk} of run ${data.run}: Redis refused its completion (${getErrorMessage(error)}): its work is thrown away, another worker runs it`);
+          void this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs, results);
+        },
+      });
       return value;
     } catch (error) {
       if (!(error instanceof WaitingError)) {
@@ -186,10 +268,44 @@ export class ChunkWorker {
       throw error;
     } finally {
       clearInterval(report);
-      this.#active.delete(job.id!);
+      this.#locks.release(id);
+      this.#active.delete(id);
       context.active--;
       context.idleSince = Date.now();
     }
+  }
+
+  /**
+   * A chunk whose lock may be lost (`chunk:lost` logged when it was found): nothing of it is stored or logged as done. Its attempts are
+   * added to the run's (`runKeys.lost`: they reached the backend; the coordinator counts them),
+   * and it goes back to the queue if it is still this worker's; else the worker that took it over
+   * runs it. Sent once Redis answers again; always throws (BullMQ then leaves the job alone).
+   */
+  async #thrownAway(job: Job<ChunkData, ChunkReturn>, token: string | undefined, attempts: number, ttlMs: number | undefined, results?: string): Promise<never> {
+    const data = job.data;
+    this.#locks.release(job.id!);
+    this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts});
+    await this.#addThrownAway(data.run, attempts, ttlMs, results);
+    await job.moveToWait(token).catch(() => undefined);
+    throw new WaitingError();
+  }
+
+  /** BullMQ stored a chunk's completion, or Redis refused it (the lock was lost meanwhile). */
+  #completed(id: string, refused: unknown): void {
+    const finishing = this.#finishing.get(id);
+    this.#finishing.delete(id);
+    if (refused === undefined) finishing?.done();
+    else finishing?.refused(refused);
+  }
+
+  /** Attempts made for a chunk whose work is thrown away (lost, handed back): added to the run's by its coordinator. */
+  async #addThrownAway(runId: string, attempts: number, ttlMs: number | undefined, results?: string): Promise<void> {
+    if (attempts <= 0 && !results) return;
+    const key = runKeys(this.#o.prefix, runId).lost;
+    const multi = this.#o.redis.multi();
+    if (attempts > 0) multi.incrby(key, attempts).pexpire(key, ttlMs ?? RESULTS_TTL_MS);
+    if (results) multi.del(results);
+    await multi.exec().catch(() => undefined);
   }
 
   /** The run's settings, method and channels: read from Redis once per run. */

@@ -25,6 +25,11 @@ export interface ChunkData {
   readonly metadata?: readonly (Readonly<Record<string, readonly string[]>> | null)[];
   /** Records' own per-attempt deadlines (an envelope's), ms, one per line, null for the job's. */
   readonly deadlines?: readonly (number | null)[];
+  /**
+   * Set by a worker that handed the chunk back because it could not reach the backend: since when
+   * (`Date.now()`) no worker reached it for this chunk. The job's `maxOutage` counts from there.
+   */
+  readonly downSince?: number;
 }
 
 /** What a worker returns for a chunk it ran. */

@@ -137,7 +137,7 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
       if (error instanceof FencedError) error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
       throw error;
     });
-    if (executor && executor.chunksInQueue === 0 && !executor.redisGone) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, generationKey(keys.lease));
+    if (executor && executor.chunksInQueue === 0 && !executor.redisGone) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, keys.lost, generationKey(keys.lease));
     return summary;
   } finally {
     // Redis silent: nothing waits for it (the lease and the keys expire by their TTLs).

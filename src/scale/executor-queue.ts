@@ -20,6 +20,8 @@ const LINGER_MS = 200;
 const SWEEP_MS = 2000;
 /** Attempts at a chunk whose processing throws (a worker that cannot resolve the run's secrets...). */
 const CHUNK_ATTEMPTS = 3;
+/** How long the end of a run waits for Redis to say how many attempts workers threw away (`runKeys.lost`). */
+const LOST_READ_MS = 2000;
 /** Redis is taken as unreachable (the run waits, as for its backend) once a ping goes this long without an answer. */
 const REDIS_SILENT_MS = 3000;
 
@@ -259,6 +261,14 @@ export class QueueExecutor implements Executor {
     this.#o.events.off('completed', this.#onCompleted);
     this.#o.events.off('failed', this.#onFailed);
     this.#o.events.off('progress', this.#onProgress);
+    // Attempts of chunks whose worker lost the lock (their work thrown away, run again elsewhere): they reached the backend too.
+    // Bounded: a coordinator that stops because Redis is gone does not wait for it here.
+    let timer: NodeJS.Timeout | undefined;
+    const lost = await Promise.race([
+      this.#o.redis.get(this.#keys.lost).catch(() => null),
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), LOST_READ_MS))),
+    ]).finally(() => clearTimeout(timer));
+    if (lost !== null && Number.isSafeInteger(Number(lost))) this.#merged.attempts += Number(lost);
     if (!this.#abandoned) await this.#o.adopted?.release(this.#stopping ? this.#highestLine : Infinity).catch(() => undefined);
   }
 

@@ -29,6 +29,8 @@ export function runKeys(prefix: string, runId: string) {
     control: `${base}:control`,
     /** Written by the coordinator at each sweep: a Redis that refuses writes (out of memory) is seen at once. */
     probe: `${base}:probe`,
+    /** Attempts made for chunks whose work was thrown away (lock lost, handed back): added to the run's attempts. */
+    lost: `${base}:lost`,
     /** The results of one attempt at a chunk. */
     results: (chunkId: string, attempt: string) => `${base}:res:${chunkId}:${attempt}`,
   };

@@ -115,7 +115,7 @@ export async function privateRedis(t: TestContext): Promise<{url: string; readon
     /** Kills it (its data is gone: no persistence) and starts an empty one on the same port. */
     async restart() {
       const old = child;
-      const gone = new Promise((resolve) => old.once('exit', resolve));
+      const gone = old.exitCode !== null || old.signalCode !== null ? Promise.resolve() : new Promise((resolve) => old.once('exit', resolve));
       old.kill('SIGKILL');
       await gone;
       await start();
