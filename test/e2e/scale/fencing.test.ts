@@ -28,10 +28,10 @@ function writeInput(file: string, records: number): void {
 }
 
 /** What the state database says of a run: its status and owner, and its checkpoint. */
-function stateRow(file: string, runId?: string): {run_id: string; status: string; owner: string | null; low_water: number; results: number | null} {
+function stateRow(file: string, runId?: string): {run_id: string; status: string; owner: string | null; results: number | null} {
   const db = new Database(file, {readonly: true, fileMustExist: true});
   try {
-    return db.prepare(`SELECT runs.run_id, runs.status, runs.owner, checkpoints.low_water, checkpoints.results FROM runs JOIN checkpoints USING (run_id)${runId ? ' WHERE run_id = ?' : ''} ORDER BY runs.created_at DESC`).get(...(runId ? [runId] : [])) as never;
+    return db.prepare(`SELECT runs.run_id, runs.status, runs.owner, checkpoints.results FROM runs JOIN checkpoints USING (run_id)${runId ? ' WHERE run_id = ?' : ''} ORDER BY runs.created_at DESC`).get(...(runId ? [runId] : [])) as never;
   } finally {
     db.close();
   }
