@@ -39,10 +39,18 @@ const forbidden = [
   },
   ...LAYERS.slice(0, -1).map(([name, path], index) => ({
     name: `layer-${name}`,
-    comment: `${name} imports only from itself and the layers before it (${LAYERS.slice(0, index).map(([n]) => n).join(', ') || 'none'}).`,
+    comment: `${name} imports only from itself and the layers before it (${
+      LAYERS.slice(0, index)
+        .map(([n]) => n)
+        .join(', ') || 'none'
+    }).`,
     severity: 'error',
     from: {path},
-    to: {path: LAYERS.slice(index + 1).map(([, p]) => `(${p})`).join('|')},
+    to: {
+      path: LAYERS.slice(index + 1)
+        .map(([, p]) => `(${p})`)
+        .join('|'),
+    },
   })),
 ];
 

@@ -16,11 +16,22 @@ import {parseArgs} from 'node:util';
 import {compileChildren, startServer} from './procs.js';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const {values: flags} = parseArgs({options: {warmup: {type: 'string', default: '1000'}, calls: {type: 'string', default: '3000'}, only: {type: 'string', default: 'pump,pump-h2'}}});
+const {values: flags} = parseArgs({
+  options: {
+    warmup: {type: 'string', default: '1000'},
+    calls: {type: 'string', default: '3000'},
+    only: {type: 'string', default: 'pump,pump-h2'},
+  },
+});
 const warmup = Number(flags.warmup);
 const measured = Number(flags.calls);
 const modes = flags.only!.split(',');
-const LABELS: Record<string, string> = {pump: 'grpc-js pump (makeUnaryRequest), 100 in flight', 'pump-call': 'grpc-batch callUnary over grpc-js', 'pump-h2': 'grpc-batch h2 transport (callUnaryH2), 100 in flight', 'h2-pump': 'node:http2 by hand'};
+const LABELS: Record<string, string> = {
+  pump: 'grpc-js pump (makeUnaryRequest), 100 in flight',
+  'pump-call': 'grpc-batch callUnary over grpc-js',
+  'pump-h2': 'grpc-batch h2 transport (callUnaryH2), 100 in flight',
+  'h2-pump': 'node:http2 by hand',
+};
 
 if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind not found: apt-get install valgrind');
 process.stderr.write(`${compileChildren()}\n`);
@@ -31,8 +42,26 @@ const server = await startServer();
 function instructions(mode: string, calls: number): number {
   const dir = mkdtempSync(path.join(tmpdir(), 'callgrind-'));
   try {
-    const result = spawnSync('taskset', ['-c', '1', 'valgrind', '--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=no', `--callgrind-out-file=${dir}/out.%p`,
-      process.execPath, client, mode, server.address, '0', String(calls), '100'], {encoding: 'utf8', timeout: 30 * 60_000});
+    const result = spawnSync(
+      'taskset',
+      [
+        '-c',
+        '1',
+        'valgrind',
+        '--tool=callgrind',
+        '--smc-check=all-non-file',
+        '--separate-threads=no',
+        `--callgrind-out-file=${dir}/out.%p`,
+        process.execPath,
+        client,
+        mode,
+        server.address,
+        '0',
+        String(calls),
+        '100',
+      ],
+      {encoding: 'utf8', timeout: 30 * 60_000},
+    );
     if (result.status !== 0) throw new Error(`callgrind ${mode} ${calls}: exit ${result.status}: ${result.stderr.slice(-2000)}`);
     let total = 0;
     for (const file of readdirSync(dir)) {
@@ -54,8 +83,13 @@ try {
     rows.push([mode, (full - base) / measured]);
   }
   const reference = rows[0]![1];
-  process.stdout.write(`instructions per call (callgrind, all threads), ${measured} warm calls after ${warmup}, 0 ms grpc-js server on core 0\n`);
-  for (const [mode, perCall] of rows) process.stdout.write(`${(LABELS[mode] ?? mode).padEnd(55)} ${Math.round(perCall).toLocaleString('en-US').padStart(10)}  x${(perCall / reference).toFixed(3)}\n`);
+  process.stdout.write(
+    `instructions per call (callgrind, all threads), ${measured} warm calls after ${warmup}, 0 ms grpc-js server on core 0\n`,
+  );
+  for (const [mode, perCall] of rows)
+    process.stdout.write(
+      `${(LABELS[mode] ?? mode).padEnd(55)} ${Math.round(perCall).toLocaleString('en-US').padStart(10)}  x${(perCall / reference).toFixed(3)}\n`,
+    );
 } finally {
   await server.stop();
 }

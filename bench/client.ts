@@ -79,7 +79,9 @@ function rawSetup() {
   const request = method.encodeRequest({id: 'bench', payload: 'record 1', latencyMs});
   const client = new grpc.Client(address!, grpc.credentials.createInsecure());
   const call = (done: (error: grpc.ServiceError | null) => void) =>
-    client.makeUnaryRequest(method.path, identity, identity, request, new grpc.Metadata(), {deadline: Date.now() + DEADLINE_MS}, (error) => done(error));
+    client.makeUnaryRequest(method.path, identity, identity, request, new grpc.Metadata(), {deadline: Date.now() + DEADLINE_MS}, (error) =>
+      done(error),
+    );
   return {client, call};
 }
 
@@ -205,10 +207,22 @@ async function batch(): Promise<Result> {
   const dir = path.dirname(inputFile);
   const out = path.join(dir, `out-${process.pid}`);
   const jobFile = path.join(dir, `job-${process.pid}.json`);
-  writeFileSync(jobFile, JSON.stringify({
-    name: 'bench', target: address, proto: DEMO_PROTO, method: DEMO_METHOD, input: path.basename(inputFile), concurrency,
-    deadline: DEADLINE_MS, channelOptions, output: `${out}/results.jsonl`, failures: `${out}/failed.jsonl`, ...jobKeys,
-  }));
+  writeFileSync(
+    jobFile,
+    JSON.stringify({
+      name: 'bench',
+      target: address,
+      proto: DEMO_PROTO,
+      method: DEMO_METHOD,
+      input: path.basename(inputFile),
+      concurrency,
+      deadline: DEADLINE_MS,
+      channelOptions,
+      output: `${out}/results.jsonl`,
+      failures: `${out}/failed.jsonl`,
+      ...jobKeys,
+    }),
+  );
   try {
     const job = await loadJob(jobFile);
     const startedAt = performance.now();
@@ -295,18 +309,29 @@ async function h2Pump(): Promise<Result> {
   return {calls, ok, ms, half: half.value};
 }
 
-const runs: Record<string, () => Promise<Result>> = {sequential, pump, 'pump-call': pumpCall, 'pump-h2': pumpH2, 'pump-sender': pumpSender, 'h2-pump': h2Pump, batch, ...(CHECKPOINT_MS ? {[mode!]: batch} : {})};
+const runs: Record<string, () => Promise<Result>> = {
+  sequential,
+  pump,
+  'pump-call': pumpCall,
+  'pump-h2': pumpH2,
+  'pump-sender': pumpSender,
+  'h2-pump': h2Pump,
+  batch,
+  ...(CHECKPOINT_MS ? {[mode!]: batch} : {}),
+};
 const run = runs[mode!];
 if (!run) throw new TypeError(`Expected a mode of ${Object.keys(runs).join(', ')}, got \`${mode}\``);
 const cpuBefore = process.cpuUsage();
 const result = await run();
 const cpu = process.cpuUsage(cpuBefore);
 const {half, ...counts} = result;
-process.stdout.write(`${JSON.stringify({
-  ...counts,
-  ms: Math.round(result.ms),
-  rate: Math.round((result.calls * 1000) / result.ms),
-  ...(half && half.ms < result.ms ? {secondHalfRate: Math.round(((result.calls - half.done) * 1000) / (result.ms - half.ms))} : {}),
-  cpuUsPerCall: Math.round((cpu.user + cpu.system) / Math.max(1, result.calls)),
-  maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    ...counts,
+    ms: Math.round(result.ms),
+    rate: Math.round((result.calls * 1000) / result.ms),
+    ...(half && half.ms < result.ms ? {secondHalfRate: Math.round(((result.calls - half.done) * 1000) / (result.ms - half.ms))} : {}),
+    cpuUsPerCall: Math.round((cpu.user + cpu.system) / Math.max(1, result.calls)),
+    maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+  })}\n`,
+);

@@ -49,9 +49,15 @@ function cpuOf(args: readonly string[], cwd: string): {cpu: number; ok: boolean;
 
 function filesOpened(args: readonly string[], cwd: string): number | undefined {
   const trace = path.join(cwd, 'strace.out');
-  const result = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', trace, process.execPath, ...args], {cwd, encoding: 'utf8', timeout: 120_000});
+  const result = spawnSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', trace, process.execPath, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (result.error || !existsSync(trace)) return undefined;
-  const lines = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('openat(') && !/= -1 /.test(l));
+  const lines = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('openat(') && !/= -1 /.test(l));
   rmSync(trace, {force: true});
   return lines.length;
 }
@@ -68,10 +74,19 @@ export function measureColdStart(target: string, repeat: number): ColdResult[] {
   const dir = mkdtempSync(path.join(tmpdir(), 'gb-cold-'));
   try {
     writeFileSync(path.join(dir, 'one.jsonl'), '{"id":"a"}\n');
-    writeFileSync(path.join(dir, 'job.yaml'), [
-      'name: cold', `target: ${target}`, `proto: ${DEMO_PROTO}`, 'method: demo.v1.DemoService/Process',
-      'input: one.jsonl', 'output: out/{name}-{runId}.jsonl', 'failures: out/{name}-{runId}.failures.jsonl', '',
-    ].join('\n'));
+    writeFileSync(
+      path.join(dir, 'job.yaml'),
+      [
+        'name: cold',
+        `target: ${target}`,
+        `proto: ${DEMO_PROTO}`,
+        'method: demo.v1.DemoService/Process',
+        'input: one.jsonl',
+        'output: out/{name}-{runId}.jsonl',
+        'failures: out/{name}-{runId}.failures.jsonl',
+        '',
+      ].join('\n'),
+    );
     const rows: ColdRow[] = [
       {key: 'node', label: 'node -e 0 (bare node)', args: ['-e', '0']},
       {key: 'version', label: 'grpc-batch --version', args: [CLI, '--version']},
@@ -96,8 +111,13 @@ export function measureColdStart(target: string, repeat: number): ColdResult[] {
       const own = row.key === 'node' ? 0 : bare;
       const files = filesOpened(row.args, dir);
       return {
-        label: row.label, overNode: median(cpu[i]!) - own, min: Math.min(...cpu[i]!) - own, max: Math.max(...cpu[i]!) - own,
-        ...(row.key === 'node' ? {} : {target: COLD_TARGETS[row.key]}), ...(files === undefined ? {} : {files}), ok: ok[i]!,
+        label: row.label,
+        overNode: median(cpu[i]!) - own,
+        min: Math.min(...cpu[i]!) - own,
+        max: Math.max(...cpu[i]!) - own,
+        ...(row.key === 'node' ? {} : {target: COLD_TARGETS[row.key]}),
+        ...(files === undefined ? {} : {files}),
+        ok: ok[i]!,
       };
     });
   } finally {
@@ -109,9 +129,13 @@ export function measureColdStart(target: string, repeat: number): ColdResult[] {
 export function coldStartTable(results: readonly ColdResult[]): string[][] {
   const s = (n: number) => n.toFixed(3);
   return results.map((r) => [
-    r.label, r.target === undefined ? `${s(r.overNode)} (itself)` : `+${s(r.overNode)}`, `${s(r.min)}-${s(r.max)}`,
-    r.target === undefined ? '' : `+${r.target.toFixed(2)}`, r.target === undefined ? '' : r.overNode <= r.target ? 'yes' : 'NO',
-    r.files === undefined ? 'n/a' : String(r.files), r.ok ? 'yes' : 'NO',
+    r.label,
+    r.target === undefined ? `${s(r.overNode)} (itself)` : `+${s(r.overNode)}`,
+    `${s(r.min)}-${s(r.max)}`,
+    r.target === undefined ? '' : `+${r.target.toFixed(2)}`,
+    r.target === undefined ? '' : r.overNode <= r.target ? 'yes' : 'NO',
+    r.files === undefined ? 'n/a' : String(r.files),
+    r.ok ? 'yes' : 'NO',
   ]);
 }
 
@@ -120,7 +144,8 @@ export const COLD_HEADER = ['row', 'CPU s over node', 'min-max', 'target', 'met'
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const {values} = parseArgs({options: {repeat: {type: 'string', default: '10'}, 'no-build': {type: 'boolean', default: false}}});
   const repeat = Number(values.repeat);
-  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50) throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 50, got \`${values.repeat}\``);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 50)
+    throw new TypeError(`Expected \`--repeat\` to be an integer from 1 to 50, got \`${values.repeat}\``);
   if (!values['no-build']) {
     const build = spawnSync('npm', ['run', 'build', '--silent'], {cwd: ROOT, stdio: 'inherit'});
     if (build.status !== 0) throw new Error('npm run build failed');
@@ -133,7 +158,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const rows = coldStartTable(results);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    process.stdout.write(`(cold) CPU seconds (user+sys) over bare node -e 0, median of ${repeat}, Node ${process.version}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`);
+    process.stdout.write(
+      `(cold) CPU seconds (user+sys) over bare node -e 0, median of ${repeat}, Node ${process.version}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`,
+    );
   } finally {
     await server.stop();
   }

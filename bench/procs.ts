@@ -33,11 +33,15 @@ export function compileChildren(): string {
   const result = spawnSync(process.execPath, [tsc, '-p', path.join(BENCH_DIR, 'tsconfig.json')], {encoding: 'utf8', timeout: 180_000});
   compiled = existsSync(path.join(BUILD_DIR, 'client.js')) && existsSync(path.join(BUILD_DIR, 'server.js')) && result.error === undefined;
   if (!compiled) return 'children run through tsx (tsc did not emit): RSS includes ~35 MB of tsx loader';
-  return result.status === 0 ? 'children compiled with tsc (plain node)' : 'children compiled with tsc (plain node; tsc reported type errors)';
+  return result.status === 0
+    ? 'children compiled with tsc (plain node)'
+    : 'children compiled with tsc (plain node; tsc reported type errors)';
 }
 
 function nodeArgs(script: string, args: readonly string[]): string[] {
-  return compiled ? [path.join(BUILD_DIR, script.replace(/\.ts$/, '.js')), ...args] : ['--import=tsx/esm', path.join(BENCH_DIR, script), ...args];
+  return compiled
+    ? [path.join(BUILD_DIR, script.replace(/\.ts$/, '.js')), ...args]
+    : ['--import=tsx/esm', path.join(BENCH_DIR, script), ...args];
 }
 
 export interface BenchServer {
@@ -84,14 +88,15 @@ async function startServerProcess(command: string, args: string[]): Promise<Benc
   return {
     address,
     pid: child.pid!,
-    stop: () => (stopping ??= (async () => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.stdin!.end('stop\n');
-      const last = await lines.next();
-      await exited(child);
-      clearTimeout(kill);
-      return last.done ? undefined : JSON.parse(last.value) as unknown;
-    })()),
+    stop: () =>
+      (stopping ??= (async () => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.stdin!.end('stop\n');
+        const last = await lines.next();
+        await exited(child);
+        clearTimeout(kill);
+        return last.done ? undefined : (JSON.parse(last.value) as unknown);
+      })()),
   };
 }
 
@@ -119,10 +124,19 @@ export interface ClientResult {
  * Runs one client on the client core (any core with `anyCore`: worker threads) and parses its one JSON line; rejects on a non-zero exit or
  * timeout. `nodeFlags` go to node before the script (e.g. `--max-semi-space-size=2`).
  */
-export async function runClient(kind: 'node' | 'python', args: readonly string[], nodeFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}, options: {readonly anyCore?: boolean} = {}): Promise<ClientResult> {
-  const [command, argv]: [string, string[]] = kind === 'node'
-    ? options.anyCore ? [process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)]] : pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
-    : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
+export async function runClient(
+  kind: 'node' | 'python',
+  args: readonly string[],
+  nodeFlags: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+  options: {readonly anyCore?: boolean} = {},
+): Promise<ClientResult> {
+  const [command, argv]: [string, string[]] =
+    kind === 'node'
+      ? options.anyCore
+        ? [process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)]]
+        : pinned(CLIENT_CORE, process.execPath, [...nodeFlags, ...nodeArgs('client.ts', args)])
+      : pinned(CLIENT_CORE, PYTHON, [path.join(BENCH_DIR, 'aio_client.py'), ...args]);
   const child = spawn(command, argv, {stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, ...env}});
   let stdout = '';
   let stderr = '';

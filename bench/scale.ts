@@ -31,8 +31,15 @@ function cpuMs(pid: number): number | undefined {
   }
 }
 
-function startCli(args: readonly string[], cwd: string): {child: ChildProcess; stderr: () => string; stdout: () => string; exited: Promise<number | null>} {
-  const child = spawn(process.execPath, [CLI, ...args], {cwd, stdio: ['ignore', 'pipe', 'pipe'], env: {...process.env, GRPC_BATCH_LOG: 'info'}});
+function startCli(
+  args: readonly string[],
+  cwd: string,
+): {child: ChildProcess; stderr: () => string; stdout: () => string; exited: Promise<number | null>} {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {...process.env, GRPC_BATCH_LOG: 'info'},
+  });
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-200_000)));
@@ -61,17 +68,43 @@ interface ScaleRow {
 }
 
 /** One run of `records` with `workers` worker processes (0: a plain local run), CPU sampled per process. */
-async function runOnce(workers: number, input: string, target: string, records: number, concurrency: number, chunkSize: number): Promise<ScaleRow> {
+async function runOnce(
+  workers: number,
+  input: string,
+  target: string,
+  records: number,
+  concurrency: number,
+  chunkSize: number,
+): Promise<ScaleRow> {
   const dir = mkdtempSync(path.join(tmpdir(), 'grpc-batch-bench-scale-'));
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(REDIS_URL, {maxRetriesPerRequest: null});
   const procs: ReturnType<typeof startCli>[] = [];
   try {
-    writeFileSync(path.join(dir, 'job.json'), JSON.stringify({name: 'scale', target, proto: path.join(ROOT, 'proto/demo/v1/demo.proto'), method: 'demo.v1.DemoService/Process', input, concurrency, output: 'out/results.jsonl'}));
+    writeFileSync(
+      path.join(dir, 'job.json'),
+      JSON.stringify({
+        name: 'scale',
+        target,
+        proto: path.join(ROOT, 'proto/demo/v1/demo.proto'),
+        method: 'demo.v1.DemoService/Process',
+        input,
+        concurrency,
+        output: 'out/results.jsonl',
+      }),
+    );
     for (let i = 0; i < workers; i++) procs.push(startCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--chunks', '8'], dir));
     await until(() => procs.every((p) => p.stderr().includes('worker:started')), 60_000, 'the workers');
     const before = procs.map((p) => cpuMs(p.child.pid!) ?? 0);
-    const args = ['run', 'job.json', '--json', '--no-progress', '--state', path.join(dir, 'state.db'), ...(workers > 0 ? ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize)] : [])];
+    const args = [
+      'run',
+      'job.json',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+      ...(workers > 0 ? ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize)] : []),
+    ];
     const coordinator = startCli(args, dir);
     let coordinatorCpu = 0;
     let atStart: number | undefined;
@@ -108,23 +141,39 @@ async function runOnce(workers: number, input: string, target: string, records: 
 }
 
 /** The (scale) section: prints its table through `table`. */
-export async function scaleSection(options: {records: number; target: string; input: string; out: (text?: string) => void; note: (text: string) => void; table: (header: readonly string[], rows: readonly (readonly string[])[]) => void}): Promise<void> {
+export async function scaleSection(options: {
+  records: number;
+  target: string;
+  input: string;
+  out: (text?: string) => void;
+  note: (text: string) => void;
+  table: (header: readonly string[], rows: readonly (readonly string[])[]) => void;
+}): Promise<void> {
   const {records, target, input, out, note, table} = options;
   const redis = new Redis(REDIS_URL, {maxRetriesPerRequest: 0, lazyConnect: true});
-  const reachable = await redis.connect().then(() => redis.ping(), () => undefined);
+  const reachable = await redis.connect().then(
+    () => redis.ping(),
+    () => undefined,
+  );
   redis.disconnect();
   if (!reachable) {
     out(`(scale) skipped: no Redis at ${REDIS_URL}`);
     return;
   }
   note('(scale) building dist/ (the CLI runs as users run it: plain node)');
-  const built = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.json')], {encoding: 'utf8', timeout: 300_000});
+  const built = spawnSync(
+    process.execPath,
+    [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.json')],
+    {encoding: 'utf8', timeout: 300_000},
+  );
   if (built.status !== 0) throw new Error(`bench (scale): tsc failed: ${built.stdout}${built.stderr}`);
   const concurrency = 100;
   const chunkSize = 1000;
   const rows: ScaleRow[] = [];
   for (const workers of [0, 1, 2, 3]) {
-    note(`(scale) ${records} records, concurrency ${concurrency}, ${workers === 0 ? 'one process (no queue)' : `${workers} worker process(es), chunks of ${chunkSize}`}`);
+    note(
+      `(scale) ${records} records, concurrency ${concurrency}, ${workers === 0 ? 'one process (no queue)' : `${workers} worker process(es), chunks of ${chunkSize}`}`,
+    );
     rows.push(await runOnce(workers, input, target, records, concurrency, chunkSize));
   }
   const local = rows[0]!;
@@ -146,6 +195,11 @@ export async function scaleSection(options: {records: number; target: string; in
     ];
   });
   out();
-  out(`(scale) distributed runs: ${records} records at 0 ms, concurrency ${concurrency}, one demo server, the machine's Redis. CPU µs/record: the coordinator's (from its run:started on), each worker's per record it ran, all of them per record of the run; overhead = all over the one-process run's; projected rec/s = min(W cores / a worker's µs per record, 1 core / the coordinator's): what W workers on cores of their own would give`);
-  table(['row', 'records/s', 'coord µs/rec', 'worker µs/rec (each)', 'all µs/rec', 'overhead µs/rec', 'projected rec/s', 'all OK'], tableRows);
+  out(
+    `(scale) distributed runs: ${records} records at 0 ms, concurrency ${concurrency}, one demo server, the machine's Redis. CPU µs/record: the coordinator's (from its run:started on), each worker's per record it ran, all of them per record of the run; overhead = all over the one-process run's; projected rec/s = min(W cores / a worker's µs per record, 1 core / the coordinator's): what W workers on cores of their own would give`,
+  );
+  table(
+    ['row', 'records/s', 'coord µs/rec', 'worker µs/rec (each)', 'all µs/rec', 'overhead µs/rec', 'projected rec/s', 'all OK'],
+    tableRows,
+  );
 }

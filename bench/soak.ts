@@ -17,7 +17,14 @@ import {parseArgs} from 'node:util';
 import {startDemoServer} from '../src/demo/server.js';
 import {DEMO_METHOD, DEMO_PROTO, PACKAGE_ROOT} from '../src/util/paths.js';
 
-const {values} = parseArgs({options: {minutes: {type: 'string', default: '10'}, records: {type: 'string', default: '200'}, latency: {type: 'string', default: '2'}, warmup: {type: 'string', default: '10'}}});
+const {values} = parseArgs({
+  options: {
+    minutes: {type: 'string', default: '10'},
+    records: {type: 'string', default: '200'},
+    latency: {type: 'string', default: '2'},
+    warmup: {type: 'string', default: '10'},
+  },
+});
 const minutes = Number(values.minutes);
 const records = Number(values.records);
 const latencyMs = Number(values.latency);
@@ -27,16 +34,48 @@ const SAMPLE_EVERY_MS = 30_000;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'grpc-batch-soak-'));
 const server = await startDemoServer();
-writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i}`, latencyMs})).join('\n') + '\n');
-writeFileSync(path.join(dir, 'soak.json'), JSON.stringify({
-  name: 'soak', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', concurrency: 50,
-  // Fixed file names: overlap skip means one run at a time, and the disk does not fill up.
-  output: 'out/results.jsonl', failures: 'out/failed.jsonl', schedule: '* * * * * *', timezone: 'UTC', overlap: 'skip',
-}));
+writeFileSync(
+  path.join(dir, 'input.jsonl'),
+  Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i}`, latencyMs})).join('\n') + '\n',
+);
+writeFileSync(
+  path.join(dir, 'soak.json'),
+  JSON.stringify({
+    name: 'soak',
+    target: server.address,
+    proto: DEMO_PROTO,
+    method: DEMO_METHOD,
+    input: 'input.jsonl',
+    concurrency: 50,
+    // Fixed file names: overlap skip means one run at a time, and the disk does not fill up.
+    output: 'out/results.jsonl',
+    failures: 'out/failed.jsonl',
+    schedule: '* * * * * *',
+    timezone: 'UTC',
+    overlap: 'skip',
+  }),
+);
 
-const child = spawn(process.execPath, ['--import=tsx/esm', path.join(PACKAGE_ROOT, 'bin', 'grpc-batch.ts'), 'daemon', path.join(dir, 'soak.json'), '--state', path.join(dir, 'state.db'), '--http', '127.0.0.1:0', '--grace', '10s'], {
-  cwd: PACKAGE_ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, GRPC_BATCH_LOG: 'info'},
-});
+const child = spawn(
+  process.execPath,
+  [
+    '--import=tsx/esm',
+    path.join(PACKAGE_ROOT, 'bin', 'grpc-batch.ts'),
+    'daemon',
+    path.join(dir, 'soak.json'),
+    '--state',
+    path.join(dir, 'state.db'),
+    '--http',
+    '127.0.0.1:0',
+    '--grace',
+    '10s',
+  ],
+  {
+    cwd: PACKAGE_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {...process.env, GRPC_BATCH_LOG: 'info'},
+  },
+);
 let address: string | undefined;
 let errors = 0;
 let buffer = '';
@@ -55,7 +94,15 @@ const exited = new Promise<number | null>((resolve) => child.on('close', (code) 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 while (!address) await sleep(100);
 
-interface Sample {readonly atS: number; readonly rssMb: number; readonly heapUsedMb: number; readonly handles: number; readonly fds: number; readonly runs: number; readonly calls: number}
+interface Sample {
+  readonly atS: number;
+  readonly rssMb: number;
+  readonly heapUsedMb: number;
+  readonly handles: number;
+  readonly fds: number;
+  readonly runs: number;
+  readonly calls: number;
+}
 const started = Date.now();
 async function sample(): Promise<Sample> {
   const text = await (await fetch(`http://${address}/metrics`)).text();
@@ -84,11 +131,23 @@ const last = await sample();
 child.kill('SIGTERM');
 const code = await exited;
 await server.stop();
-console.log(JSON.stringify({
-  result: 'soak', minutes, recordsPerRun: records, daemonExit: code, errorLogLines: errors, serverCalls: server.stats.calls,
-  runs: last.runs, calls: last.calls,
-  start: {rssMb: first.rssMb, heapUsedMb: first.heapUsedMb, handles: first.handles, fds: first.fds},
-  end: {rssMb: last.rssMb, heapUsedMb: last.heapUsedMb, handles: last.handles, fds: last.fds},
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      result: 'soak',
+      minutes,
+      recordsPerRun: records,
+      daemonExit: code,
+      errorLogLines: errors,
+      serverCalls: server.stats.calls,
+      runs: last.runs,
+      calls: last.calls,
+      start: {rssMb: first.rssMb, heapUsedMb: first.heapUsedMb, handles: first.handles, fds: first.fds},
+      end: {rssMb: last.rssMb, heapUsedMb: last.heapUsedMb, handles: last.handles, fds: last.fds},
+    },
+    null,
+    2,
+  ),
+);
 rmSync(dir, {recursive: true, force: true});
 process.exitCode = code === 0 ? 0 : 1;

@@ -22,7 +22,14 @@ setup.exec('CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)');
 setup.close();
 
 async function measure(busyTimeoutMs: number): Promise<{maxStallMs: number; landed: number; busy: number}> {
-  const holder = spawn(process.execPath, ['-e', `const D = require(${JSON.stringify(requireCjs.resolve('better-sqlite3'))}); const db = new D(${JSON.stringify(file)}); db.exec('BEGIN IMMEDIATE'); db.exec('INSERT INTO t (v) VALUES (0)'); console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close(); }, ${HOLD_MS});`], {stdio: ['ignore', 'pipe', 'inherit']});
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const D = require(${JSON.stringify(requireCjs.resolve('better-sqlite3'))}); const db = new D(${JSON.stringify(file)}); db.exec('BEGIN IMMEDIATE'); db.exec('INSERT INTO t (v) VALUES (0)'); console.log('locked'); setTimeout(() => { db.exec('COMMIT'); db.close(); }, ${HOLD_MS});`,
+    ],
+    {stdio: ['ignore', 'pipe', 'inherit']},
+  );
   const closed = new Promise<number | null>((resolve) => holder.once('close', resolve));
   await new Promise<void>((resolve, reject) => {
     holder.stdout.once('data', () => resolve());
@@ -55,7 +62,9 @@ async function main(): Promise<void> {
   try {
     for (const timeout of [BUSY_TIMEOUT_MS, 10_000]) {
       const result = await measure(timeout);
-      process.stdout.write(`busy timeout ${timeout} ms, lock held ${HOLD_MS} ms: longest event-loop stall ${result.maxStallMs} ms; writes landed ${result.landed}, skipped as busy ${result.busy}\n`);
+      process.stdout.write(
+        `busy timeout ${timeout} ms, lock held ${HOLD_MS} ms: longest event-loop stall ${result.maxStallMs} ms; writes landed ${result.landed}, skipped as busy ${result.busy}\n`,
+      );
     }
   } finally {
     rmSync(dir, {recursive: true, force: true});

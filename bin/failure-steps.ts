@@ -7,7 +7,13 @@ import type {RunSummary} from '../src/engine/stats.js';
  * status (NOT_FOUND, INVALID_ARGUMENT, PERMISSION_DENIED...) and an invalid record fail again
  * until something is fixed: they are listed apart.
  */
-export const RESEND_STATUSES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED', 'ABORTED', 'CANCELLED']);
+export const RESEND_STATUSES: ReadonlySet<string> = new Set([
+  'UNAVAILABLE',
+  'DEADLINE_EXCEEDED',
+  'RESOURCE_EXHAUSTED',
+  'ABORTED',
+  'CANCELLED',
+]);
 
 const list = (entries: readonly (readonly [string, number])[]) => entries.map(([status, n]) => `${status} ${n}`).join(', ');
 const sum = (entries: readonly (readonly [string, number])[]) => entries.reduce((total, [, n]) => total + n, 0);
@@ -21,12 +27,20 @@ const sum = (entries: readonly (readonly [string, number])[]) => entries.reduce(
 export function failureSteps(summary: RunSummary, rerun: (extra: readonly string[]) => string): NextStep[] {
   const failed = Object.entries(summary.byStatus).filter(([status, n]) => status !== 'OK' && n > 0);
   const resend = failed.filter(([status]) => RESEND_STATUSES.has(status));
-  const permanent = [...failed.filter(([status]) => !RESEND_STATUSES.has(status)), ...(summary.invalid > 0 ? [['INVALID', summary.invalid] as const] : [])];
+  const permanent = [
+    ...failed.filter(([status]) => !RESEND_STATUSES.has(status)),
+    ...(summary.invalid > 0 ? [['INVALID', summary.invalid] as const] : []),
+  ];
   const steps: NextStep[] = [];
   if (resend.length > 0) {
-    steps.push(permanent.length === 0
-      ? {command: rerun([]), why: `re-sends the ${sum(resend)} failed records (${list(resend)}): worth another try`}
-      : {command: rerun(['--only-status', resend.map(([status]) => status).join(',')]), why: `re-sends only the ${sum(resend)} records worth another try (${list(resend)})`});
+    steps.push(
+      permanent.length === 0
+        ? {command: rerun([]), why: `re-sends the ${sum(resend)} failed records (${list(resend)}): worth another try`}
+        : {
+            command: rerun(['--only-status', resend.map(([status]) => status).join(',')]),
+            why: `re-sends only the ${sum(resend)} records worth another try (${list(resend)})`,
+          },
+    );
   }
   if (permanent.length > 0) {
     steps.push({

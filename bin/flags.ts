@@ -19,7 +19,9 @@ void (true satisfies [MissingLogFormat] extends [never] ? true : never);
 
 /** `--log-format json|pretty`, shared by the commands that log. */
 export function logFormatOption(): Option {
-  return new Option('--log-format <format>', 'log lines on stderr: pretty (default on a terminal) or json (default otherwise)').choices(LOG_FORMATS);
+  return new Option('--log-format <format>', 'log lines on stderr: pretty (default on a terminal) or json (default otherwise)').choices(
+    LOG_FORMATS,
+  );
 }
 
 export function parseIntFlag(min: number) {
@@ -35,7 +37,8 @@ export function parseIntFlag(min: number) {
 export function parseNumberFlag(min: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || n < min) throw new InvalidArgumentError(`expected a number from ${min} and up, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min)
+      throw new InvalidArgumentError(`expected a number from ${min} and up, got "${value}"`);
     return n;
   };
 }
@@ -57,7 +60,8 @@ export function parseSizeFlag(value: string): number {
 export function parseWorkersFlag(value: string): number | 'auto' {
   if (value.trim() === 'auto') return 'auto';
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 256) throw new InvalidArgumentError(`expected an integer from 1 to 256 or "auto", got "${value}"`);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 256)
+    throw new InvalidArgumentError(`expected an integer from 1 to 256 or "auto", got "${value}"`);
   return n;
 }
 
@@ -78,11 +82,17 @@ export function collectFlag(value: string, previous: string[]): string[] {
 /** `--only-status UNAVAILABLE,DEADLINE_EXCEEDED`: status names or numbers, and INVALID; the names, comma-separated (`14,deadline_exceeded` -> `UNAVAILABLE,DEADLINE_EXCEEDED`). */
 export function parseStatusListFlag(value: string): string {
   const names = new Set<string>();
-  for (const word of value.split(',').map((w) => w.trim()).filter((w) => w !== '')) {
+  for (const word of value
+    .split(',')
+    .map((w) => w.trim())
+    .filter((w) => w !== '')) {
     if (word.toUpperCase() === 'INVALID') names.add('INVALID');
     else {
       const code = parseStatus(word);
-      if (code === undefined || code === Status.OK) throw new InvalidArgumentError(`expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED (names or numbers 1-16, or INVALID), got "${word}"`);
+      if (code === undefined || code === Status.OK)
+        throw new InvalidArgumentError(
+          `expected failed statuses like UNAVAILABLE,DEADLINE_EXCEEDED (names or numbers 1-16, or INVALID), got "${word}"`,
+        );
       names.add(statusName(code));
     }
   }

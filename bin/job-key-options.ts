@@ -4,8 +4,11 @@ import {parseDurationFlag, parseIntFlag, parseNumberFlag, parseSizeFlag, parseWo
 
 /** The commander parser of each kind of flag value (none: the text as typed). */
 function parserOf(value: FlagValue): ((text: string) => unknown) | undefined {
-  if (typeof value === 'object') return 'int' in value ? parseIntFlag(value.int) : 'number' in value ? parseNumberFlag(value.number) : undefined;
-  return {duration: parseDurationFlag, size: parseSizeFlag, workers: parseWorkersFlag}[value as string] as ((text: string) => unknown) | undefined;
+  if (typeof value === 'object')
+    return 'int' in value ? parseIntFlag(value.int) : 'number' in value ? parseNumberFlag(value.number) : undefined;
+  return {duration: parseDurationFlag, size: parseSizeFlag, workers: parseWorkersFlag}[value as string] as
+    | ((text: string) => unknown)
+    | undefined;
 }
 
 /**

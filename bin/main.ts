@@ -55,7 +55,9 @@ function report(error: unknown): void {
     process.stderr.write(`grpc-batch: ${error.message}\n`);
   } else {
     const detail = error instanceof Error ? (process.env['GRPC_BATCH_DEBUG'] ? error.stack : error.message) : String(error);
-    process.stderr.write(`grpc-batch: ${detail}\n(this is a bug or an I/O failure; GRPC_BATCH_DEBUG=1 shows the stack; grpc-batch ${version}, node ${process.version})\n`);
+    process.stderr.write(
+      `grpc-batch: ${detail}\n(this is a bug or an I/O failure; GRPC_BATCH_DEBUG=1 shows the stack; grpc-batch ${version}, node ${process.version})\n`,
+    );
   }
   if (error instanceof GbError) for (const step of error.next) process.stderr.write(`next: ${step.command}\n      ${step.why}\n`);
 }

@@ -11,7 +11,9 @@ import {flagAttribute, flaggedKeys, flagName} from '../src/config/job-keys.js';
  * `asRecorded`): the two agree, so the printed command and a bare `--resume` do the same.
  */
 const CARRIED: readonly (readonly [key: string, flag: string])[] = [
-  ...flaggedKeys().filter((k) => k.declaration.recorded !== undefined).map((k) => [flagAttribute(k.declaration.flag), flagName(k.declaration.flag)] as const),
+  ...flaggedKeys()
+    .filter((k) => k.declaration.recorded !== undefined)
+    .map((k) => [flagAttribute(k.declaration.flag), flagName(k.declaration.flag)] as const),
   ['outDir', '--out-dir'],
   ['state', '--state'],
   ['header', '-H'],
@@ -43,7 +45,8 @@ function command(invocation: RunInvocation, extra: readonly string[], drop: read
   for (const [key, flag] of CARRIED) {
     const value = (invocation.flags as Record<string, unknown>)[key];
     if (value === undefined || value === false || drop.includes(key)) continue;
-    if (Array.isArray(value)) for (const each of value as unknown[]) words.push(flag, String(each)); // repeatable (-H)
+    if (Array.isArray(value))
+      for (const each of value as unknown[]) words.push(flag, String(each)); // repeatable (-H)
     else if (value === true) words.push(flag);
     else words.push(flag, String(value));
   }
@@ -69,10 +72,14 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
   const done = summary.ok + summary.failed + summary.invalid;
   const left = summary.inputRecords !== undefined ? summary.inputRecords - done : undefined;
   const cut = summary.unfinished > 0 ? ` and the ${summary.unfinished} cut short` : '';
-  const notSent = left !== undefined ? `the ${left} records without a result yet` : `the records after input line ${summary.lastLine}${cut}`;
+  const notSent =
+    left !== undefined ? `the ${left} records without a result yet` : `the records after input line ${summary.lastLine}${cut}`;
   if (summary.stopReason || summary.abortReason || summary.interruptReason) {
     if (!invocation.resumable) {
-      const {why, fix} = invocation.notResumable ?? {why: 'it read standard input, or has no state database', fix: 'run again with the input saved to a file'};
+      const {why, fix} = invocation.notResumable ?? {
+        why: 'it read standard input, or has no state database',
+        fix: 'run again with the input saved to a file',
+      };
       return [{command: command(invocation, []), why: `the run cannot be resumed (${why}): ${notSent} are lost to it; ${fix}`}];
     }
     const extra = ['--resume', summary.runId];
@@ -92,9 +99,16 @@ export function nextSteps(summary: RunSummary, invocation: RunInvocation): NextS
       replaced.push('maxInvalid');
     }
     const also = summary.failures ? '; its failures file is completed as it goes' : '';
-    return [{command: command(invocation, extra, replaced), why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`}];
+    return [
+      {
+        command: command(invocation, extra, replaced),
+        why: `continues run ${summary.runId} with ${notSent}${raised.length ? `, allowing ${raised.join(' and ')}` : ''}${also}`,
+      },
+    ];
   }
   if (!summary.failures || summary.failed + summary.invalid === 0) return [];
   const failures = displayPath(summary.failures);
-  return failureSteps(summary, (extra) => command(invocation, ['--input', failures, ...extra], ['maxFailures', 'maxInvalid', 'onlyStatus']));
+  return failureSteps(summary, (extra) =>
+    command(invocation, ['--input', failures, ...extra], ['maxFailures', 'maxInvalid', 'onlyStatus']),
+  );
 }

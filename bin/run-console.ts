@@ -46,7 +46,8 @@ export function openRunConsole(flags: RunConsoleFlags): RunConsole {
   const onWarning = (warning: Error) => log.warn({event: 'node:warning', name: warning.name}, warning.message);
   process.removeAllListeners('warning');
   process.on('warning', onWarning);
-  const progress = flags.progress === false ? undefined : createProgressReporter(terminal, (line) => log.info({event: 'run:progress'}, line));
+  const progress =
+    flags.progress === false ? undefined : createProgressReporter(terminal, (line) => log.info({event: 'run:progress'}, line));
   const progressIntervalMs = flags.progressInterval !== undefined ? parseDuration(flags.progressInterval)! : terminal.isTTY ? 200 : 5000;
   let closed = false;
   const close = () => {

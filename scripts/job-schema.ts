@@ -22,7 +22,9 @@ function keySchema(declaration: KeyDeclaration): Record<string, unknown> {
 }
 
 function mapSchema(keys: Readonly<Record<string, KeyDeclaration>>): Record<string, unknown> {
-  const required = Object.entries(keys).filter(([, d]) => d.required).map(([k]) => k);
+  const required = Object.entries(keys)
+    .filter(([, d]) => d.required)
+    .map(([k]) => k);
   return {
     type: 'object',
     additionalProperties: false,
@@ -38,8 +40,12 @@ export function jobSchema(): Record<string, unknown> {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://grpc-batch.dev/schema/job.schema.json',
     title: 'grpc-batch job',
-    description: "One gRPC unary method called once per input record. Relative paths are resolved from the job file's folder. Any string may use ${VAR} or ${VAR:-default} from the environment.",
-    type, additionalProperties, required, properties,
+    description:
+      "One gRPC unary method called once per input record. Relative paths are resolved from the job file's folder. Any string may use ${VAR} or ${VAR:-default} from the environment.",
+    type,
+    additionalProperties,
+    required,
+    properties,
     definitions: {
       duration: {
         description: 'A duration like 500ms, 10s, 1m30s or 1h (units from largest to smallest), or a number of milliseconds.',

@@ -33,7 +33,7 @@ export class DaemonSignals {
     process.on('SIGTERM', this.#onStop);
     process.on('SIGINT', this.#onStop);
     process.on('SIGHUP', this.#onReload);
-    for (const signal of takeHeldSignals()) (signal === 'SIGHUP' ? this.#onReload() : this.#onStop(signal));
+    for (const signal of takeHeldSignals()) signal === 'SIGHUP' ? this.#onReload() : this.#onStop(signal);
   }
 
   /** A SIGTERM/SIGINT came (maybe during start-up). */
@@ -48,7 +48,10 @@ export class DaemonSignals {
     if (this.#stopping) this.#close();
     else if (this.#reloadQueued) {
       this.#reloadQueued = false;
-      this.#log.info({event: 'daemon:reloading', signal: 'SIGHUP', queued: true}, 'SIGHUP received during start-up: reloading the job files now');
+      this.#log.info(
+        {event: 'daemon:reloading', signal: 'SIGHUP', queued: true},
+        'SIGHUP received during start-up: reloading the job files now',
+      );
       this.#reload();
     }
     return this.#stopped;
@@ -67,38 +70,58 @@ export class DaemonSignals {
       return;
     }
     this.#stopping = signal;
-    this.#log.info({event: 'daemon:stopping', signal, graceMs: this.#graceMs}, `${signal}: no new runs; running jobs have ${this.#graceMs} ms to finish (send ${signal} again to cancel them now)`);
+    this.#log.info(
+      {event: 'daemon:stopping', signal, graceMs: this.#graceMs},
+      `${signal}: no new runs; running jobs have ${this.#graceMs} ms to finish (send ${signal} again to cancel them now)`,
+    );
     if (this.#scheduler && this.#settle) this.#close();
   }
 
   #close(): void {
     const settle = this.#settle!;
-    this.#scheduler!.close(this.#graceMs).then(() => settle.resolve(), (error: unknown) => settle.reject(error));
+    this.#scheduler!.close(this.#graceMs).then(
+      () => settle.resolve(),
+      (error: unknown) => settle.reject(error),
+    );
   }
 
   #reload(): void {
     if (this.#stopping) return;
     if (!this.#scheduler || this.#reloading) {
       if (!this.#reloadQueued) {
-        this.#log.info({event: 'daemon:reload-queued', signal: 'SIGHUP'}, this.#scheduler ? 'SIGHUP during a reload: the job files are read again when it ends' : 'SIGHUP during start-up: the job files are read again once the daemon is up');
+        this.#log.info(
+          {event: 'daemon:reload-queued', signal: 'SIGHUP'},
+          this.#scheduler
+            ? 'SIGHUP during a reload: the job files are read again when it ends'
+            : 'SIGHUP during start-up: the job files are read again once the daemon is up',
+        );
       }
       this.#reloadQueued = true;
       return;
     }
     this.#reloading = true;
     this.#log.info({event: 'daemon:reloading', signal: 'SIGHUP'}, 'SIGHUP: reloading the job files');
-    loadJobs(this.#paths, this.#loadOptions).then(({jobs, warnings}) => {
-      for (const warning of warnings) this.#log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
-      if (!this.#stopping) this.#scheduler!.reload(jobs);
-    }, (error: unknown) => {
-      const issues = error instanceof ValidationError ? error.issues.map(formatIssue) : [getErrorMessage(error)];
-      this.#log.error({event: 'daemon:reload-failed', issues}, `reload failed; the jobs loaded before keep running:\n  ${issues.join('\n  ')}`);
-    }).finally(() => {
-      this.#reloading = false;
-      if (this.#reloadQueued && !this.#stopping) {
-        this.#reloadQueued = false;
-        this.#reload();
-      }
-    });
+    loadJobs(this.#paths, this.#loadOptions)
+      .then(
+        ({jobs, warnings}) => {
+          for (const warning of warnings)
+            this.#log.warn({event: 'job:warning', file: warning.file, key: warning.path}, formatIssue(warning));
+          if (!this.#stopping) this.#scheduler!.reload(jobs);
+        },
+        (error: unknown) => {
+          const issues = error instanceof ValidationError ? error.issues.map(formatIssue) : [getErrorMessage(error)];
+          this.#log.error(
+            {event: 'daemon:reload-failed', issues},
+            `reload failed; the jobs loaded before keep running:\n  ${issues.join('\n  ')}`,
+          );
+        },
+      )
+      .finally(() => {
+        this.#reloading = false;
+        if (this.#reloadQueued && !this.#stopping) {
+          this.#reloadQueued = false;
+          this.#reload();
+        }
+      });
   }
 }

@@ -31,21 +31,63 @@ export const daemon = new Command('daemon')
   .description('run jobs on their cron schedules until SIGTERM/SIGINT (SIGHUP reloads the job files)')
   .argument('<jobs...>', 'job files, or folders of *.yaml/*.yml/*.json job files')
   .option('--state <path>', 'state database (runs, last fired ticks); env GRPC_BATCH_STATE', undefined)
-  .addOption(new Option('--http [address]', `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`).preset(DEFAULT_OPS_ADDRESS))
+  .addOption(
+    new Option(
+      '--http [address]',
+      `serve /healthz, /metrics and POST /jobs/NAME/run on host:port (loopback unless a host is given)`,
+    ).preset(DEFAULT_OPS_ADDRESS),
+  )
   .option('--grace <duration>', 'on SIGTERM/SIGINT, how long running jobs may finish before they are cancelled', parseDurationFlag, '30s')
   .addOption(logFormatOption())
   .option('--pretty', 'the same as --log-format pretty')
-  .option('--out-dir <folder>', 'folder of the jobs\' default results and failures files (default ./out)')
-  .option('--keep-runs <n>', 'newest runs kept per job in the state database; older finished ones are deleted (0 keeps all)', parseIntFlag(0), DEFAULT_KEEP_RUNS)
-  .addOption(new Option('--redis <url>', 'replicas: fire each tick once across every daemon on this Redis, and run the jobs\' calls through its chunk queue').env('GRPC_BATCH_REDIS'))
-  .addOption(new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the same for every replica and worker)').env('GRPC_BATCH_PREFIX').default(DEFAULT_PREFIX))
-  .option('--chunks <n>', 'with --redis: chunks of any run this replica runs at once, as a worker does; 0 = none', parseIntFlag(0), DEFAULT_WORKER_CHUNKS)
+  .option('--out-dir <folder>', "folder of the jobs' default results and failures files (default ./out)")
+  .option(
+    '--keep-runs <n>',
+    'newest runs kept per job in the state database; older finished ones are deleted (0 keeps all)',
+    parseIntFlag(0),
+    DEFAULT_KEEP_RUNS,
+  )
+  .addOption(
+    new Option(
+      '--redis <url>',
+      "replicas: fire each tick once across every daemon on this Redis, and run the jobs' calls through its chunk queue",
+    ).env('GRPC_BATCH_REDIS'),
+  )
+  .addOption(
+    new Option('--prefix <prefix>', 'with --redis: prefix of every key in Redis (the same for every replica and worker)')
+      .env('GRPC_BATCH_PREFIX')
+      .default(DEFAULT_PREFIX),
+  )
+  .option(
+    '--chunks <n>',
+    'with --redis: chunks of any run this replica runs at once, as a worker does; 0 = none',
+    parseIntFlag(0),
+    DEFAULT_WORKER_CHUNKS,
+  )
   .option('--chunk-size <n>', 'with --redis: records per chunk of the runs this replica coordinates', parseIntFlag(1), DEFAULT_CHUNK_SIZE)
-  .option('--lock-duration <duration>', 'with --redis: a chunk or a tick held this long without a lock renewal (its replica died) is taken over', parseDurationFlag, '30s')
+  .option(
+    '--lock-duration <duration>',
+    'with --redis: a chunk or a tick held this long without a lock renewal (its replica died) is taken over',
+    parseDurationFlag,
+    '30s',
+  )
   .action(async (paths: string[], flags: DaemonFlags) => {
-    const [{createLogger, defaultLogFormat}, {OpsMetrics}, {startOpsServer}, {loadJobs}, {Scheduler}, {resolveStatePath, StateStore}, {DaemonSignals}] = await Promise.all([
-      import('../../src/util/log.js'), import('../../src/ops/metrics.js'), import('../../src/ops/http.js'), import('../../src/scheduler/job-files.js'),
-      import('../../src/scheduler/scheduler.js'), import('../../src/state/store.js'), import('./daemon-signals.js'),
+    const [
+      {createLogger, defaultLogFormat},
+      {OpsMetrics},
+      {startOpsServer},
+      {loadJobs},
+      {Scheduler},
+      {resolveStatePath, StateStore},
+      {DaemonSignals},
+    ] = await Promise.all([
+      import('../../src/util/log.js'),
+      import('../../src/ops/metrics.js'),
+      import('../../src/ops/http.js'),
+      import('../../src/scheduler/job-files.js'),
+      import('../../src/scheduler/scheduler.js'),
+      import('../../src/state/store.js'),
+      import('./daemon-signals.js'),
     ]);
     const log = createLogger({format: flags.logFormat ?? (flags.pretty ? 'pretty' : defaultLogFormat())});
     const graceMs = parseDuration(flags.grace)!;
@@ -65,15 +107,34 @@ export const daemon = new Command('daemon')
       const state = resolveStatePath(flags.state);
       store = StateStore.open(state.path);
       const queue = flags.redis !== undefined ? checkQueueTarget(flags.redis, flags.prefix) : undefined;
-      replica = queue ? await (await import('../../src/scale/replica.js')).Replica.connect(queue, {chunks: flags.chunks, chunkSize: flags.chunkSize, lockDurationMs: parseDuration(flags.lockDuration)!, logger: log}) : undefined;
+      replica = queue
+        ? await (await import('../../src/scale/replica.js')).Replica.connect(queue, {
+            chunks: flags.chunks,
+            chunkSize: flags.chunkSize,
+            lockDurationMs: parseDuration(flags.lockDuration)!,
+            logger: log,
+          })
+        : undefined;
       scheduler = new Scheduler(jobs, {store, logger: log, keepRuns: flags.keepRuns, ...replica?.schedulerOptions()});
       const metrics = new OpsMetrics(scheduler);
       if (flags.http) {
         ops = await startOpsServer({address: flags.http === true ? DEFAULT_OPS_ADDRESS : flags.http, scheduler, metrics, logger: log});
-        log.info({event: 'http:listening', address: ops.address}, `operations endpoint on http://${ops.address} (/healthz, /metrics, POST /jobs/NAME/run)`);
+        log.info(
+          {event: 'http:listening', address: ops.address},
+          `operations endpoint on http://${ops.address} (/healthz, /metrics, POST /jobs/NAME/run)`,
+        );
       }
       await replica?.attach(scheduler);
-      log.info({event: 'daemon:started', pid: process.pid, state: store.path, jobs: jobs.map((j) => j.spec.name), ...(queue ? {redis: redactUrl(queue.url), prefix: queue.prefix} : {})}, `daemon started: ${jobs.length} jobs, state in ${store.path}${queue ? `, a replica on ${redactUrl(queue.url)} (prefix ${queue.prefix})` : ''}`);
+      log.info(
+        {
+          event: 'daemon:started',
+          pid: process.pid,
+          state: store.path,
+          jobs: jobs.map((j) => j.spec.name),
+          ...(queue ? {redis: redactUrl(queue.url), prefix: queue.prefix} : {}),
+        },
+        `daemon started: ${jobs.length} jobs, state in ${store.path}${queue ? `, a replica on ${redactUrl(queue.url)} (prefix ${queue.prefix})` : ''}`,
+      );
       if (!signals.isStopping) scheduler.start();
       await signals.run(scheduler);
     } finally {

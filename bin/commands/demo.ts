@@ -22,9 +22,17 @@ export const demo = new Command('demo')
   .addOption(logFormatOption())
   .action(async (flags: {records: number; latency: string | number; concurrency: number; json?: boolean; logFormat?: LogFormat}) => {
     const [{startDemoServer}, {loadJob}, {formatSummary}, {run}, {openRunConsole}] = await Promise.all([
-      import('../../src/demo/server.js'), import('../../src/config/load.js'), import('../../src/engine/print.js'), import('../../src/runner/runner.js'), import('../run-console.js'),
+      import('../../src/demo/server.js'),
+      import('../../src/config/load.js'),
+      import('../../src/engine/print.js'),
+      import('../../src/runner/runner.js'),
+      import('../run-console.js'),
     ]);
-    const {log, progress, progressIntervalMs, close} = openRunConsole({...flags, json: false, progressInterval: process.stderr.isTTY ? '200ms' : '2s'});
+    const {log, progress, progressIntervalMs, close} = openRunConsole({
+      ...flags,
+      json: false,
+      progressInterval: process.stderr.isTTY ? '200ms' : '2s',
+    });
     const latencyMs = parseDuration(flags.latency)!;
     const server = await startDemoServer();
     const dir = mkdtempSync(path.join(tmpdir(), 'grpc-batch-demo-'));
@@ -32,19 +40,24 @@ export const demo = new Command('demo')
       const input = path.join(dir, 'requests.jsonl');
       writeFileSync(input, generateInput(flags.records, latencyMs));
       const jobFile = path.join(dir, 'demo.yaml');
-      writeFileSync(jobFile, [
-        'name: demo',
-        `target: ${server.address}`,
-        `proto: ${DEMO_PROTO}`,
-        `method: ${DEMO_METHOD}`,
-        'input: requests.jsonl',
-        `concurrency: ${flags.concurrency}`,
-        'deadline: 5s',
-        'retry: {maxAttempts: 4, initialBackoff: 20ms, maxBackoff: 200ms, retryableStatusCodes: [UNAVAILABLE]}',
-        'metadata: {x-demo-echo: hello}',
-        '',
-      ].join('\n'));
-      process.stderr.write(`demo server on ${server.address}; ${flags.records} records, ${latencyMs}ms each, ${flags.concurrency} in flight\n`);
+      writeFileSync(
+        jobFile,
+        [
+          'name: demo',
+          `target: ${server.address}`,
+          `proto: ${DEMO_PROTO}`,
+          `method: ${DEMO_METHOD}`,
+          'input: requests.jsonl',
+          `concurrency: ${flags.concurrency}`,
+          'deadline: 5s',
+          'retry: {maxAttempts: 4, initialBackoff: 20ms, maxBackoff: 200ms, retryableStatusCodes: [UNAVAILABLE]}',
+          'metadata: {x-demo-echo: hello}',
+          '',
+        ].join('\n'),
+      );
+      process.stderr.write(
+        `demo server on ${server.address}; ${flags.records} records, ${latencyMs}ms each, ${flags.concurrency} in flight\n`,
+      );
       process.stderr.write(`job file ${jobFile}\n`);
 
       const job = await loadJob(jobFile, {outDir: path.join(dir, 'out')});
@@ -54,7 +67,13 @@ export const demo = new Command('demo')
       const onSignal = (signal: NodeJS.Signals) => stop.abort(signal);
       process.once('SIGINT', onSignal);
       // Through the run facade, unrecorded: the demo's run lives in a temporary folder, and leaves no history.
-      const summary = await run(job, {state: false, signal: stop.signal, logger: log, progressIntervalMs, ...(progress ? {onProgress: (p) => progress.update(p)} : {})});
+      const summary = await run(job, {
+        state: false,
+        signal: stop.signal,
+        logger: log,
+        progressIntervalMs,
+        ...(progress ? {onProgress: (p) => progress.update(p)} : {}),
+      });
       close();
       process.off('SIGINT', onSignal);
       if (flags.json) {
@@ -64,7 +83,7 @@ export const demo = new Command('demo')
         const estimate = sequentialMs * flags.records;
         process.stdout.write(
           `\nOne call at a time (measured on ${SEQUENTIAL_SAMPLE} calls: ${sequentialMs.toFixed(2)}ms each), the same ${flags.records} records would take about ${formatDuration(estimate)}; grpc-batch took ${formatDuration(summary.durationMs)} (${(estimate / Math.max(1, summary.durationMs)).toFixed(0)}x faster).\n` +
-          `The failed records are the ones the demo input asks to fail for good; the transient UNAVAILABLEs were retried to OK.\n`,
+            `The failed records are the ones the demo input asks to fail for good; the transient UNAVAILABLEs were retried to OK.\n`,
         );
       }
       if (stop.signal.aborted) throw new InterruptedError(stop.signal.reason as NodeJS.Signals);
@@ -80,7 +99,8 @@ export function generateInput(records: number, latencyMs: number): string {
   const lines: string[] = [];
   for (let i = 1; i <= records; i++) {
     const request: Record<string, unknown> = {id: `user-${i}`, payload: `record ${i}`, latencyMs};
-    if (i % 1000 === 500) request['failCode'] = 3; // INVALID_ARGUMENT: not retryable
+    if (i % 1000 === 500)
+      request['failCode'] = 3; // INVALID_ARGUMENT: not retryable
     else if (i % 50 === 7) request['failFirstAttempts'] = 1 + (i % 2);
     lines.push(JSON.stringify(request));
   }

@@ -23,7 +23,8 @@ export const history = new Command('history')
     try {
       const runs = store.listRuns({job: flags.job, limit: flags.limit});
       if (flags.json) return void process.stdout.write(`${JSON.stringify(runs.map(runToJson), null, 2)}\n`);
-      if (runs.length === 0) return void process.stderr.write(`no runs recorded${flags.job ? ` for job ${flags.job}` : ''} in ${state.path}\n`);
+      if (runs.length === 0)
+        return void process.stderr.write(`no runs recorded${flags.job ? ` for job ${flags.job}` : ''} in ${state.path}\n`);
       process.stdout.write(`${formatTable(runs)}\n`);
     } finally {
       store.close();
@@ -33,12 +34,29 @@ export const history = new Command('history')
 function formatTable(runs: readonly RunRecord[]): string {
   const time = (ms: number | undefined) => (ms === undefined ? '-' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
   const rows = runs.map((r) => [
-    r.runId, r.job, r.trigger, time(r.scheduledAt), time(r.startedAt ?? r.createdAt),
-    r.startedAt !== undefined && r.endedAt !== undefined ? formatDuration(r.endedAt - r.startedAt) : r.status === 'running' ? 'running' : '-',
+    r.runId,
+    r.job,
+    r.trigger,
+    time(r.scheduledAt),
+    time(r.startedAt ?? r.createdAt),
+    r.startedAt !== undefined && r.endedAt !== undefined
+      ? formatDuration(r.endedAt - r.startedAt)
+      : r.status === 'running'
+        ? 'running'
+        : '-',
     // TOTAL is the input's size when it was counted (a file), so a stopped run shows how far it got.
-    r.status, r.total === undefined ? '-' : `${r.ok}/${r.failed}/${r.invalid}/${r.inputRecords ?? r.total}`, r.reason ?? '',
+    r.status,
+    r.total === undefined ? '-' : `${r.ok}/${r.failed}/${r.invalid}/${r.inputRecords ?? r.total}`,
+    r.reason ?? '',
   ]);
   const header = ['RUN', 'JOB', 'TRIGGER', 'SCHEDULED (UTC)', 'STARTED (UTC)', 'TOOK', 'STATUS', 'OK/FAIL/INV/TOTAL', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -15,8 +15,11 @@ export const list = new Command('list')
   .option('--json', 'print a JSON array on stdout')
   .action(async (paths: string[], flags: {state?: string; json?: boolean}) => {
     const [{loadJobs}, {CronSchedule}, {describeSchedule}, {formatInZone}, {resolveStatePath, StateStore}] = await Promise.all([
-      import('../../src/scheduler/job-files.js'), import('../../src/util/cron.js'), import('../../src/scheduler/words.js'),
-      import('../../src/util/zone.js'), import('../../src/state/store.js'),
+      import('../../src/scheduler/job-files.js'),
+      import('../../src/util/cron.js'),
+      import('../../src/scheduler/words.js'),
+      import('../../src/util/zone.js'),
+      import('../../src/state/store.js'),
     ]);
     const {jobs, warnings} = await loadJobs(paths);
     for (const warning of warnings) process.stderr.write(`warning: ${formatIssue(warning)}\n`);
@@ -28,10 +31,21 @@ export const list = new Command('list')
         const schedule = job.spec.schedule;
         const next = schedule?.enabled ? new CronSchedule(schedule.expression, schedule.timezone).nextRuns(now, NEXT_RUNS) : [];
         const last = store?.listRuns({job: job.spec.name, limit: 1})[0];
-        return {name: job.spec.name, file: job.spec.file, schedule, words: schedule ? describeSchedule(schedule.expression) : undefined, next, last};
+        return {
+          name: job.spec.name,
+          file: job.spec.file,
+          schedule,
+          words: schedule ? describeSchedule(schedule.expression) : undefined,
+          next,
+          last,
+        };
       });
       if (flags.json) {
-        const json = rows.map((r) => ({...r, next: r.next.map((ms) => new Date(ms).toISOString()), last: r.last ? runToJson(r.last) : null}));
+        const json = rows.map((r) => ({
+          ...r,
+          next: r.next.map((ms) => new Date(ms).toISOString()),
+          last: r.last ? runToJson(r.last) : null,
+        }));
         return void process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       }
       const blocks = rows.map((r) => {
@@ -39,7 +53,9 @@ export const list = new Command('list')
         if (!r.schedule) lines.push('  schedule: none (runs only when triggered: POST /jobs/NAME/run or grpc-batch run)');
         else {
           lines.push(`  schedule: ${r.schedule.expression}  ${r.words}, ${r.schedule.timezone}${r.schedule.enabled ? '' : '  [disabled]'}`);
-          lines.push(`  overlap: ${r.schedule.overlap}, catch-up: ${r.schedule.catchUpMs ? `within ${formatDuration(r.schedule.catchUpMs)}` : 'never'}, jitter: ${r.schedule.jitterMs ? formatDuration(r.schedule.jitterMs) : 'none'}`);
+          lines.push(
+            `  overlap: ${r.schedule.overlap}, catch-up: ${r.schedule.catchUpMs ? `within ${formatDuration(r.schedule.catchUpMs)}` : 'never'}, jitter: ${r.schedule.jitterMs ? formatDuration(r.schedule.jitterMs) : 'none'}`,
+          );
           if (r.next.length > 0) lines.push(`  next: ${r.next.map((ms) => formatInZone(ms, r.schedule!.timezone)).join(', ')}`);
         }
         lines.push(`  last run: ${r.last ? describeRun(r.last) : 'none recorded'}`);
@@ -53,6 +69,7 @@ export const list = new Command('list')
 
 function describeRun(run: RunRecord): string {
   const at = new Date(run.startedAt ?? run.createdAt).toISOString().replace('T', ' ').slice(0, 19);
-  const counts = run.total === undefined ? '' : `, ${run.ok} ok / ${run.failed} failed / ${run.invalid} invalid of ${run.inputRecords ?? run.total}`;
+  const counts =
+    run.total === undefined ? '' : `, ${run.ok} ok / ${run.failed} failed / ${run.invalid} invalid of ${run.inputRecords ?? run.total}`;
   return `${run.status} at ${at} UTC (${run.trigger}, ${run.runId}${counts})${run.reason ? `: ${run.reason}` : ''}`;
 }

@@ -38,12 +38,19 @@ function givesJob(flags: RunFlags): boolean {
  * The job of this run: the job file's, with the flags over it; or, without a job file, the one the
  * flags give (`--target --method -i`), or with only `--resume RUNID` the one that run recorded.
  */
-export async function loadRunJob(jobFile: string | undefined, flags: RunFlags): Promise<{job: LoadedJob; fromFlags?: Record<string, unknown>}> {
+export async function loadRunJob(
+  jobFile: string | undefined,
+  flags: RunFlags,
+): Promise<{job: LoadedJob; fromFlags?: Record<string, unknown>}> {
   const {header, ...rest} = flags;
   if (jobFile !== undefined) {
     if (givesJob(flags)) {
-      const given = ['--method', '--proto', '--protoset', '--tls', '--ca', '--cert', '--key', '--server-name', '--save-job'].filter((flag) => process.argv.includes(flag) || process.argv.some((arg) => arg.startsWith(`${flag}=`)));
-      throw new UsageError(`${given.join(', ') || '--method, --proto, --protoset, the TLS flags and --save-job'} give a job without a job file, and ${jobFile} is one: put them in it (method, proto, protoset, tls), or drop ${jobFile}`);
+      const given = ['--method', '--proto', '--protoset', '--tls', '--ca', '--cert', '--key', '--server-name', '--save-job'].filter(
+        (flag) => process.argv.includes(flag) || process.argv.some((arg) => arg.startsWith(`${flag}=`)),
+      );
+      throw new UsageError(
+        `${given.join(', ') || '--method, --proto, --protoset, the TLS flags and --save-job'} give a job without a job file, and ${jobFile} is one: put them in it (method, proto, protoset, tls), or drop ${jobFile}`,
+      );
     }
     return {job: await loadJob(jobFile, {...rest, headers: header})};
   }
@@ -51,7 +58,9 @@ export async function loadRunJob(jobFile: string | undefined, flags: RunFlags): 
     return {job: await loadJob(recordedJobFile(flags.resume, flags.state), {...rest, headers: header})};
   }
   if (!givesJob(flags) && flags.target === undefined && flags.input === undefined) {
-    throw new UsageError('expected a job file (grpc-batch run job.yaml), or the job as flags: grpc-batch run --target HOST:PORT --method pkg.Service/Method [--proto F | --protoset F] -i input.jsonl [-H \'name: value\']');
+    throw new UsageError(
+      "expected a job file (grpc-batch run job.yaml), or the job as flags: grpc-batch run --target HOST:PORT --method pkg.Service/Method [--proto F | --protoset F] -i input.jsonl [-H 'name: value']",
+    );
   }
   const fromFlags = jobFromFlags({...rest, headers: header});
   // The identity of the job is in `fromFlags`; the other flags apply over it, as over a job file.
@@ -66,11 +75,17 @@ function recordedJobFile(runId: string, stateFlag: string | undefined): string {
   try {
     store = StateStore.open(state, {readonly: true});
   } catch (error) {
-    throw new UsageError(`--resume ${runId} without a job file reads the run's job from the state database, and ${state} cannot be opened: ${(error as Error).message}`, {cause: error});
+    throw new UsageError(
+      `--resume ${runId} without a job file reads the run's job from the state database, and ${state} cannot be opened: ${(error as Error).message}`,
+      {cause: error},
+    );
   }
   try {
     const info = store.getResumeInfo(runId);
-    if (!info) throw new UsageError(`run ${runId} is not in the state database ${state} with a checkpoint (see grpc-batch history --state ${state}); give its job file: grpc-batch run JOB --resume ${runId}`);
+    if (!info)
+      throw new UsageError(
+        `run ${runId} is not in the state database ${state} with a checkpoint (see grpc-batch history --state ${state}); give its job file: grpc-batch run JOB --resume ${runId}`,
+      );
     return info.jobFile;
   } finally {
     store.close();
@@ -96,7 +111,10 @@ export function recordFlagJob(job: LoadedJob, fromFlags: Record<string, unknown>
   try {
     writeJobFile(file, text);
   } catch (error) {
-    log.warn({event: 'job:unrecorded', file}, `the job could not be written to ${file} (${(error as Error).message}); give --save-job FILE to keep it`);
+    log.warn(
+      {event: 'job:unrecorded', file},
+      `the job could not be written to ${file} (${(error as Error).message}); give --save-job FILE to keep it`,
+    );
     return job;
   }
   return {...job, spec: {...job.spec, file}};

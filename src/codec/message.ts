@@ -68,7 +68,10 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
     const fieldPath = path ? `${path}.${key}` : key;
     if (!field) {
       const names = type.fieldsArray.map((f) => jsonName(f));
-      throw new MessageError(fieldPath, `unknown field of ${type.name}${didYouMean(key, [...names, ...type.fieldsArray.map((f) => f.name)])}; fields: ${names.join(', ')}`);
+      throw new MessageError(
+        fieldPath,
+        `unknown field of ${type.name}${didYouMean(key, [...names, ...type.fieldsArray.map((f) => f.name)])}; fields: ${names.join(', ')}`,
+      );
     }
     const twice = seenFields.get(field);
     if (twice !== undefined) throw new MessageError(fieldPath, `field ${field.name} is already set as "${twice}"; set it once`);
@@ -83,7 +86,10 @@ export function checkMessage(type: protobuf.Type, value: unknown, path: string):
   }
   for (const field of type.fieldsArray) {
     if (field.required && out[field.name] === undefined) {
-      throw new MessageError(path ? `${path}.${jsonName(field)}` : jsonName(field), `missing required field of ${type.name} (expected ${field.repeated ? 'a list of ' : ''}${field.type})`);
+      throw new MessageError(
+        path ? `${path}.${jsonName(field)}` : jsonName(field),
+        `missing required field of ${type.name} (expected ${field.repeated ? 'a list of ' : ''}${field.type})`,
+      );
     }
   }
   return out;
@@ -140,7 +146,8 @@ function takesNull(field: protobuf.Field): boolean {
 }
 
 function checkStruct(raw: unknown, path: string): {fields: Record<string, unknown>} {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new MessageError(path, `expected a JSON object (google.protobuf.Struct), got ${describe(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new MessageError(path, `expected a JSON object (google.protobuf.Struct), got ${describe(raw)}`);
   const fields: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) fields[key] = checkValue(value, `${path}.${key}`);
   return {fields};
@@ -166,7 +173,10 @@ function checkFieldMask(raw: string, path: string): {paths: string[]} {
   const paths = raw === '' ? [] : raw.split(',');
   for (const fieldPath of paths) {
     if (!/^[a-z][a-zA-Z0-9]*(?:\.[a-z][a-zA-Z0-9]*)*$/.test(fieldPath)) {
-      throw new MessageError(path, `expected a field mask of lowerCamelCase field paths separated by commas, like "user.displayName,createdAt", got ${describe(raw)}`);
+      throw new MessageError(
+        path,
+        `expected a field mask of lowerCamelCase field paths separated by commas, like "user.displayName,createdAt", got ${describe(raw)}`,
+      );
     }
   }
   return {paths: paths.map((fieldPath) => fieldPath.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))};
@@ -179,7 +189,10 @@ function checkFieldMask(raw: string, path: string): {paths: string[]} {
  */
 function checkAny(root: protobuf.Root, raw: unknown, path: string): {type_url: string; value: Uint8Array} {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw) || typeof (raw as Record<string, unknown>)['@type'] !== 'string') {
-    throw new MessageError(path, `expected a JSON object with an "@type" (google.protobuf.Any), like {"@type": "type.googleapis.com/pkg.v1.Msg", ...its fields}, got ${describe(raw)}`);
+    throw new MessageError(
+      path,
+      `expected a JSON object with an "@type" (google.protobuf.Any), like {"@type": "type.googleapis.com/pkg.v1.Msg", ...its fields}, got ${describe(raw)}`,
+    );
   }
   const {'@type': typeUrl, ...fields} = raw as Record<string, unknown> & {'@type': string};
   const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
@@ -187,12 +200,16 @@ function checkAny(root: protobuf.Root, raw: unknown, path: string): {type_url: s
   if (!(inner instanceof protobuf.Type)) {
     // `{"@type", "value": <base64>}` is how a response prints an Any of a type the schema lacks: sent back packed as it was.
     const packed = fields['value'];
-    if (Object.keys(fields).length === 1 && typeof packed === 'string' && base64Alphabet(packed)) return {type_url: typeUrl, value: Buffer.from(packed, 'base64')};
+    if (Object.keys(fields).length === 1 && typeof packed === 'string' && base64Alphabet(packed))
+      return {type_url: typeUrl, value: Buffer.from(packed, 'base64')};
     throw new MessageError(`${path}.@type`, `unknown message type "${name}"; the proto (or one it imports) must define it`);
   }
   const special = WELL_KNOWN_JSON.has(inner.fullName);
   if (special && Object.keys(fields).some((key) => key !== 'value')) {
-    throw new MessageError(path, `expected {"@type": "${typeUrl}", "value": ...} for a packed ${inner.fullName.slice(1)}, got the fields ${Object.keys(fields).join(', ')}`);
+    throw new MessageError(
+      path,
+      `expected {"@type": "${typeUrl}", "value": ...} for a packed ${inner.fullName.slice(1)}, got the fields ${Object.keys(fields).join(', ')}`,
+    );
   }
   const plain = special ? checkNested(inner, fields['value'], `${path}.value`) : checkMessage(inner, fields, path);
   return {type_url: typeUrl, value: inner.encode(inner.fromObject(plain as Record<string, unknown>)).finish()};
@@ -240,7 +257,11 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
     case 'string': {
       if (typeof raw !== 'string') throw new MessageError(path, `expected a string, got ${describe(raw)}`);
       const bad = LONE_SURROGATE.exec(raw);
-      if (bad) throw new MessageError(path, `expected valid Unicode text, got a lone surrogate \\u${bad[0].charCodeAt(0).toString(16)} at index ${bad.index}`);
+      if (bad)
+        throw new MessageError(
+          path,
+          `expected valid Unicode text, got a lone surrogate \\u${bad[0].charCodeAt(0).toString(16)} at index ${bad.index}`,
+        );
       return raw;
     }
     case 'bool':
@@ -251,7 +272,10 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
       let n: number;
       if (typeof raw === 'number' && !Number.isFinite(raw)) {
         // JSON has no Infinity: only a number too large for a double (1e400) parses as one.
-        throw new MessageError(path, `expected a number (${kind}) within ±${Number.MAX_VALUE}, got a JSON number too large for a double; write "Infinity" as a string if that is meant`);
+        throw new MessageError(
+          path,
+          `expected a number (${kind}) within ±${Number.MAX_VALUE}, got a JSON number too large for a double; write "Infinity" as a string if that is meant`,
+        );
       }
       if (typeof raw === 'number') n = raw;
       else if (raw === 'NaN' || raw === 'Infinity' || raw === '-Infinity') return Number(raw);
@@ -282,7 +306,10 @@ function checkScalar(kind: string, raw: unknown, path: string): unknown {
       const alphabet = base64Alphabet(raw);
       if (alphabet === 'standard') return raw;
       if (alphabet === 'url') return Buffer.from(raw, 'base64url');
-      throw new MessageError(path, `expected base64 bytes (standard or URL-safe alphabet, length not 1 more than a multiple of 4), got ${describe(raw)}`);
+      throw new MessageError(
+        path,
+        `expected base64 bytes (standard or URL-safe alphabet, length not 1 more than a multiple of 4), got ${describe(raw)}`,
+      );
     }
     default:
       throw new MessageError(path, `unsupported field type ${kind}`);
@@ -302,7 +329,10 @@ function checkLong(raw: unknown, path: string, kind: string, [min, max]: readonl
   let n: bigint;
   if (typeof raw === 'number' && Number.isInteger(raw) && !Number.isSafeInteger(raw)) {
     // JSON.parse has already rounded it: 9007199254740993 arrives as 9007199254740992.
-    throw new MessageError(path, `expected an integer (${kind}) beyond ±${Number.MAX_SAFE_INTEGER} as a decimal string, got the number ${raw}, which JSON cannot hold exactly; quote it`);
+    throw new MessageError(
+      path,
+      `expected an integer (${kind}) beyond ±${Number.MAX_SAFE_INTEGER} as a decimal string, got the number ${raw}, which JSON cannot hold exactly; quote it`,
+    );
   }
   if (typeof raw === 'number' && Number.isInteger(raw)) n = BigInt(raw);
   else if (typeof raw === 'string' && /^-?\d+$/.test(raw.trim())) n = BigInt(raw.trim());
@@ -314,7 +344,8 @@ function checkLong(raw: unknown, path: string, kind: string, [min, max]: readonl
 function checkMapKey(keyType: string, key: string, path: string): void {
   if (keyType === 'string') return;
   if (keyType === 'bool') {
-    if (key !== 'true' && key !== 'false') throw new MessageError(path, `expected a map key "true" or "false" (bool), got ${describe(key)}`);
+    if (key !== 'true' && key !== 'false')
+      throw new MessageError(path, `expected a map key "true" or "false" (bool), got ${describe(key)}`);
     return;
   }
   if (!/^-?\d+$/.test(key)) throw new MessageError(path, `expected a map key that is an integer (${keyType}), got ${describe(key)}`);
@@ -350,8 +381,19 @@ export function resolveFieldPath(type: protobuf.Type, fieldPath: string): (reado
   for (const [index, part] of fieldPath.split('.').entries()) {
     if (!current) return `${fieldPath.split('.').slice(0, index).join('.')} is not a message, so it has no field "${part}"`;
     const field = fieldByJsonKey(current, part);
-    if (!field) return `${type.name} has no field "${fieldPath.split('.').slice(0, index + 1).join('.')}"${didYouMean(part, current.fieldsArray.map((f) => f.name))}`;
-    if (field.repeated || field.map) return `${fieldPath.split('.').slice(0, index + 1).join('.')} is a ${field.map ? 'map' : 'list'}; a result field must be a single value`;
+    if (!field)
+      return `${type.name} has no field "${fieldPath
+        .split('.')
+        .slice(0, index + 1)
+        .join('.')}"${didYouMean(
+        part,
+        current.fieldsArray.map((f) => f.name),
+      )}`;
+    if (field.repeated || field.map)
+      return `${fieldPath
+        .split('.')
+        .slice(0, index + 1)
+        .join('.')} is a ${field.map ? 'map' : 'list'}; a result field must be a single value`;
     steps.push([...new Set([field.name, jsonName(field)])]);
     field.resolve();
     current = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;

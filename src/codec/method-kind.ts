@@ -31,19 +31,31 @@ export interface StreamingKeys {
  * and `batchSize` for client-streaming ones (a key that would be ignored is an error, not a
  * silent no-op); a batch larger than `concurrency` could never fill.
  */
-export function checkMethodKind(method: {readonly name: string; readonly kind: MethodKind}, keys: StreamingKeys): [key: string, message: string][] {
+export function checkMethodKind(
+  method: {readonly name: string; readonly kind: MethodKind},
+  keys: StreamingKeys,
+): [key: string, message: string][] {
   const issues: [string, string][] = [];
   if (keys.maxRepliesPerRecord !== undefined && method.kind !== 'server-streaming') {
-    issues.push(['maxRepliesPerRecord', `applies to server-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`]);
+    issues.push([
+      'maxRepliesPerRecord',
+      `applies to server-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`,
+    ]);
   }
   if (keys.streams !== undefined && method.kind !== 'bidi') {
     issues.push(['streams', `applies to bidi-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`]);
   }
   if (keys.batchSize !== undefined && method.kind !== 'client-streaming') {
-    issues.push(['batchSize', `applies to client-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`]);
+    issues.push([
+      'batchSize',
+      `applies to client-streaming methods only; "${method.name}" is ${article(method.kind)} method: remove the key`,
+    ]);
   }
   if (keys.batchSize !== undefined && method.kind === 'client-streaming' && keys.batchSize > keys.concurrency) {
-    issues.push(['batchSize', `expected at most concurrency (${keys.concurrency}): a batch is at most the records in flight, got ${keys.batchSize}; raise concurrency to ${keys.batchSize} or more (a multiple, for several batches in flight)`]);
+    issues.push([
+      'batchSize',
+      `expected at most concurrency (${keys.concurrency}): a batch is at most the records in flight, got ${keys.batchSize}; raise concurrency to ${keys.batchSize} or more (a multiple, for several batches in flight)`,
+    ]);
   }
   return issues;
 }

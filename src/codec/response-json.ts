@@ -62,20 +62,22 @@ interface FieldPlan {
 }
 
 function fieldsPrinter(type: protobuf.Type, options: JsonOptions): Printer {
-  const plans: FieldPlan[] = [...type.fieldsArray].sort((a, b) => a.id - b.id).map((field) => {
-    field.resolve();
-    const print = valuePrinter(field.type, field.resolvedType, options);
-    const kind = field.map ? 'map' : field.repeated ? 'repeated' : hasPresence(field) ? 'presence' : 'implicit';
-    const keyPrinter = field.map ? mapKeyPrinter((field as unknown as protobuf.MapField).keyType) : undefined;
-    return {
-      name: field.name,
-      key: options.jsonNames === 'proto' ? field.name : jsonName(field),
-      print: keyPrinter ? (value) => printMap(value as Record<string, unknown>, keyPrinter, print) : print,
-      kind,
-      isDefault: isDefaultOf(field.type, field.resolvedType),
-      defaultJson: kind === 'implicit' ? print(scalarDefault(field.type, field.resolvedType)) : undefined,
-    };
-  });
+  const plans: FieldPlan[] = [...type.fieldsArray]
+    .sort((a, b) => a.id - b.id)
+    .map((field) => {
+      field.resolve();
+      const print = valuePrinter(field.type, field.resolvedType, options);
+      const kind = field.map ? 'map' : field.repeated ? 'repeated' : hasPresence(field) ? 'presence' : 'implicit';
+      const keyPrinter = field.map ? mapKeyPrinter((field as unknown as protobuf.MapField).keyType) : undefined;
+      return {
+        name: field.name,
+        key: options.jsonNames === 'proto' ? field.name : jsonName(field),
+        print: keyPrinter ? (value) => printMap(value as Record<string, unknown>, keyPrinter, print) : print,
+        kind,
+        isDefault: isDefaultOf(field.type, field.resolvedType),
+        defaultJson: kind === 'implicit' ? print(scalarDefault(field.type, field.resolvedType)) : undefined,
+      };
+    });
   const emitDefaults = options.emitDefaults === true;
   return (value) => {
     const message = value as Record<string, unknown>;
@@ -92,7 +94,7 @@ function fieldsPrinter(type: protobuf.Type, options: JsonOptions): Printer {
           else if (emitDefaults) out[plan.key] = {};
           break;
         case 'presence':
-          if (v !== undefined && v !== null && Object.prototype.hasOwnProperty.call(message, plan.name)) out[plan.key] = plan.print(v);
+          if (v !== undefined && v !== null && Object.hasOwn(message, plan.name)) out[plan.key] = plan.print(v);
           break;
         default:
           if (v !== undefined && v !== null && !plan.isDefault(v)) out[plan.key] = plan.print(v);
@@ -179,7 +181,10 @@ function base64(value: Uint8Array | string): string {
 function isDefaultOf(kind: string, resolved: protobuf.ReflectionObject | null): (value: unknown) => boolean {
   if (resolved instanceof protobuf.Enum) return (value) => value === 0;
   if (SIGNED_64.has(kind) || UNSIGNED_64.has(kind)) {
-    return (value) => (typeof value === 'object' && value !== null ? (value as {low: number; high: number}).low === 0 && (value as {high: number}).high === 0 : Number(value) === 0);
+    return (value) =>
+      typeof value === 'object' && value !== null
+        ? (value as {low: number; high: number}).low === 0 && (value as {high: number}).high === 0
+        : Number(value) === 0;
   }
   switch (kind) {
     case 'string':
@@ -218,7 +223,8 @@ function wellKnownPrinter(type: protobuf.Type, options: JsonOptions): Printer | 
     case '.google.protobuf.Duration':
       return formatDuration;
     case '.google.protobuf.FieldMask':
-      return (value) => ((value as {paths?: string[]}).paths ?? []).map((p) => p.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())).join(',');
+      return (value) =>
+        ((value as {paths?: string[]}).paths ?? []).map((p) => p.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())).join(',');
     case '.google.protobuf.Struct':
       return structToJson;
     case '.google.protobuf.Value':
@@ -272,7 +278,8 @@ const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
  */
 function formatTimestamp(value: unknown): unknown {
   const {seconds, nanos} = secondsAndNanos(value);
-  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS) return nanos === 0 ? {seconds: String(seconds)} : {seconds: String(seconds), nanos};
+  if (seconds < MIN_TIMESTAMP_SECONDS || seconds > MAX_TIMESTAMP_SECONDS)
+    return nanos === 0 ? {seconds: String(seconds)} : {seconds: String(seconds), nanos};
   const whole = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
   return `${whole}${fraction(nanos)}Z`;
 }
@@ -320,5 +327,5 @@ function valueToJson(value: unknown): unknown {
 }
 
 function has(object: Record<string, unknown>, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(object, key) && object[key] !== undefined && object[key] !== null;
+  return Object.hasOwn(object, key) && object[key] !== undefined && object[key] !== null;
 }

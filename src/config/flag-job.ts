@@ -33,8 +33,17 @@ export const FLAGS_LABEL = 'grpc-batch run';
  */
 const FLAG_OF_KEY: Readonly<Record<string, string>> = {
   ...Object.fromEntries(flaggedKeys().map((k) => [k.path, flagName(k.declaration.flag)])),
-  method: '--method', proto: '--proto', importPaths: '--import-path', protoset: '--protoset', metadata: '-H',
-  tls: '--tls', 'tls.ca': '--ca', 'tls.cert': '--cert', 'tls.key': '--key', 'tls.serverName': '--server-name', retry: '--max-attempts',
+  method: '--method',
+  proto: '--proto',
+  importPaths: '--import-path',
+  protoset: '--protoset',
+  metadata: '-H',
+  tls: '--tls',
+  'tls.ca': '--ca',
+  'tls.cert': '--cert',
+  'tls.key': '--key',
+  'tls.serverName': '--server-name',
+  retry: '--max-attempts',
 };
 
 /** The flag an issue's key path came from: `proto[1]` -> `--proto`, `metadata.authorization` -> `-H`. */
@@ -64,9 +73,15 @@ export function flagJobName(method: string | undefined): string {
 export function jobFromFlags(flags: JobFlags, cwd = process.cwd()): Record<string, unknown> {
   const abs = (file: string) => path.resolve(cwd, file);
   const list = (files: readonly string[] | undefined) => (files && files.length > 0 ? files.map(abs) : undefined);
-  const tls = flags.tls || flags.ca || flags.cert || flags.key || flags.serverName
-    ? {...(flags.ca ? {ca: abs(flags.ca)} : {}), ...(flags.cert ? {cert: abs(flags.cert)} : {}), ...(flags.key ? {key: abs(flags.key)} : {}), ...(flags.serverName ? {serverName: flags.serverName} : {})}
-    : undefined;
+  const tls =
+    flags.tls || flags.ca || flags.cert || flags.key || flags.serverName
+      ? {
+          ...(flags.ca ? {ca: abs(flags.ca)} : {}),
+          ...(flags.cert ? {cert: abs(flags.cert)} : {}),
+          ...(flags.key ? {key: abs(flags.key)} : {}),
+          ...(flags.serverName ? {serverName: flags.serverName} : {}),
+        }
+      : undefined;
   const job: Record<string, unknown> = {
     name: flagJobName(flags.method),
     target: flags.target,
@@ -88,13 +103,19 @@ export function jobFromFlags(flags: JobFlags, cwd = process.cwd()): Record<strin
  */
 export function flagJobText(job: Record<string, unknown>, overrides: JobOverrides, dir: string, options: {relative: boolean}): string {
   const merged = applyOverrides(job, overrides, dir);
-  const rebase = (file: unknown) => (typeof file === 'string' && file !== '-' ? (options.relative ? path.relative(dir, path.resolve(dir, file)) || '.' : path.resolve(dir, file)) : file);
+  const rebase = (file: unknown) =>
+    typeof file === 'string' && file !== '-'
+      ? options.relative
+        ? path.relative(dir, path.resolve(dir, file)) || '.'
+        : path.resolve(dir, file)
+      : file;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(merged)) {
     if (value === undefined) continue;
     if (key === 'input' || key === 'output' || key === 'failures') out[key] = rebase(value);
     else if (key === 'proto' || key === 'protoset' || key === 'importPaths') out[key] = (value as string[]).map(rebase);
-    else if (key === 'tls') out[key] = Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, k === 'serverName' ? v : rebase(v)]));
+    else if (key === 'tls')
+      out[key] = Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, k === 'serverName' ? v : rebase(v)]));
     else out[key] = value;
   }
   return `# made by: grpc-batch run --save-job (run it with: grpc-batch run <this file>)\n${stringify(out)}`;

@@ -14,7 +14,14 @@ const REFLECTION_DEADLINE_MS = 10_000;
 export type SchemaSource =
   | {readonly kind: 'proto'; readonly files: readonly string[]; readonly importPaths: readonly string[]}
   | {readonly kind: 'protoset'; readonly files: readonly string[]}
-  | {readonly kind: 'reflection'; readonly target: string; readonly tls?: TlsSpec | undefined; readonly channelOptions?: Readonly<Record<string, unknown>>; readonly metadata: Readonly<Record<string, string>>; readonly deadlineMs: number};
+  | {
+      readonly kind: 'reflection';
+      readonly target: string;
+      readonly tls?: TlsSpec | undefined;
+      readonly channelOptions?: Readonly<Record<string, unknown>>;
+      readonly metadata: Readonly<Record<string, string>>;
+      readonly deadlineMs: number;
+    };
 
 /** A job's schema source: its `proto` files, else its `protoset` files, else the server's reflection. */
 export function schemaSourceOf(spec: JobSpec): SchemaSource {

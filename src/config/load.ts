@@ -48,7 +48,12 @@ export function parseHeaders(headers: readonly string[]): Record<string, string>
   const metadata: Record<string, string> = {};
   for (const header of headers) {
     const colon = header.indexOf(':');
-    Object.defineProperty(metadata, header.slice(0, colon).trim().toLowerCase(), {value: header.slice(colon + 1).trim(), enumerable: true, writable: true, configurable: true});
+    Object.defineProperty(metadata, header.slice(0, colon).trim().toLowerCase(), {
+      value: header.slice(colon + 1).trim(),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return metadata;
 }
@@ -91,14 +96,20 @@ export async function loadJob(file: string, overrides: JobOverrides = {}, env: N
  * in issues, `dir` is the folder its paths are relative to; `renameKey` turns a key into what the
  * user wrote instead (a flag), in issues.
  */
-export async function loadJobValue(raw: unknown, options: {label: string; dir: string; overrides?: JobOverrides; env?: NodeJS.ProcessEnv; renameKey?: (key: string) => string}): Promise<LoadedJob> {
+export async function loadJobValue(
+  raw: unknown,
+  options: {label: string; dir: string; overrides?: JobOverrides; env?: NodeJS.ProcessEnv; renameKey?: (key: string) => string},
+): Promise<LoadedJob> {
   const {label, dir, overrides = {}, env = process.env} = options;
   const rename = options.renameKey;
   try {
     return await loadValue(raw, label, dir, overrides, env);
   } catch (error) {
     if (!rename || !(error instanceof ValidationError)) throw error;
-    throw new ValidationError(error.issues.map((issue) => ({...issue, path: issue.path && rename(issue.path)})), {cause: error, title: error.title});
+    throw new ValidationError(
+      error.issues.map((issue) => ({...issue, path: issue.path && rename(issue.path)})),
+      {cause: error, title: error.title},
+    );
   }
 }
 
@@ -106,21 +117,28 @@ async function loadValue(raw: unknown, label: string, jobDir: string, overrides:
   const issues: Issue[] = [];
   const job = interpolate(raw, '', label, env, issues) as Record<string, unknown>;
   if (overrides.headers && overrides.headers.length > 0 && job !== null && typeof job === 'object' && !Array.isArray(job)) {
-    job['metadata'] = {...(job['metadata'] as object | undefined), ...(interpolate(parseHeaders(overrides.headers), 'metadata', label, env, issues) as object)};
+    job['metadata'] = {
+      ...(job['metadata'] as object | undefined),
+      ...(interpolate(parseHeaders(overrides.headers), 'metadata', label, env, issues) as object),
+    };
   }
   const structural = issues.some((i) => i.severity !== 'warning' && !i.message.startsWith('environment variable'));
   if (structural) throw new ValidationError(issues);
   // A list, a string or null is not a job, and spreading it into one below would hide that.
-  if (job === null || typeof job !== 'object' || Array.isArray(job)) throw new ValidationError([...issues, ...validateJob(job, label, jobDir).issues]);
+  if (job === null || typeof job !== 'object' || Array.isArray(job))
+    throw new ValidationError([...issues, ...validateJob(job, label, jobDir).issues]);
   const merged = applyOverrides(job, overrides, jobDir);
   const metadataTemplates = templatesInText(raw, label, env);
-  const validated = validateJob(merged, label, jobDir, {metadataTemplates, ...(overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {})});
+  const validated = validateJob(merged, label, jobDir, {
+    metadataTemplates,
+    ...(overrides.outDir !== undefined ? {outDir: path.resolve(overrides.outDir)} : {}),
+  });
   // A missing ${VAR} is one problem among the others, not a stop: every problem is listed at once.
   // What its key's value then fails (input: file not found .../${VAR}) says nothing more.
   const envKeys = new Set(issues.filter((i) => i.severity !== 'warning').map((i) => i.path));
   const found = [...issues, ...validated.issues.filter((i) => !envKeys.has(i.path))];
   const {spec: validSpec} = validated;
-  if (!validSpec || envKeys.size > 0) throw new ValidationError([...found, ...await methodProblems(merged, label, jobDir, found)]);
+  if (!validSpec || envKeys.size > 0) throw new ValidationError([...found, ...(await methodProblems(merged, label, jobDir, found))]);
   // `--input FILE` given to a job module: its records are that file's (a failures file), not requests()'.
   const spec = overrides.input !== undefined && validSpec.requests ? {...validSpec, requests: undefined} : validSpec;
   let method: MethodHandle;
@@ -131,13 +149,21 @@ async function loadValue(raw: unknown, label: string, jobDir: string, overrides:
     throw error;
   }
   const transportIssue = spec.transport === 'h2' ? checkH2Method(method) : undefined;
-  const kindIssues = [...checkMethodKind(method, spec), ...checkPerRecordKeys(method, spec), ...(transportIssue ? [['transport', transportIssue] as [string, string]] : [])];
+  const kindIssues = [
+    ...checkMethodKind(method, spec),
+    ...checkPerRecordKeys(method, spec),
+    ...(transportIssue ? [['transport', transportIssue] as [string, string]] : []),
+  ];
   const fields = resolveResultFields(spec.resultFields, method, label);
   const methodIssues = [...kindIssues.map(([key, message]) => ({file: label, path: key, message})), ...fields.issues];
   if (methodIssues.length > 0) throw new ValidationError([...methodIssues, ...found]);
   const written = raw as {metadata?: unknown; tls?: unknown};
   const headers = overrides.headers && overrides.headers.length > 0 ? parseHeaders(overrides.headers) : undefined;
-  const unexpanded: UnexpandedSecrets = {dir: jobDir, metadata: headers ? {...(written.metadata as object | undefined), ...headers} : written.metadata, tls: written.tls};
+  const unexpanded: UnexpandedSecrets = {
+    dir: jobDir,
+    metadata: headers ? {...(written.metadata as object | undefined), ...headers} : written.metadata,
+    tls: written.tls,
+  };
   return {spec, method, warnings: found.filter((i) => i.severity === 'warning'), unexpanded};
 }
 
@@ -152,7 +178,12 @@ async function methodProblems(job: Record<string, unknown>, label: string, baseD
   if (['method', 'proto', 'protoset', 'importPaths'].some((key) => seen.has(key))) return [];
   const files = (key: string): string[] | undefined => {
     const value = job[key];
-    const list = typeof value === 'string' ? [value] : Array.isArray(value) && value.every((v) => typeof v === 'string') ? value as string[] : undefined;
+    const list =
+      typeof value === 'string'
+        ? [value]
+        : Array.isArray(value) && value.every((v) => typeof v === 'string')
+          ? (value as string[])
+          : undefined;
     return list?.map((file) => path.resolve(baseDir, file));
   };
   const method = job['method'];
@@ -160,7 +191,10 @@ async function methodProblems(job: Record<string, unknown>, label: string, baseD
   const protoset = files('protoset');
   if (typeof method !== 'string' || (!proto && !protoset)) return [];
   try {
-    const schema = await loadSchema(proto ? {kind: 'proto', files: proto, importPaths: files('importPaths') ?? []} : {kind: 'protoset', files: protoset!}, '');
+    const schema = await loadSchema(
+      proto ? {kind: 'proto', files: proto, importPaths: files('importPaths') ?? []} : {kind: 'protoset', files: protoset!},
+      '',
+    );
     createMethodHandle(schema, method, {});
     return [];
   } catch (error) {
@@ -176,9 +210,14 @@ async function readJobFile(file: string, label: string): Promise<unknown> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ValidationError([{file: label, path: '', message: code === 'ENOENT' ? 'job file not found' : `cannot read the job file: ${(error as Error).message}`}]);
+    throw new ValidationError([
+      {file: label, path: '', message: code === 'ENOENT' ? 'job file not found' : `cannot read the job file: ${(error as Error).message}`},
+    ]);
   }
-  if (text.trim() === '') throw new ValidationError([{file: label, path: '', message: 'the job file is empty; it needs at least target, proto, method and input'}]);
+  if (text.trim() === '')
+    throw new ValidationError([
+      {file: label, path: '', message: 'the job file is empty; it needs at least target, proto, method and input'},
+    ]);
   const format = /\.json$/i.test(file) ? 'JSON' : 'YAML';
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, {prettyErrors: false, uniqueKeys: true, lineCounter});
@@ -186,18 +225,27 @@ async function readJobFile(file: string, label: string): Promise<unknown> {
     // A broken file can make the parser report one error per character; the first few say it all.
     const shown = doc.errors.slice(0, MAX_SYNTAX_ERRORS);
     const more = doc.errors.length - shown.length;
-    throw new ValidationError([...shown.map((e) => {
-      const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
-      const first = e.message.split('\n')[0]!;
-      const text = /Maximum call stack/.test(first) ? `nested too deeply to parse (${first})` : clip(first);
-      return {file: pos ? `${label}:${pos.line}:${pos.col}` : label, path: '', message: `${format} syntax error: ${text}${e.message.includes('block-seq-ind') ? LONE_DASH_HINT : ''}`};
-    }), ...(more > 0 ? [{file: label, path: '', message: `${more} more ${format} syntax errors`}] : [])]);
+    throw new ValidationError([
+      ...shown.map((e) => {
+        const pos = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
+        const first = e.message.split('\n')[0]!;
+        const text = /Maximum call stack/.test(first) ? `nested too deeply to parse (${first})` : clip(first);
+        return {
+          file: pos ? `${label}:${pos.line}:${pos.col}` : label,
+          path: '',
+          message: `${format} syntax error: ${text}${e.message.includes('block-seq-ind') ? LONE_DASH_HINT : ''}`,
+        };
+      }),
+      ...(more > 0 ? [{file: label, path: '', message: `${more} more ${format} syntax errors`}] : []),
+    ]);
   }
   try {
     return doc.toJS({maxAliasCount: 100});
   } catch (error) {
     // Aliases past maxAliasCount (a "billion laughs" file), an alias to nothing, a bad tag value.
-    throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${clip((error as Error).message)}`}], {cause: error});
+    throw new ValidationError([{file: label, path: '', message: `${format} cannot be read: ${clip((error as Error).message)}`}], {
+      cause: error,
+    });
   }
 }
 
@@ -232,11 +280,17 @@ async function importJobModule(file: string, label: string): Promise<unknown> {
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const message = code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(file) ? 'job file not found' : `the job module failed to load: ${(error as Error).message}`;
+    const message =
+      code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(file)
+        ? 'job file not found'
+        : `the job module failed to load: ${(error as Error).message}`;
     throw new ValidationError([{file: label, path: '', message}], {cause: error});
   }
   const job = (module.default as {default?: unknown} | undefined)?.default ?? module.default;
-  if (job === undefined) throw new ValidationError([{file: label, path: '', message: 'the module has no default export; write `export default defineJob({...})`'}]);
+  if (job === undefined)
+    throw new ValidationError([
+      {file: label, path: '', message: 'the module has no default export; write `export default defineJob({...})`'},
+    ]);
   return job;
 }
 
@@ -255,7 +309,12 @@ function templatesInText(raw: unknown, label: string, env: NodeJS.ProcessEnv): M
     const template = parseTemplate(key.toLowerCase(), value);
     // The whole value's expansion has reported its variables already.
     const expand = (text: string) => interpolate(text, `metadata.${key}`, label, env, []) as string;
-    found.set(key.toLowerCase(), typeof template === 'string' ? template : {key: template.key, parts: template.parts.map((p) => (typeof p === 'string' ? expand(p) : p))});
+    found.set(
+      key.toLowerCase(),
+      typeof template === 'string'
+        ? template
+        : {key: template.key, parts: template.parts.map((p) => (typeof p === 'string' ? expand(p) : p))},
+    );
   }
   return found;
 }
@@ -271,7 +330,14 @@ const MAX_DEPTH = 64;
  * over the whole parsed file, so it refuses cycles (`&a [*a]`) and absurd nesting before anything
  * else recurses into them.
  */
-function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.ProcessEnv, issues: Issue[], ancestors: object[] = []): unknown {
+function interpolate(
+  value: unknown,
+  keyPath: string,
+  file: string,
+  env: NodeJS.ProcessEnv,
+  issues: Issue[],
+  ancestors: object[] = [],
+): unknown {
   if (value !== null && typeof value === 'object') {
     if (ancestors.includes(value)) {
       issues.push({file, path: keyPath, message: 'expected a value, got a YAML alias to one of its own parents (a cycle)'});
@@ -286,16 +352,22 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   if (typeof value === 'string') {
     for (const bare of value.matchAll(BARE_VARIABLE)) {
       if (!bare[1]) continue;
-      issues.push({file, path: keyPath, severity: 'warning', message: `"$${bare[1]}" is sent as written: write \${${bare[1]}} for the environment variable, or $$${bare[1]} for a literal $`});
+      issues.push({
+        file,
+        path: keyPath,
+        severity: 'warning',
+        message: `"$${bare[1]}" is sent as written: write \${${bare[1]}} for the environment variable, or $$${bare[1]} for a literal $`,
+      });
     }
     return value.replace(VARIABLE, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$$') return '$';
       const found = env[name!];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      const message = found === ''
-        ? `environment variable ${name} is set but empty (write \${${name}:-} if empty is meant, or \${${name}:-default} for a default)`
-        : `environment variable ${name} is not set (write \${${name}:-default} for a default)`;
+      const message =
+        found === ''
+          ? `environment variable ${name} is set but empty (write \${${name}:-} if empty is meant, or \${${name}:-default} for a default)`
+          : `environment variable ${name} is not set (write \${${name}:-default} for a default)`;
       issues.push({file, path: keyPath, message});
       return match;
     });
@@ -304,8 +376,19 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
   if (value !== null && typeof value === 'object' && !isPlainObject(value)) {
     // YAML tags make these: !!binary a Buffer, !!set a Set, !!omap a Map, !!timestamp a Date. The
     // checks below see only plain maps, so a Map would pass as an empty one and be silently ignored.
-    const tagged = value instanceof Uint8Array ? 'binary data (!!binary)' : value instanceof Set ? 'a set (!!set)' : value instanceof Map ? 'an ordered map (!!omap or !!pairs)' : value instanceof Date ? 'a date (!!timestamp)' : undefined;
-    const got = tagged ? `${tagged}; drop the YAML tag` : `a ${(value as {constructor?: {name?: string}}).constructor?.name ?? 'class'} instance`;
+    const tagged =
+      value instanceof Uint8Array
+        ? 'binary data (!!binary)'
+        : value instanceof Set
+          ? 'a set (!!set)'
+          : value instanceof Map
+            ? 'an ordered map (!!omap or !!pairs)'
+            : value instanceof Date
+              ? 'a date (!!timestamp)'
+              : undefined;
+    const got = tagged
+      ? `${tagged}; drop the YAML tag`
+      : `a ${(value as {constructor?: {name?: string}}).constructor?.name ?? 'class'} instance`;
     issues.push({file, path: keyPath, message: `expected a string, number, true/false, list or map, got ${got}`});
     return undefined;
   }
@@ -313,7 +396,12 @@ function interpolate(value: unknown, keyPath: string, file: string, env: NodeJS.
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       // defineProperty: a `__proto__` key stays a key instead of replacing the prototype.
-      Object.defineProperty(out, k, {value: inner(v, keyPath ? `${keyPath}.${k}` : k), enumerable: true, writable: true, configurable: true});
+      Object.defineProperty(out, k, {
+        value: inner(v, keyPath ? `${keyPath}.${k}` : k),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }
@@ -329,7 +417,10 @@ export function applyOverrides(job: Record<string, unknown>, overrides: JobOverr
   // Paths given as flags are relative to the working folder; make them absolute before the job
   // folder becomes the base.
   const fromCwd = (p: string) => (p === '-' ? p : path.relative(jobDir, path.resolve(p)) || '.');
-  for (const {path: keyPath, declaration: {flag}} of flaggedKeys()) {
+  for (const {
+    path: keyPath,
+    declaration: {flag},
+  } of flaggedKeys()) {
     const value = (overrides as Record<string, unknown>)[flagAttribute(flag)];
     if (value === undefined) continue;
     const given = flag.value === 'path' && typeof value === 'string' ? fromCwd(value) : value;
@@ -343,12 +434,22 @@ export function applyOverrides(job: Record<string, unknown>, overrides: JobOverr
  * Per-record metadata and deadlines are a unary call's: a stream (bidi, client-streaming) sends its
  * metadata once for all its records. What a job asks that its method cannot do, as `[key, message]`.
  */
-export function checkPerRecordKeys(method: {readonly name: string; readonly kind: string}, spec: TemplatedSpec & {readonly inputFormat?: InputFormat}): [key: string, message: string][] {
+export function checkPerRecordKeys(
+  method: {readonly name: string; readonly kind: string},
+  spec: TemplatedSpec & {readonly inputFormat?: InputFormat},
+): [key: string, message: string][] {
   if (method.kind === 'unary') return [];
   const issues: [string, string][] = [];
-  if (spec.inputFormat === 'envelope') issues.push(['inputFormat', `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+  if (spec.inputFormat === 'envelope')
+    issues.push([
+      'inputFormat',
+      `envelopes (metadata and deadline per record) apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`,
+    ]);
   for (const {key} of templatesOf(spec)) {
-    issues.push([`metadata.${key}`, `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`]);
+    issues.push([
+      `metadata.${key}`,
+      `{{field}} placeholders apply to unary methods only; "${method.name}" is a ${method.kind} method, whose streams carry many records under one metadata`,
+    ]);
   }
   return issues;
 }

@@ -11,12 +11,14 @@ import {checkMetadataEntry} from '../rpc/metadata.js';
  * variable expands to is literal, so a secret holding `{{` is sent as it is.
  */
 
-type Part = string | {
-  readonly path: readonly string[];
-  readonly text: string;
-  /** The names each step may be spelled with in a record (proto and JSON name), from the request type. */
-  readonly names?: readonly (readonly string[])[];
-};
+type Part =
+  | string
+  | {
+      readonly path: readonly string[];
+      readonly text: string;
+      /** The names each step may be spelled with in a record (proto and JSON name), from the request type. */
+      readonly names?: readonly (readonly string[])[];
+    };
 
 export interface MetadataTemplate {
   readonly key: string;
@@ -52,7 +54,10 @@ export function fixedMetadata(spec: TemplatedSpec): Record<string, string> {
  * the names each step may be spelled with, or why it cannot be); a path it cannot resolve (a map's
  * key, a Struct's field) is read as written.
  */
-export function withFieldNames(template: MetadataTemplate, resolve: ((path: string) => (readonly string[])[] | string) | undefined): MetadataTemplate {
+export function withFieldNames(
+  template: MetadataTemplate,
+  resolve: ((path: string) => (readonly string[])[] | string) | undefined,
+): MetadataTemplate {
   if (!resolve) return template;
   return {
     key: template.key,
@@ -78,11 +83,14 @@ export function parseTemplate(key: string, value: string): MetadataTemplate | st
   // A "{{" or "}}" outside a placeholder, named by where it is, not by the value (it may hold a secret).
   const stray = (from: number, to: number) => {
     const found = /\{\{|\}\}/.exec(value.slice(from, to));
-    return found ? `has a "{{" or "}}" that is not part of a {{field}} placeholder (the "${found[0]}" at character ${from + found.index + 1}); a literal "{{" can come from a \${VAR}, whose value is never read as a placeholder` : undefined;
+    return found
+      ? `has a "{{" or "}}" that is not part of a {{field}} placeholder (the "${found[0]}" at character ${from + found.index + 1}); a literal "{{" can come from a \${VAR}, whose value is never read as a placeholder`
+      : undefined;
   };
   for (const match of value.matchAll(PLACEHOLDER)) {
     const text = match[1]!;
-    if (!PATH.test(text)) return `expected {{field}} or {{field.nested}} (letters, digits and _ separated by dots), got "{{${text.slice(0, 40)}${text.length > 40 ? '…' : ''}}}"`;
+    if (!PATH.test(text))
+      return `expected {{field}} or {{field.nested}} (letters, digits and _ separated by dots), got "{{${text.slice(0, 40)}${text.length > 40 ? '…' : ''}}}"`;
     const problem = stray(last, match.index);
     if (problem) return problem;
     if (match.index > last) parts.push(value.slice(last, match.index));
@@ -112,12 +120,14 @@ export function renderTemplates(templates: readonly MetadataTemplate[], record: 
           break;
         }
         const object = current as Record<string, unknown>;
-        const name = (part.names?.[index] ?? [segment]).find((n) => Object.prototype.hasOwnProperty.call(object, n));
+        const name = (part.names?.[index] ?? [segment]).find((n) => Object.hasOwn(object, n));
         current = name === undefined ? undefined : object[name];
         if (current === undefined) break;
       }
-      if (current === undefined || current === null) return `metadata ${template.key}: the record has no field ${part.text} for {{${part.text}}}`;
-      if (typeof current === 'object') return `metadata ${template.key}: {{${part.text}}} is ${Array.isArray(current) ? 'a list' : 'an object'} in the record; expected a string, number or true/false`;
+      if (current === undefined || current === null)
+        return `metadata ${template.key}: the record has no field ${part.text} for {{${part.text}}}`;
+      if (typeof current === 'object')
+        return `metadata ${template.key}: {{${part.text}}} is ${Array.isArray(current) ? 'a list' : 'an object'} in the record; expected a string, number or true/false`;
       value += String(current);
     }
     const problem = checkMetadataEntry(template.key, value);

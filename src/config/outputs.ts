@@ -45,7 +45,11 @@ function runFileIssues(spec: JobSpec, runId: string, options: {resume?: boolean}
     if (problem) issues.push({file: spec.file, path: key, message: `${problem}${fixFor(key)}`});
     // A file another run is writing now: that run's lock refuses this one, and says so.
     else if (!options.resume && !spec[key].includes('{runId}') && hasLines(file) && !isFileLocked(file)) {
-      issues.push({file: spec.file, path: key, message: `${file} already holds an earlier run's ${key === 'output' ? 'results' : 'failed records'}, and it is never overwritten: put {runId} in the path (${path.basename(file).replace(/(\.[a-z]+)$/, '-{runId}$1')}), give another path, or move the file away`});
+      issues.push({
+        file: spec.file,
+        path: key,
+        message: `${file} already holds an earlier run's ${key === 'output' ? 'results' : 'failed records'}, and it is never overwritten: put {runId} in the path (${path.basename(file).replace(/(\.[a-z]+)$/, '-{runId}$1')}), give another path, or move the file away`,
+      });
     }
   }
   return issues;
@@ -58,7 +62,8 @@ export function writeProblem(file: string): string | undefined {
     if (stat.isDirectory()) return `${file} is a folder, not a file`;
     // /dev/null, a FIFO, a terminal: a run fsyncs its files at each checkpoint (EINVAL on a device)
     // and --resume reads the results back to skip the records done, so each must be a regular file.
-    if (!stat.isFile()) return `${file} is ${kindOf(stat)}, not a regular file: a run syncs its results and failures to disk at each checkpoint and --resume reads them back, so each must be a file (to keep no results, delete the file after the run)`;
+    if (!stat.isFile())
+      return `${file} is ${kindOf(stat)}, not a regular file: a run syncs its results and failures to disk at each checkpoint and --resume reads them back, so each must be a file (to keep no results, delete the file after the run)`;
     return access(file, `cannot write ${file}`);
   }
   let dir = path.dirname(file);
@@ -97,7 +102,8 @@ function access(target: string, what: string): string | undefined {
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EROFS' ? 'read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
+    const why =
+      code === 'EROFS' ? 'read-only file system' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (error as Error).message;
     return `${what}: ${why}${code ? ` (${code})` : ''}`;
   }
 }

@@ -35,22 +35,40 @@ const GAP_WARNING_HORIZON_MS = 366 * 86_400_000;
  * when the job has no `schedule`, plus every issue: errors, and a warning per daylight-saving gap
  * the schedule touches in the coming year.
  */
-export function checkSchedule(job: Record<string, unknown>, file: string, flagged: ReadonlySet<string>, now = Date.now()): {schedule?: ScheduleSpec; issues: Issue[]} {
+export function checkSchedule(
+  job: Record<string, unknown>,
+  file: string,
+  flagged: ReadonlySet<string>,
+  now = Date.now(),
+): {schedule?: ScheduleSpec; issues: Issue[]} {
   const issues: Issue[] = [];
   const error = (key: string, message: string) => void (flagged.has(key) || issues.push({file, path: key, message}));
   const raw = job['schedule'];
   if (raw === undefined) {
     for (const key of SCHEDULE_KEYS.slice(1)) {
-      if (job[key] !== undefined) issues.push({file, path: key, message: 'has no effect without schedule (add schedule: "*/15 * * * *" or remove it)', severity: 'warning'});
+      if (job[key] !== undefined)
+        issues.push({
+          file,
+          path: key,
+          message: 'has no effect without schedule (add schedule: "*/15 * * * *" or remove it)',
+          severity: 'warning',
+        });
     }
     return {issues};
   }
   let expressionOk = false;
   if (typeof raw !== 'string' || raw.trim() === '') {
-    error('schedule', `expected a cron expression like "*/15 * * * *" (5 fields, or 6 with seconds first), got ${JSON.stringify(raw)} (${typeof raw})`);
+    error(
+      'schedule',
+      `expected a cron expression like "*/15 * * * *" (5 fields, or 6 with seconds first), got ${JSON.stringify(raw)} (${typeof raw})`,
+    );
   } else {
     const problems = checkCronExpression(raw);
-    if (problems.length > 0) error('schedule', `expected a cron expression like "*/15 * * * *" (5 fields, or 6 with seconds first), got ${JSON.stringify(raw)}: ${problems.join('; ')}`);
+    if (problems.length > 0)
+      error(
+        'schedule',
+        `expected a cron expression like "*/15 * * * *" (5 fields, or 6 with seconds first), got ${JSON.stringify(raw)}: ${problems.join('; ')}`,
+      );
     else expressionOk = true;
   }
 
@@ -58,11 +76,18 @@ export function checkSchedule(job: Record<string, unknown>, file: string, flagge
   let zoneOk = false;
   if (typeof timezone !== 'string' || !isTimeZone(timezone)) {
     const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
-    error('timezone', `expected an IANA time zone name like America/New_York, Europe/Paris or UTC, got ${JSON.stringify(timezone)}${didYouMean(String(timezone), zones)}`);
+    error(
+      'timezone',
+      `expected an IANA time zone name like America/New_York, Europe/Paris or UTC, got ${JSON.stringify(timezone)}${didYouMean(String(timezone), zones)}`,
+    );
   } else zoneOk = true;
 
   const overlap = job['overlap'] ?? SCHEDULE_DEFAULTS.overlap;
-  if (!OVERLAP_POLICIES.includes(overlap as OverlapPolicy)) error('overlap', `expected one of ${OVERLAP_POLICIES.join(', ')}, got ${JSON.stringify(overlap)}${didYouMean(String(overlap), OVERLAP_POLICIES)}`);
+  if (!OVERLAP_POLICIES.includes(overlap as OverlapPolicy))
+    error(
+      'overlap',
+      `expected one of ${OVERLAP_POLICIES.join(', ')}, got ${JSON.stringify(overlap)}${didYouMean(String(overlap), OVERLAP_POLICIES)}`,
+    );
 
   const duration = (key: string, fallback: number) => {
     const value = job[key] ?? fallback;
@@ -79,16 +104,32 @@ export function checkSchedule(job: Record<string, unknown>, file: string, flagge
   const expression = (raw as string).trim();
   const cron = new CronSchedule(expression, timezone as string);
   if (cron.next(now) === undefined) {
-    issues.push({file, path: 'schedule', message: `"${expression}" never fires (no date matches every field; day-of-month and day-of-week must both match)`});
+    issues.push({
+      file,
+      path: 'schedule',
+      message: `"${expression}" never fires (no date matches every field; day-of-month and day-of-week must both match)`,
+    });
     return {issues};
   }
   for (const gap of cron.gapsTouched(now, now + GAP_WARNING_HORIZON_MS)) {
     const day = new Date(gap.gapStartWall).toISOString().slice(0, 10);
     const hhmm = (wall: number) => new Date(wall).toISOString().slice(11, 16);
     issues.push({
-      file, path: 'schedule', severity: 'warning',
+      file,
+      path: 'schedule',
+      severity: 'warning',
       message: `"${expression}" fires at ${hhmm(gap.firstWall)} on ${day}, a time that does not exist in ${timezone} (clocks jump from ${hhmm(gap.gapStartWall)} to ${hhmm(gap.gapEndWall)}); that run happens at ${formatInZone(gap.transitionAt, timezone as string)} instead`,
     });
   }
-  return {schedule: {expression, timezone: timezone as string, overlap: overlap as OverlapPolicy, catchUpMs, jitterMs, enabled: enabled as boolean}, issues};
+  return {
+    schedule: {
+      expression,
+      timezone: timezone as string,
+      overlap: overlap as OverlapPolicy,
+      catchUpMs,
+      jitterMs,
+      enabled: enabled as boolean,
+    },
+    issues,
+  };
 }

@@ -19,9 +19,8 @@ import {DEFAULT_MAX_LINE_BYTES} from '../io/input.js';
 import {compressionOf, unsupportedCompression} from '../io/compression.js';
 import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-template.js';
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../util/size.js';
-import {checkJobSchema, JOB_SCHEMA} from './job-schema.js';
+import {checkJobSchema} from './job-schema.js';
 
-const SCHEMA = JOB_SCHEMA;
 const checkSchema = checkJobSchema;
 const FUNCTION_KEYS = ['requests', 'onResult'] as const;
 
@@ -45,7 +44,10 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   const issues: Issue[] = [];
   const error = (keyPath: string, message: string) => issues.push({file, path: keyPath, message});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    error('', `expected a job (a map of keys like target, proto, method, input), got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
+    error(
+      '',
+      `expected a job (a map of keys like target, proto, method, input), got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`,
+    );
     return {issues};
   }
   const job = {...(raw as Record<string, unknown>)};
@@ -83,14 +85,25 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   rawCodes.forEach((value: unknown, index: number) => {
     const code = parseStatus(value);
     if (code === undefined) {
-      error(`retry.retryableStatusCodes[${index}]`, `expected a status name like UNAVAILABLE or a number 0-16, got ${show(value)}${typeof value === 'string' ? didYouMean(value.toUpperCase(), STATUS_NAMES) : ''}`);
+      error(
+        `retry.retryableStatusCodes[${index}]`,
+        `expected a status name like UNAVAILABLE or a number 0-16, got ${show(value)}${typeof value === 'string' ? didYouMean(value.toUpperCase(), STATUS_NAMES) : ''}`,
+      );
     } else if (code === Status.OK) {
       error(`retry.retryableStatusCodes[${index}]`, 'OK is not a failure and cannot be retried');
     } else codes.add(code);
   });
   const hasIssue = (keyPath: string) => issues.some((i) => i.path === keyPath);
-  if (retry['maxBackoff'] !== undefined && !hasIssue('retry.maxBackoff') && !hasIssue('retry.initialBackoff') && durations['retry.maxBackoff']! < durations['retry.initialBackoff']!) {
-    error('retry.maxBackoff', `expected a duration no shorter than retry.initialBackoff (${durations['retry.initialBackoff']}ms), got ${show(retry['maxBackoff'])}`);
+  if (
+    retry['maxBackoff'] !== undefined &&
+    !hasIssue('retry.maxBackoff') &&
+    !hasIssue('retry.initialBackoff') &&
+    durations['retry.maxBackoff']! < durations['retry.initialBackoff']!
+  ) {
+    error(
+      'retry.maxBackoff',
+      `expected a duration no shorter than retry.initialBackoff (${durations['retry.initialBackoff']}ms), got ${show(retry['maxBackoff'])}`,
+    );
   }
 
   const resolvePath = (value: unknown) => (typeof value === 'string' && value !== '-' ? path.resolve(baseDir, value) : value);
@@ -112,16 +125,30 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     error('protoset', 'give proto or protoset, not both: they are two sources of the same schema');
   }
   if (job['importPaths'] !== undefined && job['proto'] === undefined) {
-    issues.push({file, path: 'importPaths', message: 'only used with proto (a protoset holds its imports; reflection asks the server); ignored', severity: 'warning'});
+    issues.push({
+      file,
+      path: 'importPaths',
+      message: 'only used with proto (a protoset holds its imports; reflection asks the server); ignored',
+      severity: 'warning',
+    });
   }
   if (job['reflectionMetadata'] !== undefined && (job['proto'] !== undefined || job['protoset'] !== undefined)) {
-    issues.push({file, path: 'reflectionMetadata', message: `only used with server reflection, that is without proto or protoset; ignored`, severity: 'warning'});
+    issues.push({
+      file,
+      path: 'reflectionMetadata',
+      message: `only used with server reflection, that is without proto or protoset; ignored`,
+      severity: 'warning',
+    });
   }
   let maxLineBytes = DEFAULT_MAX_LINE_BYTES;
   if (job['maxLineBytes'] !== undefined && !hasIssue('maxLineBytes')) {
     const bytes = parseSize(job['maxLineBytes']);
     if (bytes === undefined) error('maxLineBytes', `expected ${SIZE_HINT}, got ${show(job['maxLineBytes'])}`);
-    else if (bytes > MAX_LINE_BYTES) error('maxLineBytes', `expected at most 512MiB (${MAX_LINE_BYTES} bytes, the longest string Node can hold), got ${show(job['maxLineBytes'])}`);
+    else if (bytes > MAX_LINE_BYTES)
+      error(
+        'maxLineBytes',
+        `expected at most 512MiB (${MAX_LINE_BYTES} bytes, the longest string Node can hold), got ${show(job['maxLineBytes'])}`,
+      );
     else maxLineBytes = bytes;
   }
   mustExist('input', job['input']);
@@ -143,7 +170,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
         if (problem) error(`tls.${key}`, problem);
       }
     }
-    if (Boolean(tls['cert']) !== Boolean(tls['key'])) error(tls['cert'] ? 'tls.key' : 'tls.cert', 'mutual TLS needs both tls.cert and tls.key');
+    if (Boolean(tls['cert']) !== Boolean(tls['key']))
+      error(tls['cert'] ? 'tls.key' : 'tls.cert', 'mutual TLS needs both tls.cert and tls.key');
     else if (typeof tls['cert'] === 'string' && typeof tls['key'] === 'string' && !hasIssue('tls.cert') && !hasIssue('tls.key')) {
       const problem = checkKeyPair(path.resolve(baseDir, tls['cert']), path.resolve(baseDir, tls['key']));
       if (problem) error('tls.key', problem);
@@ -155,10 +183,17 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   if (job['metadata'] && typeof job['metadata'] === 'object') {
     for (const [key, value] of Object.entries(job['metadata'] as Record<string, unknown>)) {
       if (!['string', 'number', 'boolean'].includes(typeof value)) continue; // the schema has said it
-      const template = options.metadataTemplates ? options.metadataTemplates.get(key.toLowerCase()) : typeof value === 'string' && isTemplate(value) ? parseTemplate(key.toLowerCase(), value) : undefined;
+      const template = options.metadataTemplates
+        ? options.metadataTemplates.get(key.toLowerCase())
+        : typeof value === 'string' && isTemplate(value)
+          ? parseTemplate(key.toLowerCase(), value)
+          : undefined;
       if (typeof template === 'string') error(`metadata.${key}`, template);
       // A template is checked once filled, per record; its fixed parts must be sendable already.
-      const problem = checkMetadataEntry(key, typeof template === 'object' ? template.parts.filter((p) => typeof p === 'string').join('') : String(value));
+      const problem = checkMetadataEntry(
+        key,
+        typeof template === 'object' ? template.parts.filter((p) => typeof p === 'string').join('') : String(value),
+      );
       if (problem) error(`metadata.${key}`, problem);
     }
   }
@@ -171,7 +206,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   }
   if (job['channelOptions'] !== undefined) issues.push(...checkChannelOptions(job['channelOptions'], file));
   if (job['transport'] === 'h2' && typeof job['target'] === 'string' && !hasIssue('target')) {
-    const options = job['channelOptions'] !== null && typeof job['channelOptions'] === 'object' ? (job['channelOptions'] as Record<string, unknown>) : {};
+    const options =
+      job['channelOptions'] !== null && typeof job['channelOptions'] === 'object' ? (job['channelOptions'] as Record<string, unknown>) : {};
     for (const [key, message] of checkH2Job(job['target'], options)) error(key, message);
   }
   const {schedule, issues: scheduleIssues} = checkSchedule(job, file, new Set(issues.map((i) => i.path)));
@@ -180,7 +216,8 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
   if (issues.some((i) => i.severity !== 'warning')) return {issues};
 
   const metadata: Record<string, string> = {};
-  for (const [key, value] of Object.entries((job['metadata'] ?? {}) as Record<string, unknown>)) metadata[key.toLowerCase()] = String(value);
+  for (const [key, value] of Object.entries((job['metadata'] ?? {}) as Record<string, unknown>))
+    metadata[key.toLowerCase()] = String(value);
   const tlsSpec = tls
     ? {
         ...(tls['ca'] ? {ca: resolvePath(tls['ca']) as string} : {}),
@@ -229,20 +266,35 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
       maxBackoffMs: durations['retry.maxBackoff']!,
       backoffMultiplier: (retry['backoffMultiplier'] as number | undefined) ?? DEFAULT_RETRY.backoffMultiplier,
       retryableStatusCodes: codes,
-      ...(retry['throttle'] ? {throttle: resolveThrottle(retry['throttle'] as Record<string, number>, (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency)} : {}),
+      ...(retry['throttle']
+        ? {
+            throttle: resolveThrottle(
+              retry['throttle'] as Record<string, number>,
+              (job['concurrency'] as number | undefined) ?? DEFAULTS.concurrency,
+            ),
+          }
+        : {}),
     },
     maxInvalid: job['maxInvalid'] as number | undefined,
     onInterrupted: (job['onInterrupted'] as 'resume' | 'abandon' | undefined) ?? DEFAULTS.onInterrupted,
     maxFailures: job['maxFailures'] as number | undefined,
     metadata,
-    ...(options.metadataTemplates ? {metadataTemplates: [...options.metadataTemplates.values()].filter((t): t is MetadataTemplate => typeof t === 'object')} : {}),
+    ...(options.metadataTemplates
+      ? {metadataTemplates: [...options.metadataTemplates.values()].filter((t): t is MetadataTemplate => typeof t === 'object')}
+      : {}),
     tls: tlsSpec,
     channelOptions,
     // Default files go to the out folder (the working folder's out/ unless --out-dir), never next to
     // the job file, which may be read-only (a ConfigMap); paths the job gives are the job's own.
-    output: job['output'] !== undefined ? path.resolve(baseDir, job['output'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
+    output:
+      job['output'] !== undefined
+        ? path.resolve(baseDir, job['output'] as string)
+        : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.output),
     resultFields: (job['resultFields'] as string[] | undefined) ?? DEFAULTS.resultFields,
-    failures: job['failures'] !== undefined ? path.resolve(baseDir, job['failures'] as string) : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
+    failures:
+      job['failures'] !== undefined
+        ? path.resolve(baseDir, job['failures'] as string)
+        : path.resolve(options.outDir ?? DEFAULT_OUT_DIR, DEFAULTS.failures),
     schedule,
   };
   return {spec, issues};
@@ -286,7 +338,10 @@ function keyPathOf(e: ErrorObject): string {
 }
 
 function describeSchemaError(e: ErrorObject, job: Record<string, unknown>, listed: Set<string>): string {
-  const value = e.instancePath.split('/').slice(1).reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
+  const value = e.instancePath
+    .split('/')
+    .slice(1)
+    .reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k.replace(/~1/g, '/')], job);
   const got = `got ${show(value)}`;
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -346,7 +401,15 @@ function hintFor(key: string): string {
 }
 
 function article(type: string | readonly string[]): string {
-  const words: Record<string, string> = {integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', object: 'a map', array: 'a list', null: 'null'};
+  const words: Record<string, string> = {
+    integer: 'an integer',
+    number: 'a number',
+    string: 'a string',
+    boolean: 'true or false',
+    object: 'a map',
+    array: 'a list',
+    null: 'null',
+  };
   return (Array.isArray(type) ? type : String(type).split(',')).map((t) => words[t] ?? t).join(' or ');
 }
 

@@ -120,7 +120,7 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
         if (done) return;
         done = true;
         stats.inFlight--;
-        const name = error ? grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' : 'OK';
+        const name = error ? (grpc.status[error.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN') : 'OK';
         stats.byStatus[name] = (stats.byStatus[name] ?? 0) + 1;
         callback(error, value);
       };
@@ -189,7 +189,7 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
         queue.push(judged);
         const latency = (request.latency_ms ?? 0) + extraLatency;
         if (latency > 0) stream.timers.add(setTimeout(() => ((judged.ready = true), release()), latency));
-        else ((judged.ready = true), release());
+        else (judged.ready = true), release();
       });
       call.on('end', () => ((readEnded = true), release()));
       call.on('cancelled', () => {
@@ -218,10 +218,16 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
         stream.close();
         stats.inFlight -= batch.length;
         const failed = batch.find((judged) => judged.error)?.error;
-        const name = failed ? grpc.status[failed.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN' : 'OK';
+        const name = failed ? (grpc.status[failed.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN') : 'OK';
         for (let i = 0; i < batch.length; i++) count(name);
         if (failed) callback(failed);
-        else callback(null, {count: batch.length, ids: batch.map((judged) => judged.id), payload_length: payloadLength, echoed_metadata: stream.echoed});
+        else
+          callback(null, {
+            count: batch.length,
+            ids: batch.map((judged) => judged.id),
+            payload_length: payloadLength,
+            echoed_metadata: stream.echoed,
+          });
       };
       call.on('end', () => {
         const wait = latency + extraLatency;
@@ -284,16 +290,22 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
       attempt = (stats.attemptsById.get(id) ?? 0) + 1;
       stats.attemptsById.set(id, attempt);
     }
-    if (request.fail_code) return {id, ready: false, error: serviceError(request.fail_code, `demo: asked to fail with code ${request.fail_code}`)};
+    if (request.fail_code)
+      return {id, ready: false, error: serviceError(request.fail_code, `demo: asked to fail with code ${request.fail_code}`)};
     if (request.fail_first_attempts && attempt <= request.fail_first_attempts) {
       return {id, ready: false, error: serviceError(grpc.status.UNAVAILABLE, `demo: attempt ${attempt} of ${id} fails on purpose`)};
     }
-    if (unavailableRate > 0 && Math.random() < unavailableRate) return {id, ready: false, error: serviceError(grpc.status.UNAVAILABLE, 'demo: random UNAVAILABLE')};
+    if (unavailableRate > 0 && Math.random() < unavailableRate)
+      return {id, ready: false, error: serviceError(grpc.status.UNAVAILABLE, 'demo: random UNAVAILABLE')};
     return {id, ready: false, response: {id, attempt, payload_length: Buffer.byteLength(request.payload ?? ''), echoed_metadata: echoed}};
   }
 
   const credentials = options.tls
-    ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], Boolean(options.tls.ca))
+    ? grpc.ServerCredentials.createSsl(
+        options.tls.ca ?? null,
+        [{private_key: options.tls.key, cert_chain: options.tls.cert}],
+        Boolean(options.tls.ca),
+      )
     : grpc.ServerCredentials.createInsecure();
   const address = options.address ?? '127.0.0.1:0';
   const port = await new Promise<number>((resolve, reject) =>
@@ -334,7 +346,19 @@ function serviceError(code: grpc.status, details: string): grpc.ServiceError {
 
 function freshStats(): DemoServerStats {
   return {
-    calls: 0, inFlight: 0, maxInFlight: 0, streams: 0, openStreams: 0, maxOpenStreams: 0, lastStreamDeadlineMs: undefined,
-    byStatus: {}, attemptsById: new Map(), attemptTimesById: new Map(), shed: 0, ids: [], lastMetadata: undefined, lastPeerHadCert: false,
+    calls: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    streams: 0,
+    openStreams: 0,
+    maxOpenStreams: 0,
+    lastStreamDeadlineMs: undefined,
+    byStatus: {},
+    attemptsById: new Map(),
+    attemptTimesById: new Map(),
+    shed: 0,
+    ids: [],
+    lastMetadata: undefined,
+    lastPeerHadCert: false,
   };
 }

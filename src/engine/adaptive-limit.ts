@@ -116,7 +116,7 @@ export class AdaptiveLimit {
     if (shortRtt !== undefined) {
       // Long-term RTT: an average of the first samples, then an exponential one.
       this.#longCount++;
-      const weight = this.#longCount < 10 ? 1 / this.#longCount : Math.min(1, this.#minWindow / this.#longWindow * 2);
+      const weight = this.#longCount < 10 ? 1 / this.#longCount : Math.min(1, (this.#minWindow / this.#longWindow) * 2);
       this.#longRtt = this.#longRtt + (shortRtt - this.#longRtt) * weight;
       // Latency back to normal after a long rise: let the long-term average come down faster.
       if (this.#longRtt / shortRtt > 2) this.#longRtt *= 0.95;

@@ -48,6 +48,16 @@ export async function checkInput(job: LoadedJob, options: CheckInputOptions = {}
       if (hint) hints.push({file: label, path: '', message: hint, severity: 'warning'});
     }
   }
-  const warnings: Issue[] = total === 0 ? [{file: label, path: '', message: 'the input has no records (empty or only blank lines); a run would send nothing', severity: 'warning'}] : [];
+  const warnings: Issue[] =
+    total === 0
+      ? [
+          {
+            file: label,
+            path: '',
+            message: 'the input has no records (empty or only blank lines); a run would send nothing',
+            severity: 'warning',
+          },
+        ]
+      : [];
   return {total, invalid, issues, warnings, hints, label};
 }

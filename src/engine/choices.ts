@@ -14,7 +14,11 @@ export interface RunChoices {
   /** Where the method's schema came from. */
   readonly schema: 'proto' | 'protoset' | 'reflection';
   /** The calls' transport: the library, its security and its connections. */
-  readonly transport: {readonly library: 'grpc-js' | 'h2'; readonly security: 'plaintext' | 'TLS' | 'mutual TLS'; readonly channels: number};
+  readonly transport: {
+    readonly library: 'grpc-js' | 'h2';
+    readonly security: 'plaintext' | 'TLS' | 'mutual TLS';
+    readonly channels: number;
+  };
 }
 
 /** The choices of a run of `spec`; `queued`: its calls are made by remote workers (`--redis`). */
@@ -31,9 +35,12 @@ export function runChoices(spec: JobSpec, queued: boolean): RunChoices {
 /** One line: `2 worker threads (workers: auto), schema from proto files, grpc-js plaintext over 1 channel`. */
 export function describeChoices(choices: RunChoices): string {
   const setting = choices.workersSetting === 'auto' ? ' (workers: auto)' : '';
-  const who = choices.executor === 'queue' ? 'grpc-batch workers over Redis'
-    : choices.executor === 'main thread' ? `the main thread${setting}`
-    : `${choices.workers} worker threads${setting}`;
+  const who =
+    choices.executor === 'queue'
+      ? 'grpc-batch workers over Redis'
+      : choices.executor === 'main thread'
+        ? `the main thread${setting}`
+        : `${choices.workers} worker threads${setting}`;
   const schema = choices.schema === 'reflection' ? 'server reflection' : choices.schema === 'proto' ? 'proto files' : 'protoset files';
   const {security, channels} = choices.transport;
   return `${who}, schema from ${schema}, ${choices.transport.library} ${security} over ${channels} channel${channels === 1 ? '' : 's'}${choices.executor === 'worker threads' ? ' each' : ''}`;

@@ -45,7 +45,8 @@ const BRACKETED_IPV6 = /\[[0-9A-Fa-f:.]+\](?::\d{1,5})?/g;
 /** A word with dots and colons: an address when it is one (checked by `addressOf`). */
 const ADDRESS_CANDIDATE = /(?<![\w.:-])[\w.:-]*[\w]/g;
 const HOST_PORT = /^(.*?)((?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+):(\d{1,5})$/;
-const DURATION = /(?<![\w.])(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d+)? ?(?:nanoseconds?|microseconds?|milliseconds?|seconds?|secs?|minutes?|mins?|hours?))(?![\w])/g;
+const DURATION =
+  /(?<![\w.])(?:(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+|\d+(?:\.\d+)? ?(?:nanoseconds?|microseconds?|milliseconds?|seconds?|secs?|minutes?|mins?|hours?))(?![\w])/g;
 const HEX = /\b0x[0-9a-fA-F]+\b/g;
 /** A word with a digit in it: a number, or an id when it also holds letters. */
 const DIGIT_WORD = /(?<![\w.-])[\w-]*\d(?:[\w.-]*\w)?/g;
@@ -54,8 +55,27 @@ const NUMBER = /^[+-]?\d+(?:\.\d+)*$/;
 const PHASE_TIMING = /,[A-Za-z][A-Za-z ]*: <duration>/g;
 /** Words with digits that name a kind of thing rather than one thing. */
 const KEPT_WORDS = new Set([
-  'int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'fixed32', 'fixed64', 'sfixed32', 'sfixed64',
-  'base64', 'utf-8', 'utf8', 'utf-16', 'utf-16le', 'utf-16be', 'http2', 'h2', 'x509', 'ipv4', 'ipv6',
+  'int32',
+  'int64',
+  'uint32',
+  'uint64',
+  'sint32',
+  'sint64',
+  'fixed32',
+  'fixed64',
+  'sfixed32',
+  'sfixed64',
+  'base64',
+  'utf-8',
+  'utf8',
+  'utf-16',
+  'utf-16le',
+  'utf-16be',
+  'http2',
+  'h2',
+  'x509',
+  'ipv4',
+  'ipv6',
 ]);
 
 /** The message with what differs from record to record masked (see the rules above). */

@@ -13,7 +13,24 @@ export interface Share {
 }
 
 /** The pipeline options a job's spec gives, for a share of its limits. */
-export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata' | 'maxRepliesPerRecord'>, share: Share) {
+export function pipelineSettings(
+  spec: Pick<
+    JobSpec,
+    | 'rampUpMs'
+    | 'adaptive'
+    | 'retry'
+    | 'deadlineMs'
+    | 'metadata'
+    | 'waitForReady'
+    | 'maxOutageMs'
+    | 'streams'
+    | 'batchSize'
+    | 'concurrency'
+    | 'recordMetadata'
+    | 'maxRepliesPerRecord'
+  >,
+  share: Share,
+) {
   return {
     concurrency: share.concurrency,
     rps: share.rps,
@@ -32,8 +49,16 @@ export function pipelineSettings(spec: Pick<JobSpec, 'rampUpMs' | 'adaptive' | '
   };
 }
 
-export function channelPoolFor(spec: Pick<JobSpec, 'target' | 'tls' | 'channelOptions' | 'channels'> & {readonly transport?: JobSpec['transport'] | undefined}): ChannelPool {
-  return new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions, channels: spec.channels, transport: spec.transport});
+export function channelPoolFor(
+  spec: Pick<JobSpec, 'target' | 'tls' | 'channelOptions' | 'channels'> & {readonly transport?: JobSpec['transport'] | undefined},
+): ChannelPool {
+  return new ChannelPool({
+    target: spec.target,
+    tls: spec.tls,
+    channelOptions: spec.channelOptions,
+    channels: spec.channels,
+    transport: spec.transport,
+  });
 }
 
 /** Runs the records on the main thread, over the run's one channel pool. */
@@ -48,7 +73,13 @@ export class InlineExecutor implements Executor {
     const onReport = (report: CallReport): void | Promise<void> => {
       const call = report.call as RecordCall;
       if (report.kind === 'unsent') return events.onUnsent(call);
-      return events.onFinal(call, codeOf(report.outcome), report.attempts, resultOf(call.line, report.outcome, report.attempts, report.latencyMs), detailsOf(report.outcome));
+      return events.onFinal(
+        call,
+        codeOf(report.outcome),
+        report.attempts,
+        resultOf(call.line, report.outcome, report.attempts, report.latencyMs),
+        detailsOf(report.outcome),
+      );
     };
     this.#pipeline = new Pipeline({
       pool: this.#pool,

@@ -8,7 +8,15 @@ import type {Executor, ExecutorEvents, RecordCall} from './executor.js';
 import type {PipelineStatus} from './pipeline.js';
 import type {RunStats} from './stats.js';
 import type {MethodHandle} from '../schema/method-handle.js';
-import {plainSpec, type FromWorker, type ResultItem, type ToWorker, type WorkerCall, type WorkerInit, type WorkerStatus} from './thread-protocol.js';
+import {
+  plainSpec,
+  type FromWorker,
+  type ResultItem,
+  type ToWorker,
+  type WorkerCall,
+  type WorkerInit,
+  type WorkerStatus,
+} from './thread-protocol.js';
 import {Waiter} from '../util/waiter.js';
 
 /** Records sent to a worker in one message. The hop costs ~1 µs a record in batches of 64. */
@@ -63,12 +71,22 @@ export class ThreadExecutor implements Executor {
     this.#slots = concurrency.map((share, index) => {
       const init: WorkerInit = {spec: plain, share: {concurrency: share, rps: spec.rps / count}, index, schema};
       const worker = startWorker(init);
-      const slot: WorkerSlot = {worker, share: init.share, outstanding: 0, batch: [], status: undefined, final: undefined, exited: Promise.resolve(), busy: Promise.resolve()};
+      const slot: WorkerSlot = {
+        worker,
+        share: init.share,
+        outstanding: 0,
+        batch: [],
+        status: undefined,
+        final: undefined,
+        exited: Promise.resolve(),
+        busy: Promise.resolve(),
+      };
       slot.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
       worker.on('message', (message: FromWorker) => this.#onMessage(slot, message));
       worker.on('error', (error) => this.#workerFailed(slot, error));
       worker.on('exit', (code) => {
-        if (!slot.final) this.#workerFailed(slot, new InternalError(`worker thread ${index} exited (code ${code}) before the end of the run`));
+        if (!slot.final)
+          this.#workerFailed(slot, new InternalError(`worker thread ${index} exited (code ${code}) before the end of the run`));
       });
       return slot;
     });
@@ -182,12 +200,14 @@ export class ThreadExecutor implements Executor {
 
   #send(slot: WorkerSlot): void {
     if (slot.batch.length === 0) return;
-    const calls = slot.batch.map((call): WorkerCall => ({
-      line: call.line,
-      request: call.request,
-      ...(call.metadata ? {metadata: call.metadata.toJSON() as WorkerCall['metadata']} : {}),
-      ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {}),
-    }));
+    const calls = slot.batch.map(
+      (call): WorkerCall => ({
+        line: call.line,
+        request: call.request,
+        ...(call.metadata ? {metadata: call.metadata.toJSON() as WorkerCall['metadata']} : {}),
+        ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {}),
+      }),
+    );
     slot.batch = [];
     slot.worker.postMessage({type: 'calls', calls} satisfies ToWorker);
   }
@@ -250,7 +270,12 @@ export class ThreadExecutor implements Executor {
   /** A worker that died: its records get no result (a resume sends them) and the run stops. */
   #workerFailed(slot: WorkerSlot, error: unknown): void {
     if (slot.final) return;
-    slot.final = {type: 'done', status: slot.status ?? {records: 0, calls: 0, limit: 0, attempts: 0, throttled: 0, outage: EMPTY_OUTAGE}, latencies: {histogram: ''}, limitRange: undefined};
+    slot.final = {
+      type: 'done',
+      status: slot.status ?? {records: 0, calls: 0, limit: 0, attempts: 0, throttled: 0, outage: EMPTY_OUTAGE},
+      latencies: {histogram: ''},
+      limitRange: undefined,
+    };
     slot.batch = [];
     for (const [line, entry] of [...this.#calls]) if (entry.slot === slot) this.#settle(line, () => this.#events.onUnsent(entry.call));
     this.#events.onFatal(error);

@@ -18,7 +18,13 @@ export interface ExecutorEvents {
    * record's key), as an object or as its JSON line already made (a worker thread makes it, `line`
    * first); `details` is the error message of a failed record. A rejection aborts the run.
    */
-  readonly onFinal: (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined) => void | Promise<void>;
+  readonly onFinal: (
+    call: RecordCall,
+    code: number,
+    attempts: number,
+    result: RecordOutcome | string,
+    details: string | undefined,
+  ) => void | Promise<void>;
   /** The run stopped before the record got a final outcome: no result; a resume sends it. */
   readonly onUnsent: (call: RecordCall) => void;
   readonly onOutage: (event: OutageEvent) => void;
@@ -58,7 +64,15 @@ export interface Executor {
 /** A record's result line from its final outcome (without its key: the run adds it). `line` comes first. */
 export function resultOf(line: number, outcome: CallOutcome, attempts: number, latencyMs: number): RecordOutcome {
   if (outcome.ok) return {line, status: 'OK', attempts, latencyMs, response: outcome.response, ...outcomeExtras(outcome)};
-  return {line, status: statusName(outcome.code), code: outcome.code, error: outcome.details, attempts, latencyMs, ...outcomeExtras(outcome)};
+  return {
+    line,
+    status: statusName(outcome.code),
+    code: outcome.code,
+    error: outcome.details,
+    attempts,
+    latencyMs,
+    ...outcomeExtras(outcome),
+  };
 }
 
 export function codeOf(outcome: CallOutcome): number {

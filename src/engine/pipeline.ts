@@ -30,7 +30,13 @@ export interface PlannedCall {
 /** How a record left the pipeline. */
 export type CallReport =
   /** It has a final outcome: the last attempt's. */
-  | {readonly kind: 'final'; readonly call: PlannedCall; readonly outcome: CallOutcome; readonly attempts: number; readonly latencyMs: number}
+  | {
+      readonly kind: 'final';
+      readonly call: PlannedCall;
+      readonly outcome: CallOutcome;
+      readonly attempts: number;
+      readonly latencyMs: number;
+    }
   /** The run stopped before the record got a final outcome: it has no result, and a resume sends it again. */
   | {readonly kind: 'unsent'; readonly call: PlannedCall; readonly attempts: number};
 
@@ -162,9 +168,15 @@ export class Pipeline {
       },
     });
     this.#sender = createSender(options.pool, options.method, {
-      deadlineMs: options.deadlineMs, metadata: options.metadata, waitForReady: options.waitForReady, inFlight: this.#calls,
+      deadlineMs: options.deadlineMs,
+      metadata: options.metadata,
+      waitForReady: options.waitForReady,
+      inFlight: this.#calls,
       recordMetadata: options.recordMetadata ?? false,
-      concurrency: options.concurrency, streams: options.streams, batchSize: options.batchSize, maxReplies: options.maxReplies,
+      concurrency: options.concurrency,
+      streams: options.streams,
+      batchSize: options.batchSize,
+      maxReplies: options.maxReplies,
     });
     if (options.rampUpMs > 0) {
       this.#rampTimer = setInterval(() => this.#ramp(), RAMP_TICK_MS);
@@ -192,7 +204,9 @@ export class Pipeline {
   /** Takes a record in. Call only when `hasRoom`. */
   submit(call: PlannedCall): void {
     this.#records++;
-    this.#limit(() => this.#run(call)).catch(this.#o.onFatal).finally(() => this.#settle());
+    this.#limit(() => this.#run(call))
+      .catch(this.#o.onFatal)
+      .finally(() => this.#settle());
   }
 
   /** No new records and no first attempts; records being retried finish; those at the gate leave unsent. */
@@ -284,7 +298,7 @@ export class Pipeline {
       if (isOwnMistake(outcome.details)) this.#gate.onOwnMistake();
       else {
         const outage = this.#gate.onFailure(outcome.code, outcome.details, this.#isConnectionLost(outcome));
-        if (outage === true || (outage !== false && await outage)) {
+        if (outage === true || (outage !== false && (await outage))) {
           // Lost to the outage: not the record's failure. Back to the gate, sent again when the
           // backend is back; or, when the run is stopping, unfinished (a resume sends it again).
           counted--;
@@ -298,7 +312,8 @@ export class Pipeline {
       if (counted >= policy.maxAttempts) break;
       const token = this.#throttle.acquire();
       if (token && !(await token)) return {kind: 'unsent', call, attempts};
-      if (!(await this.#timers.wait(pushback ?? retryDelayFromStatus(outcome) ?? backoffMs(policy, counted)))) return {kind: 'unsent', call, attempts};
+      if (!(await this.#timers.wait(pushback ?? retryDelayFromStatus(outcome) ?? backoffMs(policy, counted))))
+        return {kind: 'unsent', call, attempts};
     }
     return {kind: 'final', call, outcome, attempts, latencyMs: Math.round((performance.now() - started) * 100) / 100};
   }
@@ -306,7 +321,8 @@ export class Pipeline {
   /** The attempt failed because the connection is gone (refused, reset, dropped), not because the server said no. */
   #isConnectionLost(outcome: Extract<CallOutcome, {ok: false}>): boolean {
     const code = outcome.code;
-    if (code !== Status.UNAVAILABLE && code !== Status.CANCELLED && !(code === Status.INTERNAL && outcome.details.includes('RST_STREAM'))) return false;
+    if (code !== Status.UNAVAILABLE && code !== Status.CANCELLED && !(code === Status.INTERNAL && outcome.details.includes('RST_STREAM')))
+      return false;
     if (outcome.details.startsWith('No connection established')) return NOT_THERE.test(outcome.details);
     if (NOT_THERE.test(outcome.details) || CONNECTION_LOST.test(outcome.details)) return true;
     return this.#o.pool.connectivity(false) !== 2; // not READY: the answer came from the broken connection
@@ -318,7 +334,9 @@ export class Pipeline {
 
   #currentLimit(): number {
     const cap = this.#adaptive?.limit ?? this.#o.concurrency;
-    return this.#o.rampUpMs > 0 ? Math.min(cap, rampConcurrency(this.#o.concurrency, performance.now() - this.#startedAt, this.#o.rampUpMs)) : cap;
+    return this.#o.rampUpMs > 0
+      ? Math.min(cap, rampConcurrency(this.#o.concurrency, performance.now() - this.#startedAt, this.#o.rampUpMs))
+      : cap;
   }
 
   #applyLimit(): void {

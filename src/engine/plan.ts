@@ -36,7 +36,13 @@ export class Plan {
    * job's input format and templated metadata. `identities`: a job module's records are told apart
    * by their key instead (done on a resume, or invalid when missing or repeated); give no `finished` then.
    */
-  constructor(source: AsyncIterable<InputRecord>, method: MethodHandle, finished?: Int32Array, records?: RecordPlan, identities?: {readonly keys: RecordIdentities; readonly fields: readonly ResultField[]}) {
+  constructor(
+    source: AsyncIterable<InputRecord>,
+    method: MethodHandle,
+    finished?: Int32Array,
+    records?: RecordPlan,
+    identities?: {readonly keys: RecordIdentities; readonly fields: readonly ResultField[]},
+  ) {
     this.#iterator = source[Symbol.asyncIterator]();
     this.#method = method;
     this.#finished = finished && finished.length > 0 ? finished : undefined;

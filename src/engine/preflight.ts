@@ -25,13 +25,20 @@ export async function probeTarget(job: LoadedJob, timeoutMs = PREFLIGHT_TIMEOUT_
   const {spec} = job;
   const pool = new ChannelPool({target: spec.target, tls: spec.tls, channelOptions: spec.channelOptions});
   try {
-    const outcome = await callUnary(pool.pick(), HEALTH_CHECK, HEALTH_CHECK.encodeRequest({}), {deadlineMs: timeoutMs, metadata: buildMetadata(spec.metadata)});
+    const outcome = await callUnary(pool.pick(), HEALTH_CHECK, HEALTH_CHECK.encodeRequest({}), {
+      deadlineMs: timeoutMs,
+      metadata: buildMetadata(spec.metadata),
+    });
     if (outcome.ok) return {ok: true, answer: `health: ${(outcome.response as {status: string}).status}`};
     if (outcome.code === Status.UNIMPLEMENTED || outcome.code === Status.NOT_FOUND) {
       return {ok: true, answer: `it has no health service (${statusName(outcome.code)}), but it answers gRPC`};
     }
     const context = {target: spec.target, tls: spec.tls !== undefined, deadlineMs: timeoutMs};
-    return {ok: false, problem: `${statusName(outcome.code)}: ${cleanDetails(outcome.details)}`, hint: hintFor(outcome.code, outcome.details, context)};
+    return {
+      ok: false,
+      problem: `${statusName(outcome.code)}: ${cleanDetails(outcome.details)}`,
+      hint: hintFor(outcome.code, outcome.details, context),
+    };
   } finally {
     pool.close();
   }
@@ -41,7 +48,9 @@ export async function probeTarget(job: LoadedJob, timeoutMs = PREFLIGHT_TIMEOUT_
 export async function preflight(job: LoadedJob, log?: Logger): Promise<void> {
   const result = await probeTarget(job);
   if (!result.ok) {
-    throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {title: 'the target does not answer; nothing was sent'});
+    throw new ValidationError([{file: job.spec.file, path: 'target', message: describeProblem(job, result)}], {
+      title: 'the target does not answer; nothing was sent',
+    });
   }
   log?.info({event: 'preflight:ok', target: job.spec.target}, `${job.spec.target} answers (${result.answer})`);
 }

@@ -6,8 +6,14 @@ import type {MethodHandle} from '../schema/method-handle.js';
 import {didYouMean} from '../util/suggest.js';
 import type {InputRecord} from '../io/input.js';
 import type {InputFormat} from '../config/spec.js';
-import {fixedMetadata, renderTemplates, templatesOf, withFieldNames, type MetadataTemplate, type TemplatedSpec} from '../config/metadata-template.js';
-
+import {
+  fixedMetadata,
+  renderTemplates,
+  templatesOf,
+  withFieldNames,
+  type MetadataTemplate,
+  type TemplatedSpec,
+} from '../config/metadata-template.js';
 
 /** What a job says about each record's request, metadata and deadline; built once per run by `recordPlan`. */
 export interface RecordPlan {
@@ -34,7 +40,10 @@ const ENVELOPE_KEYS = ['request', 'metadata', 'deadline'];
  * The plan of a job's records; with `method`, each placeholder's fields are looked up in the request
  * type, so a record may spell them by their proto or their JSON name.
  */
-export function recordPlan(spec: TemplatedSpec & {readonly inputFormat?: InputFormat}, method?: Pick<MethodHandle, 'requestFieldPath'>): RecordPlan {
+export function recordPlan(
+  spec: TemplatedSpec & {readonly inputFormat?: InputFormat},
+  method?: Pick<MethodHandle, 'requestFieldPath'>,
+): RecordPlan {
   const templates = templatesOf(spec).map((template) => withFieldNames(template, method?.requestFieldPath));
   return {inputFormat: spec.inputFormat ?? 'message', metadata: fixedMetadata(spec), templates};
 }
@@ -92,16 +101,19 @@ function readEnvelope(value: unknown): Envelope | string {
   }
   const object = value as Record<string, unknown>;
   for (const key of Object.keys(object)) {
-    if (!ENVELOPE_KEYS.includes(key)) return `${key}: unknown envelope key${didYouMean(key, ENVELOPE_KEYS)}; keys: request (required), metadata, deadline`;
+    if (!ENVELOPE_KEYS.includes(key))
+      return `${key}: unknown envelope key${didYouMean(key, ENVELOPE_KEYS)}; keys: request (required), metadata, deadline`;
   }
   if (!('request' in object)) return 'request: missing: an envelope holds the request message under "request" (inputFormat: envelope)';
   let metadata: Record<string, string> | undefined;
   if (object['metadata'] !== undefined) {
     const raw = object['metadata'];
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return `metadata: expected a map of header names to values, got ${Array.isArray(raw) ? 'a list' : raw === null ? 'null' : typeof raw}`;
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      return `metadata: expected a map of header names to values, got ${Array.isArray(raw) ? 'a list' : raw === null ? 'null' : typeof raw}`;
     metadata = {};
     for (const [key, v] of Object.entries(raw as Record<string, unknown>)) {
-      if (!['string', 'number', 'boolean'].includes(typeof v)) return `metadata.${key}: expected a string, number or true/false, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`;
+      if (!['string', 'number', 'boolean'].includes(typeof v))
+        return `metadata.${key}: expected a string, number or true/false, got ${v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v}`;
       const problem = checkMetadataEntry(key, String(v));
       if (problem) return `metadata.${key}: ${problem}`;
       metadata[key.toLowerCase()] = String(v);

@@ -24,11 +24,14 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
   lines.push(`${icon} ${summary.job} ${summary.status} (run ${summary.runId}) in ${formatDuration(summary.durationMs)}`);
   const of = summary.inputRecords !== undefined && summary.inputRecords !== summary.total ? ` of ${summary.inputRecords}` : '';
   lines.push(`  records   ${summary.total}${of} read: ${summary.ok} ok, ${summary.failed} failed, ${summary.invalid} invalid${unfinished}`);
-  if (summary.replies !== undefined) lines.push(`  replies   ${summary.replies} in the results (server-streaming: each record's replies in its response array)`);
-  const statuses = Object.entries(summary.byStatus).map(([name, n]) => `${name} ${n}`).join(', ');
+  if (summary.replies !== undefined)
+    lines.push(`  replies   ${summary.replies} in the results (server-streaming: each record's replies in its response array)`);
+  const statuses = Object.entries(summary.byStatus)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(', ');
   if (statuses) lines.push(`  statuses  ${statuses}`);
   Object.entries(summary.errors ?? {}).forEach(([name, messages], index) => {
-    const count = name === 'INVALID' ? summary.invalid : summary.byStatus[name] ?? 0;
+    const count = name === 'INVALID' ? summary.invalid : (summary.byStatus[name] ?? 0);
     const head = `  ${index === 0 ? 'errors   ' : '         '} ${name} ${count}:`;
     const rows = messages.filter((m) => !m.other);
     // The records in no row (the remainder row of the summary): the rows always add up to the count.
@@ -40,27 +43,43 @@ export function formatSummary(summary: RunSummary, next: readonly NextStep[] = [
       // Several messages: one row each, most frequent first, then what the summary leaves out.
       lines.push(head);
       const width = String(count).length;
-      for (const m of rows) lines.push(`              ${String(m.count).padStart(width)} × ${cutMessage(m.message)}`, ...example(m).map((line) => `${' '.repeat(width + 3)}${line}`));
+      for (const m of rows)
+        lines.push(
+          `              ${String(m.count).padStart(width)} × ${cutMessage(m.message)}`,
+          ...example(m).map((line) => `${' '.repeat(width + 3)}${line}`),
+        );
       if (rest > 0) lines.push(`              ${String(rest).padStart(width)} × other messages (each record's own is in the results file)`);
     }
     for (const hint of new Set(messages.map((m) => m.hint).filter(Boolean))) lines.push(`              hint: ${hint}`);
   });
-  lines.push(`  calls     ${summary.attempts} (${summary.retried} records retried), ${summary.callsPerSec.toLocaleString('en-US')} calls/s`);
+  lines.push(
+    `  calls     ${summary.attempts} (${summary.retried} records retried), ${summary.callsPerSec.toLocaleString('en-US')} calls/s`,
+  );
   const l = summary.latencyMs;
   lines.push(`  latency   p50 ${l.p50}ms  p90 ${l.p90}ms  p99 ${l.p99}ms  max ${l.max}ms`);
   if (summary.chosen) lines.push(`  ran on    ${describeChoices(summary.chosen)}`);
   lines.push(`  results   ${displayPath(summary.output)}`);
   if (summary.failures) {
     const stopped = summary.stopReason !== undefined || summary.abortReason !== undefined || summary.interruptReason !== undefined;
-    lines.push(`  failures  ${displayPath(summary.failures)}  (${summary.failed} failed, ${summary.invalid} invalid${stopped ? ' so far' : ''})`);
+    lines.push(
+      `  failures  ${displayPath(summary.failures)}  (${summary.failed} failed, ${summary.invalid} invalid${stopped ? ' so far' : ''})`,
+    );
   }
-  if (summary.stopReason) lines.push(`  stopped   by ${summary.stopReason} after input line ${summary.lastLine}; later records were not sent`);
+  if (summary.stopReason)
+    lines.push(`  stopped   by ${summary.stopReason} after input line ${summary.lastLine}; later records were not sent`);
   if (summary.abortReason) lines.push(`  aborted   ${summary.abortReason}; records after input line ${summary.lastLine} were not sent`);
   if (summary.interruptReason) lines.push(`  interrupted ${cleanDetails(summary.interruptReason)}; nothing failed for it`);
   if (summary.interruptHint) lines.push(`              hint: ${summary.interruptHint}`);
-  if (summary.outages.pauses > 0) lines.push(`  paused    ${summary.outages.pauses} time(s), ${formatDuration(summary.outages.pausedMs)} in all, waiting for the backend (no record failed for it)`);
-  if (summary.concurrencyLimit) lines.push(`  limit     calls in flight min ${summary.concurrencyLimit.min}, mean ${summary.concurrencyLimit.mean}, max ${summary.concurrencyLimit.max} (adaptive)`);
-  if (summary.retriesThrottled > 0) lines.push(`  throttled ${summary.retriesThrottled} retries waited for the retry throttle: many calls were failing (retry.throttle)`);
+  if (summary.outages.pauses > 0)
+    lines.push(
+      `  paused    ${summary.outages.pauses} time(s), ${formatDuration(summary.outages.pausedMs)} in all, waiting for the backend (no record failed for it)`,
+    );
+  if (summary.concurrencyLimit)
+    lines.push(
+      `  limit     calls in flight min ${summary.concurrencyLimit.min}, mean ${summary.concurrencyLimit.mean}, max ${summary.concurrencyLimit.max} (adaptive)`,
+    );
+  if (summary.retriesThrottled > 0)
+    lines.push(`  throttled ${summary.retriesThrottled} retries waited for the retry throttle: many calls were failing (retry.throttle)`);
   next.forEach((step, index) => {
     lines.push(`  ${index === 0 ? 'next     ' : '         '} ${step.command}`);
     lines.push(`              ${step.why}`);
@@ -91,7 +110,9 @@ export function createProgressReporter(terminal: Terminal, write: (line: string)
   return {
     update(p) {
       const of = p.total !== undefined ? `/${p.total}` : '';
-      write(`progress: ${p.done}${of} done, ${p.ok} ok, ${p.failed} failed, ${p.invalid} invalid, ${p.inFlight} in flight, ${rate(p)}/s${p.total !== undefined ? `, ETA ${eta(p)}` : ''}${stateOf(p)}`);
+      write(
+        `progress: ${p.done}${of} done, ${p.ok} ok, ${p.failed} failed, ${p.invalid} invalid, ${p.inFlight} in flight, ${rate(p)}/s${p.total !== undefined ? `, ETA ${eta(p)}` : ''}${stateOf(p)}`,
+      );
     },
     stop() {},
   };
@@ -107,9 +128,10 @@ const BAR_WIDTH = 30;
  */
 export function formatProgressLine(p: ProgressSnapshot, columns: number): string {
   const failed = p.failed + p.invalid;
-  const parts = p.total !== undefined
-    ? [`${percent(p)}%`, `${p.done}/${p.total}`, `${rate(p)}/s`, `ETA ${eta(p)}`, `failed ${failed}`, `in flight ${p.inFlight}`]
-    : [`${p.done} done`, `${rate(p)}/s`, `failed ${failed}`, `in flight ${p.inFlight}`];
+  const parts =
+    p.total !== undefined
+      ? [`${percent(p)}%`, `${p.done}/${p.total}`, `${rate(p)}/s`, `ETA ${eta(p)}`, `failed ${failed}`, `in flight ${p.inFlight}`]
+      : [`${p.done} done`, `${rate(p)}/s`, `failed ${failed}`, `in flight ${p.inFlight}`];
   const text = parts.join(' | ') + stateOf(p);
   const room = columns - 1 - text.length - 1;
   if (p.total === undefined || room < 10) return text.slice(0, Math.max(0, columns - 1));

@@ -1,6 +1,6 @@
 import {randomBytes} from 'node:crypto';
 import type {Readable} from 'node:stream';
-import {getErrorMessage, InternalError, IoError, UsageError} from '../errors.js';
+import {getErrorMessage, InternalError, UsageError} from '../errors.js';
 import {removeIfEmpty} from '../util/durable.js';
 import {RunFilesLock} from '../util/file-lock.js';
 import type {Logger} from '../util/log.js';
@@ -111,7 +111,10 @@ const MAX_LOGGED_INVALID = 20;
 
 /** A run id that sorts by time: 20261125T214500Z-3f9a1c. */
 export function newRunId(now = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 /**
@@ -124,7 +127,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const {spec, method} = job;
   const runId = options.runId ?? newRunId();
   const log = options.logger?.child({job: spec.name, runId});
-  if (options.resume && readsStdin(spec.input)) throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
+  if (options.resume && readsStdin(spec.input))
+    throw new UsageError('a run that reads standard input cannot be resumed: its records are gone; save the input to a file');
   // A job module's records are told apart by their key (resultFields), never by their position.
   const byKey = readsModuleRequests(spec);
   const noKey = options.resume ? moduleResumeProblem(spec, runId, undefined) : undefined;
@@ -151,9 +155,12 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     await sink.close().catch(() => undefined);
     ownLock?.release();
     const names = (prior.missingKeyFields ?? spec.resultFields).join(', ');
-    throw new UsageError(`run ${runId}: ${prior.sentWithoutKey} records sent by an earlier attempt have no ${names} in their key in ${sink.outputPath} (resultFields changed since the run started, or it was started by an older grpc-batch): a job module's run is resumed by key, so these records cannot be told apart; start a new run`);
+    throw new UsageError(
+      `run ${runId}: ${prior.sentWithoutKey} records sent by an earlier attempt have no ${names} in their key in ${sink.outputPath} (resultFields changed since the run started, or it was started by an older grpc-batch): a job module's run is resumed by key, so these records cannot be told apart; start a new run`,
+    );
   }
-  const identities = byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
+  const identities =
+    byKey && spec.resultFields.length > 0 ? {keys: new RecordIdentities(resultFields, prior?.keys), fields: resultFields} : undefined;
   /** Result lines in the results file before this attempt (a resume appends to it). */
   const priorResults = prior ? prior.finished.length + prior.unreadable : 0;
   const {signal, cancelSignal} = options;
@@ -172,7 +179,7 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const finish = async (record: InputRecord, outcome: RecordOutcome | string, code: number) => {
     const result = withKey(outcome, recordKey(record, resultFields, spec.inputFormat));
     sink.write(record, result, code);
-    if (spec.onResult) await spec.onResult(typeof result === 'string' ? JSON.parse(result) as RecordResult : result);
+    if (spec.onResult) await spec.onResult(typeof result === 'string' ? (JSON.parse(result) as RecordResult) : result);
   };
   const checkThresholds = () => {
     if (thresholdReason) return;
@@ -189,11 +196,18 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   };
   const streamsReplies = method.kind === 'server-streaming';
   let replies = prior?.replies ?? 0;
-  const onFinal = (call: RecordCall, code: number, attempts: number, result: RecordOutcome | string, details: string | undefined): Promise<void> => {
+  const onFinal = (
+    call: RecordCall,
+    code: number,
+    attempts: number,
+    result: RecordOutcome | string,
+    details: string | undefined,
+  ): Promise<void> => {
     stats.recordFinal(code, attempts, details);
     if (streamsReplies && code === Status.OK) {
       // A worker thread's result is its JSON line; only a server-streaming run reads it back, to count.
-      const response = typeof result === 'string' ? (JSON.parse(result) as {response?: unknown}).response : (result as {response?: unknown}).response;
+      const response =
+        typeof result === 'string' ? (JSON.parse(result) as {response?: unknown}).response : (result as {response?: unknown}).response;
       if (Array.isArray(response)) replies += response.length;
     }
     const done = finish(call.record, result, code);
@@ -203,9 +217,15 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const onOutage = (event: OutageEvent) => {
     if (event.type === 'down') {
       const hint = hintFor(Status.UNAVAILABLE, event.reason, explain);
-      log?.warn({event: 'backend:down', reason: event.reason, ...(hint ? {hint} : {})}, `waiting for the backend: ${cleanDetails(event.reason)}${hint ? ` (hint: ${hint})` : ''}`);
-    }
-    else if (event.type === 'up') log?.info({event: 'backend:up', pausedMs: Math.round(event.pausedMs)}, `the backend is back after ${(event.pausedMs / 1000).toFixed(1)}s; the run goes on`);
+      log?.warn(
+        {event: 'backend:down', reason: event.reason, ...(hint ? {hint} : {})},
+        `waiting for the backend: ${cleanDetails(event.reason)}${hint ? ` (hint: ${hint})` : ''}`,
+      );
+    } else if (event.type === 'up')
+      log?.info(
+        {event: 'backend:up', pausedMs: Math.round(event.pausedMs)},
+        `the backend is back after ${(event.pausedMs / 1000).toFixed(1)}s; the run goes on`,
+      );
     else {
       interruptReason = event.reason;
       log?.error({event: 'run:interrupted', reason: event.reason}, `stopping the run: ${cleanDetails(event.reason)}`);
@@ -221,16 +241,24 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stopWith('fatal');
     },
   };
-  const executor: Executor = options.executor ? options.executor(events, () => sink.flush())
+  const executor: Executor = options.executor
+    ? options.executor(events, () => sink.flush())
     : spec.workers > 1
-    ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
-    : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
+      ? new ThreadExecutor(spec, spec.workers, events, () => sink.flush(), method)
+      : new InlineExecutor(spec, method, events, () => sink.flushIfDirty());
   sink.onError(events.onFatal);
   // An input file is hashed as it is read: its hash is recorded before its records are sent.
-  const digest = options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
+  const digest =
+    options.onInputRead && spec.input !== undefined && !spec.requests && !readsStdin(spec.input) ? new InputDigest() : undefined;
   let digested = 0;
   const onlyStatus = options.onlyStatus;
-  const plan = new Plan(openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message), onlyStatus}), method, byKey ? undefined : prior?.finished, recordPlan(spec, method), identities);
+  const plan = new Plan(
+    openInput(spec, {digest, stdin: options.stdin, onWarning: (message) => log?.warn({event: 'input:origins'}, message), onlyStatus}),
+    method,
+    byKey ? undefined : prior?.finished,
+    recordPlan(spec, method),
+    identities,
+  );
 
   let total: number | undefined;
   if (onlyStatus && spec.input) {
@@ -239,10 +267,16 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
     const left = [...counts].filter(([status]) => !onlyStatus.has(status));
     total = kept.reduce((sum, [, n]) => sum + n, 0);
     const show = (entries: [string, number][]) => entries.map(([status, n]) => `${status} ${n}`).join(', ') || 'none';
-    log?.info({event: 'input:only-status', sent: Object.fromEntries(kept), left: Object.fromEntries(left)}, `--only-status: sending the ${total} records of ${label} that failed with ${show(kept)}; not sending ${show(left)}`);
+    log?.info(
+      {event: 'input:only-status', sent: Object.fromEntries(kept), left: Object.fromEntries(left)},
+      `--only-status: sending the ${total} records of ${label} that failed with ${show(kept)}; not sending ${show(left)}`,
+    );
   } else {
     // A regular file only: a pipe or a FIFO can be read once, by the plan.
-    countRegularFileLines(spec)?.then((n) => (total = n), () => undefined);
+    countRegularFileLines(spec)?.then(
+      (n) => (total = n),
+      () => undefined,
+    );
   }
   const onStop = () => stopWith('signal');
   const onCancel = () => {
@@ -257,8 +291,17 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   const snapshot = (): ProgressSnapshot => {
     const now = executor.status();
     return {
-      done: stats.done, total, ok: stats.ok, failed: stats.failed, invalid: stats.invalid,
-      inFlight: now.records, calls: now.calls, limit: now.limit, cap: spec.concurrency, attempts: stats.attempts + executor.attempts, elapsedMs: performance.now() - stats.startedAt,
+      done: stats.done,
+      total,
+      ok: stats.ok,
+      failed: stats.failed,
+      invalid: stats.invalid,
+      inFlight: now.records,
+      calls: now.calls,
+      limit: now.limit,
+      cap: spec.concurrency,
+      attempts: stats.attempts + executor.attempts,
+      elapsedMs: performance.now() - stats.startedAt,
       ...(now.outage.paused ? {waiting: {forMs: now.outage.pausedForMs, reason: now.outage.reason ?? 'no answer'}} : {}),
     };
   };
@@ -273,9 +316,13 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       return events.onFatal(error);
     }
     const taken = {results: priorResults + sink.results};
-    checkpointing = sink.sync().then(async () => {
-      if (!fatal) await options.onCheckpoint?.(taken);
-    }).catch(events.onFatal).finally(() => (checkpointing = undefined));
+    checkpointing = sink
+      .sync()
+      .then(async () => {
+        if (!fatal) await options.onCheckpoint?.(taken);
+      })
+      .catch(events.onFatal)
+      .finally(() => (checkpointing = undefined));
   };
   const timers = [
     options.onProgress ? setInterval(() => options.onProgress!(snapshot()), options.progressIntervalMs ?? 1000) : undefined,
@@ -283,11 +330,28 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   ];
   for (const timer of timers) timer?.unref();
   if (prior && prior.finished.length > 0) {
-    log?.info({event: 'run:resuming', finished: prior.finished.length}, `resuming: ${prior.finished.length} records already have results; they are not sent again${identities ? ` (found by their key: ${spec.resultFields.join(', ')})` : ''}`);
+    log?.info(
+      {event: 'run:resuming', finished: prior.finished.length},
+      `resuming: ${prior.finished.length} records already have results; they are not sent again${identities ? ` (found by their key: ${spec.resultFields.join(', ')})` : ''}`,
+    );
   }
   const chosen = runChoices(spec, options.executor !== undefined);
   if (options.logLifecycle !== false) {
-    log?.info({event: 'run:started', target: spec.target, method: method.name, concurrency: spec.concurrency, input: label, workers: chosen.workers, workersSetting: chosen.workersSetting, executor: chosen.executor, schema: chosen.schema, transport: chosen.transport}, `run started: ${describeChoices(chosen)}`);
+    log?.info(
+      {
+        event: 'run:started',
+        target: spec.target,
+        method: method.name,
+        concurrency: spec.concurrency,
+        input: label,
+        workers: chosen.workers,
+        workersSetting: chosen.workersSetting,
+        executor: chosen.executor,
+        schema: chosen.schema,
+        transport: chosen.transport,
+      },
+      `run started: ${describeChoices(chosen)}`,
+    );
   }
 
   try {
@@ -306,7 +370,8 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
       stats.lastLine = record.line;
       if (item.kind === 'invalid') {
         stats.recordInvalid(item.error);
-        if (stats.invalid <= MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
+        if (stats.invalid <= MAX_LOGGED_INVALID)
+          log?.warn({event: 'record:invalid', line: record.line}, `${label}:${record.line}: ${item.error}`);
         const hint = shapes.observe(record, label);
         if (hint) log?.warn({event: 'input:hint'}, hint);
         await finish(record, {line: record.line, status: 'INVALID', error: item.error, attempts: 0}, INVALID_CODE);
@@ -339,33 +404,64 @@ export async function runJob(job: LoadedJob, options: RunOptions = {}): Promise<
   }
   if (fatal) {
     // A disk or state fault, a lost backend store, a bug: the run stops (resumable once fixed), with what it did.
-    const error = fatal instanceof InternalError ? fatal : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
+    const error =
+      fatal instanceof InternalError
+        ? fatal
+        : new InternalError(`run ${runId} of ${spec.name} aborted: ${getErrorMessage(fatal)}`, {cause: fatal});
     stats.throttled = executor.throttled;
     error.summary = stats.summarize({
-      job: spec.name, runId, output: sink.outputPath, interruptReason: error.message, stop: stopReasonOf(error), failures: sink.hasFailures ? sink.failuresPath : undefined, explain, inputRecords: total,
+      job: spec.name,
+      runId,
+      output: sink.outputPath,
+      interruptReason: error.message,
+      stop: stopReasonOf(error),
+      failures: sink.hasFailures ? sink.failuresPath : undefined,
+      explain,
+      inputRecords: total,
     });
     throw error;
   }
-  if (stats.invalid > MAX_LOGGED_INVALID) log?.warn({event: 'record:invalid', count: stats.invalid}, `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`);
+  if (stats.invalid > MAX_LOGGED_INVALID)
+    log?.warn(
+      {event: 'record:invalid', count: stats.invalid},
+      `${stats.invalid - MAX_LOGGED_INVALID} more invalid records are in ${sink.failuresPath}`,
+    );
   options.onProgress?.({...snapshot(), attempts: stats.attempts, total: total ?? stats.total});
-  const stopReason = signal?.aborted ? String(signal.reason instanceof Error ? signal.reason.message : signal.reason ?? 'stopped') : undefined;
+  const stopReason = signal?.aborted
+    ? String(signal.reason instanceof Error ? signal.reason.message : (signal.reason ?? 'stopped'))
+    : undefined;
   const outage = executor.status().outage;
   const limitRange = executor.limitRange();
   stats.throttled = executor.throttled;
-  const summary = {...stats.summarize({
-    job: spec.name,
-    runId,
-    output: sink.outputPath,
-    stopReason,
-    abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
-    interruptReason: !stopReason ? interruptReason : undefined,
-    stop: stopReason ? 'signal' : interruptReason ? 'outage' : thresholdReason ? threshold : undefined,
-    failures: sink.hasFailures ? sink.failuresPath : undefined,
-    outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
-    concurrencyLimit: limitRange,
-    explain,
-    inputRecords: total,
-  }), chosen, ...(streamsReplies ? {replies} : {})};
-  if (options.logLifecycle !== false) log?.info({event: 'run:finished', status: summary.status, total: summary.total, ok: summary.ok, failed: summary.failed, invalid: summary.invalid}, 'run finished');
+  const summary = {
+    ...stats.summarize({
+      job: spec.name,
+      runId,
+      output: sink.outputPath,
+      stopReason,
+      abortReason: thresholdReason && !stopReason ? thresholdReason : undefined,
+      interruptReason: !stopReason ? interruptReason : undefined,
+      stop: stopReason ? 'signal' : interruptReason ? 'outage' : thresholdReason ? threshold : undefined,
+      failures: sink.hasFailures ? sink.failuresPath : undefined,
+      outages: {pauses: outage.pauses, pausedMs: outage.pausedMs},
+      concurrencyLimit: limitRange,
+      explain,
+      inputRecords: total,
+    }),
+    chosen,
+    ...(streamsReplies ? {replies} : {}),
+  };
+  if (options.logLifecycle !== false)
+    log?.info(
+      {
+        event: 'run:finished',
+        status: summary.status,
+        total: summary.total,
+        ok: summary.ok,
+        failed: summary.failed,
+        invalid: summary.invalid,
+      },
+      'run finished',
+    );
   return summary;
 }

@@ -224,9 +224,13 @@ export class RunStats {
     for (const [code, count] of [...this.byStatus].sort((a, b) => a[0] - b[0])) byStatus[statusName(code)] = count;
     const empty = this.#histogram.totalCount === 0;
     const at = (p: number) => (empty ? 0 : round(this.#histogram.getValueAtPercentile(p) / 1000));
-    const status = fields.interruptReason ? 'interrupted'
-      : fields.stopReason ? 'cancelled'
-      : this.failed + this.invalid > 0 || fields.abortReason ? 'failed' : 'succeeded';
+    const status = fields.interruptReason
+      ? 'interrupted'
+      : fields.stopReason
+        ? 'cancelled'
+        : this.failed + this.invalid > 0 || fields.abortReason
+          ? 'failed'
+          : 'succeeded';
     const stop = fields.stop ?? (fields.stopReason ? 'signal' : undefined);
     return {
       job: fields.job,
@@ -251,7 +255,9 @@ export class RunStats {
       ...(fields.stopReason ? {stopReason: fields.stopReason} : {}),
       ...(fields.abortReason ? {abortReason: fields.abortReason} : {}),
       ...(fields.interruptReason ? {interruptReason: fields.interruptReason} : {}),
-      ...(fields.interruptReason && fields.explain && hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain) ? {interruptHint: hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain)} : {}),
+      ...(fields.interruptReason && fields.explain && hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain)
+        ? {interruptHint: hintFor(Status.UNAVAILABLE, fields.interruptReason, fields.explain)}
+        : {}),
       ...(stop ? {stop} : {}),
       lastLine: this.lastLine,
       output: fields.output,

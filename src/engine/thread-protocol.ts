@@ -48,7 +48,14 @@ export interface WorkerStatus {
 
 export type ResultItem =
   /** `text`: the result line without its key (the run adds it); `details`: a failed record's error message. */
-  | {readonly line: number; readonly kind: 'final'; readonly code: number; readonly attempts: number; readonly text: string; readonly details?: string | undefined}
+  | {
+      readonly line: number;
+      readonly kind: 'final';
+      readonly code: number;
+      readonly attempts: number;
+      readonly text: string;
+      readonly details?: string | undefined;
+    }
   | {readonly line: number; readonly kind: 'unsent'};
 
 export type FromWorker =
@@ -56,7 +63,12 @@ export type FromWorker =
   | {readonly type: 'status'; readonly status: WorkerStatus}
   | {readonly type: 'outage'; readonly event: OutageEvent}
   | {readonly type: 'fatal'; readonly message: string}
-  | {readonly type: 'done'; readonly status: WorkerStatus; readonly latencies: SharedLatencies; readonly limitRange: {min: number; mean: number; max: number} | undefined};
+  | {
+      readonly type: 'done';
+      readonly status: WorkerStatus;
+      readonly latencies: SharedLatencies;
+      readonly limitRange: {min: number; mean: number; max: number} | undefined;
+    };
 
 /** The spec a worker can be given: the functions removed. */
 export function plainSpec(spec: JobSpec): PlainSpec {

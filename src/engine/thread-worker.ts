@@ -26,7 +26,10 @@ const post = (message: FromWorker) => port.postMessage(message);
 
 // The schema the main thread loaded (from a proto, a protoset or reflection), not loaded again.
 const root = protobuf.Root.fromJSON(init.schema.json as protobuf.INamespace);
-const method = createMethodHandle({root, origin: init.schema.origin, services: servicesOf(root)}, spec.method, {jsonNames: spec.jsonNames, emitDefaults: spec.emitDefaults});
+const method = createMethodHandle({root, origin: init.schema.origin, services: servicesOf(root)}, spec.method, {
+  jsonNames: spec.jsonNames,
+  emitDefaults: spec.emitDefaults,
+});
 const pool = channelPoolFor(spec);
 const latencies = new RunStats();
 /** Records waiting for the main thread to write their result: line -> release of the slot. */
@@ -75,15 +78,28 @@ function plannedCall(call: WorkerCall) {
   if (call.metadata) {
     metadata = new grpc.Metadata();
     for (const [key, values] of Object.entries(call.metadata)) {
-      for (const value of Array.isArray(values) ? values : [values]) metadata.add(key, typeof value === 'string' ? value : bytes(value as Uint8Array));
+      for (const value of Array.isArray(values) ? values : [values])
+        metadata.add(key, typeof value === 'string' ? value : bytes(value as Uint8Array));
     }
   }
-  return {line: call.line, request: bytes(call.request), ...(metadata ? {metadata} : {}), ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {})};
+  return {
+    line: call.line,
+    request: bytes(call.request),
+    ...(metadata ? {metadata} : {}),
+    ...(call.deadlineMs !== undefined ? {deadlineMs: call.deadlineMs} : {}),
+  };
 }
 
 function status(): WorkerStatus {
   const now = pipeline.status();
-  return {records: now.records, calls: now.calls, limit: now.limit, attempts: latencies.attempts, throttled: pipeline.throttled, outage: now.outage};
+  return {
+    records: now.records,
+    calls: now.calls,
+    limit: now.limit,
+    attempts: latencies.attempts,
+    throttled: pipeline.throttled,
+    outage: now.outage,
+  };
 }
 
 const heartbeat = setInterval(() => post({type: 'status', status: status()}), STATUS_INTERVAL_MS);

@@ -38,7 +38,12 @@ export function compressionOf(file: string): Compression | undefined {
     const read = readSync(fd, head, 0, head.length, 0);
     // bzip2's "BZh" is also plain text: it counts only with a block size digit after it.
     for (const [name, magic] of MAGIC) {
-      if (read >= magic.length && magic.every((byte, i) => head[i] === byte) && (name !== 'bzip2' || (read >= 4 && head[3]! >= 0x31 && head[3]! <= 0x39))) return name;
+      if (
+        read >= magic.length &&
+        magic.every((byte, i) => head[i] === byte) &&
+        (name !== 'bzip2' || (read >= 4 && head[3]! >= 0x31 && head[3]! <= 0x39))
+      )
+        return name;
     }
     return undefined;
   } finally {
@@ -107,7 +112,10 @@ export function repairGzipTail(file: string): number {
   const size = statSync(file).size;
   if (size === 0) return 0;
   const starts = memberStarts(file);
-  if (starts[0] !== 0) throw new Error(`${file} is not a gzip file written by grpc-batch (it does not start with a gzip member); move it away, or resume with another path`);
+  if (starts[0] !== 0)
+    throw new Error(
+      `${file} is not a gzip file written by grpc-batch (it does not start with a gzip member); move it away, or resume with another path`,
+    );
   const fd = openSync(file, 'r+');
   try {
     let dropped = 0;

@@ -68,7 +68,7 @@ export function countLinesUpTo(file: string, atLeast: number): number | undefine
   let count = 0;
   let lineHasText = false;
   try {
-    for (let at = 0; count < atLeast;) {
+    for (let at = 0; count < atLeast; ) {
       const n = readSync(fd, buffer, 0, buffer.length, at);
       if (n === 0) break;
       at += n;

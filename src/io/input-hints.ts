@@ -25,7 +25,7 @@ function shapeOf(record: InputRecord): Shape | undefined {
   const text = record.text;
   const trimmed = text.trim();
   if (record.line === 1 && trimmed.startsWith('[')) return 'array';
-  if (/^[{}\]]\s*,?$/.test(trimmed) || /^"[^"]*"\s*:/.test(trimmed) || (/^\{.*\},$/.test(trimmed))) return 'pretty';
+  if (/^[{}\]]\s*,?$/.test(trimmed) || /^"[^"]*"\s*:/.test(trimmed) || /^\{.*\},$/.test(trimmed)) return 'pretty';
   return undefined;
 }
 

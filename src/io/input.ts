@@ -59,12 +59,14 @@ export function openDecompressed(file: string, highWaterMark = 256 * 1024): {str
 export async function* readJsonl(source: string | Readable, options: JsonlOptions = {}): AsyncGenerator<InputRecord> {
   const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   const opened = typeof source === 'string' && source !== '-' ? openDecompressed(source) : undefined;
-  const stream = opened?.stream ?? (source === '-' ? process.stdin : source as Readable);
+  const stream = opened?.stream ?? (source === '-' ? process.stdin : (source as Readable));
   // A span points into the file's bytes: a compressed file's lines are not at an offset of it.
-  const file = opened && !opened.gzip ? source as string : undefined;
+  const file = opened && !opened.gzip ? (source as string) : undefined;
   // The digest is of the file's own bytes (compressed ones for a gzip file): `--resume` hashes the file's first bytes.
   if (opened?.gzip && options.digest) opened.raw.on('data', (chunk: Buffer) => options.digest!.update(chunk));
-  const unreadable = opened?.gzip ? '; it is not in the failures file (a compressed input is not read twice)' : '; it is not in the failures file (standard input cannot be read twice)';
+  const unreadable = opened?.gzip
+    ? '; it is not in the failures file (a compressed input is not read twice)'
+    : '; it is not in the failures file (standard input cannot be read twice)';
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let tooLong = false;
@@ -81,7 +83,12 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
       pendingBytes = 0;
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {};
       const note = file ? '' : unreadable;
-      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)${note}`, ...where};
+      return {
+        line,
+        text: '',
+        error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)${note}`,
+        ...where,
+      };
     }
     let bytes = pending.length === 0 ? last : Buffer.concat([...pending, last]);
     pending = [];
@@ -91,7 +98,12 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     if (bytes.length > maxLineBytes) {
       // Already in memory (it fit in the chunks read): keep it, or point at it in its file.
       const where = file ? {span: {file, offset: lineStart, length: lineEnd - lineStart}} : {raw: Buffer.from(bytes)};
-      return {line, text: '', error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)`, ...where};
+      return {
+        line,
+        text: '',
+        error: `line is longer than ${maxLineBytes} bytes (raise maxLineBytes in the job, or --max-line-bytes, if that is expected)`,
+        ...where,
+      };
     }
     let text: string;
     try {
@@ -106,7 +118,9 @@ export async function* readJsonl(source: string | Readable, options: JsonlOption
     return bom || cr ? {line, text, trimmed: {...(bom ? {bom} : {}), ...(cr ? {cr} : {})}} : {line, text};
   };
 
-  const chunks = opened?.gzip ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line) : stream as AsyncIterable<Buffer | string>;
+  const chunks = opened?.gzip
+    ? gunzipped(stream as AsyncIterable<Buffer>, source as string, () => line)
+    : (stream as AsyncIterable<Buffer | string>);
   for await (const chunk of chunks) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (!opened?.gzip) options.digest?.update(buffer);
@@ -143,7 +157,9 @@ async function* gunzipped(stream: AsyncIterable<Buffer>, file: string, line: () 
   try {
     yield* stream;
   } catch (error) {
-    const why = (error as NodeJS.ErrnoException).code?.startsWith('Z_') ? `the gzip data is cut short or damaged after line ${line()} (${(error as Error).message}); the records before it were read` : (error as Error).message;
+    const why = (error as NodeJS.ErrnoException).code?.startsWith('Z_')
+      ? `the gzip data is cut short or damaged after line ${line()} (${(error as Error).message}); the records before it were read`
+      : (error as Error).message;
     throw new IoError(file, new Error(why, {cause: error}), {key: 'input', what: 'read'});
   }
 }
@@ -163,7 +179,14 @@ export interface InputSpec {
  * file's records carry their line in the original input (`origin`), from its `.lines` file; when
  * that no longer matches, `onWarning` says so and the records carry none.
  */
-export function openInput(spec: InputSpec, options: JsonlOptions & {readonly stdin?: Readable | undefined; readonly onWarning?: (message: string) => void; readonly onlyStatus?: ReadonlySet<string> | undefined} = {}): AsyncGenerator<InputRecord> {
+export function openInput(
+  spec: InputSpec,
+  options: JsonlOptions & {
+    readonly stdin?: Readable | undefined;
+    readonly onWarning?: (message: string) => void;
+    readonly onlyStatus?: ReadonlySet<string> | undefined;
+  } = {},
+): AsyncGenerator<InputRecord> {
   if (spec.requests) return readRequests(spec.requests);
   const jsonl: JsonlOptions = {maxLineBytes: options.maxLineBytes ?? spec.maxLineBytes};
   if (readsStdin(spec.input)) return readJsonl(options.stdin ?? process.stdin, jsonl);
@@ -172,14 +195,20 @@ export function openInput(spec: InputSpec, options: JsonlOptions & {readonly std
   const records = readJsonl(spec.input!, {...jsonl, digest: options.digest});
   if (options.onlyStatus) {
     // Checked before the run (statusFilterProblem): a failures file whose `.lines` file has statuses.
-    if (!origins || 'problem' in origins) throw new UsageError(statusFilterProblem(spec.input!) ?? `--only-status: ${spec.input} has no statuses`);
+    if (!origins || 'problem' in origins)
+      throw new UsageError(statusFilterProblem(spec.input!) ?? `--only-status: ${spec.input} has no statuses`);
     return withOrigins(records, origins.origins, origins.statuses, options.onlyStatus);
   }
   return origins && 'origins' in origins ? withOrigins(records, origins.origins) : records;
 }
 
 /** The records of a failures file with their original lines; with `only`, those that failed with one of those statuses. */
-async function* withOrigins(records: AsyncGenerator<InputRecord>, origins: Int32Array, statuses?: readonly (string | undefined)[], only?: ReadonlySet<string>): AsyncGenerator<InputRecord> {
+async function* withOrigins(
+  records: AsyncGenerator<InputRecord>,
+  origins: Int32Array,
+  statuses?: readonly (string | undefined)[],
+  only?: ReadonlySet<string>,
+): AsyncGenerator<InputRecord> {
   for await (const record of records) {
     if (record.line > origins.length) {
       yield record;
@@ -195,11 +224,14 @@ async function* withOrigins(records: AsyncGenerator<InputRecord>, origins: Int32
  * `.lines` file, or an older one without statuses), or undefined when it can.
  */
 export function statusFilterProblem(input: string | undefined): string | undefined {
-  if (!input || readsStdin(input)) return '--only-status picks records of a failures file by the status they failed with; standard input has none: give the failures file as --input';
+  if (!input || readsStdin(input))
+    return '--only-status picks records of a failures file by the status they failed with; standard input has none: give the failures file as --input';
   const origins = readOrigins(input);
-  if (!origins) return `--only-status picks records of a failures file by the status they failed with, read from its ${ORIGIN_SUFFIX} file; ${input}${ORIGIN_SUFFIX} is not there (is ${input} a failures file?)`;
+  if (!origins)
+    return `--only-status picks records of a failures file by the status they failed with, read from its ${ORIGIN_SUFFIX} file; ${input}${ORIGIN_SUFFIX} is not there (is ${input} a failures file?)`;
   if ('problem' in origins) return `--only-status cannot pick records of ${input}: ${origins.problem.replace(/; results carry.*$/, '')}`;
-  if (origins.statuses.some((status) => status === undefined)) return `--only-status: ${input}${ORIGIN_SUFFIX} has no statuses (it was written by an older grpc-batch); re-send the whole file, or filter it by its results file`;
+  if (origins.statuses.some((status) => status === undefined))
+    return `--only-status: ${input}${ORIGIN_SUFFIX} has no statuses (it was written by an older grpc-batch); re-send the whole file, or filter it by its results file`;
   return undefined;
 }
 
@@ -207,7 +239,8 @@ export function statusFilterProblem(input: string | undefined): string | undefin
 export function statusCounts(input: string): Map<string, number> {
   const counts = new Map<string, number>();
   const origins = readOrigins(input);
-  if (origins && 'statuses' in origins) for (const status of origins.statuses) if (status) counts.set(status, (counts.get(status) ?? 0) + 1);
+  if (origins && 'statuses' in origins)
+    for (const status of origins.statuses) if (status) counts.set(status, (counts.get(status) ?? 0) + 1);
   return counts;
 }
 

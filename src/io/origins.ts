@@ -9,15 +9,22 @@ export const ORIGIN_SUFFIX = '.lines';
  * undefined when there is none or it no longer matches the file (lines added or removed since).
  * Records edited in place (an invalid record fixed) keep their line.
  */
-export function readOrigins(file: string): {origins: Int32Array; statuses: readonly (string | undefined)[]} | {problem: string} | undefined {
+export function readOrigins(
+  file: string,
+): {origins: Int32Array; statuses: readonly (string | undefined)[]} | {problem: string} | undefined {
   const originFile = `${file}${ORIGIN_SUFFIX}`;
   if (!existsSync(originFile)) return undefined;
   // `1207<TAB>UNAVAILABLE`: the line, then the status the record failed with (older files: the line only).
-  const rows = readFileSync(originFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t'));
+  const rows = readFileSync(originFile, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split('\t'));
   const numbers = rows.map(([line]) => Number(line));
   const lines = countNewlines(file);
   if (numbers.some((n) => !Number.isSafeInteger(n) || n < 1) || numbers.length !== lines) {
-    return {problem: `${originFile} does not match ${file} (${numbers.length} lines for ${lines} records: lines were added or removed); results carry this file's line numbers`};
+    return {
+      problem: `${originFile} does not match ${file} (${numbers.length} lines for ${lines} records: lines were added or removed); results carry this file's line numbers`,
+    };
   }
   return {origins: Int32Array.from(numbers), statuses: rows.map(([, status]) => status || undefined)};
 }

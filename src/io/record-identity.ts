@@ -25,7 +25,10 @@ const SEPARATOR = '\u0000';
  * record lacks (or has as null). A key read back from a results file gives the same string as the
  * key written, since JSON.stringify(JSON.parse(JSON.stringify(v))) is JSON.stringify(v).
  */
-export function identityOf(key: Readonly<Record<string, unknown>> | undefined, fields: readonly ResultField[]): {identity: string; missing: string[]} {
+export function identityOf(
+  key: Readonly<Record<string, unknown>> | undefined,
+  fields: readonly ResultField[],
+): {identity: string; missing: string[]} {
   const parts: string[] = [];
   const missing: string[] = [];
   for (const {name} of fields) {
@@ -70,11 +73,17 @@ export class RecordIdentities {
     if (seen === undefined) this.#keys.set(identity, -key.line);
     const names = this.#fields.map((f) => f.name).join(', ');
     if (missing.length > 0) {
-      return {kind: 'invalid', error: `no ${missing.map((m) => `"${m}"`).join(', ')} in the request: resultFields [${names}] identify a job module's records (--resume finds them by it), so each record needs ${missing.length > 1 ? 'them' : 'it'}; not sent`};
+      return {
+        kind: 'invalid',
+        error: `no ${missing.map((m) => `"${m}"`).join(', ')} in the request: resultFields [${names}] identify a job module's records (--resume finds them by it), so each record needs ${missing.length > 1 ? 'them' : 'it'}; not sent`,
+      };
     }
     if (seen !== undefined) {
       const first = seen < 0 ? `record ${-seen}` : 'a record of an earlier attempt at this run';
-      return {kind: 'invalid', error: `same key as ${first} (${names}: ${identity.split(SEPARATOR).join(', ')}): resultFields must name fields unique to each record of a job module (--resume finds them by it); not sent`};
+      return {
+        kind: 'invalid',
+        error: `same key as ${first} (${names}: ${identity.split(SEPARATOR).join(', ')}): resultFields must name fields unique to each record of a job module (--resume finds them by it); not sent`,
+      };
     }
     return {kind: 'new'};
   }
@@ -87,8 +96,8 @@ export function readsModuleRequests(spec: Pick<InputSpec, 'requests'>): boolean 
 
 /** What the summary of a module run without a key says instead of a `--resume` command. */
 export const MODULE_WITHOUT_KEY = {
-  why: 'its records come from the job module\'s requests(), and the job has no resultFields to tell them apart',
-  fix: 'add resultFields naming a field unique to each record (resultFields: [\'id\']), then run again: every record is sent again',
+  why: "its records come from the job module's requests(), and the job has no resultFields to tell them apart",
+  fix: "add resultFields naming a field unique to each record (resultFields: ['id']), then run again: every record is sent again",
 } as const;
 
 /**
@@ -97,9 +106,15 @@ export const MODULE_WITHOUT_KEY = {
  * `input`: the input file the run recorded; a module run given `--input FILE` read that file and
  * is resumed by line.
  */
-export function moduleResumeProblem(spec: Pick<InputSpec, 'requests' | 'file'> & {readonly resultFields: readonly string[]}, runId: string, input: string | undefined): string | undefined {
+export function moduleResumeProblem(
+  spec: Pick<InputSpec, 'requests' | 'file'> & {readonly resultFields: readonly string[]},
+  runId: string,
+  input: string | undefined,
+): string | undefined {
   if (!readsModuleRequests(spec) || input !== undefined || spec.resultFields.length > 0) return undefined;
-  return `run ${runId} read the records of the job module ${spec.file} (requests()), which has no key to tell them apart: `
-    + 'a resume by position would skip the wrong records if requests() yields them in another order (a query without ORDER BY, a table that changed). '
-    + 'Add resultFields naming a field unique to each record (resultFields: [\'id\']) for the next runs; this run\'s records without a result cannot be found again: start a new run';
+  return (
+    `run ${runId} read the records of the job module ${spec.file} (requests()), which has no key to tell them apart: ` +
+    'a resume by position would skip the wrong records if requests() yields them in another order (a query without ORDER BY, a table that changed). ' +
+    "Add resultFields naming a field unique to each record (resultFields: ['id']) for the next runs; this run's records without a result cannot be found again: start a new run"
+  );
 }

@@ -16,13 +16,18 @@ export interface ResultField {
 }
 
 /** Checks `resultFields` against the request type; returns the resolved fields and any issues. */
-export function resolveResultFields(names: readonly string[], method: MethodHandle, file: string): {fields: ResultField[]; issues: Issue[]} {
+export function resolveResultFields(
+  names: readonly string[],
+  method: MethodHandle,
+  file: string,
+): {fields: ResultField[]; issues: Issue[]} {
   const fields: ResultField[] = [];
   const issues: Issue[] = [];
   names.forEach((name, index) => {
     const steps = method.requestFieldPath?.(name) ?? name.split('.').map((part) => [part]);
     if (typeof steps === 'string') issues.push({file, path: `resultFields[${index}]`, message: steps});
-    else if (name === 'line') issues.push({file, path: `resultFields[${index}]`, message: '"line" is the key\'s own field (the input line); name a request field'});
+    else if (name === 'line')
+      issues.push({file, path: `resultFields[${index}]`, message: '"line" is the key\'s own field (the input line); name a request field'});
     else fields.push({name, steps});
   });
   return {fields, issues};
@@ -43,7 +48,9 @@ export function recordKey(record: InputRecord, fields: readonly ResultField[], i
       value = undefined;
     }
   }
-  if (inputFormat === 'envelope') value = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)['request'] : undefined;
+  if (inputFormat === 'envelope')
+    value =
+      value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)['request'] : undefined;
   const key: Record<string, unknown> = {line};
   for (const field of fields) {
     const found = pick(value, field.steps);

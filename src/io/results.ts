@@ -75,7 +75,10 @@ export function expandTemplate(template: string, values: {name: string; runId: s
 }
 
 /** The results and failures files of one run of a job. */
-export function runFiles(spec: {readonly name: string; readonly output: string; readonly failures: string}, runId: string): {output: string; failures: string} {
+export function runFiles(
+  spec: {readonly name: string; readonly output: string; readonly failures: string},
+  runId: string,
+): {output: string; failures: string} {
   const values = {name: spec.name, runId};
   return {output: expandTemplate(spec.output, values), failures: expandTemplate(spec.failures, values)};
 }

@@ -43,7 +43,8 @@ export interface PriorTally {
  */
 export async function readPriorResults(file: string, stats: PriorTally, keyFields?: readonly ResultField[]): Promise<PriorResults> {
   const keys = keyFields ? new Map<string, number>() : undefined;
-  if (!existsSync(file)) return {finished: new Int32Array(0), unreadable: 0, replies: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
+  if (!existsSync(file))
+    return {finished: new Int32Array(0), unreadable: 0, replies: 0, ...(keys ? {keys, sentWithoutKey: 0, missingKeyFields: []} : {})};
   let lines = new Int32Array(1024);
   let count = 0;
   let unreadable = 0;
@@ -71,7 +72,7 @@ export async function readPriorResults(file: string, stats: PriorTally, keyField
     }
     lines[count++] = result.line;
     if (keys && keyFields) {
-      const key = result.key !== null && typeof result.key === 'object' ? result.key as Record<string, unknown> : undefined;
+      const key = result.key !== null && typeof result.key === 'object' ? (result.key as Record<string, unknown>) : undefined;
       const {identity, missing} = identityOf(key, keyFields);
       keys.set(identity, (keys.get(identity) ?? 0) + 1);
       if (missing.length > 0 && result.status !== 'INVALID') {
@@ -86,7 +87,7 @@ export async function readPriorResults(file: string, stats: PriorTally, keyField
     stats.attempts += attempts;
     const error = typeof result.error === 'string' ? result.error : '';
     if (result.status === 'INVALID') stats.recordInvalid(error);
-    else stats.recordFinal(typeof result.code === 'number' ? result.code : parseStatus(result.status) ?? Status.UNKNOWN, attempts, error);
+    else stats.recordFinal(typeof result.code === 'number' ? result.code : (parseStatus(result.status) ?? Status.UNKNOWN), attempts, error);
   }
   const finished = lines.subarray(0, count).sort();
   return {finished, unreadable, replies, ...(keys ? {keys, sentWithoutKey, missingKeyFields: [...missingKeyFields]} : {})};

@@ -113,9 +113,24 @@ export class Sink {
 
   /** Flushes, fsyncs and closes the files, failures first; rejects with the first error. */
   async close(): Promise<void> {
-    const closing = [await this.#failures.close().then(() => undefined, (error: unknown) => error)];
-    closing.push(await this.#origins.close().then(() => undefined, (error: unknown) => error));
-    closing.push(await this.#output.close().then(() => undefined, (error: unknown) => error));
+    const closing = [
+      await this.#failures.close().then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    ];
+    closing.push(
+      await this.#origins.close().then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    closing.push(
+      await this.#output.close().then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
     for (const error of closing) if (error !== undefined) throw error;
   }
 

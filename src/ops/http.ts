@@ -61,7 +61,9 @@ export async function startOpsEndpoint(endpoint: OpsEndpoint): Promise<OpsServer
     return reply(404, `not found: ${endpoint.routes ?? 'GET /healthz, GET /metrics'}\n`);
   };
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new UsageError(`--http ${endpoint.address}: cannot listen: ${getErrorMessage(error)}`, {cause: error})));
+    server.once('error', (error) =>
+      reject(new UsageError(`--http ${endpoint.address}: cannot listen: ${getErrorMessage(error)}`, {cause: error})),
+    );
     server.listen(port, host, () => resolve());
   });
   const bound = server.address() as AddressInfo;
@@ -92,7 +94,14 @@ export function startOpsServer(options: {address: string; scheduler: Scheduler; 
       const job = decodeURIComponent(run[1]!);
       const result = scheduler.trigger(job, 'manual');
       logger?.info({job, event: 'http:run', outcome: result.outcome}, `manual run requested over HTTP: ${result.outcome}`);
-      const status = result.outcome === 'started' || result.outcome === 'queued' ? 202 : result.outcome === 'skipped' ? 409 : result.outcome === 'unknown-job' ? 404 : 503;
+      const status =
+        result.outcome === 'started' || result.outcome === 'queued'
+          ? 202
+          : result.outcome === 'skipped'
+            ? 409
+            : result.outcome === 'unknown-job'
+              ? 404
+              : 503;
       reply(status, `${JSON.stringify({job, ...result})}\n`, {'content-type': 'application/json'});
       return true;
     },

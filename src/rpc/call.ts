@@ -72,9 +72,18 @@ function openCall(client: grpc.Client, method: MethodHandle, options: CallOption
 }
 
 /** The outcome of a call the server ended with a status other than OK, with its rich error details when it sent them. */
-function statusOutcome(status: grpc.StatusObject, latencyMs: number, rich: ReturnType<typeof statusDetailsOf>, recorded: {recorded?: RecordedMetadata}): CallOutcome {
+function statusOutcome(
+  status: grpc.StatusObject,
+  latencyMs: number,
+  rich: ReturnType<typeof statusDetailsOf>,
+  recorded: {recorded?: RecordedMetadata},
+): CallOutcome {
   return {
-    ok: false, code: status.code, details: status.details, latencyMs, trailers: status.metadata,
+    ok: false,
+    code: status.code,
+    details: status.details,
+    latencyMs,
+    trailers: status.metadata,
     ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
     ...recorded,
   };
@@ -90,7 +99,13 @@ function statusOutcome(status: grpc.StatusObject, latencyMs: number, rich: Retur
  * case of an error (`new Error()`, the costliest of them). With requests already encoded, that
  * is most of the client-side JavaScript per call (see bench/README.md).
  */
-export function callUnary(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions, perCall: PerCallOptions = {}): Promise<CallOutcome> {
+export function callUnary(
+  client: grpc.Client,
+  method: MethodHandle,
+  request: Buffer,
+  options: CallOptions,
+  perCall: PerCallOptions = {},
+): Promise<CallOutcome> {
   return new Promise((resolve) => {
     const {started, metadata, call, handle, inFlight} = openCall(client, method, options, perCall);
     let response: Buffer | undefined;
@@ -124,7 +139,13 @@ export function callUnary(client: grpc.Client, method: MethodHandle, request: Bu
         try {
           decoded = method.decodeResponse(response);
         } catch (decodeError) {
-          resolve({ok: false, code: grpc.status.INTERNAL, details: `response does not decode as ${method.responseType}: ${(decodeError as Error).message}`, latencyMs, ...recorded});
+          resolve({
+            ok: false,
+            code: grpc.status.INTERNAL,
+            details: `response does not decode as ${method.responseType}: ${(decodeError as Error).message}`,
+            latencyMs,
+            ...recorded,
+          });
           return;
         }
         resolve({ok: true, response: decoded, latencyMs, ...recorded});
@@ -145,7 +166,13 @@ export const DEFAULT_MAX_REPLIES = 10_000;
  * deadline, a cancel, a crash) gives no partial result, so its record is sent again whole and none
  * of its replies is written twice. More than `maxReplies` replies cancel the call: RESOURCE_EXHAUSTED.
  */
-export function callServerStream(client: grpc.Client, method: MethodHandle, request: Buffer, options: CallOptions & {readonly maxReplies: number}, perCall: PerCallOptions = {}): Promise<CallOutcome> {
+export function callServerStream(
+  client: grpc.Client,
+  method: MethodHandle,
+  request: Buffer,
+  options: CallOptions & {readonly maxReplies: number},
+  perCall: PerCallOptions = {},
+): Promise<CallOutcome> {
   return new Promise((resolve) => {
     const {started, metadata, call, handle, inFlight} = openCall(client, method, options, perCall);
     const replies: unknown[] = [];
@@ -158,14 +185,20 @@ export function callServerStream(client: grpc.Client, method: MethodHandle, requ
       onReceiveMessage(message: Buffer) {
         if (failure) return;
         if (replies.length >= options.maxReplies) {
-          failure = {code: grpc.status.RESOURCE_EXHAUSTED, details: `more than maxRepliesPerRecord (${options.maxReplies}) replies; the stream was cancelled (raise maxRepliesPerRecord if that many are expected)`};
+          failure = {
+            code: grpc.status.RESOURCE_EXHAUSTED,
+            details: `more than maxRepliesPerRecord (${options.maxReplies}) replies; the stream was cancelled (raise maxRepliesPerRecord if that many are expected)`,
+          };
           call.cancelWithStatus(grpc.status.CANCELLED, 'Too many replies');
           return;
         }
         try {
           replies.push(method.decodeResponse(message));
         } catch (decodeError) {
-          failure = {code: grpc.status.INTERNAL, details: `reply ${replies.length + 1} does not decode as ${method.responseType}: ${(decodeError as Error).message}`};
+          failure = {
+            code: grpc.status.INTERNAL,
+            details: `reply ${replies.length + 1} does not decode as ${method.responseType}: ${(decodeError as Error).message}`,
+          };
           call.cancelWithStatus(grpc.status.CANCELLED, 'Undecodable reply');
           return;
         }

@@ -58,9 +58,23 @@ const GRPC_JS_OPTIONS = {
 export const KNOWN_CHANNEL_OPTIONS: ReadonlySet<string> = new Set(Object.keys(GRPC_JS_OPTIONS));
 
 /** Read only by a grpc-js server: a client channel ignores them. */
-const SERVER_ONLY = new Set(['grpc.max_concurrent_streams', 'grpc.max_connection_age_ms', 'grpc.max_connection_age_grace_ms', 'grpc.max_connection_idle_ms', 'grpc.server_call_metric_recording']);
+const SERVER_ONLY = new Set([
+  'grpc.max_concurrent_streams',
+  'grpc.max_connection_age_ms',
+  'grpc.max_connection_age_grace_ms',
+  'grpc.max_connection_idle_ms',
+  'grpc.server_call_metric_recording',
+]);
 /** C-core options often copied from other languages; grpc-js 1.14 never reads them. */
-const C_CORE_ONLY = new Set(['grpc.http2.max_frame_size', 'grpc.http2.max_ping_strikes', 'grpc.http2.min_time_between_pings_ms', 'grpc.http2.max_pings_without_data', 'grpc.min_reconnect_backoff_ms', 'grpc.lb_policy_name', 'grpc.max_metadata_size']);
+const C_CORE_ONLY = new Set([
+  'grpc.http2.max_frame_size',
+  'grpc.http2.max_ping_strikes',
+  'grpc.http2.min_time_between_pings_ms',
+  'grpc.http2.max_pings_without_data',
+  'grpc.min_reconnect_backoff_ms',
+  'grpc.lb_policy_name',
+  'grpc.max_metadata_size',
+]);
 /** Load-balancing policies grpc-js registers itself, for did-you-mean. */
 const LB_POLICIES = ['pick_first', 'round_robin', 'weighted_round_robin', 'outlier_detection'];
 const DEFAULT_MAX_ATTEMPTS_LIMIT = 5; // grpc-js retrying-call.js
@@ -86,8 +100,10 @@ export function checkChannelOptions(options: unknown, file: string, keyPath = 'c
       }
       if (SERVER_ONLY.has(key)) warn(path, 'a server-side option; a grpc-js client ignores it');
       if (kind === 'number' && !(typeof value === 'number' && Number.isFinite(value))) error(path, `expected a number, got ${got(value)}`);
-      if (kind === 'flag' && value !== 0 && value !== 1) error(path, `expected 0 or 1 (grpc-js ignores anything else, even true/false), got ${got(value)}`);
-      if (kind === 'compression' && value !== 0 && value !== 1 && value !== 2) error(path, `expected 0 (identity), 1 (deflate) or 2 (gzip), got ${got(value)}`);
+      if (kind === 'flag' && value !== 0 && value !== 1)
+        error(path, `expected 0 or 1 (grpc-js ignores anything else, even true/false), got ${got(value)}`);
+      if (kind === 'compression' && value !== 0 && value !== 1 && value !== 2)
+        error(path, `expected 0 (identity), 1 (deflate) or 2 (gzip), got ${got(value)}`);
       if (kind === 'string' && typeof value !== 'string') error(path, `expected a string, got ${got(value)}`);
       if (kind === 'service_config') checkServiceConfig(value, options, path, `${keyPath}."${SC}"`, error, warn);
     }
@@ -99,7 +115,14 @@ export function checkChannelOptions(options: unknown, file: string, keyPath = 'c
 
 type Report = (path: string, message: string) => void;
 
-function checkServiceConfig(value: unknown, options: Record<string, unknown>, path: string, base: string, error: Report, warn: Report): void {
+function checkServiceConfig(
+  value: unknown,
+  options: Record<string, unknown>,
+  path: string,
+  base: string,
+  error: Report,
+  warn: Report,
+): void {
   let config: unknown;
   if (typeof value === 'string') {
     try {
@@ -159,7 +182,9 @@ function schemaMessages(errors: ErrorObject[]): Map<string, string> {
       case 'additionalProperties': {
         const key = extraKey(e);
         where = `${at}${segment(key)}`;
-        message = misplaced(key, e.instancePath) ?? `unknown key "${key}"${didYouMean(key, allowedKeys(e))}; known keys: ${allowedKeys(e).join(', ')}`;
+        message =
+          misplaced(key, e.instancePath) ??
+          `unknown key "${key}"${didYouMean(key, allowedKeys(e))}; known keys: ${allowedKeys(e).join(', ')}`;
         break;
       }
       case 'required': {
@@ -196,10 +221,27 @@ function misplaced(key: string, instancePath: string): string | undefined {
   return undefined;
 }
 
-interface MethodName { service?: string; method?: string }
-interface Policy { maxAttempts: number; perAttemptRecvTimeout?: string }
-interface MethodConfig { name: MethodName[]; timeout?: string; retryPolicy?: Policy; hedgingPolicy?: Policy; [key: string]: unknown }
-interface ServiceConfig { loadBalancingPolicy?: string; loadBalancingConfig?: Record<string, unknown>[]; methodConfig?: MethodConfig[]; healthCheckConfig?: unknown }
+interface MethodName {
+  service?: string;
+  method?: string;
+}
+interface Policy {
+  maxAttempts: number;
+  perAttemptRecvTimeout?: string;
+}
+interface MethodConfig {
+  name: MethodName[];
+  timeout?: string;
+  retryPolicy?: Policy;
+  hedgingPolicy?: Policy;
+  [key: string]: unknown;
+}
+interface ServiceConfig {
+  loadBalancingPolicy?: string;
+  loadBalancingConfig?: Record<string, unknown>[];
+  methodConfig?: MethodConfig[];
+  healthCheckConfig?: unknown;
+}
 
 /**
  * What grpc-js's own (internal, not exported) `validateServiceConfig` rejects that the schema cannot
@@ -207,9 +249,13 @@ interface ServiceConfig { loadBalancingPolicy?: string; loadBalancingConfig?: Re
  */
 function checkSemantics(config: ServiceConfig, options: Record<string, unknown>, base: string, error: Report, warn: Report): void {
   if (config.loadBalancingPolicy !== undefined) {
-    warn(`${base}.loadBalancingPolicy`, `grpc-js ignores loadBalancingPolicy; use "loadBalancingConfig":[{"${config.loadBalancingPolicy}":{}}]`);
+    warn(
+      `${base}.loadBalancingPolicy`,
+      `grpc-js ignores loadBalancingPolicy; use "loadBalancingConfig":[{"${config.loadBalancingPolicy}":{}}]`,
+    );
   }
-  if (config.healthCheckConfig !== undefined) warn(`${base}.healthCheckConfig`, 'grpc-js does not do client-side health checking; it ignores healthCheckConfig');
+  if (config.healthCheckConfig !== undefined)
+    warn(`${base}.healthCheckConfig`, 'grpc-js does not do client-side health checking; it ignores healthCheckConfig');
   checkLoadBalancing(config.loadBalancingConfig ?? [], base, error, warn);
 
   const limitOption = options['grpc-node.retry_max_attempts_limit'];
@@ -220,7 +266,8 @@ function checkSemantics(config: ServiceConfig, options: Record<string, unknown>,
     entry.name.forEach((name, j) => {
       const service = name.service ?? '';
       const method = name.method ?? '';
-      if (method !== '' && service === '') error(`${at}.name[${j}]`, `expected a "service" next to "method" (grpc-js rejects a method without a service), got ${got(name)}`);
+      if (method !== '' && service === '')
+        error(`${at}.name[${j}]`, `expected a "service" next to "method" (grpc-js rejects a method without a service), got ${got(name)}`);
       const id = `${service}/${method}`;
       const first = seen.get(id);
       if (first) error(`${at}.name[${j}]`, `expected each name once across methodConfig, got ${got(name)} again (first at ${first})`);
@@ -229,17 +276,30 @@ function checkSemantics(config: ServiceConfig, options: Record<string, unknown>,
     // grpc-js 1.14 reads the digits after the dot as nanoseconds: "0.5s" is 5ns, every call fails at once.
     const fraction = entry.timeout?.match(/\.(\d+)s$/)?.[1];
     if (fraction !== undefined && fraction.length !== 9 && Number(fraction) !== 0) {
-      error(`${at}.timeout`, `expected 9 digits after the dot (grpc-js reads "${entry.timeout}" as ${entry.timeout!.split('.')[0]}s + ${Number(fraction)}ns), got "${entry.timeout}"; write "${entry.timeout!.split('.')[0]}.${fraction.padEnd(9, '0')}s"`);
+      error(
+        `${at}.timeout`,
+        `expected 9 digits after the dot (grpc-js reads "${entry.timeout}" as ${entry.timeout!.split('.')[0]}s + ${Number(fraction)}ns), got "${entry.timeout}"; write "${entry.timeout!.split('.')[0]}.${fraction.padEnd(9, '0')}s"`,
+      );
     }
     for (const key of ['maxRequestMessageBytes', 'maxResponseMessageBytes']) {
-      if (entry[key] !== undefined) warn(`${at}.${key}`, `grpc-js ignores ${key}; use the channel options grpc.max_send_message_length / grpc.max_receive_message_length`);
+      if (entry[key] !== undefined)
+        warn(
+          `${at}.${key}`,
+          `grpc-js ignores ${key}; use the channel options grpc.max_send_message_length / grpc.max_receive_message_length`,
+        );
     }
     for (const policyKey of ['retryPolicy', 'hedgingPolicy'] as const) {
       const policy = entry[policyKey];
       if (!policy) continue;
-      if (policy.maxAttempts > limit) warn(`${at}.${policyKey}.maxAttempts`, `grpc-js caps maxAttempts at ${limit} (grpc-node.retry_max_attempts_limit), got ${policy.maxAttempts}`);
-      if (policy.perAttemptRecvTimeout !== undefined) warn(`${at}.${policyKey}.perAttemptRecvTimeout`, 'grpc-js ignores perAttemptRecvTimeout');
-      if (options['grpc.enable_retries'] === 0) warn(`${at}.${policyKey}`, `grpc.enable_retries is 0, so grpc-js ignores this ${policyKey}`);
+      if (policy.maxAttempts > limit)
+        warn(
+          `${at}.${policyKey}.maxAttempts`,
+          `grpc-js caps maxAttempts at ${limit} (grpc-node.retry_max_attempts_limit), got ${policy.maxAttempts}`,
+        );
+      if (policy.perAttemptRecvTimeout !== undefined)
+        warn(`${at}.${policyKey}.perAttemptRecvTimeout`, 'grpc-js ignores perAttemptRecvTimeout');
+      if (options['grpc.enable_retries'] === 0)
+        warn(`${at}.${policyKey}`, `grpc.enable_retries is 0, so grpc-js ignores this ${policyKey}`);
     }
   });
 }
@@ -252,11 +312,15 @@ function checkLoadBalancing(list: Record<string, unknown>[], base: string, error
       experimental.parseLoadBalancingConfig(entry as never);
     } catch (cause) {
       const name = Object.keys(entry)[0] ?? '';
-      failures.push([`${base}.loadBalancingConfig[${i}]`, `grpc-js skips this entry: ${(cause as Error).message}${didYouMean(name, LB_POLICIES)}`]);
+      failures.push([
+        `${base}.loadBalancingConfig[${i}]`,
+        `grpc-js skips this entry: ${(cause as Error).message}${didYouMean(name, LB_POLICIES)}`,
+      ]);
     }
   });
   const none = failures.length === list.length; // then grpc-js falls back to pick_first
-  for (const [path, message] of failures) (none ? error : warn)(path, none ? `${message}; no entry is usable, so grpc-js falls back to pick_first` : message);
+  for (const [path, message] of failures)
+    (none ? error : warn)(path, none ? `${message}; no entry is usable, so grpc-js falls back to pick_first` : message);
 }
 
 function extraKey(e: ErrorObject): string {
@@ -269,7 +333,12 @@ function allowedKeys(e: ErrorObject): string[] {
 
 /** `/methodConfig/0/retryPolicy` -> `.methodConfig[0].retryPolicy`. */
 function pathOf(pointer: string): string {
-  return pointer.split('/').slice(1).map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~')).map(segment).join('');
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map(segment)
+    .join('');
 }
 
 function segment(part: string): string {

@@ -54,10 +54,14 @@ export class ChannelPool {
       return;
     }
     const credentials = createCredentials(options.tls);
-    this.#clients = Array.from({length: count}, (_, index) => new grpc.Client(options.target, credentials, {
-      ...channelOptions,
-      ...(count > 1 ? {'grpc.use_local_subchannel_pool': 1, 'grpc-batch.channel_index': index} : {}),
-    }));
+    this.#clients = Array.from(
+      {length: count},
+      (_, index) =>
+        new grpc.Client(options.target, credentials, {
+          ...channelOptions,
+          ...(count > 1 ? {'grpc.use_local_subchannel_pool': 1, 'grpc-batch.channel_index': index} : {}),
+        }),
+    );
     this.#h2 = [];
     this.#watchables = this.#clients.map((client) => client.getChannel());
   }
@@ -116,9 +120,15 @@ export class ChannelPool {
   /** Waits until every channel is connected, or the deadline passes. */
   async waitForReady(deadlineMs: number): Promise<void> {
     const deadline = Date.now() + deadlineMs;
-    const channels: {waitForReady(deadline: number, callback: (error?: Error) => void): void}[] = [...this.#clients, ...this.#h2.map((context) => context.channel)];
-    await Promise.all(channels.map((channel) => new Promise<void>((resolve, reject) =>
-      channel.waitForReady(deadline, (error) => (error ? reject(error) : resolve())))));
+    const channels: {waitForReady(deadline: number, callback: (error?: Error) => void): void}[] = [
+      ...this.#clients,
+      ...this.#h2.map((context) => context.channel),
+    ];
+    await Promise.all(
+      channels.map(
+        (channel) => new Promise<void>((resolve, reject) => channel.waitForReady(deadline, (error) => (error ? reject(error) : resolve()))),
+      ),
+    );
   }
 
   /** Closes every channel. Idempotent. */

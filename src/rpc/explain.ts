@@ -83,12 +83,16 @@ export function hintFor(code: number, details: string, context: ExplainContext):
     return `the server's certificate is for ${names ?? 'another name'}: ${fix.serverName}`;
   }
   if (/certificate has expired|CERT_HAS_EXPIRED/i.test(text)) {
-    return 'the server\'s certificate has expired: renew it on the server (nothing in the client\'s settings can accept it); if it was renewed, check this machine\'s clock';
+    return "the server's certificate has expired: renew it on the server (nothing in the client's settings can accept it); if it was renewed, check this machine's clock";
   }
   if (/certificate is not yet valid|CERT_NOT_YET_VALID/i.test(text)) {
-    return 'the server\'s certificate is not valid yet: this machine\'s clock (or the server\'s) is wrong; check date, or renew the certificate with a start in the past';
+    return "the server's certificate is not valid yet: this machine's clock (or the server's) is wrong; check date, or renew the certificate with a start in the past";
   }
-  if (/unable to verify the first certificate|self[- ]signed certificate|unable to get local issuer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT/i.test(text)) {
+  if (
+    /unable to verify the first certificate|self[- ]signed certificate|unable to get local issuer certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT/i.test(
+      text,
+    )
+  ) {
     return `the server's certificate is not signed by ${fix.trusted}: ${fix.ca}`;
   }
   if (/certificate required|alert number 116|alert handshake failure|alert bad certificate/i.test(text)) {

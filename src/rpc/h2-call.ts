@@ -58,7 +58,13 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
   #body: Buffer | undefined;
   #bodyBytes = 0;
 
-  constructor(channel: H2Channel, method: MethodHandle, request: Buffer, settings: H2CallSettings, resolve: (outcome: CallOutcome) => void) {
+  constructor(
+    channel: H2Channel,
+    method: MethodHandle,
+    request: Buffer,
+    settings: H2CallSettings,
+    resolve: (outcome: CallOutcome) => void,
+  ) {
     this.#channel = channel;
     this.#method = method;
     this.#settings = settings;
@@ -98,7 +104,8 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
 
   onUnprocessed(reason: string): void {
     if (this.#done) return;
-    if (++this.#retries > MAX_TRANSPARENT_RETRIES) return this.#fail(grpc.status.UNAVAILABLE, `Stream refused by server ${this.#retries - 1} times: ${reason}`);
+    if (++this.#retries > MAX_TRANSPARENT_RETRIES)
+      return this.#fail(grpc.status.UNAVAILABLE, `Stream refused by server ${this.#retries - 1} times: ${reason}`);
     this.id = 0;
     this.#headers = undefined;
     this.#httpStatus = 0;
@@ -133,13 +140,17 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
 
   onHeaders(fields: HeaderFields | null, endStream: boolean): void {
     if (this.#done) return;
-    if (fields === null) return this.#refuse(grpc.status.RESOURCE_EXHAUSTED, 'Received a header list larger than the client\'s limit (MAX_HEADER_LIST_SIZE)');
+    if (fields === null)
+      return this.#refuse(grpc.status.RESOURCE_EXHAUSTED, "Received a header list larger than the client's limit (MAX_HEADER_LIST_SIZE)");
     if (this.#headers === undefined) {
       this.#headers = fields;
       for (let i = 0; i < fields.length; i += 2) {
         if (fields[i] === ':status') this.#httpStatus = Number(fields[i + 1]);
         else if (fields[i] === 'grpc-encoding' && fields[i + 1] !== 'identity') {
-          return this.#refuse(grpc.status.UNIMPLEMENTED, `the server compressed its reply (grpc-encoding: ${fields[i + 1]}); the h2 transport accepts identity only`);
+          return this.#refuse(
+            grpc.status.UNIMPLEMENTED,
+            `the server compressed its reply (grpc-encoding: ${fields[i + 1]}); the h2 transport accepts identity only`,
+          );
         }
       }
       if (endStream) this.#finish(fields, true);
@@ -171,7 +182,12 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
         at += take;
         if (this.#prefixBytes < 5) return true;
         if (this.#prefix[0] !== 0) {
-          this.#refuse(grpc.status.INTERNAL, this.#prefix[0] === 1 ? 'Received a compressed message; the h2 transport accepts identity only (grpc-accept-encoding: identity)' : `Received a message with flags ${this.#prefix[0]}`);
+          this.#refuse(
+            grpc.status.INTERNAL,
+            this.#prefix[0] === 1
+              ? 'Received a compressed message; the h2 transport accepts identity only (grpc-accept-encoding: identity)'
+              : `Received a message with flags ${this.#prefix[0]}`,
+          );
           return false;
         }
         const length = this.#prefix.readUInt32BE(1);
@@ -234,7 +250,8 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
       }
     }
     if (code === undefined || !Number.isInteger(code)) {
-      if (this.#httpStatus !== 0 && this.#httpStatus !== 200) return this.#fail(httpStatusCode(this.#httpStatus), `Received HTTP status code ${this.#httpStatus}`, trailers, trailersOnly);
+      if (this.#httpStatus !== 0 && this.#httpStatus !== 200)
+        return this.#fail(httpStatusCode(this.#httpStatus), `Received HTTP status code ${this.#httpStatus}`, trailers, trailersOnly);
       return this.#fail(grpc.status.UNKNOWN, 'No status information received', trailers, trailersOnly);
     }
     if (Date.now() >= this.deadline) return this.expire(); // an answer in the deadline's own millisecond is late
@@ -242,12 +259,19 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
     this.#end();
     const latencyMs = performance.now() - this.#started;
     const recorded = this.#settings.recordMetadata ? {recorded: this.#recorded(trailers, trailersOnly, [])} : {};
-    if (this.#reply === undefined) return this.#resolve({ok: false, code: grpc.status.UNIMPLEMENTED, details: 'No message received', latencyMs, ...recorded});
+    if (this.#reply === undefined)
+      return this.#resolve({ok: false, code: grpc.status.UNIMPLEMENTED, details: 'No message received', latencyMs, ...recorded});
     let decoded: unknown;
     try {
       decoded = this.#method.decodeResponse(this.#reply);
     } catch (decodeError) {
-      return this.#resolve({ok: false, code: grpc.status.INTERNAL, details: `response does not decode as ${this.#method.responseType}: ${(decodeError as Error).message}`, latencyMs, ...recorded});
+      return this.#resolve({
+        ok: false,
+        code: grpc.status.INTERNAL,
+        details: `response does not decode as ${this.#method.responseType}: ${(decodeError as Error).message}`,
+        latencyMs,
+        ...recorded,
+      });
     }
     this.#resolve({ok: true, response: decoded, latencyMs, ...recorded});
   }
@@ -259,9 +283,15 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
     const metadata = toMetadata(trailers, true);
     const rich = trailers ? statusDetailsOf(metadata, this.#method.root) : undefined;
     this.#resolve({
-      ok: false, code, details, latencyMs, trailers: metadata,
+      ok: false,
+      code,
+      details,
+      latencyMs,
+      trailers: metadata,
       ...(rich ? {statusDetails: rich.json, ...(rich.retryDelayMs !== undefined ? {retryDelayMs: rich.retryDelayMs} : {})} : {}),
-      ...(this.#settings.recordMetadata ? {recorded: this.#recorded(trailers, trailersOnly, rich ? [STATUS_DETAILS_KEY] : [], metadata)} : {}),
+      ...(this.#settings.recordMetadata
+        ? {recorded: this.#recorded(trailers, trailersOnly, rich ? [STATUS_DETAILS_KEY] : [], metadata)}
+        : {}),
     });
   }
 
@@ -271,7 +301,12 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
     if (this.deadline !== Infinity) this.#channel.untrack(this);
   }
 
-  #recorded(trailers: HeaderFields | undefined, trailersOnly: boolean, omit: readonly string[], trailerMetadata?: grpc.Metadata): RecordedMetadata {
+  #recorded(
+    trailers: HeaderFields | undefined,
+    trailersOnly: boolean,
+    omit: readonly string[],
+    trailerMetadata?: grpc.Metadata,
+  ): RecordedMetadata {
     // As grpc-js: a trailers-only reply has no headers; its one block is the trailers.
     const headers = trailersOnly ? undefined : toMetadata(this.#headers, false);
     // As grpc-js's compression filter: the encoding headers are the transport's, not the call's.
@@ -283,11 +318,40 @@ export class H2UnaryCall implements H2ChannelCall, CancellableCall {
 
 /** Headers of which Node's http2 (what grpc-js reads) keeps the first value when one comes twice. */
 const SINGLE_VALUE_HEADERS = new Set([
-  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
-  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range', 'content-type',
-  'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
-  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range', 'referer', 'retry-after',
-  'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+  'access-control-allow-credentials',
+  'access-control-max-age',
+  'access-control-request-method',
+  'age',
+  'authorization',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-md5',
+  'content-range',
+  'content-type',
+  'date',
+  'dnt',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'retry-after',
+  'tk',
+  'upgrade-insecure-requests',
+  'user-agent',
+  'x-content-type-options',
 ]);
 
 /**

@@ -141,10 +141,13 @@ export class H2Channel {
     const watcher: Watcher = {callback, timer: undefined};
     const wait = deadline - Date.now();
     if (Number.isFinite(wait)) {
-      watcher.timer = setTimeout(() => {
-        this.#watchers.delete(watcher);
-        callback();
-      }, Math.max(0, wait));
+      watcher.timer = setTimeout(
+        () => {
+          this.#watchers.delete(watcher);
+          callback();
+        },
+        Math.max(0, wait),
+      );
     }
     this.#watchers.add(watcher);
   }
@@ -154,7 +157,8 @@ export class H2Channel {
     const check = () => {
       const state = this.getConnectivityState(true);
       if (state === connectivityState.READY) return callback();
-      if (state === connectivityState.SHUTDOWN || Date.now() >= deadline) return callback(new Error(`Failed to connect before the deadline: ${this.#lastError}`));
+      if (state === connectivityState.SHUTDOWN || Date.now() >= deadline)
+        return callback(new Error(`Failed to connect before the deadline: ${this.#lastError}`));
       this.watchConnectivityState(state, deadline, check);
     };
     check();
@@ -269,7 +273,11 @@ export class H2Channel {
       socket.once(tls ? 'secureConnect' : 'connect', () => {
         if (settled) return;
         if (tls && (socket as TLSSocket).alpnProtocol !== 'h2') {
-          return fail(new Error(`the server at ${where} did not agree to HTTP/2 over TLS (ALPN h2; it chose ${(socket as TLSSocket).alpnProtocol || 'none'})`));
+          return fail(
+            new Error(
+              `the server at ${where} did not agree to HTTP/2 over TLS (ALPN h2; it chose ${(socket as TLSSocket).alpnProtocol || 'none'})`,
+            ),
+          );
         }
         const owner: H2ConnectionOwner = {
           onReady: (ready) => {
@@ -287,7 +295,8 @@ export class H2Channel {
           },
           onClosed: (closed, error) => {
             this.#connections.delete(closed);
-            if (!settled) fail(new Error(`the connection to ${where} closed before the server's HTTP/2 settings came: ${error ?? 'closed'}`));
+            if (!settled)
+              fail(new Error(`the connection to ${where} closed before the server's HTTP/2 settings came: ${error ?? 'closed'}`));
           },
           onTooManyPings: () => {
             this.#keepaliveTimeMs *= 2;

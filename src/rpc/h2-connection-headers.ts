@@ -32,11 +32,15 @@ export class H2HeaderBlocks {
   /** A CONTINUATION frame: the whole block once END_HEADERS came, else undefined. */
   add(flags: number, streamId: number, payload: Buffer): HeaderBlock | undefined {
     const pending = this.#pending;
-    if (!pending || pending.streamId !== streamId) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without a header block in progress on its stream');
+    if (!pending || pending.streamId !== streamId)
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'CONTINUATION without a header block in progress on its stream');
     pending.bytes += payload.length;
     pending.frames++;
     if (pending.bytes > MAX_HEADER_BLOCK_BYTES || pending.frames > MAX_CONTINUATIONS) {
-      throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, `a header block over ${MAX_HEADER_BLOCK_BYTES} bytes or ${MAX_CONTINUATIONS} frames`);
+      throw new H2ConnectionError(
+        H2_ERROR.ENHANCE_YOUR_CALM,
+        `a header block over ${MAX_HEADER_BLOCK_BYTES} bytes or ${MAX_CONTINUATIONS} frames`,
+      );
     }
     pending.parts.push(Buffer.from(payload));
     if (!(flags & Flag.END_HEADERS)) return undefined;

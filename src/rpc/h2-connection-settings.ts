@@ -53,7 +53,8 @@ export class H2PeerSettings {
           this.initialWindow = value;
           break;
         case Setting.MAX_FRAME_SIZE:
-          if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value}`);
+          if (value < DEFAULT_MAX_FRAME_SIZE || value > 16_777_215)
+            throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `SETTINGS_MAX_FRAME_SIZE ${value}`);
           this.maxFrame = value;
           break;
         case Setting.MAX_HEADER_LIST_SIZE:

@@ -26,7 +26,12 @@ export function writeRequestHeaders(writer: FrameWriter, stream: H2Stream, maxFr
     for (let at = 0; at < block.length; at += maxFrame) {
       const part = block.subarray(at, at + maxFrame);
       const last = at + maxFrame >= block.length;
-      const start = writer.frame(part.length, at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, last ? Flag.END_HEADERS : 0, stream.id);
+      const start = writer.frame(
+        part.length,
+        at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION,
+        last ? Flag.END_HEADERS : 0,
+        stream.id,
+      );
       part.copy(writer.out, start);
     }
     return;

@@ -1,7 +1,15 @@
 import type {Socket} from 'node:net';
 import {
-  CONNECTION_PREFACE, DEFAULT_MAX_FRAME_SIZE, Flag, FrameParser, framePayload, FrameType, H2_ERROR,
-  H2ConnectionError, h2ErrorName, MAX_WINDOW,
+  CONNECTION_PREFACE,
+  DEFAULT_MAX_FRAME_SIZE,
+  Flag,
+  FrameParser,
+  framePayload,
+  FrameType,
+  H2_ERROR,
+  H2ConnectionError,
+  h2ErrorName,
+  MAX_WINDOW,
 } from './h2-frames.js';
 import {CONNECTION_WINDOW, H2PeerSettings, MAX_HEADER_LIST_SIZE, OUR_SETTINGS, STREAM_WINDOW} from './h2-connection-settings.js';
 import {H2HeaderBlocks} from './h2-connection-headers.js';
@@ -136,7 +144,10 @@ export class H2Connection {
       return;
     }
     if (stream.headerListSize > this.#peer.maxHeaderList) {
-      stream.onLost(`the request's header list is ${stream.headerListSize} bytes, over the server's limit of ${this.#peer.maxHeaderList} (SETTINGS_MAX_HEADER_LIST_SIZE): send less metadata`, true);
+      stream.onLost(
+        `the request's header list is ${stream.headerListSize} bytes, over the server's limit of ${this.#peer.maxHeaderList} (SETTINGS_MAX_HEADER_LIST_SIZE): send less metadata`,
+        true,
+      );
       return;
     }
     const id = this.#nextId;
@@ -184,8 +195,10 @@ export class H2Connection {
 
   readonly #onFrame = (type: number, flags: number, streamId: number, payload: Buffer): void => {
     if (this.#closed) return;
-    if (this.#headerBlocks.inProgress && type !== FrameType.CONTINUATION) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${type} frame in the middle of a header block (CONTINUATION expected)`);
-    if (!this.#ready && type !== FrameType.SETTINGS) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'the server preface did not start with SETTINGS');
+    if (this.#headerBlocks.inProgress && type !== FrameType.CONTINUATION)
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${type} frame in the middle of a header block (CONTINUATION expected)`);
+    if (!this.#ready && type !== FrameType.SETTINGS)
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, 'the server preface did not start with SETTINGS');
     switch (type) {
       case FrameType.DATA:
         return this.#onData(flags, streamId, payload);
@@ -331,7 +344,8 @@ export class H2Connection {
 
   /** A frame for a stream that is not open: fine for one we closed; a PROTOCOL_ERROR for one never opened. */
   #checkClosedStream(streamId: number, what: string): void {
-    if (streamId % 2 === 0 || streamId >= this.#nextId) throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${what} on stream ${streamId}, which this client never opened`);
+    if (streamId % 2 === 0 || streamId >= this.#nextId)
+      throw new H2ConnectionError(H2_ERROR.PROTOCOL_ERROR, `${what} on stream ${streamId}, which this client never opened`);
   }
 
   /** The server ended the stream (END_STREAM). If our body is not all sent, the rest is not needed. */
@@ -347,7 +361,8 @@ export class H2Connection {
   }
 
   #drainQueue(): void {
-    while (this.#queue.length > 0 && this.#streams.size < this.#peer.maxStreams && !this.#draining && !this.#closed) this.#open(this.#queue.shift()!);
+    while (this.#queue.length > 0 && this.#streams.size < this.#peer.maxStreams && !this.#draining && !this.#closed)
+      this.#open(this.#queue.shift()!);
   }
 
   #startDraining(reason: string): void {
@@ -395,7 +410,10 @@ export class H2Connection {
 
   #checkFlood(): void {
     if (this.#socket.writableLength + this.#writer.pendingBytes > MAX_UNSENT_BYTES) {
-      throw new H2ConnectionError(H2_ERROR.ENHANCE_YOUR_CALM, `over ${MAX_UNSENT_BYTES >> 20} MiB of acks the server does not read (a PING or SETTINGS flood)`);
+      throw new H2ConnectionError(
+        H2_ERROR.ENHANCE_YOUR_CALM,
+        `over ${MAX_UNSENT_BYTES >> 20} MiB of acks the server does not read (a PING or SETTINGS flood)`,
+      );
     }
   }
 }

@@ -26,6 +26,7 @@ export const enum FrameType {
 
 export const enum Flag {
   END_STREAM = 0x1,
+  // biome-ignore lint/suspicious/noDuplicateEnumValues: HTTP/2 gives END_STREAM (DATA, HEADERS) and ACK (SETTINGS, PING) the same bit (RFC 9113 6.5, 6.7)
   ACK = 0x1,
   END_HEADERS = 0x4,
   PADDED = 0x8,
@@ -68,7 +69,10 @@ export function h2ErrorName(code: number): string {
 
 /** A connection error (RFC 9113 section 5.4.1): the connection ends with GOAWAY and this code. */
 export class H2ConnectionError extends Error {
-  constructor(readonly code: number, message: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
     super(`${h2ErrorName(code)}: ${message}`);
     this.name = 'H2ConnectionError';
   }
@@ -106,7 +110,11 @@ export class FrameParser {
     const end = data.length;
     while (end - offset >= FRAME_HEADER_BYTES) {
       const length = (data[offset]! << 16) | (data[offset + 1]! << 8) | data[offset + 2]!;
-      if (length > this.maxFrameSize) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `a frame of ${length} bytes is above SETTINGS_MAX_FRAME_SIZE (${this.maxFrameSize})`);
+      if (length > this.maxFrameSize)
+        throw new H2ConnectionError(
+          H2_ERROR.FRAME_SIZE_ERROR,
+          `a frame of ${length} bytes is above SETTINGS_MAX_FRAME_SIZE (${this.maxFrameSize})`,
+        );
       if (end - offset < FRAME_HEADER_BYTES + length) break;
       const type = data[offset + 3]!;
       const flags = data[offset + 4]!;
@@ -149,7 +157,8 @@ export function checkFrame(type: number, flags: number, streamId: number, length
       if (length !== 8) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `PING of ${length} bytes (expected 8)`);
       break;
     case FrameType.SETTINGS:
-      if (length % 6 !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `SETTINGS of ${length} bytes (expected a multiple of 6)`);
+      if (length % 6 !== 0)
+        throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, `SETTINGS of ${length} bytes (expected a multiple of 6)`);
       if (flags & Flag.ACK && length !== 0) throw new H2ConnectionError(H2_ERROR.FRAME_SIZE_ERROR, 'SETTINGS ACK with a payload');
       break;
     case FrameType.GOAWAY:
@@ -176,7 +185,10 @@ export function framePayload(type: number, flags: number, payload: Buffer): Buff
 }
 
 export function frameName(type: number): string {
-  return ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'][type] ?? `frame type ${type}`;
+  return (
+    ['DATA', 'HEADERS', 'PRIORITY', 'RST_STREAM', 'SETTINGS', 'PUSH_PROMISE', 'PING', 'GOAWAY', 'WINDOW_UPDATE', 'CONTINUATION'][type] ??
+    `frame type ${type}`
+  );
 }
 
 /** Writes a frame header at `offset` of `out`; returns the offset after it. */

@@ -1,3 +1,4 @@
+import type {LookupAddress} from 'node:dns';
 import {lookup} from 'node:dns/promises';
 import {isIP} from 'node:net';
 
@@ -25,7 +26,7 @@ export interface H2Target {
 export function parseH2Target(target: string): H2Target | string {
   const value = target.trim();
   const scheme = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(value);
-  const name = scheme?.[1]!.toLowerCase();
+  const name = scheme?.[1]?.toLowerCase();
   if (name === 'unix' || name === 'unix-abstract') return 'the h2 transport does not connect to unix: sockets yet; use transport: grpc-js';
   if (name === 'ipv4' || name === 'ipv6') {
     const addresses: H2Address[] = [];
@@ -41,13 +42,18 @@ export function parseH2Target(target: string): H2Target | string {
   const rest = name === 'dns' ? scheme![2]!.replace(/^\/\/[^/]*\//, '') : value;
   const address = splitHostPort(rest);
   if (typeof address === 'string') return address;
-  return {authority: hostPort(address.host, address.port), host: address.host, port: address.port, addresses: isIP(address.host) ? [address] : undefined};
+  return {
+    authority: hostPort(address.host, address.port),
+    host: address.host,
+    port: address.port,
+    addresses: isIP(address.host) ? [address] : undefined,
+  };
 }
 
 /** Every address of the target now (DNS: every A and AAAA record, in the resolver's order). */
 export async function resolveH2Target(target: H2Target): Promise<readonly H2Address[]> {
   if (target.addresses) return target.addresses;
-  let found;
+  let found: LookupAddress[];
   try {
     found = await lookup(target.host, {all: true, verbatim: true});
   } catch (error) {

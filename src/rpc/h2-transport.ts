@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type {CallOptions, CallOutcome, PerCallOptions} from './call.js';
 import type {TlsSpec} from './credentials.js';
-import {H2Channel, type H2ChannelOptions} from './h2-channel.js';
+import type {H2Channel, H2ChannelOptions} from './h2-channel.js';
 import {H2UnaryCall} from './h2-call.js';
 import {parseH2Target} from './h2-target.js';
 import {encodeLiteral} from './hpack.js';
@@ -23,13 +23,25 @@ export const DEFAULT_MAX_RECEIVE_BYTES = 4 * 1024 * 1024;
 
 /** Channel options `h2` reads, and those it may ignore because a client channel ignores them too. */
 const H2_OPTIONS = new Set([
-  'grpc.max_send_message_length', 'grpc.max_receive_message_length',
-  'grpc.initial_reconnect_backoff_ms', 'grpc.max_reconnect_backoff_ms',
-  'grpc.keepalive_time_ms', 'grpc.keepalive_timeout_ms', 'grpc.keepalive_permit_without_calls',
-  'grpc.ssl_target_name_override', 'grpc.default_authority', 'grpc.primary_user_agent', 'grpc.secondary_user_agent',
-  'grpc.use_local_subchannel_pool', 'grpc-batch.channel_index',
+  'grpc.max_send_message_length',
+  'grpc.max_receive_message_length',
+  'grpc.initial_reconnect_backoff_ms',
+  'grpc.max_reconnect_backoff_ms',
+  'grpc.keepalive_time_ms',
+  'grpc.keepalive_timeout_ms',
+  'grpc.keepalive_permit_without_calls',
+  'grpc.ssl_target_name_override',
+  'grpc.default_authority',
+  'grpc.primary_user_agent',
+  'grpc.secondary_user_agent',
+  'grpc.use_local_subchannel_pool',
+  'grpc-batch.channel_index',
   // Read by a grpc-js server only: a client channel ignores them whatever the transport.
-  'grpc.max_concurrent_streams', 'grpc.max_connection_age_ms', 'grpc.max_connection_age_grace_ms', 'grpc.max_connection_idle_ms', 'grpc.server_call_metric_recording',
+  'grpc.max_concurrent_streams',
+  'grpc.max_connection_age_ms',
+  'grpc.max_connection_age_grace_ms',
+  'grpc.max_connection_idle_ms',
+  'grpc.server_call_metric_recording',
 ]);
 
 /**
@@ -42,7 +54,10 @@ export function checkH2Job(target: string, channelOptions: Readonly<Record<strin
   if (typeof parsed === 'string') issues.push(['target', parsed]);
   for (const key of Object.keys(channelOptions)) {
     if (!H2_OPTIONS.has(key)) {
-      issues.push([`channelOptions.${key}`, `the h2 transport does not support this channel option; remove it, or use transport: grpc-js (h2 reads ${[...H2_OPTIONS].filter((k) => k.startsWith('grpc.') && !k.includes('connection_') && k !== 'grpc.max_concurrent_streams' && k !== 'grpc.server_call_metric_recording' && k !== 'grpc.use_local_subchannel_pool').join(', ')})`]);
+      issues.push([
+        `channelOptions.${key}`,
+        `the h2 transport does not support this channel option; remove it, or use transport: grpc-js (h2 reads ${[...H2_OPTIONS].filter((k) => k.startsWith('grpc.') && !k.includes('connection_') && k !== 'grpc.max_concurrent_streams' && k !== 'grpc.server_call_metric_recording' && k !== 'grpc.use_local_subchannel_pool').join(', ')})`,
+      ]);
     }
   }
   return issues;
@@ -57,7 +72,8 @@ export function checkH2Method(method: {readonly name: string; readonly kind: str
 /** Channel settings of the `h2` transport from a job's target, TLS and (normalised) channel options. */
 export function h2ChannelOptions(target: string, tls: TlsSpec | undefined, options: Readonly<Record<string, unknown>>): H2ChannelOptions {
   const number = (key: string): number | undefined => (typeof options[key] === 'number' ? (options[key] as number) : undefined);
-  const serverName = typeof options['grpc.ssl_target_name_override'] === 'string' ? (options['grpc.ssl_target_name_override'] as string) : undefined;
+  const serverName =
+    typeof options['grpc.ssl_target_name_override'] === 'string' ? (options['grpc.ssl_target_name_override'] as string) : undefined;
   return {
     target,
     tls: tls ? {...tls, ...(serverName && !tls.serverName ? {serverName} : {})} : undefined,
@@ -97,12 +113,15 @@ const NO_METADATA = new grpc.Metadata();
 
 export function createH2Context(channel: H2Channel, options: Readonly<Record<string, unknown>>): H2CallContext {
   const number = (key: string, fallback: number): number => (typeof options[key] === 'number' ? (options[key] as number) : fallback);
-  const agent = [options['grpc.primary_user_agent'], 'grpc-batch-h2/1', options['grpc.secondary_user_agent']].filter((a) => typeof a === 'string' && a !== '').join(' ');
+  const agent = [options['grpc.primary_user_agent'], 'grpc-batch-h2/1', options['grpc.secondary_user_agent']]
+    .filter((a) => typeof a === 'string' && a !== '')
+    .join(' ');
   return {
     channel,
     maxSendBytes: number('grpc.max_send_message_length', -1),
     maxReceiveBytes: number('grpc.max_receive_message_length', DEFAULT_MAX_RECEIVE_BYTES),
-    authority: typeof options['grpc.default_authority'] === 'string' ? (options['grpc.default_authority'] as string) : channel.target.authority,
+    authority:
+      typeof options['grpc.default_authority'] === 'string' ? (options['grpc.default_authority'] as string) : channel.target.authority,
     userAgent: agent,
     heads: new Map(),
   };
@@ -118,7 +137,8 @@ export function requestHead(context: H2CallContext, path: string, metadata: grpc
   let head = byMetadata.get(metadata);
   if (head) return head;
   const out: number[] = [0x83, context.channel.secure ? 0x87 : 0x86]; // :method POST, :scheme https / http
-  let listSize = ':method'.length + 'POST'.length + ':scheme'.length + (context.channel.secure ? 5 : 4) + 2 * FIELD_OVERHEAD + TIMEOUT_LIST_SIZE;
+  let listSize =
+    ':method'.length + 'POST'.length + ':scheme'.length + (context.channel.secure ? 5 : 4) + 2 * FIELD_OVERHEAD + TIMEOUT_LIST_SIZE;
   const field = (name: string, value: string) => {
     encodeLiteral(out, name, value);
     listSize += Buffer.byteLength(name) + Buffer.byteLength(value) + FIELD_OVERHEAD;
@@ -138,23 +158,40 @@ export function requestHead(context: H2CallContext, path: string, metadata: grpc
 }
 
 /** One unary call over `h2`: the same contract as `callUnary` over grpc-js. */
-export function callUnaryH2(context: H2CallContext, method: MethodHandle, request: Buffer, options: CallOptions, perCall: PerCallOptions = {}): Promise<CallOutcome> {
+export function callUnaryH2(
+  context: H2CallContext,
+  method: MethodHandle,
+  request: Buffer,
+  options: CallOptions,
+  perCall: PerCallOptions = {},
+): Promise<CallOutcome> {
   return new Promise((resolve) => {
     if (context.maxSendBytes >= 0 && request.length > context.maxSendBytes) {
-      resolve({ok: false, code: grpc.status.RESOURCE_EXHAUSTED, details: `Sent message larger than max (${request.length} vs. ${context.maxSendBytes})`, latencyMs: 0});
+      resolve({
+        ok: false,
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `Sent message larger than max (${request.length} vs. ${context.maxSendBytes})`,
+        latencyMs: 0,
+      });
       return;
     }
     const deadlineMs = perCall.deadlineMs ?? options.deadlineMs;
     const head = requestHead(context, method.path, perCall.metadata ?? options.metadata ?? NO_METADATA);
-    const call = new H2UnaryCall(context.channel, method, request, {
-      head: head.bytes,
-      headerListSize: head.listSize,
-      deadline: deadlineMs > 0 ? Date.now() + deadlineMs : Infinity,
-      waitForReady: options.waitForReady ?? false,
-      recordMetadata: options.recordMetadata ?? false,
-      maxReceiveBytes: context.maxReceiveBytes,
-      inFlight: options.inFlight,
-    }, resolve);
+    const call = new H2UnaryCall(
+      context.channel,
+      method,
+      request,
+      {
+        head: head.bytes,
+        headerListSize: head.listSize,
+        deadline: deadlineMs > 0 ? Date.now() + deadlineMs : Infinity,
+        waitForReady: options.waitForReady ?? false,
+        recordMetadata: options.recordMetadata ?? false,
+        maxReceiveBytes: context.maxReceiveBytes,
+        inFlight: options.inFlight,
+      },
+      resolve,
+    );
     call.start();
   });
 }

@@ -95,5 +95,10 @@ export function tableSizeUpdateBytes(size: number): number[] {
 }
 
 export function timeoutField(timeout: string): Buffer {
-  return Buffer.concat([Buffer.from([0, 12]), Buffer.from('grpc-timeout', 'latin1'), Buffer.from([timeout.length]), Buffer.from(timeout, 'latin1')]);
+  return Buffer.concat([
+    Buffer.from([0, 12]),
+    Buffer.from('grpc-timeout', 'latin1'),
+    Buffer.from([timeout.length]),
+    Buffer.from(timeout, 'latin1'),
+  ]);
 }

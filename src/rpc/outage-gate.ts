@@ -217,14 +217,23 @@ export class OutageGate {
     this.#notConnectedSince ??= now;
     if (now - this.#notConnectedSince >= o.connectTimeoutMs) {
       this.#notConnectedSince = undefined;
-      this.#close(`no connection after ${formatSeconds(o.connectTimeoutMs)}: the connection attempt got no answer (packets dropped, or a port that does not speak HTTP/2)`, true);
+      this.#close(
+        `no connection after ${formatSeconds(o.connectTimeoutMs)}: the connection attempt got no answer (packets dropped, or a port that does not speak HTTP/2)`,
+        true,
+      );
     }
   }
 
   status(): OutageStatus {
     const now = this.#stoppedAt ?? this.#options.now();
     const current = this.#closedAt === undefined ? 0 : now - this.#closedAt;
-    return {paused: this.#closedAt !== undefined, pausedForMs: current, reason: this.#reason, pauses: this.#pauses, pausedMs: this.#pausedMs + current};
+    return {
+      paused: this.#closedAt !== undefined,
+      pausedForMs: current,
+      reason: this.#reason,
+      pauses: this.#pauses,
+      pausedMs: this.#pausedMs + current,
+    };
   }
 
   /**
@@ -274,7 +283,11 @@ export class OutageGate {
     const noAnswer = o.probe ? await o.probe(suspicion.signal) : undefined;
     if (this.#suspicion !== suspicion) return; // settled meanwhile (an answer, a close, the stop)
     if (noAnswer === undefined) this.#settleSuspicion(false);
-    else this.#close(`no answer from the backend: calls timed out (${firstPart(details)}), and a probe call got no answer either (${firstPart(noAnswer)})`, true);
+    else
+      this.#close(
+        `no answer from the backend: calls timed out (${firstPart(details)}), and a probe call got no answer either (${firstPart(noAnswer)})`,
+        true,
+      );
   }
 
   /** Ends the suspected outage: `outage` is what the records waiting for the verdict get. */
@@ -347,7 +360,13 @@ export class OutageGate {
       if (!silent && (this.#probing || this.#waiters.length === 0)) {
         // A probe is out (its answer opens or re-closes the gate), or no record waits to be one.
         await this.#sleep(Math.min(this.#probeWaitMs, untilGiveUp));
-        if (this.#closedAt !== undefined && !this.#probing && this.#waiters.length === 0 && o.state(true) === connectivityState.READY && this.#lastProbeFailedAt === undefined) {
+        if (
+          this.#closedAt !== undefined &&
+          !this.#probing &&
+          this.#waiters.length === 0 &&
+          o.state(true) === connectivityState.READY &&
+          this.#lastProbeFailedAt === undefined
+        ) {
           // Connected again and nobody to probe with: open, the next record is the probe.
           this.#open();
           return;
@@ -398,10 +417,13 @@ export class OutageGate {
   /** A wait that `stop()` cuts short. */
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#timers.delete(timer);
-        resolve();
-      }, Math.max(1, ms));
+      const timer = setTimeout(
+        () => {
+          this.#timers.delete(timer);
+          resolve();
+        },
+        Math.max(1, ms),
+      );
       this.#timers.set(timer, resolve);
     });
   }

@@ -5,7 +5,7 @@ import {readFileSync} from 'node:fs';
 export type PemKind = 'ca' | 'cert' | 'key';
 
 const WANT: Record<PemKind, string> = {
-  ca: 'a PEM certificate of the CA that signed the server\'s certificate (-----BEGIN CERTIFICATE-----)',
+  ca: "a PEM certificate of the CA that signed the server's certificate (-----BEGIN CERTIFICATE-----)",
   cert: 'a PEM client certificate (-----BEGIN CERTIFICATE-----)',
   key: 'a PEM private key (-----BEGIN PRIVATE KEY-----)',
 };
@@ -25,7 +25,8 @@ export function checkPem(file: string, kind: PemKind): string | undefined {
   const text = bytes.toString('latin1');
   const labels = [...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]!);
   if (labels.length === 0) {
-    const convert = kind === 'key' ? `openssl pkey -inform der -in ${file} -out key.pem` : `openssl x509 -inform der -in ${file} -out cert.pem`;
+    const convert =
+      kind === 'key' ? `openssl pkey -inform der -in ${file} -out key.pem` : `openssl x509 -inform der -in ${file} -out cert.pem`;
     return `expected ${WANT[kind]}, got ${bytes.length === 0 ? 'an empty file' : 'a file with no PEM block'} (a DER file? convert it: ${convert})`;
   }
   const certificates = labels.filter((l) => l === 'CERTIFICATE' || l === 'TRUSTED CERTIFICATE');
@@ -55,7 +56,8 @@ export function checkPem(file: string, kind: PemKind): string | undefined {
 export function checkKeyPair(certFile: string, keyFile: string): string | undefined {
   try {
     const certificate = new X509Certificate(readFileSync(certFile));
-    if (!certificate.checkPrivateKey(createPrivateKey(readFileSync(keyFile)))) return `tls.key is not the private key of the certificate in tls.cert (${certFile})`;
+    if (!certificate.checkPrivateKey(createPrivateKey(readFileSync(keyFile))))
+      return `tls.key is not the private key of the certificate in tls.cert (${certFile})`;
   } catch {
     return undefined; // checkPem has said what is wrong
   }

@@ -60,7 +60,9 @@ export async function probeBackend(pool: ChannelPool, options: ProbeOptions): Pr
     const call: CallOptions = {deadlineMs: options.timeoutMs, metadata: options.metadata, inFlight};
     const request = HEALTH_CHECK.encodeRequest({});
     // Over the run's own transport: an h2 pool has no grpc-js client to pick.
-    const outcome = await (pool.transport === 'h2' ? callUnaryH2(pool.pickH2(), HEALTH_CHECK, request, call) : callUnary(pool.pick(), HEALTH_CHECK, request, call));
+    const outcome = await (pool.transport === 'h2'
+      ? callUnaryH2(pool.pickH2(), HEALTH_CHECK, request, call)
+      : callUnary(pool.pick(), HEALTH_CHECK, request, call));
     if (outcome.ok || !NO_ANSWER.has(outcome.code)) return undefined;
     return `${statusName(outcome.code)}: ${cleanDetails(outcome.details)}`;
   } finally {

@@ -36,7 +36,12 @@ const MESSAGES = protobuf.Root.fromJSON({
   nested: {
     ServerReflectionRequest: {
       oneofs: {message_request: {oneof: ['file_by_filename', 'file_containing_symbol', 'list_services']}},
-      fields: {host: {type: 'string', id: 1}, file_by_filename: {type: 'string', id: 3}, file_containing_symbol: {type: 'string', id: 4}, list_services: {type: 'string', id: 7}},
+      fields: {
+        host: {type: 'string', id: 1},
+        file_by_filename: {type: 'string', id: 3},
+        file_containing_symbol: {type: 'string', id: 4},
+        list_services: {type: 'string', id: 7},
+      },
     },
     ServerReflectionResponse: {
       fields: {
@@ -76,7 +81,9 @@ class ReflectionStream {
     );
     this.#call.on('data', (response: ReflectionResponse) => this.#waiting.shift()?.resolve(response));
     this.#call.on('error', (error) => this.#fail(error));
-    this.#call.on('end', () => this.#fail(Object.assign(new Error('the server closed the reflection stream'), {code: grpc.status.UNKNOWN})));
+    this.#call.on('end', () =>
+      this.#fail(Object.assign(new Error('the server closed the reflection stream'), {code: grpc.status.UNKNOWN})),
+    );
   }
 
   #fail(error: unknown): void {
@@ -108,7 +115,11 @@ export class ReflectionClient {
 
   constructor(options: ReflectionOptions) {
     this.#options = options;
-    this.#pool = new ChannelPool({target: options.target, ...(options.tls ? {tls: options.tls} : {}), ...(options.channelOptions ? {channelOptions: options.channelOptions} : {})});
+    this.#pool = new ChannelPool({
+      target: options.target,
+      ...(options.tls ? {tls: options.tls} : {}),
+      ...(options.channelOptions ? {channelOptions: options.channelOptions} : {}),
+    });
     this.#deadline = Date.now() + (options.deadlineMs || DEFAULT_DEADLINE_MS);
   }
 
@@ -140,10 +151,17 @@ export class ReflectionClient {
     const code = (error as grpc.ServiceError).code;
     const where = `the server at ${this.#options.target}`;
     if (code === grpc.status.UNIMPLEMENTED) {
-      throw new SchemaError('proto', `no proto or protoset is given, and ${where} does not offer server reflection (v1 or v1alpha: UNIMPLEMENTED); give proto: (with importPaths) or protoset:`);
+      throw new SchemaError(
+        'proto',
+        `no proto or protoset is given, and ${where} does not offer server reflection (v1 or v1alpha: UNIMPLEMENTED); give proto: (with importPaths) or protoset:`,
+      );
     }
     const name = typeof code === 'number' ? `${code} ${grpc.status[code]}` : 'error';
-    throw new SchemaError('target', `server reflection at ${this.#options.target} failed: ${name}: ${(error as grpc.ServiceError).details ?? (error as Error).message} (give proto: or protoset: to work without it)`, {cause: error});
+    throw new SchemaError(
+      'target',
+      `server reflection at ${this.#options.target} failed: ${name}: ${(error as grpc.ServiceError).details ?? (error as Error).message} (give proto: or protoset: to work without it)`,
+      {cause: error},
+    );
   }
 
   /** The services the server lists, sorted. */
@@ -191,7 +209,11 @@ export class ReflectionClient {
 
   #check(response: ReflectionResponse, what: string): void {
     const error = response.error_response;
-    if (error) throw new SchemaError('target', `server reflection at ${this.#options.target} could not ${what}: ${error.error_code} ${grpc.status[error.error_code] ?? ''}: ${error.error_message}`);
+    if (error)
+      throw new SchemaError(
+        'target',
+        `server reflection at ${this.#options.target} could not ${what}: ${error.error_code} ${grpc.status[error.error_code] ?? ''}: ${error.error_message}`,
+      );
   }
 
   close(): void {
@@ -210,13 +232,20 @@ export async function loadByReflection(options: ReflectionOptions, service: stri
     const files = await client.filesFor(service);
     if (!files) {
       const services = await client.listServices();
-      throw new SchemaError('method', `unknown service "${service}"${didYouMean(service, services)}; services of ${options.target} (server reflection): ${services.join(', ') || 'none'}`);
+      throw new SchemaError(
+        'method',
+        `unknown service "${service}"${didYouMean(service, services)}; services of ${options.target} (server reflection): ${services.join(', ') || 'none'}`,
+      );
     }
     let root: protobuf.Root;
     try {
       root = rootFromDescriptors(files);
     } catch (error) {
-      throw new SchemaError('target', `the descriptors sent by server reflection at ${options.target} do not load: ${(error as Error).message}`, {cause: error});
+      throw new SchemaError(
+        'target',
+        `the descriptors sent by server reflection at ${options.target} do not load: ${(error as Error).message}`,
+        {cause: error},
+      );
     }
     const services = await client.listServices().catch(() => [service]);
     return {root, origin: `server reflection (${client.version}) at ${options.target}`, services};

@@ -117,10 +117,13 @@ export class RetryThrottle {
     if (this.#timer || this.#waiters.length === 0) return;
     const missing = this.#maxTokens / 2 + 1 - this.#tokens;
     const delay = this.#refillPerMs > 0 ? Math.max(5, missing / this.#refillPerMs) : 1000;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#wake();
-    }, Math.min(delay, 1000));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#wake();
+      },
+      Math.min(delay, 1000),
+    );
   }
 }
 

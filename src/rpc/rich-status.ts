@@ -44,7 +44,8 @@ function addMissing(ns: protobuf.NamespaceBase, json: protobuf.INamespace): void
     const existing = ns.get(name);
     const isPlainNamespace = !('fields' in nested) && !('values' in nested) && !('methods' in nested) && !('id' in nested);
     if (!existing) ns.addJSON({[name]: nested});
-    else if (isPlainNamespace && existing instanceof protobuf.Namespace && !(existing instanceof protobuf.Type)) addMissing(existing, nested as protobuf.INamespace);
+    else if (isPlainNamespace && existing instanceof protobuf.Namespace && !(existing instanceof protobuf.Type))
+      addMissing(existing, nested as protobuf.INamespace);
   }
 }
 
@@ -63,7 +64,9 @@ export function decodeStatusDetails(bytes: Buffer, schemaRoot?: protobuf.Root): 
     const url = detail.type_url ?? '';
     if (url.slice(url.lastIndexOf('/') + 1) !== RETRY_INFO) continue;
     try {
-      const info = root.lookupType(`.${RETRY_INFO}`).decode(detail.value ?? new Uint8Array(0)) as {retry_delay?: {seconds?: unknown; nanos?: number}};
+      const info = root.lookupType(`.${RETRY_INFO}`).decode(detail.value ?? new Uint8Array(0)) as {
+        retry_delay?: {seconds?: unknown; nanos?: number};
+      };
       const delay = info.retry_delay;
       if (delay) retryDelayMs = Math.max(0, Number(String(delay.seconds ?? 0)) * 1000 + (delay.nanos ?? 0) / 1e6);
     } catch {

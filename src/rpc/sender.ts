@@ -61,10 +61,15 @@ export function defaultBatchSize(concurrency: number): number {
 export function createSender(pool: ChannelPool, method: MethodHandle, options: SenderOptions): RecordSender {
   switch (method.kind) {
     case 'unary':
-      if (pool.transport === 'h2') return {send: (request, perCall) => callUnaryH2(pool.pickH2(), method, request, options, perCall), close: () => Promise.resolve()};
+      if (pool.transport === 'h2')
+        return {send: (request, perCall) => callUnaryH2(pool.pickH2(), method, request, options, perCall), close: () => Promise.resolve()};
       return {send: (request, perCall) => callUnary(pool.pick(), method, request, options, perCall), close: () => Promise.resolve()};
     case 'server-streaming':
-      return {send: (request, perCall) => callServerStream(pool.pick(), method, request, {...options, maxReplies: options.maxReplies ?? DEFAULT_MAX_REPLIES}, perCall), close: () => Promise.resolve()};
+      return {
+        send: (request, perCall) =>
+          callServerStream(pool.pick(), method, request, {...options, maxReplies: options.maxReplies ?? DEFAULT_MAX_REPLIES}, perCall),
+        close: () => Promise.resolve(),
+      };
     case 'bidi':
       return new BidiSender(pool, method, {...options, streams: options.streams ?? defaultStreams(options.concurrency)});
     case 'client-streaming':

@@ -63,7 +63,7 @@ export class BidiSender {
     this.#pool = pool;
     this.#method = method;
     this.#options = options;
-    this.#rotateAfterMs = options.deadlineMs > 0 ? options.rotateAfterMs ?? Math.max(options.deadlineMs, MIN_ROTATE_AFTER_MS) : Infinity;
+    this.#rotateAfterMs = options.deadlineMs > 0 ? (options.rotateAfterMs ?? Math.max(options.deadlineMs, MIN_ROTATE_AFTER_MS)) : Infinity;
     this.#slots = new Array<BidiStream | undefined>(options.streams).fill(undefined);
   }
 
@@ -79,7 +79,7 @@ export class BidiSender {
     let bestLoad = Infinity;
     for (let index = 0; index < this.#slots.length; index++) {
       const stream = this.#slots[index];
-      const load = stream && stream.isTakingRecords(now) ? stream.unanswered : 0;
+      const load = stream?.isTakingRecords(now) ? stream.unanswered : 0;
       if (load < bestLoad) {
         best = index;
         bestLoad = load;
@@ -87,7 +87,7 @@ export class BidiSender {
       }
     }
     let stream = this.#slots[best];
-    if (!stream || !stream.isTakingRecords(now)) {
+    if (!stream?.isTakingRecords(now)) {
       stream?.halfClose();
       stream = this.#open(now);
       this.#slots[best] = stream;
@@ -110,7 +110,9 @@ export class BidiSender {
   }
 
   #open(now: number): BidiStream {
-    const stream = new BidiStream(this.#pool.pick(), this.#method, this.#options, now, now + this.#rotateAfterMs, () => this.#live.delete(stream));
+    const stream = new BidiStream(this.#pool.pick(), this.#method, this.#options, now, now + this.#rotateAfterMs, () =>
+      this.#live.delete(stream),
+    );
     this.#live.add(stream);
     return stream;
   }
@@ -197,7 +199,10 @@ class BidiStream implements CancellableCall {
 
   #answer(message: Buffer): void {
     if (this.#head === this.#pending.length) {
-      this.cancel(grpc.status.INTERNAL, 'the server sent more responses than requests on a bidi stream: answers cannot be matched to records (grpc-batch expects one response per request, in order)');
+      this.cancel(
+        grpc.status.INTERNAL,
+        'the server sent more responses than requests on a bidi stream: answers cannot be matched to records (grpc-batch expects one response per request, in order)',
+      );
       return;
     }
     const record = this.#pending[this.#head]!;
@@ -211,7 +216,12 @@ class BidiStream implements CancellableCall {
     try {
       response = this.#method.decodeResponse(message);
     } catch (error) {
-      record.resolve({ok: false, code: grpc.status.INTERNAL, details: `response does not decode as ${this.#method.responseType}: ${(error as Error).message}`, latencyMs});
+      record.resolve({
+        ok: false,
+        code: grpc.status.INTERNAL,
+        details: `response does not decode as ${this.#method.responseType}: ${(error as Error).message}`,
+        latencyMs,
+      });
       return;
     }
     record.resolve({ok: true, response, latencyMs});
@@ -226,11 +236,26 @@ class BidiStream implements CancellableCall {
       const record = this.#pending[index]!;
       const latencyMs = now - record.sentAt;
       if (status.code === grpc.status.OK) {
-        record.resolve({ok: false, code: grpc.status.UNAVAILABLE, details: 'the server ended the stream (OK) before answering this record', latencyMs});
+        record.resolve({
+          ok: false,
+          code: grpc.status.UNAVAILABLE,
+          details: 'the server ended the stream (OK) before answering this record',
+          latencyMs,
+        });
       } else if (late !== undefined) {
-        record.resolve({ok: false, code: status.code, details: index === this.#head ? late : `${late}, on a record sent before this one on its stream (answers come in order)`, latencyMs});
+        record.resolve({
+          ok: false,
+          code: status.code,
+          details: index === this.#head ? late : `${late}, on a record sent before this one on its stream (answers come in order)`,
+          latencyMs,
+        });
       } else {
-        record.resolve({ok: false, code: status.code, details: `${status.details} (the stream ended before this record's answer)`, latencyMs});
+        record.resolve({
+          ok: false,
+          code: status.code,
+          details: `${status.details} (the stream ended before this record's answer)`,
+          latencyMs,
+        });
       }
     }
     this.#pending = [];

@@ -46,7 +46,9 @@ export class ClientStreamSender {
 
   constructor(pool: Pick<ChannelPool, 'pick'>, method: MethodHandle, options: ClientStreamOptions) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
-      throw new TypeError(`Expected \`batchSize\` to be an integer from 1 and up, got \`${options.batchSize}\` (${typeof options.batchSize})`);
+      throw new TypeError(
+        `Expected \`batchSize\` to be an integer from 1 and up, got \`${options.batchSize}\` (${typeof options.batchSize})`,
+      );
     }
     this.#pool = pool;
     this.#method = method;

@@ -20,7 +20,8 @@ export function checkTarget(target: string): string | undefined {
     const port = /:\d+$/.test(rest) ? '' : tls ? ':443' : ':PORT';
     return `expected host:port, not a URL: write ${rest}${port}${tls ? ' and add tls to the job' : ''} (gRPC speaks HTTP/2 itself)`;
   }
-  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('../')) return `expected host:port or unix:/path; a socket path needs the scheme: write unix:${value}`;
+  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('../'))
+    return `expected host:port or unix:/path; a socket path needs the scheme: write unix:${value}`;
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/.exec(value);
   if (scheme && (SCHEMES.includes(scheme[1]!.toLowerCase()) || scheme[2]!.startsWith('//'))) {
     const name = scheme[1]!.toLowerCase();
@@ -64,7 +65,8 @@ function checkHostPort(address: string, target: string, isAddress?: (host: strin
     if (!HOST.test(host) && !isIPv4(host)) return `expected a host name or IP address before the port, got "${host}"`;
   }
   if (isAddress && !isAddress(host)) return `expected ${isAddress === isIPv4 ? 'an IPv4' : 'an IPv6'} address, got "${host}"`;
-  if (port === undefined || port === '') return `expected host:port, got no port in "${target}" (grpc-js would use 443): write ${bracketed ? `[${host}]` : host}:443 if that is meant`;
+  if (port === undefined || port === '')
+    return `expected host:port, got no port in "${target}" (grpc-js would use 443): write ${bracketed ? `[${host}]` : host}:443 if that is meant`;
   if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) return `expected a port from 1 to 65535, got "${port}"`;
   return undefined;
 }

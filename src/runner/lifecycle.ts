@@ -79,7 +79,10 @@ export class RunLifecycle {
   /** What every run is given by its lifecycle: its id, its locked files, whether it resumes, where its checkpoints and input hash go. */
   runOptions(): Pick<RunOptions, 'runId' | 'filesLock' | 'resume' | 'onCheckpoint' | 'onInputRead'> {
     return {
-      runId: this.runId, filesLock: this.filesLock, resume: this.resume, onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint),
+      runId: this.runId,
+      filesLock: this.filesLock,
+      resume: this.resume,
+      onCheckpoint: (checkpoint) => this.#recorder.checkpoint(this.runId, checkpoint),
       onInputRead: (read) => this.#recorder.inputRead(this.runId, read),
     };
   }
@@ -91,12 +94,19 @@ export class RunLifecycle {
   async end(end: RunEnd): Promise<{status: EndStatus; reason: string | undefined; summary: RunSummary | undefined; recorded: boolean}> {
     const {summary, error} = end;
     const partial = summary ?? (error instanceof InternalError ? (error.summary as RunSummary | undefined) : undefined);
-    const status: EndStatus = end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
-    const reason = error !== undefined ? getErrorMessage(error) : end.reason ?? summary?.stopReason ?? summary?.abortReason;
+    const status: EndStatus =
+      end.status ?? (error instanceof IoError ? 'interrupted' : summary && error === undefined ? summary.status : 'error');
+    const reason = error !== undefined ? getErrorMessage(error) : (end.reason ?? summary?.stopReason ?? summary?.abortReason);
     const stop = error !== undefined ? stopReasonOf(error) : undefined;
     // A distributed run taken over by another coordinator is the other's to record: nothing is written.
     if (error instanceof FencedError) return {status, reason, summary: partial, recorded: false};
-    const recorded = await this.#recorder.ended(this.runId, {...(partial ? summaryOutcome(partial) : {}), status, endedAt: this.#now(), reason, ...(stop ? {stop} : {})});
+    const recorded = await this.#recorder.ended(this.runId, {
+      ...(partial ? summaryOutcome(partial) : {}),
+      status,
+      endedAt: this.#now(),
+      reason,
+      ...(stop ? {stop} : {}),
+    });
     return {status, reason, summary: partial, recorded};
   }
 

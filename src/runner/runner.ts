@@ -44,7 +44,12 @@ export interface ExecuteOptions extends Omit<RunOptions, LifecycleOptions> {
    * Called as the engine settles, before the end is recorded: a status or reason to record instead of
    * what the summary says (the daemon records a run its shutdown cancelled as `interrupted`).
    */
-  readonly endAs?: ((settled: {readonly summary: RunSummary | undefined; readonly error: unknown}) => {readonly status?: EndStatus | undefined; readonly reason?: string | undefined}) | undefined;
+  readonly endAs?:
+    | ((settled: {readonly summary: RunSummary | undefined; readonly error: unknown}) => {
+        readonly status?: EndStatus | undefined;
+        readonly reason?: string | undefined;
+      })
+    | undefined;
 }
 
 /** How a run ended, once its end is recorded and its files, lease and state database are let go. */
@@ -86,7 +91,18 @@ export async function executeRun(lifecycle: RunLifecycle, options: ExecuteOption
       await lifecycle.begin({...(trigger ? {trigger} : {}), scheduledAt});
     } catch (error) {
       const status = error instanceof IoError ? 'interrupted' : 'error';
-      return {runId, job, resumeInfo, started: false, failed: true, error, summary: undefined, status, reason: getErrorMessage(error), recorded: false};
+      return {
+        runId,
+        job,
+        resumeInfo,
+        started: false,
+        failed: true,
+        error,
+        summary: undefined,
+        status,
+        reason: getErrorMessage(error),
+        recorded: false,
+      };
     }
     let summary: RunSummary | undefined;
     let error: unknown;
@@ -128,7 +144,12 @@ export interface StartRunOptions extends ExecuteOptions {
    * found and the job as given: the CLI refuses the flags a resume cannot honour and checks the
    * target (`--preflight`) here. A throw stops the run with nothing recorded.
    */
-  readonly beforeLock?: ((job: LoadedJob, resumed: {readonly runId: string; readonly info: ResumeInfo; readonly given: LoadedJob} | undefined) => void | Promise<void>) | undefined;
+  readonly beforeLock?:
+    | ((
+        job: LoadedJob,
+        resumed: {readonly runId: string; readonly info: ResumeInfo; readonly given: LoadedJob} | undefined,
+      ) => void | Promise<void>)
+    | undefined;
 }
 
 /** How a run ended (see `FinishedRun`), and whether a state database recorded it. */
@@ -144,7 +165,8 @@ export interface StartedRun extends FinishedRun {
  */
 export async function startRun(job: LoadedJob, options: StartRunOptions = {}): Promise<StartedRun> {
   const {runId: wanted, resume, state, given, beforeLock, ...execute} = options;
-  const recorder = state === false ? RunRecorder.using(undefined, options.logger) : RunRecorder.open(state, options.logger, {required: Boolean(resume)});
+  const recorder =
+    state === false ? RunRecorder.using(undefined, options.logger) : RunRecorder.open(state, options.logger, {required: Boolean(resume)});
   let lifecycle: RunLifecycle;
   try {
     let runId = wanted ?? newRunId();

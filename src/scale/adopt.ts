@@ -64,11 +64,18 @@ export async function adoptChunks(redis: Redis, queue: Queue, prefix: string, ru
     if (pending.size === 0) break;
     if (!told) {
       told = true;
-      log?.info({event: 'run:adopting', chunks: pending.size}, `waiting for ${pending.size} chunks of the previous coordinator still running on workers`);
+      log?.info(
+        {event: 'run:adopting', chunks: pending.size},
+        `waiting for ${pending.size} chunks of the previous coordinator still running on workers`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  if (adopted.length > 0) log?.info({event: 'run:adopted', chunks: adopted.length, records: results.size}, `${results.size} records finished by the workers meanwhile are taken over, not sent again`);
+  if (adopted.length > 0)
+    log?.info(
+      {event: 'run:adopted', chunks: adopted.length, records: results.size},
+      `${results.size} records finished by the workers meanwhile are taken over, not sent again`,
+    );
   return {
     results,
     stats,

@@ -65,9 +65,12 @@ export class LockWatch {
   #arm(id: string): void {
     const held = this.#held.get(id)!;
     clearTimeout(held.timer);
-    held.timer = setTimeout(() => {
-      if (this.#held.get(id) === held && this.check(id)) this.#arm(id);
-    }, Math.max(0, held.until - this.#marginMs - Date.now()));
+    held.timer = setTimeout(
+      () => {
+        if (this.#held.get(id) === held && this.check(id)) this.#arm(id);
+      },
+      Math.max(0, held.until - this.#marginMs - Date.now()),
+    );
     held.timer.unref();
   }
 
@@ -92,13 +95,24 @@ export class WatchedWorker<D, R> extends Worker<D, R> {
   readonly #locks: LockWatch;
   readonly #onCompleted: (id: string, refused: unknown) => void;
 
-  constructor(name: string, processor: Processor<D, R>, options: WorkerOptions, locks: LockWatch, onCompleted: (id: string, refused: unknown) => void) {
+  constructor(
+    name: string,
+    processor: Processor<D, R>,
+    options: WorkerOptions,
+    locks: LockWatch,
+    onCompleted: (id: string, refused: unknown) => void,
+  ) {
     super(name, processor, options);
     this.#locks = locks;
     this.#onCompleted = onCompleted;
   }
 
-  protected override async handleCompleted(result: R, job: Job<D, R, string>, token: string, ...rest: unknown[]): Promise<Job<D, R, string>> {
+  protected override async handleCompleted(
+    result: R,
+    job: Job<D, R, string>,
+    token: string,
+    ...rest: unknown[]
+  ): Promise<Job<D, R, string>> {
     try {
       const next = await super.handleCompleted(result, job, token, ...(rest as []));
       this.#onCompleted(job.id!, undefined);
@@ -113,7 +127,10 @@ export class WatchedWorker<D, R> extends Worker<D, R> {
     const sentAt = Date.now();
     const refused = await super.extendJobLocks(jobIds, tokens, duration);
     // `#locks` is set after super(): a renewal cannot come before the constructor returns.
-    this.#locks.renewed(jobIds.filter((id) => !refused.includes(id)), sentAt);
+    this.#locks.renewed(
+      jobIds.filter((id) => !refused.includes(id)),
+      sentAt,
+    );
     this.#locks.refused(refused);
     return refused;
   }

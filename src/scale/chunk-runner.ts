@@ -41,7 +41,13 @@ export class ChunkRun {
    * `hooks.canSend` is asked before each record is handed to the calls: false (the chunk's lock may
    * be lost) stops the chunk there, the records not handed in yet left unsent.
    */
-  constructor(data: ChunkData, spec: WorkerSpec, method: MethodHandle, pool: ChannelPool, hooks: {readonly onOutage?: (event: OutageEvent) => void; readonly canSend?: () => boolean} = {}) {
+  constructor(
+    data: ChunkData,
+    spec: WorkerSpec,
+    method: MethodHandle,
+    pool: ChannelPool,
+    hooks: {readonly onOutage?: (event: OutageEvent) => void; readonly canSend?: () => boolean} = {},
+  ) {
     const onOutage = hooks.onOutage;
     this.#canSend = hooks.canSend;
     this.#data = data;
@@ -56,7 +62,9 @@ export class ChunkRun {
         const code = codeOf(report.outcome);
         if (code === Status.OK) this.#ok++;
         else this.#failed++;
-        this.#lines.push(encodeResult(line, code, report.attempts, JSON.stringify(resultOf(line, report.outcome, report.attempts, report.latencyMs))));
+        this.#lines.push(
+          encodeResult(line, code, report.attempts, JSON.stringify(resultOf(line, report.outcome, report.attempts, report.latencyMs))),
+        );
       },
       onAttempt: (latencyMs) => {
         this.#latencies.attempts++;
@@ -101,7 +109,8 @@ export class ChunkRun {
         const metadata = this.#data.metadata?.[i];
         const deadlineMs = this.#data.deadlines?.[i];
         this.#pipeline.submit({
-          line: lines[i]!, request: Buffer.from(requests[i]!, 'base64'),
+          line: lines[i]!,
+          request: Buffer.from(requests[i]!, 'base64'),
           ...(metadata ? {metadata: metadataFromData(metadata, this.#jobMetadata)} : {}),
           ...(deadlineMs !== undefined && deadlineMs !== null ? {deadlineMs} : {}),
         });
@@ -139,8 +148,13 @@ export class ChunkRun {
   progress(): ChunkProgress {
     const now = this.#pipeline.status();
     return {
-      done: this.#ok + this.#failed, calls: now.calls, limit: now.limit, attempts: this.#latencies.attempts,
-      paused: now.outage.paused, pausedForMs: Math.round(now.outage.pausedForMs), ...(now.outage.reason ? {reason: now.outage.reason} : {}),
+      done: this.#ok + this.#failed,
+      calls: now.calls,
+      limit: now.limit,
+      attempts: this.#latencies.attempts,
+      paused: now.outage.paused,
+      pausedForMs: Math.round(now.outage.pausedForMs),
+      ...(now.outage.reason ? {reason: now.outage.reason} : {}),
     };
   }
 }

@@ -32,7 +32,16 @@ export interface ChunkWorkerOptions {
 
 export type ChunkEvent =
   | {readonly type: 'started'; readonly job: string; readonly run: string; readonly chunk: number}
-  | {readonly type: 'done'; readonly job: string; readonly run: string; readonly chunk: number; readonly ok: number; readonly failed: number; readonly unsent: number; readonly attempts: number}
+  | {
+      readonly type: 'done';
+      readonly job: string;
+      readonly run: string;
+      readonly chunk: number;
+      readonly ok: number;
+      readonly failed: number;
+      readonly unsent: number;
+      readonly attempts: number;
+    }
   | {readonly type: 'failed'; readonly run: string; readonly chunk: number; readonly error: string}
   | {readonly type: 'handed-back'; readonly run: string; readonly chunk: number}
   /** The chunk's lock was lost (Redis cut off): its work is thrown away, another worker runs it. */
@@ -91,15 +100,21 @@ export class ChunkWorker {
     this.#o = options;
     const lockDuration = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
     this.#locks = new LockWatch(lockDuration);
-    this.#worker = new WatchedWorker<ChunkData, ChunkReturn>(CHUNKS_QUEUE, (job, token) => this.#process(job, token), {
-      connection: options.redis,
-      prefix: options.prefix,
-      concurrency: options.chunks ?? DEFAULT_WORKER_CHUNKS,
-      lockDuration,
-      stalledInterval: lockDuration,
-      maxStalledCount: MAX_STALLS,
-      autorun: true,
-    }, this.#locks, (id, refused) => this.#completed(id, refused));
+    this.#worker = new WatchedWorker<ChunkData, ChunkReturn>(
+      CHUNKS_QUEUE,
+      (job, token) => this.#process(job, token),
+      {
+        connection: options.redis,
+        prefix: options.prefix,
+        concurrency: options.chunks ?? DEFAULT_WORKER_CHUNKS,
+        lockDuration,
+        stalledInterval: lockDuration,
+        maxStalledCount: MAX_STALLS,
+        autorun: true,
+      },
+      this.#locks,
+      (id, refused) => this.#completed(id, refused),
+    );
     this.#health = new WorkerHealth(this.#worker, options.logger);
     // Connection faults: one line each (`redis:error`, then `redis:recovered`), not one per reconnect.
     watchBullmq(options.redis, this.#worker);
@@ -135,12 +150,19 @@ export class ChunkWorker {
       this.#health.close();
       const closed = this.#worker.close();
       let timer: NodeJS.Timeout | undefined;
-      const expired = await Promise.race([closed.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)))]);
+      const expired = await Promise.race([
+        closed.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs))),
+      ]);
       clearTimeout(timer);
       if (expired) this.handBack();
       await closed;
       clearInterval(this.#sweep);
-      for (const context of this.#runs.values()) context.then((c) => c.pool.close(), () => undefined);
+      for (const context of this.#runs.values())
+        context.then(
+          (c) => c.pool.close(),
+          () => undefined,
+        );
       this.#runs.clear();
     })());
   }
@@ -177,13 +199,18 @@ export class ChunkWorker {
 
   async #process(job: Job<ChunkData, ChunkReturn>, token: string | undefined): Promise<ChunkReturn> {
     const data = job.data;
-    if (typeof data?.run !== 'string') throw new UnrecoverableError(`chunk ${job.id} expired in Redis (its run's coordinator died and was not resumed within GRPC_BATCH_KEYS_TTL): nothing to run`);
+    if (typeof data?.run !== 'string')
+      throw new UnrecoverableError(
+        `chunk ${job.id} expired in Redis (its run's coordinator died and was not resumed within GRPC_BATCH_KEYS_TTL): nothing to run`,
+      );
     const context = await this.#context(data.run);
     context.active++;
     const id = job.id!;
     // Handed back before by workers that could not reach the backend: the outage goes on counting from the first.
-    const spec = data.downSince !== undefined && context.spec.maxOutageMs > 0
-      ? {...context.spec, maxOutageMs: Math.max(1, context.spec.maxOutageMs - (Date.now() - data.downSince))} : context.spec;
+    const spec =
+      data.downSince !== undefined && context.spec.maxOutageMs > 0
+        ? {...context.spec, maxOutageMs: Math.max(1, context.spec.maxOutageMs - (Date.now() - data.downSince))}
+        : context.spec;
     const run: ChunkRun = new ChunkRun(data, spec, context.method, context.pool, {
       canSend: () => this.#locks.check(id),
       onOutage: (event) => {
@@ -199,10 +226,15 @@ export class ChunkWorker {
     const report = setInterval(() => {
       if (reporting || !this.#locks.isHeld(id)) return; // Redis slow or paused: one report at a time; none for a chunk no longer ours
       reporting = true;
-      Promise.all([job.updateProgress({...run.progress()}), this.#o.redis.get(keys.control)]).then(([, control]) => {
-        if (control === 'cancel') run.cancel();
-        else if (control === 'stop') run.stop();
-      }, () => undefined).finally(() => (reporting = false));
+      Promise.all([job.updateProgress({...run.progress()}), this.#o.redis.get(keys.control)])
+        .then(
+          ([, control]) => {
+            if (control === 'cancel') run.cancel();
+            else if (control === 'stop') run.stop();
+          },
+          () => undefined,
+        )
+        .finally(() => (reporting = false));
     }, PROGRESS_MS);
     const started = performance.now();
     // A chunk whose lock may be lost makes no call more: another worker may run it already.
@@ -212,7 +244,10 @@ export class ChunkWorker {
       run.stop();
       // Logged now, while Redis may still be out of reach (what is left is done once it answers).
       const attempts = run.progress().attempts;
-      log?.warn({event: 'chunk:lost', records: data.lines.length, attempts, reason}, `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): it makes no call more (${attempts} attempts so far), its work is thrown away, another worker runs it`);
+      log?.warn(
+        {event: 'chunk:lost', records: data.lines.length, attempts, reason},
+        `chunk ${data.chunk} of run ${data.run} is no longer surely this worker's (${reason}): it makes no call more (${attempts} attempts so far), its work is thrown away, another worker runs it`,
+      );
     });
     try {
       // A run stopped or cancelled before this chunk began: none of it is sent.
@@ -223,13 +258,23 @@ export class ChunkWorker {
       if (entry.handBack) {
         // Whole, to another worker: what this one sent of it is sent again (at least once).
         // Since when no worker reached the backend for it: kept, set, or cleared (this worker reached it).
-        const downSince = entry.downAt !== undefined ? (run.reachedBackend ? entry.downAt : data.downSince ?? entry.downAt) : run.reachedBackend ? undefined : data.downSince;
+        const downSince =
+          entry.downAt !== undefined
+            ? run.reachedBackend
+              ? entry.downAt
+              : (data.downSince ?? entry.downAt)
+            : run.reachedBackend
+              ? undefined
+              : data.downSince;
         if (downSince !== data.downSince) await job.updateData({...data, downSince});
         await this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs);
         await job.moveToWait(token);
         this.#o.onChunk?.({type: 'handed-back', run: data.run, chunk: data.chunk});
         // One line per fault: a backend this worker cannot reach is `worker:backend-down`, its chunks' hand-backs are details.
-        log?.[entry.downAt === undefined ? 'warn' : 'debug']({event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack}, `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`);
+        log?.[entry.downAt === undefined ? 'warn' : 'debug'](
+          {event: 'chunk:handed-back', records: data.lines.length, reason: entry.handBack},
+          `chunk ${data.chunk} of run ${data.run} handed back to the queue: ${entry.handBack}`,
+        );
         throw new WaitingError();
       }
       if (run.reachedBackend) this.#health.up();
@@ -249,13 +294,35 @@ export class ChunkWorker {
       const ms = Math.round(performance.now() - started);
       this.#finishing.set(id, {
         done: () => {
-          this.#o.onChunk?.({type: 'done', job: context.shipped.job, run: data.run, chunk: data.chunk, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts});
-          log?.info({event: 'chunk:done', records: data.lines.length, ok: outcome.ok, failed: outcome.failed, unsent: outcome.unsent.length, attempts: outcome.attempts, ms},
-            `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`);
+          this.#o.onChunk?.({
+            type: 'done',
+            job: context.shipped.job,
+            run: data.run,
+            chunk: data.chunk,
+            ok: outcome.ok,
+            failed: outcome.failed,
+            unsent: outcome.unsent.length,
+            attempts: outcome.attempts,
+          });
+          log?.info(
+            {
+              event: 'chunk:done',
+              records: data.lines.length,
+              ok: outcome.ok,
+              failed: outcome.failed,
+              unsent: outcome.unsent.length,
+              attempts: outcome.attempts,
+              ms,
+            },
+            `chunk ${data.chunk} of run ${data.run}: ${outcome.ok} ok, ${outcome.failed} failed${outcome.unsent.length ? `, ${outcome.unsent.length} unsent` : ''}`,
+          );
         },
         refused: (error) => {
           this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts: outcome.attempts});
-          log?.warn({event: 'chunk:lost', records: data.lines.length, attempts: outcome.attempts, reason: getErrorMessage(error)}, `chunk ${data.chunk} of run ${data.run}: Redis refused its completion (${getErrorMessage(error)}): its work is thrown away, another worker runs it`);
+          log?.warn(
+            {event: 'chunk:lost', records: data.lines.length, attempts: outcome.attempts, reason: getErrorMessage(error)},
+            `chunk ${data.chunk} of run ${data.run}: Redis refused its completion (${getErrorMessage(error)}): its work is thrown away, another worker runs it`,
+          );
           void this.#addThrownAway(data.run, outcome.attempts, context.shipped.keysTtlMs, results);
         },
       });
@@ -263,7 +330,10 @@ export class ChunkWorker {
     } catch (error) {
       if (!(error instanceof WaitingError)) {
         this.#o.onChunk?.({type: 'failed', run: data.run, chunk: data.chunk, error: getErrorMessage(error)});
-        log?.error({event: 'chunk:failed', error: getErrorMessage(error)}, `chunk ${data.chunk} of run ${data.run} failed: ${getErrorMessage(error)}`);
+        log?.error(
+          {event: 'chunk:failed', error: getErrorMessage(error)},
+          `chunk ${data.chunk} of run ${data.run} failed: ${getErrorMessage(error)}`,
+        );
       }
       throw error;
     } finally {
@@ -281,7 +351,13 @@ export class ChunkWorker {
    * and it goes back to the queue if it is still this worker's; else the worker that took it over
    * runs it. Sent once Redis answers again; always throws (BullMQ then leaves the job alone).
    */
-  async #thrownAway(job: Job<ChunkData, ChunkReturn>, token: string | undefined, attempts: number, ttlMs: number | undefined, results?: string): Promise<never> {
+  async #thrownAway(
+    job: Job<ChunkData, ChunkReturn>,
+    token: string | undefined,
+    attempts: number,
+    ttlMs: number | undefined,
+    results?: string,
+  ): Promise<never> {
     const data = job.data;
     this.#locks.release(job.id!);
     this.#o.onChunk?.({type: 'lost', run: data.run, chunk: data.chunk, attempts});
@@ -331,18 +407,24 @@ export class ChunkWorker {
       throw new Error(error instanceof ValidationError ? describeIssues(error) : getErrorMessage(error), {cause: error});
     }
     const method = methodFromJson(shipped.method);
-    this.#o.logger?.info({event: 'run:joined', job: shipped.job, run: runId, target: shipped.target, coordinator: shipped.coordinator}, `taking chunks of run ${runId} of ${shipped.job}`);
+    this.#o.logger?.info(
+      {event: 'run:joined', job: shipped.job, run: runId, target: shipped.target, coordinator: shipped.coordinator},
+      `taking chunks of run ${runId} of ${shipped.job}`,
+    );
     return {shipped, spec, method, pool: channelPoolFor(spec), active: 0, idleSince: Date.now()};
   }
 
   #closeIdleRuns(): void {
     for (const [runId, promise] of this.#runs) {
-      promise.then((context) => {
-        if (context.active === 0 && Date.now() - context.idleSince > IDLE_RUN_MS && this.#runs.get(runId) === promise) {
-          this.#runs.delete(runId);
-          context.pool.close();
-        }
-      }, () => undefined);
+      promise.then(
+        (context) => {
+          if (context.active === 0 && Date.now() - context.idleSince > IDLE_RUN_MS && this.#runs.get(runId) === promise) {
+            this.#runs.delete(runId);
+            context.pool.close();
+          }
+        },
+        () => undefined,
+      );
     }
   }
 }

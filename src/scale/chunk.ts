@@ -77,7 +77,12 @@ export function* decodeResults(text: string): Generator<{line: number; code: num
     const b = text.indexOf(' ', a + 1);
     const c = text.indexOf(' ', b + 1);
     if (a > start && b > a && c > b && c < end) {
-      yield {line: Number(text.slice(start, a)), code: Number(text.slice(a + 1, b)), attempts: Number(text.slice(b + 1, c)), text: text.slice(c + 1, end)};
+      yield {
+        line: Number(text.slice(start, a)),
+        code: Number(text.slice(a + 1, b)),
+        attempts: Number(text.slice(b + 1, c)),
+        text: text.slice(c + 1, end),
+      };
     }
     start = end + 1;
   }
@@ -113,6 +118,7 @@ export function metadataFromData(data: Readonly<Record<string, readonly string[]
     if (key in data) continue;
     metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
   }
-  for (const [key, values] of Object.entries(data)) for (const value of values) metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
+  for (const [key, values] of Object.entries(data))
+    for (const value of values) metadata.add(key, key.endsWith('-bin') ? Buffer.from(value, 'base64') : value);
   return metadata;
 }

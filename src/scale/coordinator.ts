@@ -54,26 +54,44 @@ export interface QueueClaim {
  * Takes the lease of a distributed run before anything of it is recorded: a second coordinator of
  * a live run is refused here (exit 2), leaving the state database and Redis as they were.
  */
-export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & {readonly redis?: Redis; readonly logger?: Logger}): Promise<QueueClaim> {
+export async function claimQueuedRun(
+  runId: string,
+  queueOptions: QueueTarget & {readonly redis?: Redis; readonly logger?: Logger},
+): Promise<QueueClaim> {
   const ttlMs = keysTtlMs();
   const redis = queueOptions.redis ?? (await connectRedis(queueOptions, queueOptions.logger));
   const keys = runKeys(queueOptions.prefix, runId);
   let released: Promise<void> | undefined;
   let lease: RunLease | undefined;
-  const release = () => (released ??= (async () => {
-    // Redis silent (paused, partitioned): the lease is let go of by its TTL, the connection dropped.
-    await within(RELEASE_MS, lease?.release());
-    if (!queueOptions.redis) await within(RELEASE_MS, redis.quit().catch(() => undefined)).finally(() => redis.disconnect());
-  })());
+  const release = () =>
+    (released ??= (async () => {
+      // Redis silent (paused, partitioned): the lease is let go of by its TTL, the connection dropped.
+      await within(RELEASE_MS, lease?.release());
+      if (!queueOptions.redis)
+        await within(
+          RELEASE_MS,
+          redis.quit().catch(() => undefined),
+        ).finally(() => redis.disconnect());
+    })());
   try {
-    lease = await RunLease.acquire(redis, keys.lease, runId, (holder) => claim.onLost?.(holder),
+    lease = await RunLease.acquire(
+      redis,
+      keys.lease,
+      runId,
+      (holder) => claim.onLost?.(holder),
       // While the run lives, its keys live: a coordinator that dies leaves them for ttlMs, for a resume.
-      () => void refreshRunKeys(redis, queueOptions.prefix, runId, ttlMs).catch(() => undefined), undefined, ttlMs);
+      () => void refreshRunKeys(redis, queueOptions.prefix, runId, ttlMs).catch(() => undefined),
+      undefined,
+      ttlMs,
+    );
   } catch (error) {
     await release();
     throw error;
   }
-  queueOptions.logger?.info({event: 'run:lease', runId, generation: lease.generation}, `run ${runId}: lease taken, generation ${lease.generation}`);
+  queueOptions.logger?.info(
+    {event: 'run:lease', runId, generation: lease.generation},
+    `run ${runId}: lease taken, generation ${lease.generation}`,
+  );
   const claim: QueueClaim = {runId, redis, onLost: undefined, lease, release};
   return claim;
 }
@@ -86,10 +104,15 @@ export async function claimQueuedRun(runId: string, queueOptions: QueueTarget & 
  */
 export async function runQueued(job: LoadedJob, options: RunOptions, queueOptions: QueueRunOptions): Promise<RunSummary> {
   const chunkSize = queueOptions.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) throw new UsageError(`--chunk-size: expected an integer from 1 and up, got ${chunkSize}`);
-  if (job.method.kind !== 'unary') throw new UsageError(`--redis: ${job.method.name} is a ${job.method.kind} method; distributed runs call unary methods only (run it without --redis)`);
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
+    throw new UsageError(`--chunk-size: expected an integer from 1 and up, got ${chunkSize}`);
+  if (job.method.kind !== 'unary')
+    throw new UsageError(
+      `--redis: ${job.method.name} is a ${job.method.kind} method; distributed runs call unary methods only (run it without --redis)`,
+    );
   const runId = options.runId ?? queueOptions.claim?.runId ?? newRunId();
-  if (queueOptions.claim && queueOptions.claim.runId !== runId) throw new InternalError(`runQueued: the claim is of run ${queueOptions.claim.runId}, not ${runId}`);
+  if (queueOptions.claim && queueOptions.claim.runId !== runId)
+    throw new InternalError(`runQueued: the claim is of run ${queueOptions.claim.runId}, not ${runId}`);
   const log = queueOptions.logger ?? options.logger;
   const {prefix} = queueOptions;
   const claim = queueOptions.claim ?? (await claimQueuedRun(runId, {...queueOptions, ...(log ? {logger: log} : {})}));
@@ -102,19 +125,28 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
   // Every state write is fenced: checked in Redis to be this generation's first (a checkpoint, the
   // input's hash). Redis silent past maxOutage: the check cannot be made, the write is skipped (a
   // resume goes by the results file), and nothing waits for Redis.
-  const fenced = <A>(write: ((a: A) => unknown) | undefined) => write && (async (a: A) => {
-    await Promise.race([lease.check().then(() => (executor?.redisGone ? undefined : write(a))), executor?.redisGoneAt]).catch((error: unknown) => {
-      if (error instanceof FencedError) executor?.abandon(error); // before the run's stop, which would signal the workers
-      throw error;
+  const fenced = <A>(write: ((a: A) => unknown) | undefined) =>
+    write &&
+    (async (a: A) => {
+      await Promise.race([lease.check().then(() => (executor?.redisGone ? undefined : write(a))), executor?.redisGoneAt]).catch(
+        (error: unknown) => {
+          if (error instanceof FencedError) executor?.abandon(error); // before the run's stop, which would signal the workers
+          throw error;
+        },
+      );
     });
-  });
   const queue = new Queue(CHUNKS_QUEUE, {connection: redis, prefix});
   const events = new QueueEvents(CHUNKS_QUEUE, {connection: redis, prefix});
   watchBullmq(redis, queue, events);
   try {
     await redis.set(keys.spec, JSON.stringify({...shipRun(job, runId), keysTtlMs: ttlMs}), 'PX', ttlMs);
     // What runs whose coordinator is long gone left in the queue (ids of expired chunks, their results).
-    await sweepOrphans(redis, prefix, log).catch((error: unknown) => log?.warn({event: 'redis:sweep-failed', error: getErrorMessage(error)}, `could not sweep what old runs left in Redis: ${getErrorMessage(error)}`));
+    await sweepOrphans(redis, prefix, log).catch((error: unknown) =>
+      log?.warn(
+        {event: 'redis:sweep-failed', error: getErrorMessage(error)},
+        `could not sweep what old runs left in Redis: ${getErrorMessage(error)}`,
+      ),
+    );
     await redis.del(keys.control);
     await events.waitUntilReady();
     const adopted = options.resume ? await adoptChunks(redis, queue, prefix, runId, log?.child({job: job.spec.name, runId})) : undefined;
@@ -130,20 +162,49 @@ export async function runQueued(job: LoadedJob, options: RunOptions, queueOption
       runId,
       ...(onCheckpoint ? {onCheckpoint} : {}),
       ...(onInputRead ? {onInputRead} : {}),
-      executor: (runEvents, flush) => (executor = new QueueExecutor({redis, queue, events, prefix, runId, lease, limits, slots, ...(inputLines ? {inputLines} : {}), chunkSize, keysTtlMs: ttlMs, maxOutageMs: job.spec.maxOutageMs, jobMetadata: fixedMetadata(job.spec), redisLabel: redactUrl(queueOptions.url), ...(adopted ? {adopted} : {})}, runEvents, flush)),
+      executor: (runEvents, flush) =>
+        (executor = new QueueExecutor(
+          {
+            redis,
+            queue,
+            events,
+            prefix,
+            runId,
+            lease,
+            limits,
+            slots,
+            ...(inputLines ? {inputLines} : {}),
+            chunkSize,
+            keysTtlMs: ttlMs,
+            maxOutageMs: job.spec.maxOutageMs,
+            jobMetadata: fixedMetadata(job.spec),
+            redisLabel: redactUrl(queueOptions.url),
+            ...(adopted ? {adopted} : {}),
+          },
+          runEvents,
+          flush,
+        )),
     });
     // The last check: the run's end is recorded (by the caller) only by the coordinator that still drives it.
-    if (!executor?.redisGone) await lease.check().catch((error: unknown) => {
-      if (error instanceof FencedError) error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
-      throw error;
-    });
-    if (executor && executor.chunksInQueue === 0 && !executor.redisGone) await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, keys.lost, generationKey(keys.lease));
+    if (!executor?.redisGone)
+      await lease.check().catch((error: unknown) => {
+        if (error instanceof FencedError) error.summary = {...summary, status: 'interrupted', interruptReason: error.message};
+        throw error;
+      });
+    if (executor && executor.chunksInQueue === 0 && !executor.redisGone)
+      await redis.del(keys.spec, keys.chunks, keys.control, keys.probe, keys.lost, generationKey(keys.lease));
     return summary;
   } finally {
     // Redis silent: nothing waits for it (the lease and the keys expire by their TTLs).
     const silent = executor?.redisGone === true;
-    await within(silent ? 0 : RELEASE_MS, events.close().catch(() => undefined)).finally(() => silent && events.disconnect().catch(() => undefined));
-    await within(silent ? 0 : RELEASE_MS, queue.close().catch(() => undefined)).finally(() => silent && queue.disconnect().catch(() => undefined));
+    await within(
+      silent ? 0 : RELEASE_MS,
+      events.close().catch(() => undefined),
+    ).finally(() => silent && events.disconnect().catch(() => undefined));
+    await within(
+      silent ? 0 : RELEASE_MS,
+      queue.close().catch(() => undefined),
+    ).finally(() => silent && queue.disconnect().catch(() => undefined));
     if (silent && !queueOptions.redis) redis.disconnect();
     await claim.release();
   }

@@ -123,7 +123,10 @@ export class QueueExecutor implements Executor {
     this.#keys = runKeys(options.prefix, options.runId);
     this.redisGoneAt = new Promise<void>((resolve) => (this.#onRedisGone = resolve));
     this.#free = Array.from({length: options.slots}, (_, i) => i).reverse();
-    options.inputLines?.then((lines) => (this.#inputLines = lines), () => undefined);
+    options.inputLines?.then(
+      (lines) => (this.#inputLines = lines),
+      () => undefined,
+    );
     options.events.on('completed', this.#onCompleted);
     options.events.on('failed', this.#onFailed);
     options.events.on('progress', this.#onProgress);
@@ -157,7 +160,12 @@ export class QueueExecutor implements Executor {
     if (adopted) {
       // Finished by a worker while no coordinator ran: written now, not sent again.
       this.#o.adopted!.results.delete(call.line);
-      queueMicrotask(() => void this.#fence().then(() => this.#report(call, adopted.code, adopted.attempts, adopted.text)).catch((error: unknown) => this.#failed(error)));
+      queueMicrotask(
+        () =>
+          void this.#fence()
+            .then(() => this.#report(call, adopted.code, adopted.attempts, adopted.text))
+            .catch((error: unknown) => this.#failed(error)),
+      );
       return;
     }
     this.#buffer.push(call);
@@ -237,12 +245,26 @@ export class QueueExecutor implements Executor {
     const lease = this.#o.lease;
     if (!lease) {
       if (op === 'add') await this.#o.redis.multi().sadd(keys[0]!, member).pexpire(keys[0]!, this.#o.keysTtlMs).exec();
-      else if (op === 'forget') await this.#o.redis.multi().srem(keys[0]!, member).del(...keys.slice(1)).exec();
+      else if (op === 'forget')
+        await this.#o.redis
+          .multi()
+          .srem(keys[0]!, member)
+          .del(...keys.slice(1))
+          .exec();
       else await this.#o.redis.set(keys[0]!, '1', 'PX', this.#o.keysTtlMs);
       return true;
     }
     const fence = lease.fenceArgs();
-    const done = await this.#o.redis.eval(FENCED_WRITE, 2 + keys.length, ...fence.keys, ...keys, ...fence.args, this.#o.keysTtlMs, member, op);
+    const done = await this.#o.redis.eval(
+      FENCED_WRITE,
+      2 + keys.length,
+      ...fence.keys,
+      ...keys,
+      ...fence.args,
+      this.#o.keysTtlMs,
+      member,
+      op,
+    );
     if (done === 1) return true;
     this.abandon(lease.fenced((await this.#o.redis.get(fence.keys[0]).catch(() => null)) ?? undefined));
     return false;
@@ -286,7 +308,9 @@ export class QueueExecutor implements Executor {
     }
     const paused = this.#paused;
     const pausedForMs = paused ? Date.now() - paused.since : 0;
-    const outage: OutageStatus = paused ? {paused: true, pausedForMs, reason: paused.reason, pauses: this.#pauses, pausedMs: this.#pausedMs + pausedForMs} : {...NO_OUTAGE, pauses: this.#pauses, pausedMs: this.#pausedMs};
+    const outage: OutageStatus = paused
+      ? {paused: true, pausedForMs, reason: paused.reason, pauses: this.#pauses, pausedMs: this.#pausedMs + pausedForMs}
+      : {...NO_OUTAGE, pauses: this.#pauses, pausedMs: this.#pausedMs};
     return {records: this.#outstanding, calls, limit, outage};
   }
 
@@ -332,7 +356,9 @@ export class QueueExecutor implements Executor {
     this.#o.redis.set(this.#keys.control, how, 'PX', this.#o.keysTtlMs).catch(() => undefined);
     if (first) {
       for (const chunk of this.#chunks.values()) {
-        const withdrawing: Promise<void> = this.#withdraw(chunk).catch(() => undefined).finally(() => this.#settling.delete(withdrawing));
+        const withdrawing: Promise<void> = this.#withdraw(chunk)
+          .catch(() => undefined)
+          .finally(() => this.#settling.delete(withdrawing));
         this.#settling.add(withdrawing);
       }
     }
@@ -375,7 +401,8 @@ export class QueueExecutor implements Executor {
     if (left < 1 || this.#free.length === 0) return undefined;
     let beside = this.#free.length;
     if (this.#ended) beside = 1;
-    else if (this.#inputLines !== undefined) beside = Math.min(beside, 1 + Math.ceil(Math.max(0, this.#inputLines - this.#highestLine) / this.#o.chunkSize));
+    else if (this.#inputLines !== undefined)
+      beside = Math.min(beside, 1 + Math.ceil(Math.max(0, this.#inputLines - this.#highestLine) / this.#o.chunkSize));
     const share = Math.min(records, Math.ceil(left / beside));
     return {concurrency: share, rps: rps > 0 ? (rps * share) / concurrency : 0};
   }
@@ -384,21 +411,52 @@ export class QueueExecutor implements Executor {
   #enqueue(calls: readonly RecordCall[], slot: number, share: Share): void {
     const number = ++this.#count;
     const id = chunkId(this.#o.runId, this.#session, number);
-    const chunk: Chunk = {id, number, slot, share, calls: new Map(calls.map((c) => [c.line, c])), progress: undefined, merging: false, added: false, missing: false};
+    const chunk: Chunk = {
+      id,
+      number,
+      slot,
+      share,
+      calls: new Map(calls.map((c) => [c.line, c])),
+      progress: undefined,
+      merging: false,
+      added: false,
+      missing: false,
+    };
     this.#chunks.set(id, chunk);
     const data: ChunkData = {
-      run: this.#o.runId, chunk: number, concurrency: share.concurrency, rps: share.rps, lines: calls.map((c) => c.line), requests: calls.map((c) => c.request.toString('base64')),
-      ...(calls.some((c) => c.metadata) ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata, this.#o.jobMetadata) : null))} : {}),
+      run: this.#o.runId,
+      chunk: number,
+      concurrency: share.concurrency,
+      rps: share.rps,
+      lines: calls.map((c) => c.line),
+      requests: calls.map((c) => c.request.toString('base64')),
+      ...(calls.some((c) => c.metadata)
+        ? {metadata: calls.map((c) => (c.metadata ? metadataToData(c.metadata, this.#o.jobMetadata) : null))}
+        : {}),
       ...(calls.some((c) => c.deadlineMs !== undefined) ? {deadlines: calls.map((c) => c.deadlineMs ?? null)} : {}),
     };
     (async () => {
       // Queued only by the coordinator that drives the run (one that lost it would send its records twice).
       if (!(await this.#fencedWrite('add', [this.#keys.chunks], id))) return;
-      await this.#o.queue.add('chunk', data, {jobId: id, attempts: CHUNK_ATTEMPTS, backoff: {type: 'exponential', delay: 1000}, removeOnComplete: false, removeOnFail: false});
+      await this.#o.queue.add('chunk', data, {
+        jobId: id,
+        attempts: CHUNK_ATTEMPTS,
+        backoff: {type: 'exponential', delay: 1000},
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
       chunk.added = true;
       // The job holds the records' requests: it expires with the run's other keys should this coordinator die.
       await this.#o.redis.pexpire(chunkJobKey(this.#o.prefix, id), this.#o.keysTtlMs);
-    })().catch((error: unknown) => isOutOfMemory(error) ? this.#outOfMemory(error) : this.#abandoned ? undefined : this.#events.onFatal(new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error})));
+    })().catch((error: unknown) =>
+      isOutOfMemory(error)
+        ? this.#outOfMemory(error)
+        : this.#abandoned
+          ? undefined
+          : this.#events.onFatal(
+              new QueueError(`cannot queue chunk ${number} of run ${this.#o.runId}: ${getErrorMessage(error)}`, {cause: error}),
+            ),
+    );
   }
 
   /**
@@ -429,22 +487,29 @@ export class QueueExecutor implements Executor {
     const now = Date.now();
     if (this.#pingSentAt === undefined) {
       const sent = (this.#pingSentAt = now);
-      this.#o.redis.ping().then(() => {
-        this.#lastAnswer = Date.now();
-        if (this.#redisDown !== undefined) {
-          this.#redisDown = undefined;
-          this.#updatePaused();
-        }
-      }, () => undefined).finally(() => {
-        if (this.#pingSentAt === sent) this.#pingSentAt = undefined;
-      });
+      this.#o.redis
+        .ping()
+        .then(
+          () => {
+            this.#lastAnswer = Date.now();
+            if (this.#redisDown !== undefined) {
+              this.#redisDown = undefined;
+              this.#updatePaused();
+            }
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          if (this.#pingSentAt === sent) this.#pingSentAt = undefined;
+        });
     }
     if (this.#redisDown === undefined && now - this.#lastAnswer > REDIS_SILENT_MS + SWEEP_MS / 2) {
       this.#redisDown = this.#lastAnswer;
       this.#updatePaused();
     }
     const maxOutageMs = this.#o.maxOutageMs ?? 0;
-    if (this.#redisDown !== undefined && maxOutageMs > 0 && now - this.#redisDown > maxOutageMs && !this.#abandoned) this.#giveUpOnRedis(now - this.#redisDown);
+    if (this.#redisDown !== undefined && maxOutageMs > 0 && now - this.#redisDown > maxOutageMs && !this.#abandoned)
+      this.#giveUpOnRedis(now - this.#redisDown);
   }
 
   /**
@@ -507,9 +572,13 @@ export class QueueExecutor implements Executor {
       else {
         const job = state === 'failed' ? await this.#o.queue.getJob(id) : undefined;
         await this.#dropChunk(chunk);
-        this.#events.onFatal(new QueueError(job?.failedReason !== undefined
-          ? `chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${job.failedReason}`
-          : `chunk ${chunk.number} of run ${this.#o.runId} is no longer in Redis (restarted without persistence, or its keys were removed): the run stops here; resume it`));
+        this.#events.onFatal(
+          new QueueError(
+            job?.failedReason !== undefined
+              ? `chunk ${chunk.number} of run ${this.#o.runId} failed on the workers: ${job.failedReason}`
+              : `chunk ${chunk.number} of run ${this.#o.runId} is no longer in Redis (restarted without persistence, or its keys were removed): the run stops here; resume it`,
+          ),
+        );
       }
     } catch (error) {
       chunk.merging = false; // Redis failed under us: the sweep tries again
@@ -598,9 +667,15 @@ export class QueueExecutor implements Executor {
   /** The run waits for its backend while any chunk does (one backend): `down` and `up` as a local run has them. */
   #updatePaused(): void {
     const chunk = [...this.#chunks.values()].find((c) => c.progress?.paused);
-    const waiting = this.#redisDown !== undefined
-      ? {since: this.#redisDown, reason: `Redis${this.#o.redisLabel ? ` at ${this.#o.redisLabel}` : ''} does not answer (paused, partitioned or failing over); the run goes on when it does`}
-      : chunk ? {since: Date.now() - (chunk.progress!.pausedForMs ?? 0), reason: chunk.progress!.reason ?? 'no answer'} : undefined;
+    const waiting =
+      this.#redisDown !== undefined
+        ? {
+            since: this.#redisDown,
+            reason: `Redis${this.#o.redisLabel ? ` at ${this.#o.redisLabel}` : ''} does not answer (paused, partitioned or failing over); the run goes on when it does`,
+          }
+        : chunk
+          ? {since: Date.now() - (chunk.progress!.pausedForMs ?? 0), reason: chunk.progress!.reason ?? 'no answer'}
+          : undefined;
     if (waiting && !this.#paused) {
       this.#paused = waiting;
       this.#pauses++;

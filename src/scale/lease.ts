@@ -108,14 +108,16 @@ export class RunLease {
     if (this.#lost) throw this.#lost;
     const {keys, args} = this.fenceArgs();
     if ((await this.#redis.eval(FENCED_WRITE, 2, ...keys, ...args)) === 1) return;
-    throw this.fenced(await this.#redis.get(this.#key).catch(() => null) ?? undefined);
+    throw this.fenced((await this.#redis.get(this.#key).catch(() => null)) ?? undefined);
   }
 
   /** Marks the lease lost (`holder`: who holds it now, if anyone) and returns why, as a `FencedError`. */
   fenced(holder: string | undefined): FencedError {
-    this.#lost ??= new FencedError(holder === undefined
-      ? `the lease of run ${this.#runId} (generation ${this.#generation}) is no longer in Redis (Redis lost its data, or the lease expired while this coordinator was cut off from Redis or frozen, and another drove the run since): this one stopped and wrote nothing more`
-      : `run ${this.#runId} was taken over by another coordinator (${holder}) while this one (generation ${this.#generation}) was cut off from Redis or frozen: this one stopped and wrote nothing more`);
+    this.#lost ??= new FencedError(
+      holder === undefined
+        ? `the lease of run ${this.#runId} (generation ${this.#generation}) is no longer in Redis (Redis lost its data, or the lease expired while this coordinator was cut off from Redis or frozen, and another drove the run since): this one stopped and wrote nothing more`
+        : `run ${this.#runId} was taken over by another coordinator (${holder}) while this one (generation ${this.#generation}) was cut off from Redis or frozen: this one stopped and wrote nothing more`,
+    );
     clearInterval(this.#timer);
     return this.#lost;
   }
@@ -124,7 +126,15 @@ export class RunLease {
    * Takes the lease of `runId`, waiting up to a lease's length for another holder to let go.
    * `generationTtlMs`: how long the run's generation outlives the lease (the run's keys' TTL).
    */
-  static async acquire(redis: Redis, key: string, runId: string, onLost: (holder: string | undefined) => void, onRenew?: () => void, leaseMs = LEASE_MS, generationTtlMs = 24 * 3600_000): Promise<RunLease> {
+  static async acquire(
+    redis: Redis,
+    key: string,
+    runId: string,
+    onLost: (holder: string | undefined) => void,
+    onRenew?: () => void,
+    leaseMs = LEASE_MS,
+    generationTtlMs = 24 * 3600_000,
+  ): Promise<RunLease> {
     const lease = new RunLease(redis, key, runId);
     const deadline = Date.now() + leaseMs + 1000;
     const keepMs = Math.max(leaseMs, generationTtlMs);
@@ -145,13 +155,18 @@ export class RunLease {
     lease.#timer = setInterval(() => {
       if (lease.#renewing) return;
       lease.#renewing = true;
-      (redis.eval(RENEW, 1, key, lease.#value, leaseMs) as Promise<number>).then(async (renewed) => {
-        if (renewed === 0) {
-          const holder = (await redis.get(key)) ?? undefined;
-          lease.fenced(holder);
-          onLost(holder);
-        } else onRenew?.();
-      }, () => undefined).finally(() => (lease.#renewing = false));
+      (redis.eval(RENEW, 1, key, lease.#value, leaseMs) as Promise<number>)
+        .then(
+          async (renewed) => {
+            if (renewed === 0) {
+              const holder = (await redis.get(key)) ?? undefined;
+              lease.fenced(holder);
+              onLost(holder);
+            } else onRenew?.();
+          },
+          () => undefined,
+        )
+        .finally(() => (lease.#renewing = false));
     }, leaseMs / 3);
     lease.#timer.unref();
     return lease;

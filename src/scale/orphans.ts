@@ -71,6 +71,10 @@ export async function sweepOrphans(redis: Redis, prefix: string, log?: Logger): 
     if (gone.length > 0) keys += await redis.del(...gone);
   } while (cursor !== '0');
   const runs = [...live.values()].filter((alive) => !alive).length;
-  if (chunks + keys > 0) log?.info({event: 'redis:swept', runs, chunks, keys}, `removed what was left in Redis of ${runs} runs whose coordinator is long gone: ${chunks} chunks, ${keys} keys`);
+  if (chunks + keys > 0)
+    log?.info(
+      {event: 'redis:swept', runs, chunks, keys},
+      `removed what was left in Redis of ${runs} runs whose coordinator is long gone: ${chunks} chunks, ${keys} keys`,
+    );
   return {runs, chunks, keys};
 }

@@ -52,7 +52,10 @@ export function keysTtlMs(env: NodeJS.ProcessEnv = process.env): number {
   if (text === undefined || text === '') return DEFAULT_KEYS_TTL_MS;
   const ms = parseDuration(text);
   // Refreshed at each lease renewal (every LEASE_MS / 3): a TTL shorter than the lease could lapse mid-run.
-  if (ms === undefined || ms < MIN_KEYS_TTL_MS) throw new UsageError(`GRPC_BATCH_KEYS_TTL: expected ${DURATION_HINT}, at least 15s (the coordinator's lease); got ${JSON.stringify(text)}`);
+  if (ms === undefined || ms < MIN_KEYS_TTL_MS)
+    throw new UsageError(
+      `GRPC_BATCH_KEYS_TTL: expected ${DURATION_HINT}, at least 15s (the coordinator's lease); got ${JSON.stringify(text)}`,
+    );
   return ms;
 }
 
@@ -63,8 +66,10 @@ export function isOutOfMemory(error: unknown): boolean {
 
 /** What a run that stops on an out-of-memory Redis says: what happened and the fix. */
 export function outOfMemoryMessage(runId: string, where: string | undefined): string {
-  return `Redis${where ? ` at ${where}` : ''} is out of memory (OOM: used memory > maxmemory, maxmemory-policy noeviction) and refuses writes: run ${runId} stops here, nothing more is sent; `
-    + `raise maxmemory (redis-cli${where ? ` -u ${where}` : ''} CONFIG SET maxmemory 2gb, and in redis.conf), then resume the run`;
+  return (
+    `Redis${where ? ` at ${where}` : ''} is out of memory (OOM: used memory > maxmemory, maxmemory-policy noeviction) and refuses writes: run ${runId} stops here, nothing more is sent; ` +
+    `raise maxmemory (redis-cli${where ? ` -u ${where}` : ''} CONFIG SET maxmemory 2gb, and in redis.conf), then resume the run`
+  );
 }
 
 /** The key of a chunk's BullMQ job hash (its data: the records' encoded requests). */
@@ -79,7 +84,12 @@ export function chunkJobKey(prefix: string, chunkId: string): string {
 export async function refreshRunKeys(redis: Redis, prefix: string, runId: string, ttlMs: number): Promise<void> {
   const keys = runKeys(prefix, runId);
   const ids = await redis.smembers(keys.chunks);
-  const multi = redis.multi().pexpire(keys.spec, ttlMs).pexpire(keys.control, ttlMs).pexpire(keys.chunks, ttlMs).pexpire(keys.generation, ttlMs);
+  const multi = redis
+    .multi()
+    .pexpire(keys.spec, ttlMs)
+    .pexpire(keys.control, ttlMs)
+    .pexpire(keys.chunks, ttlMs)
+    .pexpire(keys.generation, ttlMs);
   for (const id of ids) multi.pexpire(chunkJobKey(prefix, id), ttlMs);
   await multi.exec();
 }
@@ -141,7 +151,16 @@ export class RedisFaults {
   }
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** Whether an error is about reaching Redis (not about a command). */
 function isConnectionError(error: unknown): boolean {
@@ -168,14 +187,20 @@ export function redisFaults(redis: Redis): RedisFaults {
  * connection's fault logger, those of their own (blocking) connections included: without a
  * listener BullMQ prints each error's stack on stderr, and ioredis an "Unhandled error event".
  */
-export function watchBullmq(redis: Redis, ...objects: readonly {on(event: 'error', listener: (error: Error) => void): unknown; getBackend(): unknown}[]): void {
+export function watchBullmq(
+  redis: Redis,
+  ...objects: readonly {on(event: 'error', listener: (error: Error) => void): unknown; getBackend(): unknown}[]
+): void {
   const faults = redisFaults(redis);
   for (const object of objects) {
     object.on('error', faults.report);
     const blocking = (object.getBackend() as {readonly blockingClient?: Promise<unknown>} | undefined)?.blockingClient;
-    blocking?.then((client) => {
-      if (client && client !== redis && typeof (client as Redis).on === 'function') faults.watch(client as Redis);
-    }, () => undefined);
+    blocking?.then(
+      (client) => {
+        if (client && client !== redis && typeof (client as Redis).on === 'function') faults.watch(client as Redis);
+      },
+      () => undefined,
+    );
   }
 }
 
@@ -194,7 +219,10 @@ export async function connectRedis(target: QueueTarget, log?: Logger): Promise<R
   try {
     await Promise.race([
       redis.connect().then(() => redis.ping()),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(faults.lastError || `no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS))),
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(() => reject(new Error(faults.lastError || `no answer in ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS)),
+      ),
     ]);
   } catch (error) {
     redis.disconnect();
@@ -221,6 +249,8 @@ export function checkEvictionPolicy(info: string, url: string): void {
   const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
   if (policy === undefined || policy === 'noeviction') return;
   const where = redactUrl(url);
-  throw new UsageError(`--redis: Redis at ${where} has maxmemory-policy ${policy}: it may evict a run's settings or chunks when memory runs short, losing them mid-run. `
-    + `grpc-batch needs noeviction (a full Redis then refuses writes, and the run stops, resumable): redis-cli -u ${where} CONFIG SET maxmemory-policy noeviction, and maxmemory-policy noeviction in redis.conf (or your service's parameter group)`);
+  throw new UsageError(
+    `--redis: Redis at ${where} has maxmemory-policy ${policy}: it may evict a run's settings or chunks when memory runs short, losing them mid-run. ` +
+      `grpc-batch needs noeviction (a full Redis then refuses writes, and the run stops, resumable): redis-cli -u ${where} CONFIG SET maxmemory-policy noeviction, and maxmemory-policy noeviction in redis.conf (or your service's parameter group)`,
+  );
 }

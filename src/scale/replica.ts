@@ -31,9 +31,16 @@ export class Replica {
     this.#redis = redis;
     this.#target = target;
     this.#options = options;
-    this.#chunks = options.chunks > 0
-      ? new ChunkWorker({redis, prefix: target.prefix, chunks: options.chunks, ...(options.lockDurationMs ? {lockDurationMs: options.lockDurationMs} : {}), ...(options.logger ? {logger: options.logger.child({component: 'worker'})} : {})})
-      : undefined;
+    this.#chunks =
+      options.chunks > 0
+        ? new ChunkWorker({
+            redis,
+            prefix: target.prefix,
+            chunks: options.chunks,
+            ...(options.lockDurationMs ? {lockDurationMs: options.lockDurationMs} : {}),
+            ...(options.logger ? {logger: options.logger.child({component: 'worker'})} : {}),
+          })
+        : undefined;
   }
 
   static async connect(target: QueueTarget, options: ReplicaOptions): Promise<Replica> {
@@ -44,13 +51,25 @@ export class Replica {
   schedulerOptions(): Pick<SchedulerOptions, 'shared' | 'runner'> {
     return {
       shared: {fire: (job, trigger, scheduledAt, overlap) => this.#ticks?.fire(job, trigger, scheduledAt, overlap)},
-      runner: (job, options) => runQueued(job, options, {...this.#target, redis: this.#redis, ...(this.#options.chunkSize ? {chunkSize: this.#options.chunkSize} : {}), ...(this.#options.logger ? {logger: this.#options.logger} : {})}),
+      runner: (job, options) =>
+        runQueued(job, options, {
+          ...this.#target,
+          redis: this.#redis,
+          ...(this.#options.chunkSize ? {chunkSize: this.#options.chunkSize} : {}),
+          ...(this.#options.logger ? {logger: this.#options.logger} : {}),
+        }),
     };
   }
 
   /** Starts taking ticks for `scheduler`; call before `scheduler.start()`. */
   async attach(scheduler: Scheduler): Promise<void> {
-    this.#ticks = new SharedTicks({redis: this.#redis, prefix: this.#target.prefix, host: scheduler, ...(this.#options.logger ? {logger: this.#options.logger} : {}), ...(this.#options.lockDurationMs ? {lockDurationMs: this.#options.lockDurationMs} : {})});
+    this.#ticks = new SharedTicks({
+      redis: this.#redis,
+      prefix: this.#target.prefix,
+      host: scheduler,
+      ...(this.#options.logger ? {logger: this.#options.logger} : {}),
+      ...(this.#options.lockDurationMs ? {lockDurationMs: this.#options.lockDurationMs} : {}),
+    });
     scheduler.once('scheduler:closing', () => void this.#ticks?.pause().catch(() => undefined));
     await Promise.all([this.#ticks.waitUntilReady(), this.#chunks?.waitUntilReady()]);
   }

@@ -76,7 +76,26 @@ export function shipRun(job: LoadedJob, runId: string, startedAt = Date.now()): 
 }
 
 /** What a worker runs a chunk with: the shipped run, its secrets resolved here. */
-export type WorkerSpec = Pick<JobSpec, 'name' | 'target' | 'tls' | 'channelOptions' | 'channels' | 'transport' | 'rampUpMs' | 'adaptive' | 'retry' | 'deadlineMs' | 'metadata' | 'waitForReady' | 'maxOutageMs' | 'streams' | 'batchSize' | 'concurrency' | 'recordMetadata'>;
+export type WorkerSpec = Pick<
+  JobSpec,
+  | 'name'
+  | 'target'
+  | 'tls'
+  | 'channelOptions'
+  | 'channels'
+  | 'transport'
+  | 'rampUpMs'
+  | 'adaptive'
+  | 'retry'
+  | 'deadlineMs'
+  | 'metadata'
+  | 'waitForReady'
+  | 'maxOutageMs'
+  | 'streams'
+  | 'batchSize'
+  | 'concurrency'
+  | 'recordMetadata'
+>;
 
 /**
  * Resolves a shipped run on this machine: `${VAR}` in metadata and TLS from `env`, TLS paths from
@@ -103,7 +122,12 @@ export function resolveRun(run: ShippedRun, env: NodeJS.ProcessEnv = process.env
       const value = rawTls[key];
       if (value === undefined || value === null || value === '') return {};
       const resolved = path.resolve(run.jobDir, String(value));
-      if (!existsSync(resolved)) issues.push({file: where, path: `tls.${key}`, message: `file not found on this worker: ${resolved} (TLS files are read on each worker's machine: put them at the same path, or name them with \${VAR})`});
+      if (!existsSync(resolved))
+        issues.push({
+          file: where,
+          path: `tls.${key}`,
+          message: `file not found on this worker: ${resolved} (TLS files are read on each worker's machine: put them at the same path, or name them with \${VAR})`,
+        });
       return {[key]: resolved};
     };
     tls = {...file('ca'), ...file('cert'), ...file('key'), ...(rawTls['serverName'] ? {serverName: String(rawTls['serverName'])} : {})};

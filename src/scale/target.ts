@@ -22,14 +22,19 @@ export interface QueueTarget {
 
 /** The URL without its password, for messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+  return url.replace(
+    /^(rediss?:\/\/)([^@/]*)@/,
+    (_, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`,
+  );
 }
 
 /** Checks `--redis` and `--prefix`: a redis:// or rediss:// URL, a prefix without `:` or spaces. */
 export function checkQueueTarget(url: string | undefined, prefix: string | undefined): QueueTarget {
   if (!url) throw new UsageError('--redis: expected a URL like redis://127.0.0.1:6379 (or set GRPC_BATCH_REDIS)');
-  if (!/^rediss?:\/\/[^\s]+$/.test(url)) throw new UsageError(`--redis: expected a URL like redis://127.0.0.1:6379, got "${redactUrl(url)}"`);
+  if (!/^rediss?:\/\/[^\s]+$/.test(url))
+    throw new UsageError(`--redis: expected a URL like redis://127.0.0.1:6379, got "${redactUrl(url)}"`);
   const p = prefix ?? DEFAULT_PREFIX;
-  if (!/^[A-Za-z0-9_.{}-]+$/.test(p)) throw new UsageError(`--prefix: expected letters, digits, '.', '_', '-' (no ':' or spaces), got "${p}"`);
+  if (!/^[A-Za-z0-9_.{}-]+$/.test(p))
+    throw new UsageError(`--prefix: expected letters, digits, '.', '_', '-' (no ':' or spaces), got "${p}"`);
   return {url, prefix: p};
 }

@@ -21,7 +21,12 @@ interface TickData {
 /** What the daemon's scheduler does for the shared ticks (see `Scheduler#runShared`). */
 export interface SharedTickHost {
   /** Starts the run of a tick taken from the queue and resolves when it is recorded. */
-  runShared(job: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string) => void): Promise<'ran' | 'closing'>;
+  runShared(
+    job: string,
+    trigger: RunTrigger,
+    scheduledAt: number | undefined,
+    onStarted: (runId: string) => void,
+  ): Promise<'ran' | 'closing'>;
   /** Records a tick skipped because another replica runs the job (overlap: skip or queue). */
   skipShared(job: string, trigger: RunTrigger, scheduledAt: number | undefined, reason: string): void;
 }
@@ -50,10 +55,15 @@ export class SharedTicks {
     this.#log = options.logger;
     this.#queue = new Queue<TickData>(TICKS_QUEUE, {connection: options.redis, prefix: options.prefix});
     this.#worker = new Worker<TickData>(TICKS_QUEUE, (job, token) => this.#process(job, token), {
-      connection: options.redis, prefix: options.prefix, concurrency: TICK_CONCURRENCY, autorun: true,
+      connection: options.redis,
+      prefix: options.prefix,
+      concurrency: TICK_CONCURRENCY,
+      autorun: true,
       ...(options.lockDurationMs ? {lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs} : {}),
     });
-    this.#worker.on('error', (error) => this.#log?.warn({event: 'ticks:error', error: getErrorMessage(error)}, `ticks: ${getErrorMessage(error)}`));
+    this.#worker.on('error', (error) =>
+      this.#log?.warn({event: 'ticks:error', error: getErrorMessage(error)}, `ticks: ${getErrorMessage(error)}`),
+    );
   }
 
   waitUntilReady(): Promise<unknown> {
@@ -67,20 +77,31 @@ export class SharedTicks {
     const options: JobsOptions = {jobId: id, removeOnComplete: {age: KEEP_TICKS_S}, removeOnFail: {age: KEEP_TICKS_S}};
     if (overlap === 'skip') options.deduplication = {id: `overlap-${name}`};
     else if (overlap === 'queue') options.deduplication = {id: `overlap-${name}`, keepLastIfActive: true};
-    this.#queue.add('tick', {job, trigger, scheduledAt}, options).then((added) => {
-      // Another tick of the job holds the deduplication id: a run of it is queued or running somewhere.
-      if (added.id !== id && overlap === 'skip') this.#host.skipShared(job, trigger, scheduledAt, `a run of ${job} is still running on a replica (overlap: skip)`);
-      else if (added.id !== id) this.#log?.info({job, event: 'run:queued', trigger, scheduledAt}, 'queued: a run is still running on a replica (overlap: queue)');
-    }, (error: unknown) => {
-      this.#log?.error({job, event: 'tick:failed', scheduledAt, error: getErrorMessage(error)}, `cannot add the tick to the shared queue: ${getErrorMessage(error)}`);
-    });
+    this.#queue.add('tick', {job, trigger, scheduledAt}, options).then(
+      (added) => {
+        // Another tick of the job holds the deduplication id: a run of it is queued or running somewhere.
+        if (added.id !== id && overlap === 'skip')
+          this.#host.skipShared(job, trigger, scheduledAt, `a run of ${job} is still running on a replica (overlap: skip)`);
+        else if (added.id !== id)
+          this.#log?.info({job, event: 'run:queued', trigger, scheduledAt}, 'queued: a run is still running on a replica (overlap: queue)');
+      },
+      (error: unknown) => {
+        this.#log?.error(
+          {job, event: 'tick:failed', scheduledAt, error: getErrorMessage(error)},
+          `cannot add the tick to the shared queue: ${getErrorMessage(error)}`,
+        );
+      },
+    );
   }
 
   async #process(job: Job<TickData>, token: string | undefined): Promise<string> {
     const tick = job.data;
     if (tick.runId) {
       // The replica running it died: the run is its own (its state, maybe its files), so it resumes it when it restarts.
-      this.#log?.warn({job: tick.job, runId: tick.runId, event: 'run:left', replica: tick.replica}, `run ${tick.runId} of ${tick.job} was left by ${tick.replica}, which stopped; it resumes the run when it restarts`);
+      this.#log?.warn(
+        {job: tick.job, runId: tick.runId, event: 'run:left', replica: tick.replica},
+        `run ${tick.runId} of ${tick.job} was left by ${tick.replica}, which stopped; it resumes the run when it restarts`,
+      );
       return 'left';
     }
     const outcome = await this.#host.runShared(tick.job, tick.trigger, tick.scheduledAt, (runId) => {

@@ -35,9 +35,15 @@ export class WorkerHealth {
     if (this.#closed || this.#timer) return;
     if (this.#downSince === undefined) {
       this.#downSince = Date.now();
-      this.#log?.warn({event: 'worker:backend-down', run, target, reason, chunks, pauseMs: this.#pauseMs},
-        `cannot reach ${target} (run ${run}): ${reason}; its ${chunks} chunk(s) here go back to the queue for other workers, and this worker takes none for ${this.#pauseMs} ms (then tries again, waiting up to ${MAX_PAUSE_MS} ms between tries)`);
-    } else this.#log?.debug({event: 'worker:backend-still-down', run, target, reason, chunks, pauseMs: this.#pauseMs}, `still cannot reach ${target}: ${chunks} chunk(s) handed back, none taken for ${this.#pauseMs} ms`);
+      this.#log?.warn(
+        {event: 'worker:backend-down', run, target, reason, chunks, pauseMs: this.#pauseMs},
+        `cannot reach ${target} (run ${run}): ${reason}; its ${chunks} chunk(s) here go back to the queue for other workers, and this worker takes none for ${this.#pauseMs} ms (then tries again, waiting up to ${MAX_PAUSE_MS} ms between tries)`,
+      );
+    } else
+      this.#log?.debug(
+        {event: 'worker:backend-still-down', run, target, reason, chunks, pauseMs: this.#pauseMs},
+        `still cannot reach ${target}: ${chunks} chunk(s) handed back, none taken for ${this.#pauseMs} ms`,
+      );
     this.#worker.pause(true).catch(() => undefined);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;

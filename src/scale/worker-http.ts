@@ -12,11 +12,23 @@ export class WorkerMetrics {
   constructor(worker: () => ChunkWorker | undefined) {
     const registers = [this.registry];
     collectDefaultMetrics({register: this.registry, prefix: 'grpc_batch_worker_'});
-    this.#chunks = new Counter({name: 'grpc_batch_worker_chunks_total', help: 'Chunks by outcome (done, failed, handed-back, lost: its lock was lost, its work thrown away).', labelNames: ['outcome'], registers});
-    this.#records = new Counter({name: 'grpc_batch_worker_records_total', help: 'Records of finished chunks by outcome (ok, failed, unsent).', labelNames: ['outcome'], registers});
+    this.#chunks = new Counter({
+      name: 'grpc_batch_worker_chunks_total',
+      help: 'Chunks by outcome (done, failed, handed-back, lost: its lock was lost, its work thrown away).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.#records = new Counter({
+      name: 'grpc_batch_worker_records_total',
+      help: 'Records of finished chunks by outcome (ok, failed, unsent).',
+      labelNames: ['outcome'],
+      registers,
+    });
     this.#attempts = new Counter({name: 'grpc_batch_worker_call_attempts_total', help: 'Call attempts, retries included.', registers});
     new Gauge({
-      name: 'grpc_batch_worker_chunks_active', help: 'Chunks running now.', registers,
+      name: 'grpc_batch_worker_chunks_active',
+      help: 'Chunks running now.',
+      registers,
       collect() {
         this.set(worker()?.activeChunks ?? 0);
       },

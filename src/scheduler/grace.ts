@@ -13,7 +13,12 @@ export interface DrainingRun {
  * shutdown and cancels them (`cancel(reason)`, calls in flight included); resolves once every run
  * has ended. `graceMs <= 0` cancels at once.
  */
-export async function drainRuns(runs: readonly DrainingRun[], graceMs: number, clock: Clock, cancel: (reason: string) => void): Promise<void> {
+export async function drainRuns(
+  runs: readonly DrainingRun[],
+  graceMs: number,
+  clock: Clock,
+  cancel: (reason: string) => void,
+): Promise<void> {
   if (runs.length === 0) return;
   const cut = (reason: string) => {
     for (const run of runs) run.cutByShutdown = true;

@@ -33,7 +33,10 @@ export function findJobFiles(paths: readonly string[]): {files: string[]; issues
       files.push(given);
       continue;
     }
-    const found = readdirSync(given).filter((name) => FOLDER_JOB_FILE.test(name)).sort().map((name) => path.join(given, name));
+    const found = readdirSync(given)
+      .filter((name) => FOLDER_JOB_FILE.test(name))
+      .sort()
+      .map((name) => path.join(given, name));
     if (found.length === 0) issues.push({file: given, path: '', message: 'folder holds no job files (*.yaml, *.yml, *.json)'});
     files.push(...found);
   }
@@ -44,7 +47,11 @@ function daemonFileIssues(job: LoadedJob): Issue[] {
   const issues = checkFilesWritable(job.spec);
   for (const key of ['output', 'failures'] as const) {
     if (!job.spec[key].includes('{runId}')) {
-      issues.push({file: job.spec.file, path: key, message: `the daemon runs a job again and again, and a run never overwrites another's files: put {runId} in the path (${path.basename(job.spec[key]).replace(/(\.[a-z]+)$/, '-{runId}$1')})`});
+      issues.push({
+        file: job.spec.file,
+        path: key,
+        message: `the daemon runs a job again and again, and a run never overwrites another's files: put {runId} in the path (${path.basename(job.spec[key]).replace(/(\.[a-z]+)$/, '-{runId}$1')})`,
+      });
     }
   }
   return issues;
@@ -61,7 +68,8 @@ export async function loadJobs(paths: readonly string[], options: LoadJobsOption
   for (const file of files) {
     try {
       const job = await loadJob(file, options.outDir !== undefined ? {outDir: options.outDir} : {});
-      if (job.spec.input === '-') issues.push({file: job.spec.file, path: 'input', message: 'a scheduled job cannot read standard input; give a file'});
+      if (job.spec.input === '-')
+        issues.push({file: job.spec.file, path: 'input', message: 'a scheduled job cannot read standard input; give a file'});
       if (options.forDaemon) issues.push(...daemonFileIssues(job));
       jobs.push(job);
       warnings.push(...job.warnings);
@@ -73,7 +81,12 @@ export async function loadJobs(paths: readonly string[], options: LoadJobsOption
   const byName = new Map<string, string>();
   for (const job of jobs) {
     const other = byName.get(job.spec.name);
-    if (other) issues.push({file: job.spec.file, path: 'name', message: `job name "${job.spec.name}" is already used by ${other}; names must be unique (set name: in one of them)`});
+    if (other)
+      issues.push({
+        file: job.spec.file,
+        path: 'name',
+        message: `job name "${job.spec.name}" is already used by ${other}; names must be unique (set name: in one of them)`,
+      });
     else byName.set(job.spec.name, job.spec.file);
   }
   if (issues.length > 0) throw new ValidationError(issues);

@@ -16,9 +16,15 @@ export function decideOverlap(policy: OverlapPolicy, running: readonly string[],
   if (running.length === 0) return {action: 'start'};
   const ids = running.join(', ');
   switch (policy) {
-    case 'skip': return {action: 'skip', reason: `run ${ids} is still running (overlap: skip)`};
-    case 'queue': return queued ? {action: 'skip', reason: `run ${ids} is still running and another run is already queued (overlap: queue keeps one)`} : {action: 'queue'};
-    case 'replace': return {action: 'replace'};
-    case 'allow': return {action: 'start'};
+    case 'skip':
+      return {action: 'skip', reason: `run ${ids} is still running (overlap: skip)`};
+    case 'queue':
+      return queued
+        ? {action: 'skip', reason: `run ${ids} is still running and another run is already queued (overlap: queue keeps one)`}
+        : {action: 'queue'};
+    case 'replace':
+      return {action: 'replace'};
+    case 'allow':
+      return {action: 'start'};
   }
 }

@@ -24,17 +24,25 @@ export function interruptedRunsToResume(store: StateStore, job: LoadedJob, log?:
   const resumes: RunToResume[] = [];
   for (const run of store.findResumableRuns(name, ['interrupted'], 'oldest')) {
     if (job.spec.onInterrupted === 'abandon') {
-      log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted; not resumed (onInterrupted: abandon)`);
+      log?.warn(
+        {job: name, runId: run.runId, event: 'run:abandoned'},
+        `run ${run.runId} was interrupted; not resumed (onInterrupted: abandon)`,
+      );
       continue;
     }
     const info = store.getResumeInfo(run.runId);
     if (!info) continue;
     const noKey = moduleResumeProblem(job.spec, run.runId, info.input);
     if (noKey) {
-      log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
+      log?.warn(
+        {job: name, runId: run.runId, event: 'run:abandoned'},
+        `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`,
+      );
       continue;
     }
-    const changed = info.inputIsStream ? streamRefusal(run.runId, info) : jobChange(run.runId, info.job, job) ?? inputChange(run.runId, info) ?? resultsLost(run.runId, info);
+    const changed = info.inputIsStream
+      ? streamRefusal(run.runId, info)
+      : (jobChange(run.runId, info.job, job) ?? inputChange(run.runId, info) ?? resultsLost(run.runId, info));
     if (changed) {
       log?.warn({job: name, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed: ${changed}`);
       continue;

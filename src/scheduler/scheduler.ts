@@ -5,7 +5,6 @@ import type {LoadedJob} from '../config/load.js';
 import {moduleResumeProblem} from '../io/record-identity.js';
 import {newRunId, runJob} from '../engine/run.js';
 import {executeRun, type FinishedRun} from '../runner/runner.js';
-import type {RunSummary} from '../engine/stats.js';
 import {RunLifecycle} from '../runner/lifecycle.js';
 import {asRecorded} from '../state/resumable.js';
 import {reclaimDeadRuns} from '../state/lease.js';
@@ -80,8 +79,12 @@ export class Scheduler extends EventEmitter {
     this.#shared = options.shared;
     this.#state = new StateSteps(options.store, options.logger);
     this.#timetable = new Timetable<JobEntry>({
-      clock: this.#clock, store: this.#store, state: this.#state, log: this.#log,
-      random: options.random ?? Math.random, maxTimerMs: Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS),
+      clock: this.#clock,
+      store: this.#store,
+      state: this.#state,
+      log: this.#log,
+      random: options.random ?? Math.random,
+      maxTimerMs: Math.max(1, options.maxTimerMs ?? DEFAULT_MAX_TIMER_MS),
       emit: (event, payload, level, message) => this.#emit(event, payload, level, message),
       jobs: () => this.#entries,
       dispatch: (entry, trigger, scheduledAt) => void this.#dispatch(entry, trigger, scheduledAt),
@@ -90,7 +93,8 @@ export class Scheduler extends EventEmitter {
     if (!Number.isSafeInteger(this.#keepRuns) || this.#keepRuns < 0) {
       throw new TypeError(`Expected \`keepRuns\` to be an integer from 0 and up, got \`${this.#keepRuns}\` (${typeof this.#keepRuns})`);
     }
-    for (const job of jobs) this.#entries.set(job.spec.name, {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined});
+    for (const job of jobs)
+      this.#entries.set(job.spec.name, {loaded: job, cron: undefined, nextFireAt: undefined, runs: new Map(), pending: undefined});
   }
 
   override on<E extends SchedulerEventName>(event: E, listener: (payload: SchedulerEvents[E]) => void): this {
@@ -117,7 +121,12 @@ export class Scheduler extends EventEmitter {
 
   jobs(): ScheduledJobInfo[] {
     return [...this.#entries.values()].map((e) => ({
-      name: e.loaded.spec.name, file: e.loaded.spec.file, schedule: e.loaded.spec.schedule, nextFireAt: e.nextFireAt, running: e.runs.size, queued: e.pending !== undefined,
+      name: e.loaded.spec.name,
+      file: e.loaded.spec.file,
+      schedule: e.loaded.spec.schedule,
+      nextFireAt: e.nextFireAt,
+      running: e.runs.size,
+      queued: e.pending !== undefined,
     }));
   }
 
@@ -127,7 +136,11 @@ export class Scheduler extends EventEmitter {
     this.#started = true;
     this.#state.try('state:recover', () => {
       const count = this.#store ? reclaimDeadRuns(this.#store, this.#clock.now()) : 0;
-      if (count > 0) this.#log?.warn({event: 'state:recovered', count}, `${count} runs left running by a process that ended are recorded as interrupted`);
+      if (count > 0)
+        this.#log?.warn(
+          {event: 'state:recovered', count},
+          `${count} runs left running by a process that ended are recorded as interrupted`,
+        );
     });
     for (const entry of this.#entries.values()) this.#resumeInterrupted(entry);
     for (const entry of this.#entries.values()) this.#timetable.plan(entry, true);
@@ -139,7 +152,8 @@ export class Scheduler extends EventEmitter {
   /** Runs a job now (a manual run), respecting its overlap policy. */
   trigger(name: string, trigger: RunTrigger = 'manual'): TriggerResult {
     const entry = this.#entries.get(name);
-    if (!entry) return {outcome: 'unknown-job', reason: `no job named ${JSON.stringify(name)}; jobs: ${[...this.#entries.keys()].join(', ')}`};
+    if (!entry)
+      return {outcome: 'unknown-job', reason: `no job named ${JSON.stringify(name)}; jobs: ${[...this.#entries.keys()].join(', ')}`};
     if (this.#isClosing) return {outcome: 'closing', reason: 'the scheduler is stopping'};
     return this.#dispatch(entry, trigger, undefined);
   }
@@ -173,7 +187,12 @@ export class Scheduler extends EventEmitter {
         if (this.#started) this.#timetable.plan(fresh, true);
       }
     }
-    this.#emit('jobs:reloaded', {added, removed, kept}, 'info', `jobs reloaded: ${added.length} added, ${removed.length} removed, ${kept.length} kept`);
+    this.#emit(
+      'jobs:reloaded',
+      {added, removed, kept},
+      'info',
+      `jobs reloaded: ${added.length} added, ${removed.length} removed, ${kept.length} kept`,
+    );
     this.#timetable.arm();
   }
 
@@ -189,7 +208,12 @@ export class Scheduler extends EventEmitter {
    * Runs a tick taken from the replicas' shared queue (its overlap policy was applied there) and
    * resolves once the run is recorded; 'closing' when this replica is stopping (the tick goes back).
    */
-  async runShared(name: string, trigger: RunTrigger, scheduledAt: number | undefined, onStarted: (runId: string) => void): Promise<'ran' | 'closing'> {
+  async runShared(
+    name: string,
+    trigger: RunTrigger,
+    scheduledAt: number | undefined,
+    onStarted: (runId: string) => void,
+  ): Promise<'ran' | 'closing'> {
     const entry = this.#entries.get(name);
     if (!entry) throw new Error(`no job named ${JSON.stringify(name)} on this replica; jobs: ${[...this.#entries.keys()].join(', ')}`);
     if (this.#isClosing) return 'closing';
@@ -228,7 +252,12 @@ export class Scheduler extends EventEmitter {
       }
     });
     const runs = [...this.#active];
-    this.#emit('scheduler:closing', {graceMs, running: runs.length}, 'info', `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`);
+    this.#emit(
+      'scheduler:closing',
+      {graceMs, running: runs.length},
+      'info',
+      `stopping: no new runs; waiting up to ${formatDuration(graceMs)} for ${runs.length} running`,
+    );
     await drainRuns(runs, graceMs, this.#clock, (reason) => this.cancelRunning(reason));
     this.#emit('scheduler:closed', {}, 'info', 'scheduler stopped');
   }
@@ -244,17 +273,27 @@ export class Scheduler extends EventEmitter {
     if (entry.resumeAtNextTick && entry.runs.size === 0) {
       // The interrupted run goes first, under its own run id; the tick's run then meets it as `overlap` says.
       entry.resumeAtNextTick = false;
-      if (policy === 'replace') this.#log?.warn({job: entry.loaded.spec.name, event: 'run:abandoned'}, 'an interrupted run is not resumed now: a new run replaces it (overlap: replace); the next start resumes it');
+      if (policy === 'replace')
+        this.#log?.warn(
+          {job: entry.loaded.spec.name, event: 'run:abandoned'},
+          'an interrupted run is not resumed now: a new run replaces it (overlap: replace); the next start resumes it',
+        );
       else this.#resumeInterrupted(entry);
     }
     const decision = decideOverlap(policy, [...entry.runs.keys()], entry.pending !== undefined);
     if (decision.action === 'skip') return this.#skip(entry, trigger, scheduledAt, decision.reason);
     if (decision.action === 'queue') {
       entry.pending = {trigger, scheduledAt};
-      this.#emit('run:queued', {job: entry.loaded.spec.name, trigger, scheduledAt}, 'info', `queued: run ${[...entry.runs.keys()].join(', ')} is still running (overlap: queue)`);
+      this.#emit(
+        'run:queued',
+        {job: entry.loaded.spec.name, trigger, scheduledAt},
+        'info',
+        `queued: run ${[...entry.runs.keys()].join(', ')} is still running (overlap: queue)`,
+      );
       return {outcome: 'queued'};
     }
-    if (decision.action === 'replace') for (const run of entry.runs.values()) this.#cancelRun(run, `replaced by a newer ${trigger} run (overlap: replace)`);
+    if (decision.action === 'replace')
+      for (const run of entry.runs.values()) this.#cancelRun(run, `replaced by a newer ${trigger} run (overlap: replace)`);
     return this.#start(entry, trigger, scheduledAt);
   }
 
@@ -283,7 +322,10 @@ export class Scheduler extends EventEmitter {
     const next = entry.runs.size === 0 ? entry.resumes?.shift() : undefined;
     if (!next) return false;
     const job = entry.loaded.spec.name;
-    this.#log?.info({job, runId: next.runId, event: 'run:resuming'}, `resuming run ${next.runId}${entry.resumes!.length > 0 ? ` (${entry.resumes!.length} more interrupted runs wait)` : ''}`);
+    this.#log?.info(
+      {job, runId: next.runId, event: 'run:resuming'},
+      `resuming run ${next.runId}${entry.resumes!.length > 0 ? ` (${entry.resumes!.length} more interrupted runs wait)` : ''}`,
+    );
     this.#start(entry, next.trigger, next.scheduledAt, next);
     return true;
   }
@@ -308,20 +350,33 @@ export class Scheduler extends EventEmitter {
       this.#log?.warn({job, runId, event: 'run:abandoned'}, `run ${runId} is not resumed now: ${getErrorMessage(error)}`);
       return {outcome: 'skipped', runId, reason: getErrorMessage(error)};
     }
-    const run: ActiveRun = {job, runId, trigger, scheduledAt, stop: new AbortController(), cancel: new AbortController(), done: Promise.resolve()};
+    const run: ActiveRun = {
+      job,
+      runId,
+      trigger,
+      scheduledAt,
+      stop: new AbortController(),
+      cancel: new AbortController(),
+      done: Promise.resolve(),
+    };
     entry.runs.set(runId, run);
     this.#active.add(run);
     this.#emit('run:started', ref, 'info', `${trigger} run started`);
     // The run facade records it, runs it, records its end (a run the end of the grace period
     // cancelled as interrupted: the next start resumes it) and lets go of its files.
     run.done = executeRun(lifecycle, {
-      engine: {run: this.#runner}, trigger, scheduledAt,
-      signal: run.stop.signal, cancelSignal: run.cancel.signal, progressIntervalMs: this.#progressIntervalMs,
+      engine: {run: this.#runner},
+      trigger,
+      scheduledAt,
+      signal: run.stop.signal,
+      cancelSignal: run.cancel.signal,
+      progressIntervalMs: this.#progressIntervalMs,
       logLifecycle: false, // run:started and run:finished are this scheduler's events, logged once
       ...(this.#log ? {logger: this.#log.child({component: 'run'})} : {}),
       onProgress: (progress) => this.#emit('run:progress', {...ref, progress}),
       endAs: ({summary, error}) => ({
-        reason: run.cancelReason, ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
+        reason: run.cancelReason,
+        ...(run.cutByShutdown && error === undefined && summary?.status === 'cancelled' ? {status: 'interrupted' as const} : {}),
       }),
     }).then((finished) => this.#finish(entry, run, finished));
     return {outcome: 'started', runId};
@@ -340,15 +395,35 @@ export class Scheduler extends EventEmitter {
     const summary = failed ? undefined : finished.summary;
     this.#pruneHistory(run.job);
     const counts = partial ? `: ${partial.ok} ok, ${partial.failed} failed, ${partial.invalid} invalid of ${partial.total}` : '';
-    this.#emit('run:finished', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, status, ...(summary ? {summary} : {}), ...(reason ? {reason} : {}), ...(failed ? {error: getErrorMessage(error)} : {})},
-      status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn', `run ${status}${counts}${reason ? ` (${reason})` : ''}`);
+    this.#emit(
+      'run:finished',
+      {
+        job: run.job,
+        runId: run.runId,
+        trigger: run.trigger,
+        scheduledAt: run.scheduledAt,
+        status,
+        ...(summary ? {summary} : {}),
+        ...(reason ? {reason} : {}),
+        ...(failed ? {error: getErrorMessage(error)} : {}),
+      },
+      status === 'error' ? 'error' : status === 'succeeded' ? 'info' : 'warn',
+      `run ${status}${counts}${reason ? ` (${reason})` : ''}`,
+    );
     const current = this.#entries.get(run.job);
     if (current !== entry || this.#isClosing) return;
     const noKey = status === 'interrupted' ? moduleResumeProblem(entry.loaded.spec, run.runId, finished.resumeInfo.input) : undefined;
-    if (noKey) this.#log?.warn({job: run.job, runId: run.runId, event: 'run:abandoned'}, `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`);
+    if (noKey)
+      this.#log?.warn(
+        {job: run.job, runId: run.runId, event: 'run:abandoned'},
+        `run ${run.runId} was interrupted but is not resumed; it stays recorded interrupted: ${noKey}`,
+      );
     else if (status === 'interrupted' && !run.cutByShutdown && !this.#shared && entry.loaded.spec.onInterrupted === 'resume') {
       entry.resumeAtNextTick = true;
-      this.#log?.info({job: run.job, runId: run.runId, event: 'run:resume-planned'}, `run ${run.runId} is resumed at the job's next tick (onInterrupted: resume)`);
+      this.#log?.info(
+        {job: run.job, runId: run.runId, event: 'run:resume-planned'},
+        `run ${run.runId} is resumed at the job's next tick (onInterrupted: resume)`,
+      );
     }
     if (entry.runs.size > 0) return;
     if (this.#resumeNext(entry)) return;
@@ -362,13 +437,23 @@ export class Scheduler extends EventEmitter {
   #cancelRun(run: ActiveRun, reason: string): void {
     if (run.cancelReason) return;
     run.cancelReason = reason;
-    this.#emit('run:cancelling', {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, reason}, 'warn', `cancelling: ${reason}`);
+    this.#emit(
+      'run:cancelling',
+      {job: run.job, runId: run.runId, trigger: run.trigger, scheduledAt: run.scheduledAt, reason},
+      'warn',
+      `cancelling: ${reason}`,
+    );
     run.stop.abort(reason);
     run.cancel.abort(reason);
   }
 
   /** Emits an event (a throwing listener is logged, never thrown into the loop) and logs it. */
-  #emit<E extends SchedulerEventName>(event: E, payload: SchedulerEvents[E], level?: 'debug' | 'info' | 'warn' | 'error', message?: string): void {
+  #emit<E extends SchedulerEventName>(
+    event: E,
+    payload: SchedulerEvents[E],
+    level?: 'debug' | 'info' | 'warn' | 'error',
+    message?: string,
+  ): void {
     if (level && this.#log) {
       const {summary: _summary, progress: _progress, result: _result, jobs: _jobs, ...fields} = payload as Record<string, unknown>;
       this.#log[level]({...fields, event}, message ?? event);
@@ -376,7 +461,10 @@ export class Scheduler extends EventEmitter {
     try {
       this.emit(event, payload);
     } catch (error) {
-      this.#log?.error({event: 'listener:failed', for: event, error: getErrorMessage(error)}, `a listener of ${event} threw: ${getErrorMessage(error)}`);
+      this.#log?.error(
+        {event: 'listener:failed', for: event, error: getErrorMessage(error)},
+        `a listener of ${event} threw: ${getErrorMessage(error)}`,
+      );
     }
   }
 }

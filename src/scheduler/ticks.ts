@@ -44,11 +44,16 @@ export function catchUpTicks(cron: CronSchedule, last: number, now: number, wind
   const windowStart = now - windowMs;
   let latest: number | undefined;
   if (windowMs > 0) {
-    for (let tick = cron.next(Math.max(last, windowStart - 1)), i = 0; tick !== undefined && tick <= now && i < MAX_TICK_SCAN; tick = cron.next(tick), i++) {
+    for (
+      let tick = cron.next(Math.max(last, windowStart - 1)), i = 0;
+      tick !== undefined && tick <= now && i < MAX_TICK_SCAN;
+      tick = cron.next(tick), i++
+    ) {
       if (tick >= windowStart) latest = tick;
     }
   }
   let missed = 0;
-  for (let tick: number | undefined = first; tick !== undefined && tick <= now && missed < MAX_TICK_SCAN; tick = cron.next(tick)) if (tick !== latest) missed++;
+  for (let tick: number | undefined = first; tick !== undefined && tick <= now && missed < MAX_TICK_SCAN; tick = cron.next(tick))
+    if (tick !== latest) missed++;
   return {first, latest, missed};
 }

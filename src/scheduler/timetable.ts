@@ -17,7 +17,12 @@ export interface TimedEntry {
   nextFireAt: number | undefined;
 }
 
-export type Emit = <E extends SchedulerEventName>(event: E, payload: SchedulerEvents[E], level?: 'debug' | 'info' | 'warn' | 'error', message?: string) => void;
+export type Emit = <E extends SchedulerEventName>(
+  event: E,
+  payload: SchedulerEvents[E],
+  level?: 'debug' | 'info' | 'warn' | 'error',
+  message?: string,
+) => void;
 
 export interface TimetableOptions<E extends TimedEntry> {
   readonly clock: Clock;
@@ -75,8 +80,14 @@ export class Timetable<E extends TimedEntry> {
       entry.nextFireAt = entry.cron.next(now);
     }
     const next = entry.nextFireAt;
-    this.#o.emit('job:scheduled', {job: spec.name, nextFireAt: next}, 'info',
-      next === undefined ? `${spec.name}: not scheduled` : `${spec.name}: next run ${formatInZone(next, schedule!.timezone)} (${new Date(next).toISOString()})`);
+    this.#o.emit(
+      'job:scheduled',
+      {job: spec.name, nextFireAt: next},
+      'info',
+      next === undefined
+        ? `${spec.name}: not scheduled`
+        : `${spec.name}: next run ${formatInZone(next, schedule!.timezone)} (${new Date(next).toISOString()})`,
+    );
   }
 
   /** Starts the timer (the jobs are planned first). */
@@ -91,7 +102,8 @@ export class Timetable<E extends TimedEntry> {
     this.#disarm();
     if (!this.#running) return;
     let next: number | undefined;
-    for (const entry of this.#o.jobs().values()) if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
+    for (const entry of this.#o.jobs().values())
+      if (entry.nextFireAt !== undefined && (next === undefined || entry.nextFireAt < next)) next = entry.nextFireAt;
     const now = this.#o.clock.now();
     const delay = next === undefined ? this.#o.maxTimerMs : Math.min(Math.max(0, next - now), this.#o.maxTimerMs);
     this.#expectedWakeAt = now + delay;
@@ -129,7 +141,12 @@ export class Timetable<E extends TimedEntry> {
     if (first === undefined) return;
     if (missed > 0) {
       const why = windowMs === 0 ? 'catchUp is 0' : `outside the catchUp window of ${formatDuration(windowMs)}`;
-      this.#o.emit('tick:missed', {job: name, firstAt: first, count: missed, reason: why}, 'warn', `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`);
+      this.#o.emit(
+        'tick:missed',
+        {job: name, firstAt: first, count: missed, reason: why},
+        'warn',
+        `${name}: ${missed} tick(s) since ${new Date(first).toISOString()} missed while not running, not run (${why})`,
+      );
     }
     state.write('state:write', () => store.setLastTick(name, latest ?? now, now));
     if (latest !== undefined) this.#fire(entry, 'catch-up', latest);
@@ -144,8 +161,14 @@ export class Timetable<E extends TimedEntry> {
     if (stepMs !== undefined) {
       // Timers count real time; the wall clock went back (NTP, a VM restored): the planned ticks
       // are now that much later than they should be. Plan every job again from the new time.
-      for (const entry of this.#o.jobs().values()) if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
-      emit('clock:stepped-back', {byMs: stepMs, at: now}, 'warn', `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`);
+      for (const entry of this.#o.jobs().values())
+        if (entry.cron && entry.nextFireAt !== undefined) entry.nextFireAt = entry.cron.next(now);
+      emit(
+        'clock:stepped-back',
+        {byMs: stepMs, at: now},
+        'warn',
+        `the wall clock went back by ${formatDuration(stepMs)}; every schedule is planned again from ${new Date(now).toISOString()}`,
+      );
     }
     for (const entry of this.#o.jobs().values()) {
       const cron = entry.cron;
@@ -154,11 +177,22 @@ export class Timetable<E extends TimedEntry> {
       const name = entry.loaded.spec.name;
       // Woken late (machine sleep, a blocked loop): run the latest due tick once, report the others.
       const {tick, missed, next} = due;
-      if (missed > 0) emit('tick:missed', {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'}, 'warn', `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`);
+      if (missed > 0)
+        emit(
+          'tick:missed',
+          {job: name, firstAt: entry.nextFireAt, count: missed, reason: 'the process was not running on time'},
+          'warn',
+          `${name}: woke up late; ${missed} tick(s) from ${new Date(entry.nextFireAt).toISOString()} folded into one run`,
+        );
       entry.nextFireAt = next;
       state.write('state:write', () => store?.setLastTick(name, tick, now));
       this.#fire(entry, 'schedule', tick);
-      emit('job:scheduled', {job: name, nextFireAt: next}, 'debug', next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, cron.timezone)}`);
+      emit(
+        'job:scheduled',
+        {job: name, nextFireAt: next},
+        'debug',
+        next === undefined ? `${name}: no further ticks` : `${name}: next run ${formatInZone(next, cron.timezone)}`,
+      );
     }
     this.arm();
   }

@@ -77,7 +77,12 @@ export interface SchedulerEvents {
   'run:progress': RunRef & {readonly progress: ProgressSnapshot};
   /** One finished record of a run (for metrics). */
   'run:result': RunRef & {readonly result: RecordResult};
-  'run:finished': RunRef & {readonly status: Exclude<RunStatus, 'running' | 'skipped'>; readonly summary?: RunSummary; readonly error?: string; readonly reason?: string};
+  'run:finished': RunRef & {
+    readonly status: Exclude<RunStatus, 'running' | 'skipped'>;
+    readonly summary?: RunSummary;
+    readonly error?: string;
+    readonly reason?: string;
+  };
   /** The wall clock went back by `byMs` (seen at `at`); every job was planned again from then. */
   'clock:stepped-back': {readonly byMs: number; readonly at: number};
   'jobs:reloaded': {readonly added: readonly string[]; readonly removed: readonly string[]; readonly kept: readonly string[]};

@@ -4,11 +4,30 @@
  */
 
 const NICKNAMES: Record<string, string> = {
-  '@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *', '@weekly': '0 0 * * 0',
-  '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *',
+  '@yearly': '0 0 1 1 *',
+  '@annually': '0 0 1 1 *',
+  '@monthly': '0 0 1 * *',
+  '@weekly': '0 0 * * 0',
+  '@daily': '0 0 * * *',
+  '@midnight': '0 0 * * *',
+  '@hourly': '0 * * * *',
 };
 const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
-const MONTH_NAMES = ['', 'January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTH_NAMES = [
+  '',
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 export function describeSchedule(expression: string): string {
   const fields = (NICKNAMES[expression.trim().toLowerCase()] ?? expression).trim().split(/\s+/);
@@ -43,17 +62,39 @@ function withHours(text: string, hour: string, minute = '*'): string {
 function days(dom: string, dow: string): string {
   const anyDom = dom === '*' || dom === '?';
   const anyDow = dow === '*' || dow === '?';
-  const dayText = anyDow ? '' : dow === '1-5' || dow.toUpperCase() === 'MON-FRI' ? 'on weekdays' : dow === '0,6' || dow === '6,0' ? 'on weekends' : `on ${dayList(dow)}`;
+  const dayText = anyDow
+    ? ''
+    : dow === '1-5' || dow.toUpperCase() === 'MON-FRI'
+      ? 'on weekdays'
+      : dow === '0,6' || dow === '6,0'
+        ? 'on weekends'
+        : `on ${dayList(dow)}`;
   const domText = anyDom ? '' : dom === 'L' ? 'on the last day of the month' : `on day ${dom} of the month`;
   if (!dayText && !domText) return 'every day';
   return [domText, dayText].filter(Boolean).join(' and ');
 }
 
 function dayList(dow: string): string {
-  return dow.split(',').map((part) => part.split('-').map((d) => (/^\d$/.test(d) ? DAY_NAMES[Number(d)]! : d)).join(' to ')).join(', ');
+  return dow
+    .split(',')
+    .map((part) =>
+      part
+        .split('-')
+        .map((d) => (/^\d$/.test(d) ? DAY_NAMES[Number(d)]! : d))
+        .join(' to '),
+    )
+    .join(', ');
 }
 
 function months(month: string): string {
   if (month === '*') return '';
-  return `in ${month.split(',').map((part) => part.split('-').map((m) => (/^\d+$/.test(m) ? MONTH_NAMES[Number(m)] ?? m : m)).join(' to ')).join(', ')}`;
+  return `in ${month
+    .split(',')
+    .map((part) =>
+      part
+        .split('-')
+        .map((m) => (/^\d+$/.test(m) ? (MONTH_NAMES[Number(m)] ?? m) : m))
+        .join(' to '),
+    )
+    .join(', ')}`;
 }

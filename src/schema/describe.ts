@@ -42,7 +42,7 @@ function allSymbols(ns: protobuf.NamespaceBase): string[] {
   return out;
 }
 
-function typeRef(field: protobuf.Field | protobuf.Method, name: string, resolved: protobuf.ReflectionObject | null | undefined): string {
+function typeRef(_field: protobuf.Field | protobuf.Method, name: string, resolved: protobuf.ReflectionObject | null | undefined): string {
   return resolved ? resolved.fullName : name;
 }
 
@@ -62,7 +62,9 @@ function fieldText(field: protobuf.Field): string {
   field.resolve();
   const type = typeRef(field, field.type, field.resolvedType);
   const map = field as unknown as protobuf.MapField;
-  const label = field.map ? `map<${map.keyType}, ${type}>` : `${field.repeated ? 'repeated ' : field.required ? 'required ' : field.options?.['proto3_optional'] ? 'optional ' : ''}${type}`;
+  const label = field.map
+    ? `map<${map.keyType}, ${type}>`
+    : `${field.repeated ? 'repeated ' : field.required ? 'required ' : field.options?.['proto3_optional'] ? 'optional ' : ''}${type}`;
   const options: string[] = [];
   const json = jsonName(field);
   if (json !== field.name) options.push(`json_name = "${json}"`);

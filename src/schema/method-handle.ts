@@ -47,13 +47,19 @@ export function createMethodHandle(schema: Schema, method: string, json: JsonOpt
     service = null;
   }
   if (!(service instanceof protobuf.Service)) {
-    const known = schema.services.length > 0 ? `; services in ${schema.origin}: ${schema.services.join(', ')}` : `; ${schema.origin} defines no service`;
+    const known =
+      schema.services.length > 0
+        ? `; services in ${schema.origin}: ${schema.services.join(', ')}`
+        : `; ${schema.origin} defines no service`;
     throw new SchemaError('method', `unknown service "${serviceName}"${didYouMean(serviceName, [...schema.services])}${known}`);
   }
   const methods = Object.keys(service.methods);
   const rpc = service.methods[methodName];
   if (!rpc) {
-    throw new SchemaError('method', `service "${serviceName}" has no method "${methodName}"${didYouMean(methodName, methods)}; methods: ${methods.join(', ')}`);
+    throw new SchemaError(
+      'method',
+      `service "${serviceName}" has no method "${methodName}"${didYouMean(methodName, methods)}; methods: ${methods.join(', ')}`,
+    );
   }
   rpc.resolve();
   const request = rpc.resolvedRequestType!;

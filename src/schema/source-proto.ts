@@ -24,11 +24,16 @@ export function loadProtoFiles(files: readonly string[], importPaths: readonly s
     const missing = /ENOENT: no such file or directory, open '([^']+)'/.exec((error as Error).message);
     if (missing) {
       const wanted = importedAs(missing[1]!, includeDirs);
-      throw new SchemaError('proto', `imports "${wanted}", which is not in ${includeDirs.join(' or ')}: add the folder that holds ${wanted} to importPaths (e.g. importPaths: [./vendor])`, {cause: error});
+      throw new SchemaError(
+        'proto',
+        `imports "${wanted}", which is not in ${includeDirs.join(' or ')}: add the folder that holds ${wanted} to importPaths (e.g. importPaths: [./vendor])`,
+        {cause: error},
+      );
     }
     throw new SchemaError('proto', `does not parse: ${(error as Error).message}`, {cause: error});
   }
-  const origin = absolute.length === 1 ? `proto ${path.relative(process.cwd(), absolute[0]!) || absolute[0]}` : `${absolute.length} proto files`;
+  const origin =
+    absolute.length === 1 ? `proto ${path.relative(process.cwd(), absolute[0]!) || absolute[0]}` : `${absolute.length} proto files`;
   return {root, origin, services: servicesOf(root)};
 }
 

@@ -4,7 +4,8 @@ import {decodeDescriptorSet, rootFromDescriptors, type FileDescriptor} from './d
 import {SchemaError, servicesOf, type Schema} from './schema.js';
 
 /** The start of a .proto source: comments, then a first statement. */
-const PROTO_SOURCE = /^(?:\s|\/\/[^\n]*\n|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:syntax|edition|package|import|option|message|enum|service)\b/;
+const PROTO_SOURCE =
+  /^(?:\s|\/\/[^\n]*\n|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:syntax|edition|package|import|option|message|enum|service)\b/;
 
 /**
  * FileDescriptorSet files (`protoc --include_imports --descriptor_set_out=x.protoset`,
@@ -19,20 +20,32 @@ export function loadProtosets(files: readonly string[]): Schema {
       bytes = readFileSync(file);
     } catch (error) {
       if (error instanceof SchemaError) throw error;
-      throw new SchemaError('protoset', (error as NodeJS.ErrnoException).code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(error as Error).message}`);
+      throw new SchemaError(
+        'protoset',
+        (error as NodeJS.ErrnoException).code === 'ENOENT' ? `file not found: ${file}` : `cannot read ${file}: ${(error as Error).message}`,
+      );
     }
     try {
       descriptors.push(...decodeDescriptorSet(bytes));
     } catch (error) {
-      const hint = PROTO_SOURCE.test(bytes.subarray(0, 4096).toString('latin1')) ? ' (it looks like a .proto source: give it as proto:)' : '';
-      throw new SchemaError('protoset', `${file} is not a FileDescriptorSet (protoc --descriptor_set_out, buf build -o)${hint}: ${(error as Error).message}`);
+      const hint = PROTO_SOURCE.test(bytes.subarray(0, 4096).toString('latin1'))
+        ? ' (it looks like a .proto source: give it as proto:)'
+        : '';
+      throw new SchemaError(
+        'protoset',
+        `${file} is not a FileDescriptorSet (protoc --descriptor_set_out, buf build -o)${hint}: ${(error as Error).message}`,
+      );
     }
   }
-  let root;
+  let root: ReturnType<typeof rootFromDescriptors>;
   try {
     root = rootFromDescriptors(descriptors);
   } catch (error) {
-    throw new SchemaError('protoset', `the descriptor set is incomplete or invalid: ${(error as Error).message} (build it with protoc --include_imports so that imported files are in it)`, {cause: error});
+    throw new SchemaError(
+      'protoset',
+      `the descriptor set is incomplete or invalid: ${(error as Error).message} (build it with protoc --include_imports so that imported files are in it)`,
+      {cause: error},
+    );
   }
   const names = files.map((f) => path.relative(process.cwd(), path.resolve(f)) || f);
   return {root, origin: `protoset ${names.join(', ')}`, services: servicesOf(root)};

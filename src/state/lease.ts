@@ -29,7 +29,10 @@ export function reclaimDeadRuns(store: StateStore, now = Date.now(), except?: st
 
 /** The runs recorded as running whose owner is gone (lease run out, or files no longer locked), found without a write. */
 export function deadRunIds(store: StateStore, now = Date.now()): string[] {
-  return store.listRunning().filter((run) => run.heartbeatAt < now - LEASE_MS || (run.output !== undefined && !isFileLocked(run.output))).map((run) => run.runId);
+  return store
+    .listRunning()
+    .filter((run) => run.heartbeatAt < now - LEASE_MS || (run.output !== undefined && !isFileLocked(run.output)))
+    .map((run) => run.runId);
 }
 
 /** Renews a run's lease on a timer; a lock on the database only delays a renewal. */
@@ -59,10 +62,17 @@ export class Lease {
   renew(): void {
     try {
       if (!this.#store.renewLease(this.#runId, this.#owner, this.#now())) {
-        this.#log?.warn({runId: this.#runId, event: 'state:lease-lost'}, `run ${this.#runId} is no longer owned by this process in ${this.#store.path}`);
+        this.#log?.warn(
+          {runId: this.#runId, event: 'state:lease-lost'},
+          `run ${this.#runId} is no longer owned by this process in ${this.#store.path}`,
+        );
       }
     } catch (error) {
-      if (!isBusy(error)) this.#log?.warn({runId: this.#runId, event: 'state:write-failed', error: getErrorMessage(error)}, `could not renew the lease of run ${this.#runId}: ${getErrorMessage(error)}`);
+      if (!isBusy(error))
+        this.#log?.warn(
+          {runId: this.#runId, event: 'state:write-failed', error: getErrorMessage(error)},
+          `could not renew the lease of run ${this.#runId}: ${getErrorMessage(error)}`,
+        );
     }
   }
 
@@ -91,7 +101,11 @@ export const MAX_BUSY_RETRY_MS = 120_000;
  * Runs a state write, retrying while another process holds the database (SQLITE_BUSY), with
  * backoff on timers, so the event loop keeps turning. An I/O fault rejects at once as `IoError`.
  */
-export async function retryBusy<T>(store: StateStore, fn: () => T, options: {maxMs?: number; onWait?: (waitedMs: number) => void} = {}): Promise<T> {
+export async function retryBusy<T>(
+  store: StateStore,
+  fn: () => T,
+  options: {maxMs?: number; onWait?: (waitedMs: number) => void} = {},
+): Promise<T> {
   const started = Date.now();
   let delay = 10;
   let warned = false;

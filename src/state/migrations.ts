@@ -73,7 +73,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description: 'the number of records in a run\'s input, for history',
+    description: "the number of records in a run's input, for history",
     sql: `
       ALTER TABLE runs ADD COLUMN input_records INTEGER;  -- records in the input when it was counted (a file); total is records read
     `,
@@ -105,7 +105,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    description: 'drop the checkpoints\' low-water mark and finished lines: never read (--resume reads the results file back)',
+    description: "drop the checkpoints' low-water mark and finished lines: never read (--resume reads the results file back)",
     sql: `
       ALTER TABLE checkpoints DROP COLUMN low_water;
       ALTER TABLE checkpoints DROP COLUMN done_above;

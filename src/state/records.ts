@@ -57,8 +57,16 @@ export interface RunOutcome {
 /** The counts, files and reason of a finished run, as `finishRun` records them. */
 export function summaryOutcome(summary: RunSummary): Omit<RunOutcome, 'status' | 'endedAt'> {
   return {
-    reason: summary.stopReason ?? summary.abortReason, stop: summary.stop ?? (summary.stopReason ? 'signal' : undefined), total: summary.total, inputRecords: summary.inputRecords, ok: summary.ok, failed: summary.failed,
-    invalid: summary.invalid, byStatus: summary.byStatus, output: summary.output, failures: summary.failures,
+    reason: summary.stopReason ?? summary.abortReason,
+    stop: summary.stop ?? (summary.stopReason ? 'signal' : undefined),
+    total: summary.total,
+    inputRecords: summary.inputRecords,
+    ok: summary.ok,
+    failed: summary.failed,
+    invalid: summary.invalid,
+    byStatus: summary.byStatus,
+    output: summary.output,
+    failures: summary.failures,
   };
 }
 

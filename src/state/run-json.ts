@@ -6,5 +6,11 @@ import type {RunRecord} from './store.js';
  */
 export function runToJson(run: RunRecord): Record<string, unknown> {
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
-  return {...run, scheduledAt: iso(run.scheduledAt), createdAt: iso(run.createdAt), startedAt: iso(run.startedAt), endedAt: iso(run.endedAt)};
+  return {
+    ...run,
+    scheduledAt: iso(run.scheduledAt),
+    createdAt: iso(run.createdAt),
+    startedAt: iso(run.startedAt),
+    endedAt: iso(run.endedAt),
+  };
 }

@@ -50,10 +50,18 @@ export class RunRecorder {
   }
 
   /** Records a new run, owned by this process, and starts renewing its lease. */
-  async started(runId: string, job: string, resume?: ResumeInfo, at = this.#now(), how: {trigger?: RunTrigger; scheduledAt?: number | undefined} = {}): Promise<void> {
+  async started(
+    runId: string,
+    job: string,
+    resume?: ResumeInfo,
+    at = this.#now(),
+    how: {trigger?: RunTrigger; scheduledAt?: number | undefined} = {},
+  ): Promise<void> {
     const store = this.#store;
     if (!store) return;
-    await this.#mustLand(() => store.startRun({runId, job, trigger: how.trigger ?? 'manual', scheduledAt: how.scheduledAt, startedAt: at, owner: OWNER_ID, resume}));
+    await this.#mustLand(() =>
+      store.startRun({runId, job, trigger: how.trigger ?? 'manual', scheduledAt: how.scheduledAt, startedAt: at, owner: OWNER_ID, resume}),
+    );
     this.#lease = new Lease(store, runId, {logger: this.#log, now: this.#now}).start();
   }
 
@@ -77,9 +85,13 @@ export class RunRecorder {
       store.saveCheckpoint(runId, checkpoint, this.#now());
       this.#lease?.renew();
     } catch (error) {
-      if (isBusy(error)) return void this.#log?.debug({event: 'state:busy', runId}, 'the state database is locked by another process; checkpoint skipped');
+      if (isBusy(error))
+        return void this.#log?.debug({event: 'state:busy', runId}, 'the state database is locked by another process; checkpoint skipped');
       if (isStateIoError(error)) throw new IoError(`state database ${store.path}`, error);
-      this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the checkpoint: ${getErrorMessage(error)}`);
+      this.#log?.warn(
+        {event: 'state:write-failed', error: getErrorMessage(error)},
+        `could not record the checkpoint: ${getErrorMessage(error)}`,
+      );
     }
   }
 
@@ -111,7 +123,10 @@ export class RunRecorder {
       if (await this.#mustLand(() => store.finishRun(runId, outcome, OWNER_ID))) return true;
       this.#log?.warn({event: 'state:lease-lost', runId}, `run ${runId} was taken over by another process; its end is not recorded here`);
     } catch (error) {
-      this.#log?.warn({event: 'state:write-failed', error: getErrorMessage(error)}, `could not record the end of the run in history: ${getErrorMessage(error)}`);
+      this.#log?.warn(
+        {event: 'state:write-failed', error: getErrorMessage(error)},
+        `could not record the end of the run in history: ${getErrorMessage(error)}`,
+      );
     }
     return false;
   }
@@ -120,7 +135,11 @@ export class RunRecorder {
   #mustLand<T>(fn: () => T): Promise<T> {
     const store = this.#store!;
     return retryBusy(store, fn, {
-      onWait: (ms) => this.#log?.warn({event: 'state:busy', state: store.path}, `the state database is locked by another process; waited ${ms} ms, still trying`),
+      onWait: (ms) =>
+        this.#log?.warn(
+          {event: 'state:busy', state: store.path},
+          `the state database is locked by another process; waited ${ms} ms, still trying`,
+        ),
     }).catch((error: unknown) => {
       throw error instanceof IoError ? error : new InternalError(`state database ${store.path}: ${getErrorMessage(error)}`, {cause: error});
     });

@@ -34,16 +34,44 @@ export type {RecordedJob, RecordedSpec, ResumeInfo, RunOutcome, RunRecord, RunSt
 export {summaryOutcome} from './records.js';
 
 interface CheckpointRow {
-  run_id: string; job_file: string; input: string | null; input_size: number | null; input_mtime: number | null;
-  output: string; failures: string; updated_at: number; spec: string | null;
-  job: string | null; input_read: number | null; input_sha256: string | null; results: number | null;
+  run_id: string;
+  job_file: string;
+  input: string | null;
+  input_size: number | null;
+  input_mtime: number | null;
+  output: string;
+  failures: string;
+  updated_at: number;
+  spec: string | null;
+  job: string | null;
+  input_read: number | null;
+  input_sha256: string | null;
+  results: number | null;
 }
 
 interface RunRow {
-  run_id: string; job: string; trigger: RunTrigger; scheduled_at: number | null; created_at: number; started_at: number | null;
-  ended_at: number | null; status: RunStatus; reason: string | null; stop: string | null; total: number | null; input_records: number | null; ok: number | null; failed: number | null;
-  invalid: number | null; by_status: string | null; output: string | null; failures: string | null; host: string; pid: number;
-  owner: string | null; heartbeat_at: number | null;
+  run_id: string;
+  job: string;
+  trigger: RunTrigger;
+  scheduled_at: number | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  status: RunStatus;
+  reason: string | null;
+  stop: string | null;
+  total: number | null;
+  input_records: number | null;
+  ok: number | null;
+  failed: number | null;
+  invalid: number | null;
+  by_status: string | null;
+  output: string | null;
+  failures: string | null;
+  host: string;
+  pid: number;
+  owner: string | null;
+  heartbeat_at: number | null;
 }
 
 /** When a running run's lease was last renewed (rows of older versions: when they started). */
@@ -78,7 +106,11 @@ export class StateStore {
     let db: Database.Database;
     try {
       if (!options.readonly) mkdirSync(path.dirname(full), {recursive: true});
-      db = new Database(full, {readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: OPEN_BUSY_TIMEOUT_MS});
+      db = new Database(full, {
+        readonly: options.readonly ?? false,
+        fileMustExist: options.readonly ?? false,
+        timeout: OPEN_BUSY_TIMEOUT_MS,
+      });
       if (!options.readonly) {
         db.pragma('journal_mode = WAL');
         db.pragma('synchronous = NORMAL');
@@ -86,7 +118,7 @@ export class StateStore {
     } catch (error) {
       // npm 11 runs no install script it was not allowed to: better-sqlite3 is then left unbuilt.
       const unbuilt = /Could not locate the bindings file|better_sqlite3\.node/.test(getErrorMessage(error))
-        ? '; better-sqlite3\'s native module is not built (its install script did not run): npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3'
+        ? "; better-sqlite3's native module is not built (its install script did not run): npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3"
         : '';
       throw new UsageError(`state database ${full}: cannot open it: ${getErrorMessage(error).split('\n')[0]}${unbuilt}`, {cause: error});
     }
@@ -109,32 +141,64 @@ export class StateStore {
   #migrate(migrations: readonly Migration[], readonly: boolean): void {
     const latest = migrations.at(-1)?.version ?? 0;
     const current = this.schemaVersion;
-    if (current > latest) throw new UsageError(`state database ${this.path}: schema version ${current} is newer than this grpc-batch knows (${latest}); upgrade grpc-batch or use another --state`);
+    if (current > latest)
+      throw new UsageError(
+        `state database ${this.path}: schema version ${current} is newer than this grpc-batch knows (${latest}); upgrade grpc-batch or use another --state`,
+      );
     if (current === latest) return;
-    if (readonly) throw new UsageError(`state database ${this.path}: schema version ${current}, expected ${latest}; run the daemon or grpc-batch run once to upgrade it`);
+    if (readonly)
+      throw new UsageError(
+        `state database ${this.path}: schema version ${current}, expected ${latest}; run the daemon or grpc-batch run once to upgrade it`,
+      );
     // IMMEDIATE: two processes opening a new file at once must not both migrate it.
-    this.#db.transaction(() => {
-      const now = this.schemaVersion;
-      for (const migration of migrations) {
-        if (migration.version <= now) continue;
-        this.#db.exec(migration.sql);
-        this.#db.pragma(`user_version = ${migration.version}`);
-      }
-    }).immediate();
+    this.#db
+      .transaction(() => {
+        const now = this.schemaVersion;
+        for (const migration of migrations) {
+          if (migration.version <= now) continue;
+          this.#db.exec(migration.sql);
+          this.#db.pragma(`user_version = ${migration.version}`);
+        }
+      })
+      .immediate();
   }
 
   /**
    * Records a run that starts now (status `running`), owned by `owner`, with where it reads and
    * writes (for `--resume`): one transaction, so a run is never recorded without its files.
    */
-  startRun(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; startedAt: number; owner?: string; resume?: ResumeInfo | undefined}): void {
-    this.#write(() => {
-      this.#db.prepare(
-        `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, started_at, status, host, pid, owner, heartbeat_at)
+  startRun(run: {
+    runId: string;
+    job: string;
+    trigger: RunTrigger;
+    scheduledAt?: number | undefined;
+    startedAt: number;
+    owner?: string;
+    resume?: ResumeInfo | undefined;
+  }): void {
+    this.#write(
+      () => {
+        this.#db
+          .prepare(
+            `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, started_at, status, host, pid, owner, heartbeat_at)
          VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)`,
-      ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.startedAt, run.startedAt, this.#host, process.pid, run.owner ?? null, run.startedAt);
-      if (run.resume) this.#saveResumeInfo(run.runId, run.resume, run.startedAt);
-    }, {durable: true});
+          )
+          .run(
+            run.runId,
+            run.job,
+            run.trigger,
+            run.scheduledAt ?? null,
+            run.startedAt,
+            run.startedAt,
+            this.#host,
+            process.pid,
+            run.owner ?? null,
+            run.startedAt,
+          );
+        if (run.resume) this.#saveResumeInfo(run.runId, run.resume, run.startedAt);
+      },
+      {durable: true},
+    );
   }
 
   /**
@@ -147,13 +211,19 @@ export class StateStore {
   claimRun(runId: string, owner: string, options: {now?: number; ownerGone?: boolean} = {}): boolean {
     const now = options.now ?? Date.now();
     let claimed = false;
-    this.#write(() => {
-      claimed = this.#db.prepare(
-        `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, stop = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
+    this.#write(
+      () => {
+        claimed =
+          this.#db
+            .prepare(
+              `UPDATE runs SET status = 'running', ended_at = NULL, reason = NULL, stop = NULL, started_at = COALESCE(started_at, ?), host = ?, pid = ?, owner = ?, heartbeat_at = ?
          WHERE run_id = ? AND (status IN ('interrupted', 'cancelled', 'error') OR ${THRESHOLD_ABORT}
            OR (status = 'running' AND (? OR ${HEARTBEAT} < ?)))`,
-      ).run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
-    }, {durable: true});
+            )
+            .run(now, this.#host, process.pid, owner, now, runId, options.ownerGone ? 1 : 0, now - LEASE_MS).changes === 1;
+      },
+      {durable: true},
+    );
     return claimed;
   }
 
@@ -161,7 +231,9 @@ export class StateStore {
   renewLease(runId: string, owner: string, now = Date.now()): boolean {
     let renewed = false;
     this.#write(() => {
-      renewed = this.#db.prepare(`UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND owner = ? AND status = 'running'`).run(now, runId, owner).changes === 1;
+      renewed =
+        this.#db.prepare(`UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND owner = ? AND status = 'running'`).run(now, runId, owner)
+          .changes === 1;
     });
     return renewed;
   }
@@ -169,31 +241,66 @@ export class StateStore {
   /** Records how a running run ended; with `owner`, only while that owner still holds it. Returns whether it did. */
   finishRun(runId: string, outcome: RunOutcome, owner?: string): boolean {
     let changed = false;
-    this.#write(() => {
-      changed = this.#db.prepare(
-        `UPDATE runs SET status = ?, ended_at = ?, reason = ?, stop = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
+    this.#write(
+      () => {
+        changed =
+          this.#db
+            .prepare(
+              `UPDATE runs SET status = ?, ended_at = ?, reason = ?, stop = ?, total = ?, input_records = ?, ok = ?, failed = ?, invalid = ?, by_status = ?, output = ?, failures = ?
          WHERE run_id = ? AND (? IS NULL OR owner = ?)`,
-      ).run(outcome.status, outcome.endedAt, outcome.reason ?? null, outcome.stop ?? null, outcome.total ?? null, outcome.inputRecords ?? null, outcome.ok ?? null, outcome.failed ?? null,
-        outcome.invalid ?? null, outcome.byStatus ? JSON.stringify(outcome.byStatus) : null, outcome.output ?? null, outcome.failures ?? null,
-        runId, owner ?? null, owner ?? null).changes === 1;
-    }, {durable: true});
+            )
+            .run(
+              outcome.status,
+              outcome.endedAt,
+              outcome.reason ?? null,
+              outcome.stop ?? null,
+              outcome.total ?? null,
+              outcome.inputRecords ?? null,
+              outcome.ok ?? null,
+              outcome.failed ?? null,
+              outcome.invalid ?? null,
+              outcome.byStatus ? JSON.stringify(outcome.byStatus) : null,
+              outcome.output ?? null,
+              outcome.failures ?? null,
+              runId,
+              owner ?? null,
+              owner ?? null,
+            ).changes === 1;
+      },
+      {durable: true},
+    );
     return changed;
   }
 
   /** Records a run that was not started (overlap policy, shutdown), with why. */
-  recordSkipped(run: {runId: string; job: string; trigger: RunTrigger; scheduledAt?: number | undefined; at: number; reason: string}): void {
-    this.#write(() => this.#db.prepare(
-      `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, ended_at, status, reason, host, pid)
+  recordSkipped(run: {
+    runId: string;
+    job: string;
+    trigger: RunTrigger;
+    scheduledAt?: number | undefined;
+    at: number;
+    reason: string;
+  }): void {
+    this.#write(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO runs (run_id, job, trigger, scheduled_at, created_at, ended_at, status, reason, host, pid)
        VALUES (?, ?, ?, ?, ?, ?, 'skipped', ?, ?, ?)`,
-    ).run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.at, run.at, run.reason, this.#host, process.pid));
+        )
+        .run(run.runId, run.job, run.trigger, run.scheduledAt ?? null, run.at, run.at, run.reason, this.#host, process.pid),
+    );
   }
 
   /** Stores a job's last fired (or deliberately passed) tick; catch-up looks for ticks after it. */
   setLastTick(job: string, tickAt: number, now = Date.now()): void {
-    this.#write(() => this.#db.prepare(
-      `INSERT INTO job_ticks (job, last_tick_at, updated_at) VALUES (?, ?, ?)
+    this.#write(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO job_ticks (job, last_tick_at, updated_at) VALUES (?, ?, ?)
        ON CONFLICT (job) DO UPDATE SET last_tick_at = excluded.last_tick_at, updated_at = excluded.updated_at`,
-    ).run(job, tickAt, now));
+        )
+        .run(job, tickAt, now),
+    );
   }
 
   getLastTick(job: string): number | undefined {
@@ -205,8 +312,8 @@ export class StateStore {
   listRuns(filter: {job?: string | undefined; limit?: number | undefined; status?: RunStatus | undefined} = {}): RunRecord[] {
     const where: string[] = [];
     const params: unknown[] = [];
-    if (filter.job !== undefined) (where.push('job = ?'), params.push(filter.job));
-    if (filter.status !== undefined) (where.push('status = ?'), params.push(filter.status));
+    if (filter.job !== undefined) where.push('job = ?'), params.push(filter.job);
+    if (filter.status !== undefined) where.push('status = ?'), params.push(filter.status);
     const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
     const now = Date.now();
     return (this.#db.prepare(sql).all(...params, filter.limit ?? -1) as RunRow[]).map((row) => toRecord(row, now));
@@ -219,9 +326,11 @@ export class StateStore {
 
   /** Runs stored as `running`, as stored (a lease that ran out is not turned into `interrupted` here). */
   listRunning(): {runId: string; owner: string | undefined; heartbeatAt: number; output: string | undefined}[] {
-    const rows = this.#db.prepare(
-      `SELECT runs.run_id, runs.owner, ${HEARTBEAT} AS beat, checkpoints.output FROM runs LEFT JOIN checkpoints USING (run_id) WHERE runs.status = 'running'`,
-    ).all() as {run_id: string; owner: string | null; beat: number; output: string | null}[];
+    const rows = this.#db
+      .prepare(
+        `SELECT runs.run_id, runs.owner, ${HEARTBEAT} AS beat, checkpoints.output FROM runs LEFT JOIN checkpoints USING (run_id) WHERE runs.status = 'running'`,
+      )
+      .all() as {run_id: string; owner: string | null; beat: number; output: string | null}[];
     return rows.map((r) => ({runId: r.run_id, owner: r.owner ?? undefined, heartbeatAt: r.beat, output: r.output ?? undefined}));
   }
 
@@ -233,17 +342,22 @@ export class StateStore {
   markInterrupted(now = Date.now(), isOwnerGone?: (run: {runId: string; output: string | undefined}) => boolean, except = ''): number {
     let count = 0;
     const gone = isOwnerGone ? this.listRunning().filter((r) => r.heartbeatAt >= now - LEASE_MS && isOwnerGone(r)) : [];
-    this.#write(() => {
-      count = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
+    this.#write(
+      () => {
+        count = this.#db
+          .prepare(
+            `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'its owner stopped renewing its lease (the process ended without recording the run)'
          WHERE status = 'running' AND ${HEARTBEAT} < ? AND run_id != ?`,
-      ).run(now, now - LEASE_MS, except).changes;
-      const update = this.#db.prepare(
-        `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
+          )
+          .run(now, now - LEASE_MS, except).changes;
+        const update = this.#db.prepare(
+          `UPDATE runs SET status = 'interrupted', ended_at = ?, stop = 'ownerGone', reason = 'the process that ran it ended without recording the run (its files were no longer locked)'
          WHERE run_id = ? AND status = 'running' AND ${HEARTBEAT} = ?`,
-      );
-      for (const run of gone) count += update.run(now, run.runId, run.heartbeatAt).changes;
-    }, {durable: true});
+        );
+        for (const run of gone) count += update.run(now, run.runId, run.heartbeatAt).changes;
+      },
+      {durable: true},
+    );
     return count;
   }
 
@@ -253,12 +367,24 @@ export class StateStore {
   }
 
   #saveResumeInfo(runId: string, info: ResumeInfo, now: number): void {
-    this.#db.prepare(
-      `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at, spec, job)
+    this.#db
+      .prepare(
+        `INSERT INTO checkpoints (run_id, job_file, input, input_size, input_mtime, output, failures, updated_at, spec, job)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (run_id) DO UPDATE SET updated_at = excluded.updated_at`,
-    ).run(runId, info.jobFile, info.input ?? null, info.inputIsStream ? -1 : info.inputSize ?? null, info.inputMtimeMs ?? null, info.output, info.failures, now,
-      info.spec ? JSON.stringify(info.spec) : null, info.job ? JSON.stringify(info.job) : null);
+      )
+      .run(
+        runId,
+        info.jobFile,
+        info.input ?? null,
+        info.inputIsStream ? -1 : (info.inputSize ?? null),
+        info.inputMtimeMs ?? null,
+        info.output,
+        info.failures,
+        now,
+        info.spec ? JSON.stringify(info.spec) : null,
+        info.job ? JSON.stringify(info.job) : null,
+      );
   }
 
   /**
@@ -267,22 +393,33 @@ export class StateStore {
    * reads its input again from the start).
    */
   saveInputRead(runId: string, read: InputRead): void {
-    this.#write(() => this.#db.prepare('UPDATE checkpoints SET input_read = ?, input_sha256 = ? WHERE run_id = ? AND COALESCE(input_read, -1) < ?')
-      .run(read.bytes, read.sha256, runId, read.bytes));
+    this.#write(() =>
+      this.#db
+        .prepare('UPDATE checkpoints SET input_read = ?, input_sha256 = ? WHERE run_id = ? AND COALESCE(input_read, -1) < ?')
+        .run(read.bytes, read.sha256, runId, read.bytes),
+    );
   }
 
   /** Stores a run's progress (called about every second while it runs, and at its end). */
   saveCheckpoint(runId: string, checkpoint: Checkpoint, now = Date.now()): void {
-    this.#write(() => this.#db.prepare('UPDATE checkpoints SET results = ?, updated_at = ? WHERE run_id = ?').run(checkpoint.results, now, runId));
+    this.#write(() =>
+      this.#db.prepare('UPDATE checkpoints SET results = ?, updated_at = ? WHERE run_id = ?').run(checkpoint.results, now, runId),
+    );
   }
 
   getResumeInfo(runId: string): (ResumeInfo & {updatedAt: number}) | undefined {
     const row = this.#db.prepare('SELECT * FROM checkpoints WHERE run_id = ?').get(runId) as CheckpointRow | undefined;
     if (!row) return undefined;
     return {
-      jobFile: row.job_file, input: row.input ?? undefined, inputSize: row.input_size === -1 ? undefined : row.input_size ?? undefined,
-      inputIsStream: row.input_size === -1, inputMtimeMs: row.input_mtime ?? undefined,
-      output: row.output, failures: row.failures, updatedAt: row.updated_at, spec: row.spec ? (JSON.parse(row.spec) as RecordedSpec) : undefined,
+      jobFile: row.job_file,
+      input: row.input ?? undefined,
+      inputSize: row.input_size === -1 ? undefined : (row.input_size ?? undefined),
+      inputIsStream: row.input_size === -1,
+      inputMtimeMs: row.input_mtime ?? undefined,
+      output: row.output,
+      failures: row.failures,
+      updatedAt: row.updated_at,
+      spec: row.spec ? (JSON.parse(row.spec) as RecordedSpec) : undefined,
       job: row.job ? (JSON.parse(row.job) as RecordedJob) : undefined,
       inputRead: row.input_read !== null && row.input_sha256 !== null ? {bytes: row.input_read, sha256: row.input_sha256} : undefined,
       results: row.results ?? undefined,
@@ -297,11 +434,13 @@ export class StateStore {
   /** Every such run of the job, oldest first (or newest first). */
   findResumableRuns(job: string, statuses: readonly RunStatus[], order: 'oldest' | 'newest' = 'oldest'): RunRecord[] {
     const direction = order === 'oldest' ? 'ASC' : 'DESC';
-    const rows = this.#db.prepare(
-      `SELECT runs.* FROM runs JOIN checkpoints USING (run_id)
+    const rows = this.#db
+      .prepare(
+        `SELECT runs.* FROM runs JOIN checkpoints USING (run_id)
        WHERE runs.job = ? AND runs.status IN (${statuses.map(() => '?').join(', ')})
        ORDER BY runs.created_at ${direction}, runs.rowid ${direction}`,
-    ).all(job, ...statuses) as RunRow[];
+      )
+      .all(job, ...statuses) as RunRow[];
     const now = Date.now();
     return rows.map((row) => toRecord(row, now));
   }
@@ -315,10 +454,12 @@ export class StateStore {
   pruneRuns(job: string, keep: number): number {
     let deleted = 0;
     this.#write(() => {
-      deleted = this.#db.prepare(
-        `DELETE FROM runs WHERE job = ? AND status IN ('succeeded', 'failed', 'skipped') AND NOT ${THRESHOLD_ABORT}
+      deleted = this.#db
+        .prepare(
+          `DELETE FROM runs WHERE job = ? AND status IN ('succeeded', 'failed', 'skipped') AND NOT ${THRESHOLD_ABORT}
          AND rowid NOT IN (SELECT rowid FROM runs WHERE job = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
-      ).run(job, job, keep).changes;
+        )
+        .run(job, job, keep).changes;
       if (deleted > 0) this.#db.prepare('DELETE FROM checkpoints WHERE run_id NOT IN (SELECT run_id FROM runs)').run();
     });
     return deleted;
@@ -357,13 +498,27 @@ function toRecord(row: RunRow, now: number): RunRecord {
   const beat = row.heartbeat_at ?? row.started_at ?? row.created_at;
   const expired = row.status === 'running' && beat < now - LEASE_MS;
   return {
-    runId: row.run_id, job: row.job, trigger: row.trigger, scheduledAt: opt(row.scheduled_at), createdAt: row.created_at,
-    startedAt: opt(row.started_at), endedAt: expired ? beat : opt(row.ended_at), status: expired ? 'interrupted' : row.status,
+    runId: row.run_id,
+    job: row.job,
+    trigger: row.trigger,
+    scheduledAt: opt(row.scheduled_at),
+    createdAt: row.created_at,
+    startedAt: opt(row.started_at),
+    endedAt: expired ? beat : opt(row.ended_at),
+    status: expired ? 'interrupted' : row.status,
     reason: expired ? `its owner stopped renewing its lease at ${new Date(beat).toISOString()}` : opt(row.reason),
-    ...stopOf(expired ? 'ownerGone' : parseStopReason(row.stop)), total: opt(row.total),
+    ...stopOf(expired ? 'ownerGone' : parseStopReason(row.stop)),
+    total: opt(row.total),
     inputRecords: opt(row.input_records ?? null),
-    ok: opt(row.ok), failed: opt(row.failed), invalid: opt(row.invalid),
+    ok: opt(row.ok),
+    failed: opt(row.failed),
+    invalid: opt(row.invalid),
     byStatus: row.by_status ? (JSON.parse(row.by_status) as Record<string, number>) : undefined,
-    output: opt(row.output), failures: opt(row.failures), host: row.host, pid: row.pid, owner: opt(row.owner), heartbeatAt: opt(row.heartbeat_at),
+    output: opt(row.output),
+    failures: opt(row.failures),
+    host: row.host,
+    pid: row.pid,
+    owner: opt(row.owner),
+    heartbeatAt: opt(row.heartbeat_at),
   };
 }

@@ -22,7 +22,10 @@ export function cpuQuotaCores(read: (file: string) => string = (file) => readFil
     const [quota, period] = read('/sys/fs/cgroup/cpu.max').trim().split(/\s+/);
     return quota === 'max' ? undefined : [Number(quota), Number(period ?? 100_000)];
   });
-  return v2 ?? attempt(() => [Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim()), Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim())]);
+  return (
+    v2 ??
+    attempt(() => [Number(read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').trim()), Number(read('/sys/fs/cgroup/cpu/cpu.cfs_period_us').trim())])
+  );
 }
 
 let cores: number | undefined;

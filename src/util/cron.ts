@@ -142,7 +142,10 @@ export class CronSchedule {
     const {year, month, day} = wallParts(wall);
     if (!this.#fields.month.includes(month)) return false;
     const weekday = new Date(Date.UTC(year, month - 1, day)).getUTCDay();
-    return this.#fields.dayOfMonth.some((v) => matchesDayOfMonth(v, year, month, day)) && this.#fields.dayOfWeek.some((v) => matchesDayOfWeek(v, year, month, day, weekday));
+    return (
+      this.#fields.dayOfMonth.some((v) => matchesDayOfMonth(v, year, month, day)) &&
+      this.#fields.dayOfWeek.some((v) => matchesDayOfWeek(v, year, month, day, weekday))
+    );
   }
 }
 

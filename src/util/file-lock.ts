@@ -27,7 +27,10 @@ export class RunFilesLock {
    * Opens (creating them and their folders, never truncating) and locks `output` and `failures`.
    * Throws `UsageError` (exit 2, nothing sent) naming the file when another run holds it.
    */
-  static acquire(files: {readonly output: string; readonly failures: string}, options: {holder?: (file: string) => string | undefined} = {}): RunFilesLock {
+  static acquire(
+    files: {readonly output: string; readonly failures: string},
+    options: {holder?: (file: string) => string | undefined} = {},
+  ): RunFilesLock {
     const paths = [path.resolve(files.output), path.resolve(files.failures)];
     if (paths[0] === paths[1]) throw new UsageError(`output and failures are the same file (${paths[0]}); give each its own path`);
     const fds: number[] = [];
@@ -44,7 +47,9 @@ export class RunFilesLock {
         fds.push(fd);
         if (!fsx.tryLock(fd)) {
           const who = options.holder?.(file);
-          throw new UsageError(`${file} is being written by another run${who ? ` (${who})` : ''}: two runs cannot share a results or failures file; wait for it to end, or give this run its own --output and --failures (a {runId} in the path does that)`);
+          throw new UsageError(
+            `${file} is being written by another run${who ? ` (${who})` : ''}: two runs cannot share a results or failures file; wait for it to end, or give this run its own --output and --failures (a {runId} in the path does that)`,
+          );
         }
       }
     } catch (error) {

@@ -72,7 +72,10 @@ export function formatLogLine(json: string, hide: ReadonlySet<string> = new Set(
   }
   const time = typeof entry['time'] === 'number' ? new Date(entry['time']).toISOString().slice(11, 23) : '';
   const level = LEVELS[entry['level'] as number] ?? String(entry['level']);
-  const who = ['job', 'runId'].filter((k) => !hide.has(k) && entry[k] !== undefined).map((k) => String(entry[k])).join(' ');
+  const who = ['job', 'runId']
+    .filter((k) => !hide.has(k) && entry[k] !== undefined)
+    .map((k) => String(entry[k]))
+    .join(' ');
   const extra = Object.entries(entry)
     .filter(([key, value]) => !SHOWN.has(key) && !hide.has(key) && value !== undefined)
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)

@@ -18,7 +18,7 @@ export function suggest(input: string, candidates: Iterable<string>): string | u
   const all = [...candidates];
   const byPrefix = all.filter((c) => c.toLowerCase().startsWith(lower));
   if (byPrefix.length === 1) return byPrefix[0];
-  const byWord = all.filter((c) => c.toLowerCase().split(/[_.\-]/).includes(lower));
+  const byWord = all.filter((c) => c.toLowerCase().split(/[_.-]/).includes(lower));
   return byWord.length === 1 ? byWord[0] : undefined;
 }
 

@@ -19,8 +19,12 @@ export class Terminal {
     // A pseudo-terminal that was never sized reports 0 columns: draw for 80 x 24 then.
     const sized = {
       isTTY: true,
-      get columns() { return stream.columns || 80; },
-      get rows() { return stream.rows || 24; },
+      get columns() {
+        return stream.columns || 80;
+      },
+      get rows() {
+        return stream.rows || 24;
+      },
       write: (text: string) => stream.write(text),
     };
     this.#update = stream.isTTY && createLogUpdate ? createLogUpdate(sized as unknown as NodeJS.WriteStream) : undefined;

@@ -46,7 +46,14 @@ function formatterFor(zone: string): Intl.DateTimeFormat {
   let formatter = formatters.get(zone);
   if (!formatter) {
     formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
     });
     formatters.set(zone, formatter);
   }
@@ -70,7 +77,14 @@ export function offsetAt(instant: number, zone: string): number {
 
 export function wallParts(wall: number): WallParts {
   const d = new Date(wall);
-  return {year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds()};
+  return {
+    year: d.getUTCFullYear(),
+    month: d.getUTCMonth() + 1,
+    day: d.getUTCDate(),
+    hour: d.getUTCHours(),
+    minute: d.getUTCMinutes(),
+    second: d.getUTCSeconds(),
+  };
 }
 
 /**
@@ -139,7 +153,12 @@ export function gapEndFor(wall: number, zone: string): number | undefined {
 
 /** Formats an instant in a zone for people: `2026-03-08 03:00:00 EDT`. */
 export function formatInZone(instant: number, zone: string): string {
-  const wall = new Date(wallOf(instant, zone)).toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
-  const name = new Intl.DateTimeFormat('en-US', {timeZone: zone, timeZoneName: 'short'}).formatToParts(new Date(instant)).find((p) => p.type === 'timeZoneName')?.value;
+  const wall = new Date(wallOf(instant, zone))
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
+  const name = new Intl.DateTimeFormat('en-US', {timeZone: zone, timeZoneName: 'short'})
+    .formatToParts(new Date(instant))
+    .find((p) => p.type === 'timeZoneName')?.value;
   return `${wall} ${name ?? zone}`;
 }

@@ -32,13 +32,15 @@ test('a response with every well-known type decodes to proto3 JSON', () => {
     blob: {value: Buffer.from('hi')},
     ratio: {value: 0.25},
     count: {},
-    attrs: {fields: {
-      name: {stringValue: 'x'},
-      n: {numberValue: 1.5},
-      ok: {boolValue: false},
-      none: {nullValue: 0},
-      list: {listValue: {values: [{numberValue: 1}, {stringValue: 'a'}, {structValue: {fields: {deep: {boolValue: true}}}}]}},
-    }},
+    attrs: {
+      fields: {
+        name: {stringValue: 'x'},
+        n: {numberValue: 1.5},
+        ok: {boolValue: false},
+        none: {nullValue: 0},
+        list: {listValue: {values: [{numberValue: 1}, {stringValue: 'a'}, {structValue: {fields: {deep: {boolValue: true}}}}]}},
+      },
+    },
     anyValue: {stringValue: 'v'},
     list: {values: [{numberValue: 2}]},
     updateMask: {paths: ['user.display_name', 'created_at']},
@@ -72,8 +74,16 @@ test('a response with every well-known type decodes to proto3 JSON', () => {
 });
 
 test('well-known types at their proto3 limits', () => {
-  const bytes = richResponse({at: {seconds: '-62135596800'}, history: [{seconds: '253402300799', nanos: 999_999_999}], ttl: {seconds: '315576000000'}});
-  assert.deepEqual(rich.decodeResponse(bytes), {at: '0001-01-01T00:00:00Z', history: ['9999-12-31T23:59:59.999999999Z'], ttl: '315576000000s'});
+  const bytes = richResponse({
+    at: {seconds: '-62135596800'},
+    history: [{seconds: '253402300799', nanos: 999_999_999}],
+    ttl: {seconds: '315576000000'},
+  });
+  assert.deepEqual(rich.decodeResponse(bytes), {
+    at: '0001-01-01T00:00:00Z',
+    history: ['9999-12-31T23:59:59.999999999Z'],
+    ttl: '315576000000s',
+  });
   // Beyond them a Timestamp has no RFC 3339 form: the answer keeps the message form instead of failing.
   const beyond = richResponse({at: {seconds: '-62135596801'}, history: [{seconds: '253402300800'}]});
   assert.deepEqual(rich.decodeResponse(beyond), {at: {seconds: '-62135596801'}, history: [{seconds: '253402300800'}]});
@@ -90,15 +100,23 @@ test('an Any is unpacked when the proto imports its type, and stays packed, loss
   assert.deepEqual(rich.decodeResponse(richResponse({packed: pack('google.protobuf.Duration', {seconds: 3})})), {
     packed: {'@type': 'type.googleapis.com/google.protobuf.Duration', value: '3s'},
   });
-  assert.deepEqual(rich.decodeResponse(richResponse({packed: {type_url: 'type.googleapis.com/other.v1.Unknown', value: Buffer.from('zz')}})), {
-    packed: {'@type': 'type.googleapis.com/other.v1.Unknown', value: 'eno='},
-  });
+  assert.deepEqual(
+    rich.decodeResponse(richResponse({packed: {type_url: 'type.googleapis.com/other.v1.Unknown', value: Buffer.from('zz')}})),
+    {
+      packed: {'@type': 'type.googleapis.com/other.v1.Unknown', value: 'eno='},
+    },
+  );
 });
 
 test('a recursive message type prints to any depth', () => {
   const inner = root.lookupType('wkt.v1.Inner');
-  const bytes = Buffer.from(inner.encode(inner.fromObject({name: 'a', child: {name: 'b', child: {name: 'c', createdAt: {seconds: 60}}}})).finish());
-  assert.deepEqual(messageToJson(inner, inner.decode(bytes)), {name: 'a', child: {name: 'b', child: {name: 'c', createdAt: '1970-01-01T00:01:00Z'}}});
+  const bytes = Buffer.from(
+    inner.encode(inner.fromObject({name: 'a', child: {name: 'b', child: {name: 'c', createdAt: {seconds: 60}}}})).finish(),
+  );
+  assert.deepEqual(messageToJson(inner, inner.decode(bytes)), {
+    name: 'a',
+    child: {name: 'b', child: {name: 'c', createdAt: '1970-01-01T00:01:00Z'}},
+  });
 });
 
 test('a request with every well-known type in its proto3 JSON form round-trips to the same JSON', () => {
@@ -129,12 +147,27 @@ test('refuses malformed Struct, FieldMask and Any values, naming the field', () 
   assert.throws(() => echo.encodeRequest({attrs: [1]}), /^Error: attrs: expected a JSON object \(google.protobuf.Struct\), got an array/);
   assert.throws(() => echo.encodeRequest({list: {a: 1}}), /^Error: list: expected a JSON array \(google.protobuf.ListValue\)/);
   assert.throws(() => echo.encodeRequest({attrs: {s: '\ud800'}}), /^Error: attrs.s: expected valid Unicode text/);
-  assert.throws(() => echo.encodeRequest(JSON.parse('{"attrs": {"n": [1e400]}}')), /^Error: attrs.n\[0\]: expected a number \(double\).*too large for a double/);
-  assert.throws(() => echo.encodeRequest({updateMask: 'user.display_name'}), /^Error: updateMask: expected a field mask of lowerCamelCase field paths/);
+  assert.throws(
+    () => echo.encodeRequest(JSON.parse('{"attrs": {"n": [1e400]}}')),
+    /^Error: attrs.n\[0\]: expected a number \(double\).*too large for a double/,
+  );
+  assert.throws(
+    () => echo.encodeRequest({updateMask: 'user.display_name'}),
+    /^Error: updateMask: expected a field mask of lowerCamelCase field paths/,
+  );
   assert.throws(() => echo.encodeRequest({packed: {name: 'b'}}), /^Error: packed: expected a JSON object with an "@type"/);
-  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/other.v1.Nope'}}), /^Error: packed.@type: unknown message type "other.v1.Nope"/);
-  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/wkt.v1.Inner', nmae: 'b'}}), /^Error: packed.nmae: unknown field of Inner \(did you mean "name"\?\)/);
-  assert.throws(() => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/google.protobuf.Duration', seconds: 3}}), /^Error: packed: expected \{"@type": "type.googleapis.com\/google.protobuf.Duration", "value": \.\.\.\}/);
+  assert.throws(
+    () => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/other.v1.Nope'}}),
+    /^Error: packed.@type: unknown message type "other.v1.Nope"/,
+  );
+  assert.throws(
+    () => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/wkt.v1.Inner', nmae: 'b'}}),
+    /^Error: packed.nmae: unknown field of Inner \(did you mean "name"\?\)/,
+  );
+  assert.throws(
+    () => echo.encodeRequest({packed: {'@type': 'type.googleapis.com/google.protobuf.Duration', seconds: 3}}),
+    /^Error: packed: expected \{"@type": "type.googleapis.com\/google.protobuf.Duration", "value": \.\.\.\}/,
+  );
 });
 
 test('refuses malformed Timestamp, Duration and wrapper values, naming the field', () => {

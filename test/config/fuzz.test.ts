@@ -47,7 +47,17 @@ class Fuzzer {
     return items[this.int(items.length)]!;
   }
   unicode(length: number): string {
-    const ranges: [number, number][] = [[0x20, 0x7e], [0x00, 0x1f], [0xa0, 0x2ff], [0x400, 0x4ff], [0x4e00, 0x4fff], [0xd800, 0xdfff], [0x1f600, 0x1f64f], [0xfeff, 0xfeff], [0x202e, 0x202e]];
+    const ranges: [number, number][] = [
+      [0x20, 0x7e],
+      [0x00, 0x1f],
+      [0xa0, 0x2ff],
+      [0x400, 0x4ff],
+      [0x4e00, 0x4fff],
+      [0xd800, 0xdfff],
+      [0x1f600, 0x1f64f],
+      [0xfeff, 0xfeff],
+      [0x202e, 0x202e],
+    ];
     let out = '';
     for (let i = 0; i < length; i++) {
       const [lo, hi] = this.pick(ranges);
@@ -60,16 +70,46 @@ class Fuzzer {
   }
   value(depth = 0): Json {
     switch (this.int(depth > 2 ? 9 : 11)) {
-      case 0: return null;
-      case 1: return this.chance(0.5);
-      case 2: return this.pick([0, -1, 1, 0.5, -0, 1e308, -1e308, 2 ** 53 + 1, 100001, 65, 17, 4294967296]);
-      case 3: return this.pick(['', ' ', '10s', 'ten seconds', '-5ms', '1e3s', '${TARGET}', '${', '${NOPE}', '$$', '${A:-}', 'UNAVAILABLE', 'unavailable', '-', '.', '/', '\\', 'null', '~']);
-      case 4: return this.unicode(this.int(12));
-      case 5: return 'x'.repeat(this.int(5000));
-      case 6: return this.pick(['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']);
-      case 7: return this.pick([DEMO_PROTO, DEMO_METHOD, 'demo.v1.DemoService/Nope', 'a/b/c', '/', 'input.jsonl', '127.0.0.1:1']);
-      case 8: return String(this.int(1000));
-      case 9: return Array.from({length: this.int(4)}, () => this.value(depth + 1));
+      case 0:
+        return null;
+      case 1:
+        return this.chance(0.5);
+      case 2:
+        return this.pick([0, -1, 1, 0.5, -0, 1e308, -1e308, 2 ** 53 + 1, 100001, 65, 17, 4294967296]);
+      case 3:
+        return this.pick([
+          '',
+          ' ',
+          '10s',
+          'ten seconds',
+          '-5ms',
+          '1e3s',
+          '${TARGET}',
+          '${',
+          '${NOPE}',
+          '$$',
+          '${A:-}',
+          'UNAVAILABLE',
+          'unavailable',
+          '-',
+          '.',
+          '/',
+          '\\',
+          'null',
+          '~',
+        ]);
+      case 4:
+        return this.unicode(this.int(12));
+      case 5:
+        return 'x'.repeat(this.int(5000));
+      case 6:
+        return this.pick(['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']);
+      case 7:
+        return this.pick([DEMO_PROTO, DEMO_METHOD, 'demo.v1.DemoService/Nope', 'a/b/c', '/', 'input.jsonl', '127.0.0.1:1']);
+      case 8:
+        return String(this.int(1000));
+      case 9:
+        return Array.from({length: this.int(4)}, () => this.value(depth + 1));
       default: {
         const out: {[key: string]: Json} = {};
         for (let i = this.int(4); i > 0; i--) out[this.key()] = this.value(depth + 1);
@@ -78,11 +118,46 @@ class Fuzzer {
     }
   }
   key(): string {
-    return this.pick([...KEYS, ...KEYS, 'concurrancy', 'retry.maxAttempts', '__proto__', 'constructor', 'prototype', '', ' ', this.unicode(1 + this.int(6)), 'maxAttempts', 'ca', 'grpc.service_config', 'grpc.keepalive_time_ms', 'methodConfig', 'retryPolicy']);
+    return this.pick([
+      ...KEYS,
+      ...KEYS,
+      'concurrancy',
+      'retry.maxAttempts',
+      '__proto__',
+      'constructor',
+      'prototype',
+      '',
+      ' ',
+      this.unicode(1 + this.int(6)),
+      'maxAttempts',
+      'ca',
+      'grpc.service_config',
+      'grpc.keepalive_time_ms',
+      'methodConfig',
+      'retryPolicy',
+    ]);
   }
 }
 
-const KEYS = ['name', 'target', 'proto', 'importPaths', 'method', 'input', 'concurrency', 'rps', 'deadline', 'waitForReady', 'channels', 'retry', 'metadata', 'tls', 'channelOptions', 'output', 'failures'];
+const KEYS = [
+  'name',
+  'target',
+  'proto',
+  'importPaths',
+  'method',
+  'input',
+  'concurrency',
+  'rps',
+  'deadline',
+  'waitForReady',
+  'channels',
+  'retry',
+  'metadata',
+  'tls',
+  'channelOptions',
+  'output',
+  'failures',
+];
 
 function baseJob(): {[key: string]: Json} {
   return {
@@ -96,11 +171,30 @@ function baseJob(): {[key: string]: Json} {
     deadline: '10s',
     waitForReady: false,
     channels: 1,
-    retry: {maxAttempts: 3, initialBackoff: '100ms', maxBackoff: '2s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED']},
+    retry: {
+      maxAttempts: 3,
+      initialBackoff: '100ms',
+      maxBackoff: '2s',
+      backoffMultiplier: 2,
+      retryableStatusCodes: ['UNAVAILABLE', 'DEADLINE_EXCEEDED'],
+    },
     metadata: {'x-team': 'batch', 'trace-bin': 'AAEC'},
     channelOptions: {
       'grpc.keepalive_time_ms': 30000,
-      'grpc.service_config': {methodConfig: [{name: [{service: 'demo.v1.DemoService'}], retryPolicy: {maxAttempts: 3, initialBackoff: '0.1s', maxBackoff: '1s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE']}}]},
+      'grpc.service_config': {
+        methodConfig: [
+          {
+            name: [{service: 'demo.v1.DemoService'}],
+            retryPolicy: {
+              maxAttempts: 3,
+              initialBackoff: '0.1s',
+              maxBackoff: '1s',
+              backoffMultiplier: 2,
+              retryableStatusCodes: ['UNAVAILABLE'],
+            },
+          },
+        ],
+      },
     },
     output: 'out/{name}-{runId}.jsonl',
     failures: 'out/{name}-{runId}.failed.jsonl',
@@ -108,9 +202,12 @@ function baseJob(): {[key: string]: Json} {
 }
 
 /** Every [container, key] in a job, so a mutation can reach nested keys too. */
-function slots(value: Json, out: [Json[] | {[key: string]: Json}, string | number][] = []): [Json[] | {[key: string]: Json}, string | number][] {
+function slots(
+  value: Json,
+  out: [Json[] | {[key: string]: Json}, string | number][] = [],
+): [Json[] | {[key: string]: Json}, string | number][] {
   if (Array.isArray(value)) value.forEach((v, i) => (out.push([value, i]), slots(v, out)));
-  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) (out.push([value, k]), slots(v, out));
+  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) out.push([value, k]), slots(v, out);
   return out;
 }
 
@@ -158,23 +255,27 @@ function mutateText(f: Fuzzer, text: string): string | Buffer {
   switch (f.int(12)) {
     case 0: // truncate
       return text.slice(0, f.int(text.length));
-    case 1: { // random bytes somewhere
+    case 1: {
+      // random bytes somewhere
       const at = f.int(text.length);
       return Buffer.concat([Buffer.from(text.slice(0, at)), f.bytes(1 + f.int(16)), Buffer.from(text.slice(at))]);
     }
     case 2: // nothing but random bytes
       return f.bytes(f.int(300));
-    case 3: { // random unicode somewhere
+    case 3: {
+      // random unicode somewhere
       const at = f.int(text.length);
       return text.slice(0, at) + f.unicode(1 + f.int(8)) + text.slice(at);
     }
-    case 4: { // duplicate a line (duplicate key)
+    case 4: {
+      // duplicate a line (duplicate key)
       const lines = text.split('\n');
       const i = f.int(lines.length);
       lines.splice(i, 0, lines[i]!);
       return lines.join('\n');
     }
-    case 5: { // delete a line
+    case 5: {
+      // delete a line
       const lines = text.split('\n');
       lines.splice(f.int(lines.length), 1);
       return lines.join('\n');
@@ -189,15 +290,51 @@ function mutateText(f: Fuzzer, text: string): string | Buffer {
         '&a [*a]\n',
       ]);
     case 7: // tags
-      return text.replace(/^(\w+): /m, `$1: ${f.pick(['!!binary', '!!set', '!!omap', '!!timestamp', '!!int', '!!float', '!!str', '!!map', '!!seq', '!!null', '!!bool', '!js/function', '!<tag:yaml.org,2002:binary>', '!custom'])} `);
+      return text.replace(
+        /^(\w+): /m,
+        `$1: ${f.pick(['!!binary', '!!set', '!!omap', '!!timestamp', '!!int', '!!float', '!!str', '!!map', '!!seq', '!!null', '!!bool', '!js/function', '!<tag:yaml.org,2002:binary>', '!custom'])} `,
+      );
     case 8: // deep nesting in flow style
       return `${text}\nchannelOptions: ${'['.repeat(1000 + f.int(5000))}${f.chance(0.5) ? ']'.repeat(3000) : ''}\n`;
     case 9: // odd documents and directives
-      return f.pick([`---\n${text}\n---\nname: second\n`, `%YAML 1.1\n---\n${text}`, `%TAG ! tag:example.com,2000:\n---\n${text}`, '...\n', '---\n', '~\n', '[]\n', '"just a string"\n', '42\n', `\ufeff${text}`, text.replace(/\n/g, '\r\n'), text.replace(/\n/g, '\r'), text.replace(/: /g, ':\t')]);
+      return f.pick([
+        `---\n${text}\n---\nname: second\n`,
+        `%YAML 1.1\n---\n${text}`,
+        `%TAG ! tag:example.com,2000:\n---\n${text}`,
+        '...\n',
+        '---\n',
+        '~\n',
+        '[]\n',
+        '"just a string"\n',
+        '42\n',
+        `\ufeff${text}`,
+        text.replace(/\n/g, '\r\n'),
+        text.replace(/\n/g, '\r'),
+        text.replace(/: /g, ':\t'),
+      ]);
     case 10: // ${VAR} edge cases
-      return text.replace(/127\.0\.0\.1:1|\$\{TARGET\}/, f.pick(['${', '${}', '${TARGET', '${1X}', '${TARGET:-}', '${UNSET_FUZZ_VAR}', '$${TARGET}', '${TARGET:-${TARGET}}', '${__proto__}', '${constructor}', '${toString}']));
+      return text.replace(
+        /127\.0\.0\.1:1|\$\{TARGET\}/,
+        f.pick([
+          '${',
+          '${}',
+          '${TARGET',
+          '${1X}',
+          '${TARGET:-}',
+          '${UNSET_FUZZ_VAR}',
+          '$${TARGET}',
+          '${TARGET:-${TARGET}}',
+          '${__proto__}',
+          '${constructor}',
+          '${toString}',
+        ]),
+      );
     default: // flip a few characters
-      return Array.from(text, (c) => (f.chance(0.02) ? f.pick(['{', '}', '[', ']', ':', '-', '"', "'", '&', '*', '!', '|', '>', '#', '%', '@', '`', ',', '?', '\t', '\n', ' ']) : c)).join('');
+      return Array.from(text, (c) =>
+        f.chance(0.02)
+          ? f.pick(['{', '}', '[', ']', ':', '-', '"', "'", '&', '*', '!', '|', '>', '#', '%', '@', '`', ',', '?', '\t', '\n', ' '])
+          : c,
+      ).join('');
   }
 }
 
@@ -225,13 +362,18 @@ test(`loadJob ends every one of ${CASES} fuzzed job files in a job or a Validati
       assert.ok(Number.isFinite(loaded.spec.deadlineMs), `case ${i}: deadline ${loaded.spec.deadlineMs}`);
     } catch (error) {
       if (!(error instanceof ValidationError)) {
-        assert.fail(`case ${i} (${file}) threw ${error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)}\n--- job file ---\n${String(text).slice(0, 2000)}`);
+        assert.fail(
+          `case ${i} (${file}) threw ${error instanceof Error ? `${error.name}: ${error.message}\n${error.stack}` : String(error)}\n--- job file ---\n${String(text).slice(0, 2000)}`,
+        );
       }
       outcomes.invalid++;
       assert.ok(error.issues.length > 0, `case ${i}: a ValidationError with no issue`);
       for (const issue of error.issues) {
         assert.equal(typeof issue.message, 'string');
-        assert.ok(issue.message.length > 0 && issue.message.length < 5000, `case ${i}: message of ${issue.message.length} chars: ${issue.message.slice(0, 300)}`);
+        assert.ok(
+          issue.message.length > 0 && issue.message.length < 5000,
+          `case ${i}: message of ${issue.message.length} chars: ${issue.message.slice(0, 300)}`,
+        );
         assert.ok(issue.file.includes(`case-${i}.`), `case ${i}: the issue names ${issue.file}`);
         assert.doesNotMatch(issue.message, /\[object Object\]|undefined$/, `case ${i}: ${issue.message}`);
       }

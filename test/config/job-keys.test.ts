@@ -30,7 +30,14 @@ function tableRows(header: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.replace(/\\\|/g, '\u0000').split('|').slice(1, -1).map((cell) => cell.trim().replace(/\u0000/g, '|')));
+    rows.push(
+      line
+        .replace(/\\\|/g, '\u0000')
+        .split('|')
+        .slice(1, -1)
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL stands in for an escaped pipe while the row is split
+        .map((cell) => cell.trim().replace(/\u0000/g, '|')),
+    );
   }
   return rows;
 }
@@ -44,7 +51,11 @@ const shown = (value: unknown) => (Array.isArray(value) ? `[${value.join(', ')}]
 const documented = declaredKeys().filter(({path: key, declaration}) => !key.startsWith('$') && declaration.keys === undefined);
 
 test('schema/job.schema.json is the one generated from the declaration (npm run schema)', () => {
-  assert.equal(readFileSync(SCHEMA_FILE, 'utf8'), jobSchemaText(), 'schema/job.schema.json differs from src/config/job-keys.ts: run npm run schema');
+  assert.equal(
+    readFileSync(SCHEMA_FILE, 'utf8'),
+    jobSchemaText(),
+    'schema/job.schema.json differs from src/config/job-keys.ts: run npm run schema',
+  );
 });
 
 test('every declared default is valid for its own key, and the schema compiles under Ajv strict mode', () => {
@@ -66,7 +77,10 @@ test('the defaults the code applies are the declared ones', () => {
   assert.equal(retry.maxAttempts.default, DEFAULT_RETRY.maxAttempts);
   assert.equal(retry.backoffMultiplier.default, DEFAULT_RETRY.backoffMultiplier);
   assert.deepEqual(retry.retryableStatusCodes.default, [...DEFAULT_RETRY.retryableStatusCodes].map(statusName));
-  assert.deepEqual({overlap: DEFAULTS.overlap, catchUp: DEFAULTS.catchUp, jitter: DEFAULTS.jitter, enabled: DEFAULTS.enabled}, SCHEDULE_DEFAULTS);
+  assert.deepEqual(
+    {overlap: DEFAULTS.overlap, catchUp: DEFAULTS.catchUp, jitter: DEFAULTS.jitter, enabled: DEFAULTS.enabled},
+    SCHEDULE_DEFAULTS,
+  );
 });
 
 test('a job without workers, maxAttempts or maxLineBytes gets the declared defaults', async (t) => {
@@ -92,27 +106,37 @@ test('an override flag sets its declared key: --channels, --max-attempts (a key 
 test('the README key table has one row per declared key, with its declared default', () => {
   const rows = tableRows('| key | default | what it does |');
   const inReadme = new Map<string, string>();
-  for (const [keys, fallback] of rows) for (const key of codeSpans(keys!)) inReadme.set(key, codeSpans(keys!).length === 1 ? fallback! : '');
+  for (const [keys, fallback] of rows)
+    for (const key of codeSpans(keys!)) inReadme.set(key, codeSpans(keys!).length === 1 ? fallback! : '');
   assert.deepEqual([...inReadme.keys()].sort(), documented.map((k) => k.path).sort(), 'README.md job key table vs src/config/job-keys.ts');
   for (const {path: key, declaration} of documented) {
     const cell = inReadme.get(key)!;
     if (declaration.required) assert.match(cell, /^required/, `${key}: README default column`);
-    else if (declaration.default !== undefined && cell !== '') assert.equal(codeSpans(cell)[0], shown(declaration.default), `${key}: README default column`);
+    else if (declaration.default !== undefined && cell !== '')
+      assert.equal(codeSpans(cell)[0], shown(declaration.default), `${key}: README default column`);
   }
 });
 
 test('the README flag table lists every declared override flag with its key', () => {
   const rows = tableRows('| flag | overrides | example |');
-  for (const {path: key, declaration: {flag}} of flaggedKeys()) {
+  for (const {
+    path: key,
+    declaration: {flag},
+  } of flaggedKeys()) {
     const row = rows.find(([flags]) => codeSpans(flags!).some((span) => span.split(/,\s*|\s+/).includes(flagName(flag))));
     assert.ok(row, `README.md has no row for ${flagName(flag)}`);
-    assert.ok(codeSpans(row[1]!).some((span) => span === key || span.startsWith(`${key}:`)), `README.md: ${flagName(flag)} overrides ${key}, it says ${row[1]}`);
+    assert.ok(
+      codeSpans(row[1]!).some((span) => span === key || span.startsWith(`${key}:`)),
+      `README.md: ${flagName(flag)} overrides ${key}, it says ${row[1]}`,
+    );
   }
 });
 
 test('run takes every declared override flag, validate those marked for it', () => {
   const longs = (command: typeof run) => command.options.map((o) => o.long);
-  for (const {declaration: {flag}} of flaggedKeys()) {
+  for (const {
+    declaration: {flag},
+  } of flaggedKeys()) {
     assert.ok(longs(run).includes(flagName(flag)), `run ${flagName(flag)}`);
     assert.equal(longs(validate).includes(flagName(flag)), flag.validate === true, `validate ${flagName(flag)}`);
   }
@@ -124,10 +148,15 @@ test('a key declared recorded is what a run records, what a flag given with --re
   const job = await loadJob(writeJob(dir, '127.0.0.1:1'));
   const recorded = flaggedKeys().filter((k) => k.declaration.recorded !== undefined);
   assert.deepEqual(recorded.map((k) => k.declaration.recorded).sort(), Object.keys(resumeInfoFor(job, 'r1').spec!).sort());
-  const flags = Object.fromEntries(recorded.map((k) => [flagAttribute(k.declaration.flag), k.declaration.flag.value === 'switch' ? true : 7]));
+  const flags = Object.fromEntries(
+    recorded.map((k) => [flagAttribute(k.declaration.flag), k.declaration.flag.value === 'switch' ? true : 7]),
+  );
   assert.deepEqual([...givenSpecKeys(flags)].sort(), recorded.map((k) => k.declaration.recorded).sort());
   const {command} = resumeStep('r1', {jobFile: 'job.yaml', flags, resumable: true, maxFailures: undefined, maxInvalid: undefined});
-  for (const {declaration: {flag}} of recorded) assert.match(command, new RegExp(` ${flagName(flag)}( |$)`), `the printed --resume keeps ${flagName(flag)}`);
+  for (const {
+    declaration: {flag},
+  } of recorded)
+    assert.match(command, new RegExp(` ${flagName(flag)}( |$)`), `the printed --resume keeps ${flagName(flag)}`);
 });
 
 test('a key declared shipped is what a distributed run ships to its workers', async (t) => {
@@ -137,5 +166,10 @@ test('a key declared shipped is what a distributed run ships to its workers', as
   /** What a run ships that is no job key: its identity, where it runs, the method (with jsonNames and emitDefaults). */
   const notKeys = ['runId', 'jobDir', 'method', 'startedAt', 'coordinator', 'keysTtlMs'];
   const shipped = Object.keys(shipRun(job, 'r1')).filter((name) => !notKeys.includes(name));
-  assert.deepEqual(declaredKeys().flatMap((k) => k.declaration.shipped ?? []).sort(), shipped.sort());
+  assert.deepEqual(
+    declaredKeys()
+      .flatMap((k) => k.declaration.shipped ?? [])
+      .sort(),
+    shipped.sort(),
+  );
 });

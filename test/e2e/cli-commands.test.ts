@@ -8,7 +8,13 @@ import {CLI_COMMAND, runCli} from '../helpers/cli.js';
 test('demo runs a job against its own loopback server and reports the sequential estimate', async () => {
   const result = await runCli(['demo', '-n', '300', '--latency', '1ms', '-c', '20', '--json'], {timeoutMs: 60_000});
   assert.equal(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout) as {total: number; ok: number; retried: number; byStatus: Record<string, number>; sequentialEstimateMs: number};
+  const summary = JSON.parse(result.stdout) as {
+    total: number;
+    ok: number;
+    retried: number;
+    byStatus: Record<string, number>;
+    sequentialEstimateMs: number;
+  };
   assert.equal(summary.total, 300);
   assert.equal(summary.ok, 300);
   assert.ok(summary.retried > 0, 'the demo input has transient UNAVAILABLEs that retries fix');
@@ -22,7 +28,14 @@ test('run --dry-run checks every record and sends nothing; exit 1 when a record 
   const job = writeJob(dir, server.address);
   const bad = await runCli(['run', job, '--dry-run', '--json'], {cwd: dir});
   assert.equal(bad.code, 1);
-  assert.deepEqual(JSON.parse(bad.stdout), {job: 'test', dryRun: true, target: server.address, method: 'demo.v1.DemoService/Process', total: 3, invalid: 1});
+  assert.deepEqual(JSON.parse(bad.stdout), {
+    job: 'test',
+    dryRun: true,
+    target: server.address,
+    method: 'demo.v1.DemoService/Process',
+    total: 3,
+    invalid: 1,
+  });
   assert.match(bad.stderr, /input\.jsonl:2: count: expected an integer/);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'c'}]);
   const good = await runCli(['run', job, '--dry-run'], {cwd: dir});
@@ -34,10 +47,19 @@ test('run --dry-run checks every record and sends nothing; exit 1 when a record 
 test('progress: JSON progress lines on stderr when not on a terminal, at --progress-interval', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 60}, (_, i) => ({id: `r${i}`, latencyMs: 20})));
-  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 2}), '--progress-interval', '100ms'], {cwd: dir, env: {GRPC_BATCH_LOG: 'info'}});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 60}, (_, i) => ({id: `r${i}`, latencyMs: 20})),
+  );
+  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 2}), '--progress-interval', '100ms'], {
+    cwd: dir,
+    env: {GRPC_BATCH_LOG: 'info'},
+  });
   assert.equal(result.code, 0, result.stderr);
-  const lines = result.stderr.split('\n').filter((l) => l.includes('"run:progress"')).map((l) => JSON.parse(l) as {msg: string});
+  const lines = result.stderr
+    .split('\n')
+    .filter((l) => l.includes('"run:progress"'))
+    .map((l) => JSON.parse(l) as {msg: string});
   assert.ok(lines.length >= 3, `progress lines: ${lines.length}`);
   assert.match(lines.at(-1)!.msg, /^progress: 60\/60 done, 60 ok, 0 failed, 0 invalid, 0 in flight, \d+\/s, ETA 0s$/);
 });
@@ -45,7 +67,10 @@ test('progress: JSON progress lines on stderr when not on a terminal, at --progr
 test('progress: a bar on a terminal', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => ({id: `r${i}`, latencyMs: 20})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 40}, (_, i) => ({id: `r${i}`, latencyMs: 20})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 2});
   // `script` gives the CLI a pseudo-terminal, so stderr is a TTY as in a shell.
   const cli = `${CLI_COMMAND.map((word) => JSON.stringify(word)).join(' ')} run ${JSON.stringify(job)}`;

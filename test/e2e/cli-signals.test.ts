@@ -10,7 +10,10 @@ import {runCli, spawnCli, waitFor} from '../helpers/cli.js';
 test('SIGINT stops the run: calls in flight finish, the summary is printed, exit 130', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 5000}, (_, i) => ({id: `r${i}`, latencyMs: 30})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 5000}, (_, i) => ({id: `r${i}`, latencyMs: 30})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 10});
   const cli = spawnCli(['run', job, '--json', '--no-progress']);
   t.after(() => cli.child.kill('SIGKILL'));
@@ -31,7 +34,10 @@ test('SIGINT stops the run: calls in flight finish, the summary is printed, exit
 test('a second SIGTERM cancels the calls in flight: no result, not failed, left for --resume; exit 143', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 100}, (_, i) => ({id: `r${i}`, latencyMs: 60_000})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 100}, (_, i) => ({id: `r${i}`, latencyMs: 60_000})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 10, deadline: '2m'});
   const cli = spawnCli(['run', job, '--json', '--no-progress']);
   t.after(() => cli.child.kill('SIGKILL'));
@@ -42,7 +48,13 @@ test('a second SIGTERM cancels the calls in flight: no result, not failed, left 
   cli.child.kill('SIGTERM');
   const {code, stdout} = await cli.done;
   assert.equal(code, 143);
-  const summary = JSON.parse(stdout) as {status: string; total: number; failed: number; unfinished: number; byStatus: Record<string, number>};
+  const summary = JSON.parse(stdout) as {
+    status: string;
+    total: number;
+    failed: number;
+    unfinished: number;
+    byStatus: Record<string, number>;
+  };
   assert.equal(summary.status, 'cancelled');
   assert.equal(summary.total, 10);
   assert.equal(summary.failed, 0);
@@ -56,7 +68,10 @@ test('a second SIGTERM cancels the calls in flight: no result, not failed, left 
 test('after Ctrl-C the summary prints the --resume command for the records not sent, and running it completes the run', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 2000}, (_, i) => ({id: `r${i}`, latencyMs: i < 1000 ? 20 : 0})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 2000}, (_, i) => ({id: `r${i}`, latencyMs: i < 1000 ? 20 : 0})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 10, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const state = path.join(dir, 'state.db');
   const cli = spawnCli(['run', job, '--no-progress', '--state', state], {cwd: dir});
@@ -84,18 +99,27 @@ test('a run that crashes says how to resume it', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const jobFile = path.join(dir, 'crash.mjs');
-  writeFileSync(jobFile, `export default {
+  writeFileSync(
+    jobFile,
+    `export default {
     name: 'crash', target: ${JSON.stringify(server.address)}, proto: ${JSON.stringify(DEMO_PROTO)}, method: ${JSON.stringify(DEMO_METHOD)},
     concurrency: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl', resultFields: ['id'],
     *requests() { for (let i = 0; i < 20; i++) yield {id: 'r' + i}; },
     onResult(result) { if (result.line === 5 && !process.env.FIXED) throw new Error('the sink is full'); },
-  };\n`);
+  };\n`,
+  );
   const state = path.join(dir, 'state.db');
   const crashed = await runCli(['run', jobFile, '--state', state, '--no-progress'], {cwd: dir});
   assert.equal(crashed.code, 3);
   const runId = /run (\S+) of crash aborted: the sink is full/.exec(crashed.stderr)?.[1];
   assert.ok(runId, crashed.stderr);
-  assert.match(crashed.stderr, new RegExp(`^next: grpc-batch run ${jobFile} --state ${state} --resume ${runId}\\n {6}continues run ${runId}: records with a result are not sent again$`, 'm'));
+  assert.match(
+    crashed.stderr,
+    new RegExp(
+      `^next: grpc-batch run ${jobFile} --state ${state} --resume ${runId}\\n {6}continues run ${runId}: records with a result are not sent again$`,
+      'm',
+    ),
+  );
   const resumed = await runCli(['run', jobFile, '--state', state, '--resume', runId!, '--json'], {cwd: dir, env: {FIXED: '1'}});
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal((JSON.parse(resumed.stdout) as {ok: number}).ok, 20);

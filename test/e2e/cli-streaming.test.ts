@@ -7,7 +7,14 @@ import {startH2StreamServer} from '../helpers/h2-stream-server.js';
 import {readJsonlFile, tempDir, writeJob, writeJsonl} from '../helpers/job.js';
 import {startServer} from '../helpers/server.js';
 
-type Line = {line: number; status: string; attempts: number; code?: number; error?: string; response?: {id?: string; count?: number; ids?: string[]}};
+type Line = {
+  line: number;
+  status: string;
+  attempts: number;
+  code?: number;
+  error?: string;
+  response?: {id?: string; count?: number; ids?: string[]};
+};
 type Summary = {status: string; total: number; ok: number; failed: number; attempts: number; byStatus: Record<string, number>};
 
 const BIDI = 'demo.v1.DemoService/ProcessStream';
@@ -23,7 +30,10 @@ async function run(dir: string, job: string) {
 test('grpc-batch run on a bidi method: every record answered in its own result line, over the streams asked for', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 300}, (_, i) => ({id: `r${i + 1}`, latencyMs: i % 3})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 300}, (_, i) => ({id: `r${i + 1}`, latencyMs: i % 3})),
+  );
   const {result, summary, results, byLine} = await run(dir, writeJob(dir, server.address, {method: BIDI, concurrency: 30, streams: 3}));
   assert.equal(result.code, 0, result.stderr);
   assert.equal(summary?.ok, 300);
@@ -38,8 +48,14 @@ test('a bidi stream the server ends mid-run: its records are retried by the retr
   const server = await startServer(t);
   const dir = tempDir(t);
   // Every 50th record ends its stream with UNAVAILABLE on its first attempt.
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 300}, (_, i) => ({id: `r${i + 1}`, failFirstAttempts: i % 50 === 49 ? 1 : 0})));
-  const {result, summary, results, byLine} = await run(dir, writeJob(dir, server.address, {method: BIDI, concurrency: 40, streams: 2, retry: {maxAttempts: 3, initialBackoff: '1ms'}}));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 300}, (_, i) => ({id: `r${i + 1}`, failFirstAttempts: i % 50 === 49 ? 1 : 0})),
+  );
+  const {result, summary, results, byLine} = await run(
+    dir,
+    writeJob(dir, server.address, {method: BIDI, concurrency: 40, streams: 2, retry: {maxAttempts: 3, initialBackoff: '1ms'}}),
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.equal(summary?.ok, 300);
   assert.equal(results.length, 300);
@@ -61,7 +77,10 @@ test('a bidi stream reset mid-run without retries: the unanswered records are in
   assert.equal(results.length, 200);
   const failed = results.filter((r) => r.status !== 'OK');
   assert.ok(failed.length >= 1);
-  assert.ok(failed.every((r) => r.status === 'INTERNAL' && /the stream ended before this record's answer/.test(r.error!)), JSON.stringify(failed[0]));
+  assert.ok(
+    failed.every((r) => r.status === 'INTERNAL' && /the stream ended before this record's answer/.test(r.error!)),
+    JSON.stringify(failed[0]),
+  );
   assert.equal(summary?.failed, failed.length);
   const failures = readFileSync(path.join(dir, 'out/failed.jsonl'), 'utf8').trim().split('\n');
   assert.deepEqual(failures.sort(), failed.map((r) => JSON.stringify(input[r.line - 1])).sort());
@@ -71,9 +90,15 @@ test('a bidi stream reset mid-run without retries: the unanswered records are in
 test('a bidi stream reset mid-run with INTERNAL retryable: every record ends OK, with one result line each', async (t) => {
   const server = await startH2StreamServer(t, {how: 'reset', breakAfter: 25, breaks: 2});
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 200}, (_, i) => ({id: `r${i + 1}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 200}, (_, i) => ({id: `r${i + 1}`})),
+  );
   const retry = {maxAttempts: 3, initialBackoff: '1ms', retryableStatusCodes: ['UNAVAILABLE', 'INTERNAL']};
-  const {result, summary, results, byLine} = await run(dir, writeJob(dir, server.address, {method: BIDI, concurrency: 20, streams: 2, retry}));
+  const {result, summary, results, byLine} = await run(
+    dir,
+    writeJob(dir, server.address, {method: BIDI, concurrency: 20, streams: 2, retry}),
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.equal(summary?.ok, 200);
   assert.equal(byLine.size, 200);
@@ -89,7 +114,10 @@ test('a bidi stream reset mid-run with INTERNAL retryable: every record ends OK,
 test('grpc-batch run on a client-streaming method: records go in batches of batchSize, each gets its batch response', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 95}, (_, i) => ({id: `r${i + 1}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 95}, (_, i) => ({id: `r${i + 1}`})),
+  );
   const {result, summary, results} = await run(dir, writeJob(dir, server.address, {method: BATCH, concurrency: 20, batchSize: 10}));
   assert.equal(result.code, 0, result.stderr);
   assert.equal(summary?.ok, 95);
@@ -103,8 +131,14 @@ test('grpc-batch run on a client-streaming method: records go in batches of batc
 test('a bidi run on 2 worker threads: each thread has its share of the streams, every record answered once', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 400}, (_, i) => ({id: `r${i + 1}`})));
-  const {result, summary, results, byLine} = await run(dir, writeJob(dir, server.address, {method: BIDI, concurrency: 40, streams: 4, workers: 2}));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 400}, (_, i) => ({id: `r${i + 1}`})),
+  );
+  const {result, summary, results, byLine} = await run(
+    dir,
+    writeJob(dir, server.address, {method: BIDI, concurrency: 40, streams: 4, workers: 2}),
+  );
   assert.equal(result.code, 0, result.stderr);
   assert.equal(summary?.ok, 400);
   assert.equal(results.length, 400);

@@ -14,7 +14,11 @@ const CONCURRENCY = 50;
 const FAIL_EVERY = 997;
 
 const recordLine = (i: number) => JSON.stringify(i % FAIL_EVERY === 0 ? {id: `r${i}`, fail_code: 5} : {id: `r${i}`});
-const wholeLines = (text: string) => text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '');
+const wholeLines = (text: string) =>
+  text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter((l) => l !== '');
 
 test('a .jsonl.gz input with .gz results and failures: kill -9, then --resume sends every record, at most the calls in flight twice, and both files read as gzip', async (t) => {
   const server = await startServer(t);
@@ -22,8 +26,11 @@ test('a .jsonl.gz input with .gz results and failures: kill -9, then --resume se
   const lines = Array.from({length: RECORDS}, (_, i) => recordLine(i + 1));
   writeFileSync(path.join(dir, 'input.jsonl.gz'), gzipSync(lines.join('\n') + '\n'));
   const job = writeJob(dir, server.address, {
-    input: 'input.jsonl.gz', concurrency: CONCURRENCY, retry: {maxAttempts: 1},
-    output: 'out/{runId}.jsonl.gz', failures: 'out/{runId}.failed.jsonl.gz',
+    input: 'input.jsonl.gz',
+    concurrency: CONCURRENCY,
+    retry: {maxAttempts: 1},
+    output: 'out/{runId}.jsonl.gz',
+    failures: 'out/{runId}.failed.jsonl.gz',
   });
   const state = path.join(dir, 'state.db');
 
@@ -35,7 +42,11 @@ test('a .jsonl.gz input with .gz results and failures: kill -9, then --resume se
   assert.ok(server.stats.calls < RECORDS, 'the run was killed before it finished');
 
   // What kill -9 left is gzip up to its last flush: every whole line in it is a result.
-  const output = path.join(dir, 'out', readdirSync(path.join(dir, 'out')).find((f) => /^\d.*\d\.jsonl\.gz$/.test(f) || /Z-[0-9a-f]+\.jsonl\.gz$/.test(f))!);
+  const output = path.join(
+    dir,
+    'out',
+    readdirSync(path.join(dir, 'out')).find((f) => /^\d.*\d\.jsonl\.gz$/.test(f) || /Z-[0-9a-f]+\.jsonl\.gz$/.test(f))!,
+  );
   const left = wholeLines(gunzipSync(readFileSync(output), {finishFlush: zlibConstants.Z_SYNC_FLUSH}).toString());
   assert.ok(left.length > 0, 'results were written before the kill');
   for (const line of left) assert.equal(typeof (JSON.parse(line) as {line: number}).line, 'number');
@@ -49,11 +60,18 @@ test('a .jsonl.gz input with .gz results and failures: kill -9, then --resume se
   assert.equal(summary.output, output);
 
   // Strict gunzip (every member whole, every checksum right): one result line per record.
-  const results = gunzipSync(readFileSync(summary.output)).toString().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as {line: number});
+  const results = gunzipSync(readFileSync(summary.output))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as {line: number});
   assert.equal(results.length, RECORDS, 'exactly one result line per record');
   assert.equal(new Set(results.map((r) => r.line)).size, RECORDS);
   // The failures file holds the failed records exactly as input.
-  const failed = gunzipSync(readFileSync(summary.failures)).toString().split('\n').filter((l) => l !== '');
+  const failed = gunzipSync(readFileSync(summary.failures))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '');
   assert.deepEqual(failed.sort(), lines.filter((_, i) => (i + 1) % FAIL_EVERY === 0).sort());
 
   const seen = new Map<string, number>();
@@ -70,22 +88,39 @@ test('the failures file of a .gz run is re-run as input: its records keep their 
   lines[6] = JSON.stringify({id: 'x7', fail_code: 14});
   lines[29] = JSON.stringify({id: 'x30', fail_code: 14});
   writeFileSync(path.join(dir, 'input.jsonl.gz'), gzipSync(lines.join('\n') + '\n'));
-  const job = writeJob(dir, server.address, {input: 'input.jsonl.gz', retry: {maxAttempts: 1}, output: 'out/{runId}.jsonl.gz', failures: 'out/{runId}.failed.jsonl.gz'});
+  const job = writeJob(dir, server.address, {
+    input: 'input.jsonl.gz',
+    retry: {maxAttempts: 1},
+    output: 'out/{runId}.jsonl.gz',
+    failures: 'out/{runId}.failed.jsonl.gz',
+  });
   const first = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {timeoutMs: 120_000});
   assert.equal(first.code, 1, first.stderr);
   const {failures} = JSON.parse(first.stdout) as {failures: string};
-  const again = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', failures], {timeoutMs: 120_000});
+  const again = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', failures], {
+    timeoutMs: 120_000,
+  });
   assert.equal(again.code, 1, again.stderr);
   assert.doesNotMatch(again.stderr, /does not match/);
   const {output} = JSON.parse(again.stdout) as {output: string};
-  const keys = gunzipSync(readFileSync(output)).toString().split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as {key: {line: number}}).key.line);
-  assert.deepEqual(keys.sort((a, b) => a - b), [7, 30]);
+  const keys = gunzipSync(readFileSync(output))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (JSON.parse(l) as {key: {line: number}}).key.line);
+  assert.deepEqual(
+    keys.sort((a, b) => a - b),
+    [7, 30],
+  );
 });
 
 test('a UTF-8 line holding the bytes FF FE is invalid UTF-8, not UTF-16: no iconv hint; real UTF-16 still gets it', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeFileSync(path.join(dir, 'input.jsonl'), Buffer.concat([Buffer.from('{"id":"a"}\n'), Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]));
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    Buffer.concat([Buffer.from('{"id":"a"}\n'), Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]),
+  );
   const job = writeJob(dir, server.address);
   const run = await runCli(['run', job, '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(run.code, 1, run.stderr);
@@ -94,7 +129,10 @@ test('a UTF-8 line holding the bytes FF FE is invalid UTF-8, not UTF-16: no icon
   const failed = readFileSync(path.join(dir, 'out', 'failed.jsonl'));
   assert.deepEqual(failed, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"b"}\n{"id":"c\xff\xfe"}\n', 'latin1')]));
 
-  writeFileSync(path.join(dir, 'utf16.jsonl'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]));
+  writeFileSync(
+    path.join(dir, 'utf16.jsonl'),
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]),
+  );
   rmSync(path.join(dir, 'out'), {recursive: true}); // validate refuses the job's fixed output paths once they hold a run's lines
   const utf16 = await runCli(['validate', job, '-i', 'utf16.jsonl'], {cwd: dir, timeoutMs: 120_000});
   assert.match(utf16.stderr, /looks like UTF-16 text; grpc-batch reads UTF-8: iconv/);
@@ -104,7 +142,10 @@ test('a .gz input is read by its bytes, not its name, and a zstd one is refused 
   const server = await startServer(t);
   const dir = tempDir(t);
   // gzip data named .jsonl: read all the same; before, it got "looks like UTF-16, use iconv".
-  writeFileSync(path.join(dir, 'input.jsonl'), gzipSync(Array.from({length: 500}, (_, i) => JSON.stringify({id: `g${i}`})).join('\n') + '\n'));
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    gzipSync(Array.from({length: 500}, (_, i) => JSON.stringify({id: `g${i}`})).join('\n') + '\n'),
+  );
   const job = writeJob(dir, server.address);
   const run = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(run.code, 0, run.stderr);
@@ -113,9 +154,15 @@ test('a .gz input is read by its bytes, not its name, and a zstd one is refused 
   assert.doesNotMatch(run.stderr, /UTF-16|iconv/);
 
   writeFileSync(path.join(dir, 'input.jsonl.zst'), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x00, 0x00]));
-  const zstd = await runCli(['run', job, '--no-progress', '-i', 'input.jsonl.zst', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const zstd = await runCli(['run', job, '--no-progress', '-i', 'input.jsonl.zst', '--state', path.join(dir, 'state.db')], {
+    cwd: dir,
+    timeoutMs: 120_000,
+  });
   assert.equal(zstd.code, 2, zstd.stderr);
-  assert.match(zstd.stderr, /input: .*input\.jsonl\.zst is zstd-compressed, and Node 20's zlib reads only gzip: decompress it first \(zstd -dk /);
+  assert.match(
+    zstd.stderr,
+    /input: .*input\.jsonl\.zst is zstd-compressed, and Node 20's zlib reads only gzip: decompress it first \(zstd -dk /,
+  );
   assert.equal(server.stats.calls, 500);
 });
 
@@ -136,6 +183,9 @@ test('a .gz results file cut in the middle of its last block (a crash mid-write)
   const resumed = new LineWriter(file, {append: true});
   resumed.write('{"line":301}');
   await resumed.close();
-  const lines = gunzipSync(readFileSync(file)).toString().split('\n').filter((l) => l !== '');
+  const lines = gunzipSync(readFileSync(file))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '');
   assert.deepEqual(lines, [...partial, '{"line":301}']);
 });

@@ -10,28 +10,42 @@ import {startServer} from '../helpers/server.js';
 test('a bad cron expression, time zone or policy is a load error naming file, key and what was expected; nothing starts', async (t) => {
   const server = await startServer(t);
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{schedule: '61 * * * *'}, /bad\.json: schedule: expected a cron expression like "\*\/15 \* \* \* \*" \(5 fields, or 6 with seconds first\), got "61 \* \* \* \*": minute field "61" is not valid: expected 0-59/],
-    [{schedule: '* * *'}, /bad\.json: schedule: expected a cron expression .*got "\* \* \*": expected a cron expression of 5 or 6 fields but got 3/],
-    [{schedule: '0 3 * * *', timezone: 'America/New_Yrok'}, /bad\.json: timezone: expected an IANA time zone name like America\/New_York, Europe\/Paris or UTC, got "America\/New_Yrok" \(did you mean "America\/New_York"\?\)/],
+    [
+      {schedule: '61 * * * *'},
+      /bad\.json: schedule: expected a cron expression like "\*\/15 \* \* \* \*" \(5 fields, or 6 with seconds first\), got "61 \* \* \* \*": minute field "61" is not valid: expected 0-59/,
+    ],
+    [
+      {schedule: '* * *'},
+      /bad\.json: schedule: expected a cron expression .*got "\* \* \*": expected a cron expression of 5 or 6 fields but got 3/,
+    ],
+    [
+      {schedule: '0 3 * * *', timezone: 'America/New_Yrok'},
+      /bad\.json: timezone: expected an IANA time zone name like America\/New_York, Europe\/Paris or UTC, got "America\/New_Yrok" \(did you mean "America\/New_York"\?\)/,
+    ],
     [{schedule: '0 3 * * *', overlap: 'sometimes'}, /bad\.json: overlap: expected one of skip, queue, replace, allow, got "sometimes"/],
     [{schedule: '0 3 * * *', catchUp: 'soon'}, /bad\.json: catchUp: expected a duration like 500ms, 10s, 1m30s or 1h/],
   ];
-  await Promise.all(cases.map(async ([extra, expected]) => {
-    const dir = tempDir(t);
-    writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
-    writeDaemonJob(dir, 'good', server.address, {schedule: '* * * * * *'});
-    writeDaemonJob(dir, 'bad', server.address, extra);
-    const result = await runCli(['daemon', dir, '--state', path.join(dir, 'state.db')], {cwd: dir});
-    assert.equal(result.code, 2, result.stderr);
-    assert.match(result.stderr, expected);
-  }));
+  await Promise.all(
+    cases.map(async ([extra, expected]) => {
+      const dir = tempDir(t);
+      writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
+      writeDaemonJob(dir, 'good', server.address, {schedule: '* * * * * *'});
+      writeDaemonJob(dir, 'bad', server.address, extra);
+      const result = await runCli(['daemon', dir, '--state', path.join(dir, 'state.db')], {cwd: dir});
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, expected);
+    }),
+  );
   assert.equal(server.stats.calls, 0, 'nothing was sent');
 });
 
 test('SIGTERM with a run in flight lets its calls finish, records the run and exits 0', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), [1, 2, 3].map((i) => ({id: `r${i}`, latencyMs: 1500})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    [1, 2, 3].map((i) => ({id: `r${i}`, latencyMs: 1500})),
+  );
   writeDaemonJob(dir, 'every-second', server.address, {schedule: '* * * * * *'});
   const state = path.join(dir, 'state.db');
   const daemon = startDaemon(t, [dir, '--state', state, '--grace', '20s'], dir);
@@ -41,17 +55,27 @@ test('SIGTERM with a run in flight lets its calls finish, records the run and ex
   assert.deepEqual(await daemon.exited, {code: 0, signal: null});
   assert.equal(server.stats.byStatus['OK'], 3);
   assert.equal(server.stats.byStatus['CANCELLED'], undefined);
-  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; ok?: number}[];
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+    runId: string;
+    status: string;
+    ok?: number;
+  }[];
   const run = history.find((r) => r.runId === started.runId)!;
   assert.equal(run.status, 'succeeded');
   assert.equal(run.ok, 3);
-  assert.ok(history.every((r) => r.status !== 'running'), 'every run has its final state');
+  assert.ok(
+    history.every((r) => r.status !== 'running'),
+    'every run has its final state',
+  );
 });
 
 test('SIGTERM cancels the calls still in flight once --grace is over and records the run as interrupted', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), [1, 2].map((i) => ({id: `r${i}`, latencyMs: 4000})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    [1, 2].map((i) => ({id: `r${i}`, latencyMs: 4000})),
+  );
   writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *'});
   const state = path.join(dir, 'state.db');
   const daemon = startDaemon(t, [dir, '--state', state, '--grace', '200ms'], dir);
@@ -60,7 +84,11 @@ test('SIGTERM cancels the calls still in flight once --grace is over and records
   daemon.signal('SIGTERM');
   assert.deepEqual(await daemon.exited, {code: 0, signal: null});
   await until(() => server.stats.byStatus['CANCELLED'] === 2);
-  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; reason?: string}[];
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+    runId: string;
+    status: string;
+    reason?: string;
+  }[];
   const run = history.find((r) => r.runId === started.runId)!;
   assert.equal(run.status, 'interrupted');
   assert.match(run.reason!, /grace period/);
@@ -132,7 +160,11 @@ test('history survives a restart and lists the runs of the daemon and of grpc-ba
   const oneOff = await runCli(['run', jobFile, '--state', state, '--json', '--no-progress'], {cwd: dir});
   assert.equal(oneOff.code, 0, oneOff.stderr);
   const runId = (JSON.parse(oneOff.stdout) as {runId: string}).runId;
-  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; trigger: string; status: string}[];
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+    runId: string;
+    trigger: string;
+    status: string;
+  }[];
   assert.deepEqual(history[0], {...history[0], runId, trigger: 'manual', status: 'succeeded'});
   assert.ok(history.some((r) => r.runId === finished.runId && r.trigger === 'schedule' && r.status === 'succeeded'));
   const table = await runCli(['history', '--job', 'report', '--limit', '1', '--state', state], {cwd: dir});
@@ -155,22 +187,37 @@ test('--keep-runs keeps only the newest runs of each job in the history; a bad v
   daemon.signal('SIGTERM');
   assert.equal((await daemon.exited).code, 0);
   const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {status: string}[];
-  assert.deepEqual(history.map((r) => r.status), ['succeeded', 'succeeded'], 'at least 4 runs ended; the 2 newest are kept');
+  assert.deepEqual(
+    history.map((r) => r.status),
+    ['succeeded', 'succeeded'],
+    'at least 4 runs ended; the 2 newest are kept',
+  );
   const oneOff = await runCli(['run', jobFile, '--state', state, '--json', '--no-progress'], {cwd: dir});
   assert.equal(oneOff.code, 0, oneOff.stderr);
   const after = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {trigger: string}[];
-  assert.deepEqual(after.map((r) => r.trigger), ['manual', 'schedule', 'schedule'], 'grpc-batch run --state deletes nothing');
+  assert.deepEqual(
+    after.map((r) => r.trigger),
+    ['manual', 'schedule', 'schedule'],
+    'grpc-batch run --state deletes nothing',
+  );
 });
 
-test('list shows each job\'s schedule in words, its next three fire times in its zone, and its last run', async (t) => {
+test("list shows each job's schedule in words, its next three fire times in its zone, and its last run", async (t) => {
   const dir = tempDir(t);
   mkdirSync(path.join(dir, 'jobs'));
   writeJsonl(path.join(dir, 'jobs', 'input.jsonl'), [{id: 'a'}]);
-  writeDaemonJob(path.join(dir, 'jobs'), 'nightly', '127.0.0.1:1', {schedule: '30 2 * * *', timezone: 'America/New_York', overlap: 'queue'});
+  writeDaemonJob(path.join(dir, 'jobs'), 'nightly', '127.0.0.1:1', {
+    schedule: '30 2 * * *',
+    timezone: 'America/New_York',
+    overlap: 'queue',
+  });
   writeDaemonJob(path.join(dir, 'jobs'), 'adhoc', '127.0.0.1:1');
   const result = await runCli(['list', 'jobs', '--state', path.join(dir, 'none.db')], {cwd: dir});
   assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stdout, /^nightly .*\n {2}schedule: 30 2 \* \* \* {2}at 02:30 every day, America\/New_York\n {2}overlap: queue, catch-up: never, jitter: none\n {2}next: (\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T, ){2}\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T\n {2}last run: none recorded/m);
+  assert.match(
+    result.stdout,
+    /^nightly .*\n {2}schedule: 30 2 \* \* \* {2}at 02:30 every day, America\/New_York\n {2}overlap: queue, catch-up: never, jitter: none\n {2}next: (\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T, ){2}\d{4}-\d\d-\d\d 0[23]:[03]0:00 E[SD]T\n {2}last run: none recorded/m,
+  );
   assert.match(result.stdout, /^adhoc .*\n {2}schedule: none/m);
 });
 
@@ -178,7 +225,10 @@ test('a second SIGTERM cancels the runs as the end of --grace does: recorded int
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 40;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})),
+  );
   writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *', concurrency: 4});
   server.setLatency(60_000); // the first 4 calls hang until the second SIGTERM cuts them
   const state = path.join(dir, 'state.db');
@@ -189,7 +239,11 @@ test('a second SIGTERM cancels the runs as the end of --grace does: recorded int
   await first.waitFor(event('scheduler:closing'));
   first.signal('SIGTERM');
   assert.deepEqual(await first.exited, {code: 0, signal: null});
-  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; reason?: string}[];
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+    runId: string;
+    status: string;
+    reason?: string;
+  }[];
   const cut = history.find((r) => r.runId === started.runId)!;
   assert.equal(cut.status, 'interrupted', JSON.stringify(cut));
   assert.match(cut.reason!, /SIGTERM received twice/);
@@ -206,14 +260,24 @@ test('a second SIGTERM cancels the runs as the end of --grace does: recorded int
   const sent = new Map<string, number>();
   for (const id of server.stats.ids) sent.set(id, (sent.get(id) ?? 0) + 1);
   assert.equal(sent.size, RECORDS, 'every record reached the server');
-  assert.deepEqual([...sent].filter(([, n]) => n > 1).map(([id]) => id).sort(), ['r1', 'r2', 'r3', 'r4'], 'only the 4 cut calls were sent again');
+  assert.deepEqual(
+    [...sent]
+      .filter(([, n]) => n > 1)
+      .map(([id]) => id)
+      .sort(),
+    ['r1', 'r2', 'r3', 'r4'],
+    'only the 4 cut calls were sent again',
+  );
 });
 
 test('a daemon killed with -9 mid-run resumes that run at its next start: every record ends with one result', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 400;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})),
+  );
   writeDaemonJob(dir, 'nightly', server.address, {schedule: '* * * * * *', concurrency: 4});
   const state = path.join(dir, 'state.db');
   const first = startDaemon(t, [dir, '--state', state], dir);
@@ -230,10 +294,19 @@ test('a daemon killed with -9 mid-run resumes that run at its next start: every 
   assert.equal(finished['status'], 'succeeded');
   second.signal('SIGTERM');
   await second.exited;
-  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; total?: number; ok?: number; output?: string}[];
+  const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+    runId: string;
+    status: string;
+    total?: number;
+    ok?: number;
+    output?: string;
+  }[];
   const run = history.find((r) => r.runId === started.runId)!;
   assert.deepEqual([run.status, run.total, run.ok], ['succeeded', RECORDS, RECORDS]);
-  const lines = readFileSync(run.output!, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as {line: number}).line);
+  const lines = readFileSync(run.output!, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as {line: number}).line);
   assert.equal(lines.length, RECORDS);
   assert.equal(new Set(lines).size, RECORDS);
   const sent = new Map<string, number>();
@@ -270,7 +343,7 @@ test('the daemon logs one run:started and one run:finished per run, whatever the
   }
 });
 
-test('the daemon refuses to start when a job\'s files could not be written, or would be overwritten run after run', async (t) => {
+test("the daemon refuses to start when a job's files could not be written, or would be overwritten run after run", async (t) => {
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   writeFileSync(path.join(dir, 'blocker'), 'a file where a folder should be');
@@ -279,5 +352,8 @@ test('the daemon refuses to start when a job\'s files could not be written, or w
   const result = await runCli(['daemon', dir, '--state', path.join(dir, 'state.db')], {cwd: dir});
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /blocked\.json: output: cannot create \S+blocker\/RUNID\.jsonl: \S+blocker is a file, not a folder/);
-  assert.match(result.stderr, /fixed\.json: output: the daemon runs a job again and again, and a run never overwrites another's files: put \{runId\} in the path \(fixed-\{runId\}\.jsonl\)/);
+  assert.match(
+    result.stderr,
+    /fixed\.json: output: the daemon runs a job again and again, and a run never overwrites another's files: put \{runId\} in the path \(fixed-\{runId\}\.jsonl\)/,
+  );
 });

@@ -29,10 +29,15 @@ test('a status whose messages name each record is one row with an example, and i
   // As real servers write it: the record's own id in the message.
   const server = await startSchemaServer(t, {
     reflection: 'none',
-    answer: (_call, request) => ({error: {code: grpc.status.NOT_FOUND, details: `order ${(ProcessRequest.decode(request) as unknown as {id: string}).id} not found`}}),
+    answer: (_call, request) => ({
+      error: {code: grpc.status.NOT_FOUND, details: `order ${(ProcessRequest.decode(request) as unknown as {id: string}).id} not found`},
+    }),
   });
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 400}, (_, i) => ({id: `o${i}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 400}, (_, i) => ({id: `o${i}`})),
+  );
   const job = writeJob(dir, server.address, {output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl', concurrency: 8});
 
   const json = await runCli(['run', job, '--json'], {cwd: dir, timeoutMs: 120_000});
@@ -58,7 +63,10 @@ test('deadline messages that differ only in their durations are one row', async 
   const server = await startServer(t);
   const dir = tempDir(t);
   // Half the records answer at once (the backend is up), half outlast the deadline.
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => (i % 2 ? {id: `slow-${i}`, latencyMs: 5000} : {id: `fast-${i}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 40}, (_, i) => (i % 2 ? {id: `slow-${i}`, latencyMs: 5000} : {id: `fast-${i}`})),
+  );
   const summary = await runJob(await loadJob(writeJob(dir, server.address, {deadline: '1s', concurrency: 20, retry: {maxAttempts: 1}})));
   const count = summary.byStatus['DEADLINE_EXCEEDED']!;
   assert.ok(count >= 20, JSON.stringify(summary));
@@ -70,12 +78,24 @@ test('deadline messages that differ only in their durations are one row', async 
 
 test('the rules mask ids, numbers, durations and addresses, and keep the rest of the message', () => {
   assert.equal(messageTemplate('order o17 not found'), 'order <id> not found');
-  assert.equal(messageTemplate('Deadline exceeded after 5.000s,LB pick: 0.001s,remote_addr=127.0.0.1:50999'), 'Deadline exceeded after <duration>,remote_addr=<address>');
+  assert.equal(
+    messageTemplate('Deadline exceeded after 5.000s,LB pick: 0.001s,remote_addr=127.0.0.1:50999'),
+    'Deadline exceeded after <duration>,remote_addr=<address>',
+  );
   // grpc-js names a phase only when it took time: the timings are left out of the template.
-  assert.equal(messageTemplate('Deadline exceeded after 5.001s,name resolution: 0.002s,remote_addr=[::1]:443'), 'Deadline exceeded after <duration>,remote_addr=<address>');
+  assert.equal(
+    messageTemplate('Deadline exceeded after 5.001s,name resolution: 0.002s,remote_addr=[::1]:443'),
+    'Deadline exceeded after <duration>,remote_addr=<address>',
+  );
   assert.equal(messageTemplate('upstream db-3.internal:5432 refused; retry in 250ms'), 'upstream <address> refused; retry in <duration>');
-  assert.equal(messageTemplate('request 550e8400-e29b-41d4-a716-446655440000 at 2026-12-07T22:05:07.123Z: 3 items'), 'request <id> at <time>: <n> items');
-  assert.equal(messageTemplate('count: expected an integer (int32), got "many" (string)'), 'count: expected an integer (int32), got "many" (string)');
+  assert.equal(
+    messageTemplate('request 550e8400-e29b-41d4-a716-446655440000 at 2026-12-07T22:05:07.123Z: 3 items'),
+    'request <id> at <time>: <n> items',
+  );
+  assert.equal(
+    messageTemplate('count: expected an integer (int32), got "many" (string)'),
+    'count: expected an integer (int32), got "many" (string)',
+  );
   assert.equal(messageTemplate('TLS: wrong version number'), 'TLS: wrong version number');
 });
 

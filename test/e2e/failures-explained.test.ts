@@ -24,14 +24,33 @@ async function deadPort(t: import('node:test').TestContext): Promise<number> {
 test('the summary names the cause and what to do: nothing listening (the run waits, then stops resumable)', async (t) => {
   const port = await deadPort(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 5}, (_, i) => ({id: `r${i}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 5}, (_, i) => ({id: `r${i}`})),
+  );
   const job = writeJob(dir, `127.0.0.1:${port}`, {output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const result = await runCli(['run', job, '--no-progress', '--max-outage', '300ms'], {cwd: dir, env: {GRPC_BATCH_LOG: 'warn'}});
   assert.equal(result.code, 4, result.stderr);
-  assert.match(result.stdout, new RegExp(`^ {2}interrupted the backend was unreachable for \\S+ \\(maxOutage\\): connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; nothing failed for it$`, 'm'));
-  assert.match(result.stdout, new RegExp(`^ {14}hint: nothing is listening at 127\\.0\\.0\\.1:${port}: is the server up, and is the port right\\?$`, 'm'));
-  const down = result.stderr.split('\n').map((l) => (l.startsWith('{') ? JSON.parse(l) as {event?: string; msg?: string; hint?: string} : {})).find((l) => l.event === 'backend:down');
-  assert.match(down?.msg ?? '', new RegExp(`^waiting for the backend: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(hint: nothing is listening`), result.stderr);
+  assert.match(
+    result.stdout,
+    new RegExp(
+      `^ {2}interrupted the backend was unreachable for \\S+ \\(maxOutage\\): connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; nothing failed for it$`,
+      'm',
+    ),
+  );
+  assert.match(
+    result.stdout,
+    new RegExp(`^ {14}hint: nothing is listening at 127\\.0\\.0\\.1:${port}: is the server up, and is the port right\\?$`, 'm'),
+  );
+  const down = result.stderr
+    .split('\n')
+    .map((l) => (l.startsWith('{') ? (JSON.parse(l) as {event?: string; msg?: string; hint?: string}) : {}))
+    .find((l) => l.event === 'backend:down');
+  assert.match(
+    down?.msg ?? '',
+    new RegExp(`^waiting for the backend: connect ECONNREFUSED 127\\.0\\.0\\.1:${port} \\(hint: nothing is listening`),
+    result.stderr,
+  );
   const json = await runCli(['run', job, '--json', '--max-outage', '300ms'], {cwd: dir});
   const summary = JSON.parse(json.stdout) as {status: string; interruptHint?: string; next: string[]};
   assert.equal(summary.status, 'interrupted');
@@ -43,20 +62,39 @@ test('the summary names the cause and what to do: nothing listening (the run wai
 const TLS_CASES: readonly [string, 'plain' | 'tls' | 'mtls', Record<string, string> | undefined, string, RegExp][] = [
   ['TLS against a plaintext server', 'plain', {ca: 'ca.pem'}, '127.0.0.1', /the server speaks plaintext, not TLS: remove tls from the job/],
   ['plaintext against a TLS server', 'tls', undefined, '127.0.0.1', /if the server expects TLS, add tls to the job/],
-  ['a certificate for another name', 'tls', {ca: 'ca.pem', serverName: 'users.internal'}, 'localhost', /the server's certificate is for DNS:localhost, IP Address:127\.0\.0\.1: set tls\.serverName to one of them/],
+  [
+    'a certificate for another name',
+    'tls',
+    {ca: 'ca.pem', serverName: 'users.internal'},
+    'localhost',
+    /the server's certificate is for DNS:localhost, IP Address:127\.0\.0\.1: set tls\.serverName to one of them/,
+  ],
   ['a CA the job does not trust', 'tls', {}, 'localhost', /not signed by a CA the job trusts: set tls\.ca/],
-  ['mutual TLS without a client certificate', 'mtls', {ca: 'ca.pem'}, 'localhost', /wants a client certificate it accepts: set tls\.cert and tls\.key/],
+  [
+    'mutual TLS without a client certificate',
+    'mtls',
+    {ca: 'ca.pem'},
+    'localhost',
+    /wants a client certificate it accepts: set tls\.cert and tls\.key/,
+  ],
 ];
 
 test('the summary explains TLS mistakes, each with its fix', {concurrency: 2}, async (t) => {
   for (const [what, serverTls, jobTls, host, hint] of TLS_CASES) {
     await t.test(what, async (t) => {
-      const tls = serverTls === 'plain' ? undefined : {key: pem('server.key'), cert: pem('server.pem'), ...(serverTls === 'mtls' ? {ca: pem('ca.pem')} : {})};
+      const tls =
+        serverTls === 'plain'
+          ? undefined
+          : {key: pem('server.key'), cert: pem('server.pem'), ...(serverTls === 'mtls' ? {ca: pem('ca.pem')} : {})};
       const server = await startServer(t, tls ? {tls} : {});
       const dir = tempDir(t);
       writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}, {id: 'b'}]);
-      const jobTlsPaths = jobTls ? Object.fromEntries(Object.entries(jobTls).map(([k, v]) => [k, k === 'serverName' ? v : path.join(TLS, v)])) : undefined;
-      const summary = await runJob(await loadJob(writeJob(dir, `${host}:${server.port}`, {deadline: '5s', ...(jobTlsPaths ? {tls: jobTlsPaths} : {})})));
+      const jobTlsPaths = jobTls
+        ? Object.fromEntries(Object.entries(jobTls).map(([k, v]) => [k, k === 'serverName' ? v : path.join(TLS, v)]))
+        : undefined;
+      const summary = await runJob(
+        await loadJob(writeJob(dir, `${host}:${server.port}`, {deadline: '5s', ...(jobTlsPaths ? {tls: jobTlsPaths} : {})})),
+      );
       // Not an outage: a TLS mistake fails the records at once, with the cause and its fix.
       assert.deepEqual([summary.status, summary.failed], ['failed', 2], JSON.stringify(summary));
       const errors = summary.errors['UNAVAILABLE'] ?? [];
@@ -70,22 +108,41 @@ test('the summary explains TLS mistakes, each with its fix', {concurrency: 2}, a
 
 test('a host name that does not resolve is explained (in a network namespace with no network)', async (t) => {
   const probe = spawnSync('unshare', ['-n', 'true']);
-  if (probe.status !== 0) return t.skip(`unshare -n is not permitted here (${probe.stderr?.toString().trim() || probe.error?.message}): needs root or user namespaces`);
+  if (probe.status !== 0)
+    return t.skip(
+      `unshare -n is not permitted here (${probe.stderr?.toString().trim() || probe.error?.message}): needs root or user namespaces`,
+    );
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const job = writeJob(dir, 'no-such-host.invalid:50051', {maxOutage: '300ms'});
-  const {PACKAGE_ROOT} = await import('../../src/util/paths.js');
   const result = spawnSync('unshare', ['-n', ...CLI_COMMAND, 'run', job, '--no-progress'], {
-    cwd: dir, encoding: 'utf8', env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv, timeout: 30_000,
+    cwd: dir,
+    encoding: 'utf8',
+    env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'warn'} as NodeJS.ProcessEnv,
+    timeout: 30_000,
   });
   assert.equal(result.status, 4, result.stderr);
-  assert.match(result.stdout, /interrupted the backend was unreachable for \S+ \(maxOutage\): Name resolution failed for target dns:no-such-host\.invalid:50051/);
+  assert.match(
+    result.stdout,
+    /interrupted the backend was unreachable for \S+ \(maxOutage\): Name resolution failed for target dns:no-such-host\.invalid:50051/,
+  );
   assert.match(result.stdout, /hint: the host name in target no-such-host\.invalid:50051 does not resolve/);
 });
 
 test('cleanDetails keeps the cause and drops the wrapping, timestamps and OpenSSL locations', () => {
-  assert.equal(cleanDetails('No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:50999. Resolution note: '), 'connect ECONNREFUSED 127.0.0.1:50999');
-  assert.equal(cleanDetails('No connection established. Last error: Error: 805C0B99F07F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n. Resolution note: '), 'TLS: wrong version number');
-  assert.equal(cleanDetails('No connection established. Last error: Failed to connect (2026-12-01T23:09:56.603Z). Resolution note: '), 'Failed to connect');
+  assert.equal(
+    cleanDetails('No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:50999. Resolution note: '),
+    'connect ECONNREFUSED 127.0.0.1:50999',
+  );
+  assert.equal(
+    cleanDetails(
+      'No connection established. Last error: Error: 805C0B99F07F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n. Resolution note: ',
+    ),
+    'TLS: wrong version number',
+  );
+  assert.equal(
+    cleanDetails('No connection established. Last error: Failed to connect (2026-12-01T23:09:56.603Z). Resolution note: '),
+    'Failed to connect',
+  );
   assert.equal(cleanDetails('demo: asked to fail with code 3'), 'demo: asked to fail with code 3');
 });

@@ -17,7 +17,7 @@ function readmeArgs(): string[][] {
   return [...section.matchAll(/^\s*args: (\[.*\])$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
 }
 
-test('the README\'s Kubernetes Deployment and CronJob work as written: jobs and working folder read-only, results under /state', async (t) => {
+test("the README's Kubernetes Deployment and CronJob work as written: jobs and working folder read-only, results under /state", async (t) => {
   const args = readmeArgs();
   assert.equal(args.length, 2, 'a Deployment and a CronJob');
   const server = await startServer(t);
@@ -28,7 +28,10 @@ test('the README\'s Kubernetes Deployment and CronJob work as written: jobs and 
   for (const folder of [jobs, state, workdir]) mkdirSync(folder);
   writeJsonl(path.join(jobs, 'input.jsonl'), [{id: 'a'}, {id: 'b'}, {id: 'c'}]);
   // The ConfigMap's job: no output keys, so the default files are used.
-  writeFileSync(path.join(jobs, 'nightly.yaml'), `name: nightly-sync\ntarget: ${server.address}\nproto: ${DEMO_PROTO}\nmethod: ${DEMO_METHOD}\ninput: input.jsonl\n`);
+  writeFileSync(
+    path.join(jobs, 'nightly.yaml'),
+    `name: nightly-sync\ntarget: ${server.address}\nproto: ${DEMO_PROTO}\nmethod: ${DEMO_METHOD}\ninput: input.jsonl\n`,
+  );
   const mounted: string[] = [];
   for (const folder of [jobs, workdir]) {
     const ro = spawnSync('mount', ['-o', 'bind,ro', folder, folder]);
@@ -40,7 +43,11 @@ test('the README\'s Kubernetes Deployment and CronJob work as written: jobs and 
   }
   try {
     // The pod's paths, mapped to this test's folders; the ops port on loopback, a free one.
-    const map = (arg: string) => arg.replace(/^\/jobs/, jobs).replace(/^\/state/, state).replace('0.0.0.0:9464', '127.0.0.1:0');
+    const map = (arg: string) =>
+      arg
+        .replace(/^\/jobs/, jobs)
+        .replace(/^\/state/, state)
+        .replace('0.0.0.0:9464', '127.0.0.1:0');
     const [deployment, cronJob] = args.map((list) => list.map(map)) as [string[], string[]];
     assert.equal(deployment[0], 'daemon');
     const daemon = startDaemon(t, deployment.slice(1), workdir);
@@ -56,7 +63,11 @@ test('the README\'s Kubernetes Deployment and CronJob work as written: jobs and 
     const once = await runCli(cronJob, {cwd: workdir});
     assert.equal(once.code, 0, once.stderr);
     assert.equal((JSON.parse(once.stdout) as {ok: number}).ok, 3);
-    assert.equal(readdirSync(path.join(state, 'out')).filter((f) => f.endsWith('.jsonl') && !f.includes('failed')).length, 2, 'both runs wrote their results under /state/out');
+    assert.equal(
+      readdirSync(path.join(state, 'out')).filter((f) => f.endsWith('.jsonl') && !f.includes('failed')).length,
+      2,
+      'both runs wrote their results under /state/out',
+    );
     assert.equal(server.stats.calls, 6);
   } finally {
     for (const m of mounted) spawnSync('umount', [m]);

@@ -12,7 +12,22 @@ const SIX_MIB = Buffer.alloc(6 * MiB, 0xfb).toString('base64'); // '+' and '/' i
 
 function writeJob(dir: string, job: Record<string, unknown>, name = 'job.json'): string {
   const file = path.join(dir, name);
-  writeFileSync(file, JSON.stringify({name: 'large', proto: JSON_PROTO, method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl', ...job}, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        name: 'large',
+        proto: JSON_PROTO,
+        method: ECHO,
+        input: 'input.jsonl',
+        output: 'out/results.jsonl',
+        failures: 'out/failed.jsonl',
+        ...job,
+      },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
@@ -41,7 +56,17 @@ test('a 6 MiB request: refused as a line over maxLineBytes by default, sent with
   assert.match(invalid!.error, /line is longer than 4194304 bytes \(raise maxLineBytes in the job, or --max-line-bytes/);
   assert.equal(server.calls.length, 0);
 
-  const sent = await runCli(['run', job, '--no-progress', '--max-line-bytes', '16MiB', '--output', path.join(dir, 'out', 'sent.jsonl'), '--failures', path.join(dir, 'out', 'sent.failed.jsonl')]);
+  const sent = await runCli([
+    'run',
+    job,
+    '--no-progress',
+    '--max-line-bytes',
+    '16MiB',
+    '--output',
+    path.join(dir, 'out', 'sent.jsonl'),
+    '--failures',
+    path.join(dir, 'out', 'sent.failed.jsonl'),
+  ]);
   assert.equal(sent.code, 0, sent.stderr);
   assert.equal(server.calls.length, 1);
   assert.ok(server.calls[0]!.bytes > 6 * MiB, `the server got ${server.calls[0]!.bytes} bytes`);
@@ -62,7 +87,11 @@ test('channelOptions grpc.max_send_message_length below the request stops it at 
   const server = await startSchemaServer(t, {reflection: 'none', serverOptions: {'grpc.max_receive_message_length': 16 * MiB}, ...small});
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), `${JSON.stringify({blob: SIX_MIB})}\n`);
-  const result = await runCli(['run', writeJob(dir, {target: server.address, maxLineBytes: '10MB', channelOptions: {'grpc.max_send_message_length': MiB}}), '--no-progress']);
+  const result = await runCli([
+    'run',
+    writeJob(dir, {target: server.address, maxLineBytes: '10MB', channelOptions: {'grpc.max_send_message_length': MiB}}),
+    '--no-progress',
+  ]);
   assert.equal(result.code, 1);
   const [failed] = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as {status: string; error: string}[];
   assert.equal(failed!.status, 'RESOURCE_EXHAUSTED');
@@ -70,13 +99,16 @@ test('channelOptions grpc.max_send_message_length below the request stops it at 
   assert.equal(server.calls.length, 0);
 });
 
-test('a 6 MiB request from a job module\'s requests() is sent (no stack overflow)', async (t) => {
+test("a 6 MiB request from a job module's requests() is sent (no stack overflow)", async (t) => {
   const server = await startSchemaServer(t, {reflection: 'none', serverOptions: {'grpc.max_receive_message_length': 16 * MiB}, ...small});
   const dir = tempDir(t);
   const file = path.join(dir, 'job.mjs');
-  writeFileSync(file, `export default {name: 'module', target: ${JSON.stringify(server.address)}, proto: ${JSON.stringify(JSON_PROTO)}, method: ${JSON.stringify(ECHO)},
+  writeFileSync(
+    file,
+    `export default {name: 'module', target: ${JSON.stringify(server.address)}, proto: ${JSON.stringify(JSON_PROTO)}, method: ${JSON.stringify(ECHO)},
     output: 'out/results.jsonl', failures: 'out/failed.jsonl',
-    *requests() { yield {blob: Buffer.alloc(${6 * MiB}, 0xfb).toString('base64')}; }};\n`);
+    *requests() { yield {blob: Buffer.alloc(${6 * MiB}, 0xfb).toString('base64')}; }};\n`,
+  );
   const result = await runCli(['run', file, '--no-progress']);
   assert.equal(result.code, 0, result.stderr);
   assert.ok(server.calls[0]!.bytes > 6 * MiB);

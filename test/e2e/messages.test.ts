@@ -30,7 +30,9 @@ test('an empty variable is said to be empty, not unset; ${VAR:-} allows it', asy
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const file = writeJob(dir, '127.0.0.1:50051', {metadata: {authorization: 'Bearer ${API_TOKEN}'}});
-  assert.deepEqual(await issuesOf(file, {API_TOKEN: ''}), ['metadata.authorization: environment variable API_TOKEN is set but empty (write ${API_TOKEN:-} if empty is meant, or ${API_TOKEN:-default} for a default)']);
+  assert.deepEqual(await issuesOf(file, {API_TOKEN: ''}), [
+    'metadata.authorization: environment variable API_TOKEN is set but empty (write ${API_TOKEN:-} if empty is meant, or ${API_TOKEN:-default} for a default)',
+  ]);
   const allowed = writeJob(dir, '127.0.0.1:50051', {metadata: {'x-tenant': 't${SUFFIX:-}'}}, 'allowed.yaml');
   assert.equal((await loadJob(allowed, {}, {SUFFIX: ''})).spec.metadata['x-tenant'], 't');
 });
@@ -41,7 +43,12 @@ test('$VAR without braces is sent as written, with a warning that says how to wr
   const file = writeJob(dir, '127.0.0.1:50051', {metadata: {authorization: 'Bearer $API_TOKEN', 'x-price': '$$5'}});
   const job = await loadJob(file, {}, {API_TOKEN: 'secret'});
   assert.equal(job.spec.metadata['authorization'], 'Bearer $API_TOKEN');
-  assert.deepEqual(job.warnings.map((w) => `${w.path}: ${w.message}`), ['metadata.authorization: "$API_TOKEN" is sent as written: write ${API_TOKEN} for the environment variable, or $$API_TOKEN for a literal $']);
+  assert.deepEqual(
+    job.warnings.map((w) => `${w.path}: ${w.message}`),
+    [
+      'metadata.authorization: "$API_TOKEN" is sent as written: write ${API_TOKEN} for the environment variable, or $$API_TOKEN for a literal $',
+    ],
+  );
   const result = await runCli(['validate', file], {cwd: dir, env: {API_TOKEN: 'secret'}});
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /^warning: job\.yaml: metadata\.authorization: "\$API_TOKEN" is sent as written/m);
@@ -49,11 +56,17 @@ test('$VAR without braces is sent as written, with a warning that says how to wr
 
 test('a proto import that is not found says to add its folder to importPaths', async (t) => {
   const dir = tempDir(t);
-  writeFileSync(path.join(dir, 'svc.proto'), 'syntax = "proto3";\npackage a.v1;\nimport "common/types.proto";\nservice S { rpc M (common.Req) returns (common.Req); }\n');
+  writeFileSync(
+    path.join(dir, 'svc.proto'),
+    'syntax = "proto3";\npackage a.v1;\nimport "common/types.proto";\nservice S { rpc M (common.Req) returns (common.Req); }\n',
+  );
   writeJsonl(path.join(dir, 'input.jsonl'), [{}]);
   const file = writeJob(dir, '127.0.0.1:50051', {proto: 'svc.proto', method: 'a.v1.S/M'});
   const [issue] = await issuesOf(file);
-  assert.match(issue!, /^proto: imports "common\/types\.proto", which is not in \S+: add the folder that holds common\/types\.proto to importPaths/);
+  assert.match(
+    issue!,
+    /^proto: imports "common\/types\.proto", which is not in \S+: add the folder that holds common\/types\.proto to importPaths/,
+  );
   mkdirSync(path.join(dir, 'vendor', 'common'), {recursive: true});
   writeFileSync(path.join(dir, 'vendor', 'common', 'types.proto'), 'syntax = "proto3";\npackage common;\nmessage Req { string id = 1; }\n');
   const fixed = writeJob(dir, '127.0.0.1:50051', {proto: 'svc.proto', method: 'a.v1.S/M', importPaths: ['vendor']}, 'fixed.yaml');
@@ -64,10 +77,16 @@ test('GRPC_BATCH_LOG with an unknown level is a usage error naming the levels, n
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
   const file = writeJob(dir, '127.0.0.1:50051');
-  for (const args of [['run', file], ['daemon', file]]) {
+  for (const args of [
+    ['run', file],
+    ['daemon', file],
+  ]) {
     const result = await runCli(args, {cwd: dir, env: {GRPC_BATCH_LOG: 'verbose'}});
     assert.equal(result.code, 2, result.stderr);
-    assert.equal(result.stderr, 'grpc-batch: GRPC_BATCH_LOG: expected one of trace, debug, info, warn, error, fatal, silent, got "verbose"\n');
+    assert.equal(
+      result.stderr,
+      'grpc-batch: GRPC_BATCH_LOG: expected one of trace, debug, info, warn, error, fatal, silent, got "verbose"\n',
+    );
   }
 });
 
@@ -118,12 +137,21 @@ test('a status name given by one of its words is suggested: DEADLINE for DEADLIN
 test('a pretty-printed or UTF-16 input gets the command that fixes it, in validate and in the run log', async (t) => {
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'pretty.jsonl'), '{\n  "id": "a"\n}\n');
-  writeFileSync(path.join(dir, 'utf16.jsonl'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]));
+  writeFileSync(
+    path.join(dir, 'utf16.jsonl'),
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"id":"a"}\n{"id":"b"}\n', 'utf16le')]),
+  );
   const file = writeJob(dir, '127.0.0.1:50051');
   const pretty = await runCli(['validate', file, '-i', 'pretty.jsonl'], {cwd: dir});
-  assert.match(pretty.stderr, /pretty\.jsonl: hint: pretty\.jsonl looks like pretty-printed JSON; the input is JSONL, one request per line: jq -c \. pretty\.jsonl > pretty-lines\.jsonl/);
+  assert.match(
+    pretty.stderr,
+    /pretty\.jsonl: hint: pretty\.jsonl looks like pretty-printed JSON; the input is JSONL, one request per line: jq -c \. pretty\.jsonl > pretty-lines\.jsonl/,
+  );
   const utf16 = await runCli(['validate', file, '-i', 'utf16.jsonl'], {cwd: dir});
-  assert.match(utf16.stderr, /utf16\.jsonl: hint: utf16\.jsonl looks like UTF-16 text; grpc-batch reads UTF-8: iconv -f UTF-16 -t UTF-8 utf16\.jsonl > utf16-utf8\.jsonl/);
+  assert.match(
+    utf16.stderr,
+    /utf16\.jsonl: hint: utf16\.jsonl looks like UTF-16 text; grpc-batch reads UTF-8: iconv -f UTF-16 -t UTF-8 utf16\.jsonl > utf16-utf8\.jsonl/,
+  );
   const run = await runCli(['run', file, '-i', 'pretty.jsonl', '--no-progress', '-o', 'out/p.jsonl'], {cwd: dir});
   assert.equal(run.code, 1);
   const hints = run.stderr.split('\n').filter((l) => l.includes('"input:hint"'));

@@ -38,12 +38,20 @@ interface ModuleOptions {
  */
 function writeModule(dir: string, options: ModuleOptions): string {
   const job = {
-    name: 'mod', target: options.target, proto: DEMO_PROTO, method: DEMO_METHOD, concurrency: CONCURRENCY,
-    output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl',
-    ...(options.resultFields ? {resultFields: options.resultFields} : {}), ...options.extra,
+    name: 'mod',
+    target: options.target,
+    proto: DEMO_PROTO,
+    method: DEMO_METHOD,
+    concurrency: CONCURRENCY,
+    output: 'out/{name}-{runId}.jsonl',
+    failures: 'out/{name}-{runId}.failed.jsonl',
+    ...(options.resultFields ? {resultFields: options.resultFields} : {}),
+    ...options.extra,
   };
   const file = path.join(dir, 'job.mjs');
-  writeFileSync(file, `import {readFileSync} from 'node:fs';
+  writeFileSync(
+    file,
+    `import {readFileSync} from 'node:fs';
 const job = ${JSON.stringify(job)};
 export default {
   ...job,
@@ -54,7 +62,8 @@ export default {
     for (const i of indexes) yield {id: 'm' + i, latencyMs: ${options.latencyMs ?? 20}${options.failEvery ? `, ...(i % ${options.failEvery} === 0 ? {failCode: 9} : {})` : ''}};
   },
 };
-`);
+`,
+  );
   return file;
 }
 
@@ -112,7 +121,9 @@ test('a job module resumed after kill -9 with requests() in another order sends 
   setOrder(dir, 'forward');
   await runAndKill(t, job, state, server);
   const idsAtKill = server.stats.ids.length;
-  const [runId] = (JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string}[]).map((r) => r.runId);
+  const [runId] = (JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string}[]).map(
+    (r) => r.runId,
+  );
   const output = path.join(dir, 'out', `mod-${runId!}.jsonl`);
   const finished = new Set(idsWithResults(output));
   assert.ok(finished.size > 0, 'the first attempt finished records');
@@ -120,7 +131,14 @@ test('a job module resumed after kill -9 with requests() in another order sends 
   setOrder(dir, 'reversed'); // the query now yields the rows the other way round
   const resumed = await runCli(['run', job, '--json', '--no-progress', '--state', state, '--resume'], {cwd: dir, timeoutMs: 120_000});
   assert.equal(resumed.code, 0, resumed.stderr);
-  const summary = JSON.parse(resumed.stdout) as {status: string; total: number; ok: number; failed: number; invalid: number; output: string};
+  const summary = JSON.parse(resumed.stdout) as {
+    status: string;
+    total: number;
+    ok: number;
+    failed: number;
+    invalid: number;
+    output: string;
+  };
   assert.deepEqual([summary.status, summary.total, summary.ok, summary.failed, summary.invalid], ['succeeded', RECORDS, RECORDS, 0, 0]);
   assert.equal(summary.output, output);
   assertResumedByKey(server.stats.ids, idsAtKill, finished, output);
@@ -142,7 +160,11 @@ test('--resume of a job module run without resultFields is refused (exit 2) with
   assert.equal(server.stats.calls, calls, 'nothing was sent');
   const history = JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {status: string}[];
   // A refused --resume changes nothing: the run is recorded as kill -9 left it, and a resume with resultFields can still take it.
-  assert.deepEqual(history.map((r) => r.status), ['running'], 'a refused --resume changed the recorded run');
+  assert.deepEqual(
+    history.map((r) => r.status),
+    ['running'],
+    'a refused --resume changed the recorded run',
+  );
 });
 
 test('the daemon killed with -9 resumes a job module run by key at its next start, with requests() in another order', async (t) => {
@@ -171,8 +193,14 @@ test('the daemon killed with -9 resumes a job module run by key at its next star
   assert.equal(ended['status'], 'succeeded');
   second.signal('SIGTERM');
   await second.exited;
-  const run = (JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string; total: number; ok: number}[])
-    .find((r) => r.runId === started.runId)!;
+  const run = (
+    JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {
+      runId: string;
+      status: string;
+      total: number;
+      ok: number;
+    }[]
+  ).find((r) => r.runId === started.runId)!;
   assert.deepEqual([run.status, run.total, run.ok], ['succeeded', RECORDS, RECORDS]);
   assertResumedByKey(server.stats.ids, idsAtKill, finished, output);
 });
@@ -201,8 +229,9 @@ test('the daemon does not resume a job module run without resultFields: it logs 
   await second.exited;
   assert.equal(second.lines.some(event('run:resuming', 'mod')), false, 'not resumed');
   assert.equal(server.stats.calls, calls, 'nothing was sent');
-  const run = (JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string}[])
-    .find((r) => r.runId === started.runId)!;
+  const run = (
+    JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as {runId: string; status: string}[]
+  ).find((r) => r.runId === started.runId)!;
   assert.equal(run.status, 'interrupted', 'recorded interrupted: not resumed, not lost');
 });
 
@@ -224,18 +253,41 @@ test('the next step a job module run prints re-sends only its failed records: th
   const again = JSON.parse(rerun.stdout) as {total: number; failed: number; output: string};
   assert.deepEqual([again.total, again.failed], [10, 10], rerun.stderr);
   const resent = countIds(server.stats.ids.slice(100));
-  assert.deepEqual([...resent.keys()].sort(), Array.from({length: 10}, (_, i) => `m${i * 10}`).sort(), 'only the failed records were sent again');
-  assert.ok([...resent.values()].every((n) => n === 1), 'each once');
+  assert.deepEqual(
+    [...resent.keys()].sort(),
+    Array.from({length: 10}, (_, i) => `m${i * 10}`).sort(),
+    'only the failed records were sent again',
+  );
+  assert.ok(
+    [...resent.values()].every((n) => n === 1),
+    'each once',
+  );
   const keys = (readJsonlFile(again.output) as {key: {line: number; id: string}}[]).map((r) => [r.key.id, r.key.line]);
-  assert.ok(keys.every(([id, line]) => id === `m${(Number(line) - 1)}`), 'each result keeps its record\'s key and line in requests()');
+  assert.ok(
+    keys.every(([id, line]) => id === `m${Number(line) - 1}`),
+    "each result keeps its record's key and line in requests()",
+  );
 });
 
-test('a job module\'s records with a repeated or missing key are invalid and never sent, with why', async (t) => {
+test("a job module's records with a repeated or missing key are invalid and never sent, with why", async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const file = path.join(dir, 'dups.mjs');
-  writeFileSync(file, `export default ${JSON.stringify({name: 'dups', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, output: 'out/r.jsonl', failures: 'out/f.jsonl', resultFields: ['id']})
-    .replace(/}$/, ', *requests() { yield {id: "a"}; yield {id: "b"}; yield {id: "a", count: 2}; yield {count: 3}; yield {id: null, count: 4}; }}')};`);
+  writeFileSync(
+    file,
+    `export default ${JSON.stringify({
+      name: 'dups',
+      target: server.address,
+      proto: DEMO_PROTO,
+      method: DEMO_METHOD,
+      output: 'out/r.jsonl',
+      failures: 'out/f.jsonl',
+      resultFields: ['id'],
+    }).replace(
+      /}$/,
+      ', *requests() { yield {id: "a"}; yield {id: "b"}; yield {id: "a", count: 2}; yield {count: 3}; yield {id: null, count: 4}; }}',
+    )};`,
+  );
   const summary = await runJob(await loadJob(file));
   assert.deepEqual([summary.total, summary.ok, summary.invalid], [5, 2, 3]);
   assert.deepEqual(server.stats.ids.sort(), ['a', 'b'], 'the repeated and the keyless records were not sent');
@@ -247,19 +299,31 @@ test('a job module\'s records with a repeated or missing key are invalid and nev
   assert.equal(readFileSync(path.join(dir, 'out', 'f.jsonl'), 'utf8'), '{"id":"a","count":2}\n{"count":3}\n{"id":null,"count":4}\n');
 });
 
-test('resuming a job module run under resultFields its sent records\' keys lack (added or renamed since) is refused; nothing is sent', async (t) => {
+test("resuming a job module run under resultFields its sent records' keys lack (added or renamed since) is refused; nothing is sent", async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const write = (fields: string[]) => {
     const file = path.join(dir, `renamed-${fields.join('-')}.mjs`); // a module is imported once per path
-    writeFileSync(file, `export default ${JSON.stringify({name: 'renamed', target: server.address, proto: DEMO_PROTO, method: DEMO_METHOD, output: 'out/r.jsonl', failures: 'out/f.jsonl', resultFields: fields})
-      .replace(/}$/, ', *requests() { for (let i = 0; i < 5; i++) yield {id: "r" + i, count: i + 1}; }}')};`);
+    writeFileSync(
+      file,
+      `export default ${JSON.stringify({
+        name: 'renamed',
+        target: server.address,
+        proto: DEMO_PROTO,
+        method: DEMO_METHOD,
+        output: 'out/r.jsonl',
+        failures: 'out/f.jsonl',
+        resultFields: fields,
+      }).replace(/}$/, ', *requests() { for (let i = 0; i < 5; i++) yield {id: "r" + i, count: i + 1}; }}')};`,
+    );
     return file;
   };
   const first = await runJob(await loadJob(write(['id'])), {runId: 'r1'});
   assert.equal(first.ok, 5);
-  await assert.rejects(runJob(await loadJob(write(['count'])), {runId: 'r1', resume: true}),
-    /run r1: 5 records sent by an earlier attempt have no count in their key .*resultFields changed since the run started/);
+  await assert.rejects(
+    runJob(await loadJob(write(['count'])), {runId: 'r1', resume: true}),
+    /run r1: 5 records sent by an earlier attempt have no count in their key .*resultFields changed since the run started/,
+  );
   assert.equal(server.stats.calls, 5, 'nothing sent again');
   const resumed = await runJob(await loadJob(write(['count', 'id'])), {runId: 'r1', resume: true}).catch((error: Error) => error);
   assert.match(String(resumed), /have no count in their key/, 'a field added beside the old one is refused too');
@@ -273,16 +337,28 @@ test('a job module run without resultFields that stops early prints no --resume 
   const dir = tempDir(t);
   setOrder(dir, 'forward');
   const args = (job: string) => ['run', job, '--json', '--no-progress', '--max-failures', '0', '--state', path.join(dir, 'state.db')];
-  const keyless = await runCli(args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})), {cwd: dir, timeoutMs: 60_000});
+  const keyless = await runCli(args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})), {
+    cwd: dir,
+    timeoutMs: 60_000,
+  });
   assert.equal(keyless.code, 1, keyless.stderr);
   const next = (JSON.parse(keyless.stdout) as {next: string[]; abortReason?: string}).next;
   assert.equal(next.length, 1);
   assert.doesNotMatch(next[0]!, /--resume/);
   assert.match(keyless.stderr + next[0], /job\.mjs/);
-  const text = await runCli(args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})).filter((a) => a !== '--json'), {cwd: dir, timeoutMs: 60_000});
-  assert.match(text.stdout + text.stderr, /cannot be resumed \(its records come from the job module's requests\(\), and the job has no resultFields to tell them apart\): .*add resultFields naming a field unique to each record/);
+  const text = await runCli(
+    args(writeModule(dir, {target: server.address, records: 100, latencyMs: 0, failEvery: 10})).filter((a) => a !== '--json'),
+    {cwd: dir, timeoutMs: 60_000},
+  );
+  assert.match(
+    text.stdout + text.stderr,
+    /cannot be resumed \(its records come from the job module's requests\(\), and the job has no resultFields to tell them apart\): .*add resultFields naming a field unique to each record/,
+  );
 
-  const keyed = await runCli(args(writeModule(dir, {target: server.address, resultFields: ['id'], records: 100, latencyMs: 0, failEvery: 10})), {cwd: dir, timeoutMs: 60_000});
+  const keyed = await runCli(
+    args(writeModule(dir, {target: server.address, resultFields: ['id'], records: 100, latencyMs: 0, failEvery: 10})),
+    {cwd: dir, timeoutMs: 60_000},
+  );
   assert.match((JSON.parse(keyed.stdout) as {next: string[]}).next[0]!, /--resume \S+ --max-failures \d+$/);
 });
 
@@ -291,8 +367,19 @@ test('a job module run without resultFields that ends interrupted while the daem
   const store = StateStore.open(path.join(dir, 'state.db'));
   t.after(() => store.close());
   const file = path.join(dir, 'every-10s.mjs');
-  writeFileSync(file, `export default ${JSON.stringify({name: 'every-10s', target: '127.0.0.1:1', proto: DEMO_PROTO, method: DEMO_METHOD, schedule: '*/10 * * * * *', timezone: 'UTC', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'})
-    .replace(/}$/, ', *requests() { yield {id: "a"}; }}')};`);
+  writeFileSync(
+    file,
+    `export default ${JSON.stringify({
+      name: 'every-10s',
+      target: '127.0.0.1:1',
+      proto: DEMO_PROTO,
+      method: DEMO_METHOD,
+      schedule: '*/10 * * * * *',
+      timezone: 'UTC',
+      output: 'out/{runId}.jsonl',
+      failures: 'out/{runId}.failed.jsonl',
+    }).replace(/}$/, ', *requests() { yield {id: "a"}; }}')};`,
+  );
   const loaded = await loadJob(file);
   const clock = new ManualClock('2026-01-05T10:00:00.000Z');
   const started: {runId: string; resume: boolean | undefined}[] = [];
@@ -300,10 +387,29 @@ test('a job module run without resultFields that ends interrupted while the daem
   // The backend gone past maxOutage: the first run ends interrupted (no gRPC here: the run's end is the point).
   const runner = (job: typeof loaded, options: RunOptions): Promise<RunSummary> => {
     started.push({runId: options.runId!, resume: options.resume});
-    const status = interrupt ? 'interrupted' as const : 'succeeded' as const;
+    const status = interrupt ? ('interrupted' as const) : ('succeeded' as const);
     interrupt = false;
-    return Promise.resolve({job: job.spec.name, runId: options.runId!, status, total: 0, ok: 0, failed: 0, invalid: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, byStatus: {}, errors: {}, attempts: 0,
-      retried: 0, retriesThrottled: 0, durationMs: 1, callsPerSec: 0, latencyMs: {p50: 0, p90: 0, p99: 0, max: 0}, lastLine: 0, output: '/dev/null'});
+    return Promise.resolve({
+      job: job.spec.name,
+      runId: options.runId!,
+      status,
+      total: 0,
+      ok: 0,
+      failed: 0,
+      invalid: 0,
+      unfinished: 0,
+      outages: {pauses: 0, pausedMs: 0},
+      byStatus: {},
+      errors: {},
+      attempts: 0,
+      retried: 0,
+      retriesThrottled: 0,
+      durationMs: 1,
+      callsPerSec: 0,
+      latencyMs: {p50: 0, p90: 0, p99: 0, max: 0},
+      lastLine: 0,
+      output: '/dev/null',
+    });
   };
   const logged: {event?: string; runId?: string; msg?: string}[] = [];
   const logger = createLogger({level: 'info', write: (line) => void logged.push(JSON.parse(line) as {event?: string})});
@@ -314,11 +420,18 @@ test('a job module run without resultFields that ends interrupted while the daem
   await clock.advance(0);
   const first = started[0]!.runId;
   assert.equal(store.getRun(first)!.status, 'interrupted');
-  assert.equal(logged.some((l) => l.event === 'run:resume-planned'), false, 'no resume is planned');
+  assert.equal(
+    logged.some((l) => l.event === 'run:resume-planned'),
+    false,
+    'no resume is planned',
+  );
   const abandoned = logged.find((l) => l.event === 'run:abandoned' && l.runId === first);
   assert.match(String(abandoned?.msg), /stays recorded interrupted: .*no key to tell them apart.*Add resultFields/);
   await clock.advance(10_000); // the next tick: its own run, no resume
-  assert.deepEqual(started.map((r) => r.resume ?? false), [false, false]);
+  assert.deepEqual(
+    started.map((r) => r.resume ?? false),
+    [false, false],
+  );
   assert.equal(store.getRun(first)!.status, 'interrupted', 'not resumed, not lost');
   await scheduler.close(0);
 });

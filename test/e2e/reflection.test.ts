@@ -14,26 +14,39 @@ const CANON = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'fixt
 
 function writeJob(dir: string, job: Record<string, unknown>): string {
   const file = path.join(dir, 'job.json');
-  writeFileSync(file, JSON.stringify({name: 'refl', method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl', ...job}, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {name: 'refl', method: ECHO, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl', ...job},
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
-test('a job with no proto validates and runs from the server\'s reflection (v1)', async (t) => {
+test("a job with no proto validates and runs from the server's reflection (v1)", async (t) => {
   const server = await startSchemaServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), [{i64: '-9223372036854775808', byU64: {'18446744073709551615': 'max'}, ratio: 0.1}, {tags: ['a']}]);
+  writeJsonl(path.join(dir, 'input.jsonl'), [
+    {i64: '-9223372036854775808', byU64: {'18446744073709551615': 'max'}, ratio: 0.1},
+    {tags: ['a']},
+  ]);
   const job = writeJob(dir, {target: server.address});
   const validated = await runCli(['validate', job]);
   assert.equal(validated.code, 0, validated.stderr);
-  assert.match(validated.stdout, /jsonfx\.v1\.JsonService\/Echo on 127\.0\.0\.1:\d+ \(schema: server reflection \(v1\) at 127\.0\.0\.1:\d+\), 2 records valid/);
+  assert.match(
+    validated.stdout,
+    /jsonfx\.v1\.JsonService\/Echo on 127\.0\.0\.1:\d+ \(schema: server reflection \(v1\) at 127\.0\.0\.1:\d+\), 2 records valid/,
+  );
   assert.equal(server.calls.length, 0, 'validate sends no call of the method');
   const ran = await runCli(['run', job, '--json', '--no-progress']);
   assert.equal(ran.code, 0, ran.stderr);
   const results = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as {line: number; response: unknown}[];
-  assert.deepEqual(results.sort((a, b) => a.line - b.line).map((r) => r.response), [
-    {ratio: 0.1, i64: '-9223372036854775808', byU64: {'18446744073709551615': 'max'}},
-    {tags: ['a']},
-  ]);
+  assert.deepEqual(
+    results.sort((a, b) => a.line - b.line).map((r) => r.response),
+    [{ratio: 0.1, i64: '-9223372036854775808', byU64: {'18446744073709551615': 'max'}}, {tags: ['a']}],
+  );
   assert.equal(server.calls.length, 2);
 });
 
@@ -43,13 +56,26 @@ test('a misspelled method or service, with reflection, stops before anything is 
   writeJsonl(path.join(dir, 'input.jsonl'), [{}]);
   const method = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Ecko'}), '--no-progress']);
   assert.equal(method.code, 2);
-  assert.match(method.stderr, /method: service "jsonfx\.v1\.JsonService" has no method "Ecko" \(did you mean "Echo"\?\); methods: Echo, Watch/);
+  assert.match(
+    method.stderr,
+    /method: service "jsonfx\.v1\.JsonService" has no method "Ecko" \(did you mean "Echo"\?\); methods: Echo, Watch/,
+  );
   const service = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonServise/Echo'}), '--no-progress']);
   assert.equal(service.code, 2);
-  assert.match(service.stderr, /method: unknown service "jsonfx\.v1\.JsonServise" \(did you mean "jsonfx\.v1\.JsonService"\?\); services of 127\.0\.0\.1:\d+ \(server reflection\): demo\.v1\.DemoService, jsonfx\.v1\.JsonService/);
-  const streaming = await runCli(['run', writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Watch', streams: 4}), '--no-progress']);
+  assert.match(
+    service.stderr,
+    /method: unknown service "jsonfx\.v1\.JsonServise" \(did you mean "jsonfx\.v1\.JsonService"\?\); services of 127\.0\.0\.1:\d+ \(server reflection\): demo\.v1\.DemoService, jsonfx\.v1\.JsonService/,
+  );
+  const streaming = await runCli([
+    'run',
+    writeJob(dir, {target: server.address, method: 'jsonfx.v1.JsonService/Watch', streams: 4}),
+    '--no-progress',
+  ]);
   assert.equal(streaming.code, 2);
-  assert.match(streaming.stderr, /streams: applies to bidi-streaming methods only; "jsonfx\.v1\.JsonService\/Watch" is a server-streaming method: remove the key/);
+  assert.match(
+    streaming.stderr,
+    /streams: applies to bidi-streaming methods only; "jsonfx\.v1\.JsonService\/Watch" is a server-streaming method: remove the key/,
+  );
   assert.equal(server.calls.length, 0);
 });
 
@@ -66,18 +92,31 @@ test('a server without reflection: exit 2, and the message says to give proto or
   writeJsonl(path.join(dir, 'input.jsonl'), [{}]);
   const result = await runCli(['validate', writeJob(dir, {target: server.address})]);
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /proto: no proto or protoset is given, and the server at 127\.0\.0\.1:\d+ does not offer server reflection \(v1 or v1alpha: UNIMPLEMENTED\); give proto: \(with importPaths\) or protoset:/);
+  assert.match(
+    result.stderr,
+    /proto: no proto or protoset is given, and the server at 127\.0\.0\.1:\d+ does not offer server reflection \(v1 or v1alpha: UNIMPLEMENTED\); give proto: \(with importPaths\) or protoset:/,
+  );
 });
 
-test('reflection calls carry the job\'s fixed metadata, or reflectionMetadata when given', async (t) => {
+test("reflection calls carry the job's fixed metadata, or reflectionMetadata when given", async (t) => {
   const server = await startSchemaServer(t);
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{snakeCaseName: 'x'}]);
-  const withJobs = await runCli(['validate', writeJob(dir, {target: server.address, metadata: {authorization: 'Bearer job', 'x-id': 'req-{{snakeCaseName}}'}})]);
+  const withJobs = await runCli([
+    'validate',
+    writeJob(dir, {target: server.address, metadata: {authorization: 'Bearer job', 'x-id': 'req-{{snakeCaseName}}'}}),
+  ]);
   assert.equal(withJobs.code, 0, withJobs.stderr);
   assert.equal(server.reflectionMetadata.at(-1)!['authorization'], 'Bearer job');
   assert.equal(server.reflectionMetadata.at(-1)!['x-id'], undefined, 'a templated value depends on a record: not sent to reflection');
-  const own = await runCli(['validate', writeJob(dir, {target: server.address, metadata: {authorization: 'Bearer job'}, reflectionMetadata: {authorization: 'Bearer reflection'}})]);
+  const own = await runCli([
+    'validate',
+    writeJob(dir, {
+      target: server.address,
+      metadata: {authorization: 'Bearer job'},
+      reflectionMetadata: {authorization: 'Bearer reflection'},
+    }),
+  ]);
   assert.equal(own.code, 0, own.stderr);
   assert.equal(server.reflectionMetadata.at(-1)!['authorization'], 'Bearer reflection');
 });

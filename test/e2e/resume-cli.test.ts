@@ -34,7 +34,10 @@ test('--resume refuses when there is nothing to resume, a finished run, and an u
 test('--resume refuses a run whose input changed since it started', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  const input = writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 400}, (_, i) => ({id: `s${i}`, latencyMs: 50})));
+  const input = writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 400}, (_, i) => ({id: `s${i}`, latencyMs: 50})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 2, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const state = path.join(dir, 'state.db');
   const first = spawnCli(['run', job, '--no-progress', '--state', state], {cwd: dir});
@@ -46,19 +49,33 @@ test('--resume refuses a run whose input changed since it started', async (t) =>
   const calls = server.stats.calls;
   const resumed = await runCli(['run', job, '--resume', '--state', state], {cwd: dir});
   assert.equal(resumed.code, 2);
-  assert.match(resumed.stderr, /input\.jsonl changed since run \S+ started \(size \d+ -> \d+ bytes\); resuming would skip the wrong records/);
+  assert.match(
+    resumed.stderr,
+    /input\.jsonl changed since run \S+ started \(size \d+ -> \d+ bytes\); resuming would skip the wrong records/,
+  );
   assert.equal(server.stats.calls, calls);
 });
 
 test('a run stopped by maxFailures is resumed with the printed command, which raises the limit; no record is sent twice', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 120}, (_, i) => (i % 20 === 19 ? {id: `r${i}`, failCode: 3} : {id: `r${i}`})));
-  const job = writeJob(dir, server.address, {concurrency: 1, maxFailures: 2, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 120}, (_, i) => (i % 20 === 19 ? {id: `r${i}`, failCode: 3} : {id: `r${i}`})),
+  );
+  const job = writeJob(dir, server.address, {
+    concurrency: 1,
+    maxFailures: 2,
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const state = path.join(dir, 'state.db');
   const first = await runCli(['run', job, '--state', state, '--no-progress'], {cwd: dir});
   assert.equal(first.code, 1, first.stderr);
-  assert.match(first.stdout, /aborted {3}maxFailures: 3 failed records, more than the job allows \(2\); records after input line 60 were not sent/);
+  assert.match(
+    first.stdout,
+    /aborted {3}maxFailures: 3 failed records, more than the job allows \(2\); records after input line 60 were not sent/,
+  );
   const runId = /\(run (\S+)\)/.exec(first.stdout)![1]!;
   const next = /^ {2}next {6}(grpc-batch run .*)$/m.exec(first.stdout)?.[1];
   assert.equal(next, `grpc-batch run ${job} --state ${state} --resume ${runId} --max-failures 10`);
@@ -66,7 +83,12 @@ test('a run stopped by maxFailures is resumed with the printed command, which ra
 
   const refused = await runCli(['run', job, '--state', state, '--resume'], {cwd: dir});
   assert.equal(refused.code, 2);
-  assert.match(refused.stderr, new RegExp(`run ${runId} already has 3 failed records, more than maxFailures \\(2\\); resuming it would stop again at once: raise the limit for this run with --max-failures 10`));
+  assert.match(
+    refused.stderr,
+    new RegExp(
+      `run ${runId} already has 3 failed records, more than maxFailures \\(2\\); resuming it would stop again at once: raise the limit for this run with --max-failures 10`,
+    ),
+  );
   assert.equal(server.stats.calls, 60);
 
   const resumed = await runCli([...next!.split(' ').slice(1), '--json'], {cwd: dir});
@@ -80,8 +102,16 @@ test('a run stopped by maxFailures is resumed with the printed command, which ra
 test('a run stopped by maxFailures is still found and resumed when its recorded message was reworded', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => (i % 10 === 9 ? {id: `r${i}`, failCode: 3} : {id: `r${i}`})));
-  const job = writeJob(dir, server.address, {concurrency: 1, maxFailures: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 40}, (_, i) => (i % 10 === 9 ? {id: `r${i}`, failCode: 3} : {id: `r${i}`})),
+  );
+  const job = writeJob(dir, server.address, {
+    concurrency: 1,
+    maxFailures: 1,
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const state = path.join(dir, 'state.db');
   const first = await runCli(['run', job, '--state', state, '--no-progress', '--json'], {cwd: dir});
   assert.equal(first.code, 1, first.stderr);
@@ -102,10 +132,22 @@ test('a run stopped by maxFailures is still found and resumed when its recorded 
 test('--max-failures and --max-invalid override the job keys on any run', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 40}, (_, i) => (i % 4 === 0 ? {id: `r${i}`, count: 'x'} : {id: `r${i}`, failCode: i % 4 === 1 ? 3 : 0})));
-  const job = writeJob(dir, server.address, {concurrency: 1, maxFailures: 1, maxInvalid: 1, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 40}, (_, i) => (i % 4 === 0 ? {id: `r${i}`, count: 'x'} : {id: `r${i}`, failCode: i % 4 === 1 ? 3 : 0})),
+  );
+  const job = writeJob(dir, server.address, {
+    concurrency: 1,
+    maxFailures: 1,
+    maxInvalid: 1,
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const strict = await runCli(['run', job, '--json', '--max-invalid', '0', '--max-failures', '100'], {cwd: dir});
-  assert.match((JSON.parse(strict.stdout) as {abortReason: string}).abortReason, /^maxInvalid: 1 invalid records, more than the job allows \(0\)/);
+  assert.match(
+    (JSON.parse(strict.stdout) as {abortReason: string}).abortReason,
+    /^maxInvalid: 1 invalid records, more than the job allows \(0\)/,
+  );
   const loose = await runCli(['run', job, '--json', '--max-invalid', '100', '--max-failures', '100'], {cwd: dir});
   const summary = JSON.parse(loose.stdout) as {total: number; failed: number; invalid: number; abortReason?: string};
   assert.deepEqual([summary.total, summary.failed, summary.invalid, summary.abortReason], [40, 10, 10, undefined]);

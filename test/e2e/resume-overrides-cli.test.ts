@@ -15,7 +15,9 @@ test('Ctrl-C of a run started with --max-line-bytes 16MiB --workers 2 prints a -
   const server = await startServer(t, {serverOptions: {'grpc.max_receive_message_length': 16 * MiB}});
   const dir = tempDir(t);
   const long = 'x'.repeat(4 * MiB + 1024);
-  const lines = Array.from({length: RECORDS}, (_, i) => JSON.stringify({id: `r${i}`, latencyMs: 20, ...(LONG.has(i) ? {payload: long} : {})}));
+  const lines = Array.from({length: RECORDS}, (_, i) =>
+    JSON.stringify({id: `r${i}`, latencyMs: 20, ...(LONG.has(i) ? {payload: long} : {})}),
+  );
   writeFileSync(path.join(dir, 'input.jsonl'), lines.join('\n') + '\n');
   const job = writeJob(dir, server.address, {concurrency: 4, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const state = path.join(dir, 'state.db');
@@ -42,6 +44,10 @@ test('Ctrl-C of a run started with --max-line-bytes 16MiB --workers 2 prints a -
   const seen = new Map<string, number>();
   for (const id of server.stats.ids) seen.set(id, (seen.get(id) ?? 0) + 1);
   assert.equal(seen.size, RECORDS, 'every record reached the server');
-  assert.deepEqual([...seen].filter(([, n]) => n !== 1), [], 'and each once');
+  assert.deepEqual(
+    [...seen].filter(([, n]) => n !== 1),
+    [],
+    'and each once',
+  );
   for (const i of LONG) assert.equal(seen.get(`r${i}`), 1, `the long line r${i} was sent`);
 });

@@ -12,8 +12,17 @@ const countOf = (i: number) => (i * 7) % 51; // 0 to 50 replies
 test('a server-streaming method over 1,000 records with 0-50 replies each: kill -9 and --resume write every reply once, in order', async (t) => {
   const server = await startLedgerServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({account: `a${i + 1}`, count: countOf(i + 1)})));
-  const job = writeJob(dir, server.address, {proto: LEDGER_PROTO, method: LEDGER_METHOD, concurrency: CONCURRENCY, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({account: `a${i + 1}`, count: countOf(i + 1)})),
+  );
+  const job = writeJob(dir, server.address, {
+    proto: LEDGER_PROTO,
+    method: LEDGER_METHOD,
+    concurrency: CONCURRENCY,
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const state = path.join(dir, 'state.db');
   const first = spawnCli(['run', job, '--json', '--no-progress', '--state', state], {cwd: dir, timeoutMs: 240_000});
   t.after(() => first.child.kill('SIGKILL'));
@@ -34,7 +43,11 @@ test('a server-streaming method over 1,000 records with 0-50 replies each: kill 
   assert.equal(new Set(results.map((r) => r.line)).size, RECORDS);
   for (const result of results) {
     const expected = Array.from({length: countOf(result.line)}, (_, index) => index);
-    assert.deepEqual(result.response.map((entry) => entry.index ?? 0), expected, `line ${result.line}: every reply once, in order`);
+    assert.deepEqual(
+      result.response.map((entry) => entry.index ?? 0),
+      expected,
+      `line ${result.line}: every reply once, in order`,
+    );
     assert.ok(result.response.every((entry) => entry.account === `a${result.line}`));
   }
   assert.equal(server.stats.byAccount.size, RECORDS, 'every record was sent');
@@ -45,11 +58,19 @@ test('a server-streaming method over 1,000 records with 0-50 replies each: kill 
 test('maxRepliesPerRecord fails a record whose stream has more replies; the key is refused for a method that is not server-streaming', async (t) => {
   const server = await startLedgerServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), [{account: 'small', count: 3}, {account: 'big', count: 40}]);
+  writeJsonl(path.join(dir, 'input.jsonl'), [
+    {account: 'small', count: 3},
+    {account: 'big', count: 40},
+  ]);
   const job = writeJob(dir, server.address, {proto: LEDGER_PROTO, method: LEDGER_METHOD, maxRepliesPerRecord: 10, retry: {maxAttempts: 1}});
   const run = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(run.code, 1, run.stderr);
-  const results = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as {line: number; status: string; error?: string; response?: unknown[]}[];
+  const results = readJsonlFile(path.join(dir, 'out', 'results.jsonl')) as {
+    line: number;
+    status: string;
+    error?: string;
+    response?: unknown[];
+  }[];
   const byLine = new Map(results.map((r) => [r.line, r]));
   assert.equal(byLine.get(1)?.response?.length, 3);
   assert.equal(byLine.get(2)?.status, 'RESOURCE_EXHAUSTED');
@@ -58,5 +79,8 @@ test('maxRepliesPerRecord fails a record whose stream has more replies; the key 
   const unary = writeJob(dir, server.address, {maxRepliesPerRecord: 10}, 'unary.yaml');
   const refused = await runCli(['run', unary, '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
   assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /maxRepliesPerRecord: applies to server-streaming methods only; "demo\.v1\.DemoService\/Process" is a unary method/);
+  assert.match(
+    refused.stderr,
+    /maxRepliesPerRecord: applies to server-streaming methods only; "demo\.v1\.DemoService\/Process" is a unary method/,
+  );
 });

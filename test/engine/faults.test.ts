@@ -12,21 +12,34 @@ test('survives the server going down for 2 s mid-run: every record ends OK', asy
   const first = await startServer(t);
   const port = first.port;
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 400}, (_, i) => ({id: `r${i}`, latencyMs: 5})));
-  const loaded = await loadJob(writeJob(dir, first.address, {
-    concurrency: 20,
-    deadline: '15s',
-    waitForReady: true,
-    retry: {maxAttempts: 5, initialBackoff: '50ms', maxBackoff: '500ms', retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED']},
-  }));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 400}, (_, i) => ({id: `r${i}`, latencyMs: 5})),
+  );
+  const loaded = await loadJob(
+    writeJob(dir, first.address, {
+      concurrency: 20,
+      deadline: '15s',
+      waitForReady: true,
+      retry: {maxAttempts: 5, initialBackoff: '50ms', maxBackoff: '500ms', retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED']},
+    }),
+  );
   let seen = 0;
   let restarted: Promise<unknown> | undefined;
-  const job = {...loaded, spec: {...loaded.spec, onResult: () => {
-    if (++seen !== 100) return;
-    restarted = first.stop(0).then(() => new Promise((resolve) => setTimeout(resolve, 2000)))
-      .then(() => startDemoServer({address: `127.0.0.1:${port}`}))
-      .then((second) => (t.after(() => second.stop(200)), second));
-  }}};
+  const job = {
+    ...loaded,
+    spec: {
+      ...loaded.spec,
+      onResult: () => {
+        if (++seen !== 100) return;
+        restarted = first
+          .stop(0)
+          .then(() => new Promise((resolve) => setTimeout(resolve, 2000)))
+          .then(() => startDemoServer({address: `127.0.0.1:${port}`}))
+          .then((second) => (t.after(() => second.stop(200)), second));
+      },
+    },
+  };
   const summary = await runJob(job);
   const second = (await restarted) as Awaited<ReturnType<typeof startDemoServer>>;
   assert.equal(summary.total, 400);
@@ -38,11 +51,18 @@ test('survives the server going down for 2 s mid-run: every record ends OK', asy
 test('completes every record against a server that fails 30% of calls with UNAVAILABLE', async (t) => {
   const server = await startServer(t, {unavailableRate: 0.3});
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 500}, (_, i) => ({id: `r${i}`})));
-  const summary = await runJob(await loadJob(writeJob(dir, server.address, {
-    concurrency: 50,
-    retry: {maxAttempts: 20, initialBackoff: '1ms', maxBackoff: '10ms'},
-  })));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 500}, (_, i) => ({id: `r${i}`})),
+  );
+  const summary = await runJob(
+    await loadJob(
+      writeJob(dir, server.address, {
+        concurrency: 50,
+        retry: {maxAttempts: 20, initialBackoff: '1ms', maxBackoff: '10ms'},
+      }),
+    ),
+  );
   assert.equal(summary.ok, 500, JSON.stringify(summary));
   assert.ok(summary.retried > 0);
   assert.equal(summary.retriesThrottled, 0);
@@ -52,7 +72,10 @@ test('completes every record against a server that fails 30% of calls with UNAVA
 test('maxFailures stops the run with a reason once passed', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 1000}, (_, i) => ({id: `r${i}`, failCode: 13})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 1000}, (_, i) => ({id: `r${i}`, failCode: 13})),
+  );
   const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 5, maxFailures: 10})));
   assert.equal(summary.status, 'failed');
   assert.match(summary.abortReason!, /maxFailures: 11 failed records, more than the job allows \(10\)/);
@@ -65,7 +88,10 @@ test('maxFailures stops the run with a reason once passed', async (t) => {
 test('maxInvalid stops the run with a reason once passed', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 100}, (_, i) => (i % 2 ? '{"id": 1}' : {id: `r${i}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 100}, (_, i) => (i % 2 ? '{"id": 1}' : {id: `r${i}`})),
+  );
   const summary = await runJob(await loadJob(writeJob(dir, server.address, {concurrency: 1, maxInvalid: 3})));
   assert.equal(summary.status, 'failed');
   assert.equal(summary.invalid, 4);

@@ -39,7 +39,10 @@ test('shed calls cut the adaptive limit at most once per window', () => {
 });
 
 test('rampConcurrency rises linearly from 1 to the cap', () => {
-  assert.deepEqual([0, 250, 500, 1000, 5000].map((t) => rampConcurrency(40, t, 1000)), [1, 10, 20, 40, 40]);
+  assert.deepEqual(
+    [0, 250, 500, 1000, 5000].map((t) => rampConcurrency(40, t, 1000)),
+    [1, 10, 20, 40, 40],
+  );
   assert.equal(rampConcurrency(40, 0, 0), 40);
 });
 
@@ -61,7 +64,10 @@ test('the turn pacer lets at most 8 start per event-loop turn', async () => {
   ticking = false;
   const perTurn = new Map<number, number>();
   for (const t of turns) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
-  assert.ok([...perTurn.values()].every((n) => n <= 8), JSON.stringify([...perTurn]));
+  assert.ok(
+    [...perTurn.values()].every((n) => n <= 8),
+    JSON.stringify([...perTurn]),
+  );
   assert.equal(turns.length, 20);
   assert.ok(perTurn.size >= 3, 'spread over three turns or more');
 });
@@ -132,7 +138,12 @@ test('the outage gate: closed on a lost connection, a probe when READY, open on 
   assert.deepEqual(events, ['down', 'up']);
   assert.equal(gate.status().pauses, 1);
 
-  const giveUp = new OutageGate({state: () => grpc.connectivityState.TRANSIENT_FAILURE, watch: (_c, _d, cb) => void setTimeout(cb, 5), maxOutageMs: 50, initialProbeMs: 5});
+  const giveUp = new OutageGate({
+    state: () => grpc.connectivityState.TRANSIENT_FAILURE,
+    watch: (_c, _d, cb) => void setTimeout(cb, 5),
+    maxOutageMs: 50,
+    initialProbeMs: 5,
+  });
   giveUp.onFailure(14, 'connect ECONNREFUSED', true);
   assert.equal(await giveUp.pass(), false);
   assert.equal(giveUp.gaveUp, true);
@@ -140,7 +151,13 @@ test('the outage gate: closed on a lost connection, a probe when READY, open on 
 
 test('the outage gate: UNAVAILABLE with no OK for a while closes it; an answer of another code opens it', () => {
   let now = 0;
-  const gate = new OutageGate({state: () => grpc.connectivityState.READY, watch: () => undefined, burstMs: 1000, burstCount: 5, now: () => now});
+  const gate = new OutageGate({
+    state: () => grpc.connectivityState.READY,
+    watch: () => undefined,
+    burstMs: 1000,
+    burstCount: 5,
+    now: () => now,
+  });
   for (let i = 0; i < 10; i++) assert.equal(gate.onFailure(14, 'overloaded', false), false, 'a short burst is not an outage');
   now = 1500;
   assert.equal(gate.onFailure(14, 'overloaded', false), true, 'a second of nothing else is');

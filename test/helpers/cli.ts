@@ -34,9 +34,10 @@ export function buildIsFresh(): boolean {
  * `node --import=tsx/esm bin/grpc-batch.ts` (a test file run by hand after an edit still tests the source).
  * Set `GRPC_BATCH_TEST_SOURCE=1` to always run the source.
  */
-export const CLI_COMMAND: readonly string[] = process.env['GRPC_BATCH_TEST_SOURCE'] !== '1' && buildIsFresh()
-  ? [process.execPath, BUILT_ENTRY]
-  : [process.execPath, `--import=${TSX_ESM}`, CLI_ENTRY];
+export const CLI_COMMAND: readonly string[] =
+  process.env['GRPC_BATCH_TEST_SOURCE'] !== '1' && buildIsFresh()
+    ? [process.execPath, BUILT_ENTRY]
+    : [process.execPath, `--import=${TSX_ESM}`, CLI_ENTRY];
 
 export interface CliOptions {
   /** Working folder. @default the package root */
@@ -90,7 +91,10 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
 }
 
 /** `grpc-batch ...args` (see CLI_COMMAND), with the test runner's wiring removed from the environment. */
-function spawnChild(args: readonly string[], options: {cwd?: string; env?: Readonly<Record<string, string | undefined>>; prefix?: readonly string[]}): ChildProcessWithoutNullStreams {
+function spawnChild(
+  args: readonly string[],
+  options: {cwd?: string; env?: Readonly<Record<string, string | undefined>>; prefix?: readonly string[]},
+): ChildProcessWithoutNullStreams {
   const env: Record<string, string | undefined> = {
     ...process.env,
     // The child must not inherit the parent's test-runner wiring.
@@ -100,7 +104,7 @@ function spawnChild(args: readonly string[], options: {cwd?: string; env?: Reado
     ...options.env,
   };
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
-  const command = [...options.prefix ?? [], ...CLI_COMMAND, ...args];
+  const command = [...(options.prefix ?? []), ...CLI_COMMAND, ...args];
   return spawn(command[0]!, command.slice(1), {
     cwd: options.cwd ?? PACKAGE_ROOT,
     env: env as NodeJS.ProcessEnv,
@@ -121,7 +125,8 @@ export interface CliProcess {
  */
 export function spawnCli(args: readonly string[], options: Omit<CliOptions, 'stdin'> & {readonly openStdin?: boolean} = {}): CliProcess {
   const child = spawnChild(args, options);
-  if (options.openStdin) child.stdin.on('error', () => undefined); // the CLI may exit before reading it all
+  if (options.openStdin)
+    child.stdin.on('error', () => undefined); // the CLI may exit before reading it all
   else child.stdin.end();
   let stdout = '';
   let stderr = '';

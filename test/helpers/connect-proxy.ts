@@ -10,7 +10,10 @@ import {startPartitionProxy, type PartitionProxy} from './partition-proxy.js';
  * own path to a backend, which `partition()` cuts silently while every other process still reaches
  * it directly. Closed when the test ends.
  */
-export async function startConnectProxy(t: TestContext, upstreamPort: number): Promise<PartitionProxy & {readonly url: string; readonly tunnels: number}> {
+export async function startConnectProxy(
+  t: TestContext,
+  upstreamPort: number,
+): Promise<PartitionProxy & {readonly url: string; readonly tunnels: number}> {
   const partition = await startPartitionProxy(t, upstreamPort);
   const sockets = new Set<net.Socket | Duplex>();
   let tunnels = 0;
@@ -38,10 +41,13 @@ export async function startConnectProxy(t: TestContext, upstreamPort: number): P
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  t.after(() => new Promise<void>((resolve) => {
-    for (const socket of sockets) socket.destroy();
-    server.close(() => resolve());
-  }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return {
     get port() {
       return partition.port;

@@ -20,8 +20,19 @@ export interface Daemon {
  * Spawns `grpc-batch daemon ...args` (inside `wrap`, e.g. `unshare ... sh -c 'exec "$@"' --`) and
  * parses its JSON log lines; SIGKILLed at the end of the test if still up.
  */
-export function startDaemon(t: TestContext, args: readonly string[], cwd: string, options: {wrap?: readonly string[]; env?: Record<string, string>} = {}): Daemon {
-  const env = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, GRPC_BATCH_LOG: 'info', ...options.env} as NodeJS.ProcessEnv;
+export function startDaemon(
+  t: TestContext,
+  args: readonly string[],
+  cwd: string,
+  options: {wrap?: readonly string[]; env?: Record<string, string>} = {},
+): Daemon {
+  const env = {
+    ...process.env,
+    NODE_TEST_CONTEXT: undefined,
+    NODE_OPTIONS: undefined,
+    GRPC_BATCH_LOG: 'info',
+    ...options.env,
+  } as NodeJS.ProcessEnv;
   const command = [...CLI_COMMAND, 'daemon', ...args];
   const [file, ...rest] = options.wrap ? [...options.wrap, ...command] : command;
   const child = spawn(file!, rest, {cwd, env, stdio: ['ignore', 'ignore', 'pipe']});
@@ -40,10 +51,12 @@ export function startDaemon(t: TestContext, args: readonly string[], cwd: string
         line = {event: 'text', text};
       }
       lines.push(line);
-      for (const waiter of waiters) if (waiter.match(line)) (waiters.delete(waiter), waiter.resolve(line));
+      for (const waiter of waiters) if (waiter.match(line)) waiters.delete(waiter), waiter.resolve(line);
     }
   });
-  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) => child.on('close', (code, signal) => resolve({code, signal})));
+  const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) =>
+    child.on('close', (code, signal) => resolve({code, signal})),
+  );
   t.after(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   const dump = () => lines.map((l) => JSON.stringify(l)).join('\n');
   return {
@@ -67,12 +80,30 @@ export function startDaemon(t: TestContext, args: readonly string[], cwd: string
 /** A demo-service job file in `dir`. */
 export function writeDaemonJob(dir: string, name: string, target: string, extra: Record<string, unknown> = {}): string {
   const file = path.join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({name, target, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl', timezone: 'UTC', ...extra}, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        name,
+        target,
+        proto: DEMO_PROTO,
+        method: DEMO_METHOD,
+        input: 'input.jsonl',
+        output: 'out/{name}-{runId}.jsonl',
+        failures: 'out/{name}-{runId}.failed.jsonl',
+        timezone: 'UTC',
+        ...extra,
+      },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
 /** A scheduler event logged by the daemon itself (not from inside a run). */
-export const event = (name: string, job?: string) => (line: LogLine) => line.event === name && line.component === undefined && (job === undefined || line.job === job);
+export const event = (name: string, job?: string) => (line: LogLine) =>
+  line.event === name && line.component === undefined && (job === undefined || line.job === job);
 
 /** The operations endpoint's base URL, once the scheduler is running. */
 export async function httpAddress(daemon: Daemon): Promise<string> {

@@ -22,7 +22,15 @@ export const ECHO_PATH = '/test.Echo/Echo';
 
 const identity = (b: Buffer) => b;
 const DEFINITION: grpc.ServiceDefinition = {
-  Echo: {path: ECHO_PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity},
+  Echo: {
+    path: ECHO_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
 };
 
 export function expectedReply(request: Buffer, bytes: number): Buffer {
@@ -32,7 +40,10 @@ export function expectedReply(request: Buffer, bytes: number): Buffer {
   return out;
 }
 
-export async function startEchoServer(t: TestContext, options: {tls?: {key: Buffer; cert: Buffer; ca?: Buffer}; serverOptions?: grpc.ServerOptions} = {}): Promise<EchoServer> {
+export async function startEchoServer(
+  t: TestContext,
+  options: {tls?: {key: Buffer; cert: Buffer; ca?: Buffer}; serverOptions?: grpc.ServerOptions} = {},
+): Promise<EchoServer> {
   const server = new grpc.Server(options.serverOptions);
   const stats = {calls: 0, inFlight: 0, maxInFlight: 0, cancelled: 0};
   server.addService(DEFINITION, {
@@ -76,7 +87,11 @@ export async function startEchoServer(t: TestContext, options: {tls?: {key: Buff
     },
   });
   const credentials = options.tls
-    ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], options.tls.ca !== undefined)
+    ? grpc.ServerCredentials.createSsl(
+        options.tls.ca ?? null,
+        [{private_key: options.tls.key, cert_chain: options.tls.cert}],
+        options.tls.ca !== undefined,
+      )
     : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((ok, ko) => server.bindAsync('127.0.0.1:0', credentials, (e, p) => (e ? ko(e) : ok(p))));
   t.after(() => server.forceShutdown());
@@ -92,9 +107,14 @@ export async function startEchoServer(t: TestContext, options: {tls?: {key: Buff
 /** A method handle for raw bytes: the response "decodes" to a Buffer copy. */
 export function rawMethod(path = ECHO_PATH): MethodHandle {
   return {
-    name: path.slice(1), kind: 'unary', path, requestType: 'bytes', responseType: 'bytes',
+    name: path.slice(1),
+    kind: 'unary',
+    path,
+    requestType: 'bytes',
+    responseType: 'bytes',
     encodeRequest: (() => Buffer.alloc(0)) as unknown as MethodHandle['encodeRequest'],
     decodeResponse: (bytes: Buffer) => Buffer.from(bytes),
-    root: new protobuf.Root(), origin: 'test',
+    root: new protobuf.Root(),
+    origin: 'test',
   };
 }

@@ -100,9 +100,20 @@ export async function startPeer(t: TestContext, behaviour: PeerBehaviour = {}): 
         connection.send(FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId, block(fields));
       },
       reply: (streamId, message, status = 0, messageText = '') => {
-        connection.headers(streamId, [[':status', '200'], ['content-type', 'application/grpc']], false);
+        connection.headers(
+          streamId,
+          [
+            [':status', '200'],
+            ['content-type', 'application/grpc'],
+          ],
+          false,
+        );
         if (status === 0) connection.send(FrameType.DATA, 0, streamId, grpcMessage(message));
-        connection.headers(streamId, [['grpc-status', String(status)], ...(messageText ? [['grpc-message', messageText] as [string, string]] : [])], true);
+        connection.headers(
+          streamId,
+          [['grpc-status', String(status)], ...(messageText ? [['grpc-message', messageText] as [string, string]] : [])],
+          true,
+        );
       },
     };
     connections.push(connection);

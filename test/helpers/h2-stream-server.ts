@@ -41,7 +41,10 @@ export async function startH2StreamServer(t: TestContext, options: H2StreamServe
   });
   server.on('stream', (stream, headers) => {
     if (headers[':path'] !== '/demo.v1.DemoService/ProcessStream') {
-      stream.respond({':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'only ProcessStream'}, {endStream: true});
+      stream.respond(
+        {':status': 200, 'content-type': 'application/grpc', 'grpc-status': '12', 'grpc-message': 'only ProcessStream'},
+        {endStream: true},
+      );
       return;
     }
     counts.streams++;
@@ -67,7 +70,7 @@ export async function startH2StreamServer(t: TestContext, options: H2StreamServe
           counts.broken++;
           broken = true;
           if (options.how === 'reset') stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-          else if (options.how === 'drop-connection') (stream.session?.socket as import('node:net').Socket).resetAndDestroy();
+          else if (options.how === 'drop-connection') (stream.session!.socket as import('node:net').Socket).resetAndDestroy();
           else stream.end();
           return;
         }
@@ -88,10 +91,11 @@ export async function startH2StreamServer(t: TestContext, options: H2StreamServe
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const {port} = server.address() as AddressInfo;
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= new Promise<void>((resolve) => {
-    for (const session of sessions) session.destroy();
-    server.close(() => resolve());
-  }));
+  const stop = () =>
+    (stopping ??= new Promise<void>((resolve) => {
+      for (const session of sessions) session.destroy();
+      server.close(() => resolve());
+    }));
   t.after(stop);
   return {address: `127.0.0.1:${port}`, seen, counts, stop};
 }

@@ -20,12 +20,24 @@ export function writeJsonl(file: string, records: readonly unknown[]): string {
 
 export function readJsonlFile(file: string): unknown[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as unknown);
 }
 
 /** Writes a job file for the demo service in `dir` and returns its path. */
 export function writeJob(dir: string, target: string, extra: Record<string, unknown> = {}, name = 'job.yaml'): string {
-  const job = {name: 'test', target, proto: DEMO_PROTO, method: DEMO_METHOD, input: 'input.jsonl', output: 'out/results.jsonl', failures: 'out/failed.jsonl', ...extra};
+  const job = {
+    name: 'test',
+    target,
+    proto: DEMO_PROTO,
+    method: DEMO_METHOD,
+    input: 'input.jsonl',
+    output: 'out/results.jsonl',
+    failures: 'out/failed.jsonl',
+    ...extra,
+  };
   const file = path.join(dir, name);
   writeFileSync(file, JSON.stringify(job, null, 2));
   return file;

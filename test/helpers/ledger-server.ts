@@ -19,7 +19,8 @@ export interface LedgerServer {
  */
 export async function startLedgerServer(t: TestContext): Promise<LedgerServer> {
   const definition = protoLoader.loadSync(LEDGER_PROTO, {keepCase: true, defaults: true});
-  const ledger = (grpc.loadPackageDefinition(definition) as unknown as {ledger: {v1: {Ledger: grpc.ServiceClientConstructor}}}).ledger.v1.Ledger;
+  const ledger = (grpc.loadPackageDefinition(definition) as unknown as {ledger: {v1: {Ledger: grpc.ServiceClientConstructor}}}).ledger.v1
+    .Ledger;
   const stats = {calls: 0, byAccount: new Map<string, number>()};
   const server = new grpc.Server();
   server.addService(ledger.service, {
@@ -39,7 +40,9 @@ export async function startLedgerServer(t: TestContext): Promise<LedgerServer> {
       next();
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
   t.after(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())).then(() => server.forceShutdown()));
   return {address: `127.0.0.1:${port}`, stats};
 }

@@ -110,7 +110,10 @@ export async function startPartitionProxy(t: TestContext, upstreamPort: number):
  * A TCP port that accepts connections and never says a word (no HTTP/2 SETTINGS), keeping them
  * open: what a wedged server, or a TCP load balancer in front of nothing, looks like.
  */
-export async function startSilentPort(t: TestContext, port = 0): Promise<{readonly port: number; readonly connections: number; close(): Promise<void>}> {
+export async function startSilentPort(
+  t: TestContext,
+  port = 0,
+): Promise<{readonly port: number; readonly connections: number; close(): Promise<void>}> {
   const sockets = new Set<net.Socket>();
   let connections = 0;
   const server = net.createServer({pauseOnConnect: true}, (socket) => {

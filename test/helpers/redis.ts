@@ -56,11 +56,31 @@ export async function dumpPrefix(redis: Redis, prefix: string): Promise<string> 
 }
 
 /** `grpc-batch worker` child processes on a prefix, killed (SIGKILL) when the test ends. */
-export function startWorkers(t: TestContext, count: number, options: {prefix: string; url?: string; lockDuration?: string; chunks?: number; env?: Record<string, string>; cwd?: string}): CliProcess[] {
+export function startWorkers(
+  t: TestContext,
+  count: number,
+  options: {prefix: string; url?: string; lockDuration?: string; chunks?: number; env?: Record<string, string>; cwd?: string},
+): CliProcess[] {
   return Array.from({length: count}, () => {
-    const worker = spawnCli(['worker', '--redis', options.url ?? REDIS_URL, '--prefix', options.prefix, '--lock-duration', options.lockDuration ?? '2s', '--grace', '5s', ...(options.chunks ? ['--chunks', String(options.chunks)] : [])], {
-      env: {GRPC_BATCH_LOG: 'info', ...options.env}, timeoutMs: 120_000, ...(options.cwd ? {cwd: options.cwd} : {}),
-    });
+    const worker = spawnCli(
+      [
+        'worker',
+        '--redis',
+        options.url ?? REDIS_URL,
+        '--prefix',
+        options.prefix,
+        '--lock-duration',
+        options.lockDuration ?? '2s',
+        '--grace',
+        '5s',
+        ...(options.chunks ? ['--chunks', String(options.chunks)] : []),
+      ],
+      {
+        env: {GRPC_BATCH_LOG: 'info', ...options.env},
+        timeoutMs: 120_000,
+        ...(options.cwd ? {cwd: options.cwd} : {}),
+      },
+    );
     t.after(() => worker.child.kill('SIGKILL'));
     return worker;
   });
@@ -115,7 +135,8 @@ export async function privateRedis(t: TestContext): Promise<{url: string; readon
     /** Kills it (its data is gone: no persistence) and starts an empty one on the same port. */
     async restart() {
       const old = child;
-      const gone = old.exitCode !== null || old.signalCode !== null ? Promise.resolve() : new Promise((resolve) => old.once('exit', resolve));
+      const gone =
+        old.exitCode !== null || old.signalCode !== null ? Promise.resolve() : new Promise((resolve) => old.once('exit', resolve));
       old.kill('SIGKILL');
       await gone;
       await start();

@@ -73,7 +73,9 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
   const handle = (name: string) => (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
     const seen: SeenCall = {
       path: name,
-      metadata: Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('base64') : String(v)])),
+      metadata: Object.fromEntries(
+        Object.entries(call.metadata.getMap()).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('base64') : String(v)]),
+      ),
       bytes: call.request.length,
       at: performance.now(),
       attempt: calls.filter((c) => c.path === name).length + 1,
@@ -83,7 +85,12 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
     const reply = () => {
       if (call.cancelled) return;
       if (answer.headers) call.sendMetadata(answer.headers);
-      if (answer.error) callback({code: answer.error.code, details: answer.error.details, metadata: answer.error.trailers ?? new grpc.Metadata()} as grpc.ServiceError);
+      if (answer.error)
+        callback({
+          code: answer.error.code,
+          details: answer.error.details,
+          metadata: answer.error.trailers ?? new grpc.Metadata(),
+        } as grpc.ServiceError);
       else callback(null, answer.response ?? Buffer.alloc(0));
     };
     if (answer.delayMs) {
@@ -91,15 +98,24 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
       call.on('cancelled', () => clearTimeout(timer));
     } else reply();
   };
-  server.addService({Echo: raw('jsonfx.v1.JsonService/Echo')} as unknown as grpc.ServiceDefinition, {Echo: handle('jsonfx.v1.JsonService/Echo')});
-  server.addService({Process: raw('demo.v1.DemoService/Process')} as unknown as grpc.ServiceDefinition, {Process: handle('demo.v1.DemoService/Process')});
+  server.addService({Echo: raw('jsonfx.v1.JsonService/Echo')} as unknown as grpc.ServiceDefinition, {
+    Echo: handle('jsonfx.v1.JsonService/Echo'),
+  });
+  server.addService({Process: raw('demo.v1.DemoService/Process')} as unknown as grpc.ServiceDefinition, {
+    Process: handle('demo.v1.DemoService/Process'),
+  });
 
   if (options.reflection !== 'none') {
-    const definition = protoLoader.loadSync([JSON_PROTO, path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')], {keepCase: true, includeDirs: [path.dirname(JSON_PROTO)]});
+    const definition = protoLoader.loadSync([JSON_PROTO, path.join(PACKAGE_ROOT, 'proto', 'demo', 'v1', 'demo.proto')], {
+      keepCase: true,
+      includeDirs: [path.dirname(JSON_PROTO)],
+    });
     // Records the metadata of each reflection stream, then hands it to @grpc/reflection.
     const recording: Pick<grpc.Server, 'addService'> = {
       addService(service, implementation) {
-        const inner = (implementation as Record<string, (stream: grpc.ServerDuplexStream<unknown, unknown>) => void>)['ServerReflectionInfo']!;
+        const inner = (implementation as Record<string, (stream: grpc.ServerDuplexStream<unknown, unknown>) => void>)[
+          'ServerReflectionInfo'
+        ]!;
         server.addService(service, {
           ServerReflectionInfo: (stream: grpc.ServerDuplexStream<unknown, unknown>) => {
             reflectionMetadata.push(Object.fromEntries(Object.entries(stream.metadata.getMap()).map(([k, v]) => [k, String(v)])));
@@ -113,13 +129,27 @@ export async function startSchemaServer(t: TestContext, options: SchemaServerOpt
   }
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', options.tls ? grpc.ServerCredentials.createSsl(options.tls.ca ?? null, [{private_key: options.tls.key, cert_chain: options.tls.cert}], options.tls.ca !== undefined) : grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-  t.after(() => new Promise<void>((resolve) => {
-    const timer = setTimeout(() => server.forceShutdown(), 200);
-    server.tryShutdown(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  }));
+    server.bindAsync(
+      '127.0.0.1:0',
+      options.tls
+        ? grpc.ServerCredentials.createSsl(
+            options.tls.ca ?? null,
+            [{private_key: options.tls.key, cert_chain: options.tls.cert}],
+            options.tls.ca !== undefined,
+          )
+        : grpc.ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
+    ),
+  );
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.forceShutdown(), 200);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  );
   return {address: `127.0.0.1:${port}`, calls, reflectionMetadata};
 }

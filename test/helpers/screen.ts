@@ -44,10 +44,20 @@ export async function runOnScreen(args: readonly string[], options: ScreenOption
   const cli = [...CLI_COMMAND, ...args].map(shellQuote).join(' ');
   // The exit code is printed by the shell inside the pty: `script` itself may not pass it on.
   const command = `stty cols ${cols} rows ${rows}; ${cli}; printf '\\n[exit %s]\\n' $?`;
-  const env: Record<string, string | undefined> = {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined, TERM: 'xterm-256color', ...options.env};
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    NODE_TEST_CONTEXT: undefined,
+    NODE_OPTIONS: undefined,
+    TERM: 'xterm-256color',
+    ...options.env,
+  };
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
   // Not spawnSync: a test's server runs in this process and must go on answering.
-  const child = spawn('script', ['-qec', command, '/dev/null'], {cwd: options.cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe']});
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    cwd: options.cwd,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const terminal = new Terminal({cols, rows, scrollback: 10_000, allowProposedApi: true});
   let raw = '';
   let written = Promise.resolve();

@@ -11,7 +11,11 @@ const DEPCRUISE = path.join(ROOT, 'node_modules', 'dependency-cruiser', 'bin', '
 const CONFIG = path.join(ROOT, '.dependency-cruiser.cjs');
 
 function depcruise(cwd: string, ...paths: string[]) {
-  const result = spawnSync(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'err', ...paths], {cwd, encoding: 'utf8', timeout: 180_000});
+  const result = spawnSync(process.execPath, [DEPCRUISE, '--config', CONFIG, '--output-type', 'err', ...paths], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
   assert.equal(result.error, undefined, `dependency-cruiser did not run: ${result.error}`);
   return {code: result.status, out: `${result.stdout}${result.stderr}`};
 }
@@ -30,7 +34,7 @@ test('the layering check fails when a lower folder imports a higher one, and on 
     mkdirSync(path.dirname(path.join(dir, file)), {recursive: true});
     writeFileSync(path.join(dir, file), text);
   };
-  write('src/engine/pipeline.ts', "export const pipeline = 1;\n");
+  write('src/engine/pipeline.ts', 'export const pipeline = 1;\n');
   // util is below engine: importing it breaks the order, even for a type.
   write('src/util/log.ts', "import type {} from '../engine/pipeline.js';\nexport const log = 1;\n");
   write('src/io/a.ts', "import {b} from './b.js';\nexport const a = b;\n");

@@ -39,27 +39,39 @@ test('reads an empty file as no records', async (t) => {
 test('skips blank and whitespace-only lines but keeps the line numbers of the others', async (t) => {
   const file = path.join(tempDir(t), 'blank.jsonl');
   writeFileSync(file, '\n{"id":"a"}\n\n   \n\t\n{"id":"b"}\n\n');
-  assert.deepEqual(lines(await readAll(file)), [[2, '{"id":"a"}', undefined], [6, '{"id":"b"}', undefined]]);
+  assert.deepEqual(lines(await readAll(file)), [
+    [2, '{"id":"a"}', undefined],
+    [6, '{"id":"b"}', undefined],
+  ]);
 });
 
 test('accepts CRLF line endings and drops the CR', async (t) => {
   const file = path.join(tempDir(t), 'crlf.jsonl');
   writeFileSync(file, '{"id":"a"}\r\n\r\n{"id":"b"}\r\n');
-  assert.deepEqual(lines(await readAll(file)), [[1, '{"id":"a"}', undefined], [3, '{"id":"b"}', undefined]]);
+  assert.deepEqual(lines(await readAll(file)), [
+    [1, '{"id":"a"}', undefined],
+    [3, '{"id":"b"}', undefined],
+  ]);
 });
 
 test('accepts a UTF-8 byte order mark at the start of the file', async (t) => {
   const file = path.join(tempDir(t), 'bom.jsonl');
   writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"id":"a"}\n{"id":"b"}\n')]));
   const records = await readAll(file);
-  assert.deepEqual(lines(records), [[1, '{"id":"a"}', undefined], [2, '{"id":"b"}', undefined]]);
+  assert.deepEqual(lines(records), [
+    [1, '{"id":"a"}', undefined],
+    [2, '{"id":"b"}', undefined],
+  ]);
   assert.equal(typeof prepareRecord(records[0]!, demo), 'object');
 });
 
 test('reads a final line that has no newline', async (t) => {
   const file = path.join(tempDir(t), 'last.jsonl');
   writeFileSync(file, '{"id":"a"}\n{"id":"b"}');
-  assert.deepEqual(lines(await readAll(file)), [[1, '{"id":"a"}', undefined], [2, '{"id":"b"}', undefined]]);
+  assert.deepEqual(lines(await readAll(file)), [
+    [1, '{"id":"a"}', undefined],
+    [2, '{"id":"b"}', undefined],
+  ]);
 });
 
 test('reports a line over maxLineBytes as an error with its line number, and reads on', async (t) => {
@@ -69,19 +81,35 @@ test('reports a line over maxLineBytes as an error with its line number, and rea
   assert.equal(records.length, 3);
   assert.equal(records[1]!.line, 2);
   assert.match(records[1]!.error ?? '', /line is longer than 64 bytes/);
-  assert.deepEqual(lines([records[0]!, records[2]!]), [[1, '{"id":"a"}', undefined], [3, '{"id":"c"}', undefined]]);
+  assert.deepEqual(lines([records[0]!, records[2]!]), [
+    [1, '{"id":"a"}', undefined],
+    [3, '{"id":"c"}', undefined],
+  ]);
 });
 
 test('reports an over-long line that arrives in many chunks without buffering it, and reads on', async () => {
   const input = Buffer.from(`{"id":"a"}\n{"payload":"${'x'.repeat(1000)}"}\n{"id":"c"}`);
   const records = await readAll(chunked(input, 7), {maxLineBytes: 100});
-  assert.deepEqual(records.map((r) => [r.line, r.error === undefined]), [[1, true], [2, false], [3, true]]);
+  assert.deepEqual(
+    records.map((r) => [r.line, r.error === undefined]),
+    [
+      [1, true],
+      [2, false],
+      [3, true],
+    ],
+  );
   assert.equal(records[2]!.text, '{"id":"c"}');
 });
 
 test('reports an over-long last line without a newline', async () => {
   const records = await readAll(chunked(Buffer.from(`{"id":"a"}\n${'x'.repeat(300)}`), 50), {maxLineBytes: 100});
-  assert.deepEqual(records.map((r) => [r.line, r.error === undefined]), [[1, true], [2, false]]);
+  assert.deepEqual(
+    records.map((r) => [r.line, r.error === undefined]),
+    [
+      [1, true],
+      [2, false],
+    ],
+  );
 });
 
 test('accepts a line exactly maxLineBytes long, CR not counted', async () => {
@@ -99,13 +127,23 @@ test('reports a line that is not UTF-8 as an error with its line number, and rea
   const file = path.join(tempDir(t), 'latin1.jsonl');
   writeFileSync(file, Buffer.concat([Buffer.from('{"id":"a"}\n{"id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n{"id":"c"}\n')]));
   const records = await readAll(file);
-  assert.deepEqual(records.map((r) => [r.line, r.error]), [[1, undefined], [2, 'not valid UTF-8 text'], [3, undefined]]);
+  assert.deepEqual(
+    records.map((r) => [r.line, r.error]),
+    [
+      [1, undefined],
+      [2, 'not valid UTF-8 text'],
+      [3, undefined],
+    ],
+  );
   assert.equal(prepareRecord(records[1]!, demo), 'not valid UTF-8 text');
 });
 
 test('decodes a multi-byte character cut in two by the stream', async () => {
   const records = await readAll(chunked(Buffer.from('{"id":"é😀"}\n{"id":"ü"}\n'), 1));
-  assert.deepEqual(lines(records), [[1, '{"id":"é😀"}', undefined], [2, '{"id":"ü"}', undefined]]);
+  assert.deepEqual(lines(records), [
+    [1, '{"id":"é😀"}', undefined],
+    [2, '{"id":"ü"}', undefined],
+  ]);
 });
 
 /** [case, line, words the message must hold]: every way a record can be wrong, through prepareRecord. */
@@ -147,7 +185,10 @@ test('checkInput names the input file and line of each invalid record, relative 
   const label = path.relative(process.cwd(), path.join(dir, 'input.jsonl'));
   assert.equal(check.total, 3);
   assert.equal(check.invalid, 2);
-  assert.deepEqual(check.issues.map((i) => i.file), [`${label}:3`, `${label}:4`]);
+  assert.deepEqual(
+    check.issues.map((i) => i.file),
+    [`${label}:3`, `${label}:4`],
+  );
   assert.deepEqual(check.warnings, []);
   assert.equal(server.stats.calls, 0);
 });
@@ -177,7 +218,13 @@ test('a run of an empty input succeeds with 0 records and sends nothing', async 
 test('a run counts bad records invalid, copies them exactly to the failures file and sends the good ones', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  const good = ['{"id":"g1"}', '{"id":"g2","count":-5,"tags":["a"]}', '{"id":"g3","amount":"9223372036854775807"}', '{"id":"g4","score":"NaN"}', '{"id":"g5"}'];
+  const good = [
+    '{"id":"g1"}',
+    '{"id":"g2","count":-5,"tags":["a"]}',
+    '{"id":"g3","amount":"9223372036854775807"}',
+    '{"id":"g4","score":"NaN"}',
+    '{"id":"g5"}',
+  ];
   const bad = [
     'not json',
     '[1,2]',
@@ -218,12 +265,17 @@ test('a run counts bad records invalid, copies them exactly to the failures file
   assert.deepEqual([...server.stats.ids].sort(), ['g1', 'g2', 'g3', 'g4', 'g5']);
 
   // Failures file: the bad lines byte for byte as input, the first one's BOM and the CRs of CRLF lines kept, in input order.
-  const asInput = layout.map((l, i) => `${i === 0 ? '\ufeff' : ''}${l}${i % 4 === 1 ? '\r' : ''}\n`).filter((_, i) => bad.includes(layout[i]!));
+  const asInput = layout
+    .map((l, i) => `${i === 0 ? '\ufeff' : ''}${l}${i % 4 === 1 ? '\r' : ''}\n`)
+    .filter((_, i) => bad.includes(layout[i]!));
   assert.ok(asInput.some((l) => l.endsWith('\r\n')) && asInput[0]!.startsWith('\ufeff'));
   assert.equal(readFileSync(path.join(dir, 'out/failed.jsonl'), 'utf8'), asInput.join(''));
   const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number; status: string; error?: string}[];
   const invalid = results.filter((r) => r.status === 'INVALID');
-  assert.deepEqual(invalid.map((r) => r.line).sort((a, b) => a - b), [...expected.keys()]);
+  assert.deepEqual(
+    invalid.map((r) => r.line).sort((a, b) => a - b),
+    [...expected.keys()],
+  );
   for (const r of invalid) assert.ok(r.error && r.error.length > 0, `line ${r.line} needs a reason`);
   assert.match(invalid.find((r) => r.line === [...expected.keys()][6])!.error!, /cont: unknown field/);
   assert.equal(results.filter((r) => r.status === 'OK').length, good.length);
@@ -233,13 +285,26 @@ test('a run counts a non-UTF-8 line and an over-long line invalid, by line numbe
   const server = await startServer(t);
   const dir = tempDir(t);
   const latin1 = Buffer.concat([Buffer.from('{"id":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
-  writeFileSync(path.join(dir, 'input.jsonl'), Buffer.concat([Buffer.from('{"id":"a"}\n'), latin1, Buffer.from(`\n{"payload":"${'x'.repeat(DEFAULT_MAX_LINE_BYTES)}"}\n{"id":"d"}\n`)]));
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    Buffer.concat([
+      Buffer.from('{"id":"a"}\n'),
+      latin1,
+      Buffer.from(`\n{"payload":"${'x'.repeat(DEFAULT_MAX_LINE_BYTES)}"}\n{"id":"d"}\n`),
+    ]),
+  );
   const summary = await runJob(await loadJob(writeJob(dir, server.address)));
   assert.deepEqual([summary.total, summary.ok, summary.invalid], [4, 2, 2]);
   assert.equal(server.stats.calls, 2);
   const results = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number; status: string; error?: string}[];
   const invalid = results.filter((r) => r.status === 'INVALID').sort((a, b) => a.line - b.line);
-  assert.deepEqual(invalid.map((r) => [r.line, r.error?.slice(0, 25)]), [[2, 'not valid UTF-8 text'], [3, 'line is longer than 41943']]);
+  assert.deepEqual(
+    invalid.map((r) => [r.line, r.error?.slice(0, 25)]),
+    [
+      [2, 'not valid UTF-8 text'],
+      [3, 'line is longer than 41943'],
+    ],
+  );
 });
 
 // Known gaps, kept visible: the failures file is written as text, and an over-long line is dropped

@@ -11,7 +11,12 @@ import {rawMethod} from '../helpers/echo-server.js';
 /** A channel that only records what the call asks of it. */
 function quietChannel() {
   const asked: string[] = [];
-  const channel = {start: () => asked.push('start'), cancel: () => asked.push('cancel'), track: () => asked.push('track'), untrack: () => asked.push('untrack')};
+  const channel = {
+    start: () => asked.push('start'),
+    cancel: () => asked.push('cancel'),
+    track: () => asked.push('track'),
+    untrack: () => asked.push('untrack'),
+  };
   return {channel: channel as unknown as H2Channel, asked};
 }
 
@@ -25,14 +30,20 @@ function framed(message: Buffer): Buffer {
 function answer(deadline: number, trailers: string[]): Promise<CallOutcome> {
   const {channel} = quietChannel();
   return new Promise((resolve) => {
-    const call = new H2UnaryCall(channel, rawMethod(), Buffer.from('q'), {head: Buffer.alloc(0), deadline, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined}, resolve);
+    const call = new H2UnaryCall(
+      channel,
+      rawMethod(),
+      Buffer.from('q'),
+      {head: Buffer.alloc(0), deadline, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined},
+      resolve,
+    );
     call.onHeaders([':status', '200', 'content-type', 'application/grpc'], false);
     call.onData(framed(Buffer.from('reply')), false);
     call.onHeaders(trailers, true);
   });
 }
 
-test('an OK answer in the deadline\'s own millisecond is DEADLINE_EXCEEDED (the deadline compared with >=)', async () => {
+test("an OK answer in the deadline's own millisecond is DEADLINE_EXCEEDED (the deadline compared with >=)", async () => {
   for (let i = 0; i < 20; i++) await answer(Infinity, ['grpc-status', '0']); // compiled, so the answer below takes microseconds
   const start = Date.now();
   while (Date.now() === start); // at the start of a millisecond: the answer comes within it
@@ -54,7 +65,13 @@ test('a reply spread over DATA frames cut anywhere is put back together; two rep
   const whole = framed(message);
   for (let cut = 1; cut < whole.length; cut++) {
     const outcome = await new Promise<CallOutcome>((resolve) => {
-      const call = new H2UnaryCall(channel, rawMethod(), Buffer.from('q'), {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined}, resolve);
+      const call = new H2UnaryCall(
+        channel,
+        rawMethod(),
+        Buffer.from('q'),
+        {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined},
+        resolve,
+      );
       call.onHeaders([':status', '200'], false);
       call.onData(whole.subarray(0, cut), false);
       call.onData(whole.subarray(cut), false);
@@ -63,7 +80,13 @@ test('a reply spread over DATA frames cut anywhere is put back together; two rep
     assert.deepEqual(outcome.ok && outcome.response, message, `cut at ${cut}`);
   }
   const twice = await new Promise<CallOutcome>((resolve) => {
-    const call = new H2UnaryCall(channel, rawMethod(), Buffer.from('q'), {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined}, resolve);
+    const call = new H2UnaryCall(
+      channel,
+      rawMethod(),
+      Buffer.from('q'),
+      {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined},
+      resolve,
+    );
     call.onHeaders([':status', '200'], false);
     call.onData(Buffer.concat([whole, whole]), false);
   });
@@ -73,7 +96,13 @@ test('a reply spread over DATA frames cut anywhere is put back together; two rep
 test('a compressed reply is refused with a status that says so; an HTTP 503 without grpc-status is UNAVAILABLE', async () => {
   const {channel} = quietChannel();
   const compressed = await new Promise<CallOutcome>((resolve) => {
-    const call = new H2UnaryCall(channel, rawMethod(), Buffer.from('q'), {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined}, resolve);
+    const call = new H2UnaryCall(
+      channel,
+      rawMethod(),
+      Buffer.from('q'),
+      {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined},
+      resolve,
+    );
     call.onHeaders([':status', '200', 'grpc-encoding', 'gzip'], false);
   });
   assert.equal(compressed.ok === false && compressed.code, grpc.status.UNIMPLEMENTED);
@@ -81,7 +110,13 @@ test('a compressed reply is refused with a status that says so; an HTTP 503 with
   const http = await answer(Infinity, []);
   assert.equal(http.ok === false && http.code, grpc.status.UNKNOWN);
   const unavailable = await new Promise<CallOutcome>((resolve) => {
-    const call = new H2UnaryCall(channel, rawMethod(), Buffer.from('q'), {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined}, resolve);
+    const call = new H2UnaryCall(
+      channel,
+      rawMethod(),
+      Buffer.from('q'),
+      {head: Buffer.alloc(0), deadline: Infinity, waitForReady: false, recordMetadata: false, maxReceiveBytes: -1, inFlight: undefined},
+      resolve,
+    );
     call.onHeaders([':status', '503'], true);
   });
   assert.equal(unavailable.ok === false && unavailable.code, grpc.status.UNAVAILABLE);

@@ -19,7 +19,14 @@ test('RST_STREAM in the middle of a reply: INTERNAL naming the code; the connect
     onRequest: (c, id, message) => {
       if (!first) return c.reply(id, message);
       first = false;
-      c.headers(id, [[':status', '200'], ['content-type', 'application/grpc']], false);
+      c.headers(
+        id,
+        [
+          [':status', '200'],
+          ['content-type', 'application/grpc'],
+        ],
+        false,
+      );
       c.send(FrameType.DATA, 0, id, grpcMessage(Buffer.alloc(100)).subarray(0, 50));
       c.send(FrameType.RST_STREAM, 0, id, [0, 0, 0, H2_ERROR.INTERNAL_ERROR]);
     },
@@ -65,14 +72,22 @@ test('no stream opens before the server SETTINGS come; MAX_CONCURRENT_STREAMS 1 
   let headersBeforeSettings = 0;
   let settingsSent = false;
   const peer = await startPeer(t, {
-    settings: [[Setting.MAX_CONCURRENT_STREAMS, 1], [Setting.INITIAL_WINDOW_SIZE, 10]],
+    settings: [
+      [Setting.MAX_CONCURRENT_STREAMS, 1],
+      [Setting.INITIAL_WINDOW_SIZE, 10],
+    ],
     settingsWhen: (c) => {
       // Held back until the client's preface frames (SETTINGS, WINDOW_UPDATE) came and a turn passed.
       if (!c.frames.some((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 0)) return false;
-      setImmediate(() => setImmediate(() => {
-        settingsSent = true;
-        c.settings([[Setting.MAX_CONCURRENT_STREAMS, 1], [Setting.INITIAL_WINDOW_SIZE, 10]]);
-      }));
+      setImmediate(() =>
+        setImmediate(() => {
+          settingsSent = true;
+          c.settings([
+            [Setting.MAX_CONCURRENT_STREAMS, 1],
+            [Setting.INITIAL_WINDOW_SIZE, 10],
+          ]);
+        }),
+      );
       return false;
     },
     onFrame: (c, type, _flags, streamId, payload) => {
@@ -107,11 +122,13 @@ test('a PING flood: every PING acked with its payload, and the call still answer
   const pings = 5000;
   const peer = await startPeer(t, {
     onRequest: (c, id, message) => {
-      const all = Buffer.concat(Array.from({length: pings}, (_, i) => {
-        const payload = Buffer.alloc(8);
-        payload.writeUInt32BE(i, 4);
-        return frame(FrameType.PING, 0, 0, payload);
-      }));
+      const all = Buffer.concat(
+        Array.from({length: pings}, (_, i) => {
+          const payload = Buffer.alloc(8);
+          payload.writeUInt32BE(i, 4);
+          return frame(FrameType.PING, 0, 0, payload);
+        }),
+      );
       c.socket.write(all);
       c.reply(id, message);
     },
@@ -131,7 +148,11 @@ test('oversized response headers: the call fails RESOURCE_EXHAUSTED and the conn
       n++;
       if (n === 2) return c.reply(id, message);
       const size = n === 1 ? 70_000 : 300_000;
-      const fields = block([[':status', '200'], ['content-type', 'application/grpc'], ['x-big', 'b'.repeat(size)]]);
+      const fields = block([
+        [':status', '200'],
+        ['content-type', 'application/grpc'],
+        ['x-big', 'b'.repeat(size)],
+      ]);
       for (let at = 0; at < fields.length; at += 16_384) {
         const last = at + 16_384 >= fields.length;
         c.send(at === 0 ? FrameType.HEADERS : FrameType.CONTINUATION, last ? Flag.END_HEADERS : 0, id, fields.subarray(at, at + 16_384));
@@ -157,7 +178,14 @@ test('a server that closes in the middle of a frame: UNAVAILABLE, and the next c
     onRequest: (c, id, message) => {
       if (!first) return c.reply(id, message);
       first = false;
-      c.headers(id, [[':status', '200'], ['content-type', 'application/grpc']], false);
+      c.headers(
+        id,
+        [
+          [':status', '200'],
+          ['content-type', 'application/grpc'],
+        ],
+        false,
+      );
       c.socket.end(frame(FrameType.DATA, 0, id, grpcMessage(Buffer.alloc(64))).subarray(0, 30));
     },
   });
@@ -181,10 +209,17 @@ test('a malformed frame from the server (PING of 7 bytes) is a connection error:
 
 test('keepalive: a server that stops answering PINGs is dropped after keepalive_timeout_ms; the call in flight fails UNAVAILABLE', async (t) => {
   const peer = await startPeer(t, {onRequest: () => undefined}); // never answers the call, never acks a PING
-  const pool = new ChannelPool({target: peer.address, transport: 'h2', channelOptions: {'grpc.keepalive_time_ms': 50, 'grpc.keepalive_timeout_ms': 200}});
+  const pool = new ChannelPool({
+    target: peer.address,
+    transport: 'h2',
+    channelOptions: {'grpc.keepalive_time_ms': 50, 'grpc.keepalive_timeout_ms': 200},
+  });
   t.after(() => pool.close());
   const outcome = await callUnaryH2(pool.pickH2(), METHOD, Buffer.from('k'), {deadlineMs: 60_000});
   assert.equal(codeOf(outcome), grpc.status.UNAVAILABLE);
   assert.match(outcome.ok ? '' : outcome.details, /keepalive ping not answered in 200ms/);
-  assert.ok(peer.connections[0]!.frames.some((f) => f.type === FrameType.PING && f.flags === 0), 'the client pinged');
+  assert.ok(
+    peer.connections[0]!.frames.some((f) => f.type === FrameType.PING && f.flags === 0),
+    'the client pinged',
+  );
 });

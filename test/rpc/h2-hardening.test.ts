@@ -20,8 +20,16 @@ const goawayCode = (c: PeerConnection) => c.frames.find((f) => f.type === FrameT
 
 test('a CONTINUATION flood (empty frames past the limit) and a frame inside a header block are connection errors: GOAWAY, the call INTERNAL', async (t) => {
   const cases = [
-    {what: 'flood', code: H2_ERROR.ENHANCE_YOUR_CALM, details: new RegExp(`ENHANCE_YOUR_CALM: a header block over .* or ${MAX_CONTINUATIONS} frames`)},
-    {what: 'interleaved', code: H2_ERROR.PROTOCOL_ERROR, details: /PROTOCOL_ERROR: 0 frame in the middle of a header block \(CONTINUATION expected\)/},
+    {
+      what: 'flood',
+      code: H2_ERROR.ENHANCE_YOUR_CALM,
+      details: new RegExp(`ENHANCE_YOUR_CALM: a header block over .* or ${MAX_CONTINUATIONS} frames`),
+    },
+    {
+      what: 'interleaved',
+      code: H2_ERROR.PROTOCOL_ERROR,
+      details: /PROTOCOL_ERROR: 0 frame in the middle of a header block \(CONTINUATION expected\)/,
+    },
   ];
   for (const {what, code, details} of cases) {
     const peer = await startPeer(t, {
@@ -63,7 +71,10 @@ for (const flood of ['PING', 'SETTINGS'] as const) {
     const outcome = await client(t, peer)(Buffer.from('flooded'), 120_000);
     done = true;
     assert.equal(codeOf(outcome), grpc.status.INTERNAL, JSON.stringify(outcome));
-    assert.match(outcome.ok ? '' : outcome.details, /ENHANCE_YOUR_CALM: over 16 MiB of acks the server does not read \(a PING or SETTINGS flood\)/);
+    assert.match(
+      outcome.ok ? '' : outcome.details,
+      /ENHANCE_YOUR_CALM: over 16 MiB of acks the server does not read \(a PING or SETTINGS flood\)/,
+    );
     assert.ok(sent >= 16 << 20, `the peer sent ${sent} bytes of ${flood} frames`);
   });
 }
@@ -97,7 +108,10 @@ test('GOAWAY ENHANCE_YOUR_CALM "too_many_pings": the next connection pings half 
       c.send(FrameType.PING, Flag.ACK, 0, Buffer.alloc(8));
       const index = peer.connections.indexOf(c);
       if (index < 2) {
-        const payload = Buffer.concat([Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 0, 0, H2_ERROR.ENHANCE_YOUR_CALM]), Buffer.from('too_many_pings')]);
+        const payload = Buffer.concat([
+          Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 0, 0, H2_ERROR.ENHANCE_YOUR_CALM]),
+          Buffer.from('too_many_pings'),
+        ]);
         c.send(FrameType.GOAWAY, 0, 0, payload);
       }
       for (const [id, message] of c.requests) c.reply(id, message);
@@ -121,7 +135,7 @@ test('GOAWAY ENHANCE_YOUR_CALM "too_many_pings": the next connection pings half 
   assert.ok(gap(2) >= 4 * every - 10, `connection 3 pinged after ${gap(2).toFixed(0)} ms (keepalive doubled twice)`);
 });
 
-test('MAX_HEADER_LIST_SIZE both ways: ours is advertised; a request over the server\'s fails INTERNAL unsent, and the connection serves the next call', async (t) => {
+test("MAX_HEADER_LIST_SIZE both ways: ours is advertised; a request over the server's fails INTERNAL unsent, and the connection serves the next call", async (t) => {
   const serverLimit = 1000;
   const peer = await startPeer(t, {settings: [[Setting.MAX_HEADER_LIST_SIZE, serverLimit]]});
   const pool = new ChannelPool({target: peer.address, transport: 'h2'});
@@ -133,7 +147,10 @@ test('MAX_HEADER_LIST_SIZE both ways: ours is advertised; a request over the ser
   };
   const big = await call('b'.repeat(serverLimit));
   assert.equal(codeOf(big), grpc.status.INTERNAL, JSON.stringify(big));
-  assert.match(big.ok ? '' : big.details, /the request's header list is \d+ bytes, over the server's limit of 1000 \(SETTINGS_MAX_HEADER_LIST_SIZE\): send less metadata/);
+  assert.match(
+    big.ok ? '' : big.details,
+    /the request's header list is \d+ bytes, over the server's limit of 1000 \(SETTINGS_MAX_HEADER_LIST_SIZE\): send less metadata/,
+  );
   const c = peer.connections[0]!;
   assert.equal(c.frames.filter((f) => f.type === FrameType.HEADERS).length, 0, 'nothing sent');
   const small = await call('small');

@@ -26,7 +26,10 @@ interface Setup {
 }
 
 async function setup(t: TestContext, secure: boolean, serverOptions?: grpc.ServerOptions): Promise<Setup> {
-  const server = await startEchoServer(t, {...(secure ? {tls: {key: read('server.key'), cert: read('server.pem')}} : {}), ...(serverOptions ? {serverOptions} : {})});
+  const server = await startEchoServer(t, {
+    ...(secure ? {tls: {key: read('server.key'), cert: read('server.pem')}} : {}),
+    ...(serverOptions ? {serverOptions} : {}),
+  });
   const pool = new ChannelPool({
     target: secure ? `localhost:${server.port}` : server.address,
     transport: 'h2',
@@ -42,8 +45,17 @@ function metadata(entries: Record<string, string | Buffer>): grpc.Metadata {
   return out;
 }
 
-function call(s: Setup, request: Buffer, options: {deadlineMs?: number; metadata?: grpc.Metadata; recordMetadata?: boolean} = {}, method = METHOD): Promise<CallOutcome> {
-  return callUnaryH2(s.h2, method, request, {deadlineMs: options.deadlineMs ?? 30_000, ...(options.metadata ? {metadata: options.metadata} : {}), recordMetadata: options.recordMetadata ?? false});
+function call(
+  s: Setup,
+  request: Buffer,
+  options: {deadlineMs?: number; metadata?: grpc.Metadata; recordMetadata?: boolean} = {},
+  method = METHOD,
+): Promise<CallOutcome> {
+  return callUnaryH2(s.h2, method, request, {
+    deadlineMs: options.deadlineMs ?? 30_000,
+    ...(options.metadata ? {metadata: options.metadata} : {}),
+    recordMetadata: options.recordMetadata ?? false,
+  });
 }
 
 function replyOf(outcome: CallOutcome): Buffer {
@@ -76,7 +88,10 @@ for (const secure of [false, true]) {
 
   test(`${mode}: NOT_FOUND with its message and binary trailer; a trailers-only UNIMPLEMENTED`, async (t) => {
     const s = await setup(t, secure);
-    const failed = await call(s, Buffer.from('a'), {metadata: metadata({'x-fail': '5', 'x-fail-message': 'no such thing: 100% gone, ok?', 'x-trailer-bin': Buffer.from([0, 1, 2, 255])}), recordMetadata: true});
+    const failed = await call(s, Buffer.from('a'), {
+      metadata: metadata({'x-fail': '5', 'x-fail-message': 'no such thing: 100% gone, ok?', 'x-trailer-bin': Buffer.from([0, 1, 2, 255])}),
+      recordMetadata: true,
+    });
     assert.equal(failed.ok, false);
     assert.equal(failed.ok === false && failed.code, grpc.status.NOT_FOUND);
     assert.equal(failed.ok === false && failed.details, 'no such thing: 100% gone, ok?');
@@ -96,8 +111,12 @@ for (const secure of [false, true]) {
     assert.ok(replyOf(await call(s, big)).equals(big), '1 MiB request echoed');
     assert.equal(replyOf(await call(s, Buffer.alloc(0))).length, 0);
     const sizes = 3 << 20;
-    const replies = await Promise.all(Array.from({length: 6}, (_, i) => call(s, Buffer.from([i * 10]), {metadata: metadata({'x-reply-bytes': String(sizes)})})));
-    replies.forEach((reply, i) => assert.ok(replyOf(reply).equals(expectedReply(Buffer.from([i * 10]), sizes)), `reply ${i} byte for byte`));
+    const replies = await Promise.all(
+      Array.from({length: 6}, (_, i) => call(s, Buffer.from([i * 10]), {metadata: metadata({'x-reply-bytes': String(sizes)})})),
+    );
+    replies.forEach((reply, i) =>
+      assert.ok(replyOf(reply).equals(expectedReply(Buffer.from([i * 10]), sizes)), `reply ${i} byte for byte`),
+    );
   });
 
   test(`${mode}: DEADLINE_EXCEEDED for a slow call, and the connection still serves the next call`, async (t) => {
@@ -112,7 +131,11 @@ for (const secure of [false, true]) {
   test(`${mode}: cancel ends the call with CANCELLED and the server sees it cancelled`, async (t) => {
     const s = await setup(t, secure);
     const inFlight = new Set<{cancel(): void}>();
-    const pending = callUnaryH2(s.h2, METHOD, Buffer.from('c'), {deadlineMs: 30_000, metadata: metadata({'x-delay-ms': '20000'}), inFlight});
+    const pending = callUnaryH2(s.h2, METHOD, Buffer.from('c'), {
+      deadlineMs: 30_000,
+      metadata: metadata({'x-delay-ms': '20000'}),
+      inFlight,
+    });
     await waitFor(() => s.server.stats.inFlight === 1, 20_000, 'the call at the server');
     for (const c of inFlight) c.cancel();
     const outcome = await pending;
@@ -136,18 +159,33 @@ for (const secure of [false, true]) {
 
 test('a server that allows 10 streams per connection: 500 calls at 100 in flight all succeed, at most 10 at once', async (t) => {
   const s = await setup(t, false, {'grpc.max_concurrent_streams': 10});
-  const outcomes = await Promise.all(Array.from({length: 500}, (_, i) => call(s, Buffer.from(`r${i}`), {metadata: metadata({'x-delay-ms': '2'})})));
+  const outcomes = await Promise.all(
+    Array.from({length: 500}, (_, i) => call(s, Buffer.from(`r${i}`), {metadata: metadata({'x-delay-ms': '2'})})),
+  );
   outcomes.forEach((outcome, i) => assert.deepEqual(replyOf(outcome), Buffer.from(`r${i}`)));
   assert.ok(s.server.stats.maxInFlight <= 10, `max in flight at the server: ${s.server.stats.maxInFlight}`);
 });
 
 test('mutual TLS with serverName: the client certificate reaches the server; a wrong CA fails as UNAVAILABLE naming the certificate', async (t) => {
   const server = await startEchoServer(t, {tls: {key: read('server.key'), cert: read('server.pem'), ca: read('ca.pem')}});
-  const pool = new ChannelPool({target: server.address, transport: 'h2', tls: {ca: path.join(TLS_DIR, 'ca.pem'), cert: path.join(TLS_DIR, 'client.pem'), key: path.join(TLS_DIR, 'client.key'), serverName: 'localhost'}});
+  const pool = new ChannelPool({
+    target: server.address,
+    transport: 'h2',
+    tls: {
+      ca: path.join(TLS_DIR, 'ca.pem'),
+      cert: path.join(TLS_DIR, 'client.pem'),
+      key: path.join(TLS_DIR, 'client.key'),
+      serverName: 'localhost',
+    },
+  });
   t.after(() => pool.close());
   assert.deepEqual(replyOf(await callUnaryH2(pool.pickH2(), METHOD, Buffer.from('m'), {deadlineMs: 30_000})), Buffer.from('m'));
 
-  const wrong = new ChannelPool({target: server.address, transport: 'h2', tls: {ca: path.join(TLS_DIR, 'server.pem'), serverName: 'localhost'}});
+  const wrong = new ChannelPool({
+    target: server.address,
+    transport: 'h2',
+    tls: {ca: path.join(TLS_DIR, 'server.pem'), serverName: 'localhost'},
+  });
   t.after(() => wrong.close());
   const refused = await callUnaryH2(wrong.pickH2(), METHOD, Buffer.from('m'), {deadlineMs: 30_000});
   assert.equal(refused.ok === false && refused.code, grpc.status.UNAVAILABLE);
@@ -156,7 +194,11 @@ test('mutual TLS with serverName: the client certificate reaches the server; a w
 
 test('max receive message length: a larger reply fails RESOURCE_EXHAUSTED; max send length refuses before sending', async (t) => {
   const server = await startEchoServer(t);
-  const pool = new ChannelPool({target: server.address, transport: 'h2', channelOptions: {'grpc.max_receive_message_length': 1000, 'grpc.max_send_message_length': 2000}});
+  const pool = new ChannelPool({
+    target: server.address,
+    transport: 'h2',
+    channelOptions: {'grpc.max_receive_message_length': 1000, 'grpc.max_send_message_length': 2000},
+  });
   t.after(() => pool.close());
   const h2 = pool.pickH2();
   const big = await callUnaryH2(h2, METHOD, Buffer.from('a'), {deadlineMs: 30_000, metadata: metadata({'x-reply-bytes': '5000'})});

@@ -32,7 +32,10 @@ test('answers every record with its own response, in order, over only the stream
   // Uneven latencies: a quick answer must still wait for the slower ones sent before it on its stream.
   const outcomes = await Promise.all(Array.from({length: 2000}, (_, i) => sender.send(request({id: `r${i}`, latencyMs: (i * 7) % 4}))));
   await sender.close();
-  assert.deepEqual(outcomes.map(idOf), Array.from({length: 2000}, (_, i) => `r${i}`));
+  assert.deepEqual(
+    outcomes.map(idOf),
+    Array.from({length: 2000}, (_, i) => `r${i}`),
+  );
   assert.equal(server.stats.streams, 3);
   assert.equal(server.stats.calls, 2000);
   assert.deepEqual(server.stats.byStatus, {OK: 2000});
@@ -67,7 +70,11 @@ test('a stream the server ends with a status gives that status to the records it
   assert.equal(server.stats.streams, 2);
 });
 
-for (const [how, code] of [['reset', grpc.status.INTERNAL], ['drop-connection', grpc.status.UNAVAILABLE], ['end-ok', grpc.status.UNAVAILABLE]] as const) {
+for (const [how, code] of [
+  ['reset', grpc.status.INTERNAL],
+  ['drop-connection', grpc.status.UNAVAILABLE],
+  ['end-ok', grpc.status.UNAVAILABLE],
+] as const) {
   test(`a stream broken mid-run (${how}) ends every record it had not answered with ${grpc.status[code]}; no record is left without an outcome`, async (t) => {
     const server = await startH2StreamServer(t, {how, breakAfter: 20, breaks: 2});
     const sender = new BidiSender(poolFor(t, server.address), method, {deadlineMs: 10_000, streams: 4});
@@ -150,5 +157,8 @@ test('cancelling through the in-flight registry ends unanswered records CANCELLE
 });
 
 test('refuses a streams count that is not a positive integer', () => {
-  assert.throws(() => new BidiSender({pick: () => undefined as never}, method, {deadlineMs: 0, streams: 0}), /Expected `streams` to be an integer from 1 and up, got `0`/);
+  assert.throws(
+    () => new BidiSender({pick: () => undefined as never}, method, {deadlineMs: 0, streams: 0}),
+    /Expected `streams` to be an integer from 1 and up, got `0`/,
+  );
 });

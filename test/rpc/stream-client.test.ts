@@ -31,7 +31,10 @@ test('sends records in calls of batchSize, the last one partial, and gives each 
     assert.equal(response.ids.length, response.count);
     sizes.set(response.ids[0]!, response.count);
   });
-  assert.deepEqual([...sizes.values()].sort((a, b) => a - b), [50, 100, 100]);
+  assert.deepEqual(
+    [...sizes.values()].sort((a, b) => a - b),
+    [50, 100, 100],
+  );
 });
 
 test('sends a partial batch once no more records come', async (t) => {
@@ -45,7 +48,9 @@ test('sends a partial batch once no more records come', async (t) => {
 test('a failed batch gives its status to every record of it, and to no other', async (t) => {
   const server = await startServer(t);
   const sender = new ClientStreamSender(poolFor(t, server.address), method, {deadlineMs: 10_000, batchSize: 10});
-  const outcomes = await Promise.all(Array.from({length: 30}, (_, i) => sender.send(method.encodeRequest({id: `r${i}`, failCode: i === 13 ? 5 : 0}))));
+  const outcomes = await Promise.all(
+    Array.from({length: 30}, (_, i) => sender.send(method.encodeRequest({id: `r${i}`, failCode: i === 13 ? 5 : 0}))),
+  );
   await sender.close();
   outcomes.forEach((outcome, i) => {
     if (i >= 10 && i < 20) {
@@ -65,5 +70,8 @@ test('a batch has the deadline of one call from when it is sent', async (t) => {
 });
 
 test('refuses a batch size that is not a positive integer', () => {
-  assert.throws(() => new ClientStreamSender({pick: () => undefined as never}, method, {deadlineMs: 0, batchSize: 1.5}), /Expected `batchSize` to be an integer from 1 and up, got `1.5`/);
+  assert.throws(
+    () => new ClientStreamSender({pick: () => undefined as never}, method, {deadlineMs: 0, batchSize: 1.5}),
+    /Expected `batchSize` to be an integer from 1 and up, got `1.5`/,
+  );
 });

@@ -43,7 +43,11 @@ test('checkTarget accepts what grpc-js resolves and names what is wrong with the
   for (const [target, expected] of TARGETS) {
     const problem = checkTarget(target);
     if (expected === undefined) assert.equal(problem, undefined, `${target}: ${problem}`);
-    else assert.ok(problem?.includes(expected), `${JSON.stringify(target)}: expected ${JSON.stringify(expected)} in ${JSON.stringify(problem)}`);
+    else
+      assert.ok(
+        problem?.includes(expected),
+        `${JSON.stringify(target)}: expected ${JSON.stringify(expected)} in ${JSON.stringify(problem)}`,
+      );
   }
 });
 
@@ -61,12 +65,30 @@ test('checkPem tells a certificate from a key, PEM from DER, and a plain key fro
   assert.equal(checkPem(path.join(TLS, 'ca.pem'), 'ca'), undefined);
   assert.equal(checkPem(path.join(TLS, 'client.pem'), 'cert'), undefined);
   assert.equal(checkPem(path.join(TLS, 'client.key'), 'key'), undefined);
-  assert.match(checkPem(path.join(TLS, 'ca.key'), 'ca')!, /expected a PEM certificate of the CA .*, got -----BEGIN (RSA |EC )?PRIVATE KEY-----: is it tls.key\?/);
-  assert.match(checkPem(path.join(TLS, 'client.pem'), 'key')!, /expected a PEM private key .*, got -----BEGIN CERTIFICATE-----: is it tls.cert\?/);
-  assert.match(checkPem(file('der.crt', Buffer.from([0x30, 0x82, 0x01, 0x0a, 0x02])), 'ca')!, /a file with no PEM block \(a DER file\? convert it: openssl x509 -inform der/);
+  assert.match(
+    checkPem(path.join(TLS, 'ca.key'), 'ca')!,
+    /expected a PEM certificate of the CA .*, got -----BEGIN (RSA |EC )?PRIVATE KEY-----: is it tls.key\?/,
+  );
+  assert.match(
+    checkPem(path.join(TLS, 'client.pem'), 'key')!,
+    /expected a PEM private key .*, got -----BEGIN CERTIFICATE-----: is it tls.cert\?/,
+  );
+  assert.match(
+    checkPem(file('der.crt', Buffer.from([0x30, 0x82, 0x01, 0x0a, 0x02])), 'ca')!,
+    /a file with no PEM block \(a DER file\? convert it: openssl x509 -inform der/,
+  );
   assert.match(checkPem(file('empty.pem', ''), 'cert')!, /got an empty file/);
-  assert.match(checkPem(file('enc.key', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n'), 'key')!, /encrypted, and grpc-js takes no passphrase/);
-  assert.match(checkPem(file('bad.pem', '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n'), 'ca')!, /does not parse/);
-  assert.match(checkKeyPair(path.join(TLS, 'client.pem'), path.join(TLS, 'server.key'))!, /tls.key is not the private key of the certificate in tls.cert/);
+  assert.match(
+    checkPem(file('enc.key', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n'), 'key')!,
+    /encrypted, and grpc-js takes no passphrase/,
+  );
+  assert.match(
+    checkPem(file('bad.pem', '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n'), 'ca')!,
+    /does not parse/,
+  );
+  assert.match(
+    checkKeyPair(path.join(TLS, 'client.pem'), path.join(TLS, 'server.key'))!,
+    /tls.key is not the private key of the certificate in tls.cert/,
+  );
   assert.equal(checkKeyPair(path.join(TLS, 'client.pem'), path.join(TLS, 'client.key')), undefined);
 });

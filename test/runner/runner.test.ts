@@ -23,11 +23,14 @@ function heldAfter(job: LoadedJob, after: number): {job: LoadedJob; seen: () => 
   return {job: {...job, spec: {...job.spec, onResult: () => (++seen >= after ? gate : undefined)}}, seen: () => seen, open};
 }
 
-test('the library\'s run does what grpc-batch run does: recorded, leased, stopped by an AbortSignal, resumed to completion', async (t) => {
+test("the library's run does what grpc-batch run does: recorded, leased, stopped by an AbortSignal, resumed to completion", async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 300;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})),
+  );
   const jobFile = writeJob(dir, server.address, {concurrency: 4}); // one results file: out/results.jsonl
   const state = path.join(dir, 'state.db');
   const job = await loadJob(jobFile);
@@ -41,8 +44,14 @@ test('the library\'s run does what grpc-batch run does: recorded, leased, stoppe
   // While it runs: recorded, and held (its lease and its files' lock) against the library and the CLI alike.
   const running = (await history(state)).find((r) => r.runId === 'lib-1');
   assert.equal(running?.status, 'running', 'history shows the run while it runs');
-  await assert.rejects(run(job, {state, resume: 'lib-1'}), (error: unknown) => error instanceof UsageError && /run lib-1 is still running/.test(error.message));
-  await assert.rejects(run(job, {state}), (error: unknown) => error instanceof UsageError && /results\.jsonl is being written by another run/.test(error.message));
+  await assert.rejects(
+    run(job, {state, resume: 'lib-1'}),
+    (error: unknown) => error instanceof UsageError && /run lib-1 is still running/.test(error.message),
+  );
+  await assert.rejects(
+    run(job, {state}),
+    (error: unknown) => error instanceof UsageError && /results\.jsonl is being written by another run/.test(error.message),
+  );
   const cli = await runCli(['run', jobFile, '--json', '--no-progress', '--state', state, '--resume', 'lib-1'], {timeoutMs: 60_000});
   assert.equal(cli.code, 2, cli.stderr);
   assert.match(cli.stderr, /run lib-1 is still running/);
@@ -56,7 +65,11 @@ test('the library\'s run does what grpc-batch run does: recorded, leased, stoppe
   assert.ok(stopped.total < RECORDS, `the run stopped early (${stopped.total} of ${RECORDS})`);
   assert.equal(server.stats.calls, calls, 'the refused runs sent nothing');
   const ended = (await history(state)).filter((r) => r.job === 'test');
-  assert.deepEqual(ended.map((r) => [r.runId, r.status]), [['lib-1', 'cancelled']], 'one run recorded, cancelled; the refused ones left nothing');
+  assert.deepEqual(
+    ended.map((r) => [r.runId, r.status]),
+    [['lib-1', 'cancelled']],
+    'one run recorded, cancelled; the refused ones left nothing',
+  );
 
   const resumed = await run(job, {state, resume: true});
   assert.equal(resumed.runId, 'lib-1');
@@ -65,17 +78,28 @@ test('the library\'s run does what grpc-batch run does: recorded, leased, stoppe
   const sent = new Map<string, number>();
   for (const id of server.stats.ids) sent.set(id, (sent.get(id) ?? 0) + 1);
   assert.equal(sent.size, RECORDS, 'every record reached the server');
-  assert.deepEqual([...sent.values()].filter((n) => n > 1), [], 'each record once');
+  assert.deepEqual(
+    [...sent.values()].filter((n) => n > 1),
+    [],
+    'each record once',
+  );
   const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as {line: number}[]).map((r) => r.line);
-  assert.deepEqual(lines.sort((a, b) => a - b), Array.from({length: RECORDS}, (_, i) => i + 1), 'one result line per record');
+  assert.deepEqual(
+    lines.sort((a, b) => a - b),
+    Array.from({length: RECORDS}, (_, i) => i + 1),
+    'one result line per record',
+  );
   const done = (await history(state)).find((r) => r.runId === 'lib-1');
   assert.deepEqual([done?.status, done?.ok], ['succeeded', RECORDS]);
 });
 
-test('the library\'s run with state: false records nothing and still locks its files', async (t) => {
+test("the library's run with state: false records nothing and still locks its files", async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 20}, (_, i) => ({id: `r${i + 1}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 20}, (_, i) => ({id: `r${i + 1}`})),
+  );
   const job = await loadJob(writeJob(dir, server.address, {concurrency: 2}));
   const state = path.join(dir, 'state.db');
   const held = heldAfter(job, 2);

@@ -10,7 +10,10 @@ test('one coordinator per run: a second waits out the lease and gives up while t
   const {prefix, redis} = await redisPrefix(t);
   const key = `${prefix}:runs:r1:lease`;
   const first = await RunLease.acquire(redis, key, 'r1', () => assert.fail('the first lost its lease'), undefined, 300);
-  await assert.rejects(RunLease.acquire(redis, key, 'r1', () => undefined, undefined, 300), (error: unknown) => error instanceof UsageError && /run r1 is driven by another coordinator \(pid \d+ on /.test(error.message));
+  await assert.rejects(
+    RunLease.acquire(redis, key, 'r1', () => undefined, undefined, 300),
+    (error: unknown) => error instanceof UsageError && /run r1 is driven by another coordinator \(pid \d+ on /.test(error.message),
+  );
   await first.release();
   const second = await RunLease.acquire(redis, key, 'r1', () => undefined, undefined, 300);
   assert.match((await redis.get(key))!, new RegExp(`^${hostname()} ${process.pid} `));
@@ -25,7 +28,7 @@ test('a lease held by a process of this machine that is gone is taken over at on
   await redis.set(key, `${hostname()} 999999999 dead`, 'PX', 60_000);
   const started = Date.now();
   const lease = await RunLease.acquire(redis, key, 'r2', () => undefined, undefined, 60_000);
-  assert.ok(Date.now() - started < 5000, 'no wait for the dead holder\'s lease to expire');
+  assert.ok(Date.now() - started < 5000, "no wait for the dead holder's lease to expire");
   assert.match((await redis.get(key))!, new RegExp(`^${hostname()} ${process.pid} `));
   await lease.release();
 });
@@ -53,7 +56,11 @@ test('each taking of a lease is a new generation; a holder of an older one fails
   const second = await RunLease.acquire(redis, key, 'r4', () => undefined, undefined, 300);
   assert.equal(second.generation, 2);
   assert.equal(await redis.get(generationKey(key)), '2');
-  await assert.rejects(first.check(), (error: unknown) => error instanceof FencedError && /run r4 was taken over by another coordinator .*\(generation 1\)/.test(error.message));
+  await assert.rejects(
+    first.check(),
+    (error: unknown) =>
+      error instanceof FencedError && /run r4 was taken over by another coordinator .*\(generation 1\)/.test(error.message),
+  );
   assert.ok(first.lost instanceof FencedError, 'lost for good');
   const set = `${prefix}:runs:r4:chunks`;
   const stale = first.fenceArgs();

@@ -21,21 +21,46 @@ interface HeldRun {
 
 function heldRunner() {
   const runs: HeldRun[] = [];
-  const runner = (job: LoadedJob, options: RunOptions) => new Promise<RunSummary>((resolve) => {
-    const summary = (status: RunSummary['status'], stopReason?: string): RunSummary => ({
-      job: job.spec.name, runId: options.runId!, status, total: 1, ok: status === 'succeeded' ? 1 : 0, failed: status === 'succeeded' ? 0 : 1, invalid: 0,
-      byStatus: status === 'succeeded' ? {OK: 1} : {CANCELLED: 1}, errors: {}, attempts: 1, retried: 0, retriesThrottled: 0, unfinished: 0, outages: {pauses: 0, pausedMs: 0}, durationMs: 1, callsPerSec: 1,
-      latencyMs: {p50: 1, p90: 1, p99: 1, max: 1}, lastLine: 1, output: '/dev/null', ...(stopReason ? {stopReason} : {}),
+  const runner = (job: LoadedJob, options: RunOptions) =>
+    new Promise<RunSummary>((resolve) => {
+      const summary = (status: RunSummary['status'], stopReason?: string): RunSummary => ({
+        job: job.spec.name,
+        runId: options.runId!,
+        status,
+        total: 1,
+        ok: status === 'succeeded' ? 1 : 0,
+        failed: status === 'succeeded' ? 0 : 1,
+        invalid: 0,
+        byStatus: status === 'succeeded' ? {OK: 1} : {CANCELLED: 1},
+        errors: {},
+        attempts: 1,
+        retried: 0,
+        retriesThrottled: 0,
+        unfinished: 0,
+        outages: {pauses: 0, pausedMs: 0},
+        durationMs: 1,
+        callsPerSec: 1,
+        latencyMs: {p50: 1, p90: 1, p99: 1, max: 1},
+        lastLine: 1,
+        output: '/dev/null',
+        ...(stopReason ? {stopReason} : {}),
+      });
+      options.cancelSignal?.addEventListener('abort', () => resolve(summary('cancelled', String(options.cancelSignal!.reason))));
+      runs.push({job: job.spec.name, runId: options.runId!, options, finish: (status = 'succeeded') => resolve(summary(status))});
     });
-    options.cancelSignal?.addEventListener('abort', () => resolve(summary('cancelled', String(options.cancelSignal!.reason))));
-    runs.push({job: job.spec.name, runId: options.runId!, options, finish: (status = 'succeeded') => resolve(summary(status))});
-  });
   return {runs, runner};
 }
 
 async function scheduledJob(t: TestContext, schedule: Record<string, unknown>, name = 'nightly', dir = tempDir(t)): Promise<LoadedJob> {
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
-  return loadJob(writeJob(dir, '127.0.0.1:1', {name, timezone: 'UTC', output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl', ...schedule}, `${name}.json`));
+  return loadJob(
+    writeJob(
+      dir,
+      '127.0.0.1:1',
+      {name, timezone: 'UTC', output: 'out/{name}-{runId}.jsonl', failures: 'out/{name}-{runId}.failed.jsonl', ...schedule},
+      `${name}.json`,
+    ),
+  );
 }
 
 function collect<E extends keyof SchedulerEvents>(scheduler: Scheduler, event: E): SchedulerEvents[E][] {
@@ -66,16 +91,25 @@ test('fires a job on its schedule, once per tick, and records each run', async (
     await clock.advance(1000);
     for (const run of runs.splice(0)) run.finish();
   }
-  assert.deepEqual(started.map((s) => s.scheduledAt), [at('2026-01-05T10:00:10Z'), at('2026-01-05T10:00:20Z'), at('2026-01-05T10:00:30Z')]);
+  assert.deepEqual(
+    started.map((s) => s.scheduledAt),
+    [at('2026-01-05T10:00:10Z'), at('2026-01-05T10:00:20Z'), at('2026-01-05T10:00:30Z')],
+  );
   assert.ok(started.every((s) => s.trigger === 'schedule'));
   await scheduler.close(0);
   const recorded = store.listRuns();
-  assert.deepEqual(recorded.map((r) => r.status), ['succeeded', 'succeeded', 'succeeded']);
-  assert.deepEqual(recorded.map((r) => r.scheduledAt), [at('2026-01-05T10:00:30Z'), at('2026-01-05T10:00:20Z'), at('2026-01-05T10:00:10Z')]);
+  assert.deepEqual(
+    recorded.map((r) => r.status),
+    ['succeeded', 'succeeded', 'succeeded'],
+  );
+  assert.deepEqual(
+    recorded.map((r) => r.scheduledAt),
+    [at('2026-01-05T10:00:30Z'), at('2026-01-05T10:00:20Z'), at('2026-01-05T10:00:10Z')],
+  );
   assert.equal(store.getLastTick('nightly'), at('2026-01-05T10:00:30Z'));
 });
 
-test('keepRuns keeps each job\'s newest runs in the store and deletes older finished ones', async (t) => {
+test("keepRuns keeps each job's newest runs in the store and deletes older finished ones", async (t) => {
   const clock = new ManualClock(T0);
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));
   t.after(() => store.close());
@@ -87,7 +121,10 @@ test('keepRuns keeps each job\'s newest runs in the store and deletes older fini
     for (const run of runs.splice(0)) run.finish();
   }
   await scheduler.close(0);
-  assert.deepEqual(store.listRuns().map((r) => r.scheduledAt), [at('2026-01-05T10:00:50Z'), at('2026-01-05T10:00:40Z')]);
+  assert.deepEqual(
+    store.listRuns().map((r) => r.scheduledAt),
+    [at('2026-01-05T10:00:50Z'), at('2026-01-05T10:00:40Z')],
+  );
   assert.throws(() => newScheduler(t, [], {keepRuns: -1}), /Expected `keepRuns` to be an integer from 0 and up, got `-1`/);
 });
 
@@ -111,7 +148,10 @@ test('overlap skip records a skipped run while the previous run is still going',
   assert.equal(runs.length, 2, 'the next tick after it ended runs');
   runs[1]!.finish();
   await clock.advance(0);
-  assert.deepEqual(store.listRuns().map((r) => r.status), ['succeeded', 'skipped', 'skipped', 'succeeded']);
+  assert.deepEqual(
+    store.listRuns().map((r) => r.status),
+    ['succeeded', 'skipped', 'skipped', 'succeeded'],
+  );
 });
 
 test('overlap queue keeps at most one pending run and starts it when the running one ends', async (t) => {
@@ -127,7 +167,10 @@ test('overlap queue keeps at most one pending run and starts it when the running
   await clock.advance(60_000); // tick 2 queued
   await clock.advance(60_000); // tick 3: queue full, skipped
   assert.equal(runs.length, 1);
-  assert.deepEqual(queued.map((q) => q.scheduledAt), [at('2026-01-05T10:02:00Z')]);
+  assert.deepEqual(
+    queued.map((q) => q.scheduledAt),
+    [at('2026-01-05T10:02:00Z')],
+  );
   assert.equal(skipped.length, 1);
   assert.match(skipped[0]!.reason, /already queued/);
   runs[0]!.finish();
@@ -137,17 +180,24 @@ test('overlap queue keeps at most one pending run and starts it when the running
   runs[1]!.finish();
   await clock.advance(0);
   const recorded = store.listRuns().reverse();
-  assert.deepEqual(recorded.map((r) => [r.status, r.scheduledAt]), [
-    ['succeeded', at('2026-01-05T10:01:00Z')],
-    ['skipped', at('2026-01-05T10:03:00Z')],
-    ['succeeded', at('2026-01-05T10:02:00Z')],
-  ]);
+  assert.deepEqual(
+    recorded.map((r) => [r.status, r.scheduledAt]),
+    [
+      ['succeeded', at('2026-01-05T10:01:00Z')],
+      ['skipped', at('2026-01-05T10:03:00Z')],
+      ['succeeded', at('2026-01-05T10:02:00Z')],
+    ],
+  );
 });
 
 test('overlap allow runs the new run alongside the one still going', async (t) => {
   const clock = new ManualClock(T0);
   const {runs, runner} = heldRunner();
-  const scheduler = newScheduler(t, [await scheduledJob(t, {schedule: '* * * * *', overlap: 'allow', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'})], {clock, runner});
+  const scheduler = newScheduler(
+    t,
+    [await scheduledJob(t, {schedule: '* * * * *', overlap: 'allow', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'})],
+    {clock, runner},
+  );
   scheduler.start();
   await clock.advance(120_000);
   assert.equal(runs.length, 2);
@@ -160,8 +210,20 @@ test('overlap allow runs the new run alongside the one still going', async (t) =
 test('overlap replace cancels the running run, its calls in flight included, and starts anew', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 4}, (_, i) => ({id: `slow${i}`, latencyMs: 4000})));
-  const job = await loadJob(writeJob(dir, server.address, {name: 'replaced', schedule: '* * * * *', timezone: 'UTC', overlap: 'replace', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'}));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 4}, (_, i) => ({id: `slow${i}`, latencyMs: 4000})),
+  );
+  const job = await loadJob(
+    writeJob(dir, server.address, {
+      name: 'replaced',
+      schedule: '* * * * *',
+      timezone: 'UTC',
+      overlap: 'replace',
+      output: 'out/{runId}.jsonl',
+      failures: 'out/{runId}.failed.jsonl',
+    }),
+  );
   const clock = new ManualClock(T0);
   const store = StateStore.open(path.join(dir, 'state.db'));
   t.after(() => store.close());
@@ -179,9 +241,12 @@ test('overlap replace cancels the running run, its calls in flight included, and
   assert.match(finished[0]!.reason!, /replaced by a newer schedule run/);
   assert.deepEqual(finished[0]!.summary!.byStatus, {}, 'cut calls are not final');
   assert.equal(finished[0]!.summary!.unfinished, 4);
-  assert.equal(server.stats.byStatus['CANCELLED'], 4, 'the server saw the first run\'s calls cancelled');
+  assert.equal(server.stats.byStatus['CANCELLED'], 4, "the server saw the first run's calls cancelled");
   assert.equal(store.getRun(started[0]!.runId)!.status, 'cancelled');
-  assert.ok(store.listRunning().some((r) => r.runId === started[1]!.runId), 'the new run is stored running');
+  assert.ok(
+    store.listRunning().some((r) => r.runId === started[1]!.runId),
+    'the new run is stored running',
+  );
   await scheduler.close(0);
   assert.equal(store.getRun(started[1]!.runId)!.status, 'interrupted', 'cut short by the shutdown: resumed at the next start');
 });
@@ -247,8 +312,14 @@ test('catch-up runs a tick missed within the window exactly once after a restart
   const missed = collect(second, 'tick:missed');
   second.start();
   await later.advance(0);
-  assert.deepEqual(started.map((s) => [s.trigger, s.scheduledAt]), [['catch-up', at('2026-01-05T13:00:00Z')]]);
-  assert.deepEqual(missed.map((m) => [m.firstAt, m.count]), [[at('2026-01-05T12:00:00Z'), 1]]);
+  assert.deepEqual(
+    started.map((s) => [s.trigger, s.scheduledAt]),
+    [['catch-up', at('2026-01-05T13:00:00Z')]],
+  );
+  assert.deepEqual(
+    missed.map((m) => [m.firstAt, m.count]),
+    [[at('2026-01-05T12:00:00Z'), 1]],
+  );
   runs.splice(0).forEach((r) => r.finish());
   await second.close(0);
 
@@ -258,7 +329,10 @@ test('catch-up runs a tick missed within the window exactly once after a restart
   third.start();
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(again.length, 0);
-  assert.deepEqual(store.listRuns({job: 'hourly'}).map((r) => r.trigger), ['catch-up', 'schedule']);
+  assert.deepEqual(
+    store.listRuns({job: 'hourly'}).map((r) => r.trigger),
+    ['catch-up', 'schedule'],
+  );
 });
 
 test('catch-up does not run a tick missed outside the window, nor at all with catchUp 0', async (t) => {
@@ -298,7 +372,10 @@ test('close lets a running run finish within the grace period and fires nothing 
   runs[0]!.finish();
   await closing;
   assert.equal(runs[0]!.options.cancelSignal!.aborted, false);
-  assert.deepEqual(store.listRuns().map((r) => r.status), ['succeeded']);
+  assert.deepEqual(
+    store.listRuns().map((r) => r.status),
+    ['succeeded'],
+  );
 });
 
 test('close cancels runs still going after the grace period and records them interrupted (resumed at the next start)', async (t) => {
@@ -333,15 +410,31 @@ test('reload drops removed jobs, adds new ones and keeps the running run going',
   assert.deepEqual(reloaded[0], {added: ['b'], removed: ['a'], kept: []});
   assert.equal(runs[0]!.options.signal!.aborted, false, 'the running run of a removed job goes on');
   await clock.advance(60_000);
-  assert.deepEqual(runs.map((r) => r.job), ['a', 'b']);
+  assert.deepEqual(
+    runs.map((r) => r.job),
+    ['a', 'b'],
+  );
   runs.forEach((r) => r.finish());
 });
 
 test('a daemon run stopped by maxFailures is recorded failed with the reason', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => ({id: `r${i}`, failCode: 13})));
-  const job = await loadJob(writeJob(dir, server.address, {name: 'strict', schedule: '* * * * *', timezone: 'UTC', concurrency: 1, maxFailures: 2, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'}));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 50}, (_, i) => ({id: `r${i}`, failCode: 13})),
+  );
+  const job = await loadJob(
+    writeJob(dir, server.address, {
+      name: 'strict',
+      schedule: '* * * * *',
+      timezone: 'UTC',
+      concurrency: 1,
+      maxFailures: 2,
+      output: 'out/{runId}.jsonl',
+      failures: 'out/{runId}.failed.jsonl',
+    }),
+  );
   const clock = new ManualClock(T0);
   const store = StateStore.open(path.join(dir, 'state.db'));
   t.after(() => store.close());

@@ -35,24 +35,65 @@ test('applies only the migrations a database lacks, and refuses one newer than i
   const upgraded = StateStore.open(file, {migrations: next});
   assert.equal(upgraded.schemaVersion, next.length);
   upgraded.close();
-  assert.throws(() => StateStore.open(file), new RegExp(`schema version ${latest + 1} is newer than this grpc-batch knows \\(${latest}\\)`));
+  assert.throws(
+    () => StateStore.open(file),
+    new RegExp(`schema version ${latest + 1} is newer than this grpc-batch knows \\(${latest}\\)`),
+  );
 });
 
 test('records started, finished and skipped runs and lists them newest first', (t) => {
   const store = StateStore.open(path.join(tempDir(t), 'state.db'));
   t.after(() => store.close());
   store.startRun({runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, startedAt: 1001});
-  store.finishRun('r1', {status: 'failed', endedAt: 2000, total: 3, inputRecords: 5, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl'});
+  store.finishRun('r1', {
+    status: 'failed',
+    endedAt: 2000,
+    total: 3,
+    inputRecords: 5,
+    ok: 2,
+    failed: 1,
+    invalid: 0,
+    byStatus: {OK: 2, UNAVAILABLE: 1},
+    output: '/out.jsonl',
+    failures: '/failed.jsonl',
+  });
   store.recordSkipped({runId: 'r2', job: 'a', trigger: 'schedule', scheduledAt: 3000, at: 3000, reason: 'still running'});
   store.startRun({runId: 'r3', job: 'b', trigger: 'manual', startedAt: Date.now() + 4000, owner: 'me'});
-  assert.deepEqual(store.listRuns().map((r) => r.runId), ['r3', 'r2', 'r1']);
-  assert.deepEqual(store.listRuns({job: 'a', limit: 1}).map((r) => r.runId), ['r2']);
+  assert.deepEqual(
+    store.listRuns().map((r) => r.runId),
+    ['r3', 'r2', 'r1'],
+  );
+  assert.deepEqual(
+    store.listRuns({job: 'a', limit: 1}).map((r) => r.runId),
+    ['r2'],
+  );
   const r1 = store.getRun('r1')!;
-  assert.deepEqual({...r1, host: undefined, pid: undefined}, {
-    runId: 'r1', job: 'a', trigger: 'schedule', scheduledAt: 1000, createdAt: 1001, startedAt: 1001, endedAt: 2000, status: 'failed', reason: undefined,
-    total: 3, inputRecords: 5, ok: 2, failed: 1, invalid: 0, byStatus: {OK: 2, UNAVAILABLE: 1}, output: '/out.jsonl', failures: '/failed.jsonl', host: undefined, pid: undefined,
-    owner: undefined, heartbeatAt: 1001,
-  });
+  assert.deepEqual(
+    {...r1, host: undefined, pid: undefined},
+    {
+      runId: 'r1',
+      job: 'a',
+      trigger: 'schedule',
+      scheduledAt: 1000,
+      createdAt: 1001,
+      startedAt: 1001,
+      endedAt: 2000,
+      status: 'failed',
+      reason: undefined,
+      total: 3,
+      inputRecords: 5,
+      ok: 2,
+      failed: 1,
+      invalid: 0,
+      byStatus: {OK: 2, UNAVAILABLE: 1},
+      output: '/out.jsonl',
+      failures: '/failed.jsonl',
+      host: undefined,
+      pid: undefined,
+      owner: undefined,
+      heartbeatAt: 1001,
+    },
+  );
   assert.equal(store.getRun('r2')!.reason, 'still running');
   assert.equal(store.getRun('r3')!.status, 'running');
 });
@@ -78,7 +119,10 @@ test('pruneRuns keeps the newest runs of a job and never deletes one that is run
   store.finishRun('other', {status: 'succeeded', endedAt: 0});
 
   assert.equal(store.pruneRuns('a', 2), 2, 'r2 (failed) and r4 (skipped) go; r0, r1 and r3 may be resumed');
-  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['r6', 'r5', 'r3', 'r1', 'r0']);
+  assert.deepEqual(
+    store.listRuns({job: 'a'}).map((r) => r.runId),
+    ['r6', 'r5', 'r3', 'r1', 'r0'],
+  );
   assert.ok(store.getResumeInfo('r0'), 'a run stopped by maxFailures keeps what --resume needs');
   assert.equal(store.getResumeInfo('r2'), undefined, 'the checkpoint of a deleted run goes with it');
   assert.ok(store.getResumeInfo('r1'), 'a resumable run keeps its checkpoint');
@@ -108,17 +152,26 @@ test('a run stopped by maxFailures or maxInvalid is known by its stored kind, wh
   assert.equal(store.getRun('reworded-invalid')!.stop, 'maxInvalid');
   assert.equal(store.getRun('text-only')!.stop, undefined);
   assert.equal(store.pruneRuns('a', 1), 1, 'only the plain failed run goes');
-  assert.deepEqual(store.listRuns({job: 'a'}).map((r) => r.runId), ['newest', 'reworded-invalid', 'reworded-failures']);
+  assert.deepEqual(
+    store.listRuns({job: 'a'}).map((r) => r.runId),
+    ['newest', 'reworded-invalid', 'reworded-failures'],
+  );
   assert.equal(store.claimRun('reworded-failures', 'me'), true, 'a maxFailures stop can be claimed to resume');
   const claimed = store.getRun('reworded-failures')!;
-  assert.deepEqual([claimed.status, claimed.reason, claimed.stop], ['running', undefined, undefined], 'a claimed run forgets why it stopped');
+  assert.deepEqual(
+    [claimed.status, claimed.reason, claimed.stop],
+    ['running', undefined, undefined],
+    'a claimed run forgets why it stopped',
+  );
 });
 
 test('migration 6 gives the runs of older versions their stop kind, derived once from their status and message', (t) => {
   const file = path.join(tempDir(t), 'state.db');
   StateStore.open(file, {migrations: MIGRATIONS.filter((m) => m.version <= 5)}).close();
   const raw = new Database(file);
-  const insert = raw.prepare("INSERT INTO runs (run_id, job, trigger, created_at, started_at, ended_at, status, reason, host, pid) VALUES (?, 'a', 'manual', ?, ?, ?, ?, ?, 'h', 1)");
+  const insert = raw.prepare(
+    "INSERT INTO runs (run_id, job, trigger, created_at, started_at, ended_at, status, reason, host, pid) VALUES (?, 'a', 'manual', ?, ?, ?, ?, ?, 'h', 1)",
+  );
   const rows: [string, string, string | null][] = [
     ['failures', 'failed', 'maxFailures: 3 failed records, more than the job allows (2)'],
     ['invalid', 'failed', 'maxInvalid: 1 invalid records, more than the job allows (0)'],
@@ -131,23 +184,38 @@ test('migration 6 gives the runs of older versions their stop kind, derived once
   ];
   rows.forEach(([runId, status, reason], i) => {
     insert.run(runId, i, i, i, status, reason);
-    raw.prepare("INSERT INTO checkpoints (run_id, job_file, output, failures, updated_at) VALUES (?, '/job.yaml', '/out', '/failed', 0)").run(runId);
+    raw
+      .prepare("INSERT INTO checkpoints (run_id, job_file, output, failures, updated_at) VALUES (?, '/job.yaml', '/out', '/failed', 0)")
+      .run(runId);
   });
   raw.close();
 
   const store = StateStore.open(file);
   t.after(() => store.close());
   assert.deepEqual(Object.fromEntries(rows.map(([runId]) => [runId, store.getRun(runId)!.stop])), {
-    failures: 'maxFailures', invalid: 'maxInvalid', failed: undefined, lease: 'ownerGone', unlocked: 'ownerGone', cancelled: 'signal', error: 'error', succeeded: undefined,
+    failures: 'maxFailures',
+    invalid: 'maxInvalid',
+    failed: undefined,
+    lease: 'ownerGone',
+    unlocked: 'ownerGone',
+    cancelled: 'signal',
+    error: 'error',
+    succeeded: undefined,
   });
   assert.equal(store.pruneRuns('a', 0), 2, 'the plain failed and the succeeded runs go; those stopped by a threshold stay');
   assert.ok(store.getRun('failures') && store.getRun('invalid'));
 });
 
-test('migration 7 drops the checkpoints\' unread low-water mark and finished lines, and keeps what --resume reads', (t) => {
+test("migration 7 drops the checkpoints' unread low-water mark and finished lines, and keeps what --resume reads", (t) => {
   const file = path.join(tempDir(t), 'state.db');
   const old = StateStore.open(file, {migrations: MIGRATIONS.filter((m) => m.version <= 6)});
-  old.startRun({runId: 'r1', job: 'a', trigger: 'manual', startedAt: 1, resume: {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'}});
+  old.startRun({
+    runId: 'r1',
+    job: 'a',
+    trigger: 'manual',
+    startedAt: 1,
+    resume: {jobFile: '/job.yaml', output: '/out.jsonl', failures: '/failed.jsonl'},
+  });
   old.close();
   const raw = new Database(file);
   raw.prepare("UPDATE checkpoints SET low_water = 7, done_above = '[9]', results = 8 WHERE run_id = 'r1'").run();
@@ -189,7 +257,7 @@ test('a running run whose lease ran out is interrupted by whoever finds it, and 
   assert.equal(store.getRun('stale')!.status, 'interrupted', 'history shows it interrupted before anyone records it');
   assert.equal(store.markInterrupted(now), 1);
   assert.match(store.getRun('stale')!.reason!, /lease/);
-  assert.equal(store.getRun('live')!.status, 'running', 'a renewed lease keeps the run its owner\'s');
+  assert.equal(store.getRun('live')!.status, 'running', "a renewed lease keeps the run its owner's");
   assert.equal(store.claimRun('live', 'me', {now}), false, 'a live owner keeps its run');
   assert.equal(store.claimRun('stale', 'me', {now}), true);
   assert.equal(store.claimRun('stale', 'third', {now}), false, 'one owner per run: the second claim fails');
@@ -203,12 +271,15 @@ test('a running run whose files are no longer locked (its process died, any host
   const file = path.join(dir, 'state.db');
   const script = path.join(dir, 'crash.mts');
   const output = path.join(dir, 'out', 'crashed.jsonl');
-  writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+  writeFileSync(
+    script,
+    `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
 import {RunFilesLock} from ${JSON.stringify(LOCK_MODULE)};
 RunFilesLock.acquire({output: ${JSON.stringify(output)}, failures: ${JSON.stringify(output + '.failed')}});
 const store = StateStore.open(${JSON.stringify(file)});
 store.startRun({runId: 'crashed', job: 'a', trigger: 'schedule', startedAt: Date.now(), owner: 'x', resume: {jobFile: '/job.yaml', output: ${JSON.stringify(output)}, failures: ${JSON.stringify(output + '.failed')}}});
-process.exit(0);`);
+process.exit(0);`,
+  );
   await runNode(script);
   const store = StateStore.open(file);
   t.after(() => store.close());
@@ -226,7 +297,9 @@ test('two processes writing the same database at once lose nothing and leave it 
   const file = path.join(tempDir(t), 'state.db');
   StateStore.open(file).close();
   const script = path.join(path.dirname(file), 'writer.mts');
-  writeFileSync(script, `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
+  writeFileSync(
+    script,
+    `import {StateStore} from ${JSON.stringify(STORE_MODULE)};
 import {retryBusy} from ${JSON.stringify(LEASE_MODULE)};
 const store = StateStore.open(${JSON.stringify(file)});
 const who = process.argv[2];
@@ -236,7 +309,8 @@ for (let i = 0; i < 300; i++) {
   await retryBusy(store, () => store.finishRun(who + i, {status: 'succeeded', endedAt: i + 1, total: 1, ok: 1, failed: 0, invalid: 0}));
   await retryBusy(store, () => store.setLastTick('shared', i));
 }
-store.close();`);
+store.close();`,
+  );
   await Promise.all([runNode(script, 'one'), runNode(script, 'two')]);
   const store = StateStore.open(file);
   t.after(() => store.close());
@@ -256,7 +330,10 @@ test('the state path comes from the flag, then GRPC_BATCH_STATE, then the defaul
 
 function runNode(script: string, ...args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`--import=${TSX_ESM}`, script, ...args], {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined} as NodeJS.ProcessEnv});
+    const child = spawn(process.execPath, [`--import=${TSX_ESM}`, script, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: {...process.env, NODE_TEST_CONTEXT: undefined, NODE_OPTIONS: undefined} as NodeJS.ProcessEnv,
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', reject);

@@ -7,7 +7,15 @@ import {event, podWrap, startDaemon, writeDaemonJob} from '../../helpers/daemon.
 import {tempDir, writeJsonl} from '../../helpers/job.js';
 import {startServer} from '../../helpers/server.js';
 
-interface HistoryRow {runId: string; status: string; total?: number; ok?: number; output?: string; host: string; pid: number}
+interface HistoryRow {
+  runId: string;
+  status: string;
+  total?: number;
+  ok?: number;
+  output?: string;
+  host: string;
+  pid: number;
+}
 
 async function history(state: string, dir: string): Promise<HistoryRow[]> {
   return JSON.parse((await runCli(['history', '--json', '--state', state], {cwd: dir})).stdout) as HistoryRow[];
@@ -18,7 +26,10 @@ async function killAndRestart(t: TestContext, podA: string, podB: string): Promi
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 400;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})),
+  );
   writeDaemonJob(dir, 'nightly', server.address, {schedule: '* * * * * *', concurrency: 4});
   const state = path.join(dir, 'state.db');
   const first = startDaemon(t, [dir, '--state', state], dir, {wrap: podWrap(podA)});
@@ -39,7 +50,10 @@ async function killAndRestart(t: TestContext, podA: string, podB: string): Promi
   await second.exited;
   const run = (await history(state, dir)).find((r) => r.runId === started.runId)!;
   assert.deepEqual([run.status, run.total, run.ok, run.host, run.pid], ['succeeded', RECORDS, RECORDS, podB, 1]);
-  const lines = readFileSync(run.output!, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as {line: number}).line);
+  const lines = readFileSync(run.output!, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as {line: number}).line);
   assert.equal(lines.length, RECORDS);
   assert.equal(new Set(lines).size, RECORDS);
   const sent = new Map<string, number>();
@@ -60,7 +74,10 @@ test('--grace running out cancels the calls in flight without a result; the next
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 12;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: i < 2 ? 0 : 1500})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: i < 2 ? 0 : 1500})),
+  );
   writeDaemonJob(dir, 'slow', server.address, {schedule: '* * * * * *', concurrency: 10});
   const state = path.join(dir, 'state.db');
   const first = startDaemon(t, [dir, '--state', state, '--grace', '200ms'], dir);
@@ -81,7 +98,13 @@ test('--grace running out cancels the calls in flight without a result; the next
   await second.exited;
   const run = (await history(state, dir)).find((r) => r.runId === started.runId)!;
   assert.deepEqual([run.status, run.total, run.ok], ['succeeded', RECORDS, RECORDS]);
-  const results = readFileSync(run.output!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as {line: number; status: string});
+  const results = readFileSync(run.output!, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as {line: number; status: string});
   assert.equal(results.length, RECORDS);
-  assert.ok(results.every((r) => r.status === 'OK'), 'no CANCELLED result: every record ends OK');
+  assert.ok(
+    results.every((r) => r.status === 'OK'),
+    'no CANCELLED result: every record ends OK',
+  );
 });

@@ -9,7 +9,10 @@ import {tempDir, writeJsonl} from '../../helpers/job.js';
 
 /** A proto of thousands of messages around the demo service: a job that takes seconds to load. */
 function writeSlowProto(dir: string): string {
-  const messages = Array.from({length: 4000}, (_, i) => `message M${i} { ${Array.from({length: 12}, (_, j) => `string f${j} = ${j + 1};`).join(' ')} }`);
+  const messages = Array.from(
+    {length: 4000},
+    (_, i) => `message M${i} { ${Array.from({length: 12}, (_, j) => `string f${j} = ${j + 1};`).join(' ')} }`,
+  );
   const file = path.join(dir, 'big.proto');
   writeFileSync(file, ['syntax = "proto3";', 'package big.v1;', 'import "demo/v1/demo.proto";', ...messages].join('\n'));
   return file;
@@ -28,7 +31,11 @@ function catchesSighup(pid: number): boolean {
 test('a SIGHUP during start-up is queued, not fatal: the job files are reloaded once the daemon is up', async (t) => {
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), [{id: 'a'}]);
-  writeDaemonJob(dir, 'yearly', '127.0.0.1:1', {schedule: '0 0 1 1 *', proto: writeSlowProto(dir), importPaths: [path.join(PACKAGE_ROOT, 'proto')]});
+  writeDaemonJob(dir, 'yearly', '127.0.0.1:1', {
+    schedule: '0 0 1 1 *',
+    proto: writeSlowProto(dir),
+    importPaths: [path.join(PACKAGE_ROOT, 'proto')],
+  });
   const daemon = startDaemon(t, [dir, '--state', path.join(dir, 'state.db')], dir);
   // The first moment the process can take a SIGHUP: its handler is in place (modules still loading).
   await waitFor(() => catchesSighup(daemon.pid), 20_000, 'the SIGHUP handler');

@@ -28,7 +28,10 @@ test('a full disk under the results file: exit 3 naming the file and ENOSPC, sum
   const out = mountTmpfs(t, '2m');
   const RECORDS = 4000;
   // Each response echoes its 1 KiB id: about 4 MiB of results for a 2 MiB disk.
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}-${'x'.repeat(1000)}`})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}-${'x'.repeat(1000)}`})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 20, output: `${out}/{runId}.jsonl`, failures: `${out}/{runId}.failed.jsonl`});
   const state = path.join(dir, 'state.db');
   const full = await runCli(['run', job, '--json', '--no-progress', '--state', state], {timeoutMs: 60_000});
@@ -50,7 +53,7 @@ test('a full disk under the results file: exit 3 naming the file and ENOSPC, sum
   assert.equal(resumed.code, 0, resumed.stderr);
   const summary = JSON.parse(resumed.stdout) as {runId: string; ok: number};
   assert.deepEqual([summary.runId, summary.ok], [partial.runId, RECORDS]);
-  const lines = (readJsonlFile(partial.output) as {line: number; status: string}[]);
+  const lines = readJsonlFile(partial.output) as {line: number; status: string}[];
   assert.equal(lines.length, RECORDS, 'one result line per record');
   assert.equal(new Set(lines.map((l) => l.line)).size, RECORDS);
   assert.equal(new Set(server.stats.ids).size, RECORDS, 'every record was sent');
@@ -67,7 +70,10 @@ setTimeout(() => { db.exec('COMMIT'); console.log('released'); db.close(); }, ${
   const child = spawn(process.execPath, ['-e', script], {stdio: ['ignore', 'pipe', 'inherit']});
   t.after(() => void child.kill('SIGKILL'));
   let out = '';
-  const seen = (word: string) => new Promise<void>((resolve) => child.stdout.setEncoding('utf8').on('data', (c: string) => ((out += c), out.includes(word) && resolve())));
+  const seen = (word: string) =>
+    new Promise<void>((resolve) =>
+      child.stdout.setEncoding('utf8').on('data', (c: string) => ((out += c), out.includes(word) && resolve())),
+    );
   return {locked: seen('locked'), released: seen('released')};
 }
 
@@ -89,8 +95,16 @@ test('another process holding the state database locked past the busy timeout: c
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 6000;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})));
-  const job = writeJob(dir, server.address, {concurrency: 10, deadline: '1s', output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})),
+  );
+  const job = writeJob(dir, server.address, {
+    concurrency: 10,
+    deadline: '1s',
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const state = path.join(dir, 'state.db');
   const cli = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
   t.after(() => cli.child.kill('SIGKILL'));
@@ -98,7 +112,10 @@ test('another process holding the state database locked past the busy timeout: c
   const lock = holdStateLock(t, state, 3500);
   await lock.locked;
   const perSecond = await callsPerSecond(server, lock.released);
-  assert.ok(perSecond.length >= 3 && perSecond.every((n) => n > 0), `calls per second while the database was locked: ${perSecond.join(', ')}`);
+  assert.ok(
+    perSecond.length >= 3 && perSecond.every((n) => n > 0),
+    `calls per second while the database was locked: ${perSecond.join(', ')}`,
+  );
   const result = await cli.done;
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as {runId: string; ok: number; byStatus: Record<string, number>};
@@ -111,7 +128,10 @@ test('another process holding the state database locked past the busy timeout: c
 test('the daemon keeps answering /healthz and its run keeps calling while another process holds the state database', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 6000}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 6000}, (_, i) => ({id: `r${i + 1}`, latencyMs: 10})),
+  );
   writeDaemonJob(dir, 'steady', server.address, {schedule: '0 0 1 1 *', concurrency: 10, deadline: '1s'});
   const state = path.join(dir, 'state.db');
   const daemon = startDaemon(t, [dir, '--state', state, '--http', '127.0.0.1:0'], dir);
@@ -133,20 +153,26 @@ test('the daemon keeps answering /healthz and its run keeps calling while anothe
   const perSecond = await callsPerSecond(server, lock.released);
   await probing;
   assert.ok(health.length >= 5 && health.every((s) => s === 200), `/healthz answers: ${health.join(', ')}`);
-  assert.ok(perSecond.every((n) => n > 0), `calls per second: ${perSecond.join(', ')}`);
+  assert.ok(
+    perSecond.every((n) => n > 0),
+    `calls per second: ${perSecond.join(', ')}`,
+  );
   const finished = await daemon.waitFor(event('run:finished', 'steady'), 60_000);
   assert.equal(finished['status'], 'succeeded');
   daemon.signal('SIGTERM');
   assert.equal((await daemon.exited).code, 0);
 });
 
-test('the state database\'s disk fills up mid-run: exit 3 naming the state database, nothing failed for it; --resume completes once there is room', async (t) => {
+test("the state database's disk fills up mid-run: exit 3 naming the state database, nothing failed for it; --resume completes once there is room", async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const stateDir = mountTmpfs(t, '1m');
   const state = path.join(stateDir, 'state.db');
   const RECORDS = 20_000;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 5})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 5})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 20, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const cli = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
   t.after(() => cli.child.kill('SIGKILL'));
@@ -161,7 +187,11 @@ test('the state database\'s disk fills up mid-run: exit 3 naming the state datab
   assert.equal(full.code, 3, full.stderr);
   assert.match(full.stderr, /state database .*state\.db.*SQLITE_FULL|state database .*state\.db.*full/i);
   assert.doesNotMatch(full.stderr, /this is a bug/);
-  assert.match(full.stderr, /its end could not be recorded, and --resume takes it as interrupted/, 'it does not claim a record the full disk refused');
+  assert.match(
+    full.stderr,
+    /its end could not be recorded, and --resume takes it as interrupted/,
+    'it does not claim a record the full disk refused',
+  );
   const partial = JSON.parse(full.stdout) as {runId: string; total: number; failed: number; output: string};
   assert.ok(partial.total < RECORDS, 'the run stopped');
   assert.equal(partial.failed, 0, 'no record failed for the full disk');

@@ -17,8 +17,11 @@ function assertEverySentOnce(ids: readonly string[], resultsFile: string): void 
   const seen = new Map<string, number>();
   for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1);
   assert.equal(seen.size, RECORDS, `${seen.size} of ${RECORDS} records reached the server`);
-  assert.ok([...seen.values()].every((n) => n === 1), 'no record was sent twice');
-  const lines = (readJsonlFile(resultsFile) as {line: number; status: string}[]);
+  assert.ok(
+    [...seen.values()].every((n) => n === 1),
+    'no record was sent twice',
+  );
+  const lines = readJsonlFile(resultsFile) as {line: number; status: string}[];
   assert.equal(lines.length, RECORDS);
   assert.ok(lines.every((r) => r.status === 'OK'));
 }
@@ -37,7 +40,10 @@ async function runShell(t: TestContext, line: string): Promise<{code: number | n
 }
 
 function writeInput(dir: string): string {
-  return writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})));
+  return writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`})),
+  );
 }
 
 test('input from process substitution (-i <(cat in.jsonl)) is read once: every record sent', async (t) => {
@@ -46,7 +52,10 @@ test('input from process substitution (-i <(cat in.jsonl)) is read once: every r
   const input = writeInput(dir);
   const job = writeJob(dir, server.address, {concurrency: 50});
   // bash makes the <(...) pipe, as a user's shell does.
-  const {code, stdout, stderr} = await runShell(t, `exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i <(cat "${input}")`);
+  const {code, stdout, stderr} = await runShell(
+    t,
+    `exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i <(cat "${input}")`,
+  );
   assert.equal(code, 0, stderr);
   const summary = JSON.parse(stdout) as {total: number; ok: number; output: string};
   assert.equal(summary.total, RECORDS);
@@ -78,7 +87,10 @@ test('input from -i /dev/stdin (a shell pipe): every record sent', async (t) => 
   const dir = tempDir(t);
   const input = writeInput(dir);
   const job = writeJob(dir, server.address, {concurrency: 50});
-  const result = await runShell(t, `cat "${input}" | exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i /dev/stdin`);
+  const result = await runShell(
+    t,
+    `cat "${input}" | exec ${CLI} run "${job}" --json --no-progress --state "${dir}/state.db" -i /dev/stdin`,
+  );
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as {total: number; ok: number; output: string};
   assert.equal(summary.total, RECORDS);
@@ -90,7 +102,10 @@ test('input from -i /dev/stdin when standard input is a socket (as a supervisor 
   const dir = tempDir(t);
   const input = writeInput(dir);
   const job = writeJob(dir, server.address, {concurrency: 50});
-  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', '/dev/stdin'], {stdin: readFileSync(input), timeoutMs: 60_000});
+  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), '-i', '/dev/stdin'], {
+    stdin: readFileSync(input),
+    timeoutMs: 60_000,
+  });
   assert.equal(result.code, 0, result.stderr);
   assertEverySentOnce(server.stats.ids, (JSON.parse(result.stdout) as {output: string}).output);
 });

@@ -49,7 +49,10 @@ function assertEveryRecordOnce(file: string, count: number): void {
   const lines = readJsonlFile(file) as Line[];
   assert.equal(lines.length, count, 'one result line per record');
   assert.equal(new Set(lines.map((l) => l.line)).size, count, 'every record has a result');
-  assert.ok(lines.every((l) => l.status === 'OK'), 'every result is OK');
+  assert.ok(
+    lines.every((l) => l.status === 'OK'),
+    'every result is OK',
+  );
 }
 
 test('a 45 s partition with deadline 5s and maxOutage 15s: the run pauses and exits 4 with nothing failed; --resume after the heal completes every record once', async (t) => {
@@ -77,7 +80,10 @@ test('a 45 s partition with deadline 5s and maxOutage 15s: the run pauses and ex
   assert.match(result.stderr, /waiting for the backend/);
   assert.deepEqual(readJsonlFile(path.join(dir, 'out/failed.jsonl')), [], 'nothing in the failures file');
   const firstLines = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
-  assert.ok(firstLines.every((l) => l.status === 'OK'), 'no result line but OK ones');
+  assert.ok(
+    firstLines.every((l) => l.status === 'OK'),
+    'no result line but OK ones',
+  );
 
   // The network comes back 45 s after it went.
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, partitionedAt + 45_000 - performance.now())));
@@ -91,38 +97,44 @@ test('a 45 s partition with deadline 5s and maxOutage 15s: the run pauses and ex
   await waitFor(() => server.stats.inFlight === 0, 30_000, 'the server to be idle');
   assert.equal(new Set(server.stats.ids).size, RECORDS, 'the server received every record');
   // Sent twice at most: the calls the partition caught (their answers never came back).
-  t.diagnostic(`first run: ${summary.total} records read, ${summary.ok} OK, ${summary.unfinished} unfinished, paused ${summary.outages.pausedMs}ms; the server received ${server.stats.calls} calls, ${repeats(server.stats.ids)} of them a record again`);
+  t.diagnostic(
+    `first run: ${summary.total} records read, ${summary.ok} OK, ${summary.unfinished} unfinished, paused ${summary.outages.pausedMs}ms; the server received ${server.stats.calls} calls, ${repeats(server.stats.ids)} of them a record again`,
+  );
   assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
 });
 
 for (const transport of ['grpc-js', 'h2'] as const) {
-test(`a partition shorter than maxOutage (transport ${transport}): the run pauses, goes on by itself after the heal, and every record ends OK once`, async (t) => {
-  const server = await startServer(t, {latencyMs: 20});
-  const proxy = await startPartitionProxy(t, server.port);
-  const dir = tempDir(t);
-  const RECORDS = 1500;
-  const CONCURRENCY = 20;
-  writeJsonl(path.join(dir, 'input.jsonl'), records(RECORDS));
-  const job = writeJob(dir, proxy.address, {concurrency: CONCURRENCY, deadline: '2s', maxOutage: '2m', workers: 1, transport});
-  const run = spawnCli(['run', job, '--json', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000, env: {GRPC_BATCH_LOG: 'info'}});
-  let stderr = '';
-  run.child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  await waitFor(() => server.stats.calls >= 200, 60_000, 'the first 200 calls');
-  proxy.partition();
-  await waitFor(() => /waiting for the backend/.test(stderr), 60_000, 'the pause');
-  const before = server.stats.calls;
-  proxy.heal();
-  const result = await run.done;
-  const summary = summaryOf(result);
-  assert.equal(result.code, 0, result.stderr);
-  assert.equal(summary.ok, RECORDS, JSON.stringify(summary.byStatus));
-  assert.ok(summary.outages.pauses >= 1);
-  assert.match(result.stderr, /the backend is back after/);
-  assert.ok(server.stats.calls > before, 'calls went on after the heal');
-  assertEveryRecordOnce(path.join(dir, 'out/results.jsonl'), RECORDS);
-  assert.equal(new Set(server.stats.ids).size, RECORDS);
-  assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
-});
+  test(`a partition shorter than maxOutage (transport ${transport}): the run pauses, goes on by itself after the heal, and every record ends OK once`, async (t) => {
+    const server = await startServer(t, {latencyMs: 20});
+    const proxy = await startPartitionProxy(t, server.port);
+    const dir = tempDir(t);
+    const RECORDS = 1500;
+    const CONCURRENCY = 20;
+    writeJsonl(path.join(dir, 'input.jsonl'), records(RECORDS));
+    const job = writeJob(dir, proxy.address, {concurrency: CONCURRENCY, deadline: '2s', maxOutage: '2m', workers: 1, transport});
+    const run = spawnCli(['run', job, '--json', '--state', path.join(dir, 'state.db')], {
+      cwd: dir,
+      timeoutMs: 180_000,
+      env: {GRPC_BATCH_LOG: 'info'},
+    });
+    let stderr = '';
+    run.child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitFor(() => server.stats.calls >= 200, 60_000, 'the first 200 calls');
+    proxy.partition();
+    await waitFor(() => /waiting for the backend/.test(stderr), 60_000, 'the pause');
+    const before = server.stats.calls;
+    proxy.heal();
+    const result = await run.done;
+    const summary = summaryOf(result);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(summary.ok, RECORDS, JSON.stringify(summary.byStatus));
+    assert.ok(summary.outages.pauses >= 1);
+    assert.match(result.stderr, /the backend is back after/);
+    assert.ok(server.stats.calls > before, 'calls went on after the heal');
+    assertEveryRecordOnce(path.join(dir, 'out/results.jsonl'), RECORDS);
+    assert.equal(new Set(server.stats.ids).size, RECORDS);
+    assert.ok(repeats(server.stats.ids) <= CONCURRENCY, `${repeats(server.stats.ids)} records received twice`);
+  });
 }
 
 test('a port that accepts TCP and never speaks HTTP/2: the run pauses and exits 4 with nothing failed; --resume against a server on that port completes every record', async (t) => {
@@ -138,7 +150,10 @@ test('a port that accepts TCP and never speaks HTTP/2: the run pauses and exits 
   assert.equal(summary.failed, 0, `failed: ${JSON.stringify(summary.byStatus)}`);
   assert.equal(summary.unfinished, summary.total);
   assert.ok(silent.connections > 0, 'the port was connected to');
-  assert.match(first.stderr, /waiting for the backend: no connection to the backend: calls timed out .*hint: nothing answers at 127\.0\.0\.1:\d+, not even with an error/);
+  assert.match(
+    first.stderr,
+    /waiting for the backend: no connection to the backend: calls timed out .*hint: nothing answers at 127\.0\.0\.1:\d+, not even with an error/,
+  );
   assert.deepEqual(readJsonlFile(path.join(dir, 'out/failed.jsonl')), []);
 
   await silent.close();
@@ -154,7 +169,10 @@ test('a port that never speaks HTTP/2 and no deadline: the connect time-out paus
   const dir = tempDir(t);
   writeJsonl(path.join(dir, 'input.jsonl'), records(50));
   const job = writeJob(dir, `127.0.0.1:${silent.port}`, {concurrency: 10, deadline: 0, maxOutage: '2s', workers: 1});
-  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {
+    cwd: dir,
+    timeoutMs: 120_000,
+  });
   const summary = summaryOf(result);
   assert.equal(result.code, 4, result.stderr);
   assert.equal(summary.failed, 0);
@@ -169,10 +187,17 @@ test('no deadline and a partition: the keepalive of channelOptions notices the s
   const RECORDS = 600;
   writeJsonl(path.join(dir, 'input.jsonl'), records(RECORDS));
   const job = writeJob(dir, proxy.address, {
-    concurrency: 10, deadline: 0, maxOutage: '2m', workers: 1,
+    concurrency: 10,
+    deadline: 0,
+    maxOutage: '2m',
+    workers: 1,
     channelOptions: {'grpc.keepalive_time_ms': 1000, 'grpc.keepalive_timeout_ms': 1000},
   });
-  const run = spawnCli(['run', job, '--json', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000, env: {GRPC_BATCH_LOG: 'info'}});
+  const run = spawnCli(['run', job, '--json', '--state', path.join(dir, 'state.db')], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    env: {GRPC_BATCH_LOG: 'info'},
+  });
   let stderr = '';
   run.child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   await waitFor(() => server.stats.calls >= 100, 60_000, 'the first 100 calls');
@@ -186,7 +211,7 @@ test('no deadline and a partition: the keepalive of channelOptions notices the s
   assert.ok(repeats(server.stats.ids) <= 10);
 });
 
-test('channels get a keepalive by default, and the job\'s channelOptions override it', () => {
+test("channels get a keepalive by default, and the job's channelOptions override it", () => {
   const defaults = channelArgs({});
   assert.equal(defaults['grpc.keepalive_time_ms'], DEFAULT_KEEPALIVE_TIME_MS);
   assert.equal(defaults['grpc.keepalive_timeout_ms'], DEFAULT_KEEPALIVE_TIMEOUT_MS);
@@ -200,9 +225,15 @@ test('a backend slow for some records while it answers the others: those records
   const server = await startServer(t);
   const dir = tempDir(t);
   // Every 10th record takes 3 s against a 1 s deadline; the others answer at once.
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: 200}, (_, i) => ({id: `r${i}`, ...(i % 10 === 0 ? {latencyMs: 3000} : {})})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 200}, (_, i) => ({id: `r${i}`, ...(i % 10 === 0 ? {latencyMs: 3000} : {})})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 20, deadline: '1s', maxOutage: '1m', workers: 1});
-  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {
+    cwd: dir,
+    timeoutMs: 120_000,
+  });
   const summary = summaryOf(result);
   assert.equal(result.code, 1, result.stderr);
   assert.equal(summary.byStatus['DEADLINE_EXCEEDED'], 20);
@@ -212,18 +243,21 @@ test('a backend slow for some records while it answers the others: those records
 });
 
 for (const transport of ['grpc-js', 'h2'] as const) {
-test(`a backend up but slower than the deadline for every record (transport ${transport}): the records fail DEADLINE_EXCEEDED (the probe finds it answering), with no pause`, async (t) => {
-  const server = await startServer(t, {latencyMs: 1500});
-  const dir = tempDir(t);
-  writeJsonl(path.join(dir, 'input.jsonl'), records(30));
-  const job = writeJob(dir, server.address, {concurrency: 10, deadline: '500ms', maxOutage: '1m', workers: 1, transport});
-  const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
-  const summary = summaryOf(result);
-  assert.equal(result.code, 1, result.stderr);
-  assert.equal(summary.byStatus['DEADLINE_EXCEEDED'], 30);
-  assert.equal(summary.outages.pauses, 0);
-  assert.equal(server.stats.calls, 30, 'each record sent once');
-});
+  test(`a backend up but slower than the deadline for every record (transport ${transport}): the records fail DEADLINE_EXCEEDED (the probe finds it answering), with no pause`, async (t) => {
+    const server = await startServer(t, {latencyMs: 1500});
+    const dir = tempDir(t);
+    writeJsonl(path.join(dir, 'input.jsonl'), records(30));
+    const job = writeJob(dir, server.address, {concurrency: 10, deadline: '500ms', maxOutage: '1m', workers: 1, transport});
+    const result = await runCli(['run', job, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {
+      cwd: dir,
+      timeoutMs: 120_000,
+    });
+    const summary = summaryOf(result);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(summary.byStatus['DEADLINE_EXCEEDED'], 30);
+    assert.equal(summary.outages.pauses, 0);
+    assert.equal(server.stats.calls, 30, 'each record sent once');
+  });
 }
 
 // --- a host that drops SYNs: a network namespace of the test's own (root only) ---------------------
@@ -283,8 +317,9 @@ function makeNamespace(t: TestContext): {name: string; serverIp: string; dropSyn
   };
 }
 
-
-test('a host that drops SYNs (a network namespace): the run pauses and exits 4 with nothing failed and nothing sent; --resume after the heal completes every record once', {skip: noNamespaces()}, async (t) => {
+test('a host that drops SYNs (a network namespace): the run pauses and exits 4 with nothing failed and nothing sent; --resume after the heal completes every record once', {
+  skip: noNamespaces(),
+}, async (t) => {
   const ns = makeNamespace(t);
   const server = await startServer(t, {address: `${ns.serverIp}:0`});
   const dir = tempDir(t);
@@ -293,7 +328,11 @@ test('a host that drops SYNs (a network namespace): the run pauses and exits 4 w
   const job = writeJob(dir, server.address, {concurrency: 20, deadline: '2s', maxOutage: '4s', workers: 1});
   const state = path.join(dir, 'state.db');
   ns.dropSyns();
-  const first = await runCli(['run', job, '--json', '--no-progress', '--state', state], {cwd: dir, timeoutMs: 120_000, prefix: ['ip', 'netns', 'exec', ns.name]});
+  const first = await runCli(['run', job, '--json', '--no-progress', '--state', state], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    prefix: ['ip', 'netns', 'exec', ns.name],
+  });
   const summary = summaryOf(first);
   assert.equal(first.code, 4, first.stderr);
   assert.equal(summary.failed, 0, `failed: ${JSON.stringify(summary.byStatus)}`);
@@ -302,7 +341,11 @@ test('a host that drops SYNs (a network namespace): the run pauses and exits 4 w
   assert.deepEqual(readJsonlFile(path.join(dir, 'out/failed.jsonl')), []);
 
   ns.heal();
-  const resumed = await runCli(['run', job, '--json', '--no-progress', '--state', state, '--resume'], {cwd: dir, timeoutMs: 120_000, prefix: ['ip', 'netns', 'exec', ns.name]});
+  const resumed = await runCli(['run', job, '--json', '--no-progress', '--state', state, '--resume'], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    prefix: ['ip', 'netns', 'exec', ns.name],
+  });
   assert.equal(resumed.code, 0, resumed.stderr);
   assertEveryRecordOnce(path.join(dir, 'out/results.jsonl'), RECORDS);
   assert.equal(server.stats.calls, RECORDS, 'each record received once');

@@ -9,7 +9,10 @@ import {startServer} from '../../helpers/server.js';
 
 /** A proto of thousands of messages around the demo service: seconds to load, like a real monorepo's. */
 function writeSlowProto(dir: string): string {
-  const messages = Array.from({length: 4000}, (_, i) => `message M${i} { ${Array.from({length: 12}, (_, j) => `string f${j} = ${j + 1};`).join(' ')} }`);
+  const messages = Array.from(
+    {length: 4000},
+    (_, i) => `message M${i} { ${Array.from({length: 12}, (_, j) => `string f${j} = ${j + 1};`).join(' ')} }`,
+  );
   const file = path.join(dir, 'big.proto');
   writeFileSync(file, ['syntax = "proto3";', 'package big.v1;', 'import "demo/v1/demo.proto";', ...messages].join('\n'));
   return file;
@@ -26,8 +29,17 @@ test('two --resume of one run started a second apart (slow-to-load proto): one r
   const dir = tempDir(t);
   const RECORDS = 3000;
   const CONCURRENCY = 20;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 20})));
-  const job = writeJob(dir, server.address, {concurrency: CONCURRENCY, proto: writeSlowProto(dir), importPaths: [path.join(PACKAGE_ROOT, 'proto')], output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 20})),
+  );
+  const job = writeJob(dir, server.address, {
+    concurrency: CONCURRENCY,
+    proto: writeSlowProto(dir),
+    importPaths: [path.join(PACKAGE_ROOT, 'proto')],
+    output: 'out/{runId}.jsonl',
+    failures: 'out/{runId}.failed.jsonl',
+  });
   const state = path.join(dir, 'state.db');
   const first = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);
   t.after(() => first.child.kill('SIGKILL'));
@@ -60,7 +72,10 @@ test('-t given at the start and omitted at --resume: the resumed run calls the r
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 2000;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 2})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 2})),
+  );
   // The job file names a dead address: only -t reaches the server.
   const job = writeJob(dir, '127.0.0.1:1', {concurrency: 10, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const state = path.join(dir, 'state.db');
@@ -75,14 +90,17 @@ test('-t given at the start and omitted at --resume: the resumed run calls the r
   const summary = JSON.parse(resumed.stdout) as {ok: number; failed: number};
   assert.deepEqual([summary.ok, summary.failed], [RECORDS, 0], 'every record went to the recorded target');
   assert.equal(sentCounts(server.stats.ids).size, RECORDS);
-  assert.ok(server.stats.maxInFlight <= 4 && maxBefore <= 4, 'the recorded -c 4 held too, not the job file\'s 10');
+  assert.ok(server.stats.maxInFlight <= 4 && maxBefore <= 4, "the recorded -c 4 held too, not the job file's 10");
 });
 
 test('two runs naming one results file: the second refuses before writing anything, the first completes intact', async (t) => {
   const server = await startServer(t);
   const dir = tempDir(t);
   const RECORDS = 20;
-  writeJsonl(path.join(dir, 'input.jsonl'), Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 300})));
+  writeJsonl(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 300})),
+  );
   const job = writeJob(dir, server.address, {concurrency: 2, output: 'out/fixed.jsonl', failures: 'out/fixed.failed.jsonl'});
   const state = path.join(dir, 'state.db');
   const first = spawnCli(['run', job, '--json', '--no-progress', '--state', state]);

@@ -33,7 +33,7 @@ before(async () => {
   await workersReady(workers);
 });
 
-test('30,000 records over 3 worker processes: every record once, the job\'s concurrency held at the server, every worker did chunks', async (t) => {
+test("30,000 records over 3 worker processes: every record once, the job's concurrency held at the server, every worker did chunks", async (t) => {
   const server = await startServer(t, {latencyMs: 1});
   const dir = tempDir(t);
   const records = 30_000;
@@ -49,7 +49,23 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
-  const result = await runCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '1000', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const result = await runCli(
+    [
+      'run',
+      jobFile,
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '1000',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000},
+  );
   sampling = false;
   await sample;
   assert.equal(result.code, 0, result.stderr);
@@ -58,16 +74,28 @@ test('30,000 records over 3 worker processes: every record once, the job\'s conc
   assert.equal(summary.total, records);
   assert.equal(summary.ok, records);
   assert.equal(summary.attempts, records);
-  const lines = (readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[]);
+  const lines = readJsonlFile(path.join(dir, 'out/results.jsonl')) as Line[];
   assert.equal(lines.length, records);
   assert.equal(new Set(lines.map((l) => l.line)).size, records, 'one result line per record');
   assert.ok(lines.every((l) => l.status === 'OK' && l.response?.id === `r${l.line}`));
   assert.equal(server.stats.calls, records, 'no call made twice');
   assert.ok(server.stats.maxInFlight <= 24, `max in flight at the server: ${server.stats.maxInFlight}`);
   const runId = (JSON.parse(result.stdout) as {runId: string}).runId;
-  const done = logs.map((l) => l().split('\n').filter((line) => line.includes('"event":"chunk:done"') && line.includes(runId)).length);
-  assert.equal(done.reduce((a, b) => a + b), 30, `chunks done per worker: ${done}`);
-  assert.ok(done.every((n) => n > 0), `every worker did chunks: ${done}`);
+  const done = logs.map(
+    (l) =>
+      l()
+        .split('\n')
+        .filter((line) => line.includes('"event":"chunk:done"') && line.includes(runId)).length,
+  );
+  assert.equal(
+    done.reduce((a, b) => a + b),
+    30,
+    `chunks done per worker: ${done}`,
+  );
+  assert.ok(
+    done.every((n) => n > 0),
+    `every worker did chunks: ${done}`,
+  );
   // Merged and deleted: what is left in Redis is the workers' own (BullMQ's queue keys), no run data.
   assert.deepEqual(await redis.keys(`${prefix}:runs:*`), []);
 });
@@ -85,7 +113,23 @@ test('rps holds across 3 workers, measured at the server', async (t) => {
   const samples: {at: number; calls: number}[] = [];
   const sampler = setInterval(() => samples.push({at: performance.now(), calls: server.stats.calls}), 20);
   t.after(() => clearInterval(sampler));
-  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 40, rps}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '50', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const result = await runCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 40, rps}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '50',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   clearInterval(sampler);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(server.stats.calls, records);

@@ -31,7 +31,23 @@ test('one of 3 workers killed with kill -9 mid-run: the run completes, no record
   const workers = startWorkers(t, 3, {prefix, chunks, lockDuration: '1s'});
   const logs = workers.map(stderrOf);
   await workersReady(workers);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 24}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize), '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 24}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      String(chunkSize),
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   // Killed while it holds chunks: after it finished one, and before the run is half done.
   await waitFor(() => logs[0]!().includes('chunk:done') && server.stats.calls >= 1000, 60_000, 'the first worker to finish a chunk');
@@ -41,7 +57,10 @@ test('one of 3 workers killed with kill -9 mid-run: the run completes, no record
   assert.equal(JSON.parse(result.stdout).ok, records);
   assertEveryRecordOnce(dir, records);
   const repeated = server.stats.calls - records;
-  assert.ok(repeated >= 0 && repeated <= chunks * chunkSize, `${repeated} calls repeated (bound: the ${chunks} chunks of ${chunkSize} it could hold)`);
+  assert.ok(
+    repeated >= 0 && repeated <= chunks * chunkSize,
+    `${repeated} calls repeated (bound: the ${chunks} chunks of ${chunkSize} it could hold)`,
+  );
 });
 
 test('the coordinator killed with kill -9 mid-run, then run --resume: completes, no record skipped', async (t) => {
@@ -59,7 +78,11 @@ test('the coordinator killed with kill -9 mid-run, then run --resume: completes,
   await waitFor(() => server.stats.calls >= 2000, 60_000, '2000 calls at the server');
   first.child.kill('SIGKILL');
   await first.done;
-  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000, env: {GRPC_BATCH_LOG: 'info'}});
+  const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    env: {GRPC_BATCH_LOG: 'info'},
+  });
   assert.equal(resumed.code, 0, resumed.stderr);
   const summary = JSON.parse(resumed.stdout) as {ok: number; total: number};
   assert.equal(summary.ok, records);
@@ -78,7 +101,23 @@ test('Redis paused (SIGSTOP) for 3 seconds mid-run: the run completes', async (t
   writeInput(path.join(dir, 'input.jsonl'), records);
   const workers = startWorkers(t, 2, {prefix, url: redis.url, chunks: 4, lockDuration: '2s'});
   await workersReady(workers);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16}), '--redis', redis.url, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 16}),
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '250',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 1000, 60_000, '1000 calls at the server');
   process.kill(redis.pid, 'SIGSTOP');
@@ -98,7 +137,25 @@ test('Redis paused (SIGSTOP) for 5 seconds just as a chunk is added: the run pau
   const records = 6;
   const workers = startWorkers(t, 1, {prefix, url: redis.url, chunks: 4, lockDuration: '10s'});
   await workersReady(workers);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 2}), '-i', '-', '--redis', redis.url, '--prefix', prefix, '--json', '--log-format', 'json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000, openStdin: true});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 2}),
+      '-i',
+      '-',
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--json',
+      '--log-format',
+      'json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000, openStdin: true},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   const write = (i: number) => coordinator.child.stdin.write(`${JSON.stringify({id: `r${i}`})}\n`);
   const results = () => readJsonlFile(path.join(dir, 'out/results.jsonl')).length;
@@ -127,7 +184,11 @@ test('Redis paused (SIGSTOP) for 5 seconds just as a chunk is added: the run pau
   assert.equal(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout) as {ok: number; outages: {pauses: number}};
   assert.equal(summary.ok, records);
-  assert.deepEqual([...server.stats.ids].sort(), Array.from({length: records}, (_, i) => `r${i + 1}`).sort(), 'each record called once at the server');
+  assert.deepEqual(
+    [...server.stats.ids].sort(),
+    Array.from({length: records}, (_, i) => `r${i + 1}`).sort(),
+    'each record called once at the server',
+  );
   assert.ok(summary.outages.pauses >= 1, `the run paused for Redis: ${JSON.stringify(summary.outages)}`);
   assert.match(result.stderr, /"event":"backend:down".*Redis at redis:\/\/127\.0\.0\.1:\d+ does not answer/);
 });
@@ -159,7 +220,9 @@ test('Redis loses its data mid-run (restarted without persistence): the run stop
   assert.match(partial.next.join('\n'), /--resume/);
   // Log lines only (JSON), the error's own line, and its next step: no stacks, no ioredis "Unhandled error event".
   const lines = stopped.stderr.split('\n').filter((l) => l !== '');
-  const stray = lines.filter((l) => !l.startsWith('{') && !l.startsWith('grpc-batch: ') && !l.startsWith('next: ') && !l.startsWith('      '));
+  const stray = lines.filter(
+    (l) => !l.startsWith('{') && !l.startsWith('grpc-batch: ') && !l.startsWith('next: ') && !l.startsWith('      '),
+  );
   assert.deepEqual(stray, [], 'every line on stderr is a JSON log line or the error');
   const events = lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as {event?: string}).event);
   const errors = events.filter((e) => e === 'redis:error').length;
@@ -191,7 +254,10 @@ test('SIGINT to the coordinator mid-run: the workers stop its chunks, exit 130, 
   assert.ok(summary.ok < records, `${summary.ok} done before the stop`);
   const callsAtStop = server.stats.calls;
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  assert.ok(server.stats.calls - callsAtStop <= 16, `the workers went on sending: ${server.stats.calls - callsAtStop} calls after the stop`);
+  assert.ok(
+    server.stats.calls - callsAtStop <= 16,
+    `the workers went on sending: ${server.stats.calls - callsAtStop} calls after the stop`,
+  );
   const resumed = await runCli(['run', jobFile, ...args, '--resume', '--json'], {cwd: dir, timeoutMs: 120_000});
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(JSON.parse(resumed.stdout).ok, records);
@@ -205,7 +271,21 @@ test('a Redis that evicts keys (maxmemory-policy volatile-lru) is refused at sta
   await admin.config('SET', 'maxmemory-policy', 'volatile-lru');
   const dir = tempDir(t);
   writeInput(path.join(dir, 'input.jsonl'), 10);
-  const run = await runCli(['run', writeJob(dir, server.address), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const run = await runCli(
+    [
+      'run',
+      writeJob(dir, server.address),
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   assert.equal(run.code, 2, run.stderr);
   assert.match(run.stderr, /Redis at redis:\/\/127\.0\.0\.1:\d+ has maxmemory-policy volatile-lru/);
   assert.match(run.stderr, /CONFIG SET maxmemory-policy noeviction/);
@@ -217,7 +297,21 @@ test('a Redis that evicts keys (maxmemory-policy volatile-lru) is refused at sta
   await admin.config('SET', 'maxmemory-policy', 'noeviction');
   const workers = startWorkers(t, 1, {prefix, url: redis.url});
   await workersReady(workers);
-  const ok = await runCli(['run', path.join(dir, 'job.yaml'), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const ok = await runCli(
+    [
+      'run',
+      path.join(dir, 'job.yaml'),
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(server.stats.calls, 10);
 });
@@ -232,7 +326,23 @@ test('Redis out of memory (noeviction, maxmemory reached) mid-run: the run stops
   const workers = startWorkers(t, 1, {prefix, url: redisServer.url, chunks: 2});
   await workersReady(workers);
   const jobFile = writeJob(dir, server.address, {concurrency: 4});
-  const run = spawnCli(['run', jobFile, '--redis', redisServer.url, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const run = spawnCli(
+    [
+      'run',
+      jobFile,
+      '--redis',
+      redisServer.url,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '250',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000},
+  );
   t.after(() => run.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 50, 60_000, '50 calls at the server');
   // Full: every write is refused from now on (reads and deletes still answer).

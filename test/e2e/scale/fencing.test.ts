@@ -20,7 +20,18 @@ const SKIP = NAMESPACES ? false : 'needs unshare -m (root or CAP_SYS_ADMIN) to g
 
 /** The command prefix that runs the CLI with `from` bind-mounted over `over` (and in it, when it is the working folder). */
 function mountedOver(from: string, over: string): string[] {
-  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$PWD" && shift 2 && exec "$@"', 'sh', from, over];
+  return [
+    'unshare',
+    '-m',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind "$1" "$2" && cd "$PWD" && shift 2 && exec "$@"',
+    'sh',
+    from,
+    over,
+  ];
 }
 
 function writeInput(file: string, records: number): void {
@@ -31,13 +42,19 @@ function writeInput(file: string, records: number): void {
 function stateRow(file: string, runId?: string): {run_id: string; status: string; owner: string | null; results: number | null} {
   const db = new Database(file, {readonly: true, fileMustExist: true});
   try {
-    return db.prepare(`SELECT runs.run_id, runs.status, runs.owner, checkpoints.results FROM runs JOIN checkpoints USING (run_id)${runId ? ' WHERE run_id = ?' : ''} ORDER BY runs.created_at DESC`).get(...(runId ? [runId] : [])) as never;
+    return db
+      .prepare(
+        `SELECT runs.run_id, runs.status, runs.owner, checkpoints.results FROM runs JOIN checkpoints USING (run_id)${runId ? ' WHERE run_id = ?' : ''} ORDER BY runs.created_at DESC`,
+      )
+      .get(...(runId ? [runId] : [])) as never;
   } finally {
     db.close();
   }
 }
 
-test('two coordinators with a copy of one state database: the second generation wins and the first, frozen past its lease, writes nothing after (exit 3)', {skip: SKIP}, async (t) => {
+test('two coordinators with a copy of one state database: the second generation wins and the first, frozen past its lease, writes nothing after (exit 3)', {
+  skip: SKIP,
+}, async (t) => {
   const server = await startServer(t, {latencyMs: 5});
   const {prefix, redis} = await redisPrefix(t);
   const dirA = tempDir(t);
@@ -47,7 +64,20 @@ test('two coordinators with a copy of one state database: the second generation 
   const workers = startWorkers(t, 2, {prefix, chunks: 2});
   await workersReady(workers);
   const jobFile = writeJob(dirA, server.address, {concurrency: 8});
-  const args = ['--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '200', '--no-progress', '--json', '--log-format', 'json', '--state', path.join(dirA, 'state.db')];
+  const args = [
+    '--redis',
+    REDIS_URL,
+    '--prefix',
+    prefix,
+    '--chunk-size',
+    '200',
+    '--no-progress',
+    '--json',
+    '--log-format',
+    'json',
+    '--state',
+    path.join(dirA, 'state.db'),
+  ];
   const a = spawnCli(['run', jobFile, ...args], {cwd: dirA, timeoutMs: 180_000, env: {GRPC_BATCH_LOG: 'info'}});
   t.after(() => {
     a.child.kill('SIGCONT');
@@ -73,14 +103,19 @@ test('two coordinators with a copy of one state database: the second generation 
   cpSync(dirA, dirB, {recursive: true});
   const frozenBytes = readFileSync(resultsA);
   const frozenRow = stateRow(path.join(dirA, 'state.db'), runId);
-  const b = spawnCli(['run', jobFile, ...args, '--resume'], {cwd: dirA, timeoutMs: 180_000, prefix: mountedOver(dirB, dirA), env: {GRPC_BATCH_LOG: 'info'}});
+  const b = spawnCli(['run', jobFile, ...args, '--resume'], {
+    cwd: dirA,
+    timeoutMs: 180_000,
+    prefix: mountedOver(dirB, dirA),
+    env: {GRPC_BATCH_LOG: 'info'},
+  });
   t.after(() => b.child.kill('SIGKILL'));
   const resumed = await b.done;
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal((JSON.parse(resumed.stdout) as {ok: number}).ok, records);
   assert.match(resumed.stderr, /"event":"run:lease".*"generation":2/);
   const lines = (readJsonlFile(path.join(dirB, 'out/results.jsonl')) as {line: number}[]).map((l) => l.line);
-  assert.equal(lines.length, records, 'one result line per record (the second coordinator\'s file)');
+  assert.equal(lines.length, records, "one result line per record (the second coordinator's file)");
   assert.equal(new Set(lines).size, records);
   const callsAtEnd = server.stats.calls;
   // The first wakes up: it finds another generation at its first check, stops at once, exit 3.
@@ -93,16 +128,27 @@ test('two coordinators with a copy of one state database: the second generation 
   assert.equal(partial.status, 'interrupted', 'its summary on stdout (--json)');
   // Nothing written after the takeover: not a byte of its results file, not its state database (no checkpoint, no end)...
   assert.ok(readFileSync(resultsA).equals(frozenBytes), 'the first coordinator wrote to its results file after the takeover');
-  assert.deepEqual(stateRow(path.join(dirA, 'state.db'), runId), frozenRow, 'the first coordinator wrote to its state database after the takeover');
+  assert.deepEqual(
+    stateRow(path.join(dirA, 'state.db'), runId),
+    frozenRow,
+    'the first coordinator wrote to its state database after the takeover',
+  );
   // ...and nothing queued again: no call after the second's end, no chunk left in Redis.
-  assert.deepEqual(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized'), {waiting: 0, active: 0, delayed: 0, prioritized: 0});
+  assert.deepEqual(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized'), {
+    waiting: 0,
+    active: 0,
+    delayed: 0,
+    prioritized: 0,
+  });
   assert.equal(server.stats.calls, callsAtEnd, 'calls made after the first coordinator woke up');
   // Repeats: the chunks in flight at the freeze (at most 8 of 200), run again once by a worker whose lock lapsed while held.
   assert.ok(callsAtEnd - records <= 2 * 8 * 200, `${callsAtEnd - records} calls repeated`);
   t.diagnostic(`calls ${callsAtEnd} for ${records} records`);
 });
 
-test('a second --resume of a live distributed run, on a host that cannot see its file locks, is refused (exit 2) and changes nothing: the live run stays running and completes', {skip: SKIP}, async (t) => {
+test('a second --resume of a live distributed run, on a host that cannot see its file locks, is refused (exit 2) and changes nothing: the live run stays running and completes', {
+  skip: SKIP,
+}, async (t) => {
   const server = await startServer(t, {latencyMs: 40});
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
@@ -128,7 +174,11 @@ test('a second --resume of a live distributed run, on a host that cannot see its
   const last = readFileSync(results, 'utf8').trimEnd().split('\n').at(-1)!;
   appendFileSync(path.join(copy, 'out/results.jsonl'), `${last}\n`.repeat(records));
   // The state database is shared (the same file): only the Redis lease keeps the second out.
-  const second = spawnCli(['run', jobFile, ...args, '--resume'], {cwd: dir, timeoutMs: 120_000, prefix: mountedOver(path.join(copy, 'out'), path.join(dir, 'out'))});
+  const second = spawnCli(['run', jobFile, ...args, '--resume'], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    prefix: mountedOver(path.join(copy, 'out'), path.join(dir, 'out')),
+  });
   t.after(() => second.child.kill('SIGKILL'));
   const refused = await second.done;
   assert.equal(refused.code, 2, refused.stderr);
@@ -139,6 +189,6 @@ test('a second --resume of a live distributed run, on a host that cannot see its
   const done = await live.done;
   assert.equal(done.code, 0, `${done.stderr}${liveLog()}`);
   assert.equal((JSON.parse(done.stdout) as {ok: number}).ok, records);
-  assert.equal(stateRow(state).status, 'succeeded', 'the live run\'s end is recorded');
+  assert.equal(stateRow(state).status, 'succeeded', "the live run's end is recorded");
   assert.doesNotMatch(liveLog(), /state:lease-lost/);
 });

@@ -22,7 +22,11 @@ test('Redis silent (SIGSTOP) past maxOutage: the coordinator stops, exit 4 with 
   await workersReady(workers);
   const jobFile = writeJob(dir, server.address, {concurrency: 8, maxOutage: '6s'});
   const args = ['--redis', redis.url, '--prefix', prefix, '--chunk-size', '200', '--no-progress', '--state', path.join(dir, 'state.db')];
-  const run = spawnCli(['run', jobFile, ...args, '--json', '--log-format', 'json'], {cwd: dir, timeoutMs: 120_000, env: {GRPC_BATCH_LOG: 'info'}});
+  const run = spawnCli(['run', jobFile, ...args, '--json', '--log-format', 'json'], {
+    cwd: dir,
+    timeoutMs: 120_000,
+    env: {GRPC_BATCH_LOG: 'info'},
+  });
   t.after(() => run.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 500, 60_000, '500 calls at the server');
   process.kill(redis.pid, 'SIGSTOP');
@@ -38,7 +42,11 @@ test('Redis silent (SIGSTOP) past maxOutage: the coordinator stops, exit 4 with 
   assert.ok(summary.ok < records);
   // One structured line per fault: JSON lines only, one backend:down and one run:interrupted.
   const lines = stopped.stderr.split('\n').filter((l) => l !== '');
-  assert.deepEqual(lines.filter((l) => !l.startsWith('{') && !l.startsWith('next: ') && !l.startsWith('      ')), [], 'every line on stderr is a JSON log line');
+  assert.deepEqual(
+    lines.filter((l) => !l.startsWith('{') && !l.startsWith('next: ') && !l.startsWith('      ')),
+    [],
+    'every line on stderr is a JSON log line',
+  );
   const events = lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as {event?: string}).event);
   assert.equal(events.filter((e) => e === 'backend:down').length, 1, events.join(' '));
   assert.equal(events.filter((e) => e === 'run:interrupted').length, 1, events.join(' '));

@@ -18,7 +18,23 @@ test('run --redis with an input that trickles in while calls take 300 ms: never 
   await workersReady(workers);
   // concurrency 2: 2 slots of 1 call each. Records come slower than a chunk's linger (200 ms), so
   // each goes as a chunk of its own, while calls keep every slot busy: the input outpaces the slots.
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 2}), '-i', '-', '--redis', REDIS_URL, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000, openStdin: true});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 2}),
+      '-i',
+      '-',
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000, openStdin: true},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   let mostChunks = 0;
   let sampling = true;
@@ -55,13 +71,19 @@ test('a run smaller than a chunk gets the whole concurrency: 40 records at 1.2 s
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
   const records = 40;
-  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`})).join('\n') + '\n');
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i + 1}`})).join('\n') + '\n',
+  );
   const workers = startWorkers(t, 1, {prefix, chunks: 8});
   await workersReady(workers);
   const jobFile = writeJob(dir, server.address, {concurrency: 8, output: 'out/{runId}.jsonl', failures: 'out/{runId}.failed.jsonl'});
   const timed = async (args: readonly string[]) => {
     const started = performance.now();
-    const result = await runCli(['run', jobFile, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), ...args], {cwd: dir, timeoutMs: 180_000});
+    const result = await runCli(['run', jobFile, '--json', '--no-progress', '--state', path.join(dir, 'state.db'), ...args], {
+      cwd: dir,
+      timeoutMs: 180_000,
+    });
     assert.equal(result.code, 0, result.stderr);
     assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, records);
     return performance.now() - started;
@@ -73,5 +95,8 @@ test('a run smaller than a chunk gets the whole concurrency: 40 records at 1.2 s
   // The one chunk ran with the job's 8 calls in flight, not 8 / 8 slots = 1 (40 x 1.2 s = 48 s).
   assert.equal(server.stats.maxInFlight, 8, 'calls in flight at the server during the distributed run');
   assert.equal(server.stats.calls, 2 * records);
-  assert.ok(distributed / local < 2, `distributed ${Math.round(distributed)} ms, one process ${Math.round(local)} ms: ${(distributed / local).toFixed(2)}x`);
+  assert.ok(
+    distributed / local < 2,
+    `distributed ${Math.round(distributed)} ms, one process ${Math.round(local)} ms: ${(distributed / local).toFixed(2)}x`,
+  );
 });

@@ -25,10 +25,14 @@ function assertEveryRecordOnce(dir: string, records: number): void {
 
 /** The JSON log lines of a process's stderr with this event. */
 function events(stderr: string, event: string): LogLine[] {
-  return stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine).filter((l) => l.event === event);
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine)
+    .filter((l) => l.event === event);
 }
 
-test('a worker partitioned from Redis past its lock duration stops calling its chunk, logs no chunk:done for it, and the run counts its attempts: the run\'s attempts equal the server\'s calls', async (t) => {
+test("a worker partitioned from Redis past its lock duration stops calling its chunk, logs no chunk:done for it, and the run counts its attempts: the run's attempts equal the server's calls", async (t) => {
   const server = await startServer(t, {latencyMs: 5});
   const {prefix} = await redisPrefix(t);
   const redisPath = await startPartitionProxy(t, 6379);
@@ -40,14 +44,36 @@ test('a worker partitioned from Redis past its lock duration stops calling its c
   const [cut] = startWorkers(t, 1, {prefix, url: `redis://${redisPath.address}`, chunks: 1, lockDuration: '2s'});
   const cutLog = stderrOf(cut!);
   await workersReady([cut!]);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', String(chunkSize), '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 16}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      String(chunkSize),
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 180_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   // Cut mid-chunk (it runs its chunks one after the other, 250 calls each): it holds one.
-  await waitFor(() => server.stats.calls >= 300 && server.stats.calls % chunkSize >= 50 && server.stats.calls % chunkSize <= 200, 60_000, 'the worker mid-chunk');
+  await waitFor(
+    () => server.stats.calls >= 300 && server.stats.calls % chunkSize >= 50 && server.stats.calls % chunkSize <= 200,
+    60_000,
+    'the worker mid-chunk',
+  );
   redisPath.partition();
-  await waitFor(() => events(cutLog(), 'chunk:lost').length >= 1, 60_000, 'the cut-off worker to give its chunk up').catch((error: unknown) => {
-    throw new Error(`${String(error)}; its log:\n${cutLog()}`);
-  });
+  await waitFor(() => events(cutLog(), 'chunk:lost').length >= 1, 60_000, 'the cut-off worker to give its chunk up').catch(
+    (error: unknown) => {
+      throw new Error(`${String(error)}; its log:\n${cutLog()}`);
+    },
+  );
   // Healed at once: its report of the attempts it made lands; it may take chunks again, a second worker joins.
   redisPath.heal();
   const [other] = startWorkers(t, 1, {prefix, chunks: 4, lockDuration: '2s'});
@@ -57,7 +83,7 @@ test('a worker partitioned from Redis past its lock duration stops calling its c
   const summary = JSON.parse(result.stdout) as {ok: number; failed: number; attempts: number};
   assert.equal(summary.ok, records);
   assertEveryRecordOnce(dir, records);
-  assert.equal(summary.attempts, server.stats.calls, 'the run\'s attempts are the calls the server saw, the thrown-away ones included');
+  assert.equal(summary.attempts, server.stats.calls, "the run's attempts are the calls the server saw, the thrown-away ones included");
   const repeated = server.stats.calls - records;
   assert.ok(repeated >= 0 && repeated <= chunkSize, `${repeated} calls repeated (bound: the one chunk of ${chunkSize} it held)`);
   // Each chunk was done once: the thrown-away one logged chunk:lost, not chunk:done.
@@ -77,7 +103,23 @@ test('a worker cut off from the backend (its own proxy stops forwarding) hands i
   const [cut] = startWorkers(t, 1, {prefix, chunks: 8, lockDuration: '2s', env: {grpc_proxy: backendPath.url, GRPC_BATCH_LOG: 'debug'}});
   const cutLog = stderrOf(cut!);
   await workersReady([cut!]);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16, deadline: '1s'}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 16, deadline: '1s'}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '250',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 180_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 300, 60_000, '300 calls at the server');
   assert.ok(backendPath.tunnels > 0, 'the cut-off worker called through its proxy');
@@ -115,7 +157,7 @@ test('a worker whose Redis goes away (connections refused, then closed at once, 
     socket.destroy();
   });
   t.after(() => closer.close());
-  for (let bound = false; !bound;) {
+  for (let bound = false; !bound; ) {
     bound = await new Promise<boolean>((resolve) => {
       closer.once('error', () => resolve(false));
       closer.listen(port, '127.0.0.1', () => resolve(true));
@@ -129,14 +171,38 @@ test('a worker whose Redis goes away (connections refused, then closed at once, 
   // It takes chunks again: a small run on the restarted Redis completes.
   const dir = tempDir(t);
   writeInput(path.join(dir, 'input.jsonl'), 20);
-  const run = spawnCli(['run', writeJob(dir, server.address, {concurrency: 4}), '--redis', redis.url, '--prefix', prefix, '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 120_000});
+  const run = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 4}),
+      '--redis',
+      redis.url,
+      '--prefix',
+      prefix,
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 120_000},
+  );
   t.after(() => run.child.kill('SIGKILL'));
   const result = await run.done;
   assert.equal(result.code, 0, result.stderr);
   assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, 20);
-  const lines = log().split('\n').filter((l) => l !== '');
-  assert.deepEqual(lines.filter((l) => !l.startsWith('{')), [], 'every line on the worker\'s stderr is a JSON log line: no stacks, no "Unhandled error event"');
-  assert.equal(events(log(), 'redis:error').length, 1, `one redis:error line for the fault, whatever the reconnects (${attempts}):\n${log()}`);
+  const lines = log()
+    .split('\n')
+    .filter((l) => l !== '');
+  assert.deepEqual(
+    lines.filter((l) => !l.startsWith('{')),
+    [],
+    'every line on the worker\'s stderr is a JSON log line: no stacks, no "Unhandled error event"',
+  );
+  assert.equal(
+    events(log(), 'redis:error').length,
+    1,
+    `one redis:error line for the fault, whatever the reconnects (${attempts}):\n${log()}`,
+  );
   assert.equal(events(log(), 'redis:recovered').length, 1);
 });
 
@@ -150,7 +216,23 @@ test('no worker can reach the backend: the chunks go round the workers, and once
   const workers = startWorkers(t, 2, {prefix, chunks: 4, lockDuration: '2s', env: {grpc_proxy: backendPath.url}});
   const logs = workers.map(stderrOf);
   await workersReady(workers);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 16, deadline: '1s', maxOutage: '4s'}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '250', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 180_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 16, deadline: '1s', maxOutage: '4s'}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '250',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 180_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 200, 60_000, '200 calls at the server');
   backendPath.partition();
@@ -160,5 +242,8 @@ test('no worker can reach the backend: the chunks go round the workers, and once
   assert.equal(summary.status, 'interrupted');
   assert.equal(summary.failed, 0);
   assert.match(summary.interruptReason, /unreachable/);
-  assert.ok(logs.some((l) => events(l(), 'worker:backend-down').length === 1), 'the workers handed chunks back before giving up');
+  assert.ok(
+    logs.some((l) => events(l(), 'worker:backend-down').length === 1),
+    'the workers handed chunks back before giving up',
+  );
 });

@@ -14,7 +14,23 @@ test('${VAR} in metadata is expanded on the worker from its own environment, bes
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 50}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
   // A fixed entry with a secret beside a templated one: the records' own metadata travels without the secret.
   const jobFile = writeJob(dir, server.address, {concurrency: 4, metadata: {'x-demo-echo': '${DEMO_TOKEN}', 'x-request-id': 'req-{{id}}'}});
-  const coordinator = spawnCli(['run', jobFile, '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, env: {DEMO_TOKEN: 'coordinator-secret'}, timeoutMs: 60_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      jobFile,
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '10',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, env: {DEMO_TOKEN: 'coordinator-secret'}, timeoutMs: 60_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   // No worker yet: the run and its chunks wait in Redis, as they would for a worker to come.
   let dump = '';
@@ -31,8 +47,15 @@ test('${VAR} in metadata is expanded on the worker from its own environment, bes
   assert.equal(result.code, 0, result.stderr);
   const lines = readJsonlFile(path.join(dir, 'out/results.jsonl')) as {response: {echoedMetadata: string}}[];
   assert.equal(lines.length, 50);
-  assert.ok(lines.every((l) => l.response.echoedMetadata === 'worker-secret'), 'the worker sent its own value');
-  assert.match(String(server.stats.lastMetadata?.['x-request-id']), /^req-r\d+$/, 'the templated entry, filled per record by the coordinator');
+  assert.ok(
+    lines.every((l) => l.response.echoedMetadata === 'worker-secret'),
+    'the worker sent its own value',
+  );
+  assert.match(
+    String(server.stats.lastMetadata?.['x-request-id']),
+    /^req-r\d+$/,
+    'the templated entry, filled per record by the coordinator',
+  );
   assert.ok(!(await dumpPrefix(redis, prefix)).includes('secret'));
 });
 
@@ -41,13 +64,32 @@ test('a worker: /healthz and /metrics with --http, a chunk:done log line per chu
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 200}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
-  const worker = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--http', '127.0.0.1:0', '--lock-duration', '2s'], {env: {GRPC_BATCH_LOG: 'info'}, timeoutMs: 60_000});
+  const worker = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--http', '127.0.0.1:0', '--lock-duration', '2s'], {
+    env: {GRPC_BATCH_LOG: 'info'},
+    timeoutMs: 60_000,
+  });
   t.after(() => worker.child.kill('SIGKILL'));
   const log = stderrOf(worker);
   await workersReady([worker]);
   const address = /"address":"([^"]+)"/.exec(log())![1]!;
   assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 8}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '100', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 8}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '100',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 20, 30_000, 'calls at the server');
   worker.child.kill('SIGTERM');
@@ -61,7 +103,10 @@ test('a worker: /healthz and /metrics with --http, a chunk:done log line per chu
   assert.equal(server.stats.calls, 200, 'nothing was sent twice');
   const exited = await worker.done;
   assert.equal(exited.code, 0, exited.stderr);
-  const done = log().split('\n').filter((l) => l.includes('"event":"chunk:done"')).map((l) => JSON.parse(l) as {records: number; ok: number; chunk: number; run: string; job: string});
+  const done = log()
+    .split('\n')
+    .filter((l) => l.includes('"event":"chunk:done"'))
+    .map((l) => JSON.parse(l) as {records: number; ok: number; chunk: number; run: string; job: string});
   assert.equal(done.length, 2);
   assert.ok(done.every((d) => d.records === 100 && d.ok === 100 && d.job === 'test' && d.run));
 });
@@ -70,14 +115,23 @@ test('metrics of a worker count its chunks and records', async (t) => {
   const server = await startServer(t);
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
-  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 30}, (_, i) => JSON.stringify({id: `r${i}`, ...(i < 3 ? {failCode: 5} : {})})).join('\n'));
-  const worker = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--http', '127.0.0.1:0'], {env: {GRPC_BATCH_LOG: 'info'}, timeoutMs: 60_000});
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: 30}, (_, i) => JSON.stringify({id: `r${i}`, ...(i < 3 ? {failCode: 5} : {})})).join('\n'),
+  );
+  const worker = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--http', '127.0.0.1:0'], {
+    env: {GRPC_BATCH_LOG: 'info'},
+    timeoutMs: 60_000,
+  });
   t.after(() => worker.child.kill('SIGKILL'));
   const log = stderrOf(worker);
   await workersReady([worker]);
   const address = /"address":"([^"]+)"/.exec(log())![1]!;
   // GRPC_BATCH_REDIS and GRPC_BATCH_PREFIX instead of --redis and --prefix.
-  const result = await runCli(['run', writeJob(dir, server.address), '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000, env: {GRPC_BATCH_REDIS: REDIS_URL, GRPC_BATCH_PREFIX: prefix}});
+  const result = await runCli(
+    ['run', writeJob(dir, server.address), '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')],
+    {cwd: dir, timeoutMs: 60_000, env: {GRPC_BATCH_REDIS: REDIS_URL, GRPC_BATCH_PREFIX: prefix}},
+  );
   assert.equal(result.code, 1, result.stderr);
   assert.equal(JSON.parse(result.stdout).failed, 3);
   const metrics = await (await fetch(`http://${address}/metrics`)).text();
@@ -112,23 +166,58 @@ test('a worker whose environment lacks a ${VAR} of the run fails its chunks with
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 10}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
   const workers = startWorkers(t, 1, {prefix});
   await workersReady(workers);
-  const result = await runCli(['run', writeJob(dir, server.address, {metadata: {'x-demo-echo': '${DEMO_TOKEN}'}}), '--redis', REDIS_URL, '--prefix', prefix, '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, env: {DEMO_TOKEN: 'here'}, timeoutMs: 60_000});
+  const result = await runCli(
+    [
+      'run',
+      writeJob(dir, server.address, {metadata: {'x-demo-echo': '${DEMO_TOKEN}'}}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, env: {DEMO_TOKEN: 'here'}, timeoutMs: 60_000},
+  );
   assert.equal(result.code, 3, result.stderr);
-  assert.match(result.stderr, /chunk 1 of run .* failed on the workers: .*metadata\.x-demo-echo: environment variable DEMO_TOKEN is not set/);
+  assert.match(
+    result.stderr,
+    /chunk 1 of run .* failed on the workers: .*metadata\.x-demo-echo: environment variable DEMO_TOKEN is not set/,
+  );
   assert.equal(server.stats.calls, 0);
 });
 
-test('SIGTERM past --grace hands a worker\'s chunks back to the queue: another worker runs them, every record once in the results', async (t) => {
+test("SIGTERM past --grace hands a worker's chunks back to the queue: another worker runs them, every record once in the results", async (t) => {
   const server = await startServer(t, {latencyMs: 50});
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: 80}, (_, i) => JSON.stringify({id: `r${i}`})).join('\n'));
-  const first = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--grace', '200ms', '--lock-duration', '2s'], {env: {GRPC_BATCH_LOG: 'info'}, timeoutMs: 60_000});
+  const first = spawnCli(['worker', '--redis', REDIS_URL, '--prefix', prefix, '--grace', '200ms', '--lock-duration', '2s'], {
+    env: {GRPC_BATCH_LOG: 'info'},
+    timeoutMs: 60_000,
+  });
   t.after(() => first.child.kill('SIGKILL'));
   const log = stderrOf(first);
   await workersReady([first]);
   // 8 chunks of 10 records, one call at a time each: about half a second per chunk.
-  const coordinator = spawnCli(['run', writeJob(dir, server.address, {concurrency: 8}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '10', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const coordinator = spawnCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 8}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '10',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   t.after(() => coordinator.child.kill('SIGKILL'));
   await waitFor(() => server.stats.calls >= 8, 30_000, 'calls at the server');
   first.child.kill('SIGTERM');
@@ -150,10 +239,29 @@ test('maxFailures holds run-wide across workers: the run stops once passed, past
   const {prefix} = await redisPrefix(t);
   const dir = tempDir(t);
   const records = 2000;
-  writeFileSync(path.join(dir, 'input.jsonl'), Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i}`, failCode: 13})).join('\n'));
+  writeFileSync(
+    path.join(dir, 'input.jsonl'),
+    Array.from({length: records}, (_, i) => JSON.stringify({id: `r${i}`, failCode: 13})).join('\n'),
+  );
   const workers = startWorkers(t, 2, {prefix});
   await workersReady(workers);
-  const result = await runCli(['run', writeJob(dir, server.address, {concurrency: 8, maxFailures: 10}), '--redis', REDIS_URL, '--prefix', prefix, '--chunk-size', '20', '--json', '--no-progress', '--state', path.join(dir, 'state.db')], {cwd: dir, timeoutMs: 60_000});
+  const result = await runCli(
+    [
+      'run',
+      writeJob(dir, server.address, {concurrency: 8, maxFailures: 10}),
+      '--redis',
+      REDIS_URL,
+      '--prefix',
+      prefix,
+      '--chunk-size',
+      '20',
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: 60_000},
+  );
   assert.equal(result.code, 1, result.stderr);
   const summary = JSON.parse(result.stdout) as {status: string; abortReason: string; failed: number; total: number};
   assert.equal(summary.status, 'failed');
