@@ -99,7 +99,9 @@ test('two runs naming one results file: the second refuses before writing anythi
   const RECORDS = 20;
   writeJsonl(
     path.join(dir, 'input.jsonl'),
-    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: 300})),
+    // The first 4 records are quick (the second run starts once they arrived); the rest keep the
+    // first run going some 20 s, far longer than a CLI takes to start on a loaded machine.
+    Array.from({length: RECORDS}, (_, i) => ({id: `r${i + 1}`, latencyMs: i < 4 ? 300 : 2500})),
   );
   const job = writeJob(dir, server.address, {concurrency: 2, output: 'out/fixed.jsonl', failures: 'out/fixed.failed.jsonl'});
   const state = path.join(dir, 'state.db');
