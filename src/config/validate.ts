@@ -21,7 +21,6 @@ import {isTemplate, parseTemplate, type MetadataTemplate} from './metadata-templ
 import {MAX_LINE_BYTES, parseSize, SIZE_HINT} from '../util/size.js';
 import {checkJobSchema} from './job-schema.js';
 
-const checkSchema = checkJobSchema;
 const FUNCTION_KEYS = ['requests', 'onResult'] as const;
 
 export interface ValidateOptions {
@@ -60,10 +59,11 @@ export function validateJob(raw: unknown, file: string, baseDir: string, options
     }
   }
 
-  if (!checkSchema(job)) {
+  if (!checkJobSchema(job)) {
     // The known keys of a map are listed once, on its first unknown key that has no did-you-mean.
     const listed = new Set<string>();
-    for (const e of dedupe(checkSchema.errors ?? [])) issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job, listed)});
+    for (const e of dedupe(checkJobSchema.errors ?? []))
+      issues.push({file, path: keyPathOf(e), message: describeSchemaError(e, job, listed)});
   }
 
   // Semantics the schema cannot say.

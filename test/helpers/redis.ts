@@ -1,6 +1,7 @@
 import {spawn, type ChildProcess} from 'node:child_process';
 import {randomBytes} from 'node:crypto';
 import {createServer} from 'node:net';
+import path from 'node:path';
 import type {TestContext} from 'node:test';
 import {Queue} from 'bullmq';
 import {Redis} from 'ioredis';
@@ -84,6 +85,36 @@ export function startWorkers(
     t.after(() => worker.child.kill('SIGKILL'));
     return worker;
   });
+}
+
+/**
+ * A coordinator: `grpc-batch run JOB --redis URL --prefix P [--chunk-size N] --json --no-progress
+ * --state DIR/state.db`, in `dir`, killed (SIGKILL) when the test ends.
+ */
+export function startCoordinator(
+  t: TestContext,
+  dir: string,
+  job: string,
+  options: {prefix: string; url?: string; chunkSize?: number; timeoutMs?: number},
+): CliProcess {
+  const coordinator = spawnCli(
+    [
+      'run',
+      job,
+      '--redis',
+      options.url ?? REDIS_URL,
+      '--prefix',
+      options.prefix,
+      ...(options.chunkSize !== undefined ? ['--chunk-size', String(options.chunkSize)] : []),
+      '--json',
+      '--no-progress',
+      '--state',
+      path.join(dir, 'state.db'),
+    ],
+    {cwd: dir, timeoutMs: options.timeoutMs ?? 120_000},
+  );
+  t.after(() => coordinator.child.kill('SIGKILL'));
+  return coordinator;
 }
 
 /** The stderr so far of a process started by `spawnCli`. */

@@ -3,11 +3,11 @@ import {writeFileSync} from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {test} from 'node:test';
-import {spawnCli, waitFor} from '../../helpers/cli.js';
+import {waitFor} from '../../helpers/cli.js';
 import {startConnectProxy} from '../../helpers/connect-proxy.js';
 import {readJsonlFile, tempDir, writeJob} from '../../helpers/job.js';
 import {startPartitionProxy} from '../../helpers/partition-proxy.js';
-import {privateRedis, REDIS_URL, redisPrefix, startWorkers, stderrOf, workersReady} from '../../helpers/redis.js';
+import {privateRedis, redisPrefix, startCoordinator, startWorkers, stderrOf, workersReady} from '../../helpers/redis.js';
 import {startServer} from '../../helpers/server.js';
 
 type Line = {line: number; status: string};
@@ -44,24 +44,11 @@ test("a worker partitioned from Redis past its lock duration stops calling its c
   const [cut] = startWorkers(t, 1, {prefix, url: `redis://${redisPath.address}`, chunks: 1, lockDuration: '2s'});
   const cutLog = stderrOf(cut!);
   await workersReady([cut!]);
-  const coordinator = spawnCli(
-    [
-      'run',
-      writeJob(dir, server.address, {concurrency: 16}),
-      '--redis',
-      REDIS_URL,
-      '--prefix',
-      prefix,
-      '--chunk-size',
-      String(chunkSize),
-      '--json',
-      '--no-progress',
-      '--state',
-      path.join(dir, 'state.db'),
-    ],
-    {cwd: dir, timeoutMs: 180_000},
-  );
-  t.after(() => coordinator.child.kill('SIGKILL'));
+  const coordinator = startCoordinator(t, dir, writeJob(dir, server.address, {concurrency: 16}), {
+    prefix,
+    chunkSize,
+    timeoutMs: 180_000,
+  });
   // Cut mid-chunk (it runs its chunks one after the other, 250 calls each): it holds one.
   await waitFor(
     () => server.stats.calls >= 300 && server.stats.calls % chunkSize >= 50 && server.stats.calls % chunkSize <= 200,
@@ -103,24 +90,11 @@ test('a worker cut off from the backend (its own proxy stops forwarding) hands i
   const [cut] = startWorkers(t, 1, {prefix, chunks: 8, lockDuration: '2s', env: {grpc_proxy: backendPath.url, GRPC_BATCH_LOG: 'debug'}});
   const cutLog = stderrOf(cut!);
   await workersReady([cut!]);
-  const coordinator = spawnCli(
-    [
-      'run',
-      writeJob(dir, server.address, {concurrency: 16, deadline: '1s'}),
-      '--redis',
-      REDIS_URL,
-      '--prefix',
-      prefix,
-      '--chunk-size',
-      '250',
-      '--json',
-      '--no-progress',
-      '--state',
-      path.join(dir, 'state.db'),
-    ],
-    {cwd: dir, timeoutMs: 180_000},
-  );
-  t.after(() => coordinator.child.kill('SIGKILL'));
+  const coordinator = startCoordinator(t, dir, writeJob(dir, server.address, {concurrency: 16, deadline: '1s'}), {
+    prefix,
+    chunkSize: 250,
+    timeoutMs: 180_000,
+  });
   await waitFor(() => server.stats.calls >= 300, 60_000, '300 calls at the server');
   assert.ok(backendPath.tunnels > 0, 'the cut-off worker called through its proxy');
   backendPath.partition();
@@ -171,22 +145,7 @@ test('a worker whose Redis goes away (connections refused, then closed at once, 
   // It takes chunks again: a small run on the restarted Redis completes.
   const dir = tempDir(t);
   writeInput(path.join(dir, 'input.jsonl'), 20);
-  const run = spawnCli(
-    [
-      'run',
-      writeJob(dir, server.address, {concurrency: 4}),
-      '--redis',
-      redis.url,
-      '--prefix',
-      prefix,
-      '--json',
-      '--no-progress',
-      '--state',
-      path.join(dir, 'state.db'),
-    ],
-    {cwd: dir, timeoutMs: 120_000},
-  );
-  t.after(() => run.child.kill('SIGKILL'));
+  const run = startCoordinator(t, dir, writeJob(dir, server.address, {concurrency: 4}), {prefix, url: redis.url});
   const result = await run.done;
   assert.equal(result.code, 0, result.stderr);
   assert.equal((JSON.parse(result.stdout) as {ok: number}).ok, 20);
@@ -216,24 +175,11 @@ test('no worker can reach the backend: the chunks go round the workers, and once
   const workers = startWorkers(t, 2, {prefix, chunks: 4, lockDuration: '2s', env: {grpc_proxy: backendPath.url}});
   const logs = workers.map(stderrOf);
   await workersReady(workers);
-  const coordinator = spawnCli(
-    [
-      'run',
-      writeJob(dir, server.address, {concurrency: 16, deadline: '1s', maxOutage: '4s'}),
-      '--redis',
-      REDIS_URL,
-      '--prefix',
-      prefix,
-      '--chunk-size',
-      '250',
-      '--json',
-      '--no-progress',
-      '--state',
-      path.join(dir, 'state.db'),
-    ],
-    {cwd: dir, timeoutMs: 180_000},
-  );
-  t.after(() => coordinator.child.kill('SIGKILL'));
+  const coordinator = startCoordinator(t, dir, writeJob(dir, server.address, {concurrency: 16, deadline: '1s', maxOutage: '4s'}), {
+    prefix,
+    chunkSize: 250,
+    timeoutMs: 180_000,
+  });
   await waitFor(() => server.stats.calls >= 200, 60_000, '200 calls at the server');
   backendPath.partition();
   const result = await coordinator.done;
